@@ -1,0 +1,142 @@
+"""SQLAlchemy 2 for nameko: one engine per container, one session per unit of work.
+
+Writes are committed *inside* the worker (`with db.transaction() as session:`), because
+nameko sends an RPC reply before dependencies see `worker_result`: a commit there would let
+a caller read a reply whose data is not yet visible, or lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from nameko.extensions import DependencyProvider
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from common import settings
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine with a pool wide enough for every worker of a container."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def alembic_config(service_name: str, migrations_dir: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["version_table"] = f"alembic_version_{service_name}"
+    return config
+
+
+def migrate(engine: Engine, service_name: str, migrations_dir: Path) -> None:
+    """`alembic upgrade head`, safe when several instances of the service start together.
+
+    PostgreSQL: a session-level advisory lock serialises the upgrades. SQLite: a file lock
+    beside the database file does the same for processes on this machine.
+    """
+    config = alembic_config(service_name, migrations_dir)
+    if engine.dialect.name == "postgresql":
+        key = zlib.crc32(f"license-portal-migrate-{service_name}".encode())
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                connection.commit()
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+        return
+    database = engine.url.database or ""
+    lock_path = Path(f"{database}.migrate.lock") if database not in ("", ":memory:") else None
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        if lock_path is None:
+            command.upgrade(config, "head")
+            connection.commit()
+            return
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class Db:
+    """What a worker gets: transactions on the service's database."""
+
+    def __init__(self, factory: sessionmaker) -> None:
+        self._factory = factory
+
+    @property
+    def dialect(self) -> str:
+        return self._factory.kw["bind"].dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Commit on success, roll back on any exception, always close."""
+        session = self._factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        with self.transaction() as session:
+            session.execute(text("SELECT 1"))
+
+
+class Database(DependencyProvider):
+    """Dependency: `db = Database("auth", migrations_dir)`; migrates when the container starts."""
+
+    def __init__(self, service_name: str, migrations_dir: Path | str) -> None:
+        self.service_name = service_name
+        self.migrations_dir = Path(migrations_dir)
+        self.engine: Engine | None = None
+        self.factory: sessionmaker | None = None
+
+    def setup(self) -> None:
+        workers = int(getattr(self.container, "max_workers", 10) or 10)
+        self.engine = make_engine(settings.database_url(self.service_name), pool_size=workers + 2)
+        migrate(self.engine, self.service_name, self.migrations_dir)
+        self.factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> Db:
+        return Db(self.factory)

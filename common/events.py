@@ -1,0 +1,85 @@
+"""Events: past-tense facts with an `event_id`, and queues that exist before anyone publishes.
+
+nameko publishes events with `mandatory=False`, so an event whose consumer queue was never
+declared (its consumer has never started) is dropped silently. `SUBSCRIPTIONS` lists every
+SERVICE_POOL handler in the suite; each producer declares its consumers' queues when it
+starts (and `portalctl bus declare` does it for ops), so a cold start in any order loses
+nothing. A test checks this table against the real `@event_handler` declarations.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from kombu import Connection, Queue
+from nameko.events import EventDispatcher
+from nameko.standalone.events import get_event_exchange
+
+from common import settings
+
+# (source service, event type, consuming service, handler method)
+SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
+    ("auth", "company_created", "notify", "on_company_created"),
+    ("auth", "password_reset_requested", "notify", "on_password_reset_requested"),
+    ("auth", "password_changed", "notify", "on_password_changed"),
+]
+
+
+def queue_for(source: str, event_type: str, consumer: str, method: str) -> Queue:
+    """The queue nameko's SERVICE_POOL `@event_handler` declares, with identical arguments."""
+    return Queue(
+        f"evt-{source}-{event_type}--{consumer}.{method}",
+        exchange=get_event_exchange(source),
+        routing_key=event_type,
+        durable=True,
+        auto_delete=False,
+        exclusive=False,
+    )
+
+
+def subscription_queues(source: str | None = None) -> list[Queue]:
+    return [queue_for(*row) for row in SUBSCRIPTIONS if source is None or row[0] == source]
+
+
+def declare_subscriptions(amqp_uri: str | None = None, source: str | None = None) -> int:
+    """Declare the exchanges and consumer queues (of `source`, or all); returns the count."""
+    queues = subscription_queues(source)
+    with Connection(amqp_uri or settings.amqp_uri()) as connection:
+        channel = connection.channel()
+        for queue in queues:
+            queue.bind(channel).declare()
+    return len(queues)
+
+
+def new_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with a fresh `event_id` and `occurred_at` (UTC, ISO 8601)."""
+    return {
+        **payload,
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+
+class EventBus(EventDispatcher):
+    """Dependency: `events = EventBus()`, then `self.events("company_created", {...})`.
+
+    Declares this service's consumer queues at start-up, and stamps every payload with an
+    `event_id` and `occurred_at`. Call it after the transaction that made the fact true.
+    """
+
+    def setup(self) -> None:
+        # the parent declares everything in `self.declare` when the container starts
+        self.declare.extend(subscription_queues(self.container.service_name))
+        super().setup()
+
+    def get_dependency(self, worker_ctx):
+        dispatch = super().get_dependency(worker_ctx)
+
+        def publish(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+            event = new_event(payload)
+            dispatch(event_type, event)
+            return event
+
+        return publish

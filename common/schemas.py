@@ -1,0 +1,43 @@
+"""Schema helpers shared by every service and the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from common.errors import validation_error
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """Validate `data` with `schema`, raising a `ValidationFailed` that names the fields."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise validation_error({"_schema": ["Expected a JSON object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
+
+
+def _no_nul(value: str) -> bool:
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+    return True
+
+
+def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
+    """A required string field with length bounds and no NUL characters."""
+    return fields.String(
+        required=kwargs.pop("required", True),
+        validate=[validate.Length(min=min_length, max=max_length), _no_nul],
+        **kwargs,
+    )
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, so typos in a client are found, not ignored."""
+
+    class Meta:
+        unknown = "raise"

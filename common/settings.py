@@ -1,0 +1,57 @@
+"""Settings with one name everywhere: nameko config first, then the environment, then a default.
+
+`nameko run --config config.yaml` fills `nameko.config` from the environment, and tests
+patch it per container, so reading through `nameko.config` keeps both paths honest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nameko import config as nameko_config
+
+DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
+
+
+def get(key: str, default: str | None = None) -> str | None:
+    """Return the setting `key`, or `default` when neither config nor environment has it."""
+    value = nameko_config.get(key)
+    if value in (None, ""):
+        value = os.environ.get(key)
+    if value in (None, ""):
+        return default
+    return str(value)
+
+
+def get_int(key: str, default: int) -> int:
+    value = get(key)
+    return default if value is None else int(value)
+
+
+def get_float(key: str, default: float) -> float:
+    value = get(key)
+    return default if value is None else float(value)
+
+
+def var_dir() -> Path:
+    """The folder for embedded databases, generated keys and `.eml` mail; created on demand."""
+    path = Path(get("VAR_DIR", "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def amqp_uri() -> str:
+    return get("AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def database_url(service_name: str) -> str:
+    """`<SERVICE>_DATABASE_URL`, defaulting to an SQLite file under `var/`."""
+    url = get(f"{service_name.upper()}_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{var_dir() / (service_name + '.db')}"
+
+
+def portal_url() -> str:
+    return get("PORTAL_URL", "http://localhost:8000").rstrip("/")

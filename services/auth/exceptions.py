@@ -1,0 +1,50 @@
+"""Errors the auth service raises across the bus (codes are part of the public contract)."""
+
+from common.errors import Conflict, NotFound, PortalError, ValidationFailed
+
+
+class InvalidCredentials(PortalError):
+    code = "invalid_credentials"
+    message = "The login or password is incorrect."
+
+
+class Unauthenticated(PortalError):
+    code = "unauthenticated"
+    message = "Please log in: the session is missing, expired or revoked."
+
+
+class TooManyAttempts(PortalError):
+    code = "too_many_attempts"
+    message = "Too many failed attempts. Try again later."
+
+
+class InvalidToken(PortalError):
+    code = "invalid_token"
+    message = "This link is invalid, used or expired. Ask for a new one."
+
+
+class WeakPassword(ValidationFailed):
+    code = "weak_password"
+    message = "The new password does not meet the rules."
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    message = "A company with this contact email already exists."
+
+
+class CompanyNotFound(NotFound):
+    code = "company_not_found"
+    message = "No company with this customer ID."
+
+
+__all__ = [
+    "CompanyNotFound",
+    "EmailTaken",
+    "InvalidCredentials",
+    "InvalidToken",
+    "PortalError",
+    "TooManyAttempts",
+    "Unauthenticated",
+    "WeakPassword",
+]

@@ -1,0 +1,83 @@
+"""The OpenAPI 3 document, generated from the route registry and its marshmallow schemas."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from gateway import schemas
+from gateway.errors import status_for
+from gateway.http import ROUTES
+
+_PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+
+
+def _schema_name(schema) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    return cls.__name__
+
+
+@lru_cache(maxsize=1)
+def build() -> dict[str, Any]:
+    spec = APISpec(
+        title="License Portal API",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        info={
+            "description": "Customer portal and product activation API. Errors are always "
+            '`{"error": {"code", "message", "details"}}`.'
+        },
+    )
+    spec.components.schema("Error", schema=schemas.Error)
+    spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
+    paths: dict[str, dict[str, Any]] = {}
+    for entry in ROUTES:
+        path = _PARAM.sub(r"{\1}", entry.path)
+        parameters = [
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in _PARAM.findall(entry.path)
+        ]
+        success: dict[str, Any] = {"description": "OK"}
+        if entry.response is not None:
+            success["content"] = {entry.content_type: {"schema": entry.response}}
+        elif entry.content_type != "application/json":
+            success["content"] = {entry.content_type: {"schema": {"type": "string"}}}
+        responses: dict[str, Any] = {str(entry.status): success}
+        error_codes = list(entry.errors)
+        if entry.body is not None:
+            error_codes += ["invalid_json", "validation_error", "payload_too_large"]
+        if entry.auth == "session":
+            error_codes.append("unauthenticated")
+        error_codes.append("service_unavailable")
+        for code in error_codes:
+            status = str(status_for(code))
+            described = responses.setdefault(
+                status,
+                {"description": "", "content": {"application/json": {"schema": "Error"}}},
+            )
+            described["description"] = ", ".join(
+                filter(None, [described["description"], f"`{code}`"])
+            )
+        operation: dict[str, Any] = {
+            "summary": entry.summary,
+            "tags": entry.tags,
+            "responses": responses,
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if entry.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": entry.body}},
+            }
+        if entry.auth == "session":
+            operation["security"] = [{"session": []}]
+        paths.setdefault(path, {})[entry.method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

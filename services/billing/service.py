@@ -1,0 +1,23 @@
+"""The billing service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nameko.rpc import rpc
+
+from common.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class BillingService:
+    name = "billing"
+
+    db = Database("billing", MIGRATIONS)
+
+    @rpc
+    def ping(self) -> dict[str, str]:
+        """Readiness: `{"service": "billing", "status": "ok"}` once the database answers."""
+        self.db.ping()
+        return {"service": self.name, "status": "ok"}

@@ -55,7 +55,9 @@ def status_for(code: str) -> int:
     return 400
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
     response = Response(
         body, status=status, mimetype="application/json" if payload is not None else None

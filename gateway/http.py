@@ -97,10 +97,8 @@ def read_json(request: Request, schema: Schema | None = None) -> dict[str, Any]:
     else:
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PortalError(
-                "The request body is not valid JSON.", code="invalid_json"
-            ) from exc
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise PortalError("The request body is not valid JSON.", code="invalid_json") from exc
     if schema is None:
         return data
     return load(schema, data)

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): throughput and latency figures the issues ask for."""

@@ -1,0 +1,50 @@
+"""`make bench`: start the suite on PostgreSQL once and run every benchmark module against it.
+
+A benchmark module defines `run(suite) -> list[str]` (the lines to print). Figures depend on
+the machine and on what else runs on it: compare ratios and medians, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+MODULES = ("bench.licensing", "bench.client")
+
+
+def main() -> int:
+    from bench.harness import running_suite
+
+    selected = sys.argv[1:] or list(MODULES)
+    available = []
+    for name in selected:
+        try:
+            available.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            print(f"({name}: not present in this checkout)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    standalone = [m for m in available if getattr(m, "NEEDS_SUITE", True) is False]
+    with_suite = [m for m in available if m not in standalone]
+    for module in standalone:
+        for line in module.run(None):
+            print(line)
+    if with_suite:
+        with running_suite() as suite:
+            for module in with_suite:
+                for line in module.run(suite):
+                    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Shared parts of the benchmarks: a suite on PostgreSQL, a load driver, the figures.
+
+The suite runs as real processes (as in production) on fresh PostgreSQL databases and a
+fresh RabbitMQ vhost; load comes from `clients` threads on this machine over loopback, each
+with a keep-alive HTTP connection, for a fixed number of requests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.support import infra
+from tests.support.suite import SERVICES, Suite
+
+
+@dataclass
+class Figures:
+    name: str
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return ordered[index]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(0.99)
+
+    def line(self, baseline: Figures | None = None) -> str:
+        ratio = f"  {self.throughput / baseline.throughput:5.2f}x baseline" if baseline else ""
+        return (
+            f"{self.name:<28} {self.throughput:8.1f} req/s   p50 {self.p50:6.1f} ms   "
+            f"p99 {self.p99:6.1f} ms   errors {self.errors}{ratio}"
+        )
+
+
+def drive(
+    name: str,
+    call: Callable[[requests.Session, int], bool],
+    total: int,
+    clients: int = 16,
+) -> Figures:
+    """Run `total` calls of `call(session, i)` (True = success) from `clients` threads."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        nonlocal errors
+        session = requests.Session()
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            started = time.perf_counter()
+            ok = call(session, index)
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                if not ok:
+                    errors += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Figures(name, total, time.perf_counter() - started, latencies, errors)
+
+
+@contextmanager
+def running_suite(extra_env: dict[str, str] | None = None) -> Iterator[Suite]:
+    """The whole suite on fresh PostgreSQL databases and a fresh vhost, torn down after."""
+    run = f"bench_{infra.RUN_ID}"
+    vhost = f"lp-{run}"
+    env = {"AMQP_URI": infra.create_vhost(vhost), "LOG_LEVEL": "WARNING", **(extra_env or {})}
+    names = []
+    for service in SERVICES:
+        name = f"lp_{run}_{service}"
+        env[f"{service.upper()}_DATABASE_URL"] = infra.create_database(name)
+        names.append(name)
+    with tempfile.TemporaryDirectory() as scratch:
+        env.setdefault("VAR_DIR", str(Path(scratch) / "var"))
+        suite = Suite(env, Path(scratch) / "logs")
+        try:
+            suite.start()
+            suite.wait_ready(timeout=90)
+            yield suite
+        finally:
+            suite.stop_all()
+            for name in names:
+                infra.drop_database(name)
+            infra.delete_vhost(vhost)

@@ -1,0 +1,3 @@
+from portalctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""`make run`: the whole suite on this machine, on the embedded defaults, with a demo company.
+
+Starts every service and the gateway as its own `nameko run` process (as ops would), waits
+until the gateway reports every service ready, seeds the demo company and prints how to log
+in. Ctrl-C stops everything. Logs go to `var/log/<service>.log`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from kombu import Connection
+
+from common import settings
+from common.events import declare_subscriptions
+from common.rpc import standalone_client
+from portalctl import demo
+
+SERVICES = ("auth", "licensing", "billing", "notify")
+READY_WITHIN = 90.0
+
+
+def broker_reachable(uri: str) -> str | None:
+    """None if RabbitMQ answers at `uri`, else why not."""
+    try:
+        with Connection(uri, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", said in one line
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    address = settings.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
+    if not env.get("PORTAL_URL"):
+        host, _, port = address.rpartition(":")
+        host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host  # noqa: S104
+        env["PORTAL_URL"] = f"http://{host}:{port}"
+    env.setdefault("GATEWAY_ADDRESS", address)
+    # silence eventlet's import-time "maintenance mode" notice in every process's log
+    env.setdefault("EVENTLET_TESTS", "0")
+    return env
+
+
+def start(module: str, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "nameko", "run", "--config", "config.yaml", module],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def wait_ready(url: str, processes: dict[str, subprocess.Popen], logs: Path) -> None:
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"{name} exited with {process.returncode}; its log ends:\n{tail}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the suite did not become ready within {READY_WITHIN:.0f}s; see {logs}/")
+
+
+def stop(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes.values():
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    uri = settings.amqp_uri()
+    problem = broker_reachable(uri)
+    if problem:
+        print(
+            f"RabbitMQ is not reachable at {uri} ({problem}). Start one "
+            "(`rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:3`) "
+            "or point AMQP_URI at yours.",
+            file=sys.stderr,
+        )
+        return 1
+    declare_subscriptions(uri)
+    env = child_env()
+    os.environ.update({"PORTAL_URL": env["PORTAL_URL"]})
+    logs = settings.var_dir() / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = {
+        name: start(f"services.{name}.service", logs / f"{name}.log", env) for name in SERVICES
+    }
+    processes["gateway"] = start("gateway.service", logs / "gateway.log", env)
+    gateway = "http://" + env["GATEWAY_ADDRESS"].replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    try:
+        print(f"Starting auth, licensing, billing, notify and the gateway (logs in {logs}/)…")
+        wait_ready(gateway, processes, logs)
+        with standalone_client() as rpc:
+            result = demo.seed(rpc.call)
+        print()
+        print(f"License Portal is running at {env['PORTAL_URL']}/")
+        print(demo.how_to_log_in(result))
+        mail = settings.get("SMTP_HOST")
+        print(
+            f"  Emails:      {'SMTP ' + mail if mail else str(settings.var_dir() / 'mail') + '/'}"
+        )
+        print("Press Ctrl-C to stop.")
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(1)
+        dead = [name for name, process in processes.items() if process.poll() is not None]
+        print(f"{', '.join(dead)} stopped; see {logs}/. Stopping the rest.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping…")
+        return 0
+    finally:
+        stop(processes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

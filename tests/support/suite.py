@@ -1,0 +1,162 @@
+"""The whole suite as real processes, for end-to-end tests and benchmarks.
+
+Each service and the gateway run as `nameko run --config config.yaml <module>`, exactly as
+ops run them, against the given environment (a vhost, PostgreSQL databases, an SMTP sink).
+Tests can stop and start single services to see what users see when one is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("auth", "licensing", "billing", "notify")
+MODULES = {name: f"services.{name}.service" for name in SERVICES} | {"gateway": "gateway.service"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Api:
+    """A small HTTP client for the gateway: `api.post("/api/v1/sessions", json=..., token=...)`."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any):
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", 15)
+        return self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any):
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any):
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any):
+        return self.request("DELETE", path, **kwargs)
+
+    def login(self, login: str, password: str) -> str:
+        response = self.post("/api/v1/sessions", json={"login": login, "password": password})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+class Suite:
+    """Processes of the suite; `start()` them, `stop(name)` one, `stop_all()` at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env}
+        self.env["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+        self.env.setdefault("PORTAL_URL", f"http://localhost:{self.port}")
+        self.env.setdefault("EVENTLET_TESTS", "0")  # no maintenance-mode notice in the logs
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, list[subprocess.Popen]] = {}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = Api(self.url)
+
+    def start(self, *names: str, instances: int = 1) -> None:
+        for name in names or tuple(MODULES):
+            for _ in range(instances):
+                index = len(self.processes.get(name, []))
+                log = open(self.log_dir / f"{name}-{index}.log", "ab")  # noqa: SIM115
+                process = subprocess.Popen(  # noqa: S603
+                    [
+                        sys.executable,
+                        "-m",
+                        "nameko",
+                        "run",
+                        "--config",
+                        "config.yaml",
+                        MODULES[name],
+                    ],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                log.close()
+                self.processes.setdefault(name, []).append(process)
+
+    def stop(self, name: str, graceful: bool = True) -> None:
+        for process in self.processes.pop(name, []):
+            self._end(process, graceful)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    @staticmethod
+    def _end(process: subprocess.Popen, graceful: bool) -> None:
+        if process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def portalctl(self, *args: str, check: bool = True) -> Any:
+        """Run `portalctl ... --json` against this suite; the parsed document (or the process)."""
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "portalctl", *args, "--json"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if not check:
+            return result
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def log(self, name: str, index: int = 0) -> str:
+        return (self.log_dir / f"{name}-{index}.log").read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = SERVICES) -> None:
+        """Until `/readyz` says the given services answer; fail with the logs of dead ones."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for name, processes in self.processes.items():
+                for index, process in enumerate(processes):
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"{name}-{index} exited ({process.returncode}):\n"
+                            + self.log(name, index)[-3000:]
+                        )
+            try:
+                response = requests.get(f"{self.url}/readyz", timeout=5)
+                last = response.json()
+                states = last.get("services", {})
+                if all(states.get(name) == "ok" for name in services):
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"suite not ready within {timeout}s: {last}")

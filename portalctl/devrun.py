@@ -88,7 +88,14 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # `kill`, a closed terminal or a CI timeout stop the children too, not only Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     uri = settings.amqp_uri()
     problem = broker_reachable(uri)
     if problem:

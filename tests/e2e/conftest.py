@@ -49,6 +49,6 @@ def suite(smtp_sink, tmp_path_factory):
         infra.delete_vhost(vhost)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api(suite):
     return suite.api

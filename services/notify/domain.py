@@ -1,0 +1,269 @@
+"""Email rules as plain Python: which email an event makes, subjects, retries and claims.
+
+Delivery states: a row is `pending` until the worker claims it (`sending`, with a lease in
+`next_attempt_at`), then `sent`, `failed` (never retried), or `pending` again with a
+backed-off `next_attempt_at`. A `sending` row whose lease ran out is claimable again: its
+worker died mid-send. `attempts` counts claims and doubles as a fencing token, so a worker
+whose lease expired cannot overwrite the outcome of the worker that reclaimed the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+PRODUCT_NAME = "License Portal"
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+RETRY = "retry"  # an outcome, not a stored status: the row goes back to pending
+CLAIMABLE = (PENDING, SENDING)
+
+DEFAULT_RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
+# Longer than one SMTP conversation plus one auth lookup can take (see mailers.SMTP_TIMEOUT),
+# so a slow send is not mistaken for a dead worker and sent twice.
+DEFAULT_LEASE = timedelta(minutes=5)
+
+MAX_ERROR_LENGTH = 500
+MAX_SUBJECT_LENGTH = 200
+REDACTED = "[redacted]"
+# payload keys whose values are credentials (links with single-use tokens)
+SECRET_KEYS = frozenset({"reset_url", "set_password_url"})
+
+# event type -> the service that publishes it; one email kind per event type
+EVENT_SOURCES: dict[str, str] = {
+    "company_created": "auth",
+    "password_reset_requested": "auth",
+    "password_changed": "auth",
+    "license_issued": "licensing",
+    "license_extended": "licensing",
+    "installation_activated": "licensing",
+    "license_expiring": "licensing",
+}
+# the kinds whose payload names the recipient; the others are looked up in auth at send time
+RECIPIENT_IN_PAYLOAD = frozenset(kind for kind, src in EVENT_SOURCES.items() if src == "auth")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who an email goes to, and the company it is about."""
+
+    email: str
+    name: str
+    company_name: str
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery a worker has claimed: everything needed to send it and record the outcome."""
+
+    id: int
+    event_id: str
+    kind: str
+    subject: str
+    attempts: int
+    payload: dict[str, Any]
+    customer_id: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt: `sent`, `retry` (at `retry_at`) or `failed`."""
+
+    status: str
+    error: str | None = None
+    retry_at: datetime | None = None
+    recipient: str | None = None
+    # the mail server (not the message) failed: later sends in the same pass would too
+    mailer_failed: bool = False
+
+
+# --- claims, leases and retries ----------------------------------------------------------
+
+
+def is_due(status: str, next_attempt_at: datetime | None, now: datetime) -> bool:
+    """Whether a worker may claim the row now (pending and due, or its lease ran out)."""
+    return status in CLAIMABLE and next_attempt_at is not None and next_attempt_at <= now
+
+
+def lease_until(now: datetime, lease: timedelta = DEFAULT_LEASE) -> datetime:
+    """When a claim taken `now` may be taken over by another worker."""
+    return now + lease
+
+
+def retry_delay(
+    attempts: int, base: timedelta = DEFAULT_RETRY_BASE, cap: timedelta = RETRY_CAP
+) -> timedelta:
+    """Exponential backoff after the `attempts`-th failed attempt: base, 2 base, 4 base, ... cap."""
+    if attempts < 1:
+        return timedelta(0)
+    # the exponent is bounded so a row retried for months cannot overflow the float
+    delay = base * (2 ** min(attempts - 1, 40))
+    return min(delay, cap)
+
+
+def retry_at(attempts: int, now: datetime, base: timedelta = DEFAULT_RETRY_BASE) -> datetime:
+    return now + retry_delay(attempts, base)
+
+
+def retry(
+    attempts: int,
+    now: datetime,
+    error: str,
+    base: timedelta = DEFAULT_RETRY_BASE,
+    recipient: str | None = None,
+    mailer_failed: bool = False,
+) -> Outcome:
+    when = retry_at(attempts, now, base)
+    return Outcome(RETRY, clean_error(error), when, recipient, mailer_failed)
+
+
+def fail(error: str, recipient: str | None = None) -> Outcome:
+    return Outcome(FAILED, clean_error(error), None, recipient)
+
+
+def sent(recipient: str) -> Outcome:
+    return Outcome(SENT, None, None, recipient)
+
+
+def clean_error(error: str) -> str:
+    """One line, bounded: `last_error` is for a human scanning a table."""
+    return " ".join(str(error).split())[:MAX_ERROR_LENGTH]
+
+
+# --- payloads ----------------------------------------------------------------------------
+
+
+def event_id_of(payload: Any) -> str | None:
+    """The payload's `event_id` if it has a usable one (for parking a bad payload once)."""
+    if isinstance(payload, dict):
+        value = payload.get("event_id")
+        if isinstance(value, str) and 0 < len(value) <= 100:
+            return value
+    return None
+
+
+def redact(payload: Any) -> Any:
+    """A copy of `payload` with the values of credential-bearing keys replaced, at any depth."""
+    if isinstance(payload, dict):
+        return {
+            key: REDACTED if key in SECRET_KEYS and value is not None else redact(value)
+            for key, value in payload.items()
+        }
+    if isinstance(payload, list):
+        return [redact(item) for item in payload]
+    return payload
+
+
+def link_expired(kind: str, data: dict[str, Any], now: datetime) -> bool:
+    """A reset email whose link has already expired is pointless: it is failed, not sent."""
+    return kind == "password_reset_requested" and data["expires_at"] <= now
+
+
+def recipient_from_payload(data: dict[str, Any]) -> Recipient:
+    company = data["company"]
+    return Recipient(
+        email=company["contact_email"].strip().lower(),
+        name=company["contact_name"],
+        company_name=company["name"],
+        customer_id=company["customer_id"],
+    )
+
+
+def recipient_from_company(company: dict[str, Any]) -> Recipient:
+    """The recipient from auth's `get_company` answer; `ValueError` if it has no email."""
+    email = str(company.get("contact_email") or "").strip().lower()
+    if "@" not in email:
+        raise ValueError("the company has no usable contact email")
+    return Recipient(
+        email=email,
+        name=str(company.get("contact_name") or company.get("name") or ""),
+        company_name=str(company.get("name") or ""),
+        customer_id=str(company.get("customer_id") or ""),
+    )
+
+
+def customer_id_of(kind: str, data: dict[str, Any]) -> str:
+    if kind in RECIPIENT_IN_PAYLOAD:
+        return data["company"]["customer_id"]
+    return data["customer_id"]
+
+
+# --- what the email says -----------------------------------------------------------------
+
+
+def clean_header_text(value: str, limit: int = MAX_SUBJECT_LENGTH) -> str:
+    """Text safe for a header: no line breaks or control characters (no header injection)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def subject(kind: str, data: dict[str, Any]) -> str:
+    """The subject line of the email an event of `kind` makes."""
+    if kind == "company_created":
+        line = f"Welcome to {PRODUCT_NAME}"
+    elif kind == "password_reset_requested":
+        line = f"Reset your {PRODUCT_NAME} password"
+    elif kind == "password_changed":
+        line = f"Your {PRODUCT_NAME} password was changed"
+    else:
+        product = data["license"]["product"]["name"]
+        if kind == "license_issued":
+            line = f"Your new {product} license is ready"
+        elif kind == "license_extended":
+            line = f"Your {product} license has been extended"
+        elif kind == "installation_activated":
+            line = f"New activation on {data['installation']['machine_name']}"
+        elif kind == "license_expiring":
+            line = f"Your {product} license {expires_in(data['days_left'])}"
+        else:
+            raise ValueError(f"no email for events of type {kind!r}")
+    return clean_header_text(line)
+
+
+def expires_in(days_left: int) -> str:
+    if days_left <= 0:
+        return "expires today"
+    if days_left == 1:
+        return "expires tomorrow"
+    return f"expires in {days_left} days"
+
+
+def template_names(kind: str) -> tuple[str, str]:
+    """The text and HTML templates of `kind`."""
+    if kind not in EVENT_SOURCES:
+        raise ValueError(f"no email for events of type {kind!r}")
+    return f"{kind}.txt", f"{kind}.html"
+
+
+def sign_in_url(portal_url: str) -> str:
+    return f"{portal_url}/"
+
+
+def license_url(portal_url: str, license_id: str) -> str:
+    return f"{portal_url}/licenses/{license_id}"
+
+
+_MESSAGE_ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def message_id(event_id: str, kind: str, sender: str) -> str:
+    """A Message-ID stable across retries, so a mail system can drop a duplicate send."""
+    local = event_id if _MESSAGE_ID_PART.match(event_id) else _digest(event_id)
+    _, at, domain = parseaddr(sender)[1].rpartition("@")
+    if not (at and _MESSAGE_ID_PART.match(domain)):
+        domain = "license-portal.invalid"
+    return f"<{local}.{kind}@{domain}>"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]

@@ -1,0 +1,72 @@
+"""The notify database: the outbox of emails (`deliveries`) and events parked as unusable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.timeutil import UTCDateTime
+
+# Rows the delivery worker may still claim; sent and failed rows are finished.
+_OPEN = text("status IN ('pending', 'sending')")
+
+
+class NotifyBase(DeclarativeBase):
+    """The notify service's own metadata: no table is shared with another service."""
+
+
+class Delivery(NotifyBase):
+    """One email, recorded when its event arrives and worked off by the delivery worker.
+
+    `payload` holds the event until the email is sent, because the email is rendered at send
+    time; it is cleared then, so reset links do not outlive their delivery in the database.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # the worker's poll touches open rows only; finished rows stay out of the index
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+        Index("ix_deliveries_recipient", "recipient"),
+        Index("ix_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # the idempotency key: a redelivered event finds its row and adds nothing
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(32))
+    # unknown until send time for licensing events (looked up in auth then)
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[Any | None] = mapped_column(JSON)
+    # pending: when to try; sending: when the claim's lease runs out; finished: NULL
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ParkedEvent(NotifyBase):
+    """An event whose payload could not be used: kept for a human, never retried by itself."""
+
+    __tablename__ = "parked_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL when the payload had no usable event_id; NULLs never collide on a unique key
+    event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

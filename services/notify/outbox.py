@@ -1,0 +1,273 @@
+"""Outbox use cases: record an event as a pending email, then deliver due emails with retries.
+
+Recording and sending are separate on purpose. The event handler only writes a row (in its
+own transaction, idempotent by `event_id`) and lets the message be acked; the delivery
+worker claims due rows, renders and sends outside any transaction, and records the outcome.
+A crash between the two loses nothing: the row is still due, or its lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from common import settings
+from common.errors import PortalError
+from common.timeutil import utcnow
+from services.notify import domain, mailers, rendering, schemas
+from services.notify.exceptions import DeliveryError, InvalidEvent
+from services.notify.mailers import Mailer
+from services.notify.repository import Store
+
+log = logging.getLogger(__name__)
+
+# auth's error code for an unknown customer ID (part of auth's public contract)
+COMPANY_NOT_FOUND = "company_not_found"
+MAX_PARK_ERROR_LENGTH = 2000
+
+
+class CompanyDirectory(Protocol):
+    """Who a company's emails go to: auth's `get_company` over RPC (a fake in unit tests)."""
+
+    def get_company(self, customer_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The settings of the delivery worker, read once per worker."""
+
+    sender: str
+    portal_url: str
+    retry_base: timedelta = domain.DEFAULT_RETRY_BASE
+    lease: timedelta = domain.DEFAULT_LEASE
+
+    @classmethod
+    def from_settings(cls) -> DeliveryOptions:
+        return cls(
+            sender=mailers.mail_from(),
+            portal_url=settings.portal_url(),
+            retry_base=timedelta(
+                seconds=settings.get_float(
+                    "NOTIFY_RETRY_BASE_SECONDS", domain.DEFAULT_RETRY_BASE.total_seconds()
+                )
+            ),
+            lease=timedelta(
+                seconds=settings.get_float(
+                    "NOTIFY_LEASE_SECONDS", domain.DEFAULT_LEASE.total_seconds()
+                )
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` did: a new delivery (`delivery_id`), a duplicate (neither), or parked."""
+
+    delivery_id: int | None = None
+    parked: bool = False
+
+    @property
+    def duplicate(self) -> bool:
+        return self.delivery_id is None and not self.parked
+
+
+def prepare(kind: str, payload: Any) -> dict[str, Any]:
+    """The outbox row of a valid event; `InvalidEvent` if no email can be made of it."""
+    data = schemas.load_event(kind, payload)
+    recipient = None
+    if kind in domain.RECIPIENT_IN_PAYLOAD:
+        recipient = domain.recipient_from_payload(data).email
+    return {
+        "event_id": data["event_id"],
+        "kind": kind,
+        "customer_id": domain.customer_id_of(kind, data),
+        "recipient": recipient,
+        "subject": domain.subject(kind, data),
+        # the event as it came: the email is rendered from it at send time
+        "payload": payload,
+    }
+
+
+def record(store: Store, source: str, kind: str, payload: Any, now: datetime) -> Recorded:
+    """Record the email an event asks for, once per `event_id`; park a payload that is unusable.
+
+    Only database errors leave this function: they mean "try the message again later".
+    """
+    try:
+        row = prepare(kind, payload)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with a payload, it is parked
+        error = describe_invalid(exc)
+        with store.repository() as repo:
+            repo.park(
+                event_id=domain.event_id_of(payload),
+                source=source,
+                event_type=kind,
+                payload=domain.redact(payload),
+                error=error,
+                now=now,
+            )
+        log.warning(
+            "parked a %s.%s event (event_id %s): %s",
+            source,
+            kind,
+            domain.event_id_of(payload),
+            error,
+        )
+        return Recorded(parked=True)
+    with store.repository() as repo:
+        delivery_id = repo.add_delivery(source=source, now=now, **row)
+    if delivery_id is None:
+        log.info("event %s (%s) was recorded before; nothing to do", row["event_id"], kind)
+    return Recorded(delivery_id=delivery_id)
+
+
+def describe_invalid(exc: Exception) -> str:
+    """Why a payload was parked, naming the fields (marshmallow never echoes their values)."""
+    if isinstance(exc, InvalidEvent):
+        fields = exc.details.get("fields")
+        text = exc.message
+        if fields:
+            text = f"{text} {'; '.join(_flatten(fields))}"
+    else:
+        text = f"Cannot read the payload: {type(exc).__name__}"
+    return text[:MAX_PARK_ERROR_LENGTH]
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        lines = []
+        for key, value in messages.items():
+            lines.extend(_flatten(value, f"{prefix}{key}."))
+        return lines
+    if isinstance(messages, list) and all(isinstance(item, str) for item in messages):
+        return [f"{prefix.rstrip('.') or 'payload'}: {' '.join(messages)}"]
+    return [f"{prefix.rstrip('.') or 'payload'}: {messages}"]
+
+
+def resolve_recipient(
+    claim: domain.Claim, data: dict[str, Any], directory: CompanyDirectory
+) -> domain.Recipient:
+    """From the payload for auth's events; from auth, at send time, for the others."""
+    if claim.kind in domain.RECIPIENT_IN_PAYLOAD:
+        return domain.recipient_from_payload(data)
+    return domain.recipient_from_company(directory.get_company(claim.customer_id))
+
+
+def attempt(
+    claim: domain.Claim,
+    mailer: Mailer,
+    directory: CompanyDirectory,
+    options: DeliveryOptions,
+    now: datetime,
+) -> domain.Outcome:
+    """Render and send one claimed email; what became of it."""
+    data = schemas.load_event(claim.kind, claim.payload)  # it was valid when recorded
+    if domain.link_expired(claim.kind, data, now):
+        return domain.fail("The reset link expired before the email could be sent.")
+    try:
+        recipient = resolve_recipient(claim, data, directory)
+    except PortalError as exc:
+        if exc.code == COMPANY_NOT_FOUND:
+            return domain.fail(
+                f"No company with customer ID {claim.customer_id} ({COMPANY_NOT_FOUND}):"
+                " there is nobody to send this email to."
+            )
+        # auth down or failing: the company is probably fine, so try again later
+        return domain.retry(
+            claim.attempts,
+            now,
+            f"Cannot look up the recipient: auth answered {exc.code}.",
+            options.retry_base,
+        )
+    except ValueError as exc:
+        return domain.retry(
+            claim.attempts, now, f"Cannot use the recipient: {exc}.", options.retry_base
+        )
+    message = rendering.compose(claim, data, recipient, options.sender, options.portal_url, now)
+    try:
+        mailer.send(message)
+    except DeliveryError as exc:
+        return domain.retry(
+            claim.attempts,
+            now,
+            str(exc),
+            options.retry_base,
+            recipient=recipient.email,
+            mailer_failed=True,
+        )
+    return domain.sent(recipient.email)
+
+
+def deliver(
+    store: Store,
+    claim: domain.Claim,
+    mailer: Mailer,
+    directory: CompanyDirectory,
+    options: DeliveryOptions,
+    clock: Callable[[], datetime] = utcnow,
+) -> domain.Outcome:
+    """Attempt one claimed delivery and record the outcome (sent, retry later, or failed)."""
+    now = clock()
+    try:
+        outcome = attempt(claim, mailer, directory, options, now)
+    except Exception as exc:  # noqa: BLE001 - a bug must not drop the email: retry it later
+        log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
+        outcome = domain.retry(
+            claim.attempts, now, f"Unexpected error: {type(exc).__name__}", options.retry_base
+        )
+    with store.repository() as repo:
+        recorded = repo.finish(claim, outcome, clock())
+    if not recorded:
+        log.warning(
+            "delivery %s (%s): the claim's lease ran out before attempt %d finished; "
+            "the newer attempt's outcome stands",
+            claim.id,
+            claim.kind,
+            claim.attempts,
+        )
+    elif outcome.status == domain.SENT:
+        log.info("delivery %s (%s) sent to %s", claim.id, claim.kind, outcome.recipient)
+    elif outcome.status == domain.FAILED:
+        log.error("delivery %s (%s) failed for good: %s", claim.id, claim.kind, outcome.error)
+    else:
+        log.warning(
+            "delivery %s (%s) attempt %d failed: %s; next attempt at %s",
+            claim.id,
+            claim.kind,
+            claim.attempts,
+            outcome.error,
+            outcome.retry_at.isoformat(),
+        )
+    return outcome
+
+
+def deliver_due(
+    store: Store,
+    mailer: Mailer,
+    directory: CompanyDirectory,
+    options: DeliveryOptions,
+    *,
+    only_id: int | None = None,
+    limit: int = 100,
+    clock: Callable[[], datetime] = utcnow,
+) -> list[domain.Outcome]:
+    """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
+
+    One claim per transaction keeps every lease as long as one send, not a batch. The pass
+    stops at the first mail server failure: the rest would most likely fail the same way,
+    and the next pass comes soon.
+    """
+    outcomes: list[domain.Outcome] = []
+    while len(outcomes) < limit:
+        with store.repository() as repo:
+            claim = repo.claim_next(clock(), options.lease, only_id)
+        if claim is None:
+            break
+        outcome = deliver(store, claim, mailer, directory, options, clock)
+        outcomes.append(outcome)
+        if only_id is not None or outcome.mailer_failed:
+            break
+    return outcomes

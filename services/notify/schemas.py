@@ -1,0 +1,149 @@
+"""Payload schemas: the events notify consumes, and the arguments of its RPC methods.
+
+Event schemas EXCLUDE unknown fields: producers may add fields without breaking notify.
+What they do check is what an email needs; a payload that fails them is parked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from common.schemas import StrictSchema
+from services.notify.exceptions import InvalidEvent
+
+# Links must be web links: a `javascript:` URL must never become a button in an email.
+_link = {"schemes": {"http", "https"}, "require_tld": False}
+
+
+class Moment(fields.Field):
+    """An ISO 8601 date-time (or date) as an aware UTC datetime; a missing zone means UTC."""
+
+    default_error_messages = {"invalid": "Not a valid ISO 8601 date-time."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str) or len(value) > 64:
+            raise self.make_error("invalid")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _name(max_length: int = 200) -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=max_length))
+
+
+class EventSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    # part of the contract, but no email needs it: a producer that forgets it loses nothing
+    occurred_at = Moment(load_default=None, allow_none=True)
+
+
+class _Part(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Company(_Part):
+    customer_id = _name(32)
+    name = _name()
+    contact_name = _name()
+    contact_email = fields.Email(required=True, validate=validate.Length(max=254))
+
+
+class Product(_Part):
+    code = _name(64)
+    name = _name()
+
+
+class License(_Part):
+    license_id = _name(64)
+    product = fields.Nested(Product, required=True)
+    seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    expires_at = Moment(load_default=None, allow_none=True)  # None: perpetual
+    status = _name(32)
+
+
+class Installation(_Part):
+    installation_id = _name(200)
+    machine_name = _name(200)
+    activated_at = Moment(required=True)
+
+
+class CompanyCreated(EventSchema):
+    company = fields.Nested(Company, required=True)
+    set_password_url = fields.Url(load_default=None, allow_none=True, **_link)
+    expires_at = Moment(load_default=None, allow_none=True)
+
+
+class PasswordResetRequested(EventSchema):
+    company = fields.Nested(Company, required=True)
+    reset_url = fields.Url(required=True, **_link)
+    expires_at = Moment(required=True)
+
+
+class PasswordChanged(EventSchema):
+    company = fields.Nested(Company, required=True)
+    how = fields.String(required=True, validate=validate.OneOf(["change", "reset"]))
+    changed_at = Moment(required=True)
+
+
+class LicenseEvent(EventSchema):
+    customer_id = _name(32)
+    license = fields.Nested(License, required=True)
+
+
+class LicenseIssued(LicenseEvent):
+    pass
+
+
+class LicenseExtended(LicenseEvent):
+    previous_expires_at = Moment(load_default=None, allow_none=True)
+
+
+class InstallationActivated(LicenseEvent):
+    installation = fields.Nested(Installation, required=True)
+
+
+class LicenseExpiring(LicenseEvent):
+    days_left = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
+    "company_created": CompanyCreated,
+    "password_reset_requested": PasswordResetRequested,
+    "password_changed": PasswordChanged,
+    "license_issued": LicenseIssued,
+    "license_extended": LicenseExtended,
+    "installation_activated": InstallationActivated,
+    "license_expiring": LicenseExpiring,
+}
+
+
+def load_event(kind: str, payload: Any) -> dict[str, Any]:
+    """The validated event of type `kind`, or `InvalidEvent` saying what is wrong with it."""
+    schema = EVENT_SCHEMAS.get(kind)
+    if schema is None:
+        raise InvalidEvent(f"No email is made for events of type {kind!r}.")
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"Expected an object, got {type(payload).__name__}.")
+    try:
+        return schema().load(payload)
+    except ValidationError as exc:
+        raise InvalidEvent(details={"fields": exc.messages}) from exc
+
+
+class ListDeliveries(StrictSchema):
+    limit = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
+    recipient = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
+
+
+class ListParked(StrictSchema):
+    limit = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))

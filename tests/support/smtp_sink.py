@@ -1,0 +1,274 @@
+"""A real SMTP server on loopback for tests, in its own process, and a small API to read its mail.
+
+The server (aiosmtpd) runs as a subprocess because the tests run under eventlet's monkey
+patch, which does not mix with asyncio in one process:
+
+    python -m tests.support.smtp_sink --port 2525 --dir /tmp/mail [--fail-first 2]
+
+Every accepted message is saved as `<dir>/<receive time ns>-<n>.eml` (written to a
+temporary name, then renamed), with the SMTP envelope added as two headers,
+`X-Sink-Mail-From` and `X-Sink-Rcpt-To`. `--fail-first N` answers `451` (a temporary
+failure, so a well-behaved sender retries) to the first N messages for each recipient.
+
+In tests:
+
+    sink = SmtpSink(tmp_path / "mail", fail_first=1).start()
+    config = {**sink.settings, ...}          # {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port}
+    message = sink.wait_for(to="ada@acme.test", timeout=10)
+    assert message["Subject"] == "Welcome to License Portal"
+    sink.stop()
+
+or `with SmtpSink(path) as sink: ...`. To have mail refused for a while, give a `port`
+(`free_port()`) to the code under test first and `start()` the sink later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+Predicate = Callable[[EmailMessage], bool]
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nobody listens on right now (a race only with other port pickers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """Runs the sink server in a subprocess and reads what it received.
+
+    `directory` is where messages land (created if needed); `port` is picked when not given;
+    `fail_first` makes the server answer 451 to the first N messages for each recipient.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        port: int | None = None,
+        fail_first: int = 0,
+        host: str = HOST,
+    ) -> None:
+        self.directory = Path(directory)
+        self.host = host
+        self.port = port or free_port(host)
+        self._port_chosen = port is None
+        self.fail_first = fail_first
+        self._process: subprocess.Popen | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> SmtpSink:
+        """Start the server and return once it accepts connections (greets with 220)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            self._process = self._spawn()
+            if self._wait_until_ready(timeout):
+                return self
+            self.stop()
+            if not self._port_chosen:
+                break
+            self.port = free_port(self.host)  # someone took the port meanwhile: pick again
+        raise RuntimeError(f"the SMTP sink did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        """Stop the server (messages already received stay readable)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def settings(self) -> dict[str, str | int]:
+        """The notify configuration that sends mail here."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": self.port}
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "sink.log"
+
+    def __enter__(self) -> SmtpSink:
+        return self.start() if not self.running else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _spawn(self) -> subprocess.Popen:
+        command = [
+            sys.executable,
+            "-m",
+            "tests.support.smtp_sink",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.directory),
+            "--fail-first",
+            str(self.fail_first),
+        ]
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log)
+
+    def _wait_until_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                return False
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=1) as probe,
+            ):
+                if probe.recv(3) == b"220":
+                    probe.sendall(b"QUIT\r\n")
+                    return True
+            time.sleep(0.05)
+        return False
+
+    # --- reading mail ---------------------------------------------------------------------
+
+    def messages(self, to: str | None = None) -> list[EmailMessage]:
+        """Every received message in arrival order, or those whose envelope includes `to`."""
+        found = []
+        for path in sorted(self.directory.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+            if to is None or to.lower() in envelope_recipients(message):
+                found.append(message)
+        return found
+
+    def wait_for(
+        self,
+        predicate: Predicate | None = None,
+        *,
+        to: str | None = None,
+        timeout: float = 10.0,
+    ) -> EmailMessage:
+        """The first message (sent `to`, if given) matching `predicate`; waits up to `timeout`.
+
+        Raises `AssertionError` listing what did arrive, so a failing test says why.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages(to):
+                if predicate is None or predicate(message):
+                    return message
+            if time.monotonic() >= deadline:
+                seen = [(m["X-Sink-Rcpt-To"], m["Subject"]) for m in self.messages()]
+                raise AssertionError(
+                    f"no matching message to {to or 'anyone'} within {timeout}s; got {seen}"
+                )
+            time.sleep(0.05)
+
+
+def envelope_recipients(message: EmailMessage) -> list[str]:
+    """The SMTP envelope recipients the sink recorded for `message`, lower-cased."""
+    value = message.get("X-Sink-Rcpt-To", "")
+    return [address.strip().lower() for address in str(value).split(",") if address.strip()]
+
+
+def text_body(message: EmailMessage) -> str:
+    """The text/plain part of `message` (empty if it has none)."""
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def html_body(message: EmailMessage) -> str:
+    """The text/html part of `message` (empty if it has none)."""
+    part = message.get_body(preferencelist=("html",))
+    return part.get_content() if part is not None else ""
+
+
+# --- the server process -------------------------------------------------------------------
+
+
+class _SinkHandler:
+    """aiosmtpd handler: saves each message, or refuses the first N per recipient with 451."""
+
+    def __init__(self, directory: Path, fail_first: int) -> None:
+        self.directory = directory
+        self.fail_first = fail_first
+        self.attempts: dict[str, int] = {}
+        self.saved = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
+        recipients = ",".join(sorted(address.lower() for address in envelope.rcpt_tos))
+        self.attempts[recipients] = self.attempts.get(recipients, 0) + 1
+        if self.attempts[recipients] <= self.fail_first:
+            return "451 4.3.0 Temporarily unable to accept the message (test sink)"
+        self.saved += 1
+        name = f"{time.time_ns():020d}-{self.saved:06d}.eml"
+        header = (
+            f"X-Sink-Mail-From: {envelope.mail_from}\r\nX-Sink-Rcpt-To: {recipients}\r\n"
+        ).encode()
+        temporary = self.directory / f".{name}.tmp"
+        temporary.write_bytes(header + envelope.original_content)
+        os.replace(temporary, self.directory / name)
+        return "250 2.0.0 Message accepted"
+
+
+def _serve(host: str, port: int, directory: Path, fail_first: int) -> None:
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handler = _SinkHandler(directory, fail_first)
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="smtp-sink.test", enable_SMTPUTF8=True), host, port
+        )
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await stopping.wait()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+
+
+def _main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="An SMTP server that saves mail as .eml files.")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--fail-first", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    _serve(args.host, args.port, args.dir, args.fail_first)
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,116 @@
+"""Example event payloads in the shapes producers publish (shared by the notify tests)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+PORTAL_URL = "http://portal.test"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def unique_email(label: str = "contact") -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}@example.test"
+
+
+def company(email: str | None = None, **overrides: Any) -> dict[str, Any]:
+    values = {
+        "customer_id": "C" + str(uuid.uuid4().int)[:7],
+        "name": "Acme Engineering",
+        "contact_name": "Ada Lovelace",
+        "contact_email": email or unique_email(),
+        "has_password": False,
+        "created_at": iso(datetime.now(UTC)),
+    }
+    values.update(overrides)
+    return values
+
+
+def license_(**overrides: Any) -> dict[str, Any]:
+    values = {
+        "license_id": "L" + uuid.uuid4().hex[:10].upper(),
+        "product": {"code": "cad-pro", "name": "CAD Pro"},
+        "seats": 5,
+        "expires_at": "2027-01-31T00:00:00+00:00",
+        "status": "active",
+    }
+    values.update(overrides)
+    return values
+
+
+def event(body: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        **body,
+        "event_id": event_id or uuid.uuid4().hex,
+        "occurred_at": iso(datetime.now(UTC)),
+    }
+
+
+def company_created(email: str | None = None, with_link: bool = True, **extra: Any) -> dict:
+    now = datetime.now(UTC)
+    body = {"company": company(email), "set_password_url": None}
+    if with_link:
+        body["set_password_url"] = f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}"
+        body["expires_at"] = iso(now + timedelta(days=7))
+    return event({**body, **extra})
+
+
+def password_reset_requested(email: str | None = None, expires_in: timedelta | None = None):
+    now = datetime.now(UTC)
+    return event(
+        {
+            "company": company(email),
+            "reset_url": f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}",
+            "expires_at": iso(now + (expires_in or timedelta(minutes=30))),
+        }
+    )
+
+
+def password_changed(email: str | None = None, how: str = "change") -> dict[str, Any]:
+    return event({"company": company(email), "how": how, "changed_at": iso(datetime.now(UTC))})
+
+
+def license_issued(customer_id: str, **license_overrides: Any) -> dict[str, Any]:
+    return event({"customer_id": customer_id, "license": license_(**license_overrides)})
+
+
+def license_extended(customer_id: str) -> dict[str, Any]:
+    return event(
+        {
+            "customer_id": customer_id,
+            "license": license_(expires_at="2028-01-31T00:00:00+00:00"),
+            "previous_expires_at": "2027-01-31T00:00:00+00:00",
+        }
+    )
+
+
+def installation_activated(customer_id: str, machine_name: str = "WS-042") -> dict[str, Any]:
+    return event(
+        {
+            "customer_id": customer_id,
+            "license": license_(),
+            "installation": {
+                "installation_id": "inst-" + uuid.uuid4().hex,
+                "machine_name": machine_name,
+                "activated_at": iso(datetime.now(UTC)),
+            },
+        }
+    )
+
+
+def license_expiring(customer_id: str, days_left: int = 7) -> dict[str, Any]:
+    return event({"customer_id": customer_id, "license": license_(), "days_left": days_left})
+
+
+def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
+    """One event of every licensing type notify emails about, keyed by event type."""
+    return {
+        "license_issued": license_issued(customer_id),
+        "license_extended": license_extended(customer_id),
+        "installation_activated": installation_activated(customer_id),
+        "license_expiring": license_expiring(customer_id),
+    }

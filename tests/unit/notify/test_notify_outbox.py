@@ -1,0 +1,254 @@
+"""The outbox use cases on a real (SQLite) repository, with a fake mailer, auth and clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.notify import domain, outbox
+from services.notify.models import Delivery, ParkedEvent
+from tests.unit.notify import payloads
+
+
+def _row(store, event_id: str) -> Delivery:
+    with store.repository() as repo:
+        return repo.delivery_by_event(event_id)
+
+
+def _parked(store) -> list[ParkedEvent]:
+    with store.repository() as repo:
+        return repo.parked(500)
+
+
+def _deliver(store, mailer, directory, options, clock, **kwargs):
+    return outbox.deliver_due(store, mailer, directory, options, clock=clock, **kwargs)
+
+
+class TestRecord:
+    def test_an_event_becomes_one_pending_delivery(self, store, clock) -> None:
+        payload = payloads.company_created("ada@acme.test")
+        recorded = outbox.record(store, "auth", "company_created", payload, clock())
+        assert recorded.delivery_id is not None and not recorded.parked
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts, row.kind, row.source) == (
+            "pending",
+            0,
+            "company_created",
+            "auth",
+        )
+        assert row.recipient == "ada@acme.test"
+        assert row.customer_id == payload["company"]["customer_id"]
+        assert row.subject == "Welcome to License Portal"
+        assert row.next_attempt_at == row.created_at == clock()
+        assert row.payload == payload
+
+    def test_a_redelivered_event_adds_nothing(self, store, clock) -> None:
+        payload = payloads.password_reset_requested()
+        first = outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        again = outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        assert first.delivery_id is not None
+        assert again.duplicate
+        with store.repository() as repo:
+            assert len(repo.deliveries(500)) == 1
+
+    def test_licensing_events_leave_the_recipient_for_send_time(self, store, clock) -> None:
+        payload = payloads.license_issued("C1234567")
+        outbox.record(store, "licensing", "license_issued", payload, clock())
+        row = _row(store, payload["event_id"])
+        assert row.recipient is None and row.customer_id == "C1234567"
+
+    def test_unknown_fields_are_allowed(self, store, clock) -> None:
+        payload = payloads.password_changed()
+        payload["new_field"] = {"added": "by a newer producer"}
+        payload["company"]["region"] = "EU"
+        assert outbox.record(store, "auth", "password_changed", payload, clock()).delivery_id
+
+    def test_a_bad_payload_is_parked_with_the_reason(self, store, clock) -> None:
+        payload = payloads.password_reset_requested()
+        del payload["company"]["contact_email"]
+        recorded = outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        assert recorded.parked and recorded.delivery_id is None
+        (parked,) = _parked(store)
+        assert parked.event_id == payload["event_id"]
+        assert (parked.source, parked.event_type) == ("auth", "password_reset_requested")
+        assert "company.contact_email: Missing data for required field." in parked.error
+        # the reset link in a parked payload is not kept
+        assert parked.payload["reset_url"] == domain.REDACTED
+        assert payload["reset_url"] not in repr(parked.payload)
+        with store.repository() as repo:
+            assert repo.deliveries(500) == []
+
+    def test_a_poison_message_is_parked_once(self, store, clock) -> None:
+        payload = payloads.license_issued("C1", seats="many")
+        for _ in range(2):
+            assert outbox.record(store, "licensing", "license_issued", payload, clock()).parked
+        (parked,) = _parked(store)
+        assert "license.seats" in parked.error
+
+    def test_payloads_that_are_not_objects_are_parked(self, store, clock) -> None:
+        outbox.record(store, "auth", "company_created", "garbage", clock())
+        outbox.record(store, "auth", "company_created", None, clock())
+        parked = _parked(store)
+        assert [p.event_id for p in parked] == [None, None]
+        assert all("Expected an object" in p.error for p in parked)
+
+    def test_a_link_that_is_not_a_web_link_is_refused(self, store, clock) -> None:
+        payload = payloads.password_reset_requested()
+        payload["reset_url"] = "javascript:alert(1)"
+        assert outbox.record(store, "auth", "password_reset_requested", payload, clock()).parked
+        assert "reset_url" in _parked(store)[0].error
+
+
+class TestDeliver:
+    def test_sends_and_forgets_the_payload(self, store, mailer, directory, options, clock):
+        payload = payloads.password_reset_requested("ada@acme.test")
+        outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        outcomes = _deliver(store, mailer, directory, options, clock)
+        assert [o.status for o in outcomes] == ["sent"]
+        (message,) = mailer.sent
+        assert message["Subject"] == "Reset your License Portal password"
+        assert payload["reset_url"] in message.get_body(("plain",)).get_content()
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts, row.sent_at) == ("sent", 1, clock())
+        # the reset link does not outlive the email in the database
+        assert row.payload is None and row.next_attempt_at is None
+        assert _deliver(store, mailer, directory, options, clock) == []
+
+    def test_a_mail_server_failure_is_retried_with_backoff(
+        self, store, mailer, directory, options, clock
+    ):
+        payload = payloads.company_created("ada@acme.test")
+        outbox.record(store, "auth", "company_created", payload, clock())
+        mailer.failures = 3
+        start = clock()
+        expected_waits = [30, 60, 120]
+        for attempt, wait in enumerate(expected_waits, start=1):
+            (outcome,) = _deliver(store, mailer, directory, options, clock)
+            assert outcome.status == domain.RETRY
+            row = _row(store, payload["event_id"])
+            assert (row.status, row.attempts) == ("pending", attempt)
+            assert row.next_attempt_at == clock() + timedelta(seconds=wait)
+            assert row.last_error == "SMTP server smtp.test:25 answered 451: try later"
+            assert row.payload == payload  # kept until it is sent
+            # not due before its time
+            clock.advance(wait - 1)
+            assert _deliver(store, mailer, directory, options, clock) == []
+            clock.advance(1)
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "sent" and len(mailer.sent) == 1
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts, row.payload) == ("sent", 4, None)
+        assert clock() - start == timedelta(seconds=sum(expected_waits))
+
+    def test_licensing_recipients_come_from_auth(self, store, mailer, directory, options, clock):
+        company = directory.add(payloads.company("Grace@Navy.TEST", contact_name="Grace"))
+        payload = payloads.installation_activated(company["customer_id"], machine_name="LAB-9")
+        outbox.record(store, "licensing", "installation_activated", payload, clock())
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "sent"
+        assert directory.calls == [company["customer_id"]]
+        (message,) = mailer.to("grace@navy.test")
+        assert message["Subject"] == "New activation on LAB-9"
+        assert "Hello Grace," in message.get_body(("plain",)).get_content()
+        assert _row(store, payload["event_id"]).recipient == "grace@navy.test"
+
+    def test_auth_unavailable_is_a_retry_not_a_failure(
+        self, store, mailer, directory, options, clock
+    ):
+        company = directory.add(payloads.company())
+        payload = payloads.license_issued(company["customer_id"])
+        outbox.record(store, "licensing", "license_issued", payload, clock())
+        directory.unavailable = True
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == domain.RETRY
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.last_error == "Cannot look up the recipient: auth answered service_unavailable."
+        directory.unavailable = False
+        clock.advance(30)
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "sent" and len(mailer.sent) == 1
+
+    def test_an_unknown_company_fails_for_good(self, store, mailer, directory, options, clock):
+        payload = payloads.license_expiring("C0000000")
+        outbox.record(store, "licensing", "license_expiring", payload, clock())
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "failed"
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
+        assert "No company with customer ID C0000000 (company_not_found)" in row.last_error
+        assert mailer.sent == []
+        clock.advance(7200)
+        assert _deliver(store, mailer, directory, options, clock) == []
+
+    def test_an_expired_reset_link_is_failed_and_forgotten(
+        self, store, mailer, directory, options, clock
+    ):
+        payload = payloads.password_reset_requested(expires_in=timedelta(minutes=30))
+        outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        mailer.failures = 100
+        clock.advance(31 * 60)  # the mail server stayed down for longer than the link lives
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "failed" and mailer.attempts == 0
+        row = _row(store, payload["event_id"])
+        assert row.last_error == "The reset link expired before the email could be sent."
+        assert payload["reset_url"] not in repr(row.payload)
+
+    def test_an_unexpected_error_is_retried(self, store, mailer, directory, options, clock):
+        payload = payloads.company_created()
+        outbox.record(store, "auth", "company_created", payload, clock())
+        mailer.failures, mailer.error = 1, RuntimeError("bug with s3cret inside")
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == domain.RETRY
+        row = _row(store, payload["event_id"])
+        assert row.last_error == "Unexpected error: RuntimeError"
+        assert row.status == "pending"
+
+    def test_a_mail_server_failure_ends_the_pass(self, store, mailer, directory, options, clock):
+        for _ in range(3):
+            outbox.record(store, "auth", "company_created", payloads.company_created(), clock())
+        mailer.failures = 1
+        assert [o.status for o in _deliver(store, mailer, directory, options, clock)] == ["retry"]
+        # the other two go out on the next pass
+        assert [o.status for o in _deliver(store, mailer, directory, options, clock)] == [
+            "sent",
+            "sent",
+        ]
+
+    def test_only_id_delivers_just_that_row(self, store, mailer, directory, options, clock):
+        first = outbox.record(store, "auth", "company_created", payloads.company_created(), clock())
+        second = outbox.record(
+            store, "auth", "company_created", payloads.company_created(), clock()
+        )
+        outcomes = _deliver(store, mailer, directory, options, clock, only_id=second.delivery_id)
+        assert len(outcomes) == 1 and len(mailer.sent) == 1
+        with store.repository() as repo:
+            statuses = {row.id: row.status for row in repo.deliveries()}
+        assert statuses == {first.delivery_id: "pending", second.delivery_id: "sent"}
+
+
+class TestLeases:
+    def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
+        self, store, mailer, directory, options, clock
+    ):
+        payload = payloads.company_created()
+        outbox.record(store, "auth", "company_created", payload, clock())
+        with store.repository() as repo:
+            first = repo.claim_next(clock(), options.lease)
+        assert first.attempts == 1 and first.payload == payload
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.next_attempt_at) == ("sending", clock() + options.lease)
+
+        clock.advance(options.lease.total_seconds() - 1)
+        assert _deliver(store, mailer, directory, options, clock) == []
+
+        # the first worker died: once the lease runs out, another takes over
+        clock.advance(1)
+        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        assert outcome.status == "sent" and len(mailer.sent) == 1
+        assert _row(store, payload["event_id"]).attempts == 2
+
+        # the first worker's late report changes nothing
+        with store.repository() as repo:
+            assert not repo.finish(first, domain.fail("stale"), clock())
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.last_error) == ("sent", None)

@@ -1,0 +1,173 @@
+"""Every email renders as text and HTML, with its links, and nothing from a payload as markup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.notify import domain, rendering, schemas
+from tests.unit.notify import payloads
+from tests.unit.notify.payloads import PORTAL_URL
+
+RECIPIENT = domain.Recipient(
+    email="ada@acme.test", name="Ada Lovelace", company_name="Acme Engineering", customer_id="C7"
+)
+
+
+def _events() -> dict[str, dict]:
+    return {
+        "company_created": payloads.company_created("ada@acme.test"),
+        "password_reset_requested": payloads.password_reset_requested("ada@acme.test"),
+        "password_changed": payloads.password_changed("ada@acme.test"),
+        **payloads.licensing_events("C7"),
+    }
+
+
+def _render(kind: str, payload: dict, recipient: domain.Recipient = RECIPIENT) -> tuple[str, str]:
+    return rendering.render(kind, schemas.load_event(kind, payload), recipient, PORTAL_URL)
+
+
+@pytest.mark.parametrize("kind", sorted(domain.EVENT_SOURCES))
+def test_every_email_renders_text_and_html(kind: str) -> None:
+    payload = _events()[kind]
+    text, html = _render(kind, payload)
+    for body in (text, html):
+        assert "Ada Lovelace" in body
+        assert "License Portal" in body
+        assert "The License Portal team" in body
+        assert "{{" not in body and "{%" not in body
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+    assert "<html" not in text
+    # the subject is the HTML title too
+    assert f"<title>{domain.subject(kind, schemas.load_event(kind, payload))}</title>" in html
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [("company_created", "set_password_url"), ("password_reset_requested", "reset_url")],
+)
+def test_account_links_from_the_payload_are_in_both_bodies(kind: str, key: str) -> None:
+    payload = _events()[kind]
+    text, html = _render(kind, payload)
+    assert payload[key] in text
+    assert f'href="{payload[key]}"' in html
+
+
+@pytest.mark.parametrize("kind", ["license_issued", "installation_activated", "license_expiring"])
+def test_license_emails_link_to_the_license(kind: str) -> None:
+    payload = _events()[kind]
+    link = f"{PORTAL_URL}/licenses/{payload['license']['license_id']}"
+    text, html = _render(kind, payload)
+    assert link in text and f'href="{link}"' in html
+    assert payload["license"]["license_id"] in text
+
+
+def test_welcome_email_names_the_customer_id_and_the_link_lifetime() -> None:
+    payload = payloads.company_created("ada@acme.test")
+    text, html = _render("company_created", payload)
+    for body in (text, html):
+        assert payload["company"]["customer_id"] in body
+        assert "valid for 7 days" in body
+        assert "Welcome to License Portal" in body
+
+
+def test_welcome_email_without_a_link_points_to_the_sign_in_page() -> None:
+    payload = payloads.company_created("ada@acme.test", with_link=False)
+    text, html = _render("company_created", payload)
+    assert "reset-password" not in text and "reset-password" not in html
+    assert f"Sign in at {PORTAL_URL}/" in text
+    assert payload["company"]["customer_id"] in text
+
+
+def test_reset_email_says_thirty_minutes_and_what_to_do_if_unasked() -> None:
+    text, html = _render("password_reset_requested", payloads.password_reset_requested())
+    for body in (text, html):
+        assert "valid for 30 minutes" in body
+        assert "If you did not ask for a password reset, you can safely ignore this email" in body
+
+
+@pytest.mark.parametrize(
+    ("how", "phrase"),
+    [("reset", "using a password reset link"), ("change", "all other sessions")],
+)
+def test_password_changed_says_how_and_what_to_do(how: str, phrase: str) -> None:
+    text, html = _render("password_changed", payloads.password_changed(how=how))
+    for body in (text, html):
+        assert phrase in body
+        assert "If you did not" in body and "Forgot password" in body
+
+
+def test_activation_email_names_the_machine() -> None:
+    payload = payloads.installation_activated("C7", machine_name="DESIGN-PC-7")
+    text, html = _render("installation_activated", payload)
+    for body in (text, html):
+        assert "DESIGN-PC-7" in body
+        assert payload["installation"]["installation_id"] in body
+        assert "deactivate the installation" in body
+
+
+def test_expiry_and_extension_dates() -> None:
+    text, _ = _render("license_extended", payloads.license_extended("C7"))
+    assert "extended until 31 January 2028" in text and "Previously:  31 January 2027" in text
+    text, html = _render("license_expiring", payloads.license_expiring("C7", days_left=1))
+    assert "expires tomorrow, on 31 January 2027" in text
+    assert "expires tomorrow" in html
+
+
+def test_a_perpetual_license_never_expires() -> None:
+    text, html = _render("license_issued", payloads.license_issued("C7", expires_at=None))
+    assert "never (perpetual license)" in text and "never (perpetual license)" in html
+
+
+def test_html_escapes_everything_from_payloads() -> None:
+    hostile = "<script>alert(1)</script>"
+    payload = payloads.installation_activated("C7", machine_name=hostile)
+    recipient = domain.Recipient("ada@acme.test", "Ada <b>", "Acme & <i>Sons</i>", "C7")
+    text, html = _render("installation_activated", payload, recipient)
+    assert hostile not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Ada &lt;b&gt;" in html and "Acme &amp; &lt;i&gt;Sons&lt;/i&gt;" in html
+    # the text part is not HTML: it keeps the characters as they are
+    assert hostile in text and "Acme & <i>Sons</i>" in text
+
+
+def test_a_link_with_markup_characters_stays_one_attribute() -> None:
+    payload = payloads.password_reset_requested()
+    payload["reset_url"] = 'http://portal.test/reset-password#token=a"onmouseover="x&y'
+    _, html = _render("password_reset_requested", payload)
+    assert 'href="http://portal.test/reset-password#token=a&#34;onmouseover=&#34;x&amp;y"' in html
+
+
+def test_dates_are_shown_in_utc() -> None:
+    moment = datetime(2026, 3, 5, 7, 4, tzinfo=UTC)
+    assert rendering.format_date(moment) == "5 March 2026"
+    assert rendering.format_moment(moment) == "5 March 2026, 07:04 UTC"
+    assert rendering.format_date(None) == ""
+
+
+def test_compose_builds_a_multipart_message() -> None:
+    payload = payloads.password_reset_requested("ada@acme.test")
+    data = schemas.load_event("password_reset_requested", payload)
+    claim = domain.Claim(
+        id=1,
+        event_id=payload["event_id"],
+        kind="password_reset_requested",
+        subject=domain.subject("password_reset_requested", data),
+        attempts=1,
+        payload=payload,
+        customer_id="C7",
+    )
+    message = rendering.compose(
+        claim, data, RECIPIENT, "License Portal <portal@portal.test>", PORTAL_URL
+    )
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["Subject"] == "Reset your License Portal password"
+    assert message["From"] == "License Portal <portal@portal.test>"
+    assert message["To"].addresses[0].addr_spec == "ada@acme.test"
+    assert message["To"].addresses[0].display_name == "Ada Lovelace"
+    assert message["Message-ID"] == f"<{payload['event_id']}.password_reset_requested@portal.test>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    plain = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert payload["reset_url"] in plain and payload["reset_url"] in html

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import DataError
+
 from common import settings
 from common.errors import PortalError
 from common.timeutil import utcnow
@@ -99,29 +101,48 @@ def record(store: Store, source: str, kind: str, payload: Any, now: datetime) ->
     try:
         row = prepare(kind, payload)
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with a payload, it is parked
-        error = describe_invalid(exc)
+        return _park(store, source, kind, payload, describe_invalid(exc), now)
+    try:
+        with store.repository() as repo:
+            delivery_id = repo.add_delivery(source=source, now=now, **row)
+    except (DataError, ValueError) as exc:
+        # the database (or its driver, for NUL characters) refused the values themselves, not
+        # the connection: a redelivery would fail the same way forever, so this is poison too
+        cause = exc.orig if isinstance(exc, DataError) else exc
+        error = f"The database refused the payload: {type(cause).__name__}"
+        return _park(store, source, kind, payload, error, now)
+    if delivery_id is None:
+        log.info("event %s (%s) was recorded before; nothing to do", row["event_id"], kind)
+    return Recorded(delivery_id=delivery_id)
+
+
+def _park(
+    store: Store, source: str, kind: str, payload: Any, error: str, now: datetime
+) -> Recorded:
+    event_id = domain.event_id_of(payload)
+    try:
         with store.repository() as repo:
             repo.park(
-                event_id=domain.event_id_of(payload),
+                event_id=event_id,
                 source=source,
                 event_type=kind,
                 payload=domain.redact(payload),
                 error=error,
                 now=now,
             )
-        log.warning(
-            "parked a %s.%s event (event_id %s): %s",
-            source,
-            kind,
-            domain.event_id_of(payload),
-            error,
-        )
-        return Recorded(parked=True)
-    with store.repository() as repo:
-        delivery_id = repo.add_delivery(source=source, now=now, **row)
-    if delivery_id is None:
-        log.info("event %s (%s) was recorded before; nothing to do", row["event_id"], kind)
-    return Recorded(delivery_id=delivery_id)
+    except (DataError, ValueError):
+        # even the raw payload cannot be stored: keep the reason, drop the payload
+        with store.repository() as repo:
+            repo.park(
+                event_id=None,
+                source=source,
+                event_type=kind,
+                payload=None,
+                error=f"{error} (payload not storable)",
+                now=now,
+            )
+    log.warning("parked a %s.%s event (event_id %s): %s", source, kind, event_id, error)
+    return Recorded(parked=True)
 
 
 def describe_invalid(exc: Exception) -> str:

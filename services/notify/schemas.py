@@ -33,15 +33,22 @@ class Moment(fields.Field):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _no_nul(value: str) -> bool:
+    # PostgreSQL refuses NUL in text: let it through and the insert fails on every redelivery
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+    return True
+
+
 def _name(max_length: int = 200) -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=max_length))
+    return fields.String(required=True, validate=[validate.Length(min=1, max=max_length), _no_nul])
 
 
 class EventSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    event_id = fields.String(required=True, validate=[validate.Length(min=1, max=100), _no_nul])
     # part of the contract, but no email needs it: a producer that forgets it loses nothing
     occurred_at = Moment(load_default=None, allow_none=True)
 

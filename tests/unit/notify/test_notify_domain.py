@@ -102,6 +102,7 @@ class TestPayloads:
             ({"event_id": ""}, None),
             ({"event_id": 42}, None),
             ({"event_id": "x" * 101}, None),
+            ({"event_id": "a\x00b"}, None),
             ({}, None),
             ("garbage", None),
         ],

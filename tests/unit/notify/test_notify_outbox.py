@@ -252,3 +252,39 @@ class TestLeases:
             assert not repo.finish(first, domain.fail("stale"), clock())
         row = _row(store, payload["event_id"])
         assert (row.status, row.last_error) == ("sent", None)
+
+    def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_new_claim(
+        self, store, clock, options
+    ) -> None:
+        payload = payloads.company_created()
+        outbox.record(store, "auth", "company_created", payload, clock())
+        with store.repository() as repo:
+            stale = repo.claim_next(clock(), options.lease)
+        clock.advance(options.lease.total_seconds())
+        with store.repository() as repo:
+            current = repo.claim_next(clock(), options.lease)
+        assert (stale.attempts, current.attempts) == (1, 2)
+        # both think they own the row; only the newer claim may record an outcome
+        with store.repository() as repo:
+            assert not repo.finish(stale, domain.fail("stale worker"), clock())
+        row = _row(store, payload["event_id"])
+        assert (row.status, row.attempts, row.last_error) == ("sending", 2, None)
+        with store.repository() as repo:
+            assert repo.finish(current, domain.sent("ada@acme.test"), clock())
+        assert _row(store, payload["event_id"]).status == "sent"
+
+
+def test_values_the_database_refuses_are_parked(store, clock, monkeypatch) -> None:
+    from sqlalchemy.exc import DataError
+
+    from services.notify.repository import NotifyRepository
+
+    def refuse(self, **values):
+        raise DataError("INSERT INTO deliveries ...", {}, ValueError("value too long"))
+
+    monkeypatch.setattr(NotifyRepository, "add_delivery", refuse)
+    payload = payloads.company_created()
+    assert outbox.record(store, "auth", "company_created", payload, clock()).parked
+    (parked,) = _parked(store)
+    assert parked.error == "The database refused the payload: ValueError"
+    assert parked.event_id == payload["event_id"]

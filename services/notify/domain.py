@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
+from urllib.parse import quote
 
 PRODUCT_NAME = "License Portal"
 
@@ -82,8 +83,8 @@ class Outcome:
     error: str | None = None
     retry_at: datetime | None = None
     recipient: str | None = None
-    # the mail server (not the message) failed: later sends in the same pass would too
-    mailer_failed: bool = False
+    # the mail server or auth failed, not this message: the rest of the pass would fail too
+    halts_pass: bool = False
 
 
 # --- claims, leases and retries ----------------------------------------------------------
@@ -105,9 +106,9 @@ def retry_delay(
     """Exponential backoff after the `attempts`-th failed attempt: base, 2 base, 4 base, ... cap."""
     if attempts < 1:
         return timedelta(0)
-    # the exponent is bounded so a row retried for months cannot overflow the float
-    delay = base * (2 ** min(attempts - 1, 40))
-    return min(delay, cap)
+    # in float seconds: a timedelta overflows long before the cap is reached with a big base
+    seconds = base.total_seconds() * 2.0 ** min(attempts - 1, 64)
+    return timedelta(seconds=min(seconds, cap.total_seconds()))
 
 
 def retry_at(attempts: int, now: datetime, base: timedelta = DEFAULT_RETRY_BASE) -> datetime:
@@ -120,10 +121,10 @@ def retry(
     error: str,
     base: timedelta = DEFAULT_RETRY_BASE,
     recipient: str | None = None,
-    mailer_failed: bool = False,
+    halts_pass: bool = False,
 ) -> Outcome:
     when = retry_at(attempts, now, base)
-    return Outcome(RETRY, clean_error(error), when, recipient, mailer_failed)
+    return Outcome(RETRY, clean_error(error), when, recipient, halts_pass)
 
 
 def fail(error: str, recipient: str | None = None) -> Outcome:
@@ -250,7 +251,7 @@ def sign_in_url(portal_url: str) -> str:
 
 
 def license_url(portal_url: str, license_id: str) -> str:
-    return f"{portal_url}/licenses/{license_id}"
+    return f"{portal_url}/licenses/{quote(license_id, safe='')}"
 
 
 _MESSAGE_ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")

@@ -202,6 +202,7 @@ def attempt(
             now,
             f"Cannot look up the recipient: auth answered {exc.code}.",
             options.retry_base,
+            halts_pass=True,
         )
     except ValueError as exc:
         return domain.retry(
@@ -217,7 +218,7 @@ def attempt(
             str(exc),
             options.retry_base,
             recipient=recipient.email,
-            mailer_failed=True,
+            halts_pass=True,
         )
     return domain.sent(recipient.email)
 
@@ -278,8 +279,8 @@ def deliver_due(
     """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
 
     One claim per transaction keeps every lease as long as one send, not a batch. The pass
-    stops at the first mail server failure: the rest would most likely fail the same way,
-    and the next pass comes soon.
+    stops at the first failure of the mail server or of auth: the rest would most likely
+    fail the same way (each after a timeout), and the next pass comes soon.
     """
     outcomes: list[domain.Outcome] = []
     while len(outcomes) < limit:
@@ -289,6 +290,6 @@ def deliver_due(
             break
         outcome = deliver(store, claim, mailer, directory, options, clock)
         outcomes.append(outcome)
-        if only_id is not None or outcome.mailer_failed:
+        if only_id is not None or outcome.halts_pass:
             break
     return outcomes

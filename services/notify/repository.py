@@ -98,6 +98,7 @@ class NotifyRepository:
         """Claim the most overdue delivery (or only `only_id`): `sending`, leased, attempts + 1."""
         query = (
             select(Delivery.id, Delivery.status, Delivery.attempts)
+            # domain.is_due, in SQL
             .where(Delivery.status.in_(domain.CLAIMABLE), Delivery.next_attempt_at <= now)
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(CLAIM_CANDIDATES)

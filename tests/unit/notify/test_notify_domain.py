@@ -23,6 +23,10 @@ class TestBackoff:
         assert domain.retry_delay(8) == timedelta(hours=1)
         assert domain.retry_delay(10_000) == timedelta(hours=1)
 
+    def test_a_large_base_never_overflows(self) -> None:
+        assert domain.retry_delay(10_000, timedelta(hours=1)) == timedelta(hours=1)
+        assert domain.retry_delay(50, timedelta(days=30)) == timedelta(hours=1)
+
     def test_default_base_is_thirty_seconds(self) -> None:
         assert domain.retry_delay(1) == timedelta(seconds=30)
 
@@ -192,6 +196,7 @@ class TestLinksAndIds:
             domain.license_url("https://portal.example", "L123")
             == "https://portal.example/licenses/L123"
         )
+        assert domain.license_url("http://p", "L/1?x") == "http://p/licenses/L%2F1%3Fx"
 
     def test_message_id_is_stable_and_uses_the_sender_domain(self) -> None:
         first = domain.message_id("abc123", "company_created", "Portal <portal@acme.test>")

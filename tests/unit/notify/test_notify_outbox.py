@@ -288,3 +288,16 @@ def test_values_the_database_refuses_are_parked(store, clock, monkeypatch) -> No
     (parked,) = _parked(store)
     assert parked.error == "The database refused the payload: ValueError"
     assert parked.event_id == payload["event_id"]
+
+
+def test_auth_being_down_ends_the_pass(store, mailer, directory, options, clock) -> None:
+    company = directory.add(payloads.company())
+    for _ in range(3):
+        payload = payloads.license_issued(company["customer_id"])
+        outbox.record(store, "licensing", "license_issued", payload, clock())
+    directory.unavailable = True
+    # one lookup (one RPC timeout) per pass, not one per waiting email
+    assert [
+        o.status for o in outbox.deliver_due(store, mailer, directory, options, clock=clock)
+    ] == ["retry"]
+    assert len(directory.calls) == 1

@@ -171,3 +171,10 @@ def test_compose_builds_a_multipart_message() -> None:
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert payload["reset_url"] in plain and payload["reset_url"] in html
+
+
+def test_a_contact_without_a_name_is_greeted_plainly() -> None:
+    nameless = domain.Recipient("ops@acme.test", "", "Acme", "C7")
+    text, html = _render("license_issued", payloads.license_issued("C7"), nameless)
+    assert text.startswith("Hello,\n")
+    assert ">Hello,</p>" in html

@@ -107,7 +107,10 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def request_password_reset(self, payload: dict[str, Any]) -> None:
-        """`{"login": ...}`: emails a 30-minute reset link if the login exists; same answer if not."""
+        """`{"login": ...}`: emails a 30-minute reset link if the login exists.
+
+        The answer is the same whether or not it does.
+        """
         data = load(schemas.ResetRequest(), payload)
         self._run(accounts.request_reset, data["login"], utcnow(), settings.portal_url())
 

@@ -1,14 +1,20 @@
 """The one error contract that crosses the bus.
 
 A service raises a `PortalError` subclass with a stable snake_case `code`; nameko serialises
-its single argument (a dict) into the reply, and `error_from_reply` turns it back into a
+its single argument into the reply, and `error_from_reply` turns it back into a
 `PortalError` on the caller's side, whatever the subclass was. The gateway maps `code` to an
 HTTP status in one table (`gateway/errors.py`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+# nameko's `safe_for_serialization` turns every non-string scalar inside exception arguments
+# into a string (42 → "42", None → "None", True → "True"), so the error crosses the bus as
+# one JSON string, which it leaves alone: `{"portal_error": {"code", "message", "details"}}`.
+WIRE_KEY = "portal_error"
 
 
 class PortalError(Exception):
@@ -26,7 +32,7 @@ class PortalError(Exception):
         self.code = code or self.code
         self.message = message or self.message
         self.details = details or {}
-        super().__init__({"code": self.code, "message": self.message, "details": self.details})
+        super().__init__(json.dumps({WIRE_KEY: self.to_dict()}, default=str))
 
     def __str__(self) -> str:
         return self.message
@@ -69,14 +75,28 @@ class RemoteFailure(PortalError):
 def error_from_reply(error: dict[str, Any]) -> PortalError:
     """Rebuild the exception a remote worker raised from nameko's serialised `error`."""
     args = error.get("exc_args") or []
-    if len(args) == 1 and isinstance(args[0], dict) and "code" in args[0]:
-        payload = args[0]
+    payload = _portal_payload(args[0]) if len(args) == 1 else None
+    if payload is not None:
         return PortalError(
             code=str(payload["code"]),
             message=str(payload.get("message") or PortalError.message),
             details=payload.get("details") or {},
         )
     return RemoteFailure(details={"remote_type": str(error.get("exc_type"))})
+
+
+def _portal_payload(arg: Any) -> dict[str, Any] | None:
+    """The `{"code", "message", "details"}` a `PortalError` argument carries, else None."""
+    if isinstance(arg, str) and arg.startswith("{"):
+        try:
+            wrapped = json.loads(arg)
+        except ValueError:
+            return None
+        payload = wrapped.get(WIRE_KEY) if isinstance(wrapped, dict) else None
+        return payload if isinstance(payload, dict) and "code" in payload else None
+    if isinstance(arg, dict) and "code" in arg:  # the plain-dict form of earlier releases
+        return arg
+    return None
 
 
 def validation_error(messages: dict[str, Any]) -> ValidationFailed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from common import settings
@@ -13,25 +14,34 @@ from common import settings
 def load_or_create(name: str, env_key: str, make: callable = None) -> bytes:
     """Return the secret from `env_key`, else from `var/<name>`, creating that file once.
 
-    Creation uses O_EXCL so that several processes starting together agree on one value:
-    the loser of the race reads what the winner wrote.
+    The value is written in full to a private temporary file, then hard-linked to its real
+    name: the link fails when another process got there first (the loser reads what the
+    winner wrote), and nobody ever sees an empty or half-written file, even after a crash.
     """
     configured = settings.get(env_key)
     if configured:
         return configured.encode()
     path = Path(settings.var_dir()) / name
-    value = (make or _random_secret)()
+    if path.exists():
+        return _read_complete(path)
+    # stored exactly as returned: a reader strips, so the first process must see the same
+    value = (make or _random_secret)().strip()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
     except FileExistsError:
         return _read_complete(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value)
+    finally:
+        os.unlink(temporary)
     return value
 
 
 def _read_complete(path: Path) -> bytes:
-    # The winner may still be writing: wait (briefly) for a non-empty file.
+    # Files made by earlier releases (O_EXCL, then write) may briefly be empty.
     import time
 
     for _ in range(100):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,12 +52,24 @@ def alembic_config(service_name: str, migrations_dir: Path) -> Config:
     return config
 
 
+# Alembic keeps the running migration in module globals (`alembic.context`, `alembic.op`):
+# two upgrades interleaving in one process (several services in one `nameko run`, or a test
+# runner starting containers in parallel) would use each other's connection and script.
+_MIGRATING = Semaphore(1)
+
+
 def migrate(engine: Engine, service_name: str, migrations_dir: Path) -> None:
     """`alembic upgrade head`, safe when several instances of the service start together.
 
     PostgreSQL: a session-level advisory lock serialises the upgrades. SQLite: a file lock
-    beside the database file does the same for processes on this machine.
+    beside the database file does the same for processes on this machine. Within one
+    process, upgrades run one at a time whatever the service.
     """
+    with _MIGRATING:
+        _migrate(engine, service_name, migrations_dir)
+
+
+def _migrate(engine: Engine, service_name: str, migrations_dir: Path) -> None:
     config = alembic_config(service_name, migrations_dir)
     if engine.dialect.name == "postgresql":
         key = zlib.crc32(f"license-portal-migrate-{service_name}".encode())

@@ -47,12 +47,15 @@ def company_view(company: Company) -> dict[str, Any]:
     }
 
 
-def _check_password(password: str, company: Company | None, **identity: str) -> None:
+def _check_password(
+    password: str, company: Company | None, field: str = "new_password", **identity: str
+) -> None:
+    """Raise `WeakPassword` naming `field`, the payload field the password came in."""
     if company is not None:
         identity = {"customer_id": company.customer_id, "email": company.contact_email}
     problems = domain.password_problems(password, **identity)
     if problems:
-        raise WeakPassword(" ".join(problems), details={"fields": {"new_password": problems}})
+        raise WeakPassword(" ".join(problems), details={"fields": {field: problems}})
 
 
 def create_company(
@@ -64,7 +67,7 @@ def create_company(
     while repo.customer_id_exists(customer_id):
         customer_id = domain.new_customer_id()
     if password is not None:
-        _check_password(password, None, customer_id=customer_id, email=email)
+        _check_password(password, None, "password", customer_id=customer_id, email=email)
     if repo.company_by_email(email) is not None:
         raise EmailTaken(details={"fields": {"contact_email": ["Already registered."]}})
     company = Company(
@@ -110,6 +113,12 @@ def _throttle_key(login: str, company: Company | None) -> str:
 
 
 def check_throttle(repo: AuthRepository, key: str, now: datetime) -> None:
+    """Refuse once the limit is reached; holds the key's lock until the transaction ends.
+
+    Without the lock, ten guesses sent at once would all read "no failures yet" and all be
+    checked; with it, each attempt sees the failures that the ones before it recorded.
+    """
+    repo.lock_attempts(key)
     decision = domain.throttle(repo.failures(key, now - domain.LOGIN_FAILURE_WINDOW), now)
     if not decision.allowed:
         raise TooManyAttempts(details={"retry_after": decision.retry_after})

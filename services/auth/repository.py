@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -116,6 +117,17 @@ class AuthRepository:
         )
 
     # failed logins
+    def lock_attempts(self, key: str) -> None:
+        """Serialise attempts on one throttle key until commit (PostgreSQL advisory lock).
+
+        SQLite, the single-process embedded default, has no such lock and is left as is.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(f"license-portal-login:{key}".encode()).digest()
+        lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        self.session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
     def failures(self, key: str, since: datetime) -> list[datetime]:
         return list(
             self.session.scalars(

@@ -1,0 +1,205 @@
+"""The account rules of services.auth.domain: pure functions, no database, no bus."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.auth import domain
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+GOOD = "correct horse battery"
+
+
+# --- logins -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Ada@Acme.TEST ", "ada@acme.test"),
+        ("c1234567", "c1234567"),
+        ("\tC1234567\n", "c1234567"),
+    ],
+)
+def test_normalize_login_ignores_case_and_surrounding_space(raw: str, expected: str) -> None:
+    assert domain.normalize_login(raw) == expected
+
+
+def test_normalize_email_lowercases_and_strips() -> None:
+    assert domain.normalize_email(" Ada.Lovelace@ACME.Test  ") == "ada.lovelace@acme.test"
+
+
+def test_looks_like_email_tells_the_two_login_forms_apart() -> None:
+    assert domain.looks_like_email("ada@acme.test")
+    assert not domain.looks_like_email("C1234567")
+
+
+# --- customer IDs -------------------------------------------------------------------------
+
+
+def test_customer_id_is_c_and_seven_digits() -> None:
+    ids = {domain.new_customer_id() for _ in range(200)}
+    assert all(re.fullmatch(r"C\d{7}", customer_id) for customer_id in ids)
+    assert len(ids) > 190  # random, not a counter or a constant
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def _token_bytes(raw: str) -> bytes:
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+
+
+def test_token_has_at_least_128_random_bits_and_is_url_safe() -> None:
+    raws = [domain.new_token()[0] for _ in range(50)]
+    for raw in raws:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", raw)
+        assert len(_token_bytes(raw)) * 8 >= 128
+    assert len(set(raws)) == len(raws)
+
+
+def test_token_hash_is_sha256_hex_of_the_raw_token() -> None:
+    raw, token_hash = domain.new_token()
+    assert token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert re.fullmatch(r"[0-9a-f]{64}", token_hash)
+    assert raw != token_hash
+    assert domain.hash_token(raw) == token_hash
+
+
+def test_hash_token_is_deterministic_and_distinguishes_tokens() -> None:
+    assert domain.hash_token("abc") == domain.hash_token("abc")
+    assert domain.hash_token("abc") != domain.hash_token("abd")
+
+
+def test_hash_token_accepts_lone_surrogates_instead_of_crashing() -> None:
+    # a token from a client is untrusted text; hashing must not raise UnicodeEncodeError
+    assert re.fullmatch(r"[0-9a-f]{64}", domain.hash_token("\ud800"))
+
+
+# --- password rules -----------------------------------------------------------------------
+
+
+def test_a_good_password_has_no_problems() -> None:
+    assert domain.password_problems(GOOD, customer_id="C1234567", email="ada@acme.test") == []
+
+
+def test_password_shorter_than_the_minimum_is_refused() -> None:
+    short = "Abcdefgh1"[: domain.PASSWORD_MIN_LENGTH - 1]
+    problems = domain.password_problems(short)
+    assert any(str(domain.PASSWORD_MIN_LENGTH) in problem for problem in problems)
+    assert domain.password_problems("Abcdefgh12"[: domain.PASSWORD_MIN_LENGTH]) == []
+
+
+def test_password_longer_than_the_maximum_is_refused() -> None:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    at_limit = (alphabet * 10)[: domain.PASSWORD_MAX_LENGTH]
+    assert domain.password_problems(at_limit) == []
+    problems = domain.password_problems(at_limit + "x")
+    assert any(str(domain.PASSWORD_MAX_LENGTH) in problem for problem in problems)
+
+
+@pytest.mark.parametrize("password", [" " + GOOD, GOOD + " ", GOOD + "\t", " " * 12])
+def test_password_starting_or_ending_with_space_is_refused(password: str) -> None:
+    assert any("space" in problem for problem in domain.password_problems(password))
+
+
+@pytest.mark.parametrize(
+    "password", ["myC1234567pass", "myc1234567pass", "xxADA@acme.testxx", "ada@acme.test"]
+)
+def test_password_containing_the_customer_id_or_email_is_refused(password: str) -> None:
+    problems = domain.password_problems(password, customer_id="C1234567", email="ada@acme.test")
+    assert problems == ["Do not include your customer ID or email address."]
+
+
+def test_identity_rule_needs_an_identity() -> None:
+    assert domain.password_problems("myC1234567pass") == []
+
+
+@pytest.mark.parametrize("password", ["aaaaaaaaaaaa", "abababababab", "abcabcabcabc"])
+def test_password_with_fewer_than_four_distinct_characters_is_refused(password: str) -> None:
+    problems = domain.password_problems(password)
+    assert problems == ["Use more than three different characters."]
+    assert domain.password_problems("abcdabcdabcd") == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    assert len(domain.password_problems(" aa")) == 3  # short, space, too few characters
+
+
+# --- throttling ---------------------------------------------------------------------------
+
+
+def test_throttle_allows_attempts_under_the_limit() -> None:
+    failures = [NOW - timedelta(seconds=i) for i in range(domain.LOGIN_FAILURE_LIMIT - 1)]
+    assert domain.throttle(failures, NOW) == domain.ThrottleDecision(True, 0)
+    assert domain.throttle([], NOW).allowed
+
+
+def test_throttle_refuses_at_the_limit_until_the_oldest_counted_failure_expires() -> None:
+    # failures 10, 8, 6, 4 and 2 minutes ago: the oldest leaves the 15-minute window in 5 min
+    failures = [NOW - timedelta(minutes=m) for m in (10, 8, 6, 4, 2)]
+    decision = domain.throttle(failures, NOW)
+    assert not decision.allowed
+    assert decision.retry_after == 5 * 60
+    # one second after that the oldest no longer counts
+    later = NOW + timedelta(seconds=decision.retry_after + 1)
+    assert domain.throttle(failures, later).allowed
+
+
+def test_throttle_retry_after_counts_from_the_limit_th_most_recent_failure() -> None:
+    # seven failures: the five most recent count; the oldest of those is 7 minutes ago
+    failures = [NOW - timedelta(minutes=m) for m in (14, 13, 7, 6, 5, 4, 3)]
+    decision = domain.throttle(failures, NOW)
+    assert not decision.allowed
+    assert decision.retry_after == 8 * 60
+
+
+def test_throttle_retry_after_rounds_up_and_is_at_least_one_second() -> None:
+    window = domain.LOGIN_FAILURE_WINDOW
+    failures = [NOW - window + timedelta(milliseconds=200)] * domain.LOGIN_FAILURE_LIMIT
+    decision = domain.throttle(failures, NOW)
+    assert not decision.allowed
+    assert decision.retry_after == 1
+    failures = [NOW - window + timedelta(seconds=2, milliseconds=1)] * domain.LOGIN_FAILURE_LIMIT
+    assert domain.throttle(failures, NOW).retry_after == 3
+
+
+def test_failures_outside_the_window_do_not_count() -> None:
+    old = [NOW - domain.LOGIN_FAILURE_WINDOW - timedelta(seconds=s) for s in range(0, 50, 5)]
+    recent = [NOW - timedelta(minutes=1)] * (domain.LOGIN_FAILURE_LIMIT - 1)
+    assert domain.throttle(old + recent, NOW).allowed
+    assert not domain.throttle(old + recent + [NOW], NOW).allowed
+
+
+# --- reset emails ---------------------------------------------------------------------------
+
+
+def test_reset_emails_are_limited_per_window() -> None:
+    limit = domain.RESET_EMAIL_LIMIT
+    recent = [NOW - timedelta(minutes=1)] * (limit - 1)
+    assert domain.may_send_reset_email(recent, NOW)
+    assert not domain.may_send_reset_email(recent + [NOW - timedelta(seconds=1)], NOW)
+
+
+def test_reset_requests_outside_the_window_do_not_count() -> None:
+    old = [NOW - domain.RESET_EMAIL_WINDOW - timedelta(seconds=1)] * 10
+    assert domain.may_send_reset_email(old, NOW)
+    assert domain.may_send_reset_email([], NOW)
+
+
+# --- reset links --------------------------------------------------------------------------
+
+
+def test_reset_url_is_built_from_the_portal_url_with_the_token_in_the_fragment() -> None:
+    raw, _ = domain.new_token()
+    url = domain.reset_url("https://portal.example.com", raw)
+    assert url.startswith("https://portal.example.com/")
+    base, fragment = url.split("#", 1)
+    # the token never reaches a server log or a Referer: it lives in the fragment only
+    assert raw not in base
+    assert fragment == f"token={raw}"

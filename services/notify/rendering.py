@@ -122,6 +122,7 @@ def compose(
     # RFC 3834: an automatic message; out-of-office replies should not answer it
     message["Auto-Submitted"] = "auto-generated"
     message["X-License-Portal-Kind"] = claim.kind
-    message.set_content(text)
+    # 8bit keeps links whole and readable in a saved .eml (quoted-printable would fold them)
+    message.set_content(text, cte="8bit")
     message.add_alternative(html, subtype="html")
     return message

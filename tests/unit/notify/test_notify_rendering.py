@@ -178,3 +178,20 @@ def test_a_contact_without_a_name_is_greeted_plainly() -> None:
     text, html = _render("license_issued", payloads.license_issued("C7"), nameless)
     assert text.startswith("Hello,\n")
     assert ">Hello,</p>" in html
+
+
+def test_a_saved_message_keeps_the_reset_link_whole_in_its_raw_text() -> None:
+    """A new user opens the `.eml` under var/mail/ in an editor and copies the link."""
+    payload = payloads.password_reset_requested("ada@acme.test")
+    claim = domain.Claim(
+        id=1,
+        event_id=payload["event_id"],
+        kind="password_reset_requested",
+        subject="Reset your License Portal password",
+        attempts=0,
+        payload=payload,
+        customer_id=None,
+    )
+    data = schemas.load_event(claim.kind, payload)
+    message = rendering.compose(claim, data, RECIPIENT, "portal@portal.test", PORTAL_URL)
+    assert payload["reset_url"].encode() in message.as_bytes()

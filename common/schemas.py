@@ -28,12 +28,15 @@ def _no_nul(value: str) -> bool:
 
 
 def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
-    """A required string field with length bounds and no NUL characters."""
-    return fields.String(
-        required=kwargs.pop("required", True),
-        validate=[validate.Length(min=min_length, max=max_length), _no_nul],
-        **kwargs,
-    )
+    """A required string field with length bounds and no NUL characters.
+
+    `validate=` adds validators to those two instead of replacing them.
+    """
+    validators = [validate.Length(min=min_length, max=max_length), _no_nul]
+    extra = kwargs.pop("validate", None)
+    if extra is not None:
+        validators.extend(extra if isinstance(extra, (list, tuple)) else [extra])
+    return fields.String(required=kwargs.pop("required", True), validate=validators, **kwargs)
 
 
 class StrictSchema(Schema):

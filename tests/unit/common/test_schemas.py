@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from marshmallow import validate
 
 from common.errors import ValidationFailed
 from common.schemas import StrictSchema, Text, load
@@ -59,4 +60,30 @@ def test_unknown_fields_are_rejected_by_name() -> None:
 def test_bounds_and_types_name_the_field(data: dict, field: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         load(Sample(), data)
+    assert list(caught.value.details["fields"]) == [field]
+
+
+class WithExtraValidators(StrictSchema):
+    colour = Text(10, validate=validate.OneOf(["red", "green"]))
+    code = Text(10, validate=[validate.Regexp(r"^[a-z]+$")])
+    note = Text(10, validate=validate.Length(min=2))
+
+
+VALID = {"colour": "green", "code": "abc", "note": "hello"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"colour": "blue"}, "colour"),  # the extra validator
+        ({"code": "ABC"}, "code"),  # the extra validator, given as a list
+        ({"note": "a\x00"}, "note"),  # the built-in NUL check still applies
+        ({"note": "a" * 11}, "note"),  # and so does the built-in length bound
+        ({"note": "a"}, "note"),  # as well as the extra one
+    ],
+)
+def test_extra_validators_add_to_the_built_in_ones(change: dict, field: str) -> None:
+    assert load(WithExtraValidators(), VALID) == VALID
+    with pytest.raises(ValidationFailed) as caught:
+        load(WithExtraValidators(), {**VALID, **change})
     assert list(caught.value.details["fields"]) == [field]

@@ -1,7 +1,201 @@
-"""The billing database."""
+"""The billing database: plans, payment methods, payments (receipts), recurring payments,
+renewal invoices and the charges made for them, and the sandbox provider's own charges.
 
-from sqlalchemy.orm import DeclarativeBase
+Money columns are integers of minor units next to an ISO 4217 currency; never floats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.timeutil import UTCDateTime
+
+IN_FLIGHT = ("pending", "unknown")
 
 
 class BillingBase(DeclarativeBase):
     """The billing service's own metadata: no table is shared with another service."""
+
+
+class Plan(BillingBase):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    product_code: Mapped[str] = mapped_column(String(64), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # per seat and interval, minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(8))  # month | year
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentMethod(BillingBase):
+    """A tokenized card of a customer: the provider's token, brand and last four digits."""
+
+    __tablename__ = "payment_methods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    token: Mapped[str] = mapped_column(String(255))
+    brand: Mapped[str] = mapped_column(String(32))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReceiptCounter(BillingBase):
+    """One row per year; `UPDATE … RETURNING` hands out receipt sequence numbers atomically."""
+
+    __tablename__ = "receipt_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Payment(BillingBase):
+    """A sales receipt: a successful portal charge (purchase or renewal) or an offline sale."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_customer_paid", "customer_id", "paid_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_number: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))  # paid
+    channel: Mapped[str] = mapped_column(String(16))  # portal | offline
+    kind: Mapped[str] = mapped_column(String(16))  # new | renewal | offline
+    plan_code: Mapped[str | None] = mapped_column(String(64))
+    product_code: Mapped[str | None] = mapped_column(String(64))
+    seats: Mapped[int | None] = mapped_column(Integer)
+    unit_amount: Mapped[int | None] = mapped_column(BigInteger)
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    license_id: Mapped[str | None] = mapped_column(String(64))
+    recurring_payment_id: Mapped[int | None] = mapped_column(ForeignKey("recurring_payments.id"))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    provider_charge_id: Mapped[str | None] = mapped_column(String(255))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RecurringPayment(BillingBase):
+    """What is charged automatically, and when; `license_id` is learnt from licensing."""
+
+    __tablename__ = "recurring_payments"
+    __table_args__ = (Index("ix_recurring_due", "status", "next_charge_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # the public ID
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    license_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the receipt licensing issued the license for, to find `license_id` until it is known
+    origin_receipt: Mapped[str | None] = mapped_column(String(32))
+    plan_code: Mapped[str] = mapped_column(String(64))
+    product_code: Mapped[str] = mapped_column(String(64))
+    seats: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(8))
+    payment_method_id: Mapped[int] = mapped_column(ForeignKey("payment_methods.id"))
+    next_charge_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # active | cancelled | past_due
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Invoice(BillingBase):
+    """One renewal period of a recurring payment; at most one per (recurring payment, period)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("recurring_payment_id", "period_start", name="uq_invoice_period"),
+        Index("ix_invoices_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recurring_payment_id: Mapped[int] = mapped_column(ForeignKey("recurring_payments.id"))
+    customer_id: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # open (due at next_attempt_at) | charging | paid | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Charge(BillingBase):
+    """One call to the provider; its idempotency key is derived from this row's ID.
+
+    A declined purchase leaves only this row behind (never listed). At most one charge per
+    invoice is in flight (`pending`, or `unknown` after a lost answer) at a time.
+    """
+
+    __tablename__ = "charges"
+    __table_args__ = (
+        Index(
+            "uq_charges_one_in_flight_per_invoice",
+            "invoice_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'unknown')"),
+            sqlite_where=text("status IN ('pending', 'unknown')"),
+        ),
+        Index("ix_charges_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # new | renewal (a purchase), or invoice
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    # what a purchase buys, kept so that a charge confirmed later can still be completed
+    order_json: Mapped[str | None] = mapped_column(Text)
+    # pending | succeeded | declined | unknown | abandoned
+    status: Mapped[str] = mapped_column(String(16))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    provider_charge_id: Mapped[str | None] = mapped_column(String(255))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SandboxCharge(BillingBase):
+    """The sandbox provider's own record of the charges it made, by idempotency key."""
+
+    __tablename__ = "sandbox_charges"
+
+    idempotency_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    charge_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,71 @@
+"""Errors the billing service raises across the bus (codes are part of the public contract)."""
+
+from common.errors import Conflict, NotFound, PortalError, ServiceUnavailable, ValidationFailed
+
+
+class CardDeclined(PortalError):
+    code = "card_declined"
+    message = "The card was declined."
+
+
+class InsufficientFunds(PortalError):
+    code = "insufficient_funds"
+    message = "The card was declined for insufficient funds."
+
+
+class PaymentUnconfirmed(ServiceUnavailable):
+    """The provider did not answer: the charge is re-checked later, never blindly repeated."""
+
+    code = "payment_unconfirmed"
+    message = (
+        "The payment provider did not confirm the charge. It is being checked: if it went "
+        "through, the receipt appears in your payment history shortly. Please do not pay again."
+    )
+
+
+class PlanNotFound(NotFound):
+    code = "plan_not_found"
+    message = "No plan with this code."
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+    message = "No payment with this receipt number."
+
+
+class RecurringPaymentNotFound(NotFound):
+    code = "recurring_payment_not_found"
+    message = "No recurring payment with this ID."
+
+
+class PlanExists(Conflict):
+    code = "plan_exists"
+    message = "A plan with this code already exists."
+
+
+def declined(decline_code: str | None) -> PortalError:
+    """The error for a provider's decline code (unknown codes are a plain decline)."""
+    if decline_code == InsufficientFunds.code:
+        return InsufficientFunds()
+    return CardDeclined(details={"decline_code": decline_code or CardDeclined.code})
+
+
+def invalid_field(path: list[str], message: str) -> ValidationFailed:
+    """A 422 naming a nested field: `invalid_field(["card", "number"], "…")`."""
+    fields: dict = {path[-1]: [message]}
+    for name in reversed(path[:-1]):
+        fields = {name: fields}
+    return ValidationFailed(f"Invalid value for: {'.'.join(path)}.", details={"fields": fields})
+
+
+__all__ = [
+    "CardDeclined",
+    "InsufficientFunds",
+    "PaymentNotFound",
+    "PaymentUnconfirmed",
+    "PlanExists",
+    "PlanNotFound",
+    "RecurringPaymentNotFound",
+    "declined",
+    "invalid_field",
+]

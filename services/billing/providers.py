@@ -1,0 +1,193 @@
+"""The payment-provider interface, and the embedded sandbox provider (DESIGN.md §4).
+
+Shaped like Stripe: a card is tokenized into a payment method (we keep the token, the brand
+and the last four digits, never the number or the CVC); a charge names an amount in minor
+units, a currency, a payment method and an idempotency key, and either succeeds or is
+declined with a code; `retrieve(idempotency_key)` tells what became of a charge whose answer
+was lost. A real provider implements `PaymentProvider` and is chosen by `PAYMENT_PROVIDER`.
+
+The sandbox keeps its charges in a `Ledger` (the billing database's `sandbox_charges` table
+in the service, a dict in unit tests), keyed by idempotency key: a retried charge returns the
+first answer and never charges twice, from any instance.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from services.billing import domain
+
+SUCCEEDED = "succeeded"
+DECLINED = "declined"
+
+# The usual test cards; any other Luhn-valid number succeeds in the sandbox.
+TEST_CARDS = {
+    "4242424242424242": "ok",
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+}
+_TOKEN_PREFIX = "pm_sandbox_"  # noqa: S105 - a token prefix, not a secret
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the customer typed; lives only as long as the request that carries it."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    def __repr__(self) -> str:  # never in a log or a traceback
+        return f"Card(****{self.number[-4:]}, {self.exp_month:02d}/{self.exp_year})"
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """A tokenized card: all we ever store of it."""
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    charge_id: str
+    status: str  # SUCCEEDED | DECLINED
+    amount: int
+    currency: str
+    decline_code: str | None = None  # card_declined | insufficient_funds
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class InvalidCard(Exception):
+    """The provider refuses the card details themselves; `field` names the bad one."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class ProviderUnavailable(Exception):
+    """No answer (timeout, connection lost): the charge's outcome is unknown."""
+
+
+class IdempotencyMismatch(Exception):
+    """An idempotency key reused for a different charge: a bug on our side, never retried."""
+
+
+class PaymentProvider(ABC):
+    name = "abstract"
+
+    @abstractmethod
+    def tokenize(self, card: Card) -> PaymentMethod:
+        """A reusable payment method for `card`; `InvalidCard` when the card is refused."""
+
+    @abstractmethod
+    def charge(
+        self, amount: int, currency: str, payment_method: str, idempotency_key: str
+    ) -> ChargeResult:
+        """Charge once per `idempotency_key`: a repeated call returns the first result.
+
+        Raises `ProviderUnavailable` when the outcome is unknown.
+        """
+
+    @abstractmethod
+    def retrieve(self, idempotency_key: str) -> ChargeResult | None:
+        """The charge made with `idempotency_key`, or None if the provider never made one.
+
+        Raises `ProviderUnavailable` when the provider cannot say.
+        """
+
+
+class Ledger(Protocol):
+    """Where the sandbox keeps its charges, by idempotency key."""
+
+    def get(self, idempotency_key: str) -> dict[str, Any] | None: ...
+
+    def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store `record` unless the key is taken; return whichever record the key holds."""
+        ...
+
+
+class MemoryLedger:
+    """A ledger in a dict, for unit tests and one-process tools."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def get(self, idempotency_key: str) -> dict[str, Any] | None:
+        return self.records.get(idempotency_key)
+
+    def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        return self.records.setdefault(idempotency_key, record)
+
+
+def sandbox_behaviour(token: str) -> str:
+    """What a sandbox payment method does when charged: `ok` or a decline code."""
+    if not token.startswith(_TOKEN_PREFIX):
+        return "card_declined"
+    behaviour = token[len(_TOKEN_PREFIX) :].rsplit("_", 1)[0]
+    return behaviour if behaviour in ("ok", "card_declined", "insufficient_funds") else "ok"
+
+
+class SandboxProvider(PaymentProvider):
+    """The embedded default: test cards, Luhn and expiry checks, charges in a ledger.
+
+    Its tokens say how the card behaves (`pm_sandbox_card_declined_…`) and nothing else.
+    """
+
+    name = "sandbox"
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def tokenize(self, card: Card) -> PaymentMethod:
+        number = domain.normalize_card_number(card.number)
+        if not domain.luhn_valid(number):
+            raise InvalidCard("number", "The card number is not valid.")
+        if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+            raise InvalidCard("cvc", "The security code must be 3 or 4 digits.")
+        behaviour = TEST_CARDS.get(number, "ok")
+        return PaymentMethod(
+            token=f"{_TOKEN_PREFIX}{behaviour}_{secrets.token_hex(8)}",
+            brand=domain.card_brand(number),
+            last4=number[-4:],
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+
+    def charge(
+        self, amount: int, currency: str, payment_method: str, idempotency_key: str
+    ) -> ChargeResult:
+        existing = self.ledger.get(idempotency_key)
+        if existing is None:
+            behaviour = sandbox_behaviour(payment_method)
+            result = ChargeResult(
+                charge_id=f"ch_sandbox_{secrets.token_hex(10)}",
+                status=SUCCEEDED if behaviour == "ok" else DECLINED,
+                amount=amount,
+                currency=currency,
+                decline_code=None if behaviour == "ok" else behaviour,
+            )
+            existing = self.ledger.put_if_absent(idempotency_key, result.to_dict())
+        if existing["amount"] != amount or existing["currency"] != currency:
+            raise IdempotencyMismatch(idempotency_key)
+        return ChargeResult(**existing)
+
+    def retrieve(self, idempotency_key: str) -> ChargeResult | None:
+        existing = self.ledger.get(idempotency_key)
+        return None if existing is None else ChargeResult(**existing)

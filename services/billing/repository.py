@@ -1,0 +1,227 @@
+"""The queries billing needs, behind one small class per unit of work, and the sandbox ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from common.db import Db
+from common.timeutil import utcnow
+from services.billing.models import (
+    Charge,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    Plan,
+    ReceiptCounter,
+    RecurringPayment,
+    SandboxCharge,
+)
+
+
+def insert_ignoring_conflicts(session: Session, table, values: dict[str, Any]) -> bool:
+    """`INSERT … ON CONFLICT DO NOTHING` on PostgreSQL and SQLite; whether a row was added."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(statement).rowcount == 1
+
+
+class BillingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entity) -> None:
+        self.session.add(entity)
+        self.session.flush()
+
+    # plans
+    def plan_by_code(self, code: str) -> Plan | None:
+        return self.session.scalar(select(Plan).where(Plan.code == code))
+
+    def plans(self, active_only: bool = True) -> list[Plan]:
+        query = select(Plan).order_by(Plan.product_code, Plan.amount, Plan.code)
+        if active_only:
+            query = query.where(Plan.active.is_(True))
+        return list(self.session.scalars(query))
+
+    # receipts
+    def next_receipt_sequence(self, year: int) -> int:
+        """The next number of `year`, atomically: the counter row stays locked until commit."""
+        bump = (
+            update(ReceiptCounter)
+            .where(ReceiptCounter.year == year)
+            .values(last_value=ReceiptCounter.last_value + 1)
+            .returning(ReceiptCounter.last_value)
+        )
+        value = self.session.execute(bump).scalar()
+        if value is None:
+            insert_ignoring_conflicts(
+                self.session, ReceiptCounter.__table__, {"year": year, "last_value": 0}
+            )
+            value = self.session.execute(bump).scalar()
+        return int(value)
+
+    # payments
+    def portal_payments(self, customer_id: str, limit: int = 200) -> list[Payment]:
+        return list(
+            self.session.scalars(
+                select(Payment)
+                .where(Payment.customer_id == customer_id, Payment.channel == "portal")
+                .order_by(Payment.paid_at.desc(), Payment.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def payment_by_receipt(self, receipt_number: str, customer_id: str | None) -> Payment | None:
+        query = select(Payment).where(Payment.receipt_number == receipt_number)
+        if customer_id is not None:
+            query = query.where(Payment.customer_id == customer_id)
+        return self.session.scalar(query)
+
+    def payment(self, payment_id: int) -> Payment | None:
+        return self.session.get(Payment, payment_id)
+
+    def has_payments(self, customer_id: str) -> bool:
+        return (
+            self.session.scalar(select(Payment.id).where(Payment.customer_id == customer_id))
+            is not None
+        )
+
+    def payment_method(self, method_id: int) -> PaymentMethod | None:
+        return self.session.get(PaymentMethod, method_id)
+
+    # recurring payments
+    def recurring_payments(self, customer_id: str) -> list[RecurringPayment]:
+        return list(
+            self.session.scalars(
+                select(RecurringPayment)
+                .where(RecurringPayment.customer_id == customer_id)
+                .order_by(RecurringPayment.next_charge_at, RecurringPayment.id)
+            )
+        )
+
+    def recurring_by_reference(
+        self, reference: str, customer_id: str | None = None, lock: bool = False
+    ) -> RecurringPayment | None:
+        query = select(RecurringPayment).where(RecurringPayment.reference == reference)
+        if customer_id is not None:
+            query = query.where(RecurringPayment.customer_id == customer_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def recurring(self, recurring_id: int, lock: bool = False) -> RecurringPayment | None:
+        query = select(RecurringPayment).where(RecurringPayment.id == recurring_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def recurring_for_license(self, customer_id: str, license_id: str) -> RecurringPayment | None:
+        return self.session.scalar(
+            select(RecurringPayment)
+            .where(
+                RecurringPayment.customer_id == customer_id,
+                RecurringPayment.license_id == license_id,
+            )
+            .order_by(RecurringPayment.id.desc())
+            .with_for_update()
+        )
+
+    def due_recurring(self, now: datetime, limit: int) -> list[RecurringPayment]:
+        return list(
+            self.session.scalars(
+                select(RecurringPayment)
+                .where(RecurringPayment.status == "active", RecurringPayment.next_charge_at <= now)
+                .order_by(RecurringPayment.next_charge_at)
+                .limit(limit)
+            )
+        )
+
+    # invoices
+    def open_invoice(self, values: dict[str, Any]) -> bool:
+        """Create the invoice of one (recurring payment, period) unless it exists."""
+        return insert_ignoring_conflicts(self.session, Invoice.__table__, values)
+
+    def claim_due_invoice(self, now: datetime) -> Invoice | None:
+        """One due invoice, locked; rows another instance holds are skipped, not waited for."""
+        return self.session.scalar(
+            select(Invoice)
+            .where(Invoice.status == "open", Invoice.next_attempt_at <= now)
+            .order_by(Invoice.next_attempt_at, Invoice.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+
+    def invoice(self, invoice_id: int, lock: bool = False) -> Invoice | None:
+        query = select(Invoice).where(Invoice.id == invoice_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def invoices_of(self, recurring_id: int, statuses: tuple[str, ...]) -> list[Invoice]:
+        return list(
+            self.session.scalars(
+                select(Invoice).where(
+                    Invoice.recurring_payment_id == recurring_id, Invoice.status.in_(statuses)
+                )
+            )
+        )
+
+    # charges
+    def charge(self, charge_id: int, lock: bool = False) -> Charge | None:
+        query = select(Charge).where(Charge.id == charge_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def claim_unsettled_charge(self, stale_before: datetime, skip: set[int]) -> Charge | None:
+        """A charge whose answer was lost (`unknown`), or left `pending` by a crash."""
+        query = (
+            select(Charge)
+            .where(
+                (Charge.status == "unknown")
+                | ((Charge.status == "pending") & (Charge.created_at < stale_before))
+            )
+            .order_by(Charge.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if skip:
+            query = query.where(Charge.id.not_in(skip))
+        return self.session.scalar(query)
+
+
+class SqlLedger:
+    """The sandbox provider's ledger in the billing database (one transaction per call)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    def get(self, idempotency_key: str) -> dict[str, Any] | None:
+        with self.db.transaction() as session:
+            row = session.get(SandboxCharge, idempotency_key)
+            return None if row is None else self._record(row)
+
+    def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as session:
+            insert_ignoring_conflicts(
+                session,
+                SandboxCharge.__table__,
+                {"idempotency_key": idempotency_key, "created_at": utcnow(), **record},
+            )
+        return self.get(idempotency_key)
+
+    @staticmethod
+    def _record(row: SandboxCharge) -> dict[str, Any]:
+        return {
+            "charge_id": row.charge_id,
+            "status": row.status,
+            "amount": row.amount,
+            "currency": row.currency,
+            "decline_code": row.decline_code,
+        }

@@ -1,0 +1,69 @@
+"""RPC payloads of the billing service, validated on the way in."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate
+
+from common.schemas import StrictSchema, Text
+from services.billing import domain
+
+_code = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", error="Use letters, digits, - _ .")
+
+
+def _currency(value: str) -> bool:
+    if value not in domain.CURRENCIES:
+        raise ValidationError("Not a supported ISO 4217 currency code (e.g. EUR, USD).")
+    return True
+
+
+class Currency(fields.String):
+    """An ISO 4217 code; accepted in any case, stored upper-case."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip().upper()
+
+
+def Money() -> fields.Integer:  # noqa: N802
+    """An amount in minor units: an integer (never a float, never a string)."""
+    return fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_AMOUNT)
+    )
+
+
+class CreatePlan(StrictSchema):
+    code = Text(64, validate=[_code])
+    product_code = Text(64, validate=[_code])
+    amount = Money()
+    currency = Currency(required=True, validate=_currency)
+    interval = fields.String(required=True, validate=validate.OneOf(domain.INTERVALS))
+    active = fields.Boolean(load_default=True)
+
+
+class CardIn(StrictSchema):
+    number = Text(32)
+    exp_month = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
+    exp_year = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=2000, max=2100)
+    )
+    cvc = Text(4, min_length=3)
+
+
+class Purchase(StrictSchema):
+    plan = Text(64)
+    seats = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_SEATS)
+    )
+    card = fields.Nested(CardIn, required=True)
+    license_id = Text(64, required=False, load_default=None, allow_none=True)
+
+
+class RecordOffline(StrictSchema):
+    customer_id = Text(32)
+    amount = Money()
+    currency = Currency(required=True, validate=_currency)
+    description = Text(500)
+
+
+class RunRenewals(StrictSchema):
+    as_of = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
+    limit = fields.Integer(load_default=500, strict=True, validate=validate.Range(min=1, max=5000))

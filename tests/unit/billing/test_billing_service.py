@@ -1,0 +1,428 @@
+"""BillingService workers over a real (SQLite) database, with the outside faked.
+
+`worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, the
+sandbox provider with an in-memory ledger (or a provider that loses answers), a fixed
+clock, a list that records events, and fake licensing/auth RPC clients.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from common.db import Db, make_engine, migrate
+from common.errors import PortalError
+from services.billing.dependencies import FixedClock
+from services.billing.models import Charge, Invoice, Payment, RecurringPayment
+from services.billing.providers import MemoryLedger, ProviderUnavailable, SandboxProvider
+from services.billing.service import MIGRATIONS, BillingService
+
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+CUSTOMER = "C1000001"
+OTHER = "C2000002"
+OK_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+DECLINED = {**OK_CARD, "number": "4000000000000002"}
+NO_FUNDS = {**OK_CARD, "number": "4000000000009995"}
+
+
+class RecordedEvents(list):
+    def __call__(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.append((event_type, payload))
+        return payload
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [payload for kind, payload in self if kind == event_type]
+
+
+class FakeLicensing:
+    """licensing over RPC: licenses by ID, and the license issued for each receipt."""
+
+    def __init__(self) -> None:
+        self.licenses: dict[str, dict[str, Any]] = {}
+        self.by_receipt: dict[str, str] = {}
+
+    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
+        found = self.licenses.get(license_id)
+        if found is None or (customer_id and found["customer_id"] != customer_id):
+            raise PortalError(code="license_not_found", message="No such license.")
+        return found
+
+    def license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
+        license_id = self.by_receipt.get(receipt_number)
+        return None if license_id is None else self.licenses[license_id]
+
+    def issue_for(self, receipt: str, customer_id: str, expires_at: datetime) -> str:
+        license_id = f"L-{len(self.licenses) + 1:04d}"
+        self.licenses[license_id] = {
+            "license_id": license_id,
+            "customer_id": customer_id,
+            "product": {"code": "CADPRO", "name": "CAD Pro"},
+            "seats": 2,
+            "expires_at": expires_at.isoformat(),
+        }
+        self.by_receipt[receipt] = license_id
+        return license_id
+
+
+class FakeAuth:
+    def get_company(self, customer_id: str) -> dict[str, Any]:
+        if customer_id not in (CUSTOMER, OTHER):
+            raise PortalError(code="company_not_found", message="No company.")
+        return {"customer_id": customer_id}
+
+
+class LosingProvider(SandboxProvider):
+    """Charges, then loses the answer (a timeout after the provider acted)."""
+
+    def charge(self, amount, currency, payment_method, idempotency_key):
+        super().charge(amount, currency, payment_method, idempotency_key)
+        raise ProviderUnavailable("timeout")
+
+
+@pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("billing-template") / "billing.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine, "billing", MIGRATIONS)
+    engine.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def db(migrated_template: str, tmp_path):
+    path = tmp_path / "billing.db"
+    shutil.copy(migrated_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield Db(sessionmaker(bind=engine, expire_on_commit=False))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def events() -> RecordedEvents:
+    return RecordedEvents()
+
+
+@pytest.fixture
+def licensing() -> FakeLicensing:
+    return FakeLicensing()
+
+
+@pytest.fixture
+def provider() -> SandboxProvider:
+    return SandboxProvider(MemoryLedger())
+
+
+@pytest.fixture
+def service(db, events, clock, licensing, provider) -> BillingService:
+    service = worker_factory(
+        BillingService,
+        db=db,
+        events=events,
+        clock=clock,
+        provider=provider,
+        licensing=licensing,
+        auth=FakeAuth(),
+    )
+    service.create_plan(
+        {
+            "code": "cad-m",
+            "product_code": "CADPRO",
+            "amount": 4900,
+            "currency": "eur",
+            "interval": "month",
+        }
+    )
+    return service
+
+
+def count(db: Db, model) -> int:
+    with db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def raises_code(code: str, call, *args, **kwargs) -> PortalError:
+    with pytest.raises(PortalError) as caught:
+        call(*args, **kwargs)
+    assert caught.value.code == code, caught.value.to_dict()
+    return caught.value
+
+
+def buy(service, card=OK_CARD, seats: int = 2, **extra) -> dict[str, Any]:
+    return service.purchase(CUSTOMER, {"plan": "cad-m", "seats": seats, "card": card, **extra})
+
+
+# --- purchases ----------------------------------------------------------------------------
+
+
+def test_a_purchase_makes_a_receipt_a_recurring_payment_and_one_event(service, events) -> None:
+    result = buy(service)
+    payment = result["payment"]
+    assert payment["receipt_number"] == "R-2026-000001"
+    assert (payment["amount"], payment["currency"]) == (9800, "EUR")
+    assert (payment["card_brand"], payment["card_last4"]) == ("visa", "4242")
+    assert payment["period_start"] == T0.isoformat()
+    assert payment["period_end"] == datetime(2026, 4, 10, 9, 0, tzinfo=UTC).isoformat()
+    recurring = result["recurring_payment"]
+    assert recurring["next_charge_at"] == payment["period_end"]
+    assert recurring["status"] == "active" and recurring["id"].startswith("rp_")
+    [event] = events.of("payment_succeeded")
+    assert event["customer_id"] == CUSTOMER
+    assert event["payment"]["receipt_number"] == "R-2026-000001"
+    assert event["purchase"] == {
+        "kind": "new",
+        "plan": "cad-m",
+        "product_code": "CADPRO",
+        "seats": 2,
+        "interval": "month",
+        "period_start": payment["period_start"],
+        "period_end": payment["period_end"],
+        "license_id": None,
+    }
+    assert buy(service)["payment"]["receipt_number"] == "R-2026-000002"
+    assert [p["receipt_number"] for p in service.list_payments(CUSTOMER)] == [
+        "R-2026-000002",
+        "R-2026-000001",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("card", "code"), [(DECLINED, "card_declined"), (NO_FUNDS, "insufficient_funds")]
+)
+def test_a_declined_card_leaves_nothing_but_the_charge_attempt(
+    service, db, events, card, code
+) -> None:
+    raises_code(code, buy, service, card)
+    assert service.list_payments(CUSTOMER) == []
+    assert service.list_recurring_payments(CUSTOMER) == []
+    assert events == []
+    assert (count(db, Payment), count(db, RecurringPayment)) == (0, 0)
+    with db.transaction() as session:
+        assert session.scalar(select(Charge.status)) == "declined"
+
+
+@pytest.mark.parametrize(
+    ("card", "field"),
+    [
+        ({**OK_CARD, "number": "4242424242424241"}, "number"),
+        ({**OK_CARD, "exp_year": 2026, "exp_month": 2}, "exp_year"),
+    ],
+)
+def test_bad_or_expired_cards_are_422_naming_the_field(service, db, card, field) -> None:
+    error = raises_code("validation_error", buy, service, card)
+    assert field in error.details["fields"]["card"]
+    assert count(db, Charge) == 0
+
+
+def test_unknown_plan_and_bad_seats_are_named(service) -> None:
+    error = raises_code(
+        "validation_error",
+        service.purchase,
+        CUSTOMER,
+        {"plan": "nope", "seats": 1, "card": OK_CARD},
+    )
+    assert "plan" in error.details["fields"]
+    error = raises_code("validation_error", buy, service, OK_CARD, 0)
+    assert "seats" in error.details["fields"]
+
+
+def test_a_lost_answer_is_rechecked_not_recharged(db, events, clock, licensing) -> None:
+    ledger = MemoryLedger()
+    losing = worker_factory(
+        BillingService, db=db, events=events, clock=clock, provider=LosingProvider(ledger),
+        licensing=licensing, auth=FakeAuth(),
+    )  # fmt: skip
+    losing.create_plan(
+        {"code": "cad-m", "product_code": "CADPRO", "amount": 4900, "currency": "EUR",
+         "interval": "month"}
+    )  # fmt: skip
+    raises_code("payment_unconfirmed", buy, losing)
+    assert count(db, Payment) == 0 and len(ledger.records) == 1
+    healthy = worker_factory(
+        BillingService, db=db, events=events, clock=clock, provider=SandboxProvider(ledger),
+        licensing=licensing, auth=FakeAuth(),
+    )  # fmt: skip
+    report = healthy.run_renewals()
+    assert report["reconciled"] == 1
+    assert len(ledger.records) == 1  # asked, not charged again
+    [payment] = healthy.list_payments(CUSTOMER)
+    assert payment["amount"] == 9800
+    assert len(events.of("payment_succeeded")) == 1
+    assert healthy.run_renewals()["reconciled"] == 0
+
+
+def test_a_renewal_purchase_extends_from_the_license_expiry(service, licensing, events) -> None:
+    expiry = T0 + timedelta(days=10)
+    license_id = licensing.issue_for("R-x", CUSTOMER, expiry)
+    result = buy(service, license_id=license_id)
+    assert result["payment"]["period_start"] == expiry.isoformat()
+    assert result["payment"]["license_id"] == license_id
+    assert events.of("payment_succeeded")[0]["purchase"]["kind"] == "renewal"
+    assert events.of("payment_succeeded")[0]["purchase"]["license_id"] == license_id
+    body = {"plan": "cad-m", "seats": 2, "card": OK_CARD, "license_id": license_id}
+    raises_code("license_not_found", service.purchase, OTHER, body)
+    error = raises_code("validation_error", buy, service, OK_CARD, 3, license_id=license_id)
+    assert "seats" in error.details["fields"]
+
+
+# --- reads, isolation, offline ------------------------------------------------------------
+
+
+def test_another_company_never_sees_a_receipt_or_recurring_payment(service) -> None:
+    result = buy(service)
+    receipt = result["payment"]["receipt_number"]
+    assert service.get_receipt(receipt, CUSTOMER)["lines"][0]["seats"] == 2
+    raises_code("payment_not_found", service.get_receipt, receipt, OTHER)
+    assert service.list_payments(OTHER) == []
+    raises_code(
+        "recurring_payment_not_found",
+        service.cancel_recurring_payment,
+        result["recurring_payment"]["id"],
+        OTHER,
+    )
+
+
+def test_offline_payments_are_receipts_that_are_not_listed(service, events) -> None:
+    payment = service.record_offline_payment(
+        {"customer_id": CUSTOMER, "amount": 120000, "currency": "EUR", "description": "By phone"}
+    )
+    assert payment["channel"] == "offline" and payment["receipt_number"] == "R-2026-000001"
+    assert service.list_payments(CUSTOMER) == []
+    assert service.get_receipt(payment["receipt_number"], CUSTOMER)["amount_formatted"] == (
+        "EUR 1,200.00"
+    )
+    [event] = events.of("offline_payment_recorded")
+    assert event["payment"]["receipt_number"] == payment["receipt_number"]
+    raises_code(
+        "company_not_found",
+        service.record_offline_payment,
+        {"customer_id": "C9", "amount": 1, "currency": "EUR", "description": "x"},
+    )
+
+
+def test_license_ids_are_learnt_from_licensing(service, licensing) -> None:
+    result = buy(service)
+    receipt = result["payment"]["receipt_number"]
+    assert service.list_payments(CUSTOMER)[0]["license_id"] is None
+    license_id = licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31))
+    assert service.list_payments(CUSTOMER)[0]["license_id"] == license_id
+    assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] == license_id
+
+
+# --- renewals and dunning -----------------------------------------------------------------
+
+
+def _bought_and_licensed(service, licensing, card=OK_CARD) -> dict[str, Any]:
+    result = buy(service, card)
+    licensing.issue_for(result["payment"]["receipt_number"], CUSTOMER, T0 + timedelta(days=31))
+    return result
+
+
+def test_a_due_renewal_is_charged_once(service, licensing, clock, events) -> None:
+    result = _bought_and_licensed(service, licensing)
+    assert service.run_renewals()["charged"] == 0
+    clock.at = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
+    first, second = service.run_renewals(), service.run_renewals()
+    assert (first["invoices_opened"], first["succeeded"]) == (1, 1)
+    assert (second["invoices_opened"], second["charged"]) == (0, 0)
+    renewal = events.of("payment_succeeded")[-1]
+    assert renewal["purchase"]["kind"] == "renewal"
+    assert renewal["purchase"]["license_id"] == "L-0001"
+    assert renewal["purchase"]["period_start"] == clock.at.isoformat()
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["next_charge_at"] == renewal["purchase"]["period_end"]
+    assert len(service.list_payments(CUSTOMER)) == 2
+
+
+def test_as_of_charges_what_falls_due_until_then(service, licensing) -> None:
+    _bought_and_licensed(service, licensing)
+    assert service.run_renewals((T0 + timedelta(days=40)).isoformat())["succeeded"] == 1
+    raises_code("validation_error", service.run_renewals, "tomorrow")
+
+
+def test_dunning_retries_then_past_due(service, db, licensing, clock, events) -> None:
+    result = _bought_and_licensed(service, licensing)
+    with db.transaction() as session:  # the card stops working after the purchase
+        recurring = session.scalar(select(RecurringPayment))
+        method_token = "pm_sandbox_insufficient_funds_test"
+        from services.billing.models import PaymentMethod
+
+        session.get(PaymentMethod, recurring.payment_method_id).token = method_token
+    due = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
+    clock.at = due
+    assert service.run_renewals()["declined"] == 1
+    failed = events.of("payment_failed")
+    assert failed[0]["attempt"] == 1 and failed[0]["reason"] == "insufficient_funds"
+    assert failed[0]["next_retry_at"] == (due + timedelta(days=1)).isoformat()
+    clock.at = due + timedelta(hours=23)
+    assert service.run_renewals()["charged"] == 0  # not yet
+    for days, attempt in ((1, 2), (3, 3), (5, 4)):
+        clock.at = due + timedelta(days=days)
+        assert service.run_renewals()["charged"] == 1
+        assert events.of("payment_failed")[-1]["attempt"] == attempt
+    assert events.of("payment_failed")[-1]["next_retry_at"] is None
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["status"] == "past_due" and recurring["failures"] == 4
+    clock.at = due + timedelta(days=60)
+    assert service.run_renewals()["charged"] == 0
+    assert len(events.of("payment_succeeded")) == 1  # the purchase only: no extension
+    with db.transaction() as session:
+        assert session.scalar(select(Invoice.status)) == "failed"
+
+
+def test_cancelled_recurring_payments_are_not_charged(service, licensing, clock, events) -> None:
+    result = _bought_and_licensed(service, licensing)
+    reference = result["recurring_payment"]["id"]
+    cancelled = service.cancel_recurring_payment(reference, CUSTOMER)
+    assert cancelled["status"] == "cancelled"
+    assert service.cancel_recurring_payment(reference, CUSTOMER)["status"] == "cancelled"
+    assert len(events.of("recurring_payment_cancelled")) == 1
+    clock.at = T0 + timedelta(days=400)
+    assert service.run_renewals()["charged"] == 0
+
+
+def test_renewals_wait_for_licensing_to_name_the_license(service, clock) -> None:
+    buy(service)
+    clock.at = T0 + timedelta(days=40)
+    report = service.run_renewals()
+    assert (report["waiting_for_license"], report["charged"]) == (1, 0)
+
+
+def test_demo_history_is_seeded_once(service, events) -> None:
+    seeded = service.seed_demo_history(CUSTOMER, "cad-m", 3)
+    assert seeded["created"] is True
+    assert [p["kind"] for p in seeded["payments"]] == ["new", "renewal"]
+    assert service.seed_demo_history(CUSTOMER, "cad-m", 3) == {"created": False}
+    assert len(service.list_payments(CUSTOMER)) == 2
+    assert len(events.of("payment_succeeded")) == 1
+    assert service.list_recurring_payments(CUSTOMER)[0]["next_charge_at"] > T0.isoformat()
+
+
+def test_plans(service) -> None:
+    [plan] = service.list_plans()
+    assert plan["price"] == "EUR 49.00" and plan["currency"] == "EUR"
+    raises_code("plan_exists", service.create_plan, {**_plan(), "code": "cad-m"})
+    error = raises_code("validation_error", service.create_plan, {**_plan(), "amount": 49.5})
+    assert "amount" in error.details["fields"]
+    error = raises_code("validation_error", service.create_plan, {**_plan(), "currency": "EURO"})
+    assert "currency" in error.details["fields"]
+
+
+def _plan() -> dict[str, Any]:
+    return {
+        "code": "cad-y",
+        "product_code": "CADPRO",
+        "amount": 49000,
+        "currency": "EUR",
+        "interval": "year",
+    }

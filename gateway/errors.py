@@ -29,12 +29,14 @@ STATUS_BY_CODE: dict[str, int] = {
     "method_not_allowed": 405,
     "conflict": 409,
     "email_taken": 409,
+    "plan_exists": 409,
     "no_seats_available": 409,
     "payload_too_large": 413,
     "validation_error": 422,
     "weak_password": 422,
     "too_many_attempts": 429,
     "internal_error": 500,
+    "payment_unconfirmed": 503,
     "service_unavailable": 503,
 }
 

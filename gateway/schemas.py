@@ -1,6 +1,6 @@
 """HTTP request and response bodies of the gateway; the OpenAPI document is built from these."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from common.schemas import StrictSchema, Text
 
@@ -52,3 +52,97 @@ class ResetConfirmBody(StrictSchema):
 class Health(Schema):
     status = fields.String()
     services = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+# --- billing (B1-B3) --------------------------------------------------------------------------
+
+
+class CardBody(StrictSchema):
+    number = Text(32, metadata={"example": "4242424242424242"})
+    exp_month = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=12))
+    exp_year = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=2000, max=2100)
+    )
+    cvc = Text(4, min_length=3, metadata={"example": "123"})
+
+
+class PurchaseBody(StrictSchema):
+    plan = Text(64, metadata={"example": "cadpro-yearly"})
+    seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10_000))
+    card = fields.Nested(CardBody, required=True)
+    license_id = Text(
+        64,
+        required=False,
+        allow_none=True,
+        metadata={"description": "renew this license instead of buying a new one"},
+    )
+
+
+class PaymentOut(Schema):
+    receipt_number = fields.String(metadata={"example": "R-2026-000123"})
+    paid_at = fields.DateTime()
+    amount = fields.Integer(metadata={"description": "minor units, e.g. cents"})
+    currency = fields.String(metadata={"example": "EUR"})
+    amount_formatted = fields.String(metadata={"example": "EUR 1,234.50"})
+    description = fields.String()
+    status = fields.String(metadata={"example": "paid"})
+    license_id = fields.String(allow_none=True)
+    plan = fields.String(allow_none=True)
+    seats = fields.Integer(allow_none=True)
+    period_start = fields.DateTime(allow_none=True)
+    period_end = fields.DateTime(allow_none=True)
+    card_brand = fields.String(allow_none=True)
+    card_last4 = fields.String(allow_none=True)
+
+
+class PaymentList(Schema):
+    payments = fields.List(fields.Nested(PaymentOut))
+
+
+class ProductRef(Schema):
+    code = fields.String()
+    name = fields.String(allow_none=True)
+
+
+class RecurringPaymentOut(Schema):
+    id = fields.String(metadata={"example": "rp_4f1c2a9b0d7e6c5b4a39"})
+    license_id = fields.String(allow_none=True)
+    product = fields.Nested(ProductRef)
+    plan = fields.String()
+    seats = fields.Integer()
+    amount = fields.Integer(metadata={"description": "minor units"})
+    currency = fields.String()
+    interval = fields.String(metadata={"example": "year"})
+    next_charge_at = fields.DateTime()
+    status = fields.String(metadata={"description": "active | past_due | cancelled"})
+    card_brand = fields.String(allow_none=True)
+    card_last4 = fields.String(allow_none=True)
+
+
+class RecurringPaymentList(Schema):
+    recurring_payments = fields.List(fields.Nested(RecurringPaymentOut))
+
+
+class PlanOut(Schema):
+    code = fields.String()
+    amount = fields.Integer(metadata={"description": "per seat and interval, minor units"})
+    currency = fields.String()
+    price = fields.String(metadata={"example": "EUR 490.00"})
+    interval = fields.String()
+
+
+class CatalogProduct(Schema):
+    code = fields.String()
+    name = fields.String()
+    plans = fields.List(fields.Nested(PlanOut))
+
+
+class Catalog(Schema):
+    products = fields.List(fields.Nested(CatalogProduct))
+
+
+class PurchaseOut(Schema):
+    payment = fields.Nested(PaymentOut)
+    license = fields.Dict(allow_none=True)
+    license_status = fields.String(metadata={"description": "issued | extended | pending"})
+    recurring_payment = fields.Nested(RecurringPaymentOut)

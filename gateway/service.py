@@ -6,8 +6,8 @@ imported as modules: `nameko run gateway.service` treats every class in this mod
 namespace that has entrypoints as a service.
 """
 
-from gateway.routes import accounts, ops, web
+from gateway.routes import accounts, billing, ops, web
 
 
-class GatewayService(accounts.AccountRoutes, ops.OpsRoutes, web.WebRoutes):
+class GatewayService(accounts.AccountRoutes, billing.BillingRoutes, ops.OpsRoutes, web.WebRoutes):
     name = "gateway"

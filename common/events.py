@@ -82,7 +82,8 @@ class EventBus(EventDispatcher):
         dispatch = super().get_dependency(worker_ctx)
 
         def publish(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-            event = new_event(payload)
+            # an event staged in an outbox is already stamped: republish it as it is
+            event = payload if "event_id" in payload else new_event(payload)
             dispatch(event_type, event)
             return event
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
 
 
@@ -62,3 +63,7 @@ class LoginFailure(AuthBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# events staged with the change that made them true (common/outbox.py)
+EventOutbox = outbox_table(AuthBase.metadata)

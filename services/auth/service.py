@@ -8,7 +8,7 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from common import settings
+from common import outbox, settings
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
@@ -16,6 +16,7 @@ from common.schemas import load
 from common.timeutil import utcnow
 from services.auth import accounts, domain, schemas
 from services.auth.exceptions import InvalidCredentials
+from services.auth.models import EventOutbox
 from services.auth.repository import AuthRepository
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,11 +29,11 @@ class AuthService:
     events = EventBus()
 
     def _run(self, use_case, *args: Any) -> accounts.Outcome:
-        """Run a use case in one transaction, then publish its events (after commit)."""
+        """Run a use case in one transaction with its events staged, then publish them."""
         with self.db.transaction() as session:
             outcome = use_case(AuthRepository(session), *args)
-        for event_type, payload in outcome.events:
-            self.events(event_type, payload)
+            staged = outbox.stage(session, EventOutbox, outcome.events)
+        outbox.flush(self.db, EventOutbox, self.events, staged)
         return outcome
 
     @rpc
@@ -133,6 +134,12 @@ class AuthService:
 
     @timer(interval=3600)
     def prune(self) -> None:
-        """Forget failed logins that no longer count."""
+        """Forget failed logins that no longer count, and long-published events."""
         with self.db.transaction() as session:
             AuthRepository(session).prune_failures(utcnow() - domain.LOGIN_FAILURE_WINDOW)
+        outbox.prune(self.db, EventOutbox)
+
+    @timer(interval=5)
+    def relay_outbox(self) -> None:
+        """Publish events that a crash or a broker outage left in the outbox."""
+        outbox.relay(self.db, EventOutbox, self.events)

@@ -1,0 +1,130 @@
+"""A transactional outbox: an event is stored with the change that made it true.
+
+Publishing after commit loses the event if the process dies (or the broker is away) between
+the commit and the publish: the customer paid, and no license is ever issued. So a service
+stages its events in its own `event_outbox` table inside the same transaction, publishes
+them right after the commit, and a relay timer publishes whatever a crash left behind.
+Consumers deduplicate by `event_id`, so the rare second publish changes nothing.
+
+Usage in a service (see services/auth/service.py):
+
+    with self.db.transaction() as session:
+        outcome = use_case(...)
+        staged = outbox.stage(session, EventOutbox, outcome.events)
+    outbox.flush(self.db, EventOutbox, self.events, staged)
+
+    @timer(interval=5)
+    def relay_outbox(self):
+        outbox.relay(self.db, EventOutbox, self.events)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy.orm import Session
+
+from common.db import Db
+from common.events import new_event
+from common.timeutil import UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], Any]
+# the relay leaves younger rows to the request that staged them
+RELAY_AFTER = timedelta(seconds=10)
+RELAY_BATCH = 200
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The `event_outbox` table in a service's own metadata (add it to its migrations)."""
+    return Table(
+        "event_outbox",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("published_at", UTCDateTime(), nullable=True),
+        Index("ix_event_outbox_created_at", "created_at"),
+    )
+
+
+def stage(
+    session: Session, table: Table, events: Iterable[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Stamp `events` and insert them in the caller's transaction; returns what to flush."""
+    staged = [(event_type, new_event(payload)) for event_type, payload in events]
+    if staged:
+        now = utcnow()
+        session.execute(
+            table.insert(),
+            [
+                {
+                    "event_id": event["event_id"],
+                    "event_type": event_type,
+                    "payload": json.dumps(event, ensure_ascii=False),
+                    "created_at": now,
+                }
+                for event_type, event in staged
+            ],
+        )
+    return staged
+
+
+def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish events staged by a committed transaction and mark them published.
+
+    A failure here is logged, not raised: the change is committed, and the relay publishes
+    the event later.
+    """
+    if not staged:
+        return
+    published = []
+    for event_type, event in staged:
+        try:
+            publish(event_type, event)
+        except Exception:  # noqa: BLE001 - the relay retries; the caller's change stands
+            log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
+            break
+        published.append(event["event_id"])
+    if published:
+        with db.transaction() as session:
+            session.execute(
+                update(table).where(table.c.event_id.in_(published)).values(published_at=utcnow())
+            )
+
+
+def relay(db: Db, table: Table, publish: Publish, older_than: timedelta = RELAY_AFTER) -> int:
+    """Publish unpublished events older than `older_than`; safe with several instances."""
+    cutoff = utcnow() - older_than
+    count = 0
+    with db.transaction() as session:
+        rows = session.execute(
+            select(table.c.id, table.c.event_type, table.c.payload)
+            .where(table.c.published_at.is_(None), table.c.created_at < cutoff)
+            .order_by(table.c.id)
+            .limit(RELAY_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            publish(row.event_type, json.loads(row.payload))
+            session.execute(update(table).where(table.c.id == row.id).values(published_at=utcnow()))
+            count += 1
+    return count
+
+
+def prune(db: Db, table: Table, older_than: timedelta = timedelta(days=7)) -> None:
+    """Forget published events after a week (they stay long enough to investigate)."""
+    with db.transaction() as session:
+        session.execute(
+            table.delete().where(
+                table.c.published_at.is_not(None), table.c.published_at < utcnow() - older_than
+            )
+        )

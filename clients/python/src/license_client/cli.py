@@ -1,0 +1,293 @@
+"""`license-client`: activate, deactivate and check this machine's license from a shell.
+
+    license-client --server URL activate LICENSE_ID [--password P] [--machine-name NAME]
+    license-client status [--offline]
+    license-client deactivate
+    license-client id
+
+Options go before or after the command: `--server URL` (else `$LICENSE_SERVER_URL`, else the
+server the activation was made with), `--product CODE` (`$LICENSE_CLIENT_PRODUCT`),
+`--data-dir DIR` (`$LICENSE_CLIENT_DATA_DIR`), `--installation-id ID`, `--jwks FILE` (pinned
+keys), `--timeout S`, `--retries N`, `--json` (exactly one JSON document on stdout).
+
+Exit codes: 0 done / license valid; 1 license not valid; 2 usage error; 3 not activated;
+4 refused by the server (credentials, seats, expired, suspended, throttled, bad input);
+5 server unreachable or unavailable; 6 local data folder unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .client import LicenseClient
+from .errors import (
+    LicenseError,
+    NoSeatsAvailable,
+    NotActivated,
+    ProtocolError,
+    ServiceUnavailable,
+    StorageError,
+    TooManyAttempts,
+)
+from .results import NOT_ACTIVATED, Status
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_NOT_ACTIVATED = 3
+EXIT_REFUSED = 4
+EXIT_UNREACHABLE = 5
+EXIT_STORAGE = 6
+
+SERVER_ENV = "LICENSE_SERVER_URL"
+PRODUCT_ENV = "LICENSE_CLIENT_PRODUCT"
+PASSWORD_ENV = "LICENSE_CLIENT_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = LicenseClient(
+            base_url=args.server or os.environ.get(SERVER_ENV) or None,
+            product=args.product or os.environ.get(PRODUCT_ENV) or None,
+            data_dir=args.data_dir,
+            jwks=Path(args.jwks) if args.jwks else None,
+            timeout=args.timeout,
+            retries=args.retries,
+            installation_id=args.installation_id,
+        )
+        return COMMANDS[args.command](client, args)
+    except LicenseError as error:
+        return fail(args, error)
+    except (ValueError, OSError) as error:
+        return fail(args, LicenseError(str(error), code="usage_error"), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_activate(client: LicenseClient, args: argparse.Namespace) -> int:
+    password = args.password or os.environ.get(PASSWORD_ENV) or read_password(args.license_id)
+    client.activate(args.license_id, password, machine_name=args.machine_name)
+    return show_status(client.status(online=False), args)
+
+
+def cmd_deactivate(client: LicenseClient, args: argparse.Namespace) -> int:
+    status = client.status(online=False)
+    client.deactivate(password=args.password or os.environ.get(PASSWORD_ENV) or None)
+    if args.json:
+        emit(
+            {
+                "deactivated": True,
+                "license_id": status.license_id,
+                "installation_id": status.installation_id,
+            }
+        )
+    else:
+        print(f"Deactivated license {status.license_id} on this machine; its seat is free.")
+    return EXIT_OK
+
+
+def cmd_status(client: LicenseClient, args: argparse.Namespace) -> int:
+    return show_status(client.status(online=not args.offline), args)
+
+
+def cmd_id(client: LicenseClient, args: argparse.Namespace) -> int:
+    if args.json:
+        emit({"installation_id": client.installation_id, "data_dir": str(client.data_dir)})
+    else:
+        print(client.installation_id)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "activate": cmd_activate,
+    "deactivate": cmd_deactivate,
+    "status": cmd_status,
+    "id": cmd_id,
+}
+
+
+def show_status(status: Status, args: argparse.Namespace) -> int:
+    validation = status.validation
+    if validation.code == NOT_ACTIVATED:
+        code = EXIT_NOT_ACTIVATED
+    else:
+        code = EXIT_OK if validation.valid else EXIT_INVALID
+    if args.json:
+        emit(status.to_dict())
+        return code
+    where = "online" if validation.online else "offline"
+    if not status.activated:
+        print("Not activated on this machine.")
+    else:
+        print(
+            f"License {status.license_id} ({status.product or 'product ?'}): "
+            f"{validation.code}, checked {where}."
+        )
+    print(f"  {validation.reason}")
+    rows = [
+        ("installation", status.installation_id),
+        ("machine", status.machine_name),
+        ("customer", status.customer_id),
+        ("expires", _when(status.expires_at) if status.activated else None),
+        ("activated", _when(status.activated_at)),
+        ("last online", _when(status.last_online_check)),
+        ("grace until", _when(status.grace_until)),
+        ("server", status.server),
+        ("data folder", status.data_dir),
+    ]
+    for label, value in rows:
+        if value:
+            print(f"  {label:<13} {value}")
+    return code
+
+
+def fail(args: argparse.Namespace, error: LicenseError, code: int | None = None) -> int:
+    code = code if code is not None else exit_code(error)
+    if getattr(args, "json", False):
+        emit({"error": error.to_dict()})
+    message = error.message
+    if isinstance(error, NoSeatsAvailable) and error.machines:
+        message += " In use on: " + ", ".join(error.machines) + "."
+    if isinstance(error, TooManyAttempts) and error.retry_after:
+        message += f" Retry in {int(error.retry_after)} s."
+    print(f"license-client: {message}", file=sys.stderr)
+    return code
+
+
+def exit_code(error: LicenseError) -> int:
+    if isinstance(error, NotActivated):
+        return EXIT_NOT_ACTIVATED
+    if isinstance(error, (ServiceUnavailable, ProtocolError)):
+        return EXIT_UNREACHABLE
+    if isinstance(error, StorageError):
+        return EXIT_STORAGE
+    if error.code in ("no_server", "password_required", "bad_url"):
+        return EXIT_USAGE
+    return EXIT_REFUSED
+
+
+def read_password(license_id: str) -> str:
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(f"Activation password for {license_id}: ")
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.rstrip("\r\n")
+
+
+def emit(document: Any) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+def _when(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="license-client",
+        description="Activate, deactivate and check this machine's License Portal license.",
+        epilog="Exit codes: 0 ok/valid, 1 not valid, 2 usage, 3 not activated, 4 refused by "
+        "the server, 5 server unreachable, 6 data folder unusable.",
+    )
+    parser.add_argument("--version", action="version", version=f"license-client {__version__}")
+    _add_common(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    activate = commands.add_parser(
+        "activate", parents=[common], help="activate this machine (uses a seat)"
+    )
+    activate.add_argument("license_id", help="the license ID, e.g. LIC-7Q2M-9XKD")
+    activate.add_argument(
+        "--password",
+        help=f"the license's activation password or the company password (else ${PASSWORD_ENV},"
+        " else asked for, or read from standard input)",
+    )
+    activate.add_argument("--machine-name", help="the name shown in the portal (default: hostname)")
+
+    deactivate = commands.add_parser(
+        "deactivate", parents=[common], help="release this machine's seat"
+    )
+    deactivate.add_argument("--password", help="if it changed since the activation")
+
+    status = commands.add_parser(
+        "status", parents=[common], help="is the license valid here? (online, else offline)"
+    )
+    status.add_argument(
+        "--offline", action="store_true", help="check the stored certificate only, no network"
+    )
+
+    commands.add_parser("id", parents=[common], help="print this machine's installation ID")
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--server",
+        default=default(None),
+        metavar="URL",
+        help=f"the License Portal's URL (else ${SERVER_ENV}, else the one used to activate)",
+    )
+    parser.add_argument(
+        "--product",
+        default=default(None),
+        metavar="CODE",
+        help=f"the product code; the installation ID depends on it (else ${PRODUCT_ENV})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=default(None),
+        metavar="DIR",
+        help="where the activation is stored (else $LICENSE_CLIENT_DATA_DIR, else the per-user"
+        " data folder)",
+    )
+    parser.add_argument(
+        "--installation-id",
+        default=default(None),
+        metavar="ID",
+        help="use this installation ID (else $LICENSE_CLIENT_INSTALLATION_ID, else derived)",
+    )
+    parser.add_argument(
+        "--jwks",
+        default=default(None),
+        metavar="FILE",
+        help="pinned signing keys (a JWKS file) instead of the server's",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default(10.0),
+        metavar="S",
+        help="seconds per HTTP request",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=default(3),
+        metavar="N",
+        help="retries after 503 or network errors",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print one JSON document",
+    )

@@ -1,0 +1,658 @@
+"""`LicenseClient`: activate, deactivate and validate this installation's license.
+
+Three files in the data folder hold everything (each replaced atomically, mode 0600):
+
+- `activation.json`: license ID, installation ID, machine name, the signed certificate, the
+  server URL and (unless `remember_password=False`) the password, which `deactivate()` and a
+  certificate refresh need;
+- `keys.json`: the server's JWKS as last fetched from `GET /api/v1/signing-keys`;
+- `state.json`: the last successful online check, the last verdict of the server, and the
+  latest time this client has seen (for the clock-rollback check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Union
+
+from . import jws
+from . import results as r
+from .errors import (
+    InvalidCertificate,
+    LicenseError,
+    NotActivated,
+    ProtocolError,
+    ServiceUnavailable,
+    TooManyAttempts,
+)
+from .installation import installation_id as derive_installation_id
+from .results import Status, Validation
+from .storage import Store, default_data_dir
+from .transport import Api, Transport
+
+ACTIVATION_FILE = "activation.json"
+KEYS_FILE = "keys.json"
+STATE_FILE = "state.json"
+# the server's verdicts that keep holding offline until an online check says otherwise
+STICKY_VERDICTS = (r.DEACTIVATED, r.SUSPENDED, r.EXPIRED, r.BAD_SIGNATURE)
+# the latest time seen is written at most this often: validating stays cheap, and a rollback
+# that stays within this window is below any useful tolerance anyway
+LAST_SEEN_WRITE_INTERVAL = timedelta(minutes=1)
+# errors of an online check that say nothing about the license: fall back to offline
+FALLBACK_ERRORS = (ServiceUnavailable, ProtocolError, TooManyAttempts)
+
+JwksSource = Union[dict, str, bytes, Path]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LicenseClient:
+    """This installation's license, for one product, against one License Portal server.
+
+    >>> client = LicenseClient("https://licenses.example.com", product="cadpro")
+    >>> client.activate("LIC-7Q2M-9XKD", "the activation password")   # once, online
+    >>> if not client.validate():                                       # at every start
+    ...     ask_for_a_license()
+
+    Arguments:
+        base_url: the portal's URL (without `/api/v1`); None to use the one stored at
+            activation (offline use needs none).
+        product: the product code; certificates for other products are refused, and it is
+            the default `namespace`.
+        data_dir: where the activation is kept (default: the per-user data folder, see
+            `storage`).
+        jwks: a pinned JWKS (dict, JSON text, or a path to a JSON file): offline validation
+            trusts only these keys and never fetches any. Default: the server's keys, fetched
+            at activation and refreshed online.
+        timeout, retries: per HTTP request; retries apply to 503 and network errors only.
+        grace_period: how long after the last successful online check an online validation
+            that cannot reach the server still passes on the certificate alone.
+        clock_tolerance: how far the clock may go back before validation refuses.
+        clock: returns the current time (timezone-aware); for tests.
+        installation_id: overrides the derived installation ID (also
+            `$LICENSE_CLIENT_INSTALLATION_ID`).
+        namespace: what the installation ID is hashed with (default: the product code).
+        remember_password: keep the password for `deactivate()` and certificate refreshes.
+        transport, sleep: the HTTP seam and the backoff's sleep; for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        product: str | None = None,
+        data_dir: str | Path | None = None,
+        jwks: JwksSource | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        grace_period: timedelta = timedelta(days=7),
+        clock_tolerance: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] = utcnow,
+        installation_id: str | None = None,
+        namespace: str | None = None,
+        remember_password: bool = True,
+        keys_max_age: timedelta = timedelta(days=1),
+        transport: Transport | None = None,
+        sleep: Callable[[float], None] | None = None,
+        backoff: float = 0.5,
+    ) -> None:
+        self.product = product
+        self.namespace = namespace or product or "default"
+        self.store = Store(data_dir if data_dir is not None else default_data_dir(self.namespace))
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.grace_period = grace_period
+        self.clock_tolerance = clock_tolerance
+        self.clock = clock
+        self.remember_password = remember_password
+        self.keys_max_age = keys_max_age
+        self._transport = transport
+        self._sleep = sleep
+        self._installation_override = installation_id
+        self._installation_id: str | None = None
+        self._pinned = _load_keyset(jwks) if jwks is not None else None
+        self._lock = threading.RLock()
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._last_seen_mem: datetime | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def installation_id(self) -> str:
+        """This machine's installation ID (see `license_client.installation`)."""
+        if self._installation_id is None:
+            self._installation_id = derive_installation_id(
+                self.namespace, self.store, self._installation_override
+            )
+        return self._installation_id
+
+    @property
+    def data_dir(self) -> Path:
+        return self.store.folder
+
+    # -- activation -------------------------------------------------------------------------
+
+    def activate(
+        self, license_id: str, password: str, machine_name: str | None = None
+    ) -> Validation:
+        """Activate this installation and store its certificate; returns its validation.
+
+        Idempotent: activating an installation that is already active uses no new seat and
+        just renews the stored certificate. Raises `InvalidCredentials`, `NoSeatsAvailable`,
+        `LicenseExpired`, `LicenseSuspended`, `TooManyAttempts`, `ValidationError`,
+        `ServiceUnavailable`/`NetworkError`, or `InvalidCertificate` when the answer does not
+        verify against the server's (or the pinned) keys.
+        """
+        machine_name = machine_name or socket.gethostname() or "unknown"
+        api = self._api()
+        with self._lock:
+            keys = self._pinned or self._fetch_keys(api)
+            answer = api.call(
+                "POST",
+                "/api/v1/activations",
+                {
+                    "license_id": license_id,
+                    "password": password,
+                    "installation_id": self.installation_id,
+                    "machine_name": machine_name,
+                },
+            )
+            token = answer.get("certificate") if isinstance(answer, dict) else None
+            certificate = self._verify_new(token, keys, api)
+            now = self.clock()
+            activation: dict[str, Any] = {
+                "version": 1,
+                "server": api.base_url,
+                "license_id": certificate.license_id or license_id,
+                "installation_id": self.installation_id,
+                "machine_name": certificate.machine_name or machine_name,
+                "certificate": certificate.token,
+                "activated_at": _iso(now),
+            }
+            if isinstance(answer.get("activation"), dict):
+                activation["activation"] = answer["activation"]
+            if self.remember_password:
+                activation["password"] = password
+            self.store.write_json(ACTIVATION_FILE, activation)
+            state = self._state()
+            state.update(last_online_ok=_iso(now), verdict=None)
+            self._set_last_seen(state, now, reset=True)
+            self.store.write_json(STATE_FILE, state)
+            self._cache.clear()
+        return self.validate(online=False)
+
+    def deactivate(self, password: str | None = None) -> None:
+        """Release this installation's seat on the server and forget the activation.
+
+        Uses the stored password unless one is given. Raises `NotActivated` when nothing is
+        stored, and the server's errors (`InvalidCredentials` after the password was rotated,
+        ...) otherwise; the stored activation stays until the server has released the seat.
+        """
+        with self._lock:
+            activation = self._activation()
+            if activation is None:
+                raise NotActivated()
+            password = password or activation.get("password")
+            if not isinstance(password, str) or not password:
+                raise LicenseError(
+                    "No password is stored for this activation; pass it to deactivate().",
+                    code="password_required",
+                )
+            try:
+                self._api(activation).call(
+                    "POST",
+                    "/api/v1/deactivations",
+                    {
+                        "license_id": activation.get("license_id"),
+                        "password": password,
+                        "installation_id": activation.get("installation_id")
+                        or self.installation_id,
+                    },
+                )
+            except LicenseError as error:
+                # already gone on the server (deactivated from the portal): just forget it here
+                if not (error.code.endswith("not_found") or error.code == "not_activated"):
+                    raise
+            self.forget()
+
+    def forget(self) -> None:
+        """Drop the stored activation without asking the server (the seat stays taken)."""
+        with self._lock:
+            self.store.remove(ACTIVATION_FILE)
+            state = self._state()
+            state.update(verdict=None, last_online_ok=None)
+            self.store.write_json(STATE_FILE, state)
+            self._cache.clear()
+
+    # -- validation -------------------------------------------------------------------------
+
+    def validate(self, online: bool = True) -> Validation:
+        """Whether this installation may run. Never raises for an invalid license.
+
+        Online: the server's verdict on the stored certificate (plus the local checks of
+        machine and product); if the server cannot be reached, the certificate alone, but only
+        within `grace_period` of the last successful online check. Offline: the certificate's
+        signature, expiry, installation ID and product, and the clock-rollback check.
+        """
+        with self._lock:
+            if not online:
+                return self._validate_offline()
+            return self._validate_online()
+
+    def status(self, online: bool = False) -> Status:
+        """The stored activation and its validation (offline unless `online`)."""
+        validation = self.validate(online=online)
+        with self._lock:
+            activation = self._activation() or {}
+            state = self._state()
+            claims = _unverified_claims(activation.get("certificate"))
+            last_ok = _parse_time(state.get("last_online_ok")) if activation else None
+            return Status(
+                activated=bool(activation),
+                installation_id=self.installation_id,
+                data_dir=str(self.store.folder),
+                validation=validation,
+                server=self.base_url or _str(activation.get("server")),
+                license_id=_str(activation.get("license_id")),
+                machine_name=_str(activation.get("machine_name")),
+                product=claims.product if claims else None,
+                customer_id=claims.customer_id if claims else None,
+                activated_at=_parse_time(activation.get("activated_at")),
+                expires_at=claims.expires_at if claims else None,
+                last_online_check=last_ok,
+                grace_until=last_ok + self.grace_period if last_ok else None,
+            )
+
+    @property
+    def certificate(self) -> str | None:
+        """The stored certificate (a compact JWS), or None."""
+        activation = self._activation()
+        return _str(activation.get("certificate")) if activation else None
+
+    # -- the two paths ----------------------------------------------------------------------
+
+    def _validate_offline(self, now: datetime | None = None) -> Validation:
+        now = now or self.clock()
+        activation = self._activation()
+        if activation is None or not isinstance(activation.get("certificate"), str):
+            return self._result(now, r.NOT_ACTIVATED, "This installation is not activated.")
+        keys = self._pinned or self._cached_keys()
+        if not keys:
+            return self._result(
+                now,
+                r.UNKNOWN_KEY,
+                "No signing keys to verify the certificate with: validate online once, or pin "
+                "the JWKS.",
+            )
+        try:
+            certificate = keys.verify(activation["certificate"])
+        except jws.CertificateError as error:
+            return self._result(now, error.reason, f"The certificate is invalid: {error.message}.")
+        problem = self._identity_problem(certificate)
+        if problem:
+            return self._result(now, *problem, certificate=certificate)
+        state = self._state()
+        rollback = self._rollback(state, certificate, now)
+        if rollback:
+            return self._result(now, r.CLOCK_ROLLBACK, rollback, certificate=certificate)
+        expires = certificate.expires_at
+        if expires is not None and now >= expires:
+            return self._result(
+                now, r.EXPIRED, f"The license expired on {_iso(expires)}.", certificate=certificate
+            )
+        verdict = state.get("verdict")
+        if (
+            isinstance(verdict, dict)
+            and verdict.get("code") in STICKY_VERDICTS
+            and verdict.get("certificate") == certificate.token
+        ):
+            return self._result(
+                now,
+                verdict["code"],
+                f"The license server said {verdict['code']} on {verdict.get('at')}; "
+                "validate online to update.",
+                certificate=certificate,
+            )
+        self._set_last_seen(state, now)
+        until = f" until {_iso(expires)}" if expires else " (perpetual)"
+        return self._result(
+            now, r.VALID, f"The certificate is valid{until}.", certificate=certificate, valid=True
+        )
+
+    def _validate_online(self) -> Validation:
+        now = self.clock()
+        activation = self._activation()
+        if activation is None or not isinstance(activation.get("certificate"), str):
+            return self._result(now, r.NOT_ACTIVATED, "This installation is not activated.")
+        token = activation["certificate"]
+        claims = _unverified_claims(token)
+        if claims is None:
+            return self._result(now, r.MALFORMED, "The stored certificate is not a JWS.")
+        problem = self._identity_problem(claims)
+        if problem:
+            return self._result(now, *problem, certificate=claims)
+        try:
+            api = self._api(activation)
+        except LicenseError as error:  # no server known: as good as unreachable
+            return self._fallback(now, error)
+        try:
+            answer = api.call("POST", "/api/v1/validations", {"certificate": token})
+        except FALLBACK_ERRORS as error:
+            return self._fallback(now, error)
+        except LicenseError as error:
+            return self._result(
+                now,
+                r.MALFORMED,
+                f"The server refused the certificate: {error.message}",
+                certificate=claims,
+                online=True,
+            )
+        if not isinstance(answer, dict) or not isinstance(answer.get("code"), str):
+            return self._fallback(now, ProtocolError("The validation answer has no code."))
+        code = answer["code"]
+        valid = answer.get("valid") is True and code == r.VALID
+        state = self._state()
+        expires = _parse_time(answer.get("expires_at")) if answer.get("expires_at") else None
+        if valid:
+            # the server vouches for the time too: forget a clock that once ran ahead
+            state.update(last_online_ok=_iso(now), verdict=None)
+            self._set_last_seen(state, now, reset=True)
+        else:
+            state["verdict"] = {"code": code, "at": _iso(now), "certificate": token}
+        self.store.write_json(STATE_FILE, state)
+        self._cache.pop(STATE_FILE, None)
+        if valid:
+            self._refresh(api, activation, claims, expires)
+            reason = "The license server confirmed the license."
+        else:
+            reason = f"The license server says {code}."
+        return self._result(
+            now,
+            code,
+            reason,
+            certificate=claims,
+            valid=valid,
+            online=True,
+            expires_at=expires if "expires_at" in answer else claims.expires_at,
+        )
+
+    def _fallback(self, now: datetime, error: LicenseError) -> Validation:
+        offline = self._validate_offline(now)
+        if not offline.valid:
+            return offline
+        last_ok = _parse_time(self._state().get("last_online_ok"))
+        if last_ok is None or now > last_ok + self.grace_period:
+            since = f" since {_iso(last_ok)}" if last_ok else ""
+            return self._copy(
+                offline,
+                valid=False,
+                code=r.GRACE_EXPIRED,
+                reason=f"The license server cannot be reached ({error.message}) and the license "
+                f"has not been confirmed online{since}, longer than the grace period allows.",
+                grace_until=last_ok + self.grace_period if last_ok else None,
+            )
+        grace_until = last_ok + self.grace_period
+        return self._copy(
+            offline,
+            reason=f"The license server cannot be reached ({error.message}); the certificate "
+            f"is valid offline within the grace period, until {_iso(grace_until)}.",
+            grace_until=grace_until,
+        )
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _identity_problem(self, certificate: jws.Certificate) -> tuple[str, str] | None:
+        if certificate.installation_id != self.installation_id:
+            return (
+                r.WRONG_MACHINE,
+                "The certificate was issued to another installation, not to this machine.",
+            )
+        if self.product and certificate.product != self.product:
+            return (
+                r.WRONG_PRODUCT,
+                f"The certificate is for product {certificate.product!r}, not {self.product!r}.",
+            )
+        if "exp" in certificate.claims and certificate.expires_at is None:
+            return (r.MALFORMED, "The certificate's expiry is not a date.")
+        return None
+
+    def _rollback(
+        self, state: dict[str, Any], certificate: jws.Certificate, now: datetime
+    ) -> str | None:
+        seen = self._last_seen(state)
+        if seen is not None and now < seen - self.clock_tolerance:
+            return (
+                f"The system clock ({_iso(now)}) is behind a time this program has already seen "
+                f"({_iso(seen)}); correct the clock, or validate online."
+            )
+        issued = certificate.issued_at
+        if issued is not None and now < issued - self.clock_tolerance:
+            return (
+                f"The system clock ({_iso(now)}) is before the certificate was issued "
+                f"({_iso(issued)}); correct the clock."
+            )
+        return None
+
+    def _last_seen(self, state: dict[str, Any]) -> datetime | None:
+        stored = _parse_time(state.get("last_seen"))
+        mem = self._last_seen_mem
+        if stored is None or (mem is not None and mem > stored):
+            return mem
+        return stored
+
+    def _set_last_seen(self, state: dict[str, Any], now: datetime, reset: bool = False) -> None:
+        """Remember `now` as seen, writing it when it moved on enough; `reset` sets it (the
+        caller writes the state) after the server vouched for the license."""
+        if reset:
+            self._last_seen_mem = now
+            state["last_seen"] = _iso(now)
+            return
+        if self._last_seen_mem is None or now > self._last_seen_mem:
+            self._last_seen_mem = now
+        stored = _parse_time(state.get("last_seen"))
+        if stored is not None and now - stored < LAST_SEEN_WRITE_INTERVAL:
+            return
+        state["last_seen"] = _iso(now)
+        # a read-only data folder must not make a valid license invalid
+        with contextlib.suppress(LicenseError):
+            self.store.write_json(STATE_FILE, state)
+        self._cache.pop(STATE_FILE, None)
+
+    # -- keys and certificates --------------------------------------------------------------
+
+    def _fetch_keys(self, api: Api) -> jws.KeySet:
+        document = api.call("GET", "/api/v1/signing-keys")
+        try:
+            keys = jws.KeySet.from_jwks(document if isinstance(document, dict) else {})
+        except jws.CertificateError as error:
+            raise ProtocolError(f"The server's signing keys are not a JWKS: {error}") from None
+        if not keys:
+            raise ProtocolError("The server published no Ed25519 signing key.")
+        self.store.write_json(KEYS_FILE, {"jwks": keys.document, "fetched_at": _iso(self.clock())})
+        self._cache.pop(KEYS_FILE, None)
+        return keys
+
+    def _verify_new(self, token: Any, keys: jws.KeySet, api: Api) -> jws.Certificate:
+        try:
+            try:
+                certificate = keys.verify(token)
+            except jws.CertificateError as error:
+                if error.reason != jws.UNKNOWN_KEY or self._pinned is not None:
+                    raise
+                certificate = self._fetch_keys(api).verify(token)  # a key rotated meanwhile
+        except jws.CertificateError as error:
+            raise InvalidCertificate(
+                f"The server's certificate does not verify: {error.message}.",
+                details={"reason": error.reason},
+            ) from None
+        if certificate.installation_id != self.installation_id:
+            raise InvalidCertificate("The server's certificate names another installation.")
+        return certificate
+
+    def _refresh(
+        self,
+        api: Api,
+        activation: dict[str, Any],
+        claims: jws.Certificate,
+        server_expiry: datetime | None,
+    ) -> None:
+        """After a VALID online check: fresh keys when stale, a fresh certificate when the
+        license's expiry changed (extended or renewed). Best effort: errors are ignored."""
+        try:
+            if self._pinned is None:
+                keys_doc = self.store.read_json(KEYS_FILE) or {}
+                fetched = _parse_time(keys_doc.get("fetched_at"))
+                keys = self._cached_keys()
+                if (
+                    fetched is None
+                    or self.clock() - fetched > self.keys_max_age
+                    or keys.key_for(claims.kid) is None
+                ):
+                    self._fetch_keys(api)
+            if (
+                _str(activation.get("password"))
+                and server_expiry != claims.expires_at
+                and (
+                    server_expiry is None
+                    or claims.expires_at is None
+                    or abs((server_expiry - claims.expires_at).total_seconds()) > 1
+                )
+            ):
+                self.activate(
+                    _str(activation.get("license_id")) or "",
+                    activation["password"],
+                    _str(activation.get("machine_name")),
+                )
+        except (LicenseError, OSError):
+            pass
+
+    # -- storage ----------------------------------------------------------------------------
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        """A data file, re-read only when another process or call replaced it."""
+        stamp = self.store.stamp(name)
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == stamp and stamp is not None:
+            return cached[1]
+        document = self.store.read_json(name) if stamp is not None else None
+        self._cache[name] = (stamp, document)
+        return document
+
+    def _activation(self) -> dict[str, Any] | None:
+        return self._read(ACTIVATION_FILE)
+
+    def _state(self) -> dict[str, Any]:
+        return dict(self._read(STATE_FILE) or {})
+
+    def _cached_keys(self) -> jws.KeySet:
+        stamp = self.store.stamp(KEYS_FILE)
+        cached = self._cache.get("keyset")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        document = self.store.read_json(KEYS_FILE) if stamp is not None else None
+        try:
+            keys = jws.KeySet.from_jwks((document or {}).get("jwks") or {"keys": []})
+        except jws.CertificateError:
+            keys = jws.KeySet()
+        self._cache["keyset"] = (stamp, keys)
+        return keys
+
+    def _api(self, activation: dict[str, Any] | None = None) -> Api:
+        base_url = self.base_url or (_str(activation.get("server")) if activation else None)
+        if not base_url:
+            raise LicenseError(
+                "No license server URL: pass base_url (or --server / LICENSE_SERVER_URL).",
+                code="no_server",
+            )
+        kwargs: dict[str, Any] = {}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return Api(
+            base_url,
+            transport=self._transport,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            **kwargs,
+        )
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _result(
+        self,
+        now: datetime,
+        code: str,
+        reason: str,
+        certificate: jws.Certificate | None = None,
+        valid: bool = False,
+        online: bool = False,
+        expires_at: datetime | None = None,
+    ) -> Validation:
+        return Validation(
+            valid=valid,
+            code=code,
+            reason=reason,
+            online=online,
+            checked_at=now,
+            license_id=certificate.license_id if certificate else None,
+            installation_id=self.installation_id,
+            machine_name=certificate.machine_name if certificate else None,
+            product=certificate.product if certificate else None,
+            customer_id=certificate.customer_id if certificate else None,
+            expires_at=expires_at or (certificate.expires_at if certificate else None),
+        )
+
+    @staticmethod
+    def _copy(validation: Validation, **changes: Any) -> Validation:
+        values = {**validation.__dict__, **changes}
+        return Validation(**values)
+
+
+def _load_keyset(source: JwksSource) -> jws.KeySet:
+    if isinstance(source, Path):
+        source = source.read_text(encoding="utf-8")
+    keys = jws.KeySet.from_jwks(source)
+    if not keys:
+        raise ValueError("the pinned JWKS holds no Ed25519 key")
+    return keys
+
+
+def _unverified_claims(token: Any) -> jws.Certificate | None:
+    """The certificate's claims without checking the signature (for display and routing)."""
+    try:
+        header, claims, _, _ = jws.parse(token)
+    except jws.CertificateError:
+        return None
+    return jws.Certificate(token, header, claims)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"  # Python 3.9/3.10's fromisoformat does not read "Z"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,208 @@
+"""Typed errors: one class per error code of the License Portal API, plus the client's own.
+
+The server answers every error as `{"error": {"code", "message", "details"}}`; `from_response`
+turns that into the matching `LicenseError` subclass, so product code can write
+`except NoSeatsAvailable as exc: show(exc.machines)` instead of comparing strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LicenseError(Exception):
+    """Base of every error this package raises. `code` is the API's snake_case error code."""
+
+    code = "license_error"
+    default_message = "The license request failed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.code = code or self.code
+        self.message = message or self.default_message
+        self.details: dict[str, Any] = details if isinstance(details, dict) else {}
+        self.status = status
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidCredentials(LicenseError):
+    """Unknown license ID or wrong password (the server gives the same answer for both)."""
+
+    code = "invalid_credentials"
+    default_message = "The license ID or the password is wrong."
+
+
+class NoSeatsAvailable(LicenseError):
+    """Every seat of the license is in use; `machines` names the machines that hold them."""
+
+    code = "no_seats_available"
+    default_message = "Every seat of this license is in use."
+
+    @property
+    def machines(self) -> list[str]:
+        """Machine names from the error's details, whichever shape the server sends."""
+        details = self.details
+        for key in ("machine_names", "machines"):
+            value = details.get(key)
+            if isinstance(value, list):
+                return [_machine_name(item) for item in value if _machine_name(item)]
+        for key in ("installations", "active_installations"):
+            value = details.get(key)
+            if isinstance(value, list):
+                return [_machine_name(item) for item in value if _machine_name(item)]
+        return []
+
+    @property
+    def seats(self) -> int | None:
+        value = self.details.get("seats")
+        return value if isinstance(value, int) else None
+
+
+class LicenseExpired(LicenseError):
+    code = "license_expired"
+    default_message = "The license has expired."
+
+
+class LicenseSuspended(LicenseError):
+    code = "license_suspended"
+    default_message = "The license is suspended."
+
+
+class TooManyAttempts(LicenseError):
+    """Too many failed attempts; `retry_after` is the number of seconds to wait (or None)."""
+
+    code = "too_many_attempts"
+    default_message = "Too many attempts; try again later."
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if retry_after is None:
+            retry_after = _number(self.details.get("retry_after"))
+        self.retry_after = retry_after
+
+
+class ValidationError(LicenseError):
+    """The server rejected the request's fields; `fields` maps field names to messages."""
+
+    code = "validation_error"
+    default_message = "The request was not valid."
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        value = self.details.get("fields")
+        return value if isinstance(value, dict) else {}
+
+
+class ServiceUnavailable(LicenseError):
+    """The licensing service cannot answer right now (503), after the configured retries."""
+
+    code = "service_unavailable"
+    default_message = "The licensing service is unavailable; try again later."
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class NetworkError(ServiceUnavailable):
+    """The server could not be reached at all: DNS, refused connection, timeout, TLS."""
+
+    code = "network_error"
+    default_message = "The license server could not be reached."
+
+
+class ProtocolError(LicenseError):
+    """The server answered something this client does not understand (wrong URL, proxy page)."""
+
+    code = "unexpected_response"
+    default_message = "The license server gave an unexpected answer."
+
+
+class InvalidCertificate(LicenseError):
+    """A certificate the server sent does not verify against its signing keys."""
+
+    code = "invalid_certificate"
+    default_message = "The activation certificate does not verify."
+
+
+class NotActivated(LicenseError):
+    """This installation has no stored activation (activate first)."""
+
+    code = "not_activated"
+    default_message = "This installation is not activated."
+
+
+class StorageError(LicenseError):
+    """The data folder could not be read or written."""
+
+    code = "storage_error"
+    default_message = "The license data folder could not be read or written."
+
+
+ERRORS_BY_CODE: dict[str, type[LicenseError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidCredentials,
+        NoSeatsAvailable,
+        LicenseExpired,
+        LicenseSuspended,
+        TooManyAttempts,
+        ValidationError,
+        ServiceUnavailable,
+    )
+}
+# the gateway's other "bad input" codes mean the same thing to a product
+ERRORS_BY_CODE.update({"bad_request": ValidationError, "invalid_json": ValidationError})
+
+
+def from_response(status: int, body: Any, retry_after: float | None = None) -> LicenseError:
+    """The error for an HTTP error answer: its envelope's code, else its status."""
+    envelope = body.get("error") if isinstance(body, dict) else None
+    if isinstance(envelope, dict) and isinstance(envelope.get("code"), str):
+        code = envelope["code"]
+        message = envelope.get("message") if isinstance(envelope.get("message"), str) else None
+        details = envelope.get("details") if isinstance(envelope.get("details"), dict) else {}
+        cls = ERRORS_BY_CODE.get(code)
+        if cls is None:
+            cls = ServiceUnavailable if status in (502, 503, 504) else LicenseError
+        if issubclass(cls, (TooManyAttempts, ServiceUnavailable)):
+            return cls(message, code=code, details=details, status=status, retry_after=retry_after)
+        return cls(message, code=code, details=details, status=status)
+    if status in (502, 503, 504):
+        return ServiceUnavailable(status=status, retry_after=retry_after)
+    if status == 429:
+        return TooManyAttempts(status=status, retry_after=retry_after)
+    return ProtocolError(
+        f"The license server answered HTTP {status} without an error body.", status=status
+    )
+
+
+def _machine_name(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        name = item.get("machine_name") or item.get("name")
+        return name if isinstance(name, str) else ""
+    return ""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

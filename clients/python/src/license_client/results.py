@@ -1,0 +1,87 @@
+"""What `validate()` and `status()` return: plain, immutable values that print as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+# the server's verdicts (POST /api/v1/validations)
+VALID = "VALID"
+EXPIRED = "EXPIRED"
+SUSPENDED = "SUSPENDED"
+DEACTIVATED = "DEACTIVATED"
+BAD_SIGNATURE = "BAD_SIGNATURE"
+# the client's own
+NOT_ACTIVATED = "NOT_ACTIVATED"
+MALFORMED = "MALFORMED"
+UNSUPPORTED_ALGORITHM = "UNSUPPORTED_ALGORITHM"
+UNKNOWN_KEY = "UNKNOWN_KEY"
+WRONG_MACHINE = "WRONG_MACHINE"
+WRONG_PRODUCT = "WRONG_PRODUCT"
+CLOCK_ROLLBACK = "CLOCK_ROLLBACK"
+GRACE_EXPIRED = "GRACE_EXPIRED"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The answer to "may the product run?". Truthy when `valid`.
+
+    `code` is `VALID` or why not; `reason` says it in words for a log or a dialog. `online` is
+    True when the license server gave the verdict, False when it came from the certificate
+    alone; `grace_until` is set when the server was unreachable and the offline verdict holds
+    only until then.
+    """
+
+    valid: bool
+    code: str
+    reason: str
+    online: bool
+    checked_at: datetime
+    license_id: str | None = None
+    installation_id: str | None = None
+    machine_name: str | None = None
+    product: str | None = None
+    customer_id: str | None = None
+    expires_at: datetime | None = None
+    grace_until: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class Status:
+    """What this installation holds: the stored activation and a validation of it."""
+
+    activated: bool
+    installation_id: str
+    data_dir: str
+    validation: Validation
+    server: str | None = None
+    license_id: str | None = None
+    machine_name: str | None = None
+    product: str | None = None
+    customer_id: str | None = None
+    activated_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_online_check: datetime | None = None
+    grace_until: datetime | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.validation.valid
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value

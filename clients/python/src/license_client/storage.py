@@ -1,0 +1,145 @@
+"""The per-user data folder and atomic, private JSON files in it.
+
+Where: `$LICENSE_CLIENT_DATA_DIR` if set, else the platform's per-user data folder
+(`$XDG_DATA_HOME` or `~/.local/share` on Linux and other Unix, `~/Library/Application Support`
+on macOS, `%LOCALAPPDATA%` on Windows), then `license-client/<namespace>`.
+
+How: every write goes to a temporary file in the same folder, is flushed and fsync'ed, then
+`os.replace`d over the old file, so a crash or a power cut leaves either the old or the new
+file, never half of one. Files are created with mode 0600 and the folder with 0700: the stored
+activation holds the license's password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import StorageError
+
+DATA_DIR_ENV = "LICENSE_CLIENT_DATA_DIR"
+APP_FOLDER = "license-client"
+
+
+def user_data_root() -> Path:
+    """The platform's per-user data folder (not yet specific to this package)."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.environ.get("APPDATA")
+        return Path(base) if base else home / "AppData" / "Local"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    # the XDG spec: a relative path in the variable is invalid and must be ignored
+    return Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share"
+
+
+def default_data_dir(namespace: str) -> Path:
+    """Where a client for `namespace` keeps its files unless told otherwise."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return user_data_root() / APP_FOLDER / safe_name(namespace)
+
+
+def safe_name(text: str) -> str:
+    """`text` as one harmless path component."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-")
+    return cleaned[:100] or "default"
+
+
+class Store:
+    """JSON documents in one folder, each read whole and replaced atomically."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def ensure_folder(self) -> None:
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the data folder {self.folder}: {exc}") from exc
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """The document, or None when it is missing or unreadable as a JSON object."""
+        try:
+            text = self.path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path(name)}: {exc}") from exc
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None  # a damaged file is as good as none; the next write replaces it
+        return value if isinstance(value, dict) else None
+
+    def write_json(self, name: str, document: dict[str, Any]) -> None:
+        data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        self.write_bytes(name, data)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.ensure_folder()
+        try:
+            atomic_write(self.path(name), data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path(name)}: {exc}") from exc
+
+    def remove(self, name: str) -> None:
+        try:
+            self.path(name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot remove {self.path(name)}: {exc}") from exc
+
+    def stamp(self, name: str) -> tuple[int, int, int] | None:
+        """(inode, size, mtime) of a file, to notice when another process replaced it."""
+        try:
+            st = os.stat(self.path(name))
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data`: temp file in the same folder, fsync, os.replace."""
+    # mkstemp creates the file 0600 already, so the secret is never readable by others
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # makes the rename itself durable on POSIX; Windows cannot open a folder this way
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

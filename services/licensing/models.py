@@ -1,7 +1,112 @@
-"""The licensing database."""
+"""The licensing database: products, licenses, installations, history, throttling, notices."""
 
-from sqlalchemy.orm import DeclarativeBase
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from common.timeutil import UTCDateTime
 
 
 class LicensingBase(DeclarativeBase):
     """The licensing service's own metadata: no table is shared with another service."""
+
+
+class Product(LicensingBase):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class License(LicensingBase):
+    __tablename__ = "licenses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_id: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    seats: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: perpetual
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Fernet token of the activation password (see crypto.PasswordBox); never the plain text
+    activation_password: Mapped[str] = mapped_column(String(255))
+    password_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
+
+
+class Installation(LicensingBase):
+    """One activation of a license on a machine; deactivated rows stay for the record."""
+
+    __tablename__ = "installations"
+    __table_args__ = (
+        # at most one *active* installation per (license, installation ID): the seat rule's
+        # last line of defence under the license row lock
+        Index(
+            "uq_installations_active",
+            "license_pk",
+            "installation_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        Index("ix_installations_license_status", "license_pk", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    installation_id: Mapped[str] = mapped_column(String(128))
+    machine_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # active | deactivated
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deactivated_by: Mapped[str | None] = mapped_column(String(16))  # product | portal | staff
+
+
+class HistoryEvent(LicensingBase):
+    """activated | reactivated | deactivated | activation_refused, newest = highest id."""
+
+    __tablename__ = "history"
+    __table_args__ = (Index("ix_history_license_id", "license_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    installation_id: Mapped[str] = mapped_column(String(128))
+    machine_name: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class ActivationFailure(LicensingBase):
+    """One row per failed activation credential, keyed by the (normalised) license ID."""
+
+    __tablename__ = "activation_failures"
+    __table_args__ = (Index("ix_activation_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExpiryNotice(LicensingBase):
+    """`license_expiring` sent for (license, expiry, threshold): the unique key makes it once."""
+
+    __tablename__ = "expiry_notices"
+    __table_args__ = (
+        UniqueConstraint("license_pk", "expires_at", "threshold", name="uq_expiry_notices"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    threshold: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,204 @@
+"""The product's side: credential checks with throttling, activation, validation.
+
+An attempt runs in at most two transactions. The first locks the license row (or, for an
+unknown license ID, an advisory lock on it), refuses when too many failures are recent, and
+compares the license's own activation password. When that matches, the activation happens in
+that same transaction (the hot path). Otherwise a failure is recorded and committed *before*
+the company-wide password goes to auth over RPC (no row lock is held across a call to
+another service), so concurrent guesses never outrun the limit; a success takes it back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from common.timeutil import iso
+from services.licensing import domain
+from services.licensing.crypto import PasswordBox
+from services.licensing.exceptions import (
+    LicenseExpired,
+    LicenseSuspended,
+    NoSeatsAvailable,
+    TooManyAttempts,
+)
+from services.licensing.licenses import Outcome, event_license, installation_view
+from services.licensing.models import HistoryEvent, Installation, License
+from services.licensing.repository import LicensingRepository
+
+
+@dataclass
+class Gate:
+    """The first step's verdict: the locked license when its password matched, else what to
+    ask auth (`customer_id`, None for an unknown license) and the failure to take back."""
+
+    license: License | None = None
+    customer_id: str | None = None
+    failure_id: int | None = None
+
+    @property
+    def authorized(self) -> bool:
+        return self.license is not None and self.failure_id is None
+
+
+def open_gate(
+    repo: LicensingRepository, box: PasswordBox, license_id: str, password: str, now: datetime
+) -> Gate:
+    key = domain.normalize_license_id(license_id)
+    license = repo.license(key, lock=True)
+    if license is None:
+        repo.lock_attempts(key)
+    decision = domain.throttle(repo.failures(key, now - domain.FAILURE_WINDOW), now)
+    if not decision.allowed:
+        raise TooManyAttempts(details={"retry_after": decision.retry_after})
+    if license is not None and domain.activation_password_matches(
+        box.decrypt(license.activation_password), password
+    ):
+        return Gate(license=license)
+    failure_id = repo.record_failure(key, now)
+    return Gate(customer_id=license.customer_id if license else None, failure_id=failure_id)
+
+
+def _refusal(
+    repo: LicensingRepository,
+    license: License,
+    data: dict[str, Any],
+    reason: str,
+    now: datetime,
+) -> None:
+    repo.add(
+        HistoryEvent(
+            license_pk=license.id,
+            type=domain.ACTIVATION_REFUSED,
+            at=now,
+            installation_id=data["installation_id"],
+            machine_name=data["machine_name"],
+            source="product",
+            reason=reason,
+        )
+    )
+
+
+def activate(
+    repo: LicensingRepository, license: License, data: dict[str, Any], now: datetime
+) -> Outcome:
+    """Activate on a machine; the caller holds the license row lock.
+
+    Result: `{"activation": {...}, "claims": {...}, "created": bool}`. A refusal (expired,
+    suspended, no seat) is recorded in history and returned as `Outcome.error`, to be raised
+    after commit.
+    """
+    status = domain.license_status(license.expires_at, license.suspended_at, now)
+    if status == domain.SUSPENDED:
+        _refusal(repo, license, data, LicenseSuspended.code, now)
+        return Outcome(error=LicenseSuspended(details={"license_id": license.license_id}))
+    if status == domain.EXPIRED:
+        _refusal(repo, license, data, LicenseExpired.code, now)
+        return Outcome(
+            error=LicenseExpired(
+                details={"license_id": license.license_id, "expires_at": iso(license.expires_at)}
+            )
+        )
+    active = repo.active_installations(license.id)
+    current = next(
+        (item for item in active if item.installation_id == data["installation_id"]), None
+    )
+    events = []
+    if current is not None:
+        current.last_seen_at = now
+        if current.machine_name != data["machine_name"]:
+            current.machine_name = data["machine_name"]
+        history_type, created = domain.REACTIVATED, False
+    elif not domain.has_free_seat(license.seats, len(active)):
+        _refusal(repo, license, data, NoSeatsAvailable.code, now)
+        return Outcome(
+            error=NoSeatsAvailable(
+                details={
+                    "license_id": license.license_id,
+                    "seats": license.seats,
+                    "machines": [item.machine_name for item in active],
+                }
+            )
+        )
+    else:
+        current = Installation(
+            license_pk=license.id,
+            installation_id=data["installation_id"],
+            machine_name=data["machine_name"],
+            status=domain.INSTALLATION_ACTIVE,
+            activated_at=now,
+            last_seen_at=now,
+        )
+        repo.add(current)
+        history_type, created = domain.ACTIVATED, True
+    repo.add(
+        HistoryEvent(
+            license_pk=license.id,
+            type=history_type,
+            at=now,
+            installation_id=current.installation_id,
+            machine_name=current.machine_name,
+            source="product",
+        )
+    )
+    view = installation_view(current)
+    if created:
+        events.append(
+            (
+                "installation_activated",
+                {
+                    "customer_id": license.customer_id,
+                    "license": event_license(license, now),
+                    "installation": view,
+                },
+            )
+        )
+    activation = {
+        **view,
+        "license_id": license.license_id,
+        "product": {"code": license.product.code, "name": license.product.name},
+        "expires_at": iso(license.expires_at),
+        "license_status": status,
+    }
+    claims = domain.certificate_claims(
+        license_id=license.license_id,
+        customer_id=license.customer_id,
+        product_code=license.product.code,
+        product_name=license.product.name,
+        seats=license.seats,
+        expires_at=license.expires_at,
+        installation_id=current.installation_id,
+        machine_name=current.machine_name,
+        activated_at=current.activated_at,
+        now=now,
+        jti=secrets.token_hex(8),
+    )
+    return Outcome({"activation": activation, "claims": claims, "created": created}, events)
+
+
+def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A verified certificate's claims → `{valid, code, license_id, installation_id,
+    expires_at}` as of now (the license may since have been extended, suspended, …)."""
+    license_id = claims.get("license_id")
+    installation_id = claims.get("installation_id")
+    answer = {
+        "license_id": license_id,
+        "installation_id": installation_id,
+        "expires_at": None,
+    }
+    facts = None
+    if isinstance(license_id, str) and isinstance(installation_id, str):
+        facts = repo.validation_facts(license_id, installation_id)
+    if facts is None:
+        return {**answer, "valid": False, "code": domain.CODE_DEACTIVATED}
+    license, active = facts
+    status = domain.license_status(license.expires_at, license.suspended_at, now)
+    code = domain.validation_code(active, status)
+    return {
+        **answer,
+        "expires_at": iso(license.expires_at),
+        "valid": code == domain.VALID,
+        "code": code,
+    }

@@ -1,0 +1,209 @@
+"""Activation certificates (compact JWS, EdDSA/Ed25519) and activation passwords at rest.
+
+Certificates follow RFC 7515 (JWS compact form) with RFC 8037 (`alg: EdDSA`, OKP keys), so
+any JWT library verifies them offline with the JWKS from `GET /api/v1/signing-keys`. The
+`kid` is the RFC 7638 thumbprint of the public key.
+
+Key formats (`LICENSE_SIGNING_KEY`): a PEM private key (PKCS#8, `openssl genpkey -algorithm
+ed25519`), or base64 of the raw 32-byte private key. `LICENSE_SIGNING_KEYS_RETIRED` lists
+keys that still verify but no longer sign, separated by commas: PEM (public or private),
+the same base64 raw private key form, or `x:<base64url raw public key>` (a JWK's `x`).
+
+Activation passwords are encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key
+derived from `SECRET_KEY` with HKDF, so the database alone never reveals them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MAX_CERTIFICATE_LENGTH = 8192
+_PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def thumbprint(public: Ed25519PublicKey) -> str:
+    """RFC 7638 JWK thumbprint: SHA-256 of the required members in lexicographic order."""
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": b64url(_raw_public(public))},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+def generate_private_key_text() -> bytes:
+    """A new key in the base64 raw form, as written to `var/license_signing_key`."""
+    raw = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return base64.b64encode(raw)
+
+
+def _load_one(text: bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
+    text = text.strip()
+    if text.startswith(b"-----BEGIN"):
+        if b"PRIVATE" in text.split(b"\n", 1)[0]:
+            key = serialization.load_pem_private_key(text, password=None)
+        else:
+            key = serialization.load_pem_public_key(text)
+        if not isinstance(key, Ed25519PrivateKey | Ed25519PublicKey):
+            raise ValueError("not an Ed25519 key")
+        return key
+    if text.startswith(b"x:"):
+        return Ed25519PublicKey.from_public_bytes(b64url_decode(text[2:].decode()))
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raw = b64url_decode(text.decode())
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 raw private key is 32 bytes")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def load_private_key(text: bytes) -> Ed25519PrivateKey:
+    key = _load_one(text)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("LICENSE_SIGNING_KEY must be a private key")
+    return key
+
+
+def load_key_list(text: bytes | None) -> list[Ed25519PublicKey]:
+    """The public keys of a comma-separated list of keys (PEM blocks may span lines)."""
+    if not text or not text.strip():
+        return []
+    keys: list[Ed25519PublicKey] = []
+    for block in _PEM.finditer(text):
+        keys.append(_public_of(_load_one(block.group(0))))
+    rest = _PEM.sub(b",", text)
+    for part in re.split(rb"[,\s]+", rest):
+        if part.strip():
+            keys.append(_public_of(_load_one(part)))
+    return keys
+
+
+def _public_of(key: Ed25519PrivateKey | Ed25519PublicKey) -> Ed25519PublicKey:
+    return key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+
+
+class BadSignature(Exception):
+    """The certificate is malformed, signed by an unknown key, or tampered with."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The key that signs now, and every key that still verifies (by `kid`)."""
+
+    signing_key: Ed25519PrivateKey
+    signing_kid: str
+    verify_keys: dict[str, Ed25519PublicKey]
+
+    @classmethod
+    def build(cls, signing_key: Ed25519PrivateKey, retired: list[Ed25519PublicKey] = ()) -> Keyring:
+        kid = thumbprint(signing_key.public_key())
+        verify = {kid: signing_key.public_key()}
+        for public in retired:
+            verify.setdefault(thumbprint(public), public)
+        return cls(signing_key, kid, verify)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        header = {"alg": "EdDSA", "typ": "JWT", "kid": self.signing_kid}
+        signing_input = (
+            b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+        )
+        signature = self.signing_key.sign(signing_input.encode("ascii"))
+        return signing_input + "." + b64url(signature)
+
+    def verify(self, token: Any) -> dict[str, Any]:
+        """The claims of a certificate signed by one of our keys; `BadSignature` otherwise.
+
+        Time claims are not checked here: an expired license is a status, not a bad token.
+        """
+        if not isinstance(token, str) or len(token) > MAX_CERTIFICATE_LENGTH:
+            raise BadSignature("not a compact JWS")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise BadSignature("not a compact JWS")
+        try:
+            header = json.loads(b64url_decode(parts[0]))
+            signature = b64url_decode(parts[2])
+            if not isinstance(header, dict) or header.get("alg") != "EdDSA":
+                raise BadSignature("unexpected algorithm")
+            key = self.verify_keys.get(header.get("kid"))
+            if key is None:
+                raise BadSignature("unknown key")
+            key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+            claims = json.loads(b64url_decode(parts[1]))
+        except (ValueError, TypeError, UnicodeError, InvalidSignature, RecursionError) as exc:
+            raise BadSignature(str(exc) or type(exc).__name__) from exc
+        if not isinstance(claims, dict):
+            raise BadSignature("claims are not an object")
+        return claims
+
+    def jwks(self) -> dict[str, Any]:
+        """RFC 7517 key set: the signing key first, then the retired ones."""
+        ordered = [self.signing_kid] + [k for k in self.verify_keys if k != self.signing_kid]
+        return {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": b64url(_raw_public(self.verify_keys[kid])),
+                    "kid": kid,
+                    "use": "sig",
+                    "alg": "EdDSA",
+                }
+                for kid in ordered
+            ]
+        }
+
+
+class PasswordBox:
+    """Encrypts activation passwords at rest with a key derived from `SECRET_KEY`."""
+
+    def __init__(self, secret_key: bytes) -> None:
+        derived = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"license-portal",
+            info=b"licensing: activation passwords",
+        ).derive(secret_key)
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, password: str) -> str:
+        return self._fernet.encrypt(password.encode()).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode()
+        except InvalidToken as exc:
+            raise ValueError("activation password cannot be decrypted with SECRET_KEY") from exc

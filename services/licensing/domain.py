@@ -1,0 +1,179 @@
+"""Licensing rules as plain Python: IDs, activation passwords, status, seats, expiry notices."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+# Crockford-like: no 0/O, 1/I/L, so a password read out on the phone survives.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+PASSWORD_GROUPS = 4  # 4 groups of 4 from 31 symbols: about 79 bits
+GROUP_SIZE = 4
+LICENSE_ID_PREFIX = "L-"
+
+ACTIVE, EXPIRED, SUSPENDED = "active", "expired", "suspended"
+INSTALLATION_ACTIVE, INSTALLATION_DEACTIVATED = "active", "deactivated"
+SOURCES = ("product", "portal", "staff")
+
+# History event types
+ACTIVATED, REACTIVATED, DEACTIVATED, ACTIVATION_REFUSED = (
+    "activated",
+    "reactivated",
+    "deactivated",
+    "activation_refused",
+)
+
+# Lengths are counted in Unicode code points; anything in between is stored exactly.
+INSTALLATION_ID_MAX = 128
+MACHINE_NAME_MAX = 200
+
+# Failed activations/deactivations: at most this many per license ID within the window.
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = timedelta(minutes=15)
+
+EXPIRY_THRESHOLDS = (30, 7, 1)  # days before expiry; one `license_expiring` each
+DAY = timedelta(days=1)
+
+HISTORY_PAGE_DEFAULT = 50
+HISTORY_PAGE_MAX = 200
+
+
+def _groups(count: int) -> str:
+    return "-".join(
+        "".join(secrets.choice(ALPHABET) for _ in range(GROUP_SIZE)) for _ in range(count)
+    )
+
+
+def new_license_id() -> str:
+    """An opaque license ID such as `L-7KQX-M2PD` (about 40 bits; uniqueness is checked)."""
+    return LICENSE_ID_PREFIX + _groups(2)
+
+
+def normalize_license_id(value: str) -> str:
+    return value.strip().upper()
+
+
+def new_activation_password() -> str:
+    """A readable random password such as `K7QX-M2PD-9TRW-H4NC`."""
+    return _groups(PASSWORD_GROUPS)
+
+
+def normalize_activation_password(value: str) -> str:
+    """Typed passwords compare without case, spaces or dashes (`k7qx m2pd…` works too)."""
+    return "".join(value.split()).replace("-", "").upper()
+
+
+def activation_password_matches(stored: str, given: str) -> bool:
+    """Constant-time comparison of the license's password with what the product sent."""
+    expected = normalize_activation_password(stored).encode()
+    candidate = normalize_activation_password(given).encode("utf-8", "surrogatepass")
+    return bool(expected) and hmac.compare_digest(expected, candidate)
+
+
+def license_status(
+    expires_at: datetime | None, suspended_at: datetime | None, now: datetime
+) -> str:
+    """`suspended` wins over `expired`; a license without expiry is perpetual."""
+    if suspended_at is not None:
+        return SUSPENDED
+    if expires_at is not None and expires_at <= now:
+        return EXPIRED
+    return ACTIVE
+
+
+def has_free_seat(seats: int, in_use: int) -> bool:
+    return in_use < seats
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    allowed: bool
+    retry_after: int = 0
+
+
+def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:
+    """Allow an attempt unless FAILURE_LIMIT failures fell within FAILURE_WINDOW.
+
+    `retry_after` counts whole seconds until the oldest counted failure leaves the window.
+    """
+    recent = sorted(at for at in failures if at > now - FAILURE_WINDOW)
+    if len(recent) < FAILURE_LIMIT:
+        return ThrottleDecision(True)
+    oldest_counted = recent[-FAILURE_LIMIT]
+    wait = (oldest_counted + FAILURE_WINDOW - now).total_seconds()
+    return ThrottleDecision(False, max(1, math.ceil(wait)))
+
+
+def days_left(expires_at: datetime, now: datetime) -> int:
+    """Whole days until expiry, rounded up: 29.9 days left is "30 days"."""
+    return max(0, math.ceil((expires_at - now) / DAY))
+
+
+def due_threshold(expires_at: datetime | None, now: datetime) -> int | None:
+    """The expiry notice due now: the smallest threshold the remaining time is within.
+
+    A license issued 5 days before its end gets the 7-day notice, not the 30-day one too.
+    """
+    if expires_at is None or expires_at <= now:
+        return None
+    remaining = expires_at - now
+    due = [days for days in EXPIRY_THRESHOLDS if remaining <= days * DAY]
+    return min(due) if due else None
+
+
+def certificate_claims(
+    *,
+    license_id: str,
+    customer_id: str,
+    product_code: str,
+    product_name: str,
+    seats: int,
+    expires_at: datetime | None,
+    installation_id: str,
+    machine_name: str,
+    activated_at: datetime,
+    now: datetime,
+    jti: str,
+) -> dict[str, Any]:
+    """The claims of an activation certificate; `exp` only when the license expires."""
+    claims: dict[str, Any] = {
+        "iss": "license-portal",
+        "sub": license_id,
+        "jti": jti,
+        "license_id": license_id,
+        "customer_id": customer_id,
+        "product": product_code,
+        "product_name": product_name,
+        "seats": seats,
+        "installation_id": installation_id,
+        "machine_name": machine_name,
+        "activated_at": int(activated_at.timestamp()),
+        "iat": int(now.timestamp()),
+    }
+    if expires_at is not None:
+        claims["exp"] = int(expires_at.timestamp())
+    return claims
+
+
+VALID, CODE_EXPIRED, CODE_SUSPENDED, CODE_DEACTIVATED, BAD_SIGNATURE = (
+    "VALID",
+    "EXPIRED",
+    "SUSPENDED",
+    "DEACTIVATED",
+    "BAD_SIGNATURE",
+)
+
+
+def validation_code(installation_active: bool, status: str) -> str:
+    """What a verified certificate is worth now: deactivation first, then the license status."""
+    if not installation_active:
+        return CODE_DEACTIVATED
+    if status == SUSPENDED:
+        return CODE_SUSPENDED
+    if status == EXPIRED:
+        return CODE_EXPIRED
+    return VALID

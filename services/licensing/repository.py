@@ -1,0 +1,197 @@
+"""The queries the licensing rules need, behind one small class per unit of work."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.licensing import domain
+from services.licensing.models import (
+    ActivationFailure,
+    ExpiryNotice,
+    HistoryEvent,
+    Installation,
+    License,
+    Product,
+)
+
+
+class LicensingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entity) -> None:
+        self.session.add(entity)
+        self.session.flush()
+
+    # products
+    def product_by_code(self, code: str) -> Product | None:
+        return self.session.scalar(select(Product).where(Product.code == code))
+
+    def products(self) -> list[Product]:
+        return list(self.session.scalars(select(Product).order_by(Product.code)))
+
+    # licenses
+    def license(self, license_id: str, lock: bool = False) -> License | None:
+        """The license with its product; `lock` holds its row until the transaction ends.
+
+        Every activation of one license takes this lock first, so the seat count and the
+        insert that follows are one atomic step, whichever instance runs them.
+        """
+        query = select(License).where(License.license_id == license_id)
+        if lock:
+            query = query.with_for_update(of=License)
+        return self.session.scalar(query)
+
+    def license_id_exists(self, license_id: str) -> bool:
+        return (
+            self.session.scalar(
+                select(func.count()).select_from(License).where(License.license_id == license_id)
+            )
+            > 0
+        )
+
+    def licenses_of(self, customer_id: str) -> list[License]:
+        return list(
+            self.session.scalars(
+                select(License)
+                .where(License.customer_id == customer_id)
+                .order_by(License.created_at, License.id)
+            )
+        )
+
+    def seats_in_use(self, license_pks: list[int]) -> dict[int, int]:
+        if not license_pks:
+            return {}
+        rows = self.session.execute(
+            select(Installation.license_pk, func.count())
+            .where(
+                Installation.license_pk.in_(license_pks),
+                Installation.status == domain.INSTALLATION_ACTIVE,
+            )
+            .group_by(Installation.license_pk)
+        )
+        return {pk: count for pk, count in rows}
+
+    def expiring(self, now: datetime, horizon: datetime, limit: int = 500) -> list[License]:
+        return list(
+            self.session.scalars(
+                select(License)
+                .where(
+                    License.expires_at.is_not(None),
+                    License.expires_at > now,
+                    License.expires_at <= horizon,
+                    License.suspended_at.is_(None),
+                )
+                .order_by(License.expires_at)
+                .limit(limit)
+            )
+        )
+
+    def claim_expiry_notice(
+        self, license_pk: int, expires_at: datetime, threshold: int, now: datetime
+    ) -> bool:
+        """Record the notice unless someone already did; True when this call recorded it."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(ExpiryNotice)
+            .values(license_pk=license_pk, expires_at=expires_at, threshold=threshold, sent_at=now)
+            .on_conflict_do_nothing(index_elements=["license_pk", "expires_at", "threshold"])
+            .returning(ExpiryNotice.id)
+        )
+        return self.session.execute(statement).scalar() is not None
+
+    # installations
+    def installations(self, license_pk: int) -> list[Installation]:
+        return list(
+            self.session.scalars(
+                select(Installation)
+                .where(Installation.license_pk == license_pk)
+                .order_by(Installation.activated_at.desc(), Installation.id.desc())
+            )
+        )
+
+    def active_installations(self, license_pk: int) -> list[Installation]:
+        return list(
+            self.session.scalars(
+                select(Installation)
+                .where(
+                    Installation.license_pk == license_pk,
+                    Installation.status == domain.INSTALLATION_ACTIVE,
+                )
+                .order_by(Installation.activated_at, Installation.id)
+            )
+        )
+
+    def latest_installation(self, license_pk: int, installation_id: str) -> Installation | None:
+        """The active installation with this ID, else its most recent deactivated one."""
+        return self.session.scalar(
+            select(Installation)
+            .where(
+                Installation.license_pk == license_pk,
+                Installation.installation_id == installation_id,
+            )
+            .order_by((Installation.status == domain.INSTALLATION_ACTIVE).desc())
+            .order_by(Installation.id.desc())
+            .limit(1)
+        )
+
+    def validation_facts(
+        self, license_id: str, installation_id: str
+    ) -> tuple[License, bool] | None:
+        """For an online validation, in one query: the license and whether it is active here."""
+        active = (
+            select(Installation.id)
+            .where(
+                Installation.license_pk == License.id,
+                Installation.installation_id == installation_id,
+                Installation.status == domain.INSTALLATION_ACTIVE,
+            )
+            .exists()
+        )
+        row = self.session.execute(
+            select(License, active).where(License.license_id == license_id)
+        ).first()
+        return None if row is None else (row[0], bool(row[1]))
+
+    # history
+    def history(self, license_pk: int, limit: int, before: int | None = None) -> list[HistoryEvent]:
+        query = select(HistoryEvent).where(HistoryEvent.license_pk == license_pk)
+        if before is not None:
+            query = query.where(HistoryEvent.id < before)
+        return list(self.session.scalars(query.order_by(HistoryEvent.id.desc()).limit(limit)))
+
+    # failed attempts
+    def lock_attempts(self, key: str) -> None:
+        """Serialise attempts on a license ID that has no row to lock (PostgreSQL only)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(f"license-portal-activation:{key}".encode()).digest()
+        self.session.execute(
+            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
+        )
+
+    def failures(self, key: str, since: datetime) -> list[datetime]:
+        return list(
+            self.session.scalars(
+                select(ActivationFailure.at).where(
+                    ActivationFailure.key == key, ActivationFailure.at > since
+                )
+            )
+        )
+
+    def record_failure(self, key: str, now: datetime) -> int:
+        failure = ActivationFailure(key=key, at=now)
+        self.add(failure)
+        return failure.id
+
+    def forget_failure(self, failure_id: int) -> None:
+        self.session.execute(delete(ActivationFailure).where(ActivationFailure.id == failure_id))
+
+    def prune_failures(self, before: datetime) -> None:
+        self.session.execute(delete(ActivationFailure).where(ActivationFailure.at < before))

@@ -1,0 +1,120 @@
+"""Licensing rules as plain functions: IDs, passwords, status, seats, throttling, notices."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.licensing import domain
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+GROUP = f"[{domain.ALPHABET}]{{4}}"
+
+
+def test_activation_passwords_are_readable_random_groups() -> None:
+    passwords = {domain.new_activation_password() for _ in range(200)}
+    assert len(passwords) == 200
+    for password in passwords:
+        assert re.fullmatch(f"{GROUP}-{GROUP}-{GROUP}-{GROUP}", password), password
+    assert not set("01ILO") & set(domain.ALPHABET)
+
+
+def test_license_ids_are_opaque_and_unique_enough() -> None:
+    ids = {domain.new_license_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(re.fullmatch(f"L-{GROUP}-{GROUP}", value) for value in ids)
+    assert domain.normalize_license_id("  l-abcd-efgh ") == "L-ABCD-EFGH"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["K7QX-M2PD-9TRW-H4NC", "k7qx-m2pd-9trw-h4nc", "K7QX M2PD 9TRW H4NC", " K7QXM2PD9TRWH4NC "],
+)
+def test_activation_password_comparison_ignores_case_spaces_and_dashes(typed: str) -> None:
+    assert domain.activation_password_matches("K7QX-M2PD-9TRW-H4NC", typed)
+
+
+@pytest.mark.parametrize("typed", ["", "K7QX-M2PD-9TRW-H4N", "K7QX-M2PD-9TRW-H4ND", "ä\udcff"])
+def test_activation_password_comparison_refuses_anything_else(typed: str) -> None:
+    assert not domain.activation_password_matches("K7QX-M2PD-9TRW-H4NC", typed)
+
+
+def test_status_from_expiry_and_suspension() -> None:
+    later, earlier = NOW + timedelta(days=1), NOW - timedelta(seconds=1)
+    assert domain.license_status(None, None, NOW) == "active"
+    assert domain.license_status(later, None, NOW) == "active"
+    assert domain.license_status(earlier, None, NOW) == "expired"
+    assert domain.license_status(NOW, None, NOW) == "expired"
+    assert domain.license_status(later, NOW, NOW) == "suspended"
+    assert domain.license_status(earlier, NOW, NOW) == "suspended"
+
+
+def test_seat_rule() -> None:
+    assert domain.has_free_seat(3, 2)
+    assert not domain.has_free_seat(3, 3)
+    assert not domain.has_free_seat(1, 5)
+
+
+def test_throttle_allows_until_the_limit_then_says_when_to_retry() -> None:
+    failures = [NOW - timedelta(minutes=10) + timedelta(seconds=i) for i in range(9)]
+    assert domain.throttle(failures, NOW).allowed
+    failures.append(NOW - timedelta(minutes=1))
+    decision = domain.throttle(failures, NOW)
+    assert not decision.allowed
+    assert decision.retry_after == 5 * 60
+    stale = [NOW - domain.FAILURE_WINDOW - timedelta(seconds=1)] * 20
+    assert domain.throttle(stale, NOW).allowed
+
+
+@pytest.mark.parametrize(
+    ("remaining", "threshold"),
+    [
+        (timedelta(days=40), None),
+        (timedelta(days=30, seconds=1), None),
+        (timedelta(days=30), 30),
+        (timedelta(days=8), 30),
+        (timedelta(days=5), 7),
+        (timedelta(hours=23), 1),
+        (timedelta(seconds=-1), None),
+    ],
+)
+def test_due_expiry_threshold(remaining: timedelta, threshold: int | None) -> None:
+    assert domain.due_threshold(NOW + remaining, NOW) == threshold
+
+
+def test_no_notice_for_perpetual_licenses_and_days_left_round_up() -> None:
+    assert domain.due_threshold(None, NOW) is None
+    assert domain.days_left(NOW + timedelta(days=29, hours=23), NOW) == 30
+    assert domain.days_left(NOW + timedelta(hours=2), NOW) == 1
+
+
+def test_certificate_claims() -> None:
+    common = dict(
+        license_id="L-AAAA-BBBB",
+        customer_id="C1234567",
+        product_code="cadpro",
+        product_name="CAD Pro",
+        seats=3,
+        installation_id="inst-1",
+        machine_name="Büro-PC",
+        activated_at=NOW,
+        now=NOW,
+        jti="abc",
+    )
+    perpetual = domain.certificate_claims(expires_at=None, **common)
+    assert "exp" not in perpetual
+    assert perpetual["iat"] == int(NOW.timestamp())
+    for key in ("license_id", "installation_id", "machine_name", "customer_id", "product"):
+        assert perpetual[key]
+    dated = domain.certificate_claims(expires_at=NOW + timedelta(days=2), **common)
+    assert dated["exp"] == int((NOW + timedelta(days=2)).timestamp())
+
+
+def test_validation_codes() -> None:
+    assert domain.validation_code(True, "active") == "VALID"
+    assert domain.validation_code(True, "expired") == "EXPIRED"
+    assert domain.validation_code(True, "suspended") == "SUSPENDED"
+    assert domain.validation_code(False, "active") == "DEACTIVATED"
+    assert domain.validation_code(False, "suspended") == "DEACTIVATED"

@@ -1,0 +1,375 @@
+"""LicensingService workers over a real (SQLite) database; auth and the event bus faked.
+
+`worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, real
+keys, a fake auth (a dict of company passwords) and a list that records what would be
+published; the clock is the `utcnow` the service module imported, patched per test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nameko.testing.services import worker_factory
+from sqlalchemy.orm import sessionmaker
+
+from common.db import Db, make_engine, migrate
+from common.errors import PortalError
+from services.licensing import domain
+from services.licensing.crypto import Keyring, PasswordBox
+from services.licensing.dependencies import Keys
+from services.licensing.service import MIGRATIONS, LicensingService
+
+COMPANY = "C1111111"
+OTHER = "C2222222"
+COMPANY_PASSWORD = "correct horse battery"
+
+
+class RecordedEvents(list):
+    def __call__(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.append((event_type, payload))
+        return payload
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [payload for kind, payload in self if kind == event_type]
+
+
+class FakeAuth:
+    """Stands in for the auth service's RPC client."""
+
+    def __init__(self) -> None:
+        self.passwords = {COMPANY: COMPANY_PASSWORD, OTHER: "other password 123"}
+        self.checks: list[str] = []
+
+    def get_company(self, customer_id: str) -> dict[str, Any]:
+        if customer_id not in self.passwords:
+            raise PortalError(code="company_not_found")
+        return {"customer_id": customer_id}
+
+    def verify_company_password(self, customer_id: str, password: str) -> bool:
+        self.checks.append(customer_id)
+        return self.passwords.get(customer_id) == password
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("licensing-template") / "licensing.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine, "licensing", MIGRATIONS)
+    engine.dispose()
+    return str(path)
+
+
+@pytest.fixture
+def db(migrated_template: str, tmp_path) -> Db:
+    path = tmp_path / "licensing.db"
+    shutil.copy(migrated_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    yield Db(sessionmaker(bind=engine, expire_on_commit=False))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("services.licensing.service.utcnow", clock)
+    return clock
+
+
+@pytest.fixture
+def events() -> RecordedEvents:
+    return RecordedEvents()
+
+
+@pytest.fixture
+def auth() -> FakeAuth:
+    return FakeAuth()
+
+
+@pytest.fixture
+def service(db, events, clock, auth) -> LicensingService:
+    keys = Keys(Keyring.build(Ed25519PrivateKey.generate()), PasswordBox(b"unit-test-secret"))
+    service = worker_factory(LicensingService, db=db, events=events, auth=auth, keys=keys)
+    service.create_product({"code": "cadpro", "name": "CAD Pro"})
+    return service
+
+
+def raises_code(code: str, call, *args, **kwargs) -> PortalError:
+    with pytest.raises(PortalError) as caught:
+        call(*args, **kwargs)
+    assert caught.value.code == code, caught.value.to_dict()
+    return caught.value
+
+
+def issue(service, seats: int = 2, expires_at: str | None = None, customer: str = COMPANY):
+    license = service.issue_license(
+        {"customer_id": customer, "product": "cadpro", "seats": seats, "expires_at": expires_at}
+    )
+    password = service.get_license(license["license_id"])["activation_password"]
+    return license["license_id"], password
+
+
+def activate(service, license_id, password, installation_id="inst-1", machine="PC-1"):
+    return service.activate(
+        {
+            "license_id": license_id,
+            "password": password,
+            "installation_id": installation_id,
+            "machine_name": machine,
+        }
+    )
+
+
+def test_issue_license_publishes_and_hides_the_password_at_rest(service, events, db) -> None:
+    license = service.issue_license(
+        {"customer_id": COMPANY, "product": "cadpro", "seats": 3, "expires_at": "2027-12-31"}
+    )
+    assert license["expires_at"] == "2027-12-31T23:59:59+00:00"
+    assert license["status"] == "active" and license["seats_in_use"] == 0
+    [event] = events.of("license_issued")
+    assert event["customer_id"] == COMPANY
+    assert event["license"]["product"] == {"code": "cadpro", "name": "CAD Pro"}
+    password = service.get_license(license["license_id"])["activation_password"]
+    with db.transaction() as session:
+        stored = session.execute(
+            __import__("sqlalchemy").text("SELECT activation_password FROM licenses")
+        ).scalar()
+    assert password not in stored
+
+
+def test_issue_license_checks_product_and_company(service) -> None:
+    raises_code(
+        "product_not_found",
+        service.issue_license,
+        {"customer_id": COMPANY, "product": "nope", "seats": 1},
+    )
+    raises_code(
+        "company_not_found",
+        service.issue_license,
+        {"customer_id": "C9999999", "product": "cadpro", "seats": 1},
+    )
+    raises_code(
+        "validation_error",
+        service.issue_license,
+        {"customer_id": COMPANY, "product": "cadpro", "seats": 0},
+    )
+    raises_code("product_exists", service.create_product, {"code": "cadpro", "name": "again"})
+
+
+def test_activation_with_the_license_password_then_again(service, events, auth) -> None:
+    license_id, password = issue(service)
+    first = activate(service, license_id, password.lower())
+    assert first["created"] is True
+    assert first["activation"]["machine_name"] == "PC-1"
+    assert service.keys.keyring.verify(first["certificate"])["installation_id"] == "inst-1"
+    again = activate(service, license_id, password)
+    assert again["created"] is False
+    assert service.get_license(license_id)["seats_in_use"] == 1
+    assert len(events.of("installation_activated")) == 1
+    assert auth.checks == []  # no argon2 round trip on the license password path
+    types = [e["type"] for e in service.history(license_id)["events"]]
+    assert types == ["reactivated", "activated"]
+
+
+def test_company_password_activates_any_license_of_the_company(service, auth) -> None:
+    license_id, _ = issue(service)
+    assert activate(service, license_id, COMPANY_PASSWORD)["created"]
+    other_id, _ = issue(service, customer=OTHER)
+    raises_code("invalid_credentials", activate, service, other_id, COMPANY_PASSWORD)
+
+
+def test_a_license_password_activates_only_its_license(service) -> None:
+    first_id, first_password = issue(service)
+    second_id, _ = issue(service)
+    raises_code("invalid_credentials", activate, service, second_id, first_password)
+    activate(service, first_id, first_password)
+
+
+def test_unknown_license_and_wrong_password_look_the_same(service, auth) -> None:
+    license_id, _ = issue(service)
+    wrong = raises_code("invalid_credentials", activate, service, license_id, "nope")
+    unknown = raises_code("invalid_credentials", activate, service, "L-NOPE-NOPE", "nope")
+    assert wrong.to_dict() == unknown.to_dict()
+    assert auth.checks == [COMPANY, ""]  # both cost auth one password check
+
+
+def test_failed_attempts_are_throttled_per_license(service, clock) -> None:
+    license_id, password = issue(service)
+    other_id, other_password = issue(service)
+    for _ in range(domain.FAILURE_LIMIT):
+        raises_code("invalid_credentials", activate, service, license_id, "guess")
+    error = raises_code("too_many_attempts", activate, service, license_id, password)
+    assert error.details["retry_after"] == 15 * 60
+    activate(service, other_id, other_password)  # another license is not affected
+    clock.advance(minutes=15, seconds=1)
+    activate(service, license_id, password)
+
+
+def test_expired_and_suspended_licenses_refuse_and_history_says_so(service, clock) -> None:
+    license_id, password = issue(service, expires_at="2026-12-01")
+    clock.advance(days=4)
+    raises_code("license_expired", activate, service, license_id, password)
+    service.extend_license(license_id, "2027-12-31")
+    service.suspend_license(license_id)
+    raises_code("license_suspended", activate, service, license_id, password)
+    assert service.resume_license(license_id)["status"] == "active"
+    activate(service, license_id, password)
+    events = service.history(license_id)["events"]
+    assert [(e["type"], e["reason"]) for e in events] == [
+        ("activated", None),
+        ("activation_refused", "license_suspended"),
+        ("activation_refused", "license_expired"),
+    ]
+
+
+def test_no_seats_names_the_machines_and_deactivation_frees_a_seat(service, events) -> None:
+    license_id, password = issue(service, seats=2)
+    activate(service, license_id, password, "a", "Alpha")
+    activate(service, license_id, password, "b", "Beta")
+    error = raises_code("no_seats_available", activate, service, license_id, password, "c", "C")
+    assert error.details["machines"] == ["Alpha", "Beta"]
+    gone = service.deactivate_installation(COMPANY, license_id, "a", "portal")
+    assert gone["deactivated_by"] == "portal" and gone["status"] == "deactivated"
+    assert events.of("installation_deactivated")[0]["installation"]["installation_id"] == "a"
+    activate(service, license_id, password, "c", "Gamma")
+    raises_code("license_not_found", service.deactivate_installation, OTHER, license_id, "b")
+    raises_code("installation_not_found", service.deactivate_installation, COMPANY, license_id, "z")
+
+
+def test_product_deactivation(service) -> None:
+    license_id, password = issue(service, seats=1)
+    activate(service, license_id, password)
+    payload = {"license_id": license_id, "password": password, "installation_id": "inst-1"}
+    assert service.deactivate(payload)["deactivated_by"] == "product"
+    assert service.deactivate(payload)["status"] == "deactivated"  # again: the same
+    raises_code("invalid_credentials", service.deactivate, {**payload, "password": "x"})
+    activate(service, license_id, password, "inst-2")
+
+
+def test_rotation_kills_the_old_password(service) -> None:
+    license_id, password = issue(service)
+    new = service.rotate_activation_password(license_id, COMPANY)["activation_password"]
+    assert new != password
+    raises_code("invalid_credentials", activate, service, license_id, password)
+    activate(service, license_id, new)
+    raises_code("license_not_found", service.rotate_activation_password, license_id, OTHER)
+
+
+def test_another_companys_license_is_not_found(service) -> None:
+    license_id, _ = issue(service)
+    for call in (service.get_license, service.list_installations, service.history):
+        raises_code("license_not_found", call, license_id, OTHER)
+    assert service.list_licenses(OTHER) == []
+    assert [item["license_id"] for item in service.list_licenses(COMPANY)] == [license_id]
+
+
+def test_history_pages_newest_first(service) -> None:
+    license_id, password = issue(service, seats=10)
+    for index in range(7):
+        activate(service, license_id, password, f"i{index}", f"M{index}")
+    first = service.history(license_id, COMPANY, limit=3)
+    assert [e["installation_id"] for e in first["events"]] == ["i6", "i5", "i4"]
+    second = service.history(license_id, COMPANY, limit=3, before=first["next_before"])
+    assert [e["installation_id"] for e in second["events"]] == ["i3", "i2", "i1"]
+    last = service.history(license_id, COMPANY, limit=3, before=second["next_before"])
+    assert [e["installation_id"] for e in last["events"]] == ["i0"]
+    assert last["next_before"] is None
+    raises_code("validation_error", service.history, license_id, COMPANY, limit=0)
+
+
+def test_validation_codes(service, clock) -> None:
+    license_id, password = issue(service, seats=1, expires_at="2026-12-10")
+    certificate = activate(service, license_id, password)["certificate"]
+    assert service.validate(certificate)["code"] == "VALID"
+    assert service.validate(certificate)["valid"] is True
+    service.suspend_license(license_id)
+    assert service.validate(certificate)["code"] == "SUSPENDED"
+    service.resume_license(license_id)
+    clock.advance(days=30)
+    assert service.validate(certificate)["code"] == "EXPIRED"
+    service.deactivate_installation(None, license_id, "inst-1", "staff")
+    assert service.validate(certificate)["code"] == "DEACTIVATED"
+    assert service.validate(certificate[:-4] + "AAAA")["code"] == "BAD_SIGNATURE"
+    assert service.validate("garbage") == {
+        "valid": False,
+        "code": "BAD_SIGNATURE",
+        "license_id": None,
+        "installation_id": None,
+        "expires_at": None,
+    }
+
+
+def test_expiry_notices_once_per_threshold(service, events, clock) -> None:
+    license_id, _ = issue(service, expires_at="2027-01-20")  # 53 days ahead
+    issue(service)  # perpetual: never
+    assert service.scan_expiring() == {"sent": 0}
+    clock.advance(days=24)
+    assert service.scan_expiring() == {"sent": 1}
+    assert service.scan_expiring() == {"sent": 0}
+    clock.advance(days=23)
+    service.scan_expiring()
+    clock.advance(days=6)
+    service.scan_expiring()
+    service.scan_expiring()
+    notices = events.of("license_expiring")
+    assert [(n["license"]["license_id"], n["days_left"]) for n in notices] == [
+        (license_id, 30),
+        (license_id, 7),
+        (license_id, 1),
+    ]
+    service.extend_license(license_id, "2027-02-28")  # a new expiry starts over
+    clock.advance(days=10)
+    service.scan_expiring()
+    assert len(events.of("license_expiring")) == 4
+
+
+def test_unicode_ids_are_stored_exactly(service) -> None:
+    license_id, password = issue(service)
+    installation_id = "🖥️ Ω/ä?#%20 " + "x" * 100
+    machine = "Zeichenbüro – 設計室 "
+    activate(service, license_id, password, installation_id, machine)
+    [item] = service.list_installations(license_id, COMPANY)
+    assert item["installation_id"] == installation_id and item["machine_name"] == machine
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("installation_id", ""),
+        ("installation_id", "x" * (domain.INSTALLATION_ID_MAX + 1)),
+        ("installation_id", "a\x00b"),
+        ("machine_name", ""),
+        ("machine_name", "m" * (domain.MACHINE_NAME_MAX + 1)),
+        ("machine_name", "\x00"),
+    ],
+)
+def test_bad_ids_name_the_field(service, field: str, value: str) -> None:
+    license_id, password = issue(service)
+    payload = {
+        "license_id": license_id,
+        "password": password,
+        "installation_id": "i",
+        "machine_name": "m",
+        field: value,
+    }
+    error = raises_code("validation_error", service.activate, payload)
+    assert field in error.details["fields"]
+
+
+def test_signing_keys(service) -> None:
+    [key] = service.signing_keys()["keys"]
+    assert key["kid"] == service.keys.keyring.signing_kid

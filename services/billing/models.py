@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
 
 IN_FLIGHT = ("pending", "unknown")
@@ -199,3 +200,8 @@ class SandboxCharge(BillingBase):
     currency: Mapped[str] = mapped_column(String(3))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# events staged with the change that made them true (common/outbox.py): a paid purchase
+# whose `payment_succeeded` was lost in a crash would never get its license
+EventOutbox = outbox_table(BillingBase.metadata)

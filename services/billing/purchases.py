@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from common import outbox
 from common.db import Db
 from common.errors import PortalError
 from common.timeutil import as_utc, iso
@@ -36,6 +38,7 @@ from services.billing.exceptions import (
 )
 from services.billing.models import (
     Charge,
+    EventOutbox,
     Payment,
     PaymentMethod,
     Plan,
@@ -61,6 +64,12 @@ class Outcome:
 
     result: Any = None
     events: list[Event] = field(default_factory=list)
+
+
+def staged(session: Session, outcome: Outcome) -> Outcome:
+    """Store the outcome's events in the outbox in the caller's transaction (stamped)."""
+    outcome.events = outbox.stage(session, EventOutbox, outcome.events)
+    return outcome
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -383,14 +392,14 @@ def complete_charge(db: Db, charge_id: int, result: ChargeResult, now: datetime)
         if charge.invoice_id is not None:
             from services.billing import renewals
 
-            return renewals.settle_invoice(repo, charge, result, now)
+            return staged(session, renewals.settle_invoice(repo, charge, result, now))
         if not result.succeeded:
             charge.status = "declined"
             charge.decline_code = result.decline_code or "card_declined"
             return Outcome()
         charge.status = "succeeded"
         order = Order.from_json(charge.order_json)
-        return _fulfil(repo, charge, order, now)
+        return staged(session, _fulfil(repo, charge, order, now))
 
 
 def _fulfil(repo: BillingRepository, charge: Charge, order: Order, now: datetime) -> Outcome:

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 # A `pending` charge older than this was left by a crash (a live call takes seconds).
 STALE_PENDING = timedelta(minutes=10)
 
-Publish = Callable[[str, dict[str, Any]], Any]
+# publishes events a committed transaction staged in the outbox (and marks them published)
+Flush = Callable[[list[Event]], Any]
 LicenseForPayment = Callable[[str, str], dict[str, Any] | None]
 
 
@@ -53,7 +54,7 @@ def run_pass(
     db: Db,
     provider: PaymentProvider,
     now: datetime,
-    publish: Publish,
+    flush: Flush,
     license_for_payment: LicenseForPayment,
     horizon: datetime | None = None,
     limit: int = 500,
@@ -65,9 +66,9 @@ def run_pass(
     """
     horizon = horizon or now
     report: Counter[str] = Counter()
-    reconcile(db, provider, now, publish, report)
+    reconcile(db, provider, now, flush, report)
     open_invoices(db, now, horizon, license_for_payment, limit, report)
-    charge_due(db, provider, now, horizon, publish, limit, report)
+    charge_due(db, provider, now, horizon, flush, limit, report)
     keys = (
         "invoices_opened",
         "charged",
@@ -82,13 +83,8 @@ def run_pass(
     return {key: report[key] for key in keys}
 
 
-def _publish_all(publish: Publish, outcome: Outcome) -> None:
-    for event_type, payload in outcome.events:
-        publish(event_type, payload)
-
-
 def reconcile(
-    db: Db, provider: PaymentProvider, now: datetime, publish: Publish, report: Counter
+    db: Db, provider: PaymentProvider, now: datetime, flush: Flush, report: Counter
 ) -> None:
     """Ask the provider what became of charges whose answer was lost, and record it."""
     seen: set[int] = set()
@@ -108,7 +104,7 @@ def reconcile(
             abandon(db, charge_id, now)
             report["abandoned"] += 1
             continue
-        _publish_all(publish, complete_charge(db, charge_id, result, now))
+        flush(complete_charge(db, charge_id, result, now).events)
         report["reconciled"] += 1
 
 
@@ -181,7 +177,7 @@ def charge_due(
     provider: PaymentProvider,
     now: datetime,
     horizon: datetime,
-    publish: Publish,
+    flush: Flush,
     limit: int,
     report: Counter,
 ) -> None:
@@ -205,7 +201,7 @@ def charge_due(
             report["unknown"] += 1
             continue
         outcome = complete_charge(db, charge_id, result, now)
-        _publish_all(publish, outcome)
+        flush(outcome.events)
         if result.succeeded:
             report["succeeded"] += 1
         else:

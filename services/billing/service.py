@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from nameko.rpc import rpc
+from nameko.timer import timer
 
-from common import settings
+from common import outbox, settings
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
@@ -20,6 +21,7 @@ from common.rpc import RpcClient
 from common.schemas import load
 from services.billing import demo, purchases, renewals, schemas
 from services.billing.dependencies import Clock, Provider, configured_timer
+from services.billing.models import EventOutbox
 from services.billing.repository import BillingRepository
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,9 +61,12 @@ class BillingService:
     licensing = RpcClient("licensing")
 
     def _publish(self, outcome: purchases.Outcome) -> purchases.Outcome:
-        for event_type, payload in outcome.events:
-            self.events(event_type, payload)
+        """Publish the events the outcome's committed transaction staged in the outbox."""
+        self._flush(outcome.events)
         return outcome
+
+    def _flush(self, events: list) -> None:
+        outbox.flush(self.db, EventOutbox, self.events, events)
 
     def _license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
         return self.licensing.license_for_payment(receipt_number, customer_id)
@@ -135,7 +140,10 @@ class BillingService:
         data = load(schemas.RecordOffline(), payload)
         self.auth.get_company(data["customer_id"])  # company_not_found before any receipt
         with self.db.transaction() as session:
-            outcome = purchases.record_offline(BillingRepository(session), data, self.clock.now())
+            repo = BillingRepository(session)
+            outcome = purchases.staged(
+                session, purchases.record_offline(repo, data, self.clock.now())
+            )
         return self._publish(outcome).result
 
     # --- reads ----------------------------------------------------------------------------
@@ -196,8 +204,11 @@ class BillingService:
         if customer_id is not None:
             customer_id = _key(customer_id, "customer_id")
         with self.db.transaction() as session:
-            outcome = purchases.cancel_recurring(
-                BillingRepository(session), reference, customer_id, self.clock.now()
+            outcome = purchases.staged(
+                session,
+                purchases.cancel_recurring(
+                    BillingRepository(session), reference, customer_id, self.clock.now()
+                ),
             )
         return self._publish(outcome).result
 
@@ -227,10 +238,20 @@ class BillingService:
             self.db,
             self.provider,
             self.clock.now(),
-            self.events,
+            self._flush,
             self._license_for_payment,
             horizon=horizon,
         )
+
+    @timer(interval=5)
+    def relay_outbox(self) -> None:
+        """Publish events that a crash or a broker outage left in the outbox."""
+        outbox.relay(self.db, EventOutbox, self.events)
+
+    @timer(interval=3600)
+    def prune_outbox(self) -> None:
+        """Forget events published a week ago."""
+        outbox.prune(self.db, EventOutbox)
 
     # --- demo -----------------------------------------------------------------------------
 
@@ -243,11 +264,14 @@ class BillingService:
         """
         customer_id = _key(customer_id, "customer_id")
         with self.db.transaction() as session:
-            outcome = demo.seed_history(
-                BillingRepository(session),
-                self.clock.now(),
-                customer_id,
-                _key(plan_code, "plan_code"),
-                max(1, min(int(seats), 100)),
+            outcome = purchases.staged(
+                session,
+                demo.seed_history(
+                    BillingRepository(session),
+                    self.clock.now(),
+                    customer_id,
+                    _key(plan_code, "plan_code"),
+                    max(1, min(int(seats), 100)),
+                ),
             )
         return self._publish(outcome).result

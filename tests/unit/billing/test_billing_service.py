@@ -426,3 +426,29 @@ def _plan() -> dict[str, Any]:
         "currency": "EUR",
         "interval": "year",
     }
+
+
+def test_payment_succeeded_survives_a_broker_outage_in_the_outbox(db, clock, licensing) -> None:
+    from common import outbox
+    from services.billing.models import EventOutbox
+
+    def broker_down(event_type, payload):
+        raise ConnectionError("broker away")
+
+    down = worker_factory(
+        BillingService,
+        db=db,
+        events=broker_down,
+        clock=clock,
+        provider=SandboxProvider(MemoryLedger()),
+        licensing=licensing,
+        auth=FakeAuth(),
+    )
+    down.create_plan(_plan())
+    receipt = down.purchase(CUSTOMER, {"plan": "cad-y", "seats": 1, "card": OK_CARD})
+    assert receipt["payment"]["receipt_number"] == "R-2026-000001"  # the sale stands
+    later = RecordedEvents()
+    assert outbox.relay(db, EventOutbox, later, older_than=timedelta(0)) == 1
+    [event] = later.of("payment_succeeded")
+    assert event["payment"]["receipt_number"] == "R-2026-000001" and event["event_id"]
+    assert outbox.relay(db, EventOutbox, later, older_than=timedelta(0)) == 0

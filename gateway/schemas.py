@@ -146,3 +146,127 @@ class PurchaseOut(Schema):
     license = fields.Dict(allow_none=True)
     license_status = fields.String(metadata={"description": "issued | extended | pending"})
     recurring_payment = fields.Nested(RecurringPaymentOut)
+
+
+# --- licensing (L1-L5, P1-P3) -----------------------------------------------------------------
+
+INSTALLATION_ID_MAX = 128  # Unicode code points; the licensing service checks the same
+MACHINE_NAME_MAX = 200
+CERTIFICATE_MAX = 8192
+
+
+class LicenseOut(Schema):
+    license_id = fields.String(metadata={"example": "L-7KQX-M2PD"})
+    product = fields.Nested(ProductRef)
+    seats = fields.Integer()
+    seats_in_use = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True, metadata={"description": "null: perpetual"})
+    status = fields.String(metadata={"description": "active | expired | suspended"})
+    created_at = fields.DateTime()
+
+
+class LicenseList(Schema):
+    licenses = fields.List(fields.Nested(LicenseOut))
+
+
+class InstallationOut(Schema):
+    installation_id = fields.String(metadata={"description": "exactly as the product sent it"})
+    machine_name = fields.String()
+    status = fields.String(metadata={"description": "active | deactivated"})
+    activated_at = fields.DateTime()
+    last_seen_at = fields.DateTime()
+    deactivated_at = fields.DateTime(allow_none=True)
+    deactivated_by = fields.String(
+        allow_none=True, metadata={"description": "product | portal | staff"}
+    )
+
+
+class InstallationList(Schema):
+    installations = fields.List(fields.Nested(InstallationOut))
+
+
+class LicenseDetail(LicenseOut):
+    activation_password = fields.String(metadata={"example": "K7QX-M2PD-9TRW-H4NC"})
+    installations = fields.List(fields.Nested(InstallationOut))
+
+
+class HistoryEventOut(Schema):
+    id = fields.String()
+    type = fields.String(
+        metadata={"description": "activated | reactivated | deactivated | activation_refused"}
+    )
+    at = fields.DateTime()
+    installation_id = fields.String()
+    machine_name = fields.String(allow_none=True)
+    source = fields.String(metadata={"description": "product | portal | staff"})
+    reason = fields.String(allow_none=True, metadata={"example": "no_seats_available"})
+
+
+class HistoryPage(Schema):
+    events = fields.List(fields.Nested(HistoryEventOut))
+    next_before = fields.String(
+        allow_none=True, metadata={"description": "pass as `before` for the next, older page"}
+    )
+
+
+class HistoryQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class ActivationPasswordOut(Schema):
+    license_id = fields.String()
+    activation_password = fields.String(metadata={"example": "K7QX-M2PD-9TRW-H4NC"})
+
+
+class ActivationBody(StrictSchema):
+    license_id = Text(64, metadata={"example": "L-7KQX-M2PD"})
+    password = Text(
+        PASSWORD_MAX,
+        metadata={"description": "this license's activation password or the company password"},
+    )
+    installation_id = Text(INSTALLATION_ID_MAX, metadata={"description": "any Unicode, 1-128"})
+    machine_name = Text(MACHINE_NAME_MAX, metadata={"description": "any Unicode, 1-200"})
+
+
+class DeactivationBody(StrictSchema):
+    license_id = Text(64)
+    password = Text(PASSWORD_MAX)
+    installation_id = Text(INSTALLATION_ID_MAX)
+
+
+class ValidationBody(StrictSchema):
+    certificate = Text(CERTIFICATE_MAX, metadata={"description": "the compact JWS"})
+
+
+class ActivationOut(Schema):
+    activation = fields.Dict(
+        metadata={
+            "description": "installation_id, machine_name, status, activated_at, "
+            "license_id, product, expires_at, license_status"
+        }
+    )
+    certificate = fields.String(metadata={"description": "compact JWS, EdDSA/Ed25519"})
+
+
+class ValidationOut(Schema):
+    valid = fields.Boolean()
+    code = fields.String(
+        metadata={"description": "VALID | EXPIRED | SUSPENDED | DEACTIVATED | BAD_SIGNATURE"}
+    )
+    license_id = fields.String(allow_none=True)
+    installation_id = fields.String(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class Jwk(Schema):
+    kty = fields.String(metadata={"example": "OKP"})
+    crv = fields.String(metadata={"example": "Ed25519"})
+    x = fields.String()
+    kid = fields.String()
+    use = fields.String(metadata={"example": "sig"})
+    alg = fields.String(metadata={"example": "EdDSA"})
+
+
+class Jwks(Schema):
+    keys = fields.List(fields.Nested(Jwk))

@@ -6,8 +6,15 @@ imported as modules: `nameko run gateway.service` treats every class in this mod
 namespace that has entrypoints as a service.
 """
 
-from gateway.routes import accounts, billing, ops, web
+from gateway.routes import accounts, activations, billing, licenses, ops, web
 
 
-class GatewayService(accounts.AccountRoutes, billing.BillingRoutes, ops.OpsRoutes, web.WebRoutes):
+class GatewayService(
+    accounts.AccountRoutes,
+    licenses.LicenseRoutes,
+    activations.ActivationRoutes,
+    billing.BillingRoutes,
+    ops.OpsRoutes,
+    web.WebRoutes,
+):
     name = "gateway"

@@ -1,0 +1,420 @@
+"""The licensing service over the real bus and PostgreSQL, with the real auth service.
+
+Each test runs `AuthService` and `LicensingService` containers in this process (against the
+run's vhost and databases) and calls them through `common.rpc.standalone_client()`, as the
+gateway and portalctl do. Concurrency tests run two licensing containers, each with its own
+engine and workers: the database alone keeps the seat rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import eventlet
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventlet.greenpool import GreenPool
+from kombu import Connection, Consumer, Queue
+from nameko.standalone.events import get_event_exchange
+from nameko.testing.services import entrypoint_hook
+
+from common.errors import PortalError
+from common.rpc import standalone_client
+from services.auth.service import AuthService
+from services.licensing import domain
+from services.licensing.service import LicensingService
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+COMPANY_PASSWORD = "correct horse battery"
+
+
+class Rpc:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.client.call("licensing", method, *args, **kwargs)
+
+    def auth(self, method: str, *args: Any) -> Any:
+        return self.client.call("auth", method, *args)
+
+    def error(self, code: str, method: str, *args: Any, **kwargs: Any) -> PortalError:
+        with pytest.raises(PortalError) as caught:
+            self(method, *args, **kwargs)
+        assert caught.value.code == code, caught.value.to_dict()
+        return caught.value
+
+
+@pytest.fixture
+def auth(config, container_factory):
+    container = container_factory(AuthService)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def licensing(config, container_factory, auth):
+    container = container_factory(LicensingService)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def rpc(licensing) -> Iterator[Rpc]:
+    with standalone_client(timeout=15) as client:
+        yield Rpc(client)
+
+
+@pytest.fixture
+def product(rpc) -> str:
+    code = f"cad-{uuid.uuid4().hex[:8]}"
+    rpc("create_product", {"code": code, "name": "CAD Pro"})
+    return code
+
+
+def new_company(rpc: Rpc, password: str = COMPANY_PASSWORD) -> str:
+    company = rpc.auth(
+        "create_company",
+        {
+            "name": "Acme",
+            "contact_name": "Ada",
+            "contact_email": f"ada-{uuid.uuid4().hex[:12]}@acme.test",
+            "password": password,
+        },
+    )
+    return company["customer_id"]
+
+
+@pytest.fixture
+def company(rpc) -> str:
+    return new_company(rpc)
+
+
+def issue(rpc: Rpc, customer: str, product: str, seats: int = 3, expires_at=None):
+    license = rpc(
+        "issue_license",
+        {"customer_id": customer, "product": product, "seats": seats, "expires_at": expires_at},
+    )
+    password = rpc("get_license", license["license_id"], customer)["activation_password"]
+    return license["license_id"], password
+
+
+def payload(license_id: str, password: str, installation_id="inst-1", machine="PC-1") -> dict:
+    return {
+        "license_id": license_id,
+        "password": password,
+        "installation_id": installation_id,
+        "machine_name": machine,
+    }
+
+
+class BusEvents:
+    """Every event published on `licensing.events` while the test runs."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.received: list[tuple[str, dict[str, Any]]] = []
+
+    def _on_message(self, body, message) -> None:
+        if isinstance(body, str | bytes):
+            body = json.loads(body)
+        self.received.append((message.delivery_info["routing_key"], body))
+        message.ack()
+
+    def settle(self, seconds: float = 0.5) -> None:
+        try:
+            while True:
+                self.connection.drain_events(timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def of(self, event_type: str) -> list[dict]:
+        return [body for kind, body in self.received if kind == event_type]
+
+
+@pytest.fixture
+def bus_events(config, licensing) -> Iterator[BusEvents]:
+    queue = Queue(
+        f"test-licensing-events-{uuid.uuid4().hex}",
+        exchange=get_event_exchange("licensing"),
+        routing_key="#",
+        exclusive=True,
+        auto_delete=True,
+    )
+    with Connection(config["AMQP_URI"]) as connection:
+        events = BusEvents(connection)
+        with Consumer(connection, queues=[queue], callbacks=[events._on_message]):
+            yield events
+
+
+# --- activation ---------------------------------------------------------------------------
+
+
+def test_activation_journey_and_events(rpc, company, product, bus_events) -> None:
+    license_id, password = issue(rpc, company, product)
+    first = rpc("activate", payload(license_id, password))
+    assert first["created"] is True
+    again = rpc("activate", payload(license_id, password, machine="PC-1 renamed"))
+    assert again["created"] is False
+    by_company = rpc("activate", payload(license_id, COMPANY_PASSWORD, "inst-2", "PC-2"))
+    assert by_company["created"] is True
+    license = rpc("get_license", license_id, company)
+    assert license["seats_in_use"] == 2
+    gone = rpc(
+        "deactivate", {"license_id": license_id, "password": password, "installation_id": "inst-2"}
+    )
+    assert gone["deactivated_by"] == "product"
+    bus_events.settle()
+    issued = [
+        e for e in bus_events.of("license_issued") if e["license"]["license_id"] == license_id
+    ]
+    assert len(issued) == 1 and issued[0]["customer_id"] == company
+    activated = [
+        e
+        for e in bus_events.of("installation_activated")
+        if e["license"]["license_id"] == license_id
+    ]
+    assert [e["installation"]["machine_name"] for e in activated] == ["PC-1", "PC-2"]
+    assert all(e["event_id"] and e["occurred_at"] for e in activated)
+    deactivated = bus_events.of("installation_deactivated")
+    assert deactivated[-1]["installation"]["deactivated_by"] == "product"
+
+
+def test_credentials(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product)
+    other_id, other_password = issue(rpc, company, product)
+    foreign_id, _ = issue(rpc, new_company(rpc, "another company's pass"), product)
+    wrong = rpc.error("invalid_credentials", "activate", payload(license_id, "wrong password"))
+    unknown = rpc.error("invalid_credentials", "activate", payload("L-2222-2222", password))
+    assert wrong.to_dict() == unknown.to_dict()
+    rpc.error("invalid_credentials", "activate", payload(license_id, other_password))
+    rpc.error("invalid_credentials", "activate", payload(foreign_id, COMPANY_PASSWORD))
+    rpc("activate", payload(other_id, COMPANY_PASSWORD))
+
+
+def test_expired_suspended_and_full(rpc, company, product) -> None:
+    expired_id, expired_password = issue(rpc, company, product, expires_at="2020-01-01")
+    rpc.error("license_expired", "activate", payload(expired_id, expired_password))
+    license_id, password = issue(rpc, company, product, seats=2)
+    rpc("suspend_license", license_id)
+    rpc.error("license_suspended", "activate", payload(license_id, password))
+    rpc("resume_license", license_id)
+    rpc("activate", payload(license_id, password, "a", "Ålpha"))
+    rpc("activate", payload(license_id, password, "b", "Beta"))
+    full = rpc.error("no_seats_available", "activate", payload(license_id, password, "c", "C"))
+    assert sorted(full.details["machines"]) == ["Beta", "Ålpha"]
+    freed = rpc("deactivate_installation", company, license_id, "a", "portal")
+    assert freed["deactivated_by"] == "portal"
+    assert rpc("activate", payload(license_id, password, "c", "C"))["created"] is True
+
+
+def test_failed_attempts_are_throttled(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product)
+    for _ in range(domain.FAILURE_LIMIT):
+        rpc.error("invalid_credentials", "activate", payload(license_id, "guess"))
+    error = rpc.error("too_many_attempts", "activate", payload(license_id, password))
+    assert 0 < int(error.details["retry_after"]) <= 15 * 60
+    for _ in range(domain.FAILURE_LIMIT + 1):  # unknown licenses are throttled alike
+        error = _catch(rpc, "activate", payload("L-9999-9999", "guess"))
+    assert error.code == "too_many_attempts"
+
+
+def _catch(rpc: Rpc, method: str, *args: Any) -> PortalError:
+    with pytest.raises(PortalError) as caught:
+        rpc(method, *args)
+    return caught.value
+
+
+def test_concurrent_wrong_guesses_never_outrun_the_throttle(rpc, company, product) -> None:
+    license_id, _ = issue(rpc, company, product)
+
+    def guess(_: int) -> str:
+        with standalone_client(timeout=30) as client:
+            try:
+                Rpc(client)("activate", payload(license_id, "wrong guess"))
+            except PortalError as error:
+                return error.code
+        return "ok"
+
+    codes = list(GreenPool(15).imap(guess, range(15)))
+    assert codes.count("invalid_credentials") == domain.FAILURE_LIMIT
+    assert codes.count("too_many_attempts") == 15 - domain.FAILURE_LIMIT
+
+
+def test_rotation_and_other_companies(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product)
+    stranger = new_company(rpc)
+    rotated = rpc("rotate_activation_password", license_id, company)["activation_password"]
+    rpc.error("invalid_credentials", "activate", payload(license_id, password))
+    rpc("activate", payload(license_id, rotated))
+    for method in ("get_license", "list_installations", "history", "rotate_activation_password"):
+        rpc.error("license_not_found", method, license_id, stranger)
+    rpc.error("license_not_found", "deactivate_installation", stranger, license_id, "inst-1")
+    assert rpc("list_licenses", stranger) == []
+
+
+def test_history_is_newest_first_and_paginated(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product, seats=1)
+    rpc("activate", payload(license_id, password, "one", "One"))
+    rpc("activate", payload(license_id, password, "one", "One"))
+    rpc.error("no_seats_available", "activate", payload(license_id, password, "two", "Two"))
+    rpc("deactivate_installation", company, license_id, "one", "portal")
+    rpc("activate", payload(license_id, password, "two", "Two"))
+    page = rpc("history", license_id, company, limit=3)
+    assert [(e["type"], e["installation_id"], e["source"]) for e in page["events"]] == [
+        ("activated", "two", "product"),
+        ("deactivated", "one", "portal"),
+        ("activation_refused", "two", "product"),
+    ]
+    rest = rpc("history", license_id, company, limit=3, before=page["next_before"])
+    assert [e["type"] for e in rest["events"]] == ["reactivated", "activated"]
+    assert rest["next_before"] is None
+
+
+def test_unicode_ids_round_trip_and_bad_ones_name_the_field(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product)
+    installation_id = "Ωmega/🖥️?#%2F " + "é" * 100
+    machine = "設計室 — Zeichenbüro\t№7"
+    rpc("activate", payload(license_id, password, installation_id, machine))
+    [item] = rpc("list_installations", license_id, company)
+    assert (item["installation_id"], item["machine_name"]) == (installation_id, machine)
+    for field, value in [
+        ("installation_id", ""),
+        ("installation_id", "x" * 129),
+        ("machine_name", "a\x00b"),
+        ("machine_name", "m" * 201),
+    ]:
+        error = rpc.error(
+            "validation_error", "activate", {**payload(license_id, password), field: value}
+        )
+        assert field in error.details["fields"]
+
+
+# --- certificates -------------------------------------------------------------------------
+
+
+def test_pyjwt_verifies_our_certificate_with_the_jwks(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product, expires_at="2099-06-30")
+    certificate = rpc("activate", payload(license_id, password, "jwt-1", "Ada's PC"))["certificate"]
+    jwks = jwt.PyJWKSet.from_dict(rpc("signing_keys"))
+    kid = jwt.get_unverified_header(certificate)["kid"]
+    claims = jwt.decode(certificate, jwks[kid].key, algorithms=["EdDSA"])
+    assert claims["license_id"] == license_id
+    assert claims["installation_id"] == "jwt-1"
+    assert claims["machine_name"] == "Ada's PC"
+    assert claims["customer_id"] == company
+    assert claims["product"] == product
+    assert claims["exp"] == int(datetime(2099, 6, 30, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
+def test_validation_codes(rpc, company, product) -> None:
+    license_id, password = issue(rpc, company, product, seats=1)
+    certificate = rpc("activate", payload(license_id, password))["certificate"]
+    assert rpc("validate", certificate) == {
+        "valid": True,
+        "code": "VALID",
+        "license_id": license_id,
+        "installation_id": "inst-1",
+        "expires_at": None,
+    }
+    rpc("suspend_license", license_id)
+    assert rpc("validate", certificate)["code"] == "SUSPENDED"
+    rpc("resume_license", license_id)
+    rpc("extend_license", license_id, "2020-01-01")
+    assert rpc("validate", certificate)["code"] == "EXPIRED"
+    rpc("extend_license", license_id, "2099-01-01")
+    assert rpc("validate", certificate)["code"] == "VALID"
+    header, claims, signature = certificate.split(".")
+    forged = json.loads(base64.urlsafe_b64decode(claims + "=="))
+    forged["license_id"] = "L-FAKE-FAKE"
+    tampered = ".".join(
+        [
+            header,
+            base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("="),
+            signature,
+        ]
+    )
+    for bad in (tampered, "garbage", "", "a.b.c", 12345, None):
+        answer = rpc("validate", bad)
+        assert (answer["valid"], answer["code"]) == (False, "BAD_SIGNATURE"), bad
+    rpc("deactivate_installation", None, license_id, "inst-1", "staff")
+    assert rpc("validate", certificate)["code"] == "DEACTIVATED"
+
+
+def test_a_rotated_signing_key_still_verifies_old_certificates(
+    config, container_factory, rpc, licensing, company, product
+) -> None:
+    old_key = base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+    new_key = base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+    licensing.stop()
+    old = container_factory(LicensingService, {**config, "LICENSE_SIGNING_KEY": old_key})
+    old.start()
+    license_id, password = issue(rpc, company, product)
+    certificate = rpc("activate", payload(license_id, password))["certificate"]
+    old.stop()
+    rotated = {**config, "LICENSE_SIGNING_KEY": new_key, "LICENSE_SIGNING_KEYS_RETIRED": old_key}
+    container_factory(LicensingService, rotated).start()
+    assert len(rpc("signing_keys")["keys"]) == 2
+    assert rpc("validate", certificate)["code"] == "VALID"
+    fresh = rpc("activate", payload(license_id, password, "inst-2"))["certificate"]
+    assert jwt.get_unverified_header(fresh)["kid"] != jwt.get_unverified_header(certificate)["kid"]
+
+
+# --- several instances --------------------------------------------------------------------
+
+
+def test_forty_concurrent_activations_on_two_instances_fill_exactly_three_seats(
+    container_factory, rpc, licensing, company, product
+) -> None:
+    container_factory(LicensingService).start()  # a second instance on the same queue
+    license_id, password = issue(rpc, company, product, seats=3)
+
+    def activate(index: int) -> str:
+        with standalone_client(timeout=30) as client:
+            try:
+                result = Rpc(client)(
+                    "activate", payload(license_id, password, f"m{index}", f"Machine {index}")
+                )
+            except PortalError as error:
+                return error.code
+        return "created" if result["created"] else "again"
+
+    outcomes = list(GreenPool(40).imap(activate, range(40)))
+    assert outcomes.count("created") == 3, outcomes
+    assert outcomes.count("no_seats_available") == 37, outcomes
+    license = rpc("get_license", license_id, company)
+    assert license["seats_in_use"] == 3
+    assert len([i for i in license["installations"] if i["status"] == "active"]) == 3
+
+
+def test_expiry_notice_goes_out_once_with_two_instances(
+    container_factory, rpc, licensing, company, product, bus_events
+) -> None:
+    second = container_factory(LicensingService)
+    second.start()
+    soon = (datetime.now(UTC) + timedelta(days=5)).isoformat()
+    license_id, _ = issue(rpc, company, product, expires_at=soon)
+
+    def scan(container) -> None:
+        with entrypoint_hook(container, "scan_expiring") as hook:
+            hook()
+
+    pool = GreenPool(6)
+    for container in (licensing, second, licensing, second, licensing, second):
+        pool.spawn(scan, container)
+    pool.waitall()
+    eventlet.sleep(0)
+    bus_events.settle()
+    notices = [
+        e for e in bus_events.of("license_expiring") if e["license"]["license_id"] == license_id
+    ]
+    assert len(notices) == 1, notices
+    assert notices[0]["days_left"] == 5
+    assert notices[0]["customer_id"] == company

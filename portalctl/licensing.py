@@ -1,0 +1,185 @@
+"""`portalctl product create` and `portalctl license issue|show|suspend|resume|extend`.
+
+Also `seed_demo(rpc, company)`, which `portalctl demo` calls: two products, three licenses
+(one expiring soon, one perpetual) with installations and history.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from common.errors import PortalError
+from portalctl.base import command
+
+DEMO_PRODUCTS = (
+    {"code": "cadpro", "name": "CAD Pro"},
+    {"code": "femsolver", "name": "FEM Solver"},
+)
+
+
+def _date(value: str) -> str:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value}") from None
+
+
+def create_product(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "create_product", {"code": args.code, "name": args.name})
+
+
+def list_products(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return rpc("licensing", "list_products")
+
+
+def issue(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    payload = {
+        "customer_id": args.customer,
+        "product": args.product,
+        "seats": args.seats,
+        "expires_at": args.expires,
+    }
+    license = rpc("licensing", "issue_license", payload)
+    return rpc("licensing", "get_license", license["license_id"])
+
+
+def show(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "get_license", args.license_id)
+
+
+def list_licenses(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return rpc("licensing", "list_licenses", args.customer)
+
+
+def suspend(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "suspend_license", args.license_id)
+
+
+def resume(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "resume_license", args.license_id)
+
+
+def extend(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "extend_license", args.license_id, args.until)
+
+
+def deactivate(rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc(
+        "licensing", "deactivate_installation", None, args.license_id, args.installation_id, "staff"
+    )
+
+
+def register(groups, common: argparse.ArgumentParser) -> None:
+    group = groups.add_parser("product", help="products that licenses are issued for")
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = command(commands, common, "create", create_product, "create a product")
+    parser.add_argument("--code", required=True, help="e.g. cadpro (a-z, 0-9, . _ -)")
+    parser.add_argument("--name", required=True, help="e.g. 'CAD Pro'")
+    command(commands, common, "list", list_products, "list products")
+
+    group = groups.add_parser("license", help="licenses of companies")
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = command(commands, common, "issue", issue, "issue a license to a company")
+    parser.add_argument("--customer", required=True, help="the customer ID, e.g. C4829113")
+    parser.add_argument("--product", required=True, help="the product code")
+    parser.add_argument("--seats", required=True, type=int)
+    parser.add_argument(
+        "--expires",
+        type=_date,
+        default=None,
+        help="YYYY-MM-DD (valid through that day, UTC); without it the license is perpetual",
+    )
+    parser = command(commands, common, "show", show, "show a license, its password and machines")
+    parser.add_argument("license_id")
+    parser = command(commands, common, "list", list_licenses, "list a company's licenses")
+    parser.add_argument("--customer", required=True)
+    parser = command(commands, common, "suspend", suspend, "suspend a license (no activations)")
+    parser.add_argument("license_id")
+    parser = command(commands, common, "resume", resume, "lift a suspension")
+    parser.add_argument("license_id")
+    parser = command(commands, common, "extend", extend, "move a license's expiry date")
+    parser.add_argument("license_id")
+    parser.add_argument("--until", required=True, type=_date, help="YYYY-MM-DD")
+    parser = command(
+        commands, common, "deactivate", deactivate, "deactivate an installation (by staff)"
+    )
+    parser.add_argument("license_id")
+    parser.add_argument("installation_id")
+
+
+def _ensure_products(rpc) -> None:
+    known = {item["code"] for item in rpc("licensing", "list_products")}
+    for product in DEMO_PRODUCTS:
+        if product["code"] not in known:
+            try:
+                rpc("licensing", "create_product", dict(product))
+            except PortalError as exc:
+                if exc.code != "product_exists":  # another seeder was quicker
+                    raise
+
+
+def seed_demo(rpc, company: dict[str, Any]) -> dict[str, Any]:
+    """Licenses with installations and history for the demo company (once)."""
+    customer_id = company["customer_id"]
+    _ensure_products(rpc)
+    existing = rpc("licensing", "list_licenses", customer_id)
+    if not any(item["product"]["code"] == "femsolver" for item in existing):
+        today = datetime.now(UTC).date()
+        yearly = _issue(rpc, customer_id, "cadpro", 5, today + timedelta(days=365))
+        _activate(rpc, yearly, "demo-ws-01-6f1c", "CAD-WS-01")
+        _activate(rpc, yearly, "demo-ws-02-93ab", "CAD-WS-02")
+        _activate(rpc, yearly, "demo-laptop-4d07", "Dana's laptop")
+        rpc(
+            "licensing",
+            "deactivate_installation",
+            customer_id,
+            yearly["license_id"],
+            "demo-laptop-4d07",
+            "portal",
+        )
+        perpetual = _issue(rpc, customer_id, "femsolver", 2, None)
+        _activate(rpc, perpetual, "demo-hpc-node-1", "HPC-Node-1")
+        _issue(rpc, customer_id, "cadpro", 1, today + timedelta(days=20))
+        existing = rpc("licensing", "list_licenses", customer_id)
+    return {
+        "licenses": [
+            {
+                key: item[key]
+                for key in (
+                    "license_id",
+                    "product",
+                    "seats",
+                    "seats_in_use",
+                    "expires_at",
+                    "status",
+                )
+            }
+            for item in existing
+        ]
+    }
+
+
+def _issue(rpc, customer_id: str, product: str, seats: int, expires: date | None) -> dict:
+    payload = {
+        "customer_id": customer_id,
+        "product": product,
+        "seats": seats,
+        "expires_at": expires.isoformat() if expires else None,
+    }
+    license = rpc("licensing", "issue_license", payload)
+    return rpc("licensing", "get_license", license["license_id"])
+
+
+def _activate(rpc, license: dict[str, Any], installation_id: str, machine_name: str) -> None:
+    rpc(
+        "licensing",
+        "activate",
+        {
+            "license_id": license["license_id"],
+            "password": license["activation_password"],
+            "installation_id": installation_id,
+            "machine_name": machine_name,
+        },
+    )

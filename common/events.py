@@ -24,6 +24,7 @@ SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
     ("auth", "company_created", "notify", "on_company_created"),
     ("auth", "password_reset_requested", "notify", "on_password_reset_requested"),
     ("auth", "password_changed", "notify", "on_password_changed"),
+    ("billing", "payment_succeeded", "licensing", "on_payment_succeeded"),
     ("licensing", "license_issued", "notify", "on_license_issued"),
     ("licensing", "license_extended", "notify", "on_license_extended"),
     ("licensing", "installation_activated", "notify", "on_installation_activated"),

@@ -13,7 +13,7 @@ from typing import Any
 from common.errors import PortalError
 from portalctl.base import command
 
-DEMO_PRODUCT = {"code": "CADPRO", "name": "CAD Pro"}
+DEMO_PRODUCT = {"code": "cadpro", "name": "CAD Pro"}
 DEMO_PLANS = (
     {"code": "cadpro-monthly", "amount": 4900, "currency": "EUR", "interval": "month"},
     {"code": "cadpro-yearly", "amount": 49000, "currency": "EUR", "interval": "year"},

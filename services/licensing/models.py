@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.timeutil import UTCDateTime
@@ -110,3 +110,25 @@ class ExpiryNotice(LicensingBase):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     threshold: Mapped[int] = mapped_column(Integer)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentEvent(LicensingBase):
+    """A `payment_succeeded` from billing, recorded with the license it issued or extended.
+
+    Written in the same transaction as the license change: the unique `event_id` makes a
+    redelivered event change nothing twice, and `receipt_number` lets the portal find the
+    license of a purchase. Payloads that can never be applied are kept here as `parked`.
+    """
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    receipt_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(16))  # new | renewal
+    license_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # applied | parked
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

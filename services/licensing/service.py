@@ -14,7 +14,7 @@ from common.events import EventBus
 from common.rpc import RpcClient
 from common.schemas import load
 from common.timeutil import utcnow
-from services.licensing import activations, domain, licenses, schemas
+from services.licensing import activations, domain, licenses, payments, schemas
 from services.licensing.crypto import BadSignature
 from services.licensing.dependencies import LicensingKeys, setting_timer
 from services.licensing.exceptions import InvalidCredentials
@@ -37,7 +37,7 @@ def _customer(value: Any) -> str | None:
     return None if value is None else _text(value, "customer_id", 32)
 
 
-class LicensingService:
+class LicensingService(payments.PaymentHandlers):
     name = "licensing"
 
     db = Database("licensing", MIGRATIONS)

@@ -154,6 +154,18 @@ class BusEvents:
                 continue
         return self.of(event_type)
 
+    def wait_until(self, predicate, timeout: float = 10.0) -> None:
+        """Until `predicate(self)` holds, draining events as they come."""
+        deadline = eventlet.hubs.get_hub().clock() + timeout
+        while not predicate(self):
+            remaining = deadline - eventlet.hubs.get_hub().clock()
+            if remaining <= 0:
+                raise AssertionError(f"not within {timeout}s; got {self.received}")
+            try:
+                self.connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue
+
     def of(self, event_type: str) -> list[dict]:
         return [body for kind, body in self.received if kind == event_type]
 

@@ -182,12 +182,18 @@ def test_renewals_are_charged_exactly_once_with_two_instances_racing(
             "SELECT count(*) FROM charges WHERE customer_id = :c AND kind = 'invoice'", c=who
         )
         assert charges[0][0] == 1
-    renewals = [
-        event
-        for event in billing_events.wait_for("payment_succeeded", 2 * len(buyers))
-        if event["purchase"]["kind"] == "renewal" and event["customer_id"] in buyers
-    ]
-    assert len(renewals) == len(buyers)
+
+    def renewals_of_buyers(events) -> list[dict]:
+        return [
+            event
+            for event in events.of("payment_succeeded")
+            if event["purchase"]["kind"] == "renewal" and event["customer_id"] in buyers
+        ]
+
+    billing_events.wait_until(lambda events: len(renewals_of_buyers(events)) >= len(buyers))
+    billing_events.settle()
+    renewals = renewals_of_buyers(billing_events)
+    assert len({event["event_id"] for event in renewals}) == len(buyers), renewals
     origins = sql("SELECT origin_receipt FROM recurring_payments")
     assert {event["purchase"]["license_id"] for event in renewals} <= {
         f"L-{origin}" for (origin,) in origins

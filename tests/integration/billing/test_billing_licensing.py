@@ -1,0 +1,153 @@
+"""billing and the real licensing service on the real bus: a paid purchase issues a license,
+a paid renewal extends it, and a redelivered `payment_succeeded` changes nothing twice."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kombu import Connection
+from nameko.standalone.events import event_dispatcher
+from sqlalchemy import create_engine, text
+
+from common.events import declare_subscriptions, queue_for
+from common.rpc import standalone_client
+from services.billing.service import BillingService
+from services.licensing.service import LicensingService
+from tests.integration.billing.conftest import OK_CARD, QUIET
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+QUEUE = ("billing", "payment_succeeded", "licensing", "on_payment_succeeded")
+
+
+def eventually(check, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def suite(config, container_factory):
+    """Real billing and licensing; the licensing queue emptied of earlier tests' events."""
+    declare_subscriptions()
+    with Connection(config["AMQP_URI"]) as connection:
+        queue_for(*QUEUE).bind(connection.channel()).purge()
+    for service in (LicensingService, BillingService):
+        container = container_factory(service, QUIET)
+        container.start()
+    with standalone_client(timeout=10) as client:
+        product = f"cad{uuid.uuid4().hex[:8]}"
+        client.call("licensing", "create_product", {"code": product, "name": "CAD Pro"})
+        plan = client.call(
+            "billing",
+            "create_plan",
+            {
+                "code": f"plan-{product}",
+                "product_code": product,
+                "amount": 4900,
+                "currency": "EUR",
+                "interval": "month",
+            },
+        )
+        yield client, product, plan
+
+
+def payment_rows(config, receipt: str) -> list:
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                text("SELECT status, license_id FROM payment_events WHERE receipt_number = :r"),
+                {"r": receipt},
+            ).all()
+    finally:
+        engine.dispose()
+
+
+def test_a_purchase_issues_a_license_and_a_renewal_extends_it(suite, config) -> None:
+    client, product, plan = suite
+    who = "C" + uuid.uuid4().hex[:7].upper()
+    body = {"plan": plan["code"], "seats": 3, "card": OK_CARD}
+    bought = client.call("billing", "purchase", who, body)
+    receipt = bought["payment"]["receipt_number"]
+    license = eventually(lambda: client.call("licensing", "license_for_payment", receipt, who))
+    assert (license["product"]["code"], license["seats"]) == (product, 3)
+    assert license["expires_at"] == bought["payment"]["period_end"]
+    assert client.call("licensing", "license_for_payment", receipt, "C0000000") is None
+    renewed = client.call("billing", "purchase", who, {**body, "license_id": license["license_id"]})
+    assert renewed["payment"]["period_start"] == license["expires_at"]
+    receipt2 = renewed["payment"]["receipt_number"]
+    extended = eventually(lambda: client.call("licensing", "license_for_payment", receipt2, who))
+    assert extended["license_id"] == license["license_id"]
+    assert extended["expires_at"] == renewed["payment"]["period_end"]
+    # billing learns the license of the purchase and shows it
+    listed = client.call("billing", "list_payments", who)
+    assert {p["license_id"] for p in listed} == {license["license_id"]}
+
+
+def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> None:
+    client, product, _ = suite
+    who = "C" + uuid.uuid4().hex[:7].upper()
+    receipt = f"R-2099-{uuid.uuid4().int % 10**6:06d}"
+    period_end = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "customer_id": who,
+        "payment": {"receipt_number": receipt, "amount": 4900, "currency": "EUR"},
+        "purchase": {
+            "kind": "new",
+            "plan": "p",
+            "product_code": product,
+            "seats": 1,
+            "period_start": datetime.now(UTC).isoformat(),
+            "period_end": period_end.isoformat(),
+            "license_id": None,
+        },
+    }
+    dispatch = event_dispatcher()
+    poison = {"event_id": uuid.uuid4().hex, "customer_id": who, "payment": "not an object"}
+    for payload in (poison, event, event, {**event}):
+        dispatch("billing", "payment_succeeded", payload)
+    license = eventually(lambda: client.call("licensing", "license_for_payment", receipt, who))
+    time.sleep(0.5)  # let the redeliveries arrive
+    assert len(client.call("licensing", "list_licenses", who)) == 1
+    assert payment_rows(config, receipt) == [("applied", license["license_id"])]
+    # the same renewal delivered twice extends once
+    renewal_end = period_end + timedelta(days=30)
+    renewal = {
+        **event,
+        "event_id": uuid.uuid4().hex,
+        "payment": {**event["payment"], "receipt_number": receipt[:-1] + "x"},
+        "purchase": {
+            **event["purchase"],
+            "kind": "renewal",
+            "license_id": license["license_id"],
+            "period_end": renewal_end.isoformat(),
+        },
+    }
+    dispatch("billing", "payment_succeeded", renewal)
+    dispatch("billing", "payment_succeeded", renewal)
+    extended = eventually(
+        lambda: client.call("licensing", "license_for_payment", receipt[:-1] + "x", who)
+    )
+    time.sleep(0.5)
+    assert datetime.fromisoformat(extended["expires_at"]) == renewal_end
+    [current] = client.call("licensing", "list_licenses", who)
+    assert datetime.fromisoformat(current["expires_at"]) == renewal_end
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+    with engine.connect() as connection:
+        parked = connection.execute(
+            text("SELECT status FROM payment_events WHERE event_id = :e"),
+            {"e": poison["event_id"]},
+        ).all()
+    engine.dispose()
+    assert parked == [("parked",)]

@@ -153,6 +153,7 @@ def _event_payment(payment: Payment) -> dict[str, Any]:
         "receipt_number": payment.receipt_number,
         "amount": payment.amount,
         "currency": payment.currency,
+        "amount_formatted": domain.format_money(payment.amount, payment.currency),
         "description": payment.description,
         "paid_at": iso(payment.paid_at),
         "card_brand": payment.card_brand,

@@ -322,6 +322,7 @@ def payment_failed(recurring, method, invoice, retry_at: datetime | None) -> Eve
             "reason": invoice.last_error,
             "amount": invoice.amount,
             "currency": invoice.currency,
+            "amount_formatted": domain.format_money(invoice.amount, invoice.currency),
             "period_start": iso(invoice.period_start),
             "period_end": iso(invoice.period_end),
         },

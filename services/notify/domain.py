@@ -47,6 +47,10 @@ EVENT_SOURCES: dict[str, str] = {
     "license_extended": "licensing",
     "installation_activated": "licensing",
     "license_expiring": "licensing",
+    "payment_succeeded": "billing",
+    "payment_failed": "billing",
+    "recurring_payment_cancelled": "billing",
+    "offline_payment_recorded": "billing",
 }
 # the kinds whose payload names the recipient; the others are looked up in auth at send time
 RECIPIENT_IN_PAYLOAD = frozenset(kind for kind, src in EVENT_SOURCES.items() if src == "auth")
@@ -216,6 +220,17 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         line = f"Reset your {PRODUCT_NAME} password"
     elif kind == "password_changed":
         line = f"Your {PRODUCT_NAME} password was changed"
+    elif kind in ("payment_succeeded", "offline_payment_recorded"):
+        line = f"Your receipt {data['payment']['receipt_number']}"
+    elif kind == "payment_failed":
+        product = data["recurring_payment"]["product"]["code"]
+        if data["next_retry_at"] is None:
+            line = f"Action needed: the {product} renewal payment failed"
+        else:
+            line = f"Your {product} renewal payment did not go through"
+    elif kind == "recurring_payment_cancelled":
+        product = data["recurring_payment"]["product"]["code"]
+        line = f"Automatic renewal of {product} cancelled"
     else:
         product = data["license"]["product"]["name"]
         if kind == "license_issued":

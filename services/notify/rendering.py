@@ -75,6 +75,9 @@ def context(
         values["license_facts"] = license_facts(license_)
     if "days_left" in data:
         values["expires_phrase"] = domain.expires_in(data["days_left"])
+    payment = data.get("payment")
+    if payment is not None:
+        values["payment_facts"] = payment_facts(payment)
     return values
 
 
@@ -87,6 +90,24 @@ def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:
         ("Seats", str(license_["seats"])),
         ("Expires", format_date(expires) if expires else "never (perpetual license)"),
     ]
+
+
+def payment_facts(payment: dict[str, Any]) -> list[tuple[str, str]]:
+    """The label/value rows of a receipt email (the HTML twin of payment_facts.txt)."""
+    amount = payment["amount_formatted"] or (
+        f"{payment['currency']} {payment['amount']} (minor units)"
+    )
+    rows = [
+        ("Receipt", payment["receipt_number"]),
+        ("Date", format_date(payment["paid_at"])),
+        ("Item", payment["description"]),
+        ("Amount", amount),
+    ]
+    if payment["card_brand"]:
+        rows.append(
+            ("Paid with", f"{payment['card_brand'].title()} ending in {payment['card_last4']}")
+        )
+    return rows
 
 
 def render(

@@ -40,6 +40,9 @@ def _no_nul(value: str) -> bool:
     return True
 
 
+_short = [validate.Length(max=64), _no_nul]
+
+
 def _name(max_length: int = 200) -> fields.String:
     return fields.String(required=True, validate=[validate.Length(min=1, max=max_length), _no_nul])
 
@@ -123,6 +126,68 @@ class LicenseExpiring(LicenseEvent):
     days_left = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
 
 
+class PaymentFacts(_Part):
+    receipt_number = _name(32)
+    amount = fields.Integer(required=True, strict=True)
+    currency = _name(3)
+    # formatted by billing, which owns the currency rules; notify never does money sums
+    amount_formatted = fields.String(load_default=None, allow_none=True, validate=_short)
+    description = fields.String(load_default="", validate=[validate.Length(max=500), _no_nul])
+    paid_at = Moment(required=True)
+    card_brand = fields.String(load_default=None, allow_none=True, validate=_short)
+    card_last4 = fields.String(load_default=None, allow_none=True, validate=_short)
+
+
+class PurchaseFacts(_Part):
+    kind = fields.String(required=True, validate=validate.OneOf(["new", "renewal"]))
+    product_code = _name(64)
+    seats = fields.Integer(load_default=None, allow_none=True, strict=True)
+    period_start = Moment(load_default=None, allow_none=True)
+    period_end = Moment(load_default=None, allow_none=True)
+    license_id = fields.String(load_default=None, allow_none=True, validate=_short)
+
+
+class ProductCode(_Part):
+    code = _name(64)
+
+
+class RecurringFacts(_Part):
+    id = _name(64)
+    license_id = fields.String(load_default=None, allow_none=True, validate=_short)
+    product = fields.Nested(ProductCode, required=True)
+    amount = fields.Integer(required=True, strict=True)
+    currency = _name(3)
+    amount_formatted = fields.String(load_default=None, allow_none=True, validate=_short)
+    interval = _name(16)
+    next_charge_at = Moment(load_default=None, allow_none=True)
+    status = _name(32)
+
+
+class PaymentSucceeded(EventSchema):
+    customer_id = _name(32)
+    payment = fields.Nested(PaymentFacts, required=True)
+    purchase = fields.Nested(PurchaseFacts, load_default=None, allow_none=True)
+
+
+class OfflinePaymentRecorded(EventSchema):
+    customer_id = _name(32)
+    payment = fields.Nested(PaymentFacts, required=True)
+
+
+class PaymentFailed(EventSchema):
+    customer_id = _name(32)
+    recurring_payment = fields.Nested(RecurringFacts, required=True)
+    attempt = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    next_retry_at = Moment(load_default=None, allow_none=True)  # None: the last attempt
+    reason = fields.String(load_default=None, allow_none=True, validate=_short)
+
+
+class RecurringPaymentCancelled(EventSchema):
+    customer_id = _name(32)
+    recurring_payment = fields.Nested(RecurringFacts, required=True)
+    cancelled_at = Moment(load_default=None, allow_none=True)
+
+
 EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "company_created": CompanyCreated,
     "password_reset_requested": PasswordResetRequested,
@@ -131,6 +196,10 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "license_extended": LicenseExtended,
     "installation_activated": InstallationActivated,
     "license_expiring": LicenseExpiring,
+    "payment_succeeded": PaymentSucceeded,
+    "payment_failed": PaymentFailed,
+    "recurring_payment_cancelled": RecurringPaymentCancelled,
+    "offline_payment_recorded": OfflinePaymentRecorded,
 }
 
 

@@ -138,6 +138,22 @@ class NotifyService:
     def on_license_expiring(self, payload: Any) -> None:
         self._record("licensing", "license_expiring", payload)
 
+    @event_handler("billing", "payment_succeeded", requeue_on_error=True)
+    def on_payment_succeeded(self, payload: Any) -> None:
+        self._record("billing", "payment_succeeded", payload)
+
+    @event_handler("billing", "payment_failed", requeue_on_error=True)
+    def on_payment_failed(self, payload: Any) -> None:
+        self._record("billing", "payment_failed", payload)
+
+    @event_handler("billing", "recurring_payment_cancelled", requeue_on_error=True)
+    def on_recurring_payment_cancelled(self, payload: Any) -> None:
+        self._record("billing", "recurring_payment_cancelled", payload)
+
+    @event_handler("billing", "offline_payment_recorded", requeue_on_error=True)
+    def on_offline_payment_recorded(self, payload: Any) -> None:
+        self._record("billing", "offline_payment_recorded", payload)
+
     def _record(self, source: str, kind: str, payload: Any) -> None:
         try:
             recorded = outbox.record(self.store, source, kind, payload, utcnow())

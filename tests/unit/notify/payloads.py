@@ -114,3 +114,55 @@ def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
         "installation_activated": installation_activated(customer_id),
         "license_expiring": license_expiring(customer_id),
     }
+
+
+def billing_events(customer_id: str) -> dict[str, dict[str, Any]]:
+    """One event of every billing type notify emails about, keyed by event type."""
+    payment = {
+        "receipt_number": "R-2026-000123",
+        "amount": 14700,
+        "currency": "EUR",
+        "amount_formatted": "EUR 147.00",
+        "description": "cadpro, 3 seats, monthly (plan cad-m)",
+        "paid_at": "2026-11-28T09:30:00+00:00",
+        "card_brand": "visa",
+        "card_last4": "4242",
+    }
+    recurring = {
+        "id": "rp_0123456789abcdef0123",
+        "license_id": "L-7KQX-M2PD",
+        "product": {"code": "cadpro"},
+        "amount": 14700,
+        "currency": "EUR",
+        "amount_formatted": "EUR 147.00",
+        "interval": "month",
+        "next_charge_at": "2026-12-28T09:30:00+00:00",
+        "status": "active",
+    }
+    purchase = {
+        "kind": "new",
+        "plan": "cad-m",
+        "product_code": "cadpro",
+        "seats": 3,
+        "period_start": "2026-11-28T09:30:00+00:00",
+        "period_end": "2026-12-28T09:30:00+00:00",
+        "license_id": None,
+    }
+    return {
+        "payment_succeeded": event(
+            {"customer_id": customer_id, "payment": payment, "purchase": purchase}
+        ),
+        "payment_failed": event(
+            {
+                "customer_id": customer_id,
+                "recurring_payment": recurring,
+                "attempt": 1,
+                "next_retry_at": "2026-12-29T09:30:00+00:00",
+                "reason": "insufficient_funds",
+            }
+        ),
+        "recurring_payment_cancelled": event(
+            {"customer_id": customer_id, "recurring_payment": {**recurring, "status": "cancelled"}}
+        ),
+        "offline_payment_recorded": event({"customer_id": customer_id, "payment": payment}),
+    }

@@ -148,6 +148,7 @@ class TestSubjects:
             "password_reset_requested": payloads.password_reset_requested(),
             "password_changed": payloads.password_changed(),
             **payloads.licensing_events("C1234567"),
+            **payloads.billing_events("C1234567"),
         }
         assert set(events) == set(domain.EVENT_SOURCES)
         subjects = {kind: domain.subject(kind, _data(kind, p)) for kind, p in events.items()}
@@ -159,6 +160,10 @@ class TestSubjects:
             "license_extended": "Your CAD Pro license has been extended",
             "installation_activated": "New activation on WS-042",
             "license_expiring": "Your CAD Pro license expires in 7 days",
+            "payment_succeeded": "Your receipt R-2026-000123",
+            "payment_failed": "Your cadpro renewal payment did not go through",
+            "recurring_payment_cancelled": "Automatic renewal of cadpro cancelled",
+            "offline_payment_recorded": "Your receipt R-2026-000123",
         }
         for kind in events:
             assert domain.template_names(kind) == (f"{kind}.txt", f"{kind}.html")
@@ -184,9 +189,9 @@ class TestSubjects:
 
     def test_unknown_kinds_have_no_email(self) -> None:
         with pytest.raises(ValueError):
-            domain.template_names("payment_succeeded")
+            domain.template_names("invoice_overdue")
         with pytest.raises(ValueError):
-            domain.subject("payment_succeeded", {"license": {"product": {"name": "X"}}})
+            domain.subject("invoice_overdue", {"license": {"product": {"name": "X"}}})
 
 
 class TestLinksAndIds:

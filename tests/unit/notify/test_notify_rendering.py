@@ -21,6 +21,7 @@ def _events() -> dict[str, dict]:
         "password_reset_requested": payloads.password_reset_requested("ada@acme.test"),
         "password_changed": payloads.password_changed("ada@acme.test"),
         **payloads.licensing_events("C7"),
+        **payloads.billing_events("C7"),
     }
 
 

@@ -270,3 +270,13 @@ class Jwk(Schema):
 
 class Jwks(Schema):
     keys = fields.List(fields.Nested(Jwk))
+
+
+# --- portal browser session -------------------------------------------------------------------
+
+
+class WebSessionOut(Schema):
+    """`POST /web/session`: the session itself is in the HttpOnly cookie, never in the body."""
+
+    expires_at = fields.DateTime(required=True)
+    company = fields.Nested(Company)

@@ -1,51 +1,56 @@
-// Reads the reset token from the URL fragment (never sent to any server in a URL or a
-// Referer), then posts it with the new password to the API.
-(function () {
-  "use strict";
-  var form = document.getElementById("reset-form");
-  var message = document.getElementById("message");
-  var token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
-  // drop the token from the address bar and history
-  history.replaceState(null, "", window.location.pathname);
+// Reset password: the token comes in the URL fragment (never sent to a server in a URL or a
+// Referer); the page drops it from the address bar and posts it with the new password.
+import { $, api, busy, hide, passwordRules, showError } from "/static/portal.js";
 
-  function show(text, isError) {
-    message.textContent = text;
-    message.className = isError ? "error" : "";
+const form = $("#reset-form");
+const error = $("#form-error");
+const token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
+history.replaceState(null, "", window.location.pathname);
+
+const rulesMet = passwordRules(form.new_password, $("#rules"));
+
+if (!token) {
+  $("#link-error").hidden = false;
+  form.hidden = true;
+} else {
+  form.new_password.focus();
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  hide(error);
+  const password = form.new_password.value;
+  if (!rulesMet()) {
+    showError(error, "The new password does not meet the rules yet.");
+    form.new_password.focus();
+    return;
   }
-
-  if (!token) {
-    show("This link is incomplete. Ask for a new reset link.", true);
+  if (password !== form.confirm_password.value) {
+    showError(error, "The two passwords are not the same.");
+    form.confirm_password.focus();
+    return;
   }
-
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    var password = form.new_password.value;
-    if (password.length < 10) {
-      show("Use at least 10 characters.", true);
-      return;
+  const button = form.querySelector("button[type=submit]");
+  try {
+    await busy(button, "Saving…", () =>
+      api("/api/v1/password-resets/confirm", {
+        method: "POST",
+        body: { token, new_password: password },
+        stayOn401: true,
+      }),
+    );
+    form.hidden = true;
+    const done = $("#done");
+    done.hidden = false;
+    done.focus();
+  } catch (failure) {
+    showError(error, failure);
+    if (failure.code === "invalid_token") {
+      error.append(" ");
+      const link = document.createElement("a");
+      link.href = "/forgot-password";
+      link.textContent = "Ask for a new link";
+      error.append(link);
     }
-    if (password !== form.confirm_password.value) {
-      show("The two passwords differ.", true);
-      return;
-    }
-    show("Saving…", false);
-    fetch("/api/v1/password-resets/confirm", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ token: token, new_password: password }),
-      credentials: "omit",
-      referrerPolicy: "no-referrer"
-    }).then(function (response) {
-      if (response.status === 204) {
-        form.hidden = true;
-        document.getElementById("done").hidden = false;
-        return;
-      }
-      return response.json().then(function (body) {
-        show((body.error && body.error.message) || "Something went wrong.", true);
-      });
-    }).catch(function () {
-      show("The portal cannot be reached. Try again in a moment.", true);
-    });
-  });
-})();
+  }
+});

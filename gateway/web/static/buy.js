@@ -1,0 +1,213 @@
+// Buy or renew: a plan from the catalog, seats, an optional license to renew, a card.
+import {
+  $, ApiError, api, busy, fieldProblems, h, hide, loaded, messageFor, money, per, showError,
+} from "/static/portal.js";
+
+const form = $("#buy-form");
+const error = $("#form-error");
+let plans = [];
+let licenses = [];
+
+function selectedPlan() {
+  const checked = form.querySelector("input[name=plan]:checked");
+  return plans.find((plan) => plan.code === checked?.value) || null;
+}
+
+function selectedLicense() {
+  return licenses.find((item) => item.license_id === form.license_id.value) || null;
+}
+
+function renderLicenseChoices() {
+  const plan = selectedPlan();
+  const current = form.license_id.value;
+  const options = [h("option", { value: "" }, "A new license")];
+  for (const license of licenses) {
+    if (plan && license.product?.code !== plan.product.code) continue;
+    const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
+    options.push(h("option", { value: license.license_id },
+      `Renew ${license.license_id} (${license.seats} seats${until})`));
+  }
+  form.license_id.replaceChildren(...options);
+  if ([...form.license_id.options].some((option) => option.value === current)) {
+    form.license_id.value = current;
+  }
+}
+
+function seats() {
+  const value = Number.parseInt(form.seats.value, 10);
+  return Number.isFinite(value) ? value : 0;
+}
+
+function summarize() {
+  const plan = selectedPlan();
+  const license = selectedLicense();
+  form.seats.readOnly = Boolean(license);
+  if (license) form.seats.value = license.seats;
+  $("#seats-hint").textContent = license
+    ? "A renewal keeps the license's seats."
+    : "How many machines may use the software at the same time.";
+  $("#sum-plan").textContent = plan ? `${plan.product.name} · ${plan.label}` : "Choose a plan";
+  $("#sum-seats").textContent = seats() > 0 ? String(seats()) : "—";
+  $("#sum-interval").textContent = plan ? `Every ${per(plan.interval)}` : "—";
+  $("#sum-total").textContent = plan && seats() > 0 ? money(plan.amount * seats(), plan.currency) : "—";
+  $("#pay").textContent = plan && seats() > 0 ? `Pay ${money(plan.amount * seats(), plan.currency)}` : "Pay";
+}
+
+function planLabel(plan) {
+  const names = { month: "Monthly", year: "Yearly" };
+  return names[plan.interval] || plan.code;
+}
+
+function renderPlans(products) {
+  const container = $("#plans");
+  for (const product of products) {
+    for (const plan of product.plans) {
+      const entry = { ...plan, product, label: planLabel(plan) };
+      plans.push(entry);
+      const id = `plan-${plan.code}`;
+      container.append(h("label", { class: "plan", for: id },
+        h("input", { type: "radio", name: "plan", id, value: plan.code, required: true }),
+        h("span", { class: "plan-body" },
+          h("span", { class: "plan-name" }, `${product.name} · ${entry.label}`),
+          h("span", { class: "plan-price" }, `${money(plan.amount, plan.currency)}`,
+            h("span", { class: "muted" }, ` per seat / ${per(plan.interval)}`)))));
+    }
+  }
+  const first = container.querySelector("input[name=plan]");
+  if (first) first.checked = true;
+}
+
+/** "4242 4242 4242 4242" while typing; the API gets the digits. */
+function formatCardNumber() {
+  const digits = form.number.value.replace(/\D/g, "").slice(0, 19);
+  form.number.value = digits.replace(/(\d{4})(?=\d)/g, "$1 ");
+}
+
+function formatExpiry(event) {
+  const digits = form.expiry.value.replace(/\D/g, "").slice(0, 4);
+  if (event.inputType === "deleteContentBackward") return;
+  form.expiry.value = digits.length > 2 ? `${digits.slice(0, 2)} / ${digits.slice(2)}` : digits;
+}
+
+function card() {
+  const number = form.number.value.replace(/\D/g, "");
+  const [month, year] = form.expiry.value.split("/").map((part) => part.trim());
+  const cvc = form.cvc.value.trim();
+  if (number.length < 12) return [null, "Enter the full card number.", form.number];
+  const expMonth = Number.parseInt(month, 10);
+  let expYear = Number.parseInt(year, 10);
+  if (!(expMonth >= 1 && expMonth <= 12) || !Number.isFinite(expYear)) {
+    return [null, "Enter the expiry date as MM / YY, for example 08 / 29.", form.expiry];
+  }
+  if (expYear < 100) expYear += 2000;
+  if (!/^\d{3,4}$/.test(cvc)) return [null, "Enter the 3 or 4 digit security code.", form.cvc];
+  return [{ number, exp_month: expMonth, exp_year: expYear, cvc }, null, null];
+}
+
+const FIELD_INPUTS = { "card.number": "number", "card.exp_month": "expiry", "card.exp_year": "expiry", "card.cvc": "cvc", seats: "seats", plan: null };
+
+function done(result) {
+  const { payment, license, license_status: status } = result;
+  const panel = $("#done");
+  const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
+  const licenseLine = license
+    ? h("p", {}, status === "extended" ? "License " : "Your new license ",
+        h("a", { href: `/licenses/${encodeURIComponent(license.license_id)}`, class: "mono" }, license.license_id),
+        status === "extended" ? " is extended." : " is ready. Open it to see its activation password.")
+    : h("p", {}, "Your license is being prepared; it appears under Licenses in a moment.");
+  panel.replaceChildren(
+    h("h2", {}, "Thank you, your payment went through"),
+    h("p", {}, `${money(payment.amount, payment.currency)} paid. Receipt `,
+      h("span", { class: "mono" }, payment.receipt_number), "."),
+    licenseLine,
+    h("p", { class: "actions" },
+      h("a", { class: "button", href: license ? `/licenses/${encodeURIComponent(license.license_id)}` : "/licenses" },
+        license ? "Open the license" : "Go to licenses"),
+      h("a", { class: "button button-secondary", href: receipt, target: "_blank", rel: "noopener" }, "View receipt")));
+  form.hidden = true;
+  panel.hidden = false;
+  panel.focus();
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  hide(error);
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const plan = selectedPlan();
+  if (!plan) return showError(error, "Choose a plan.");
+  if (!(seats() >= 1 && seats() <= 10000)) {
+    form.seats.focus();
+    return showError(error, "Enter a number of seats between 1 and 10,000.");
+  }
+  const [cardData, problem, input] = card();
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    return showError(error, problem);
+  }
+  const body = { plan: plan.code, seats: seats(), card: cardData };
+  if (form.license_id.value) body.license_id = form.license_id.value;
+  const button = $("#pay");
+  try {
+    const result = await busy(button, "Processing payment…", () =>
+      api("/api/v1/purchases", { method: "POST", body }));
+    done(result);
+  } catch (failure) {
+    showError(error, failure);
+    if (failure instanceof ApiError && failure.code === "validation_error") {
+      for (const [path] of fieldProblems(failure.details.fields)) {
+        const name = FIELD_INPUTS[path];
+        if (name) form[name].setAttribute("aria-invalid", "true");
+      }
+    }
+    if (failure instanceof ApiError && ["card_declined", "insufficient_funds"].includes(failure.code)) {
+      form.number.setAttribute("aria-invalid", "true");
+      form.number.focus();
+    }
+    summarize();
+  }
+});
+
+async function main() {
+  try {
+    const [catalog, owned] = await Promise.all([
+      api("/api/v1/catalog"),
+      api("/api/v1/licenses").catch((failure) => {
+        if (failure.code === "unauthenticated") throw failure;
+        return { licenses: [] }; // renewals need the list; new purchases do not
+      }),
+    ]);
+    loaded();
+    if (!catalog.products.length) {
+      showError($("#error"), "No plans are on sale right now. Please contact sales.");
+      return;
+    }
+    licenses = owned.licenses || [];
+    renderPlans(catalog.products);
+    const wanted = new URLSearchParams(window.location.search).get("license");
+    renderLicenseChoices();
+    if (wanted) {
+      const license = licenses.find((item) => item.license_id === wanted);
+      const plan = license && plans.find((item) => item.product.code === license.product?.code);
+      if (plan) {
+        form.querySelector(`#plan-${CSS.escape(plan.code)}`).checked = true;
+        renderLicenseChoices();
+        form.license_id.value = wanted;
+      }
+    }
+    form.addEventListener("change", (event) => {
+      if (event.target.name === "plan") renderLicenseChoices();
+      summarize();
+    });
+    form.seats.addEventListener("input", summarize);
+    form.number.addEventListener("input", formatCardNumber);
+    form.expiry.addEventListener("input", formatExpiry);
+    summarize();
+    form.hidden = false;
+  } catch (failure) {
+    loaded();
+    showError($("#error"), messageFor(failure));
+  }
+}
+
+main();

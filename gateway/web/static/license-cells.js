@@ -1,0 +1,36 @@
+// How a license's expiry and seats look, shared by the list and the details page.
+import { date, daysUntil, h } from "/static/portal.js";
+
+const SOON_DAYS = 30;
+
+/** The expiry cell: the date, marked when it has passed or is near. */
+export function expiryCell(license) {
+  if (!license.expires_at) return h("span", { class: "muted" }, "Never (perpetual)");
+  const days = daysUntil(license.expires_at);
+  if (license.status === "expired" || days <= 0) {
+    return h("span", { class: "expiry expiry-past" }, date(license.expires_at), " ",
+      h("span", { class: "badge badge-bad" }, "Expired"));
+  }
+  if (days <= SOON_DAYS) {
+    const words = days === 1 ? "in 1 day" : `in ${days} days`;
+    return h("span", { class: "expiry expiry-soon" }, date(license.expires_at), " ",
+      h("span", { class: "badge badge-warn" }, `Expires ${words}`));
+  }
+  return h("span", { class: "expiry" }, date(license.expires_at));
+}
+
+export function seatsCell(license) {
+  const used = license.seats_in_use ?? 0;
+  const ratio = license.seats ? Math.min(1, used / license.seats) : 0;
+  return h("span", { class: "seats" },
+    h("span", { class: "seats-text" }, `${used} / ${license.seats}`),
+    h("span", { class: "meter", "aria-hidden": "true" },
+      h("span", { class: ratio >= 1 ? "meter-fill full" : "meter-fill", dataset: { ratio } })));
+}
+
+export function sizeMeters(root) {
+  // CSP forbids inline style attributes set from markup, but not CSSOM from a script
+  for (const fill of root.querySelectorAll(".meter-fill")) {
+    fill.style.width = `${Math.round(Number(fill.dataset.ratio) * 100)}%`;
+  }
+}

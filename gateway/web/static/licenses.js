@@ -1,0 +1,38 @@
+// Licenses & Activations: every license of the company; a row opens its details.
+import { $, api, badge, h, loaded, showError } from "/static/portal.js";
+import { expiryCell, seatsCell, sizeMeters } from "/static/license-cells.js";
+
+async function main() {
+  const table = $("#licenses");
+  try {
+    const { licenses } = await api("/api/v1/licenses");
+    loaded($("#licenses-panel"));
+    if (!licenses.length) {
+      $("#empty").hidden = false;
+      return;
+    }
+    const body = table.tBodies[0];
+    for (const license of licenses) {
+      const href = `/licenses/${encodeURIComponent(license.license_id)}`;
+      const row = h("tr", { class: "clickable", dataset: { href } },
+        h("td", { "data-label": "License ID" },
+          h("a", { href, class: "mono strong" }, license.license_id)),
+        h("td", { "data-label": "Product" }, license.product?.name || license.product?.code || "—"),
+        h("td", { "data-label": "Seats in use" }, seatsCell(license)),
+        h("td", { "data-label": "Expires" }, expiryCell(license)),
+        h("td", { "data-label": "Status" }, badge(license.status)));
+      row.addEventListener("click", (event) => {
+        if (event.target.closest("a, button")) return;
+        window.location.assign(href);
+      });
+      body.append(row);
+    }
+    sizeMeters(body);
+    table.hidden = false;
+  } catch (failure) {
+    loaded($("#licenses-panel"));
+    showError($("#error"), failure);
+  }
+}
+
+main();

@@ -1,0 +1,314 @@
+// The portal's small script layer: JSON API calls (cookie session + CSRF header), error
+// messages a customer understands, formatting, and a few DOM helpers. No dependencies.
+
+const CSRF_COOKIE = "portal_csrf";
+const LOCALE = document.documentElement.lang || "en";
+
+export class ApiError extends Error {
+  constructor(status, code, message, details, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details || {};
+    this.retryAfter = retryAfter;
+  }
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+/** The path to come back to after logging in: only a path on this site. */
+export function safeNext(value) {
+  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//")) return "";
+  if (value.startsWith("/\\")) return "";
+  return value;
+}
+
+export function goToLogin() {
+  const here = window.location.pathname + window.location.search;
+  window.location.assign("/login?next=" + encodeURIComponent(here));
+}
+
+/**
+ * Calls the JSON API; resolves to the parsed body (null for 204), rejects with ApiError.
+ * A lost session sends the browser to the login page unless `options.stayOn401` is set.
+ */
+export async function api(path, options = {}) {
+  const method = options.method || "GET";
+  const headers = { Accept: "application/json" };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = cookie(CSRF_COOKIE);
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (cause) {
+    throw new ApiError(0, "network_error", "The portal cannot be reached.", {}, null);
+  }
+  if (response.status === 204) return null;
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch (cause) {
+    payload = null;
+  }
+  if (response.ok) return payload;
+  const error = (payload && payload.error) || {};
+  const retryAfter = Number(response.headers.get("Retry-After")) || error.details?.retry_after || null;
+  const failure = new ApiError(
+    response.status,
+    error.code || "http_" + response.status,
+    error.message || "",
+    error.details,
+    retryAfter,
+  );
+  if (failure.code === "unauthenticated" && !options.stayOn401) {
+    goToLogin();
+  }
+  throw failure;
+}
+
+/** "2 minutes", "45 seconds": how long to wait, in words. */
+export function waitWords(seconds) {
+  const s = Math.max(1, Math.round(Number(seconds) || 0));
+  if (s < 60) return s === 1 ? "1 second" : `${s} seconds`;
+  const minutes = Math.ceil(s / 60);
+  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+}
+
+const MESSAGES = {
+  network_error: "The portal cannot be reached. Check your connection and try again.",
+  invalid_credentials: "The customer ID or email and the password do not match. Check both and try again.",
+  unauthenticated: "Your session has ended. Please log in again.",
+  csrf_failed: "This page is out of date. Reload the page and try again.",
+  invalid_token: "This reset link is invalid, was already used or has expired. Ask for a new link.",
+  weak_password: "The new password does not meet the rules below.",
+  card_declined: "Your card was declined. Try another card or contact your bank.",
+  insufficient_funds: "The card has insufficient funds. Try another card.",
+  payment_failed: "The payment did not go through. Check the card details or try another card.",
+  payment_unconfirmed:
+    "We could not confirm the payment with the card issuer yet. Check your payment history in a few minutes before trying again.",
+  license_not_found: "This license is not in your account.",
+  installation_not_found: "This installation is not part of the license any more. Reload the page.",
+  recurring_payment_not_found: "This recurring payment is not in your account. Reload the page.",
+  payment_not_found: "This receipt is not in your account.",
+  plan_not_found: "This plan is no longer on sale. Choose another plan.",
+  no_seats_available: "All seats of this license are in use.",
+  license_expired: "This license has expired. Renew it to continue.",
+  license_suspended: "This license is suspended. Please contact support.",
+  service_unavailable: "This part of the portal is temporarily unavailable. Please try again in a moment.",
+  internal_error: "Something went wrong on our side. Please try again; if it keeps happening, contact support.",
+  not_found: "This item was not found. It may have been removed.",
+  payload_too_large: "What you entered is too long.",
+};
+
+/** [["card.number", "The card number is invalid."], ...] from nested `details.fields`. */
+export function fieldProblems(fields, prefix = "") {
+  const found = [];
+  for (const [name, value] of Object.entries(fields || {})) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    if (typeof value === "string") found.push([path, value]);
+    else if (Array.isArray(value)) {
+      for (const item of value) {
+        if (typeof item === "string") found.push([path, item]);
+        else found.push(...fieldProblems(item, path));
+      }
+    } else if (value && typeof value === "object") found.push(...fieldProblems(value, path));
+  }
+  return found;
+}
+
+/** A sentence for the customer: `overrides` win, then the code table, then the API's message. */
+export function messageFor(error, overrides = {}) {
+  if (!(error instanceof ApiError)) {
+    return "Something went wrong in this page. Reload it and try again.";
+  }
+  if (error.code === "too_many_attempts") {
+    const wait = error.retryAfter ? ` Try again in ${waitWords(error.retryAfter)}.` : " Try again later.";
+    return (overrides.too_many_attempts || "Too many attempts in a short time.") + wait;
+  }
+  if (overrides[error.code]) return overrides[error.code];
+  if (error.code === "validation_error" || error.code === "weak_password") {
+    const problems = fieldProblems(error.details.fields || {});
+    if (problems.length) return problems.map(([, text]) => text).join(" ");
+  }
+  if (MESSAGES[error.code]) return MESSAGES[error.code];
+  if (error.status >= 500) return MESSAGES.internal_error;
+  return error.message || "The request could not be completed. Please try again.";
+}
+
+// --- formatting -------------------------------------------------------------------------
+
+export function money(amount, currency) {
+  if (amount === null || amount === undefined || !currency) return "—";
+  try {
+    const format = new Intl.NumberFormat(LOCALE, { style: "currency", currency });
+    const digits = format.resolvedOptions().maximumFractionDigits;
+    return format.format(Number(amount) / 10 ** digits);
+  } catch (cause) {
+    return `${currency} ${(Number(amount) / 100).toFixed(2)}`;
+  }
+}
+
+export function date(iso) {
+  if (!iso) return "—";
+  return new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(iso));
+}
+
+export function dateTime(iso) {
+  if (!iso) return "—";
+  return new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+}
+
+export function daysUntil(iso) {
+  return Math.ceil((new Date(iso).getTime() - Date.now()) / 86400000);
+}
+
+const INTERVALS = { month: "month", year: "year", week: "week", day: "day" };
+export function per(interval) {
+  return INTERVALS[interval] || interval;
+}
+
+export function capitalize(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1).replace(/_/g, " ") : "";
+}
+
+// --- DOM helpers ------------------------------------------------------------------------
+
+/** h("a", {href: "/x", class: "y"}, "text", child): a small element builder (text is escaped). */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") element.className = value;
+    else if (key === "dataset") Object.assign(element.dataset, value);
+    else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else element.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+export function $(selector) {
+  return document.querySelector(selector);
+}
+
+export function show(element, text) {
+  if (text !== undefined) element.textContent = text;
+  element.hidden = false;
+}
+
+export function hide(element) {
+  element.hidden = true;
+}
+
+/** Shows the error in `element` (an alert) and moves the screen reader there. */
+export function showError(element, error, overrides) {
+  element.textContent = typeof error === "string" ? error : messageFor(error, overrides);
+  element.hidden = false;
+}
+
+/** Disables the button and changes its label while `promise` runs. */
+export async function busy(button, label, work) {
+  const original = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.classList.add("is-busy");
+  button.textContent = label;
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+    button.classList.remove("is-busy");
+    button.textContent = original;
+  }
+}
+
+/** Stops the page's loading line; hands back to the caller. */
+export function loaded(...panels) {
+  const loading = document.getElementById("loading");
+  if (loading) loading.hidden = true;
+  for (const panel of panels) panel?.removeAttribute("aria-busy");
+}
+
+const BADGES = {
+  active: ["Active", "ok"],
+  expired: ["Expired", "bad"],
+  suspended: ["Suspended", "bad"],
+  deactivated: ["Deactivated", "neutral"],
+  cancelled: ["Cancelled", "neutral"],
+  canceled: ["Cancelled", "neutral"],
+  past_due: ["Past due", "warn"],
+  paid: ["Paid", "ok"],
+  succeeded: ["Paid", "ok"],
+  refunded: ["Refunded", "neutral"],
+  failed: ["Failed", "bad"],
+  pending: ["Pending", "warn"],
+};
+
+export function badge(status) {
+  const [label, tone] = BADGES[status] || [capitalize(status || "unknown"), "neutral"];
+  return h("span", { class: `badge badge-${tone}` }, label);
+}
+
+/** A confirmation in the page's <dialog>; resolves to true when confirmed. */
+export function confirmDialog({ title, text, confirm = "Confirm", danger = false }) {
+  const dialog = document.getElementById("confirm-dialog");
+  const ok = document.getElementById("confirm-ok");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  ok.textContent = confirm;
+  ok.className = danger ? "button button-danger" : "button";
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+    document.getElementById("confirm-cancel").focus();
+  });
+}
+
+/** Live check of the password rules the server applies (the server still decides). */
+export function passwordRules(input, list, identity = {}) {
+  const check = () => {
+    const value = input.value;
+    const lowered = value.toLowerCase();
+    const results = {
+      length: value.length >= 10 && value.length <= 128,
+      spaces: value.length > 0 && value.trim() === value,
+      variety: new Set(value).size >= 4,
+      identity:
+        value.length > 0 &&
+        ![identity.customerId, identity.email]
+          .filter(Boolean)
+          .some((item) => lowered.includes(String(item).toLowerCase())),
+    };
+    for (const item of list.querySelectorAll("[data-rule]")) {
+      const met = results[item.dataset.rule];
+      item.classList.toggle("met", Boolean(met));
+      let state = item.querySelector(".rule-state");
+      if (!state) {
+        state = h("span", { class: "visually-hidden rule-state" });
+        item.append(state);
+      }
+      state.textContent = met ? " (met)" : " (not met yet)";
+    }
+    return Object.values(results).every(Boolean);
+  };
+  input.addEventListener("input", check);
+  check();
+  return check;
+}

@@ -169,3 +169,18 @@ def test_a_renewal_pass_run_twice_charges_once(suite, api, shop):
     assert payments[0]["period_start"] == first["payment"]["period_end"]
     [recurring] = api.get("/api/v1/recurring-payments", token=token).json()["recurring_payments"]
     assert recurring["next_charge_at"] == payments[0]["period_end"]
+
+
+def test_the_demo_company_sees_its_history_and_next_charges(suite, api):
+    seeded = suite.portalctl("demo")
+    billing = seeded["billing"]
+    assert "cadpro-yearly" in billing["plans"] and billing["payments"] >= 2
+    assert billing["next_charges"], billing
+    token = api.login(seeded["login"]["email"], seeded["password"])
+    payments = api.get("/api/v1/payments", token=token).json()["payments"]
+    assert len(payments) >= 2 and payments[0]["paid_at"] > payments[1]["paid_at"]
+    [recurring] = api.get("/api/v1/recurring-payments", token=token).json()["recurring_payments"]
+    assert recurring["status"] == "active" and recurring["next_charge_at"] > payments[0]["paid_at"]
+    assert recurring["product"]["name"] == "CAD Pro"
+    again = suite.portalctl("demo")["billing"]
+    assert again["history_created"] is False and again["payments"] == billing["payments"]

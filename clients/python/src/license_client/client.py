@@ -13,6 +13,7 @@ Three files in the data folder hold everything (each replaced atomically, mode 0
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 from datetime import datetime, timedelta, timezone
@@ -636,12 +637,22 @@ def _unverified_claims(token: Any) -> jws.Certificate | None:
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
+    return _iso_text(moment)
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_text(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parse_time_text(value)
+
+
+@functools.lru_cache(maxsize=64)  # validation reads the same few stored times again and again
+def _parse_time_text(value: str) -> datetime | None:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"  # Python 3.9/3.10's fromisoformat does not read "Z"

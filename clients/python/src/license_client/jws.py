@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -49,27 +50,27 @@ class Certificate:
     header: dict[str, Any]
     claims: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def kid(self) -> str | None:
         return _str(self.header.get("kid"))
 
-    @property
+    @functools.cached_property
     def license_id(self) -> str | None:
         return _str(self.claims.get("license_id"))
 
-    @property
+    @functools.cached_property
     def installation_id(self) -> str | None:
         return _str(self.claims.get("installation_id"))
 
-    @property
+    @functools.cached_property
     def machine_name(self) -> str | None:
         return _str(self.claims.get("machine_name"))
 
-    @property
+    @functools.cached_property
     def customer_id(self) -> str | None:
         return _str(self.claims.get("customer_id"))
 
-    @property
+    @functools.cached_property
     def product(self) -> str | None:
         """The product code, whether the claim is a code or an object `{code, name}`."""
         value = self.claims.get("product")
@@ -77,11 +78,11 @@ class Certificate:
             value = value.get("code")
         return _str(value)
 
-    @property
+    @functools.cached_property
     def issued_at(self) -> datetime | None:
         return _numeric_date(self.claims.get("iat"))
 
-    @property
+    @functools.cached_property
     def expires_at(self) -> datetime | None:
         """The license's expiry; None for a perpetual license."""
         return _numeric_date(self.claims.get("exp"))
@@ -93,6 +94,9 @@ class KeySet:
 
     keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     document: dict[str, Any] = field(default_factory=lambda: {"keys": []})
+    # certificates this set has verified, so their claims are decoded once; the signature is
+    # still checked on every call
+    _seen: dict[str, Certificate] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_jwks(cls, jwks: dict[str, Any] | str | bytes) -> KeySet:
@@ -142,11 +146,21 @@ class KeySet:
             key.verify(signature, signing_input)
         except InvalidSignature:
             raise CertificateError(BAD_SIGNATURE, "the signature does not verify") from None
-        return Certificate(token, header, claims)
+        seen = self._seen.get(token)
+        if seen is None:
+            if len(self._seen) >= 16:
+                self._seen.clear()
+            seen = self._seen[token] = Certificate(token, header, claims)
+        return seen
 
 
 def parse(token: Any) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Header, claims, signing input and signature of a compact JWS, signature unchecked."""
+    if isinstance(token, str):
+        # a product validates the same certificate again and again: decode it once (the
+        # signature is still checked every time); copies, so callers cannot alter the cache
+        header, claims, signing_input, signature = _parse_text(token)
+        return dict(header), dict(claims), signing_input, signature
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -154,6 +168,11 @@ def parse(token: Any) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
             raise CertificateError(MALFORMED, "the certificate is not ASCII") from None
     if not isinstance(token, str):
         raise CertificateError(MALFORMED, "the certificate is not a string")
+    return parse(token)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_text(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     token = token.strip()
     if len(token) > MAX_TOKEN_LENGTH:
         raise CertificateError(MALFORMED, "the certificate is too long")

@@ -59,6 +59,9 @@ class Store:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
+        # plain strings: validation stats these files every time, and pathlib is slow at it
+        self._folder_text = str(self.folder)
+        self._paths: dict[str, str] = {}
 
     def path(self, name: str) -> Path:
         return self.folder / name
@@ -104,8 +107,11 @@ class Store:
 
     def stamp(self, name: str) -> tuple[int, int, int] | None:
         """(inode, size, mtime) of a file, to notice when another process replaced it."""
+        path = self._paths.get(name)
+        if path is None:
+            path = self._paths[name] = os.path.join(self._folder_text, name)
         try:
-            st = os.stat(self.path(name))
+            st = os.stat(path)
         except OSError:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -47,7 +47,8 @@ class FakePortal(Transport):
         self.key = Ed25519PrivateKey.generate()
         self.kid = kid
         self.licenses: dict[str, FakeLicense] = {}
-        self.requests: list[tuple[str, str, Any]] = []
+        self.requests: list[tuple[str, str, Any]] = []  # (method, path, payload)
+        self.answers: list[tuple[str, int]] = []  # (path, status)
         self.down = False  # every request fails as a refused connection
         self.failures: list[int] = []  # statuses to answer the next requests with
         self.lock = threading.Lock()
@@ -94,21 +95,26 @@ class FakePortal(Transport):
     def handle(self, method: str, path: str, payload: Any) -> tuple[int, Any, dict[str, str]]:
         with self.lock:
             self.requests.append((method, path, payload))
-            if self.failures:
-                status = self.failures.pop(0)
-                code = "service_unavailable" if status >= 500 else "error"
-                return status, _error(code, "failing on purpose"), {}
-            route = {
-                ("GET", "/api/v1/signing-keys"): lambda _: (200, self.jwks, {}),
-                ("POST", "/api/v1/activations"): self._activate,
-                ("POST", "/api/v1/deactivations"): self._deactivate,
-                ("POST", "/api/v1/validations"): self._validate,
-            }.get((method, path))
-            if route is None:
-                return 404, _error("not_found", "no such route"), {}
-            if method == "POST" and not isinstance(payload, dict):
-                return 400, _error("invalid_json", "a JSON object is expected"), {}
-            return route(payload)
+            answer = self._route(method, path, payload)
+            self.answers.append((path, answer[0]))
+            return answer
+
+    def _route(self, method: str, path: str, payload: Any) -> tuple[int, Any, dict[str, str]]:
+        if self.failures:
+            status = self.failures.pop(0)
+            code = {429: "too_many_attempts", 503: "service_unavailable"}.get(status, "error")
+            return status, _error(code, "failing on purpose"), {}
+        route = {
+            ("GET", "/api/v1/signing-keys"): lambda _: (200, self.jwks, {}),
+            ("POST", "/api/v1/activations"): self._activate,
+            ("POST", "/api/v1/deactivations"): self._deactivate,
+            ("POST", "/api/v1/validations"): self._validate,
+        }.get((method, path))
+        if route is None:
+            return 404, _error("not_found", "no such route"), {}
+        if method == "POST" and not isinstance(payload, dict):
+            return 400, _error("invalid_json", "a JSON object is expected"), {}
+        return route(payload)
 
     def _credentials(self, payload: dict[str, Any]) -> FakeLicense | tuple[int, Any, dict]:
         license_ = self.licenses.get(payload.get("license_id", ""))
@@ -236,7 +242,7 @@ def serve(portal: FakePortal) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

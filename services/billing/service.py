@@ -10,12 +10,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import eventlet
 from nameko.rpc import rpc
 from nameko.timer import timer
 
 from common import outbox, settings
 from common.db import Database
-from common.errors import PortalError
+from common.errors import PortalError, ServiceUnavailable
 from common.events import EventBus
 from common.rpc import RpcClient
 from common.schemas import load
@@ -26,6 +27,8 @@ from services.billing.repository import BillingRepository
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_RENEWAL_SCAN_SECONDS = 300.0
+# reads learn license IDs from licensing on the way; they wait for it this long at most
+LINK_TIMEOUT_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,12 @@ class BillingService:
 
     def _license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
         return self.licensing.license_for_payment(receipt_number, customer_id)
+
+    def _quick_license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
+        """The same, for reads: a slow or absent licensing must not make a list answer late."""
+        with eventlet.Timeout(LINK_TIMEOUT_SECONDS, False):
+            return self._license_for_payment(receipt_number, customer_id)
+        raise ServiceUnavailable(details={"service": "licensing"})
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -157,7 +166,7 @@ class BillingService:
         "card_last4", …}]`. Offline payments are not listed.
         """
         customer_id = _key(customer_id, "customer_id")
-        purchases.link_licenses(self.db, customer_id, self._license_for_payment)
+        purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
         with self.db.transaction() as session:
             return purchases.portal_payments(BillingRepository(session), customer_id)
 
@@ -172,7 +181,7 @@ class BillingService:
         receipt_number = _key(receipt_number, "receipt_number")
         if customer_id is not None:
             customer_id = _key(customer_id, "customer_id")
-            purchases.link_licenses(self.db, customer_id, self._license_for_payment)
+            purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
         with self.db.transaction() as session:
             return purchases.get_receipt(
                 BillingRepository(session), receipt_number, customer_id, vendor()
@@ -187,7 +196,7 @@ class BillingService:
         "cancelled", "failures", "card_brand", "card_last4"}]`
         """
         customer_id = _key(customer_id, "customer_id")
-        purchases.link_licenses(self.db, customer_id, self._license_for_payment)
+        purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
         with self.db.transaction() as session:
             return purchases.recurring_payments(BillingRepository(session), customer_id)
 

@@ -452,3 +452,18 @@ def test_payment_succeeded_survives_a_broker_outage_in_the_outbox(db, clock, lic
     [event] = later.of("payment_succeeded")
     assert event["payment"]["receipt_number"] == "R-2026-000001" and event["event_id"]
     assert outbox.relay(db, EventOutbox, later, older_than=timedelta(0)) == 0
+
+
+def test_reads_do_not_wait_long_for_a_slow_licensing(service, licensing, monkeypatch) -> None:
+    import time
+
+    import eventlet
+
+    buy(service)
+    monkeypatch.setattr(
+        licensing, "license_for_payment", lambda *args: eventlet.sleep(10), raising=True
+    )
+    started = time.monotonic()
+    [payment] = service.list_payments(CUSTOMER)
+    assert payment["license_id"] is None
+    assert time.monotonic() - started < 3

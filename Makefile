@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test lint format bench clean
+.PHONY: help install browser run test lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv with the project and its dev tools
+install: $(STAMP) browser ## create .venv with the project and its dev tools
+
+browser: ## headless Chromium + chromedriver for the portal UI tests (Debian packages, no download at test time)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Chromium for the portal UI tests: apt-get install chromium chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "Chromium is missing, so the portal UI tests will be skipped. Install it with:"; \
+	  echo "  sudo apt-get install chromium chromium-driver   (Debian/Ubuntu)"; \
+	fi
 
 run: install ## run the whole suite on the embedded defaults, seeded with a demo company
 	$(BIN)/python -m portalctl.devrun

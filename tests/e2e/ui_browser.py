@@ -188,7 +188,7 @@ class Browser:
         try:
             metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
             size = metrics.get("cssContentSize") or metrics["contentSize"]
-            width = self.js("return document.documentElement.clientWidth")
+            width = self.js("return window.innerWidth")  # no scrollbar beyond the viewport
             shot = self.driver.execute_cdp_cmd(
                 "Page.captureScreenshot",
                 {

@@ -65,7 +65,7 @@ function renderInstallations(installations) {
         }, "Deactivate", h("span", { class: "visually-hidden" }, ` ${item.machine_name}`))
       : "";
     body.append(h("tr", { dataset: { installationId: item.installation_id } },
-      h("td", { "data-label": "Machine" }, h("strong", {}, item.machine_name || "—")),
+      h("td", { "data-label": "Machine" }, h("strong", { class: "machine" }, item.machine_name || "—")),
       h("td", { "data-label": "Installation ID" }, h("code", { class: "id-wrap" }, item.installation_id)),
       h("td", { "data-label": "Activated" }, dateTime(item.activated_at)),
       h("td", { "data-label": "Status" }, status),

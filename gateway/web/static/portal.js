@@ -283,6 +283,7 @@ export function confirmDialog({ title, text, confirm = "Confirm", danger = false
 
 /** Live check of the password rules the server applies (the server still decides). */
 export function passwordRules(input, list, identity = {}) {
+  const known = [identity.customerId, identity.email].filter(Boolean);
   const check = () => {
     const value = input.value;
     const lowered = value.toLowerCase();
@@ -290,23 +291,23 @@ export function passwordRules(input, list, identity = {}) {
       length: value.length >= 10 && value.length <= 128,
       spaces: value.length > 0 && value.trim() === value,
       variety: new Set(value).size >= 4,
-      identity:
-        value.length > 0 &&
-        ![identity.customerId, identity.email]
-          .filter(Boolean)
-          .some((item) => lowered.includes(String(item).toLowerCase())),
+      // unknown before logging in (reset page): the server checks it when saving
+      identity: known.length
+        ? value.length > 0 && !known.some((item) => lowered.includes(String(item).toLowerCase()))
+        : null,
     };
     for (const item of list.querySelectorAll("[data-rule]")) {
       const met = results[item.dataset.rule];
-      item.classList.toggle("met", Boolean(met));
+      item.classList.toggle("met", met === true);
+      item.classList.toggle("unchecked", met === null);
       let state = item.querySelector(".rule-state");
       if (!state) {
         state = h("span", { class: "visually-hidden rule-state" });
         item.append(state);
       }
-      state.textContent = met ? " (met)" : " (not met yet)";
+      state.textContent = met === null ? " (checked when you save)" : met ? " (met)" : " (not met yet)";
     }
-    return Object.values(results).every(Boolean);
+    return Object.values(results).every((met) => met !== false);
   };
   input.addEventListener("input", check);
   check();

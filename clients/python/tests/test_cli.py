@@ -1,0 +1,134 @@
+"""The `license-client` command over real loopback HTTP: what a new user types, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from license_client import cli
+from license_client.testing import FakePortal, serve
+
+PASSWORD = "Copper-Kettle-17"
+
+
+@pytest.fixture
+def portal() -> FakePortal:
+    portal = FakePortal()
+    expiry = datetime.now(timezone.utc) + timedelta(days=30)
+    portal.add_license("LIC-CLI-0001", PASSWORD, seats=1, expires_at=expiry)
+    return portal
+
+
+@pytest.fixture
+def server(portal):
+    with serve(portal) as url:
+        yield url
+
+
+@pytest.fixture
+def run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", "cli-test-installation")
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_activate_status_offline_and_deactivate(run, server, portal):
+    code, out, _ = run(
+        "--server", server, "activate", "LIC-CLI-0001", "--password", PASSWORD,
+        "--machine-name", "Drafting PC", "--json",
+    )  # fmt: skip
+    assert code == cli.EXIT_OK
+    document = json.loads(out)
+    assert document["activated"] and document["validation"]["code"] == "VALID"
+    assert document["machine_name"] == "Drafting PC"
+    assert portal.licenses["LIC-CLI-0001"].installations == {"cli-test-installation": "Drafting PC"}
+
+    # no --server any more: the one used to activate is remembered
+    code, out, _ = run("status")
+    assert code == cli.EXIT_OK
+    assert "VALID, checked online" in out and "Drafting PC" in out
+
+    portal.down = True  # the suite is stopped
+    code, out, _ = run("status", "--retries", "0")
+    assert code == cli.EXIT_OK
+    assert "checked offline" in out and "grace period" in out
+    code, out, _ = run("status", "--offline", "--json")
+    assert code == cli.EXIT_OK and json.loads(out)["validation"]["online"] is False
+
+    portal.down = False
+    code, out, _ = run("deactivate")
+    assert code == cli.EXIT_OK and "Deactivated" in out
+    assert portal.licenses["LIC-CLI-0001"].installations == {}
+    code, out, _ = run("status", "--offline")
+    assert code == cli.EXIT_NOT_ACTIVATED and "Not activated" in out
+    code, _, err = run("deactivate")
+    assert code == cli.EXIT_NOT_ACTIVATED and "not activated" in err
+
+
+def test_password_from_standard_input_or_environment(run, server, portal, monkeypatch):
+    code, _, _ = run("--server", server, "activate", "LIC-CLI-0001", stdin=PASSWORD + "\n")
+    assert code == cli.EXIT_OK
+    monkeypatch.setenv("LICENSE_CLIENT_PASSWORD", PASSWORD)
+    assert run("--server", server, "activate", "LIC-CLI-0001")[0] == cli.EXIT_OK
+
+
+def test_refusals_exit_4_with_the_error_document(run, server, portal):
+    code, out, err = run(
+        "activate", "LIC-CLI-0001", "--server", server, "--password", "wrong", "--json"
+    )
+    assert code == cli.EXIT_REFUSED
+    assert json.loads(out)["error"]["code"] == "invalid_credentials"
+    assert "wrong" in err
+    portal.licenses["LIC-CLI-0001"].installations["someone-else"] = "Bob's PC"
+    code, _, err = run("--server", server, "activate", "LIC-CLI-0001", "--password", PASSWORD)
+    assert code == cli.EXIT_REFUSED and "Bob's PC" in err
+
+
+def test_an_unreachable_server_exits_5(run, portal):
+    with serve(portal) as url:
+        pass  # the port is closed again
+    code, _, err = run("--server", url, "activate", "L", "--password", "p", "--retries", "0")
+    assert code == cli.EXIT_UNREACHABLE and "could not be reached" in err
+
+
+def test_an_invalid_license_exits_1(run, server, portal, tmp_path):
+    assert run("--server", server, "activate", "LIC-CLI-0001", "--password", PASSWORD)[0] == 0
+    portal.licenses["LIC-CLI-0001"].installations.clear()  # deactivated in the portal
+    code, out, _ = run("status")
+    assert code == cli.EXIT_INVALID and "DEACTIVATED" in out
+
+
+def test_usage_errors_exit_2(run):
+    assert run()[0] == cli.EXIT_USAGE
+    code, _, err = run("status", "--installation-id", "has space")
+    assert code == cli.EXIT_USAGE and "installation ID" in err
+    with pytest.raises(SystemExit) as caught:
+        run("frobnicate")
+    assert caught.value.code == 2
+
+
+def test_id_prints_the_installation_id(run):
+    code, out, _ = run("id")
+    assert (code, out.strip()) == (0, "cli-test-installation")
+
+
+def test_the_module_runs_as_a_command(tmp_path):
+    env = {"LICENSE_CLIENT_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "license_client", "status", "--offline", "--json"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == cli.EXIT_NOT_ACTIVATED, result.stderr
+    assert json.loads(result.stdout)["validation"]["code"] == "NOT_ACTIVATED"

@@ -20,6 +20,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, text
 
 from common.errors import NotFound
+from common.events import subscription_queues
 from common.rpc import standalone_client
 from services.billing.service import BillingService
 
@@ -63,6 +64,23 @@ def license_for(receipt: str, customer_id: str, **extra: Any) -> dict[str, Any]:
     }
     LICENSES[receipt] = LICENSES[license["license_id"]] = license
     return license
+
+
+@pytest.fixture(autouse=True)
+def leave_no_events_behind(config):
+    """Empty the consumer queues after each test (its containers are gone by then).
+
+    Billing declares notify's and licensing's queues when it starts; the events these tests
+    publish for made-up customers would otherwise wait there for the next test that starts
+    notify or licensing.
+    """
+    yield
+    with Connection(config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        for queue in subscription_queues():
+            bound = queue.bind(channel)
+            bound.declare()
+            bound.purge()
 
 
 @pytest.fixture

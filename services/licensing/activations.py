@@ -47,10 +47,15 @@ def open_gate(
     repo: LicensingRepository, box: PasswordBox, license_id: str, password: str, now: datetime
 ) -> Gate:
     key = domain.normalize_license_id(license_id)
-    license = repo.license(key, lock=True)
+    since = now - domain.FAILURE_WINDOW
+    # one round trip on the hot path: the locked license and its recent failure count
+    license, failed = repo.license_for_attempt(key, since)
     if license is None:
         repo.lock_attempts(key)
-    decision = domain.throttle(repo.failures(key, now - domain.FAILURE_WINDOW), now)
+        failures = repo.failures(key, since)
+    else:
+        failures = repo.failures(key, since) if failed >= domain.FAILURE_LIMIT else []
+    decision = domain.throttle(failures, now)
     if not decision.allowed:
         raise TooManyAttempts(details={"retry_after": decision.retry_after})
     if license is not None and domain.activation_password_matches(
@@ -68,7 +73,7 @@ def _refusal(
     reason: str,
     now: datetime,
 ) -> None:
-    repo.add(
+    repo.add_later(
         HistoryEvent(
             license_pk=license.id,
             type=domain.ACTIVATION_REFUSED,
@@ -101,24 +106,19 @@ def activate(
                 details={"license_id": license.license_id, "expires_at": iso(license.expires_at)}
             )
         )
-    active = repo.active_installations(license.id)
-    current = next(
-        (item for item in active if item.installation_id == data["installation_id"]), None
-    )
+    in_use, current_pk = repo.seat_facts(license.id, data["installation_id"])
     events = []
-    if current is not None:
-        current.last_seen_at = now
-        if current.machine_name != data["machine_name"]:
-            current.machine_name = data["machine_name"]
+    if current_pk is not None:
+        current = repo.touch_installation(current_pk, data["machine_name"], now)
         history_type, created = domain.REACTIVATED, False
-    elif not domain.has_free_seat(license.seats, len(active)):
+    elif not domain.has_free_seat(license.seats, in_use):
         _refusal(repo, license, data, NoSeatsAvailable.code, now)
         return Outcome(
             error=NoSeatsAvailable(
                 details={
                     "license_id": license.license_id,
                     "seats": license.seats,
-                    "machines": [item.machine_name for item in active],
+                    "machines": repo.machines_in_use(license.id),
                 }
             )
         )
@@ -131,9 +131,9 @@ def activate(
             activated_at=now,
             last_seen_at=now,
         )
-        repo.add(current)
+        repo.insert(current)
         history_type, created = domain.ACTIVATED, True
-    repo.add(
+    repo.insert(
         HistoryEvent(
             license_pk=license.id,
             type=history_type,
@@ -193,12 +193,12 @@ def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -
         facts = repo.validation_facts(license_id, installation_id)
     if facts is None:
         return {**answer, "valid": False, "code": domain.CODE_DEACTIVATED}
-    license, active = facts
-    status = domain.license_status(license.expires_at, license.suspended_at, now)
+    expires_at, suspended_at, active = facts
+    status = domain.license_status(expires_at, suspended_at, now)
     code = domain.validation_code(active, status)
     return {
         **answer,
-        "expires_at": iso(license.expires_at),
+        "expires_at": iso(expires_at),
         "valid": code == domain.VALID,
         "code": code,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,19 @@ from services.licensing.models import (
     Product,
 )
 
+# built once: the statement of the hottest query, with its parameters bound per call
+_VALIDATION_FACTS = select(
+    License.expires_at,
+    License.suspended_at,
+    select(Installation.id)
+    .where(
+        Installation.license_pk == License.id,
+        Installation.installation_id == bindparam("installation_id"),
+        Installation.status == domain.INSTALLATION_ACTIVE,
+    )
+    .exists(),
+).where(License.license_id == bindparam("license_id"))
+
 
 class LicensingRepository:
     def __init__(self, session: Session) -> None:
@@ -27,6 +40,21 @@ class LicensingRepository:
     def add(self, entity) -> None:
         self.session.add(entity)
         self.session.flush()
+
+    def add_later(self, entity) -> None:
+        """Written with the commit (nothing needs its id now)."""
+        self.session.add(entity)
+
+    def insert(self, entity) -> None:
+        """A plain INSERT of a new row from a transient entity, without the unit of work
+        (cheaper on the hot path; the entity stays detached, its id unknown)."""
+        table = type(entity).__table__
+        values = {
+            column.key: getattr(entity, column.key)
+            for column in table.columns
+            if getattr(entity, column.key) is not None
+        }
+        self.session.execute(insert(table).values(values))
 
     # products
     def product_by_code(self, code: str) -> Product | None:
@@ -46,6 +74,21 @@ class LicensingRepository:
         if lock:
             query = query.with_for_update(of=License)
         return self.session.scalar(query)
+
+    def license_for_attempt(self, license_id: str, since: datetime) -> tuple[License | None, int]:
+        """The license, locked, with its failed attempts since `since`, in one query."""
+        failed = (
+            select(func.count())
+            .select_from(ActivationFailure)
+            .where(ActivationFailure.key == license_id, ActivationFailure.at > since)
+            .scalar_subquery()
+        )
+        row = self.session.execute(
+            select(License, failed)
+            .where(License.license_id == license_id)
+            .with_for_update(of=License)
+        ).first()
+        return (None, 0) if row is None else (row[0], row[1])
 
     def license_id_exists(self, license_id: str) -> bool:
         return (
@@ -128,6 +171,60 @@ class LicensingRepository:
             )
         )
 
+    def seat_facts(self, license_pk: int, installation_id: str) -> tuple[int, int | None]:
+        """Seats in use, and the row of this installation if it is one of them (one query)."""
+        row = self.session.execute(
+            select(
+                func.count(),
+                func.max(case((Installation.installation_id == installation_id, Installation.id))),
+            ).where(
+                Installation.license_pk == license_pk,
+                Installation.status == domain.INSTALLATION_ACTIVE,
+            )
+        ).one()
+        return row[0], row[1]
+
+    def touch_installation(self, pk: int, machine_name: str, now: datetime) -> Installation:
+        """Re-activation: the machine name may have changed; one UPDATE … RETURNING."""
+        return self.session.scalars(
+            update(Installation)
+            .where(Installation.id == pk)
+            .values(machine_name=machine_name, last_seen_at=now)
+            .returning(Installation),
+            execution_options={"synchronize_session": False},
+        ).one()
+
+    def active_installation(self, license_pk: int, installation_id: str) -> Installation | None:
+        return self.session.scalar(
+            select(Installation).where(
+                Installation.license_pk == license_pk,
+                Installation.installation_id == installation_id,
+                Installation.status == domain.INSTALLATION_ACTIVE,
+            )
+        )
+
+    def count_active(self, license_pk: int) -> int:
+        return self.session.scalar(
+            select(func.count())
+            .select_from(Installation)
+            .where(
+                Installation.license_pk == license_pk,
+                Installation.status == domain.INSTALLATION_ACTIVE,
+            )
+        )
+
+    def machines_in_use(self, license_pk: int) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Installation.machine_name)
+                .where(
+                    Installation.license_pk == license_pk,
+                    Installation.status == domain.INSTALLATION_ACTIVE,
+                )
+                .order_by(Installation.activated_at, Installation.id)
+            )
+        )
+
     def latest_installation(self, license_pk: int, installation_id: str) -> Installation | None:
         """The active installation with this ID, else its most recent deactivated one."""
         return self.session.scalar(
@@ -143,21 +240,13 @@ class LicensingRepository:
 
     def validation_facts(
         self, license_id: str, installation_id: str
-    ) -> tuple[License, bool] | None:
-        """For an online validation, in one query: the license and whether it is active here."""
-        active = (
-            select(Installation.id)
-            .where(
-                Installation.license_pk == License.id,
-                Installation.installation_id == installation_id,
-                Installation.status == domain.INSTALLATION_ACTIVE,
-            )
-            .exists()
-        )
+    ) -> tuple[datetime | None, datetime | None, bool] | None:
+        """For an online validation, in one query: the license's expiry and suspension, and
+        whether the installation is active on it (columns only: this path is hot)."""
         row = self.session.execute(
-            select(License, active).where(License.license_id == license_id)
+            _VALIDATION_FACTS, {"license_id": license_id, "installation_id": installation_id}
         ).first()
-        return None if row is None else (row[0], bool(row[1]))
+        return None if row is None else (row[0], row[1], bool(row[2]))
 
     # history
     def history(self, license_pk: int, limit: int, before: int | None = None) -> list[HistoryEvent]:

@@ -452,6 +452,31 @@ def test_buy_a_plan_declined_then_paid(ui, suite, api, catalog):
     ui.at("/licenses")
 
 
+def test_demo_company_walk_read_only(ui, catalog):
+    """What `make run` prints: log in to the demo company and see every page filled."""
+    seeded = (catalog.get("licensing") or {}).get("licenses")
+    if not seeded:
+        pytest.skip("portalctl demo seeds no licenses in this tree")
+    log_in(ui, catalog["login"]["email"], catalog["password"])
+    ui.visible("#licenses")
+    table = ui.find("#licenses").text
+    for license in seeded:
+        assert license["license_id"] in table
+    if any(item["expires_at"] is None for item in seeded):
+        assert "Never (perpetual)" in table
+    ui.screenshot("demo-licenses")
+    busiest = max(seeded, key=lambda item: item.get("seats_in_use") or 0)
+    ui.click(f"#licenses a[href='/licenses/{busiest['license_id']}']")
+    ui.visible("#details")
+    ui.wait(lambda _: ui.find_all("#history tbody tr"), what="demo history")
+    assert ui.find_all("#installations tbody tr")
+    ui.screenshot("demo-license")
+    for path, ready in (("/payments", "#payments"), ("/recurring-payments", "#recurring")):
+        ui.open(path)
+        ui.visible(ready)
+        ui.screenshot("demo-" + path.strip("/"))
+
+
 # --- layout and security ----------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ function renderLicenseChoices() {
     if (plan && license.product?.code !== plan.product.code) continue;
     const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
     options.push(h("option", { value: license.license_id },
-      `Renew ${license.license_id} (${license.seats} seats${until})`));
+      `Renew ${license.license_id} (${license.seats} ${license.seats === 1 ? "seat" : "seats"}${until})`));
   }
   form.license_id.replaceChildren(...options);
   if ([...form.license_id.options].some((option) => option.value === current)) {

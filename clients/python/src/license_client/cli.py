@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_activate(client: LicenseClient, args: argparse.Namespace) -> int:
     password = args.password or os.environ.get(PASSWORD_ENV) or read_password(args.license_id)
     client.activate(args.license_id, password, machine_name=args.machine_name)
+    if not args.json:
+        print(f"Activated license {args.license_id} on this machine.")
     return show_status(client.status(online=False), args)
 
 

@@ -642,7 +642,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _iso_text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    # whole seconds: these times are shown to people and compared against hours and days
+    utc = moment.astimezone(timezone.utc).replace(microsecond=0)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def _parse_time(value: Any) -> datetime | None:

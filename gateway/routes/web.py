@@ -160,6 +160,14 @@ class WebRoutes(RouteGroup):
 
     @route("GET", "/login", summary="Log in page", tags=["web"], content_type="text/html")
     def login_page(self, request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token and len(token) <= 200 and not request.args.get("signed_out"):
+            try:
+                self.auth.authenticate(token)
+            except PortalError:
+                pass  # expired, revoked or auth is down: the login form it is
+            else:
+                return redirect("/licenses", code=303)
         return self.public_page(request, "login.html", title="Log in")
 
     @route(

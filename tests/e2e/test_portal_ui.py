@@ -547,3 +547,19 @@ def test_csrf_cookie_requests_need_the_header_and_pages_have_a_strict_csp(ui, su
         headers={"Content-Type": "text/plain"},
     )
     assert forged.status_code == 403
+
+
+def test_a_service_that_is_down_is_explained_not_crashed(ui, suite):
+    company = new_company(suite)
+    log_in(ui, company["customer_id"])
+    ui.open("/login")  # already logged in: straight to the licenses
+    ui.at("/licenses")
+    suite.stop("billing")
+    try:
+        ui.open("/payments")
+        message = ui.text_in("#error", "temporarily unavailable", timeout=20)
+        assert "try again" in message.lower()
+        ui.screenshot("payments-billing-down")
+    finally:
+        suite.start("billing")
+        suite.wait_ready(timeout=90)

@@ -12,14 +12,14 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (or run make PYTHON=python3.x)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip>=23" 
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade "pip>=23"
+	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	@touch $(STAMP)
 
-install: $(STAMP) browser ## create .venv with the project and its dev tools
+install: $(STAMP) browser ## .venv with the project, the client kit and the dev tools; Chromium for UI tests
 
 browser: ## headless Chromium + chromedriver for the portal UI tests (Debian packages, no download at test time)
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
@@ -31,21 +31,21 @@ browser: ## headless Chromium + chromedriver for the portal UI tests (Debian pac
 	  echo "  sudo apt-get install chromium chromium-driver   (Debian/Ubuntu)"; \
 	fi
 
-run: install ## run the whole suite on the embedded defaults, seeded with a demo company
+run: $(STAMP) ## run the whole suite on the embedded defaults, seeded with a demo company
 	$(BIN)/python -m portalctl.devrun
 
 test: install ## run the whole test suite (needs RabbitMQ; PostgreSQL at TEST_DATABASE_URL)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests clients/python/tests $(PYTEST_ARGS)
 
-lint: install ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install ## apply ruff's fixes and formatting
+format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install ## benchmarks that print the figures the issues name
+bench: $(STAMP) ## benchmarks that print the figures the issues name
 	$(BIN)/python -m bench
 
 clean: ## remove the virtual environment and local state under var/

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,18 @@ def broker_reachable(uri: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", said in one line
         return str(exc) or type(exc).__name__
     return None
+
+
+def port_taken(address: str) -> bool:
+    """Whether something already listens where the gateway should (another `make run`?)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host or "127.0.0.1", int(port)))
+        except OSError:
+            return True
+    return False
 
 
 def child_env() -> dict[str, str]:
@@ -106,8 +119,15 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    declare_subscriptions(uri)
     env = child_env()
+    if port_taken(env["GATEWAY_ADDRESS"]):
+        print(
+            f"{env['GATEWAY_ADDRESS']} is already in use (another `make run`?). Stop it, or "
+            "choose another address: GATEWAY_ADDRESS=127.0.0.1:8001 make run",
+            file=sys.stderr,
+        )
+        return 1
+    declare_subscriptions(uri)
     os.environ.update({"PORTAL_URL": env["PORTAL_URL"]})
     logs = settings.var_dir() / "log"
     logs.mkdir(parents=True, exist_ok=True)

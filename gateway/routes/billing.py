@@ -239,9 +239,22 @@ class BillingRoutes(RouteGroup):
         Licensing issues (or extends) the license when it hears of the payment; this waits
         for it up to PURCHASE_LICENSE_WAIT_SECONDS, then answers with `license: null` and
         `license_status: "pending"` (the license follows; the payment is final either way).
+
+        Send an `Idempotency-Key` header (any unique string, ≤ 64 characters) to retry safely
+        after a lost answer: the same key gets the same receipt or decline, never a second
+        charge. Use a new key for a new attempt (e.g. with another card).
         """
         company = self.current_company(request)
         payload = {key: value for key, value in body.items() if value is not None}
+        request_key = request.headers.get("Idempotency-Key")
+        if request_key is not None:
+            if not 0 < len(request_key) <= 64 or not request_key.isprintable():
+                raise PortalError(
+                    "Invalid value for: Idempotency-Key.",
+                    code="validation_error",
+                    details={"fields": {"Idempotency-Key": ["1 to 64 printable characters."]}},
+                )
+            payload["request_key"] = request_key
         result = self.billing.purchase(company["customer_id"], payload)
         payment = result["payment"]
         license = self.wait_for_license(payment["receipt_number"], company["customer_id"])

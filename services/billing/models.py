@@ -167,11 +167,14 @@ class Charge(BillingBase):
             sqlite_where=text("status IN ('pending', 'unknown')"),
         ),
         Index("ix_charges_status_created", "status", "created_at"),
+        # a purchase's `Idempotency-Key`: the same request never makes a second charge
+        UniqueConstraint("customer_id", "request_key", name="uq_charges_request_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # new | renewal (a purchase), or invoice
+    request_key: Mapped[str | None] = mapped_column(String(64))
     customer_id: Mapped[str] = mapped_column(String(32), index=True)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     amount: Mapped[int] = mapped_column(BigInteger)

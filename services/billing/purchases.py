@@ -343,20 +343,32 @@ def purchase(
 
     Declined: `card_declined` / `insufficient_funds`, and nothing but the charge row exists.
     """
+    request_key = data.get("request_key")
+    if request_key:
+        earlier = replay(db, customer_id, request_key)
+        if earlier is not None:
+            return earlier
     order = prepare_purchase(db, provider, now, customer_id, data, get_license)
-    with db.transaction() as session:
-        charge = Charge(
-            kind=order.kind,
-            customer_id=customer_id,
-            amount=order.amount,
-            currency=order.currency,
-            order_json=order.to_json(),
-            status="pending",
-            created_at=now,
-        )
-        BillingRepository(session).add(charge)
-        charge.idempotency_key = charge_key(charge.id)
-        charge_id, key = charge.id, charge.idempotency_key
+    try:
+        with db.transaction() as session:
+            charge = Charge(
+                kind=order.kind,
+                customer_id=customer_id,
+                request_key=request_key,
+                amount=order.amount,
+                currency=order.currency,
+                order_json=order.to_json(),
+                status="pending",
+                created_at=now,
+            )
+            BillingRepository(session).add(charge)
+            charge.idempotency_key = charge_key(charge.id)
+            charge_id, key = charge.id, charge.idempotency_key
+    except IntegrityError:  # the same request, sent twice at once: the other one charges
+        earlier = replay(db, customer_id, request_key) if request_key else None
+        if earlier is None:
+            raise
+        return earlier
     try:
         result = provider.charge(order.amount, order.currency, order.card["token"], key)
     except ProviderUnavailable as exc:
@@ -366,6 +378,33 @@ def purchase(
     if not result.succeeded:
         raise declined(result.decline_code)
     return outcome
+
+
+def replay(db: Db, customer_id: str, request_key: str) -> Outcome | None:
+    """The answer already given to a purchase with this `Idempotency-Key`, if any.
+
+    A client that lost our answer (a timeout) and asks again gets the same receipt, the
+    same decline, or `payment_unconfirmed`, never a second charge.
+    """
+    with db.transaction() as session:
+        repo = BillingRepository(session)
+        charge = repo.charge_by_request_key(customer_id, request_key)
+        if charge is None:
+            return None
+        if charge.status == "succeeded" and charge.payment_id is not None:
+            payment = repo.payment(charge.payment_id)
+            recurring = repo.recurring(payment.recurring_payment_id)
+            method = repo.payment_method(recurring.payment_method_id) if recurring else None
+            return Outcome(
+                {
+                    "payment": payment_view(payment),
+                    "recurring_payment": recurring_view(recurring, method) if recurring else None,
+                }
+            )
+        status, decline_code = charge.status, charge.decline_code
+    if status == "declined":
+        raise declined(decline_code)
+    raise PaymentUnconfirmed(details={"reference": charge_key(charge.id)})
 
 
 def charge_key(charge_id: int) -> str:

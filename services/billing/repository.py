@@ -179,6 +179,13 @@ class BillingRepository:
             query = query.with_for_update()
         return self.session.scalar(query)
 
+    def charge_by_request_key(self, customer_id: str, request_key: str) -> Charge | None:
+        return self.session.scalar(
+            select(Charge).where(
+                Charge.customer_id == customer_id, Charge.request_key == request_key
+            )
+        )
+
     def claim_unsettled_charge(self, stale_before: datetime, skip: set[int]) -> Charge | None:
         """A charge whose answer was lost (`unknown`), or left `pending` by a crash."""
         query = (

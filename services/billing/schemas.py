@@ -55,6 +55,8 @@ class Purchase(StrictSchema):
     )
     card = fields.Nested(CardIn, required=True)
     license_id = Text(64, required=False, load_default=None, allow_none=True)
+    # the client's `Idempotency-Key` (the gateway passes the header on)
+    request_key = Text(64, required=False, load_default=None, allow_none=True)
 
 
 class RecordOffline(StrictSchema):

@@ -184,3 +184,18 @@ def test_the_demo_company_sees_its_history_and_next_charges(suite, api):
     assert recurring["product"]["name"] == "CAD Pro"
     again = suite.portalctl("demo")["billing"]
     assert again["history_created"] is False and again["payments"] == billing["payments"]
+
+
+def test_a_purchase_retried_with_its_idempotency_key_is_charged_once(suite, api, shop):
+    _, token = new_customer(suite, api)
+    body = {"plan": shop["plan"], "seats": 1, "card": CARD}
+    headers = {"Idempotency-Key": f"order-{uuid.uuid4().hex}"}
+    first = api.post("/api/v1/purchases", json=body, token=token, headers=headers)
+    again = api.post("/api/v1/purchases", json=body, token=token, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["payment"] == first.json()["payment"]
+    assert len(api.get("/api/v1/payments", token=token).json()["payments"]) == 1
+    bad = api.post(
+        "/api/v1/purchases", json=body, token=token, headers={"Idempotency-Key": "x" * 65}
+    )
+    assert bad.status_code == 422

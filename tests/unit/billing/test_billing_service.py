@@ -467,3 +467,15 @@ def test_reads_do_not_wait_long_for_a_slow_licensing(service, licensing, monkeyp
     [payment] = service.list_payments(CUSTOMER)
     assert payment["license_id"] is None
     assert time.monotonic() - started < 3
+
+
+def test_a_repeated_idempotency_key_gets_the_same_answer_not_a_second_charge(
+    service, db, provider
+) -> None:
+    first = buy(service, request_key="order-42")
+    again = buy(service, request_key="order-42")
+    assert again["payment"] == first["payment"]
+    assert len(provider.ledger.records) == 1 and count(db, Payment) == 1
+    raises_code("card_declined", buy, service, DECLINED, request_key="order-43")
+    raises_code("card_declined", buy, service, OK_CARD, request_key="order-43")
+    assert buy(service, request_key="order-44")["payment"]["receipt_number"] == "R-2026-000002"

@@ -28,15 +28,19 @@ from services.licensing.licenses import Outcome, event_license, installation_vie
 from services.licensing.models import HistoryEvent, Installation, License
 from services.licensing.repository import LicensingRepository
 
+SeatFacts = tuple[int, int | None]  # (seats in use, row id of this installation if active)
+
 
 @dataclass
 class Gate:
-    """The first step's verdict: the locked license when its password matched, else what to
-    ask auth (`customer_id`, None for an unknown license) and the failure to take back."""
+    """The first step's verdict: the locked license when its password matched (with the
+    seat facts when an installation was named), else what to ask auth (`customer_id`, None
+    for an unknown license) and the failure to take back."""
 
     license: License | None = None
     customer_id: str | None = None
     failure_id: int | None = None
+    seats: SeatFacts | None = None
 
     @property
     def authorized(self) -> bool:
@@ -44,16 +48,25 @@ class Gate:
 
 
 def open_gate(
-    repo: LicensingRepository, box: PasswordBox, license_id: str, password: str, now: datetime
+    repo: LicensingRepository,
+    box: PasswordBox,
+    license_id: str,
+    password: str,
+    now: datetime,
+    installation_id: str | None = None,
 ) -> Gate:
     key = domain.normalize_license_id(license_id)
     since = now - domain.FAILURE_WINDOW
-    # one round trip on the hot path: the locked license and its recent failure count
-    license, failed = repo.license_for_attempt(key, since)
+    license = repo.license(key, lock=True)
+    seats = None
     if license is None:
         repo.lock_attempts(key)
         failures = repo.failures(key, since)
+        failed = len(failures)
     else:
+        # a statement *after* the lock: it sees the failures of attempts that held it before
+        # (one issued with the lock would count from before the wait, and let guesses through)
+        failed, seats = repo.attempt_facts(key, since, license.id, installation_id)
         failures = repo.failures(key, since) if failed >= domain.FAILURE_LIMIT else []
     decision = domain.throttle(failures, now)
     if not decision.allowed:
@@ -61,7 +74,7 @@ def open_gate(
     if license is not None and domain.activation_password_matches(
         box.decrypt(license.activation_password), password
     ):
-        return Gate(license=license)
+        return Gate(license=license, seats=seats)
     failure_id = repo.record_failure(key, now)
     return Gate(customer_id=license.customer_id if license else None, failure_id=failure_id)
 
@@ -87,7 +100,11 @@ def _refusal(
 
 
 def activate(
-    repo: LicensingRepository, license: License, data: dict[str, Any], now: datetime
+    repo: LicensingRepository,
+    license: License,
+    data: dict[str, Any],
+    now: datetime,
+    seats: SeatFacts | None = None,
 ) -> Outcome:
     """Activate on a machine; the caller holds the license row lock.
 
@@ -106,7 +123,7 @@ def activate(
                 details={"license_id": license.license_id, "expires_at": iso(license.expires_at)}
             )
         )
-    in_use, current_pk = repo.seat_facts(license.id, data["installation_id"])
+    in_use, current_pk = seats or repo.seat_facts(license.id, data["installation_id"])
     events = []
     if current_pk is not None:
         current = repo.touch_installation(current_pk, data["machine_name"], now)

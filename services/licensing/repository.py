@@ -75,20 +75,30 @@ class LicensingRepository:
             query = query.with_for_update(of=License)
         return self.session.scalar(query)
 
-    def license_for_attempt(self, license_id: str, since: datetime) -> tuple[License | None, int]:
-        """The license, locked, with its failed attempts since `since`, in one query."""
+    def attempt_facts(
+        self, key: str, since: datetime, license_pk: int, installation_id: str | None
+    ) -> tuple[int, tuple[int, int | None] | None]:
+        """Failed attempts on `key` since `since` and, for an installation, the seat facts
+        (seats in use, this installation's active row): one round trip on the hot path."""
         failed = (
             select(func.count())
             .select_from(ActivationFailure)
-            .where(ActivationFailure.key == license_id, ActivationFailure.at > since)
+            .where(ActivationFailure.key == key, ActivationFailure.at > since)
             .scalar_subquery()
         )
+        if installation_id is None:
+            return self.session.scalar(select(failed)), None
+        active = (Installation.license_pk == license_pk) & (
+            Installation.status == domain.INSTALLATION_ACTIVE
+        )
+        in_use = select(func.count()).select_from(Installation).where(active)
+        current = select(func.max(Installation.id)).where(
+            active, Installation.installation_id == installation_id
+        )
         row = self.session.execute(
-            select(License, failed)
-            .where(License.license_id == license_id)
-            .with_for_update(of=License)
-        ).first()
-        return (None, 0) if row is None else (row[0], row[1])
+            select(failed, in_use.scalar_subquery(), current.scalar_subquery())
+        ).one()
+        return row[0], (row[1], row[2])
 
     def license_id_exists(self, license_id: str) -> bool:
         return (

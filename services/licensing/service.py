@@ -215,8 +215,15 @@ class LicensingService(payments.PaymentHandlers):
 
     # --- the product's activation API ---------------------------------------------------
 
-    def _authorized(self, license_id: str, password: str, work: Callable[..., Outcome]) -> Any:
-        """Run `work(repo, license)` under the license row lock once the password is right.
+    def _authorized(
+        self,
+        license_id: str,
+        password: str,
+        work: Callable[..., Outcome],
+        installation_id: str | None = None,
+    ) -> Any:
+        """Run `work(repo, license, seats)` under the license row lock once the password is
+        right (`seats`: the seat facts of `installation_id` when they came with the check).
 
         The license's own activation password is checked in the same transaction; the
         company-wide one is asked of auth in between (see `activations`).
@@ -224,9 +231,9 @@ class LicensingService(payments.PaymentHandlers):
         box = self.keys.box
         with self.db.transaction() as session:
             repo = LicensingRepository(session)
-            gate = activations.open_gate(repo, box, license_id, password, utcnow())
+            gate = activations.open_gate(repo, box, license_id, password, utcnow(), installation_id)
             if gate.authorized:
-                outcome = work(repo, gate.license)
+                outcome = work(repo, gate.license, gate.seats)
         if gate.authorized:
             return self._publish(outcome).result
         try:
@@ -242,7 +249,7 @@ class LicensingService(payments.PaymentHandlers):
                 repo = LicensingRepository(session)
                 repo.forget_failure(gate.failure_id)
                 license = repo.license(domain.normalize_license_id(license_id), lock=True)
-                outcome = work(repo, license)
+                outcome = work(repo, license, None)
         except PortalError:
             self._take_back(gate.failure_id)  # the password was right: no failure to count
             raise
@@ -267,10 +274,12 @@ class LicensingService(payments.PaymentHandlers):
         """
         data = load(schemas.Activate(), payload)
 
-        def work(repo: LicensingRepository, license: License) -> Outcome:
-            return activations.activate(repo, license, data, utcnow())
+        def work(repo: LicensingRepository, license: License, seats) -> Outcome:
+            return activations.activate(repo, license, data, utcnow(), seats)
 
-        result = self._authorized(data["license_id"], data["password"], work)
+        result = self._authorized(
+            data["license_id"], data["password"], work, data["installation_id"]
+        )
         return {
             "activation": result["activation"],
             "certificate": self.keys.keyring.sign(result["claims"]),
@@ -284,7 +293,7 @@ class LicensingService(payments.PaymentHandlers):
         `invalid_credentials`, `too_many_attempts`, `installation_not_found`."""
         data = load(schemas.Deactivate(), payload)
 
-        def work(repo: LicensingRepository, license: License) -> Outcome:
+        def work(repo: LicensingRepository, license: License, seats) -> Outcome:
             return licenses.deactivate(repo, license, data["installation_id"], "product", utcnow())
 
         return self._authorized(data["license_id"], data["password"], work)

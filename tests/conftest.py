@@ -8,11 +8,14 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import itertools  # noqa: E402
+
 import pytest  # noqa: E402
 
 from tests.support import infra  # noqa: E402
 
 SERVICES = ("auth", "licensing", "billing", "notify")
+_VHOSTS = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +58,18 @@ def suite_config(vhost_uri, databases, tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def config(suite_config):
-    """Patch nameko's global config with the suite's for one test."""
+def config(suite_config, request):
+    """Patch nameko's global config with the suite's and a vhost of this test alone.
+
+    A vhost per test: events a test leaves in a durable queue (producers declare their
+    consumers' queues at start-up) must not be delivered to the next test's consumers.
+    """
     from nameko import config as nameko_config
 
-    with nameko_config.patch(suite_config):
-        yield suite_config
+    vhost = f"lp-test-{infra.RUN_ID}-{next(_VHOSTS)}"
+    patched = {**suite_config, "AMQP_URI": infra.create_vhost(vhost)}
+    try:
+        with nameko_config.patch(patched):
+            yield patched
+    finally:
+        infra.delete_vhost(vhost)

@@ -84,8 +84,8 @@ async function loadHistory(more = false) {
     for (const event of events) {
       table.tBodies[0].append(h("tr", {},
         h("td", { "data-label": "When" }, dateTime(event.at)),
-        h("td", { "data-label": "Event" }, EVENTS[event.type] || capitalize(event.type),
-          event.reason ? h("span", { class: "small muted block" }, capitalize(event.reason)) : ""),
+        h("td", { "data-label": "Event" }, h("div", {}, EVENTS[event.type] || capitalize(event.type),
+          event.reason ? h("span", { class: "small muted block" }, capitalize(event.reason)) : "")),
         h("td", { "data-label": "Machine" }, event.machine_name || "—"),
         h("td", { "data-label": "By" }, capitalize(SOURCES[event.source] || event.source || "—"))));
     }

@@ -14,8 +14,8 @@ function row(item) {
     : "—";
   const seats = item.seats ? ` · ${item.seats} ${item.seats === 1 ? "seat" : "seats"}` : "";
   return h("tr", { dataset: { id: item.id } },
-    h("td", { "data-label": "Product" }, h("strong", {}, productName(item)),
-      h("span", { class: "small muted block" }, `${item.plan || ""}${seats}`)),
+    h("td", { "data-label": "Product" }, h("div", {}, h("strong", {}, productName(item)),
+      h("span", { class: "small muted block" }, `${item.plan || ""}${seats}`))),
     h("td", { "data-label": "License" },
       item.license_id ? h("a", { href: `/licenses/${encodeURIComponent(item.license_id)}`, class: "mono" }, item.license_id) : "—"),
     h("td", { "data-label": "Amount", class: "num strong" },

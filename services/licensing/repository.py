@@ -169,18 +169,6 @@ class LicensingRepository:
             )
         )
 
-    def active_installations(self, license_pk: int) -> list[Installation]:
-        return list(
-            self.session.scalars(
-                select(Installation)
-                .where(
-                    Installation.license_pk == license_pk,
-                    Installation.status == domain.INSTALLATION_ACTIVE,
-                )
-                .order_by(Installation.activated_at, Installation.id)
-            )
-        )
-
     def seat_facts(self, license_pk: int, installation_id: str) -> tuple[int, int | None]:
         """Seats in use, and the row of this installation if it is one of them (one query)."""
         row = self.session.execute(
@@ -203,15 +191,6 @@ class LicensingRepository:
             .returning(Installation),
             execution_options={"synchronize_session": False},
         ).one()
-
-    def active_installation(self, license_pk: int, installation_id: str) -> Installation | None:
-        return self.session.scalar(
-            select(Installation).where(
-                Installation.license_pk == license_pk,
-                Installation.installation_id == installation_id,
-                Installation.status == domain.INSTALLATION_ACTIVE,
-            )
-        )
 
     def count_active(self, license_pk: int) -> int:
         return self.session.scalar(

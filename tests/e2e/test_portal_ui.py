@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -297,11 +298,23 @@ def test_forgot_password_email_link_sets_a_new_password(ui, suite, smtp_sink):
 def test_licenses_details_password_and_deactivation(ui, suite, api, catalog):
     company = licensed_company(suite, api, machines=("WS-ENG-07", "LAPTOP-ADA"))
     license_id = company["license_id"]
+    product = company["purchase"]["license"]["product"]["code"]
+    today = datetime.now(UTC).date()
+    for days in (-40, 10):  # one expired, one expiring soon
+        suite.portalctl(
+            "license", "issue", "--customer", company["customer_id"], "--product", product,
+            "--seats", "1", "--expires", (today + timedelta(days=days)).isoformat(),
+        )  # fmt: skip
     log_in(ui, company["customer_id"])
     row = ui.visible(f"#licenses tbody tr a[href='/licenses/{license_id}']")
+    ui.wait(lambda _: len(ui.find_all("#licenses tbody tr")) == 3, what="three licenses")
     table = ui.find("#licenses").text
     assert license_id in table and "CAD Pro" in table and "2 / 3" in table
     assert "Active" in table
+    assert len(ui.find_all("#licenses .expiry-past")) == 1  # expired: marked in red
+    assert ui.find("#licenses").text.count("Expired") == 1  # and its status says so
+    soon = ui.find_all("#licenses .expiry-soon .badge-warn")
+    assert [item.text for item in soon] == ["Expires in 10 days"]
     ui.screenshot("licenses")
 
     row.click()

@@ -1,20 +1,27 @@
 // How a license's expiry and seats look, shared by the list and the details page.
-import { date, daysUntil, h } from "/static/portal.js";
+import { date, h } from "/static/portal.js";
 
 const SOON_DAYS = 30;
+
+/** Whole calendar days (UTC) from today to the day the license is valid through. */
+export function daysLeft(iso) {
+  const day = (value) => Math.floor(new Date(value).getTime() / 86400000);
+  return day(iso) - day(Date.now());
+}
 
 /** The expiry cell: the date, marked when it has passed or is near. */
 export function expiryCell(license) {
   if (!license.expires_at) return h("span", { class: "muted" }, "Never (perpetual)");
-  const days = daysUntil(license.expires_at);
-  if (license.status === "expired" || days <= 0) {
-    return h("span", { class: "expiry expiry-past" }, date(license.expires_at), " ",
-      h("span", { class: "badge badge-bad" }, "Expired"));
+  const past = license.status === "expired" || new Date(license.expires_at).getTime() <= Date.now();
+  if (past) {
+    return h("span", { class: "expiry expiry-past" }, date(license.expires_at),
+      h("span", { class: "visually-hidden" }, " (expired)"));
   }
+  const days = daysLeft(license.expires_at);
   if (days <= SOON_DAYS) {
-    const words = days === 1 ? "in 1 day" : `in ${days} days`;
+    const words = days <= 0 ? "Expires today" : days === 1 ? "Expires tomorrow" : `Expires in ${days} days`;
     return h("span", { class: "expiry expiry-soon" }, date(license.expires_at), " ",
-      h("span", { class: "badge badge-warn" }, `Expires ${words}`));
+      h("span", { class: "badge badge-warn" }, words));
   }
   return h("span", { class: "expiry" }, date(license.expires_at));
 }

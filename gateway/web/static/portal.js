@@ -170,10 +170,6 @@ export function dateTime(iso) {
   return new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 }
 
-export function daysUntil(iso) {
-  return Math.ceil((new Date(iso).getTime() - Date.now()) / 86400000);
-}
-
 const INTERVALS = { month: "month", year: "year", week: "week", day: "day" };
 export function per(interval) {
   return INTERVALS[interval] || interval;

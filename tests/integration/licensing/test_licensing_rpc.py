@@ -418,3 +418,31 @@ def test_expiry_notice_goes_out_once_with_two_instances(
     assert len(notices) == 1, notices
     assert notices[0]["days_left"] == 5
     assert notices[0]["customer_id"] == company
+
+
+def test_the_timer_scans_at_the_configured_interval(
+    config, container_factory, rpc, licensing, company, product, bus_events
+) -> None:
+    fast = {**config, "LICENSING_EXPIRY_SCAN_SECONDS": 0.2}
+    container_factory(LicensingService, fast).start()
+    soon = (datetime.now(UTC) + timedelta(hours=20)).isoformat()
+    license_id, _ = issue(rpc, company, product, expires_at=soon)
+    for _ in range(30):
+        bus_events.settle(0.2)
+        notices = [
+            e for e in bus_events.of("license_expiring") if e["license"]["license_id"] == license_id
+        ]
+        if notices:
+            break
+    assert [n["days_left"] for n in notices] == [1]
+    bus_events.settle(0.6)  # three more scans: nothing more
+    assert (
+        len(
+            [
+                e
+                for e in bus_events.of("license_expiring")
+                if e["license"]["license_id"] == license_id
+            ]
+        )
+        == 1
+    )

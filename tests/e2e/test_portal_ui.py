@@ -333,7 +333,16 @@ def test_licenses_details_password_and_deactivation(ui, suite, api, catalog):
     assert "WS-ENG-07" in ui.find("#installations").text
     ui.screenshot("license-details")
 
-    # rotate, with a confirmation
+    # rotate, with a confirmation; Escape backs out with the keyboard
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ui.click("#rotate")
+    confirm_dialog(ui)
+    assert ui.js("return document.activeElement.id") == "confirm-cancel"  # the safe choice
+    ActionChains(ui.driver).send_keys(Keys.ESCAPE).perform()
+    ui.wait(lambda _: not ui.find("#confirm-dialog").is_displayed(), what="dialog closed")
+    assert ui.find("#activation-password").text == password
     ui.click("#rotate")
     assert "stops working" in confirm_dialog(ui)
     ui.screenshot("license-rotate-confirm")

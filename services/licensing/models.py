@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
 
 
@@ -132,3 +133,7 @@ class PaymentEvent(LicensingBase):
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# events staged with the change that made them true (common/outbox.py)
+EventOutbox = outbox_table(LicensingBase.metadata)

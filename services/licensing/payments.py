@@ -23,11 +23,12 @@ from nameko.rpc import rpc
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from common import outbox
 from common.errors import PortalError, validation_error
 from common.timeutil import as_utc, utcnow
 from services.licensing import licenses
 from services.licensing.licenses import Outcome
-from services.licensing.models import PaymentEvent
+from services.licensing.models import EventOutbox, PaymentEvent
 from services.licensing.repository import LicensingRepository
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,16 @@ class PaymentHandlers:
                     select(PaymentEvent).where(PaymentEvent.event_id == event["event_id"])
                 )
                 row.license_id = license_id
+                receipt = event["payment"]["receipt_number"]
+                staged = outbox.stage(
+                    session,
+                    EventOutbox,
+                    [(kind, {**body, "receipt_number": receipt}) for kind, body in outcome.events],
+                )
         except Poison as exc:
             self._park(payload, str(exc), now)
             return
-        for event_type, body in outcome.events:
-            self.events(event_type, {**body, "receipt_number": event["payment"]["receipt_number"]})
+        outbox.flush(self.db, EventOutbox, self.events, staged)
 
     def _park(self, payload: Any, reason: str, now: datetime) -> None:
         """Keep an event that can never be applied, for staff to look at; never raise it."""

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from nameko.rpc import rpc
+from nameko.timer import timer
 
+from common import outbox
 from common.db import Database
 from common.errors import PortalError, validation_error
 from common.events import EventBus
@@ -19,7 +21,7 @@ from services.licensing.crypto import BadSignature
 from services.licensing.dependencies import LicensingKeys, setting_timer
 from services.licensing.exceptions import InvalidCredentials
 from services.licensing.licenses import Outcome
-from services.licensing.models import License
+from services.licensing.models import EventOutbox, License
 from services.licensing.repository import LicensingRepository
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,18 +47,19 @@ class LicensingService(payments.PaymentHandlers):
     keys = LicensingKeys()
     auth = RpcClient("auth")
 
-    def _publish(self, outcome: Outcome) -> Outcome:
-        for event_type, payload in outcome.events:
-            self.events(event_type, payload)
+    def _publish(self, outcome: Outcome, staged: list) -> Outcome:
+        """After the commit: publish the staged events, then raise a refusal if there was one."""
+        outbox.flush(self.db, EventOutbox, self.events, staged)
         if outcome.error is not None:
             raise outcome.error
         return outcome
 
     def _run(self, use_case: Callable[..., Outcome], *args: Any) -> Outcome:
-        """Run a use case in one transaction, then publish its events (after commit)."""
+        """Run a use case in one transaction with its events staged, then publish them."""
         with self.db.transaction() as session:
             outcome = use_case(LicensingRepository(session), *args)
-        return self._publish(outcome)
+            staged = outbox.stage(session, EventOutbox, outcome.events)
+        return self._publish(outcome, staged)
 
     def _read(self, use_case: Callable[..., Any], *args: Any) -> Any:
         with self.db.transaction() as session:
@@ -234,8 +237,9 @@ class LicensingService(payments.PaymentHandlers):
             gate = activations.open_gate(repo, box, license_id, password, utcnow(), installation_id)
             if gate.authorized:
                 outcome = work(repo, gate.license, gate.seats)
+                staged = outbox.stage(session, EventOutbox, outcome.events)
         if gate.authorized:
-            return self._publish(outcome).result
+            return self._publish(outcome, staged).result
         try:
             # an unknown license costs auth the same dummy hash: no timing difference
             ok = self.auth.verify_company_password(gate.customer_id or "", password)
@@ -250,10 +254,11 @@ class LicensingService(payments.PaymentHandlers):
                 repo.forget_failure(gate.failure_id)
                 license = repo.license(domain.normalize_license_id(license_id), lock=True)
                 outcome = work(repo, license, None)
+                staged = outbox.stage(session, EventOutbox, outcome.events)
         except PortalError:
             self._take_back(gate.failure_id)  # the password was right: no failure to count
             raise
-        return self._publish(outcome).result
+        return self._publish(outcome, staged).result
 
     def _take_back(self, failure_id: int | None) -> None:
         if failure_id is not None:
@@ -339,6 +344,15 @@ class LicensingService(payments.PaymentHandlers):
     def _scan(self) -> int:
         with self.db.transaction() as session:
             events = licenses.expiry_notices(LicensingRepository(session), utcnow())
-        for event_type, payload in events:
-            self.events(event_type, payload)
+            staged = outbox.stage(session, EventOutbox, events)
+        outbox.flush(self.db, EventOutbox, self.events, staged)
         return len(events)
+
+    @timer(interval=5)
+    def relay_outbox(self) -> None:
+        """Publish events that a crash or a broker outage left in the outbox."""
+        outbox.relay(self.db, EventOutbox, self.events)
+
+    @timer(interval=3600)
+    def prune_outbox(self) -> None:
+        outbox.prune(self.db, EventOutbox)

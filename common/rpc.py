@@ -144,9 +144,7 @@ class StandaloneRpc:
 @contextmanager
 def standalone_client(timeout: float | None = None) -> Iterator[StandaloneRpc]:
     timeout = timeout or rpc_timeout()
-    client = ClusterRpcClient(
-        timeout=timeout, uri=settings.amqp_uri(), expiration=timeout
-    )
+    client = ClusterRpcClient(timeout=timeout, uri=settings.amqp_uri(), expiration=timeout)
     rpc = StandaloneRpc(client, timeout).start()
     try:
         yield rpc

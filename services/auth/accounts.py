@@ -229,9 +229,6 @@ def get_company(repo: AuthRepository, customer_id: str) -> dict[str, Any]:
     return company_view(company)
 
 
-def verify_company_password(
-    repo: AuthRepository, customer_id: str, password: str
-) -> bool:
+def verify_company_password(repo: AuthRepository, customer_id: str, password: str) -> bool:
     company = repo.company_by_customer_id(customer_id)
     return passwords.verify_password(company.password_hash if company else None, password)
-

@@ -39,9 +39,9 @@ class AuthRepository:
 
     def search_companies(self, query: str, limit: int = 50) -> list[Company]:
         text = query.strip()
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_"
-        ) + "%"
+        pattern = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         return list(
             self.session.scalars(
                 select(Company)

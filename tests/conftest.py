@@ -18,6 +18,22 @@ SERVICES = ("auth", "licensing", "billing", "notify")
 _VHOSTS = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_nameko_config():
+    """Every test ends with nameko's global config as it found it.
+
+    Patches started by several fixtures (ours, nameko's container_factory) unwind in fixture
+    order, not in the order they began, and could leave one test's settings (a vhost, a
+    PORTAL_URL) in the global config for the next tests.
+    """
+    from nameko import config as nameko_config
+
+    before = dict(nameko_config)
+    yield
+    nameko_config.clear()
+    nameko_config.update(before)
+
+
 @pytest.fixture(scope="session")
 def run_id() -> str:
     return infra.RUN_ID

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
-from nameko.amqp.publish import UndeliverableMessage
+from nameko.amqp.publish import UndeliverableMessage, get_connection
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.messaging import encode_to_headers
 from nameko.rpc import ClusterRpc
@@ -98,6 +99,15 @@ class RpcClient(ClusterRpc):
         self.target_service = target_service
         self.timeout = timeout
         super().__init__(**options)
+
+    def setup(self) -> None:
+        super().setup()
+        # Declare the reply queue now, before any extension starts. Extensions start
+        # together, so the web server can send a request before the reply consumer has
+        # connected; nameko's consumer then finds a pending reply and no queue yet, takes
+        # it for an expired one and kills the container (ReplyQueueExpiredWithPendingReplies).
+        with get_connection(self.amqp_uri) as connection:
+            maybe_declare(self.reply_listener.queue, connection.channel())
 
     def get_dependency(self, worker_ctx) -> ServiceClient:
         return ServiceClient(

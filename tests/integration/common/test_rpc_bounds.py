@@ -97,3 +97,20 @@ def test_the_rpc_client_dependency_is_bounded_and_its_requests_expire(
         assert rpc.call("auth", "find_companies", email) == []
         # and through the dependency, with auth up, the call goes through
         assert rpc.call("bounds_caller", "create_company", payload)["contact_email"] == email
+
+
+def test_the_reply_queue_exists_before_any_extension_starts(config, container_factory) -> None:
+    """Extensions start together: a request sent before the reply consumer connects must
+    find its reply queue, or nameko kills the container for 'lost replies'."""
+    from kombu import Connection
+
+    container = container_factory(Caller)
+    container.extensions.all.setup()
+    try:
+        queue = next(
+            ext.reply_listener.queue for ext in container.extensions if isinstance(ext, RpcClient)
+        )
+        with Connection(config["AMQP_URI"]) as connection:
+            queue.bind(connection.channel()).queue_declare(passive=True)
+    finally:
+        container.extensions.all.stop()

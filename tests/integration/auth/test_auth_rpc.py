@@ -6,23 +6,20 @@ database) and calls it through `common.rpc.standalone_client()`, as portalctl do
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import eventlet
 import pytest
 from eventlet.greenpool import GreenPool
-from kombu import Connection, Consumer, Queue
-from nameko.standalone.events import get_event_exchange
 from nameko.testing.services import entrypoint_hook
 
 from common.errors import PortalError
 from common.rpc import standalone_client
 from services.auth import domain
 from services.auth.service import AuthService
+from tests.support.bus import BusEvents, watch_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -60,56 +57,10 @@ def rpc(auth) -> Iterator[Rpc]:
         yield Rpc(client)
 
 
-class BusEvents:
-    """Every event published on the `auth.events` exchange while the test runs."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.received: list[tuple[str, dict[str, Any]]] = []
-
-    def _on_message(self, body, message) -> None:
-        if isinstance(body, (str, bytes)):
-            body = json.loads(body)
-        self.received.append((message.delivery_info["routing_key"], body))
-        message.ack()
-
-    def wait_for(self, event_type: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
-        deadline = eventlet.hubs.get_hub().clock() + timeout
-        while len(self.of(event_type)) < count:
-            remaining = deadline - eventlet.hubs.get_hub().clock()
-            if remaining <= 0:
-                raise AssertionError(f"{count} x {event_type} expected; got {self.received}")
-            try:
-                self.connection.drain_events(timeout=remaining)
-            except TimeoutError:
-                continue
-        return self.of(event_type)
-
-    def settle(self, seconds: float = 0.3) -> None:
-        """Collect whatever arrives within `seconds` (to check that nothing more does)."""
-        try:
-            while True:
-                self.connection.drain_events(timeout=seconds)
-        except TimeoutError:
-            pass
-
-    def of(self, event_type: str) -> list[dict]:
-        return [body for kind, body in self.received if kind == event_type]
-
-
 @pytest.fixture
 def bus_events(config, auth) -> Iterator[BusEvents]:
-    queue = Queue(
-        f"test-auth-events-{uuid.uuid4().hex}",
-        exchange=get_event_exchange("auth"),
-        routing_key="#",
-        exclusive=True,
-        auto_delete=True,
-    )
-    with Connection(config["AMQP_URI"]) as connection:
-        events = BusEvents(connection)
-        with Consumer(connection, queues=[queue], callbacks=[events._on_message]):
-            yield events
+    with watch_events(config["AMQP_URI"], "auth") as events:
+        yield events
 
 
 def unique_email() -> str:

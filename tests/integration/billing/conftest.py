@@ -7,22 +7,20 @@ independently of the real licensing service.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import eventlet
 import pytest
-from kombu import Connection, Consumer, Queue
+from kombu import Connection
 from nameko.rpc import rpc
-from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, text
 
 from common.errors import NotFound
 from common.events import subscription_queues
 from common.rpc import standalone_client
 from services.billing.service import BillingService
+from tests.support.bus import BusEvents, watch_events
 
 # the timer stays out of the way: tests run passes by hand, concurrently where it matters
 QUIET = {"BILLING_RENEWAL_SCAN_SECONDS": 3600}
@@ -140,64 +138,7 @@ def sql(config):
     engine.dispose()
 
 
-class BusEvents:
-    """Every event published on one service's exchange while the test runs."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.received: list[tuple[str, dict[str, Any]]] = []
-
-    def on_message(self, body, message) -> None:
-        if isinstance(body, str | bytes):
-            body = json.loads(body)
-        self.received.append((message.delivery_info["routing_key"], body))
-        message.ack()
-
-    def settle(self, seconds: float = 0.3) -> None:
-        try:
-            while True:
-                self.connection.drain_events(timeout=seconds)
-        except TimeoutError:
-            pass
-
-    def wait_for(self, event_type: str, count: int = 1, timeout: float = 5.0) -> list[dict]:
-        deadline = eventlet.hubs.get_hub().clock() + timeout
-        while len(self.of(event_type)) < count:
-            remaining = deadline - eventlet.hubs.get_hub().clock()
-            if remaining <= 0:
-                raise AssertionError(f"{count} x {event_type} expected; got {self.received}")
-            try:
-                self.connection.drain_events(timeout=remaining)
-            except TimeoutError:
-                continue
-        return self.of(event_type)
-
-    def wait_until(self, predicate, timeout: float = 10.0) -> None:
-        """Until `predicate(self)` holds, draining events as they come."""
-        deadline = eventlet.hubs.get_hub().clock() + timeout
-        while not predicate(self):
-            remaining = deadline - eventlet.hubs.get_hub().clock()
-            if remaining <= 0:
-                raise AssertionError(f"not within {timeout}s; got {self.received}")
-            try:
-                self.connection.drain_events(timeout=remaining)
-            except TimeoutError:
-                continue
-
-    def of(self, event_type: str) -> list[dict]:
-        return [body for kind, body in self.received if kind == event_type]
-
-
 @pytest.fixture
 def billing_events(config, billing) -> Iterator[BusEvents]:
-    queue = Queue(
-        f"test-billing-events-{uuid.uuid4().hex}",
-        exchange=get_event_exchange("billing"),
-        routing_key="#",
-        exclusive=True,
-        auto_delete=True,
-    )
-    with Connection(config["AMQP_URI"]) as connection:
-        events = BusEvents(connection)
-        with Consumer(connection, queues=[queue], callbacks=[events.on_message]):
-            yield events
+    with watch_events(config["AMQP_URI"], "billing") as events:
+        yield events

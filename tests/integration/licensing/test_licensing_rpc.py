@@ -20,8 +20,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventlet.greenpool import GreenPool
-from kombu import Connection, Consumer, Queue
-from nameko.standalone.events import get_event_exchange
 from nameko.testing.services import entrypoint_hook
 
 from common.errors import PortalError
@@ -29,6 +27,7 @@ from common.rpc import standalone_client
 from services.auth.service import AuthService
 from services.licensing import domain
 from services.licensing.service import LicensingService
+from tests.support.bus import BusEvents, watch_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -115,43 +114,10 @@ def payload(license_id: str, password: str, installation_id="inst-1", machine="P
     }
 
 
-class BusEvents:
-    """Every event published on `licensing.events` while the test runs."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.received: list[tuple[str, dict[str, Any]]] = []
-
-    def _on_message(self, body, message) -> None:
-        if isinstance(body, str | bytes):
-            body = json.loads(body)
-        self.received.append((message.delivery_info["routing_key"], body))
-        message.ack()
-
-    def settle(self, seconds: float = 0.5) -> None:
-        try:
-            while True:
-                self.connection.drain_events(timeout=seconds)
-        except TimeoutError:
-            pass
-
-    def of(self, event_type: str) -> list[dict]:
-        return [body for kind, body in self.received if kind == event_type]
-
-
 @pytest.fixture
 def bus_events(config, licensing) -> Iterator[BusEvents]:
-    queue = Queue(
-        f"test-licensing-events-{uuid.uuid4().hex}",
-        exchange=get_event_exchange("licensing"),
-        routing_key="#",
-        exclusive=True,
-        auto_delete=True,
-    )
-    with Connection(config["AMQP_URI"]) as connection:
-        events = BusEvents(connection)
-        with Consumer(connection, queues=[queue], callbacks=[events._on_message]):
-            yield events
+    with watch_events(config["AMQP_URI"], "licensing") as events:
+        yield events
 
 
 # --- activation ---------------------------------------------------------------------------

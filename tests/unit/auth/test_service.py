@@ -8,64 +8,35 @@ embedded default) and a list that records what would be published; the clock is 
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy.orm import sessionmaker
 
-from common.db import Db, make_engine, migrate
+from common.db import Db
 from common.errors import PortalError
 from services.auth import domain
 from services.auth.service import MIGRATIONS, AuthService
+from tests.support.fakes import Clock, RecordedEvents, copied_db, migrated_sqlite
 
 PORTAL_URL = "https://portal.example.test"
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple gun 4 ever!"
 
 
-class RecordedEvents(list):
-    """Stands in for `EventBus`: remembers `(event_type, payload)` in publishing order."""
-
-    def __call__(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.append((event_type, payload))
-        return payload
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [payload for kind, payload in self if kind == event_type]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> str:
+def migrated_template(tmp_path_factory) -> Path:
     """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
-    path = tmp_path_factory.mktemp("auth-template") / "auth.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine, "auth", MIGRATIONS)
-    engine.dispose()
-    return str(path)
+    return migrated_sqlite(tmp_path_factory.mktemp("auth-template"), "auth", MIGRATIONS)
 
 
 @pytest.fixture
-def db(migrated_template: str, tmp_path) -> Db:
-    path = tmp_path / "auth.db"
-    shutil.copy(migrated_template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield Db(sessionmaker(bind=engine, expire_on_commit=False))
-    engine.dispose()
+def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
+    with copied_db(migrated_template, tmp_path) as db:
+        yield db
 
 
 @pytest.fixture

@@ -7,21 +7,22 @@ clock, a list that records events, and fake licensing/auth RPC clients.
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
-from common.db import Db, make_engine, migrate
+from common.db import Db
 from common.errors import PortalError
 from services.billing.dependencies import FixedClock
 from services.billing.models import Charge, Invoice, Payment, RecurringPayment
 from services.billing.providers import MemoryLedger, ProviderUnavailable, SandboxProvider
 from services.billing.service import MIGRATIONS, BillingService
+from tests.support.fakes import RecordedEvents, copied_db, migrated_sqlite
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CUSTOMER = "C1000001"
@@ -29,15 +30,6 @@ OTHER = "C2000002"
 OK_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 DECLINED = {**OK_CARD, "number": "4000000000000002"}
 NO_FUNDS = {**OK_CARD, "number": "4000000000009995"}
-
-
-class RecordedEvents(list):
-    def __call__(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.append((event_type, payload))
-        return payload
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [payload for kind, payload in self if kind == event_type]
 
 
 class FakeLicensing:
@@ -86,21 +78,15 @@ class LosingProvider(SandboxProvider):
 
 
 @pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("billing-template") / "billing.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine, "billing", MIGRATIONS)
-    engine.dispose()
-    return str(path)
+def migrated_template(tmp_path_factory) -> Path:
+    """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
+    return migrated_sqlite(tmp_path_factory.mktemp("billing-template"), "billing", MIGRATIONS)
 
 
 @pytest.fixture
-def db(migrated_template: str, tmp_path):
-    path = tmp_path / "billing.db"
-    shutil.copy(migrated_template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield Db(sessionmaker(bind=engine, expire_on_commit=False))
-    engine.dispose()
+def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
+    with copied_db(migrated_template, tmp_path) as db:
+        yield db
 
 
 @pytest.fixture

@@ -7,34 +7,25 @@ published; the clock is the `utcnow` the service module imported, patched per te
 
 from __future__ import annotations
 
-import shutil
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.testing.services import worker_factory
-from sqlalchemy.orm import sessionmaker
 
-from common.db import Db, make_engine, migrate
+from common.db import Db
 from common.errors import PortalError
 from services.licensing import domain
 from services.licensing.crypto import Keyring, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
+from tests.support.fakes import Clock, RecordedEvents, copied_db, migrated_sqlite
 
 COMPANY = "C1111111"
 OTHER = "C2222222"
 COMPANY_PASSWORD = "correct horse battery"
-
-
-class RecordedEvents(list):
-    def __call__(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.append((event_type, payload))
-        return payload
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [payload for kind, payload in self if kind == event_type]
 
 
 class FakeAuth:
@@ -54,33 +45,16 @@ class FakeAuth:
         return self.passwords.get(customer_id) == password
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("licensing-template") / "licensing.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine, "licensing", MIGRATIONS)
-    engine.dispose()
-    return str(path)
+def migrated_template(tmp_path_factory) -> Path:
+    """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
+    return migrated_sqlite(tmp_path_factory.mktemp("licensing-template"), "licensing", MIGRATIONS)
 
 
 @pytest.fixture
-def db(migrated_template: str, tmp_path) -> Db:
-    path = tmp_path / "licensing.db"
-    shutil.copy(migrated_template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    yield Db(sessionmaker(bind=engine, expire_on_commit=False))
-    engine.dispose()
+def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
+    with copied_db(migrated_template, tmp_path) as db:
+        yield db
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ idempotent), a 4xx never is.
 
 from __future__ import annotations
 
+import abc
 import http.client
 import json
 import random
@@ -34,13 +35,14 @@ class Response:
     body: bytes = b""
 
 
-class Transport:
+class Transport(abc.ABC):
     """Sends one HTTP request; raises OSError when no HTTP answer came back."""
 
+    @abc.abstractmethod
     def send(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: float
     ) -> Response:
-        raise NotImplementedError
+        """One request and its answer, whatever the status."""
 
 
 class UrllibTransport(Transport):

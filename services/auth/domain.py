@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from common.throttle import ThrottleDecision, sliding_window
 
 SESSION_LIFETIME = timedelta(hours=12)
 RESET_LIFETIME = timedelta(minutes=30)
@@ -72,23 +73,9 @@ def password_problems(password: str, *, customer_id: str = "", email: str = "") 
     return problems
 
 
-@dataclass(frozen=True)
-class ThrottleDecision:
-    allowed: bool
-    retry_after: int = 0
-
-
 def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:
-    """Allow an attempt unless the limit of failures was reached within the window.
-
-    `retry_after` counts whole seconds until the oldest counted failure leaves the window.
-    """
-    recent = sorted(at for at in failures if at > now - LOGIN_FAILURE_WINDOW)
-    if len(recent) < LOGIN_FAILURE_LIMIT:
-        return ThrottleDecision(True)
-    oldest_counted = recent[-LOGIN_FAILURE_LIMIT]
-    wait = (oldest_counted + LOGIN_FAILURE_WINDOW - now).total_seconds()
-    return ThrottleDecision(False, max(1, int(wait + 0.999)))
+    """Allow a login unless LOGIN_FAILURE_LIMIT failures fell within LOGIN_FAILURE_WINDOW."""
+    return sliding_window(failures, now, LOGIN_FAILURE_LIMIT, LOGIN_FAILURE_WINDOW)
 
 
 def may_send_reset_email(recent_requests: list[datetime], now: datetime) -> bool:

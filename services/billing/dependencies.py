@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from common import settings
 from common.db import Db, make_engine
@@ -87,24 +86,3 @@ class Provider(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> PaymentProvider:
         return self.provider
-
-
-class ConfiguredTimer(Timer):
-    """`@configured_timer("BILLING_RENEWAL_SCAN_SECONDS", default=300)`.
-
-    nameko's `@timer(interval=...)` is fixed when the class is defined; this one reads its
-    interval from the configuration when the container starts. The first pass runs one
-    interval after start-up, so several instances starting together do not all scan at once.
-    """
-
-    def __init__(self, setting: str, default: float, **kwargs) -> None:
-        self.setting = setting
-        self.default = default
-        super().__init__(interval=default, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = settings.get_float(self.setting, self.default)
-        super().setup()
-
-
-configured_timer = ConfiguredTimer.decorator

@@ -20,8 +20,9 @@ from common.errors import PortalError, ServiceUnavailable
 from common.events import EventBus
 from common.rpc import RpcClient
 from common.schemas import load
+from common.timers import configured_timer
 from services.billing import demo, purchases, renewals, schemas
-from services.billing.dependencies import Clock, Provider, configured_timer
+from services.billing.dependencies import Clock, Provider
 from services.billing.models import EventOutbox
 from services.billing.repository import BillingRepository
 

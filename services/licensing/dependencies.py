@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from common import settings
 from common.secrets import load_or_create, secret_key
@@ -52,20 +51,3 @@ class LicensingKeys(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> Keys:
         return self.keys
-
-
-class SettingTimer(Timer):
-    """`@SettingTimer.decorator("LICENSING_EXPIRY_SCAN_SECONDS", 3600)`: the interval is
-    read from settings when the container starts, so config and tests can change it."""
-
-    def __init__(self, setting: str, default: float, **kwargs) -> None:
-        self.setting = setting
-        self.default = default
-        super().__init__(interval=default, **kwargs)
-
-    def setup(self) -> None:
-        self.interval = settings.get_float(self.setting, self.default)
-        super().setup()
-
-
-setting_timer = SettingTimer.decorator

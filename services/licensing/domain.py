@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from common.throttle import ThrottleDecision, sliding_window
 
 # Crockford-like: no 0/O, 1/I/L, so a password read out on the phone survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -89,23 +90,9 @@ def has_free_seat(seats: int, in_use: int) -> bool:
     return in_use < seats
 
 
-@dataclass(frozen=True)
-class ThrottleDecision:
-    allowed: bool
-    retry_after: int = 0
-
-
 def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:
-    """Allow an attempt unless FAILURE_LIMIT failures fell within FAILURE_WINDOW.
-
-    `retry_after` counts whole seconds until the oldest counted failure leaves the window.
-    """
-    recent = sorted(at for at in failures if at > now - FAILURE_WINDOW)
-    if len(recent) < FAILURE_LIMIT:
-        return ThrottleDecision(True)
-    oldest_counted = recent[-FAILURE_LIMIT]
-    wait = (oldest_counted + FAILURE_WINDOW - now).total_seconds()
-    return ThrottleDecision(False, max(1, math.ceil(wait)))
+    """Allow an activation unless FAILURE_LIMIT failures fell within FAILURE_WINDOW."""
+    return sliding_window(failures, now, FAILURE_LIMIT, FAILURE_WINDOW)
 
 
 def days_left(expires_at: datetime, now: datetime) -> int:

@@ -15,10 +15,11 @@ from common.errors import PortalError, validation_error
 from common.events import EventBus
 from common.rpc import RpcClient
 from common.schemas import load
+from common.timers import configured_timer
 from common.timeutil import utcnow
 from services.licensing import activations, domain, licenses, payments, schemas
 from services.licensing.crypto import BadSignature
-from services.licensing.dependencies import LicensingKeys, setting_timer
+from services.licensing.dependencies import LicensingKeys
 from services.licensing.exceptions import InvalidCredentials
 from services.licensing.licenses import Outcome
 from services.licensing.models import EventOutbox, License
@@ -333,7 +334,7 @@ class LicensingService(payments.PaymentHandlers):
         """Send the due `license_expiring` notices now → `{"sent": 2}` (the timer does this)."""
         return {"sent": self._scan()}
 
-    @setting_timer("LICENSING_EXPIRY_SCAN_SECONDS", EXPIRY_SCAN_DEFAULT_SECONDS)
+    @configured_timer("LICENSING_EXPIRY_SCAN_SECONDS", default=EXPIRY_SCAN_DEFAULT_SECONDS)
     def expiry_scan(self) -> None:
         """`license_expiring` at 30, 7 and 1 days before expiry, once per license and
         threshold however many instances scan; also forgets stale failed attempts."""

@@ -19,10 +19,10 @@ from nameko.rpc import rpc
 from common.errors import PortalError
 from common.rpc import RpcClient
 from common.schemas import load
+from common.timers import configured_timer
 from common.timeutil import iso, utcnow
 from services.notify import outbox, schemas
 from services.notify.dependencies import MailerProvider, NotifyDatabase
-from services.notify.entrypoints import configured_timer
 from services.notify.models import Delivery, ParkedEvent
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -177,7 +177,8 @@ class NotifyService:
 
     # --- delivery worker ------------------------------------------------------------------
 
-    @configured_timer("NOTIFY_POLL_SECONDS", default=DEFAULT_POLL_SECONDS)
+    # eager: work that piled up while the service was down starts at once
+    @configured_timer("NOTIFY_POLL_SECONDS", default=DEFAULT_POLL_SECONDS, eager=True)
     def deliver_due(self) -> None:
         """Send what is due: new emails not yet sent, retries, and claims whose lease ran out."""
         outbox.deliver_due(

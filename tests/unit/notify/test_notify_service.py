@@ -12,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 
 from common.errors import ValidationFailed
 from common.events import SUBSCRIPTIONS
+from common.timers import ConfiguredTimer
 from services.notify import domain, schemas
 from services.notify import service as service_module
-from services.notify.entrypoints import ConfiguredTimer
 from services.notify.exceptions import DeliveryError
 from services.notify.service import NotifyService
 from tests.unit.notify import payloads

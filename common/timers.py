@@ -12,13 +12,16 @@ from common import settings
 
 
 class ConfiguredTimer(Timer):
-    """`@configured_timer("NOTIFY_POLL_SECONDS", default=1.0)`: fires at start, then every N s."""
+    """`@configured_timer("BILLING_RENEWAL_SCAN_SECONDS", default=300)`.
+
+    Without `eager=True` the first run comes one interval after start-up, so several
+    instances starting together do not all run at once.
+    """
 
     def __init__(self, setting: str, default: float, **kwargs) -> None:
         self.setting = setting
         self.default = default
-        # eager: work that piled up while the service was down starts at once
-        super().__init__(interval=default, eager=True, **kwargs)
+        super().__init__(interval=default, **kwargs)
 
     def setup(self) -> None:
         self.interval = settings.get_float(self.setting, self.default)

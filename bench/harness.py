@@ -18,8 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import infra
-from tests.support.suite import SERVICES, Suite
+from tests.support.suite import Suite, provisioned_suite
 
 
 @dataclass
@@ -97,23 +96,8 @@ def drive(
 @contextmanager
 def running_suite(extra_env: dict[str, str] | None = None) -> Iterator[Suite]:
     """The whole suite on fresh PostgreSQL databases and a fresh vhost, torn down after."""
-    run = f"bench_{infra.RUN_ID}"
-    vhost = f"lp-{run}"
-    env = {"AMQP_URI": infra.create_vhost(vhost), "LOG_LEVEL": "WARNING", **(extra_env or {})}
-    names = []
-    for service in SERVICES:
-        name = f"lp_{run}_{service}"
-        env[f"{service.upper()}_DATABASE_URL"] = infra.create_database(name)
-        names.append(name)
+    env = {"LOG_LEVEL": "WARNING", **(extra_env or {})}
     with tempfile.TemporaryDirectory() as scratch:
         env.setdefault("VAR_DIR", str(Path(scratch) / "var"))
-        suite = Suite(env, Path(scratch) / "logs")
-        try:
-            suite.start()
-            suite.wait_ready(timeout=90)
+        with provisioned_suite("bench", env, Path(scratch) / "logs") as suite:
             yield suite
-        finally:
-            suite.stop_all()
-            for name in names:
-                infra.drop_database(name)
-            infra.delete_vhost(vhost)

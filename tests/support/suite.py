@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,31 @@ class Suite:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"suite not ready within {timeout}s: {last}")
+
+
+@contextmanager
+def provisioned_suite(label: str, env: dict[str, str], log_dir: Path) -> Iterator[Suite]:
+    """The whole suite, started and ready, on a fresh vhost and fresh PostgreSQL databases
+    named after `label`; everything is stopped and dropped afterwards."""
+    from tests.support import infra
+
+    run = f"{label}_{infra.RUN_ID}"
+    vhost = f"lp-{run}"
+    env = {"AMQP_URI": infra.create_vhost(vhost), **env}
+    names = []
+    try:
+        for service in SERVICES:
+            name = f"lp_{run}_{service}"
+            env[f"{service.upper()}_DATABASE_URL"] = infra.create_database(name)
+            names.append(name)
+        suite = Suite(env, log_dir)
+        try:
+            suite.start()
+            suite.wait_ready(timeout=90)
+            yield suite
+        finally:
+            suite.stop_all()
+    finally:
+        for name in names:
+            infra.drop_database(name)
+        infra.delete_vhost(vhost)

@@ -28,7 +28,7 @@ TARGET = 5_000  # validations per second, from the issue
 ROOT = Path(__file__).resolve().parents[1]
 
 try:
-    import license_client  # noqa: F401
+    import license_client
 except ModuleNotFoundError:  # not pip-installed: use the checkout's copy
     sys.path.insert(0, str(ROOT / "clients" / "python" / "src"))
 

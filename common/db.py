@@ -12,12 +12,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from common import settings
@@ -99,6 +101,17 @@ def _migrate(engine: Engine, service_name: str, migrations_dir: Path) -> None:
                 connection.commit()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite; True if the row is new.
+
+    The claim that makes a consumer idempotent: whoever inserts first owns the key, and any
+    number of concurrent or repeated attempts find it taken without an error.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(statement).rowcount == 1
 
 
 class Db:

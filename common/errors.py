@@ -94,8 +94,6 @@ def _portal_payload(arg: Any) -> dict[str, Any] | None:
             return None
         payload = wrapped.get(WIRE_KEY) if isinstance(wrapped, dict) else None
         return payload if isinstance(payload, dict) and "code" in payload else None
-    if isinstance(arg, dict) and "code" in arg:  # the plain-dict form of earlier releases
-        return arg
     return None
 
 

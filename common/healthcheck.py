@@ -40,7 +40,7 @@ def gateway_url(address: str | None) -> str:
     """
     host, _, port = (address or DEFAULT_GATEWAY_ADDRESS).rpartition(":")
     host = host.strip("[]")
-    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard to translate, not to bind
+    if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
@@ -51,7 +51,7 @@ def check_gateway(timeout: float) -> str:
     from common import settings
 
     url = gateway_url(settings.get("GATEWAY_ADDRESS", DEFAULT_GATEWAY_ADDRESS))
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http to ourselves
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         body = json.loads(response.read() or b"{}")
     if body.get("status") != "ok":
         raise RuntimeError(f"{url} answered {body!r}")

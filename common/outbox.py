@@ -90,7 +90,7 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
     for event_type, event in staged:
         try:
             publish(event_type, event)
-        except Exception:  # noqa: BLE001 - the relay retries; the caller's change stands
+        except Exception:
             log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
             break
         published.append(event["event_id"])

@@ -27,7 +27,7 @@ def _no_nul(value: str) -> bool:
     return True
 
 
-def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
+def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:
     """A required string field with length bounds and no NUL characters.
 
     `validate=` adds validators to those two instead of replacing them.
@@ -44,3 +44,19 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = "raise"
+
+
+def text_arg(value: Any, name: str, max_length: int = 64) -> str:
+    """A plain string argument of an RPC method, or a `ValidationFailed` naming it.
+
+    For the scalar arguments (IDs, receipt numbers) that do not come in a payload schema:
+    1 to `max_length` characters, no NUL.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
+        raise validation_error({name: [f"Expected a string of 1 to {max_length} characters."]})
+    return value
+
+
+def optional_text_arg(value: Any, name: str, max_length: int = 64) -> str | None:
+    """`text_arg`, or None when the argument is None (e.g. a staff call with no company)."""
+    return None if value is None else text_arg(value, name, max_length)

@@ -15,7 +15,7 @@ from common import settings
 from portalctl.base import command
 
 DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - the demo login, printed on purpose
+DEMO_PASSWORD = "demo-portal-2026"
 DEMO_COMPANY = {
     "name": "Demo Engineering GmbH",
     "contact_name": "Dana Demo",

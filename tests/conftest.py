@@ -8,11 +8,11 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import itertools  # noqa: E402
+import itertools
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.support import infra  # noqa: E402
+from tests.support import infra
 
 SERVICES = ("auth", "licensing", "billing", "notify")
 _VHOSTS = itertools.count(1)

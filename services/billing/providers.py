@@ -29,7 +29,7 @@ TEST_CARDS = {
     "4000000000000002": "card_declined",
     "4000000000009995": "insufficient_funds",
 }
-_TOKEN_PREFIX = "pm_sandbox_"  # noqa: S105 - a token prefix, not a secret
+_TOKEN_PREFIX = "pm_sandbox_"
 
 
 @dataclass(frozen=True)

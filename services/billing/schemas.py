@@ -23,7 +23,7 @@ class Currency(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
-def Money() -> fields.Integer:  # noqa: N802
+def Money() -> fields.Integer:
     """An amount in minor units: an integer (never a float, never a string)."""
     return fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_AMOUNT)

@@ -100,7 +100,7 @@ def record(store: Store, source: str, kind: str, payload: Any, now: datetime) ->
     """
     try:
         row = prepare(kind, payload)
-    except Exception as exc:  # noqa: BLE001 - whatever is wrong with a payload, it is parked
+    except Exception as exc:
         return _park(store, source, kind, payload, describe_invalid(exc), now)
     try:
         with store.repository() as repo:
@@ -235,7 +235,7 @@ def deliver(
     now = clock()
     try:
         outcome = attempt(claim, mailer, directory, options, now)
-    except Exception as exc:  # noqa: BLE001 - a bug must not drop the email: retry it later
+    except Exception as exc:
         log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
         outcome = domain.retry(
             claim.attempts, now, f"Unexpected error: {type(exc).__name__}", options.retry_base

@@ -20,11 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_SRC = ROOT / "clients" / "python" / "src"
 try:
-    import license_client  # noqa: F401
+    import license_client
 except ModuleNotFoundError:  # not pip-installed into this venv: the checkout's copy
     sys.path.insert(0, str(CLIENT_SRC))
 
-from license_client import (  # noqa: E402
+from license_client import (
     InvalidCredentials,
     LicenseClient,
     LicenseExpired,

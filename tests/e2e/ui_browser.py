@@ -47,7 +47,7 @@ def missing() -> str | None:
                 f"{path} is missing: run `make install` (apt-get install chromium chromium-driver)"
             )
     try:
-        import selenium  # noqa: F401
+        import selenium
     except ImportError:
         return "selenium is not installed: run `make install`"
     return None
@@ -169,7 +169,7 @@ class Browser:
     def console(self) -> list[str]:
         try:
             return [entry["message"] for entry in self.driver.get_log("browser")]
-        except Exception:  # noqa: BLE001 - diagnostics only
+        except Exception:
             return []
 
     def set_size(self, size: tuple[int, int]) -> None:
@@ -204,7 +204,7 @@ class Browser:
                 },
             )
             path.write_bytes(base64.b64decode(shot["data"]))
-        except Exception:  # noqa: BLE001 - fall back to the viewport
+        except Exception:
             self.driver.save_screenshot(str(path))
         return path
 

@@ -25,17 +25,23 @@ class RecordedEvents(list):
         return [payload for kind, payload in self if kind == event_type]
 
 
-class Clock:
-    """A clock the test moves by hand."""
+class FixedClock:
+    """The one fake of `common.clock.Clock`: `clock.now()` is `at` until the test moves it.
 
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    `worker_factory(Service, clock=FixedClock())`, or
+    `replace_dependencies(container, clock=FixedClock(...))` for a running container.
+    """
 
-    def __call__(self) -> datetime:
-        return self.now
+    def __init__(self, at: datetime | None = None) -> None:
+        self.at = at or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, delta: timedelta | None = None, **parts: float) -> datetime:
+        """Move time forward by `delta` or by `timedelta(**parts)`; returns the new now."""
+        self.at += (delta or timedelta()) + timedelta(**parts)
+        return self.at
 
 
 def migrated_sqlite(directory: Path, service: str, migrations: Path) -> Path:

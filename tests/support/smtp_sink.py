@@ -222,7 +222,7 @@ class _SinkHandler:
         self.attempts: dict[str, int] = {}
         self.saved = 0
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope) -> str:
         recipients = ",".join(sorted(address.lower() for address in envelope.rcpt_tos))
         self.attempts[recipients] = self.attempts.get(recipients, 0) + 1
         if self.attempts[recipients] <= self.fail_first:

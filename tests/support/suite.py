@@ -83,8 +83,8 @@ class Suite:
         for name in names or tuple(MODULES):
             for _ in range(instances):
                 index = len(self.processes.get(name, []))
-                log = open(self.log_dir / f"{name}-{index}.log", "ab")  # noqa: SIM115
-                process = subprocess.Popen(  # noqa: S603
+                log = open(self.log_dir / f"{name}-{index}.log", "ab")
+                process = subprocess.Popen(
                     [
                         sys.executable,
                         "-m",
@@ -124,7 +124,7 @@ class Suite:
 
     def portalctl(self, *args: str, check: bool = True) -> Any:
         """Run `portalctl ... --json` against this suite; the parsed document (or the process)."""
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [sys.executable, "-m", "portalctl", *args, "--json"],
             cwd=ROOT,
             env=self.env,

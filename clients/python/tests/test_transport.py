@@ -172,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     script: list = []
     seen: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         Handler.seen.append((self.path, self.headers.get("Content-Type"), json.loads(body)))
         status, document, delay = Handler.script.pop(0)

@@ -82,7 +82,7 @@ def test_a_stopped_service_is_unhealthy_within_the_timeout(bus, container_factor
 def test_a_failing_ping_is_unhealthy(bus, container_factory, status: str) -> None:
     name = unique("hc_bad")
     container_factory(service_class(name, status)).start()
-    with pytest.raises(Exception):  # noqa: B017 - any failure means "unhealthy"
+    with pytest.raises(Exception):
         check(name, timeout=3)
 
 
@@ -102,7 +102,7 @@ def test_the_command_exits_1_and_says_why_when_the_bus_is_unreachable() -> None:
 class Healthz(BaseHTTPRequestHandler):
     body = {"status": "ok"}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         payload = json.dumps(self.body if self.path == "/healthz" else {}).encode()
         self.send_response(200 if self.path == "/healthz" else 404)
         self.send_header("Content-Type", "application/json")

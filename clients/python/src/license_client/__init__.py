@@ -10,8 +10,8 @@ result = client.validate(online=False)  # the signed certificate alone, no netwo
 
 __version__ = "0.1.0"
 
-from .client import LicenseClient  # noqa: E402
-from .errors import (  # noqa: E402
+from .client import LicenseClient
+from .errors import (
     InvalidCertificate,
     InvalidCredentials,
     LicenseError,
@@ -26,9 +26,9 @@ from .errors import (  # noqa: E402
     TooManyAttempts,
     ValidationError,
 )
-from .installation import installation_id  # noqa: E402
-from .jws import Certificate, CertificateError, KeySet  # noqa: E402
-from .results import Status, Validation  # noqa: E402
+from .installation import installation_id
+from .jws import Certificate, CertificateError, KeySet
+from .results import Status, Validation
 
 __all__ = [
     "Certificate",

@@ -110,7 +110,7 @@ def _read_id_file(path: Path) -> str | None:
 
 def _macos_platform_uuid() -> str | None:
     try:
-        output = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        output = subprocess.run(
             ["/usr/sbin/ioreg", "-rd1", "-c", "IOPlatformExpertDevice"],
             capture_output=True,
             text=True,

@@ -235,9 +235,9 @@ def serve(portal: FakePortal) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+        do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet tests
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -51,9 +51,9 @@ class UrllibTransport(Transport):
     ) -> Response:
         if not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"the server URL must be http(s): {url!r}")
-        request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
+        request = urllib.request.Request(url, data=body, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return Response(answer.status, _lower(answer.headers), answer.read(MAX_BODY))
         except urllib.error.HTTPError as error:
             try:

@@ -1,0 +1,111 @@
+"""One unit of work for every service: a use case, its transaction, its events.
+
+A use case takes a repository and plain data and returns an `Outcome`: its result, the
+events that its change makes true, and optionally a refusal to raise *after* the commit (a
+refusal that the use case recorded, such as an activation refused for lack of seats, must
+be committed before the caller hears of it). `UnitOfWork.run` opens the transaction, stages
+the events in the service's outbox with the change, commits, publishes, then answers:
+
+    uow = UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
+    license = uow.run(use_cases.issue_license, data, self.clock.now())
+
+Use cases never touch the session; reads that change nothing use `uow.read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from common import outbox
+from common.db import Db
+from common.errors import PortalError
+
+Event = tuple[str, dict[str, Any]]
+Repo = TypeVar("Repo")
+
+
+@dataclass
+class Outcome:
+    """What a use case returns: its result and the events to publish once committed."""
+
+    result: Any = None
+    events: list[Event] = field(default_factory=list)
+    # an answer to give *after* the transaction commits (a refusal that the change records)
+    error: PortalError | None = None
+
+
+@dataclass
+class Staging(Generic[Repo]):
+    """An open unit of work: the repository, and the events staged so far."""
+
+    repo: Repo
+    session: Session
+    table: Table
+    staged: list[Event] = field(default_factory=list)
+
+    def stage(self, events: list[Event]) -> None:
+        """Store `events` in the outbox in this transaction; published after the commit."""
+        self.staged.extend(outbox.stage(self.session, self.table, events))
+
+
+class UnitOfWork(Generic[Repo]):
+    """Runs use cases of one service: `repository(session)` in a transaction, with outbox."""
+
+    def __init__(
+        self,
+        db: Db,
+        repository: Callable[[Session], Repo],
+        outbox_table: Table,
+        publish: outbox.Publish,
+    ) -> None:
+        self.db = db
+        self.repository = repository
+        self.outbox_table = outbox_table
+        self.publish = publish
+
+    @contextmanager
+    def begin(self) -> Iterator[Staging[Repo]]:
+        """A transaction of several steps: `with uow.begin() as work: ... work.stage(events)`.
+
+        The staged events are published once the block commits (not if it raised).
+        """
+        with self.db.transaction() as session:
+            work = Staging(self.repository(session), session, self.outbox_table)
+            yield work
+        self.flush(work.staged)
+
+    def flush(self, staged: list[Event]) -> None:
+        """Publish events staged by a committed transaction (the relay retries failures)."""
+        outbox.flush(self.db, self.outbox_table, self.publish, staged)
+
+    def run_outcome(self, use_case: Callable[..., Outcome], *args: Any) -> Outcome:
+        """Run `use_case(repo, *args)`; commit with its events; publish; return the outcome."""
+        with self.begin() as work:
+            outcome = use_case(work.repo, *args)
+            work.stage(outcome.events)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    def run(self, use_case: Callable[..., Outcome], *args: Any) -> Any:
+        """`run_outcome(...).result`: what the entrypoint answers."""
+        return self.run_outcome(use_case, *args).result
+
+    def read(self, use_case: Callable[..., Any], *args: Any) -> Any:
+        """Run `use_case(repo, *args)` in a transaction that publishes nothing."""
+        with self.db.transaction() as session:
+            return use_case(self.repository(session), *args)
+
+    def relay(self) -> int:
+        """Publish what a crash or a broker outage left in the outbox (for a timer)."""
+        return outbox.relay(self.db, self.outbox_table, self.publish)
+
+    def prune(self) -> None:
+        """Forget events published long ago (for a timer)."""
+        outbox.prune(self.db, self.outbox_table)

@@ -6,16 +6,9 @@ stages its events in its own `event_outbox` table inside the same transaction, p
 them right after the commit, and a relay timer publishes whatever a crash left behind.
 Consumers deduplicate by `event_id`, so the rare second publish changes nothing.
 
-Usage in a service (see services/auth/service.py):
-
-    with self.db.transaction() as session:
-        outcome = use_case(...)
-        staged = outbox.stage(session, EventOutbox, outcome.events)
-    outbox.flush(self.db, EventOutbox, self.events, staged)
-
-    @timer(interval=5)
-    def relay_outbox(self):
-        outbox.relay(self.db, EventOutbox, self.events)
+Services do not call this module directly: `common.unit_of_work.UnitOfWork` stages a use
+case's events with its change, flushes them after the commit, and offers `relay()` and
+`prune()` for the service's timers.
 """
 
 from __future__ import annotations

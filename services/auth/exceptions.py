@@ -43,7 +43,6 @@ __all__ = [
     "EmailTaken",
     "InvalidCredentials",
     "InvalidToken",
-    "PortalError",
     "TooManyAttempts",
     "Unauthenticated",
     "WeakPassword",

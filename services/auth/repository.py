@@ -8,17 +8,35 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from services.auth.models import Company, LoginFailure, PasswordToken, Session
+from common.db import insert_ignore
+from services.auth.models import AuthBase, Company, LoginFailure, PasswordToken, Session
 
 
 class AuthRepository:
     def __init__(self, session: DbSession) -> None:
         self.session = session
 
-    # companies
-    def add(self, entity) -> None:
+    def add(self, entity: AuthBase) -> None:
         self.session.add(entity)
         self.session.flush()
+
+    # companies
+    def add_unique(self, company: Company) -> bool:
+        """Insert `company` unless its email or customer ID is taken, also by a create running
+        at this moment; True (and `company.id` set) if it is new.
+
+        INSERT … ON CONFLICT DO NOTHING: the loser of a race finds the key taken without an
+        IntegrityError that would spoil the transaction.
+        """
+        table = Company.__table__
+        values = {column.key: getattr(company, column.key) for column in table.columns}
+        del values["id"]
+        if not insert_ignore(self.session, table, values):
+            return False
+        company.id = self.session.scalar(
+            select(Company.id).where(Company.customer_id == company.customer_id)
+        )
+        return True
 
     def company_by_customer_id(self, customer_id: str) -> Company | None:
         return self.session.scalar(

@@ -1,11 +1,18 @@
-"""RPC payloads of the auth service, validated on the way in."""
+"""RPC arguments of the auth service, validated on the way in."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from marshmallow import fields, validate
 
-from common.schemas import StrictSchema, Text
+from common.errors import ValidationFailed
+from common.schemas import StrictSchema, Text, text_arg
+from services.auth.domain import TOKEN_MAX
 
 LOGIN_MAX = 254
 PASSWORD_MAX = 1024  # a bound on what we hash; the policy's own maximum is lower
+QUERY_MAX = 200  # how much of a `find_companies` query is looked at
 
 
 class CreateCompany(StrictSchema):
@@ -30,5 +37,23 @@ class ResetRequest(StrictSchema):
 
 
 class ResetConfirm(StrictSchema):
-    token = Text(200)
+    token = Text(TOKEN_MAX)
     new_password = Text(PASSWORD_MAX)
+
+
+def lookup_arg(value: Any, max_length: int) -> str:
+    """A scalar argument that only looks something up (a token, a customer ID, a password to
+    compare), or "" when `text_arg` refuses it (not a string, empty, too long, NUL).
+
+    Never a validation error: the contract answers what names nothing in one way whatever
+    its shape (`unauthenticated`, `company_not_found`, `False`), and "" names nothing.
+    """
+    try:
+        return text_arg(value, "argument", max_length)
+    except ValidationFailed:
+        return ""
+
+
+def query_arg(value: Any) -> str:
+    """`find_companies`' query: any value, as text, cut to QUERY_MAX ("" lists the first 50)."""
+    return str(value)[:QUERY_MAX]

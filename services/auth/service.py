@@ -8,16 +8,18 @@ from typing import Any
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from common import outbox, settings
+from common import settings
+from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.schemas import load
-from common.timeutil import utcnow
-from services.auth import accounts, domain, schemas
-from services.auth.exceptions import InvalidCredentials
+from common.unit_of_work import UnitOfWork
+from services.auth import schemas, use_cases
+from services.auth.domain import TOKEN_MAX
 from services.auth.models import EventOutbox
 from services.auth.repository import AuthRepository
+from services.auth.schemas import LOGIN_MAX, PASSWORD_MAX, lookup_arg, query_arg
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,14 +29,11 @@ class AuthService:
 
     db = Database("auth", MIGRATIONS)
     events = EventBus()
+    clock = Clock()
 
-    def _run(self, use_case, *args: Any) -> accounts.Outcome:
-        """Run a use case in one transaction with its events staged, then publish them."""
-        with self.db.transaction() as session:
-            outcome = use_case(AuthRepository(session), *args)
-            staged = outbox.stage(session, EventOutbox, outcome.events)
-        outbox.flush(self.db, EventOutbox, self.events, staged)
-        return outcome
+    @property
+    def _uow(self) -> UnitOfWork[AuthRepository]:
+        return UnitOfWork(self.db, AuthRepository, EventOutbox, self.events)
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -50,20 +49,19 @@ class AuthService:
         → `{"customer_id": "C1234567", "name": ..., "contact_email": ..., "has_password": false}`
         """
         data = load(schemas.CreateCompany(), payload)
-        return self._run(accounts.create_company, data, utcnow(), settings.portal_url()).result
+        return self._uow.run(
+            use_cases.create_company, data, self.clock.now(), settings.portal_url()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def find_companies(self, query: str) -> list[dict[str, Any]]:
         """Companies whose customer ID or email equals `query`, or whose name contains it."""
-        with self.db.transaction() as session:
-            found = AuthRepository(session).search_companies(str(query)[:200])
-            return [accounts.company_view(company) for company in found]
+        return self._uow.read(use_cases.find_companies, query_arg(query))
 
     @rpc(expected_exceptions=PortalError)
     def get_company(self, customer_id: str) -> dict[str, Any]:
         """`"C1234567"` → the company; `company_not_found` otherwise."""
-        with self.db.transaction() as session:
-            return accounts.get_company(AuthRepository(session), str(customer_id))
+        return self._uow.read(use_cases.get_company, lookup_arg(customer_id, LOGIN_MAX))
 
     @rpc(expected_exceptions=PortalError)
     def login(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -74,37 +72,35 @@ class AuthService:
         `details.retry_after` (seconds) once the failures of one login reach the limit.
         """
         data = load(schemas.Login(), payload)
-        outcome = self._run(accounts.login, data["login"], data["password"], utcnow())
-        if outcome.rejected:
-            raise InvalidCredentials()
-        return outcome.result
+        return self._uow.run(use_cases.login, data["login"], data["password"], self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def authenticate(self, token: str) -> dict[str, Any]:
         """A session token → its company; `unauthenticated` when missing, expired or revoked."""
-        with self.db.transaction() as session:
-            _, company = accounts.authenticate(AuthRepository(session), str(token), utcnow())
-            return accounts.company_view(company)
+        return self._uow.read(
+            use_cases.authenticate, lookup_arg(token, TOKEN_MAX), self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def logout(self, token: str) -> None:
         """Revoke the session of `token` (no error when it is already gone)."""
-        with self.db.transaction() as session:
-            AuthRepository(session).revoke_session(domain.hash_token(str(token)), utcnow())
+        self._uow.run(use_cases.logout, lookup_arg(token, TOKEN_MAX), self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def change_password(self, token: str, payload: dict[str, Any]) -> None:
-        """`{"current_password", "new_password"}`; revokes every other session of the company."""
+        """`{"current_password", "new_password"}`; revokes every other session of the company.
+
+        `invalid_credentials` ("The current password is incorrect.") counts toward the
+        login throttle of the company.
+        """
         data = load(schemas.ChangePassword(), payload)
-        outcome = self._run(
-            accounts.change_password,
-            str(token),
+        self._uow.run(
+            use_cases.change_password,
+            lookup_arg(token, TOKEN_MAX),
             data["current_password"],
             data["new_password"],
-            utcnow(),
+            self.clock.now(),
         )
-        if outcome.rejected:
-            raise InvalidCredentials("The current password is incorrect.")
 
     @rpc(expected_exceptions=PortalError)
     def request_password_reset(self, payload: dict[str, Any]) -> None:
@@ -113,7 +109,9 @@ class AuthService:
         The answer is the same whether or not it does.
         """
         data = load(schemas.ResetRequest(), payload)
-        self._run(accounts.request_reset, data["login"], utcnow(), settings.portal_url())
+        self._uow.run(
+            use_cases.request_reset, data["login"], self.clock.now(), settings.portal_url()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def confirm_password_reset(self, payload: dict[str, Any]) -> None:
@@ -122,24 +120,26 @@ class AuthService:
         Revokes every session: a reset does not log anyone in.
         """
         data = load(schemas.ResetConfirm(), payload)
-        self._run(accounts.confirm_reset, data["token"], data["new_password"], utcnow())
+        self._uow.run(
+            use_cases.confirm_reset, data["token"], data["new_password"], self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def verify_company_password(self, customer_id: str, password: str) -> bool:
         """Whether `password` is the company-wide password of `customer_id` (for activations)."""
-        with self.db.transaction() as session:
-            return accounts.verify_company_password(
-                AuthRepository(session), str(customer_id), str(password)[: schemas.PASSWORD_MAX]
-            )
+        return self._uow.read(
+            use_cases.verify_company_password,
+            lookup_arg(customer_id, LOGIN_MAX),
+            lookup_arg(password, PASSWORD_MAX),
+        )
 
     @timer(interval=3600)
     def prune(self) -> None:
         """Forget failed logins that no longer count, and long-published events."""
-        with self.db.transaction() as session:
-            AuthRepository(session).prune_failures(utcnow() - domain.LOGIN_FAILURE_WINDOW)
-        outbox.prune(self.db, EventOutbox)
+        self._uow.run(use_cases.prune_failures, self.clock.now())
+        self._uow.prune()
 
     @timer(interval=5)
     def relay_outbox(self) -> None:
         """Publish events that a crash or a broker outage left in the outbox."""
-        outbox.relay(self.db, EventOutbox, self.events)
+        self._uow.relay()

@@ -1,7 +1,8 @@
 """The auth service over the real bus and PostgreSQL: journeys, races, throttling, events.
 
 Each test runs an `AuthService` container in this process (against the run's vhost and
-database) and calls it through `common.rpc.standalone_client()`, as portalctl does.
+database) and calls it through `common.rpc.standalone_client()`, as portalctl does. The
+container's clock is a `FixedClock` at the real time, which a test may move.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 
 import pytest
 from eventlet.greenpool import GreenPool
-from nameko.testing.services import entrypoint_hook
+from nameko.testing.services import entrypoint_hook, replace_dependencies
 
 from common.errors import PortalError
 from common.rpc import standalone_client
 from services.auth import domain
 from services.auth.service import AuthService
 from tests.support.bus import BusEvents, watch_events
+from tests.support.fakes import FixedClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -45,8 +47,14 @@ class Rpc:
 
 
 @pytest.fixture
-def auth(config, container_factory):
+def clock() -> FixedClock:
+    return FixedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def auth(config, container_factory, clock: FixedClock):
     container = container_factory(AuthService)
+    replace_dependencies(container, clock=clock)
     container.start()
     return container
 
@@ -197,18 +205,17 @@ def test_reset_journey_over_the_bus(rpc, bus_events, config) -> None:
     [changed] = bus_events.wait_for("password_changed")
     assert changed["how"] == "reset"
     assert_event_envelope(changed)
-    bus_events.settle()
+    # the sentinel: every call above answered after publishing, so what they published is here
     assert len(bus_events.of("password_reset_requested")) == 1
 
 
-def test_reset_token_expires_after_30_minutes(rpc, bus_events, config, monkeypatch) -> None:
+def test_reset_token_expires_after_30_minutes(rpc, bus_events, config, clock) -> None:
     email = unique_email()
     new_company(rpc, email)
     rpc.auth("request_password_reset", {"login": email})
     [requested] = bus_events.wait_for("password_reset_requested")
     token = token_of(requested["reset_url"], config["PORTAL_URL"])
-    later = datetime.now(UTC) + domain.RESET_LIFETIME + timedelta(seconds=1)
-    monkeypatch.setattr("services.auth.service.utcnow", lambda: later)  # the container's clock
+    clock.advance(domain.RESET_LIFETIME, seconds=1)
     rpc.error(
         "invalid_token", "confirm_password_reset", {"token": token, "new_password": NEW_PASSWORD}
     )
@@ -277,7 +284,9 @@ def test_concurrent_confirmations_of_one_reset_token_succeed_once(rpc, bus_event
         return client.auth("confirm_password_reset", {"token": token, "new_password": NEW_PASSWORD})
 
     assert _codes(_in_parallel(confirm)) == ["invalid_token"] * 9 + ["ok"]
-    bus_events.settle()
+    # a sentinel published after every confirmation answered: their events are queued before it
+    rpc.auth("request_password_reset", {"login": email})
+    bus_events.wait_for("password_reset_requested", count=2)
     assert len(bus_events.of("password_changed")) == 1
 
 
@@ -293,8 +302,11 @@ def test_concurrent_wrong_passwords_do_not_outrun_the_throttle(rpc) -> None:
     assert codes.count("too_many_attempts") == 10 - domain.LOGIN_FAILURE_LIMIT, codes
 
 
-def test_throttle_holds_across_two_auth_containers(config, container_factory, rpc, auth) -> None:
+def test_throttle_holds_across_two_auth_containers(
+    config, container_factory, rpc, auth, clock
+) -> None:
     second = container_factory(AuthService)
+    replace_dependencies(second, clock=clock)
     second.start()
     email = unique_email()
     new_company(rpc, email)

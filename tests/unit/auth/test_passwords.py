@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from argon2 import PasswordHasher, Type
 
 from services.auth import passwords
 
@@ -56,8 +57,6 @@ def test_a_malformed_hash_does_not_verify_or_raise() -> None:
 
 
 def test_current_hashes_need_no_rehash_but_weaker_ones_do(stored: str) -> None:
-    from argon2 import PasswordHasher, Type
-
     assert passwords.needs_rehash(stored) is False
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.ID)
     assert passwords.needs_rehash(weak.hash(PASSWORD)) is True

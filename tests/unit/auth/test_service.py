@@ -1,49 +1,35 @@
 """AuthService workers over a real (SQLite) database, with the event bus faked.
 
 `worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file (the
-embedded default) and a list that records what would be published; the clock is the
-`utcnow` the service module imported, patched per test.
+embedded default), a list that records what would be published, and a `FixedClock` that the
+test moves.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from nameko.testing.services import worker_factory
+from sqlalchemy import select
 
 from common.db import Db
 from common.errors import PortalError
 from services.auth import domain
-from services.auth.service import MIGRATIONS, AuthService
-from tests.support.fakes import Clock, RecordedEvents, copied_db, migrated_sqlite
+from services.auth.models import LoginFailure
+from services.auth.service import AuthService
+from tests.support.fakes import FixedClock, RecordedEvents
 
 PORTAL_URL = "https://portal.example.test"
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple gun 4 ever!"
 
 
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> Path:
-    """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
-    return migrated_sqlite(tmp_path_factory.mktemp("auth-template"), "auth", MIGRATIONS)
-
-
 @pytest.fixture
-def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
-    with copied_db(migrated_template, tmp_path) as db:
-        yield db
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("services.auth.service.utcnow", clock)
-    return clock
+def clock() -> FixedClock:
+    return FixedClock()
 
 
 @pytest.fixture
@@ -52,9 +38,9 @@ def events() -> RecordedEvents:
 
 
 @pytest.fixture
-def service(db: Db, events: RecordedEvents, clock: Clock, monkeypatch) -> AuthService:
+def service(db: Db, events: RecordedEvents, clock: FixedClock, monkeypatch) -> AuthService:
     monkeypatch.setenv("PORTAL_URL", PORTAL_URL + "/")
-    return worker_factory(AuthService, db=db, events=events)
+    return worker_factory(AuthService, db=db, events=events, clock=clock)
 
 
 def unique_email() -> str:
@@ -171,8 +157,8 @@ def test_session_token_is_random_and_expires(service, clock) -> None:
     assert first["token"] != second["token"]
     assert len(first["token"]) >= 22
     expires = datetime.fromisoformat(first["expires_at"])
-    assert expires == clock.now + domain.SESSION_LIFETIME
-    clock.now = expires
+    assert expires == clock.now() + domain.SESSION_LIFETIME
+    clock.at = expires
     raises_code("unauthenticated", service.authenticate, first["token"])
 
 
@@ -247,6 +233,33 @@ def test_verify_company_password(service) -> None:
     assert service.verify_company_password(customer_id.lower(), PASSWORD) is True
     assert service.verify_company_password(customer_id, "wrong password 1") is False
     assert service.verify_company_password("C0000000", PASSWORD) is False
+
+
+@pytest.mark.parametrize("token", [None, 42, "", "x" * (domain.TOKEN_MAX + 1), "a\x00b"])
+def test_a_token_of_any_shape_that_names_no_session_is_unauthenticated(service, token) -> None:
+    raises_code("unauthenticated", service.authenticate, token)
+    assert service.logout(token) is None
+    payload = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    raises_code("unauthenticated", service.change_password, token, payload)
+
+
+@pytest.mark.parametrize("customer_id", [None, 42, "", "C" * 300, "C1\x00"])
+def test_a_customer_id_of_any_shape_that_names_no_company_is_not_found(
+    service, customer_id
+) -> None:
+    raises_code("company_not_found", service.get_company, customer_id)
+    assert service.verify_company_password(customer_id, PASSWORD) is False
+
+
+def test_prune_forgets_only_the_failures_that_left_the_window(service, db, clock) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    raises_code("invalid_credentials", login, service, email, "wrong password 1")
+    clock.advance(domain.LOGIN_FAILURE_WINDOW, seconds=1)
+    raises_code("invalid_credentials", login, service, unique_email(), PASSWORD)
+    service.prune()
+    with db.transaction() as session:
+        assert session.scalars(select(LoginFailure.at)).all() == [clock.now()]
 
 
 # --- changing the password ----------------------------------------------------------------
@@ -333,7 +346,7 @@ def test_reset_link_is_built_from_the_portal_url_and_expires_in_30_minutes(
     service.request_password_reset({"login": email})
     [event] = events.of("password_reset_requested")
     token_of(event["reset_url"])
-    assert datetime.fromisoformat(event["expires_at"]) == clock.now + timedelta(minutes=30)
+    assert datetime.fromisoformat(event["expires_at"]) == clock.now() + timedelta(minutes=30)
 
 
 def test_reset_emails_are_limited_but_the_answer_is_not(service, events) -> None:

@@ -1,23 +1,18 @@
-"""nameko dependencies of the notify service: the outbox store and the mailer."""
+"""nameko dependencies of the notify service: the mailer and the delivery settings."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from nameko.extensions import DependencyProvider
 
-from common.db import Database
-from services.notify.mailers import Mailer, mailer_from_settings
-from services.notify.repository import Store
+from common import settings
+from services.notify import domain
+from services.notify.mailers import Mailer, mail_from, mailer_from_settings
+from services.notify.use_cases import DeliveryOptions
 
 log = logging.getLogger(__name__)
-
-
-class NotifyDatabase(Database):
-    """`Database` (migrated at start-up) handing each worker a `Store` of repositories."""
-
-    def get_dependency(self, worker_ctx) -> Store:
-        return Store(super().get_dependency(worker_ctx))
 
 
 class MailerProvider(DependencyProvider):
@@ -30,5 +25,21 @@ class MailerProvider(DependencyProvider):
         self.mailer = mailer_from_settings()
         log.info("notify sends mail to %s", self.mailer.describe())
 
-    def get_dependency(self, worker_ctx) -> Mailer:
+    def get_dependency(self, worker_ctx: object) -> Mailer:
         return self.mailer
+
+
+class DeliverySettings(DependencyProvider):
+    """`DeliveryOptions` from the configuration (`MAIL_FROM`, `PORTAL_URL`, `NOTIFY_*`)."""
+
+    def get_dependency(self, worker_ctx: object) -> DeliveryOptions:
+        return DeliveryOptions(
+            sender=mail_from(),
+            portal_url=settings.portal_url(),
+            retry_base=_seconds("NOTIFY_RETRY_BASE_SECONDS", domain.DEFAULT_RETRY_BASE),
+            lease=_seconds("NOTIFY_LEASE_SECONDS", domain.DEFAULT_LEASE),
+        )
+
+
+def _seconds(key: str, default: timedelta) -> timedelta:
+    return timedelta(seconds=settings.get_float(key, default.total_seconds()))

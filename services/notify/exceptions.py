@@ -1,10 +1,11 @@
 """Errors of the notify service.
 
 Across the bus notify only answers `validation_error` (bad RPC arguments, from common.errors).
-`InvalidEvent` and `DeliveryError` stay inside: one parks an event, the other retries a send.
+The others stay inside: `InvalidEvent` and `ValuesRefused` park an event, `DeliveryError`
+retries a send.
 """
 
-from common.errors import PortalError, ValidationFailed
+from common.errors import PortalError
 
 
 class InvalidEvent(PortalError):
@@ -14,11 +15,16 @@ class InvalidEvent(PortalError):
     message = "The event payload is invalid."
 
 
+class ValuesRefused(Exception):
+    """The database refused a row's values themselves, not the connection.
+
+    A redelivery would fail the same way forever, so the event is parked. The message names
+    the kind of refusal only (`DataError`, `ValueError`), never the values.
+    """
+
+
 class DeliveryError(Exception):
     """The mail server (or mail folder) did not take a message; the send is retried later.
 
     The message is safe to store and log: it never holds credentials or message content.
     """
-
-
-__all__ = ["DeliveryError", "InvalidEvent", "PortalError", "ValidationFailed"]

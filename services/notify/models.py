@@ -1,4 +1,4 @@
-"""The notify database: the outbox of emails (`deliveries`) and events parked as unusable."""
+"""The notify database: the mail queue (`deliveries`) and events parked as unusable."""
 
 from __future__ import annotations
 

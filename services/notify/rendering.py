@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from common.timeutil import as_utc, utcnow
+from common.timeutil import as_utc
 from services.notify import domain
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -127,7 +127,7 @@ def compose(
     recipient: domain.Recipient,
     sender: str,
     portal_url: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> EmailMessage:
     """The complete message for a claimed delivery: headers, a text part and an HTML part."""
     text, html = render(claim.kind, data, recipient, portal_url)
@@ -138,7 +138,7 @@ def compose(
         display_name=domain.clean_header_text(recipient.name, limit=100),
         addr_spec=recipient.email,
     )
-    message["Date"] = format_datetime(now or utcnow())
+    message["Date"] = format_datetime(now)
     message["Message-ID"] = domain.message_id(claim.event_id, claim.kind, sender)
     # RFC 3834: an automatic message; out-of-office replies should not answer it
     message["Auto-Submitted"] = "auto-generated"

@@ -1,24 +1,25 @@
-"""The queries the outbox needs, behind one small class per transaction.
+"""The queries of the mail queue, behind one small class per transaction.
 
-`Store` is what a worker gets: `with store.repository() as repo:` is one transaction.
-Inserts are idempotent by `event_id` (`ON CONFLICT DO NOTHING` on PostgreSQL and SQLite
-alike), and claims use `FOR UPDATE SKIP LOCKED` so that several notify instances polling
-the same table never wait for each other or claim the same row.
+`Store` is what a worker's use cases get: `with store.repository() as repo:` is one
+transaction. Inserts are idempotent by `event_id` (`common.db.insert_ignore`), and claims
+use `FOR UPDATE SKIP LOCKED` so that several notify instances polling the same table never
+wait for each other or claim the same row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
-from common.db import Db
+from common.db import Db, insert_ignore
 from services.notify import domain
+from services.notify.exceptions import ValuesRefused
 from services.notify.models import Delivery, ParkedEvent
 
 # A few candidates per claim: if another worker wins one between our SELECT and UPDATE
@@ -30,17 +31,17 @@ class NotifyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _insert(self, model: type, **values: Any) -> int | None:
-        """Insert a row unless its `event_id` exists; the new row's id, or None if it did."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(model)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(model.id)
-        )
-        return self.session.execute(statement).scalar()
+    def _insert_new(self, table: Table, values: dict[str, Any]) -> bool:
+        """`insert_ignore` (event_id is the only unique key a caller sets); True if new.
+
+        `ValuesRefused` when the database (or its driver, for NUL characters) refuses the
+        values themselves rather than the connection.
+        """
+        try:
+            return insert_ignore(self.session, table, values)
+        except (DataError, ValueError) as exc:
+            cause = exc.orig if isinstance(exc, DataError) else exc
+            raise ValuesRefused(type(cause).__name__) from exc
 
     # recording
     def add_delivery(
@@ -55,21 +56,23 @@ class NotifyRepository:
         payload: dict[str, Any],
         now: datetime,
     ) -> int | None:
-        """A pending delivery, due now; None when this event was recorded before."""
-        return self._insert(
-            Delivery,
-            event_id=event_id,
-            source=source,
-            kind=kind,
-            customer_id=customer_id,
-            recipient=recipient,
-            subject=subject,
-            status=domain.PENDING,
-            attempts=0,
-            payload=payload,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        """A pending delivery, due now: its id, or None when this event was recorded before."""
+        values = {
+            "event_id": event_id,
+            "source": source,
+            "kind": kind,
+            "customer_id": customer_id,
+            "recipient": recipient,
+            "subject": subject,
+            "status": domain.PENDING,
+            "attempts": 0,
+            "payload": payload,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        if not self._insert_new(Delivery.__table__, values):
+            return None
+        return self.session.scalar(select(Delivery.id).where(Delivery.event_id == event_id))
 
     def park(
         self,
@@ -80,16 +83,17 @@ class NotifyRepository:
         payload: Any,
         error: str,
         now: datetime,
-    ) -> int | None:
-        return self._insert(
-            ParkedEvent,
-            event_id=event_id,
-            source=source,
-            event_type=event_type,
-            payload=payload,
-            error=error,
-            parked_at=now,
-        )
+    ) -> None:
+        """Keep an event no email can be made of, once per `event_id` (None never collides)."""
+        values = {
+            "event_id": event_id,
+            "source": source,
+            "event_type": event_type,
+            "payload": payload,
+            "error": error,
+            "parked_at": now,
+        }
+        self._insert_new(ParkedEvent.__table__, values)
 
     # claiming and finishing
     def claim_next(
@@ -183,14 +187,13 @@ class NotifyRepository:
         query = select(ParkedEvent).order_by(ParkedEvent.parked_at.desc(), ParkedEvent.id.desc())
         return list(self.session.scalars(query.limit(limit)))
 
-    def count_open(self) -> int:
-        return self.session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.status.in_(domain.CLAIMABLE))
-        )
-
 
 class Store:
-    """What a worker gets from the `NotifyDatabase` dependency: transactions as repositories."""
+    """Transactions as repositories, over the worker's `Db`: what notify's use cases get.
+
+    Recording and delivering take several transactions each (a send never holds one open),
+    so the use cases get the store, not one repository.
+    """
 
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -201,5 +204,7 @@ class Store:
         with self._db.transaction() as session:
             yield NotifyRepository(session)
 
-    def ping(self) -> None:
-        self._db.ping()
+    def read(self, query: Callable[..., Any], *args: Any) -> Any:
+        """`query(repo, *args)` in a transaction of its own."""
+        with self.repository() as repo:
+            return query(repo, *args)

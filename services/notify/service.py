@@ -1,74 +1,41 @@
-"""The notify service: every email of the suite, from events, through an outbox, with retries.
+"""The notify service: every email of the suite, from events, through a mail queue, with retries.
 
-Event handlers record one outbox row per event (idempotent by `event_id`) and try to send
+Event handlers record one delivery row per event (idempotent by `event_id`) and try to send
 it at once; the delivery timer works off whatever is due (retries, backlog, other
-instances' leftovers). Handlers use `requeue_on_error=True`, so a database outage puts
-the event back on the bus instead of losing it, while a bad payload is parked, never raised.
+instances' leftovers). Handlers are `reliable_handler`s, so a database outage puts the
+event back on the bus after a pause instead of losing it, while a bad payload is parked by
+the `record` use case, never raised.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-import eventlet
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
+from common.clock import Clock
+from common.db import Database
 from common.errors import PortalError
+from common.handlers import reliable_handler
 from common.rpc import RpcClient
 from common.schemas import load
 from common.timers import configured_timer
-from common.timeutil import iso, utcnow
-from services.notify import outbox, schemas
-from services.notify.dependencies import MailerProvider, NotifyDatabase
-from services.notify.models import Delivery, ParkedEvent
+from services.notify import schemas, use_cases
+from services.notify.dependencies import DeliverySettings, MailerProvider
+from services.notify.repository import Store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_POLL_SECONDS = 1.0
-# requeue_on_error hands the message straight back: without a pause, a database outage
-# would spin every worker through the same messages as fast as RabbitMQ can deliver them
-REQUEUE_PAUSE_SECONDS = 1.0
-
-log = logging.getLogger(__name__)
-
-
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
-    """A delivery for ops: the envelope and its history, never the body or the payload."""
-    return {
-        "id": delivery.id,
-        "event_id": delivery.event_id,
-        "source": delivery.source,
-        "kind": delivery.kind,
-        "customer_id": delivery.customer_id,
-        "recipient": delivery.recipient,
-        "subject": delivery.subject,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_error": delivery.last_error,
-        "next_attempt_at": iso(delivery.next_attempt_at),
-        "created_at": iso(delivery.created_at),
-        "sent_at": iso(delivery.sent_at),
-    }
-
-
-def parked_view(parked: ParkedEvent) -> dict[str, Any]:
-    return {
-        "id": parked.id,
-        "event_id": parked.event_id,
-        "source": parked.source,
-        "event_type": parked.event_type,
-        "error": parked.error,
-        "parked_at": iso(parked.parked_at),
-    }
 
 
 class NotifyService:
     name = "notify"
 
-    store = NotifyDatabase("notify", MIGRATIONS)
+    db = Database("notify", MIGRATIONS)
     mailer = MailerProvider()
+    options = DeliverySettings()
+    clock = Clock()
     auth = RpcClient("auth")
 
     # --- RPC ------------------------------------------------------------------------------
@@ -76,7 +43,7 @@ class NotifyService:
     @rpc
     def ping(self) -> dict[str, str]:
         """Readiness: `{"service": "notify", "status": "ok"}` once the database answers."""
-        self.store.ping()
+        self.db.ping()
         return {"service": self.name, "status": "ok"}
 
     @rpc(expected_exceptions=PortalError)
@@ -92,9 +59,7 @@ class NotifyService:
         or `failed`; `last_error` keeps the reason of the latest failed attempt.
         """
         data = load(schemas.ListDeliveries(), {"limit": limit, "recipient": recipient})
-        with self.store.repository() as repo:
-            found = repo.deliveries(data["limit"], data["recipient"])
-            return [delivery_view(delivery) for delivery in found]
+        return Store(self.db).read(use_cases.list_deliveries, data["limit"], data["recipient"])
 
     @rpc(expected_exceptions=PortalError)
     def list_parked_events(self, limit: int = 50) -> list[dict]:
@@ -105,75 +70,53 @@ class NotifyService:
         company: Missing data for required field.", "parked_at": "2026-11-28T09:30:00+00:00"}]`
         """
         data = load(schemas.ListParked(), {"limit": limit})
-        with self.store.repository() as repo:
-            return [parked_view(parked) for parked in repo.parked(data["limit"])]
+        return Store(self.db).read(use_cases.list_parked, data["limit"])
 
     # --- events (method names are listed in common.events.SUBSCRIPTIONS) -------------------
 
-    @event_handler("auth", "company_created", requeue_on_error=True)
+    @reliable_handler("auth", "company_created")
     def on_company_created(self, payload: Any) -> None:
-        self._record("auth", "company_created", payload)
+        use_cases.accept(self._courier, "auth", "company_created", payload)
 
-    @event_handler("auth", "password_reset_requested", requeue_on_error=True)
+    @reliable_handler("auth", "password_reset_requested")
     def on_password_reset_requested(self, payload: Any) -> None:
-        self._record("auth", "password_reset_requested", payload)
+        use_cases.accept(self._courier, "auth", "password_reset_requested", payload)
 
-    @event_handler("auth", "password_changed", requeue_on_error=True)
+    @reliable_handler("auth", "password_changed")
     def on_password_changed(self, payload: Any) -> None:
-        self._record("auth", "password_changed", payload)
+        use_cases.accept(self._courier, "auth", "password_changed", payload)
 
-    @event_handler("licensing", "license_issued", requeue_on_error=True)
+    @reliable_handler("licensing", "license_issued")
     def on_license_issued(self, payload: Any) -> None:
-        self._record("licensing", "license_issued", payload)
+        use_cases.accept(self._courier, "licensing", "license_issued", payload)
 
-    @event_handler("licensing", "license_extended", requeue_on_error=True)
+    @reliable_handler("licensing", "license_extended")
     def on_license_extended(self, payload: Any) -> None:
-        self._record("licensing", "license_extended", payload)
+        use_cases.accept(self._courier, "licensing", "license_extended", payload)
 
-    @event_handler("licensing", "installation_activated", requeue_on_error=True)
+    @reliable_handler("licensing", "installation_activated")
     def on_installation_activated(self, payload: Any) -> None:
-        self._record("licensing", "installation_activated", payload)
+        use_cases.accept(self._courier, "licensing", "installation_activated", payload)
 
-    @event_handler("licensing", "license_expiring", requeue_on_error=True)
+    @reliable_handler("licensing", "license_expiring")
     def on_license_expiring(self, payload: Any) -> None:
-        self._record("licensing", "license_expiring", payload)
+        use_cases.accept(self._courier, "licensing", "license_expiring", payload)
 
-    @event_handler("billing", "payment_succeeded", requeue_on_error=True)
+    @reliable_handler("billing", "payment_succeeded")
     def on_payment_succeeded(self, payload: Any) -> None:
-        self._record("billing", "payment_succeeded", payload)
+        use_cases.accept(self._courier, "billing", "payment_succeeded", payload)
 
-    @event_handler("billing", "payment_failed", requeue_on_error=True)
+    @reliable_handler("billing", "payment_failed")
     def on_payment_failed(self, payload: Any) -> None:
-        self._record("billing", "payment_failed", payload)
+        use_cases.accept(self._courier, "billing", "payment_failed", payload)
 
-    @event_handler("billing", "recurring_payment_cancelled", requeue_on_error=True)
+    @reliable_handler("billing", "recurring_payment_cancelled")
     def on_recurring_payment_cancelled(self, payload: Any) -> None:
-        self._record("billing", "recurring_payment_cancelled", payload)
+        use_cases.accept(self._courier, "billing", "recurring_payment_cancelled", payload)
 
-    @event_handler("billing", "offline_payment_recorded", requeue_on_error=True)
+    @reliable_handler("billing", "offline_payment_recorded")
     def on_offline_payment_recorded(self, payload: Any) -> None:
-        self._record("billing", "offline_payment_recorded", payload)
-
-    def _record(self, source: str, kind: str, payload: Any) -> None:
-        try:
-            recorded = outbox.record(self.store, source, kind, payload, utcnow())
-        except Exception:
-            eventlet.sleep(REQUEUE_PAUSE_SECONDS)
-            raise
-        if recorded.delivery_id is None:
-            return
-        # The row is committed, so the event may be acked whatever happens now; sending at
-        # once just saves the wait for the next timer tick.
-        try:
-            outbox.deliver_due(
-                self.store,
-                self.mailer,
-                self.auth,
-                outbox.DeliveryOptions.from_settings(),
-                only_id=recorded.delivery_id,
-            )
-        except Exception:
-            log.exception("immediate delivery of %s failed; the timer will retry", kind)
+        use_cases.accept(self._courier, "billing", "offline_payment_recorded", payload)
 
     # --- delivery worker ------------------------------------------------------------------
 
@@ -181,6 +124,8 @@ class NotifyService:
     @configured_timer("NOTIFY_POLL_SECONDS", default=DEFAULT_POLL_SECONDS, eager=True)
     def deliver_due(self) -> None:
         """Send what is due: new emails not yet sent, retries, and claims whose lease ran out."""
-        outbox.deliver_due(
-            self.store, self.mailer, self.auth, outbox.DeliveryOptions.from_settings()
-        )
+        use_cases.deliver_due(self._courier)
+
+    @property
+    def _courier(self) -> use_cases.Courier:
+        return use_cases.Courier(Store(self.db), self.mailer, self.auth, self.options, self.clock)

@@ -42,7 +42,7 @@ def test_welcome_email_arrives_with_the_link_and_the_link_leaves_the_database(
     assert (row["attempts"], row["kind"], row["last_error"]) == (1, "company_created", None)
     assert row["sent_at"] is not None
     stored = tables.delivery(payload["event_id"])
-    assert stored.payload is None  # the set-password link is gone from the outbox
+    assert stored.payload is None  # the set-password link is gone from the database
 
 
 def test_a_redelivered_event_sends_one_email(start_notify, dispatch, sink, rpc) -> None:

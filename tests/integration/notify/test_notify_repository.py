@@ -1,4 +1,4 @@
-"""The outbox on PostgreSQL: migrations match the models, claims skip locked rows, leases fence."""
+"""The mail queue on PostgreSQL: migrations match models, claims skip locked rows, leases fence."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import Db, make_engine, migrate
 from common.timeutil import utcnow
-from services.notify import domain, outbox
+from services.notify import domain, use_cases
 from services.notify.models import NotifyBase
 from services.notify.repository import NotifyRepository, Store
 from services.notify.service import MIGRATIONS
@@ -48,7 +48,9 @@ def test_migrations_match_the_models(engine) -> None:
 
 
 def test_a_locked_row_is_skipped_not_waited_for(engine, store) -> None:
-    recorded = outbox.record(store, "auth", "company_created", payloads.company_created(), utcnow())
+    recorded = use_cases.record(
+        store, "auth", "company_created", payloads.company_created(), utcnow()
+    )
     row_id = recorded.delivery_id
     with Session(engine) as first, Session(engine) as second:
         claim = NotifyRepository(first).claim_next(utcnow(), LEASE, only_id=row_id)
@@ -74,8 +76,8 @@ def test_a_locked_row_is_skipped_not_waited_for(engine, store) -> None:
 
 def test_a_redelivered_event_is_a_no_op_on_postgresql(store) -> None:
     payload = payloads.password_changed()
-    first = outbox.record(store, "auth", "password_changed", payload, utcnow())
-    again = outbox.record(store, "auth", "password_changed", payload, utcnow())
+    first = use_cases.record(store, "auth", "password_changed", payload, utcnow())
+    again = use_cases.record(store, "auth", "password_changed", payload, utcnow())
     assert first.delivery_id is not None and again.duplicate
     with store.repository() as repo:
         assert repo.delivery_by_event(payload["event_id"]).id == first.delivery_id
@@ -89,7 +91,7 @@ def test_nul_characters_are_parked_not_requeued_forever(store, field: str) -> No
         payload["event_id"] = "nul\x00" + payload["event_id"][:20]
     else:
         payload["company"][field] = "C\x00" + payload["company"][field][:20]
-    recorded = outbox.record(store, "auth", "company_created", payload, utcnow())
+    recorded = use_cases.record(store, "auth", "company_created", payload, utcnow())
     assert recorded.parked
     with store.repository() as repo:
         errors = [parked.error for parked in repo.parked(5)]

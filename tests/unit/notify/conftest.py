@@ -1,21 +1,23 @@
-"""Fakes of what is outside notify (mail server, auth) and a real SQLite outbox per test."""
+"""Fakes of what is outside notify (mail server, auth, clock) and a real SQLite mail queue."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
-from common.db import Db, make_engine, migrate
+from common.db import Db
 from common.errors import PortalError, ServiceUnavailable
 from services.notify.exceptions import DeliveryError
 from services.notify.mailers import Mailer
-from services.notify.outbox import DeliveryOptions
 from services.notify.repository import Store
 from services.notify.service import MIGRATIONS
+from services.notify.use_cases import Courier, DeliveryOptions
+from tests.support.fakes import FixedClock, copied_db, migrated_sqlite
 from tests.unit.notify.payloads import PORTAL_URL
 
 
@@ -61,27 +63,21 @@ class FakeDirectory:
         return self.companies[customer_id]
 
 
-class Clock:
-    """A settable clock for the outbox use cases; starts at the real time (payloads use it)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    return migrated_sqlite(tmp_path_factory.mktemp("notify-template"), "notify", MIGRATIONS)
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    """The real repository over a migrated SQLite file (the embedded default)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'notify.db'}")
-    migrate(engine, "notify", MIGRATIONS)
-    yield Store(Db(sessionmaker(bind=engine, expire_on_commit=False)))
-    engine.dispose()
+def db(migrated_template, tmp_path) -> Iterator[Db]:
+    """The real schema in SQLite (the embedded default), a fresh copy per test."""
+    with copied_db(migrated_template, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+def store(db) -> Store:
+    return Store(db)
 
 
 @pytest.fixture
@@ -95,8 +91,9 @@ def directory() -> FakeDirectory:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FixedClock:
+    # real time: the payloads' links and expiries are built from it
+    return FixedClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture
@@ -107,3 +104,8 @@ def options() -> DeliveryOptions:
         retry_base=timedelta(seconds=30),
         lease=timedelta(minutes=5),
     )
+
+
+@pytest.fixture
+def courier(store, mailer, directory, options, clock) -> Courier:
+    return Courier(store, mailer, directory, options, clock)

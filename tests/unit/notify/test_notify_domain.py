@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notify import domain, schemas
+from services.notify.mailers import SMTP_TIMEOUT
 from tests.unit.notify import payloads
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -65,8 +66,6 @@ class TestClaims:
         assert domain.lease_until(NOW, timedelta(seconds=7)) == NOW + timedelta(seconds=7)
 
     def test_the_lease_outlasts_a_slow_smtp_conversation(self) -> None:
-        from services.notify.mailers import SMTP_TIMEOUT
-
         # connect, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA: each may take the timeout
         assert domain.DEFAULT_LEASE.total_seconds() > 8 * SMTP_TIMEOUT
 

@@ -10,6 +10,7 @@ from services.notify import domain, rendering, schemas
 from tests.unit.notify import payloads
 from tests.unit.notify.payloads import PORTAL_URL
 
+NOW = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 RECIPIENT = domain.Recipient(
     email="ada@acme.test", name="Ada Lovelace", company_name="Acme Engineering", customer_id="C7"
 )
@@ -160,7 +161,7 @@ def test_compose_builds_a_multipart_message() -> None:
         customer_id="C7",
     )
     message = rendering.compose(
-        claim, data, RECIPIENT, "License Portal <portal@portal.test>", PORTAL_URL
+        claim, data, RECIPIENT, "License Portal <portal@portal.test>", PORTAL_URL, NOW
     )
     assert message.get_content_type() == "multipart/alternative"
     assert message["Subject"] == "Reset your License Portal password"
@@ -169,6 +170,7 @@ def test_compose_builds_a_multipart_message() -> None:
     assert message["To"].addresses[0].display_name == "Ada Lovelace"
     assert message["Message-ID"] == f"<{payload['event_id']}.password_reset_requested@portal.test>"
     assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Date"] == "Sat, 28 Nov 2026 09:30:00 +0000"
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert payload["reset_url"] in plain and payload["reset_url"] in html
@@ -194,5 +196,5 @@ def test_a_saved_message_keeps_the_reset_link_whole_in_its_raw_text() -> None:
         customer_id=None,
     )
     data = schemas.load_event(claim.kind, payload)
-    message = rendering.compose(claim, data, RECIPIENT, "portal@portal.test", PORTAL_URL)
+    message = rendering.compose(claim, data, RECIPIENT, "portal@portal.test", PORTAL_URL, NOW)
     assert payload["reset_url"].encode() in message.as_bytes()

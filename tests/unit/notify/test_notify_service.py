@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from nameko import config as nameko_config
 from nameko.containers import ServiceContainer
@@ -10,35 +12,36 @@ from nameko.testing.services import worker_factory
 from nameko.testing.utils import get_extension
 from sqlalchemy.exc import OperationalError
 
+from common import handlers
 from common.errors import ValidationFailed
 from common.events import SUBSCRIPTIONS
 from common.timers import ConfiguredTimer
 from services.notify import domain, schemas
-from services.notify import service as service_module
+from services.notify.dependencies import DeliverySettings
 from services.notify.exceptions import DeliveryError
 from services.notify.service import NotifyService
+from services.notify.use_cases import DeliveryOptions
 from tests.unit.notify import payloads
 
 
 @pytest.fixture
-def notify(store, mailer, directory) -> NotifyService:
-    with nameko_config.patch(
-        {"PORTAL_URL": payloads.PORTAL_URL, "MAIL_FROM": "portal@portal.test"}
-    ):
-        yield worker_factory(NotifyService, store=store, mailer=mailer, auth=directory)
+def notify(db, mailer, directory, options, clock) -> NotifyService:
+    return worker_factory(
+        NotifyService, db=db, mailer=mailer, auth=directory, options=options, clock=clock
+    )
 
 
 def _deliveries(notify: NotifyService, **kwargs) -> list[dict]:
     return notify.list_deliveries(**kwargs)
 
 
-def test_an_event_is_recorded_and_sent_at_once(notify, mailer) -> None:
+def test_an_event_is_recorded_and_sent_at_once(notify, mailer, options) -> None:
     payload = payloads.company_created("ada@acme.test")
     assert notify.on_company_created(payload) is None
     (message,) = mailer.sent
     assert message["Subject"] == "Welcome to License Portal"
     assert message["To"].addresses[0].addr_spec == "ada@acme.test"
-    assert message["From"] == "portal@portal.test"
+    assert message["From"] == options.sender
     assert payload["set_password_url"] in message.get_body(("plain",)).get_content()
     (row,) = _deliveries(notify)
     assert (row["status"], row["attempts"], row["event_id"]) == ("sent", 1, payload["event_id"])
@@ -68,13 +71,13 @@ def test_a_bad_payload_is_parked_not_raised(notify, mailer) -> None:
 
 
 def test_a_database_outage_raises_so_the_event_is_requeued(notify, monkeypatch) -> None:
-    monkeypatch.setattr(service_module, "REQUEUE_PAUSE_SECONDS", 0)
+    monkeypatch.setattr(handlers, "REQUEUE_PAUSE_SECONDS", 0)
 
-    class DownStore:
-        def repository(self):
+    class DownDb:
+        def transaction(self):
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    notify.store = DownStore()
+    notify.db = DownDb()
     with pytest.raises(OperationalError):
         notify.on_company_created(payloads.company_created())
 
@@ -88,12 +91,14 @@ def test_a_failed_first_attempt_is_left_to_the_timer(notify, mailer) -> None:
     assert "451" in row["last_error"]
 
 
-def test_the_timer_delivers_what_is_due(notify, mailer) -> None:
-    with nameko_config.patch({"NOTIFY_RETRY_BASE_SECONDS": 0}):
-        mailer.failures = 1
-        notify.on_password_changed(payloads.password_changed("ada@acme.test"))
-        assert mailer.sent == []
-        notify.deliver_due()
+def test_the_timer_delivers_what_is_due(notify, mailer, options, clock) -> None:
+    mailer.failures = 1
+    notify.on_password_changed(payloads.password_changed("ada@acme.test"))
+    assert mailer.sent == []
+    notify.deliver_due()
+    assert mailer.sent == []  # the retry is not due yet
+    clock.advance(options.retry_base)
+    notify.deliver_due()
     assert len(mailer.sent) == 1
     (row,) = _deliveries(notify)
     assert (row["status"], row["attempts"]) == ("sent", 2)
@@ -152,6 +157,26 @@ def test_mailer_errors_do_not_escape_the_handler(notify, mailer) -> None:
     mailer.failures, mailer.error = 5, DeliveryError("down")
     notify.on_company_created(payloads.company_created())
     assert _deliveries(notify)[0]["last_error"] == "down"
+
+
+def test_delivery_settings_come_from_the_configuration() -> None:
+    settings = {
+        "MAIL_FROM": "Portal <portal@acme.test>",
+        "PORTAL_URL": "https://portal.acme.test",
+        "NOTIFY_RETRY_BASE_SECONDS": "0.5",
+        "NOTIFY_LEASE_SECONDS": "90",
+    }
+    with nameko_config.patch(settings):
+        options = DeliverySettings().get_dependency(None)
+    assert options == DeliveryOptions(
+        sender="Portal <portal@acme.test>",
+        portal_url="https://portal.acme.test",
+        retry_base=timedelta(seconds=0.5),
+        lease=timedelta(seconds=90),
+    )
+    with nameko_config.patch({"NOTIFY_RETRY_BASE_SECONDS": "", "NOTIFY_LEASE_SECONDS": ""}):
+        options = DeliverySettings().get_dependency(None)
+    assert (options.retry_base, options.lease) == (domain.DEFAULT_RETRY_BASE, domain.DEFAULT_LEASE)
 
 
 # --- wiring: handlers, subscriptions and the timer ---------------------------------------

@@ -1,4 +1,4 @@
-"""deliveries outbox and parked events
+"""deliveries (the mail queue) and parked events
 
 Revision ID: dd8dc77d8939
 Revises:

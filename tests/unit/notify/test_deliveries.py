@@ -1,10 +1,13 @@
-"""The outbox use cases on a real (SQLite) repository, with a fake mailer, auth and clock."""
+"""The mail queue's use cases on a real (SQLite) repository, with a fake mailer, auth and clock."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from services.notify import domain, outbox
+from sqlalchemy.exc import DataError
+
+from common.db import insert_ignore
+from services.notify import domain, repository, use_cases
 from services.notify.models import Delivery, ParkedEvent
 from tests.unit.notify import payloads
 
@@ -19,14 +22,10 @@ def _parked(store) -> list[ParkedEvent]:
         return repo.parked(500)
 
 
-def _deliver(store, mailer, directory, options, clock, **kwargs):
-    return outbox.deliver_due(store, mailer, directory, options, clock=clock, **kwargs)
-
-
 class TestRecord:
     def test_an_event_becomes_one_pending_delivery(self, store, clock) -> None:
         payload = payloads.company_created("ada@acme.test")
-        recorded = outbox.record(store, "auth", "company_created", payload, clock())
+        recorded = use_cases.record(store, "auth", "company_created", payload, clock.now())
         assert recorded.delivery_id is not None and not recorded.parked
         row = _row(store, payload["event_id"])
         assert (row.status, row.attempts, row.kind, row.source) == (
@@ -38,13 +37,13 @@ class TestRecord:
         assert row.recipient == "ada@acme.test"
         assert row.customer_id == payload["company"]["customer_id"]
         assert row.subject == "Welcome to License Portal"
-        assert row.next_attempt_at == row.created_at == clock()
+        assert row.next_attempt_at == row.created_at == clock.now()
         assert row.payload == payload
 
     def test_a_redelivered_event_adds_nothing(self, store, clock) -> None:
         payload = payloads.password_reset_requested()
-        first = outbox.record(store, "auth", "password_reset_requested", payload, clock())
-        again = outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        first = use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
+        again = use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         assert first.delivery_id is not None
         assert again.duplicate
         with store.repository() as repo:
@@ -52,7 +51,7 @@ class TestRecord:
 
     def test_licensing_events_leave_the_recipient_for_send_time(self, store, clock) -> None:
         payload = payloads.license_issued("C1234567")
-        outbox.record(store, "licensing", "license_issued", payload, clock())
+        use_cases.record(store, "licensing", "license_issued", payload, clock.now())
         row = _row(store, payload["event_id"])
         assert row.recipient is None and row.customer_id == "C1234567"
 
@@ -60,12 +59,12 @@ class TestRecord:
         payload = payloads.password_changed()
         payload["new_field"] = {"added": "by a newer producer"}
         payload["company"]["region"] = "EU"
-        assert outbox.record(store, "auth", "password_changed", payload, clock()).delivery_id
+        assert use_cases.record(store, "auth", "password_changed", payload, clock.now()).delivery_id
 
     def test_a_bad_payload_is_parked_with_the_reason(self, store, clock) -> None:
         payload = payloads.password_reset_requested()
         del payload["company"]["contact_email"]
-        recorded = outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        recorded = use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         assert recorded.parked and recorded.delivery_id is None
         (parked,) = _parked(store)
         assert parked.event_id == payload["event_id"]
@@ -80,13 +79,15 @@ class TestRecord:
     def test_a_poison_message_is_parked_once(self, store, clock) -> None:
         payload = payloads.license_issued("C1", seats="many")
         for _ in range(2):
-            assert outbox.record(store, "licensing", "license_issued", payload, clock()).parked
+            assert use_cases.record(
+                store, "licensing", "license_issued", payload, clock.now()
+            ).parked
         (parked,) = _parked(store)
         assert "license.seats" in parked.error
 
     def test_payloads_that_are_not_objects_are_parked(self, store, clock) -> None:
-        outbox.record(store, "auth", "company_created", "garbage", clock())
-        outbox.record(store, "auth", "company_created", None, clock())
+        use_cases.record(store, "auth", "company_created", "garbage", clock.now())
+        use_cases.record(store, "auth", "company_created", None, clock.now())
         parked = _parked(store)
         assert [p.event_id for p in parked] == [None, None]
         assert all("Expected an object" in p.error for p in parked)
@@ -94,56 +95,56 @@ class TestRecord:
     def test_a_link_that_is_not_a_web_link_is_refused(self, store, clock) -> None:
         payload = payloads.password_reset_requested()
         payload["reset_url"] = "javascript:alert(1)"
-        assert outbox.record(store, "auth", "password_reset_requested", payload, clock()).parked
+        assert use_cases.record(
+            store, "auth", "password_reset_requested", payload, clock.now()
+        ).parked
         assert "reset_url" in _parked(store)[0].error
 
 
 class TestDeliver:
-    def test_sends_and_forgets_the_payload(self, store, mailer, directory, options, clock):
+    def test_sends_and_forgets_the_payload(self, courier, store, mailer, clock):
         payload = payloads.password_reset_requested("ada@acme.test")
-        outbox.record(store, "auth", "password_reset_requested", payload, clock())
-        outcomes = _deliver(store, mailer, directory, options, clock)
+        use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
+        outcomes = use_cases.deliver_due(courier)
         assert [o.status for o in outcomes] == ["sent"]
         (message,) = mailer.sent
         assert message["Subject"] == "Reset your License Portal password"
         assert payload["reset_url"] in message.get_body(("plain",)).get_content()
         row = _row(store, payload["event_id"])
-        assert (row.status, row.attempts, row.sent_at) == ("sent", 1, clock())
+        assert (row.status, row.attempts, row.sent_at) == ("sent", 1, clock.now())
         # the reset link does not outlive the email in the database
         assert row.payload is None and row.next_attempt_at is None
-        assert _deliver(store, mailer, directory, options, clock) == []
+        assert use_cases.deliver_due(courier) == []
 
-    def test_a_mail_server_failure_is_retried_with_backoff(
-        self, store, mailer, directory, options, clock
-    ):
+    def test_a_mail_server_failure_is_retried_with_backoff(self, courier, store, mailer, clock):
         payload = payloads.company_created("ada@acme.test")
-        outbox.record(store, "auth", "company_created", payload, clock())
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
         mailer.failures = 3
-        start = clock()
+        start = clock.now()
         expected_waits = [30, 60, 120]
         for attempt, wait in enumerate(expected_waits, start=1):
-            (outcome,) = _deliver(store, mailer, directory, options, clock)
+            (outcome,) = use_cases.deliver_due(courier)
             assert outcome.status == domain.RETRY
             row = _row(store, payload["event_id"])
             assert (row.status, row.attempts) == ("pending", attempt)
-            assert row.next_attempt_at == clock() + timedelta(seconds=wait)
+            assert row.next_attempt_at == clock.now() + timedelta(seconds=wait)
             assert row.last_error == "SMTP server smtp.test:25 answered 451: try later"
             assert row.payload == payload  # kept until it is sent
             # not due before its time
-            clock.advance(wait - 1)
-            assert _deliver(store, mailer, directory, options, clock) == []
-            clock.advance(1)
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+            clock.advance(seconds=wait - 1)
+            assert use_cases.deliver_due(courier) == []
+            clock.advance(seconds=1)
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
         row = _row(store, payload["event_id"])
         assert (row.status, row.attempts, row.payload) == ("sent", 4, None)
-        assert clock() - start == timedelta(seconds=sum(expected_waits))
+        assert clock.now() - start == timedelta(seconds=sum(expected_waits))
 
-    def test_licensing_recipients_come_from_auth(self, store, mailer, directory, options, clock):
+    def test_licensing_recipients_come_from_auth(self, courier, store, mailer, directory, clock):
         company = directory.add(payloads.company("Grace@Navy.TEST", contact_name="Grace"))
         payload = payloads.installation_activated(company["customer_id"], machine_name="LAB-9")
-        outbox.record(store, "licensing", "installation_activated", payload, clock())
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        use_cases.record(store, "licensing", "installation_activated", payload, clock.now())
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent"
         assert directory.calls == [company["customer_id"]]
         (message,) = mailer.to("grace@navy.test")
@@ -152,74 +153,76 @@ class TestDeliver:
         assert _row(store, payload["event_id"]).recipient == "grace@navy.test"
 
     def test_auth_unavailable_is_a_retry_not_a_failure(
-        self, store, mailer, directory, options, clock
+        self, courier, store, mailer, directory, clock
     ):
         company = directory.add(payloads.company())
         payload = payloads.license_issued(company["customer_id"])
-        outbox.record(store, "licensing", "license_issued", payload, clock())
+        use_cases.record(store, "licensing", "license_issued", payload, clock.now())
         directory.unavailable = True
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == domain.RETRY
         row = _row(store, payload["event_id"])
         assert (row.status, row.attempts) == ("pending", 1)
         assert row.last_error == "Cannot look up the recipient: auth answered service_unavailable."
         directory.unavailable = False
-        clock.advance(30)
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        clock.advance(seconds=30)
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
 
-    def test_an_unknown_company_fails_for_good(self, store, mailer, directory, options, clock):
+    def test_an_unknown_company_fails_for_good(self, courier, store, mailer, clock):
         payload = payloads.license_expiring("C0000000")
-        outbox.record(store, "licensing", "license_expiring", payload, clock())
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        use_cases.record(store, "licensing", "license_expiring", payload, clock.now())
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "failed"
         row = _row(store, payload["event_id"])
         assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
         assert "No company with customer ID C0000000 (company_not_found)" in row.last_error
         assert mailer.sent == []
-        clock.advance(7200)
-        assert _deliver(store, mailer, directory, options, clock) == []
+        clock.advance(seconds=7200)
+        assert use_cases.deliver_due(courier) == []
 
-    def test_an_expired_reset_link_is_failed_and_forgotten(
-        self, store, mailer, directory, options, clock
-    ):
+    def test_an_expired_reset_link_is_failed_and_forgotten(self, courier, store, mailer, clock):
         payload = payloads.password_reset_requested(expires_in=timedelta(minutes=30))
-        outbox.record(store, "auth", "password_reset_requested", payload, clock())
+        use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         mailer.failures = 100
-        clock.advance(31 * 60)  # the mail server stayed down for longer than the link lives
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        clock.advance(seconds=31 * 60)  # the mail server stayed down for longer than the link lives
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "failed" and mailer.attempts == 0
         row = _row(store, payload["event_id"])
         assert row.last_error == "The reset link expired before the email could be sent."
         assert payload["reset_url"] not in repr(row.payload)
 
-    def test_an_unexpected_error_is_retried(self, store, mailer, directory, options, clock):
+    def test_an_unexpected_error_is_retried(self, courier, store, mailer, clock):
         payload = payloads.company_created()
-        outbox.record(store, "auth", "company_created", payload, clock())
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
         mailer.failures, mailer.error = 1, RuntimeError("bug with s3cret inside")
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == domain.RETRY
         row = _row(store, payload["event_id"])
         assert row.last_error == "Unexpected error: RuntimeError"
         assert row.status == "pending"
 
-    def test_a_mail_server_failure_ends_the_pass(self, store, mailer, directory, options, clock):
+    def test_a_mail_server_failure_ends_the_pass(self, courier, store, mailer, clock):
         for _ in range(3):
-            outbox.record(store, "auth", "company_created", payloads.company_created(), clock())
+            use_cases.record(
+                store, "auth", "company_created", payloads.company_created(), clock.now()
+            )
         mailer.failures = 1
-        assert [o.status for o in _deliver(store, mailer, directory, options, clock)] == ["retry"]
+        assert [o.status for o in use_cases.deliver_due(courier)] == ["retry"]
         # the other two go out on the next pass
-        assert [o.status for o in _deliver(store, mailer, directory, options, clock)] == [
+        assert [o.status for o in use_cases.deliver_due(courier)] == [
             "sent",
             "sent",
         ]
 
-    def test_only_id_delivers_just_that_row(self, store, mailer, directory, options, clock):
-        first = outbox.record(store, "auth", "company_created", payloads.company_created(), clock())
-        second = outbox.record(
-            store, "auth", "company_created", payloads.company_created(), clock()
+    def test_only_id_delivers_just_that_row(self, courier, store, mailer, clock):
+        first = use_cases.record(
+            store, "auth", "company_created", payloads.company_created(), clock.now()
         )
-        outcomes = _deliver(store, mailer, directory, options, clock, only_id=second.delivery_id)
+        second = use_cases.record(
+            store, "auth", "company_created", payloads.company_created(), clock.now()
+        )
+        outcomes = use_cases.deliver_due(courier, only_id=second.delivery_id)
         assert len(outcomes) == 1 and len(mailer.sent) == 1
         with store.repository() as repo:
             statuses = {row.id: row.status for row in repo.deliveries()}
@@ -228,28 +231,28 @@ class TestDeliver:
 
 class TestLeases:
     def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
-        self, store, mailer, directory, options, clock
+        self, courier, store, mailer, options, clock
     ):
         payload = payloads.company_created()
-        outbox.record(store, "auth", "company_created", payload, clock())
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
         with store.repository() as repo:
-            first = repo.claim_next(clock(), options.lease)
+            first = repo.claim_next(clock.now(), options.lease)
         assert first.attempts == 1 and first.payload == payload
         row = _row(store, payload["event_id"])
-        assert (row.status, row.next_attempt_at) == ("sending", clock() + options.lease)
+        assert (row.status, row.next_attempt_at) == ("sending", clock.now() + options.lease)
 
-        clock.advance(options.lease.total_seconds() - 1)
-        assert _deliver(store, mailer, directory, options, clock) == []
+        clock.advance(seconds=options.lease.total_seconds() - 1)
+        assert use_cases.deliver_due(courier) == []
 
         # the first worker died: once the lease runs out, another takes over
-        clock.advance(1)
-        (outcome,) = _deliver(store, mailer, directory, options, clock)
+        clock.advance(seconds=1)
+        (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
         assert _row(store, payload["event_id"]).attempts == 2
 
         # the first worker's late report changes nothing
         with store.repository() as repo:
-            assert not repo.finish(first, domain.fail("stale"), clock())
+            assert not repo.finish(first, domain.fail("stale"), clock.now())
         row = _row(store, payload["event_id"])
         assert (row.status, row.last_error) == ("sent", None)
 
@@ -257,47 +260,43 @@ class TestLeases:
         self, store, clock, options
     ) -> None:
         payload = payloads.company_created()
-        outbox.record(store, "auth", "company_created", payload, clock())
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
         with store.repository() as repo:
-            stale = repo.claim_next(clock(), options.lease)
-        clock.advance(options.lease.total_seconds())
+            stale = repo.claim_next(clock.now(), options.lease)
+        clock.advance(seconds=options.lease.total_seconds())
         with store.repository() as repo:
-            current = repo.claim_next(clock(), options.lease)
+            current = repo.claim_next(clock.now(), options.lease)
         assert (stale.attempts, current.attempts) == (1, 2)
         # both think they own the row; only the newer claim may record an outcome
         with store.repository() as repo:
-            assert not repo.finish(stale, domain.fail("stale worker"), clock())
+            assert not repo.finish(stale, domain.fail("stale worker"), clock.now())
         row = _row(store, payload["event_id"])
         assert (row.status, row.attempts, row.last_error) == ("sending", 2, None)
         with store.repository() as repo:
-            assert repo.finish(current, domain.sent("ada@acme.test"), clock())
+            assert repo.finish(current, domain.sent("ada@acme.test"), clock.now())
         assert _row(store, payload["event_id"]).status == "sent"
 
 
 def test_values_the_database_refuses_are_parked(store, clock, monkeypatch) -> None:
-    from sqlalchemy.exc import DataError
+    def refuse_deliveries(session, table, values):
+        if table.name == "deliveries":
+            raise DataError("INSERT INTO deliveries ...", {}, ValueError("value too long"))
+        return insert_ignore(session, table, values)
 
-    from services.notify.repository import NotifyRepository
-
-    def refuse(self, **values):
-        raise DataError("INSERT INTO deliveries ...", {}, ValueError("value too long"))
-
-    monkeypatch.setattr(NotifyRepository, "add_delivery", refuse)
+    monkeypatch.setattr(repository, "insert_ignore", refuse_deliveries)
     payload = payloads.company_created()
-    assert outbox.record(store, "auth", "company_created", payload, clock()).parked
+    assert use_cases.record(store, "auth", "company_created", payload, clock.now()).parked
     (parked,) = _parked(store)
     assert parked.error == "The database refused the payload: ValueError"
     assert parked.event_id == payload["event_id"]
 
 
-def test_auth_being_down_ends_the_pass(store, mailer, directory, options, clock) -> None:
+def test_auth_being_down_ends_the_pass(courier, store, directory, clock) -> None:
     company = directory.add(payloads.company())
     for _ in range(3):
         payload = payloads.license_issued(company["customer_id"])
-        outbox.record(store, "licensing", "license_issued", payload, clock())
+        use_cases.record(store, "licensing", "license_issued", payload, clock.now())
     directory.unavailable = True
     # one lookup (one RPC timeout) per pass, not one per waiting email
-    assert [
-        o.status for o in outbox.deliver_due(store, mailer, directory, options, clock=clock)
-    ] == ["retry"]
+    assert [o.status for o in use_cases.deliver_due(courier)] == ["retry"]
     assert len(directory.calls) == 1

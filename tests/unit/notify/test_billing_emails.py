@@ -20,7 +20,8 @@ def test_a_receipt_email_shows_the_receipt_the_amount_and_the_card() -> None:
             assert "R-2026-000123" in body
             assert "EUR 147.00" in body
             assert "Visa ending in 4242" in body
-    text, _ = render("offline_payment_recorded", payloads.billing_events("C7")[kind])
+    offline = payloads.billing_events("C7")["offline_payment_recorded"]
+    text, _ = render("offline_payment_recorded", offline)
     assert "not listed in the portal" in text
 
 

@@ -1,4 +1,4 @@
-"""Outbox use cases: record an event as a pending email, then deliver due emails with retries.
+"""Use cases of the mail queue: record an event as a pending email, deliver due emails, list.
 
 Recording and sending are separate on purpose. The event handler only writes a row (in its
 own transaction, idempotent by `event_id`) and lets the message be acked; the delivery
@@ -9,20 +9,15 @@ A crash between the two loses nothing: the row is still due, or its lease runs o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.exc import DataError
-
-from common import settings
 from common.errors import PortalError
-from common.timeutil import utcnow
-from services.notify import domain, mailers, rendering, schemas
-from services.notify.exceptions import DeliveryError, InvalidEvent
+from services.notify import domain, rendering, schemas, views
+from services.notify.exceptions import DeliveryError, InvalidEvent, ValuesRefused
 from services.notify.mailers import Mailer
-from services.notify.repository import Store
+from services.notify.repository import NotifyRepository, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +32,31 @@ class CompanyDirectory(Protocol):
     def get_company(self, customer_id: str) -> dict[str, Any]: ...
 
 
+class Clock(Protocol):
+    """`common.clock.Clock`'s worker object, or `tests.support.fakes.FixedClock`."""
+
+    def now(self) -> datetime: ...
+
+
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """The settings of the delivery worker, read once per worker."""
+    """The settings of the delivery worker (`dependencies.DeliverySettings` reads them)."""
 
     sender: str
     portal_url: str
     retry_base: timedelta = domain.DEFAULT_RETRY_BASE
     lease: timedelta = domain.DEFAULT_LEASE
 
-    @classmethod
-    def from_settings(cls) -> DeliveryOptions:
-        return cls(
-            sender=mailers.mail_from(),
-            portal_url=settings.portal_url(),
-            retry_base=timedelta(
-                seconds=settings.get_float(
-                    "NOTIFY_RETRY_BASE_SECONDS", domain.DEFAULT_RETRY_BASE.total_seconds()
-                )
-            ),
-            lease=timedelta(
-                seconds=settings.get_float(
-                    "NOTIFY_LEASE_SECONDS", domain.DEFAULT_LEASE.total_seconds()
-                )
-            ),
-        )
+
+@dataclass(frozen=True)
+class Courier:
+    """What delivering needs: the queue's store, the mailer, auth, the settings, a clock."""
+
+    store: Store
+    mailer: Mailer
+    directory: CompanyDirectory
+    options: DeliveryOptions
+    clock: Clock
 
 
 @dataclass(frozen=True)
@@ -76,21 +71,23 @@ class Recorded:
         return self.delivery_id is None and not self.parked
 
 
-def prepare(kind: str, payload: Any) -> dict[str, Any]:
-    """The outbox row of a valid event; `InvalidEvent` if no email can be made of it."""
-    data = schemas.load_event(kind, payload)
-    recipient = None
-    if kind in domain.RECIPIENT_IN_PAYLOAD:
-        recipient = domain.recipient_from_payload(data).email
-    return {
-        "event_id": data["event_id"],
-        "kind": kind,
-        "customer_id": domain.customer_id_of(kind, data),
-        "recipient": recipient,
-        "subject": domain.subject(kind, data),
-        # the event as it came: the email is rendered from it at send time
-        "payload": payload,
-    }
+# --- recording ---------------------------------------------------------------------------
+
+
+def accept(courier: Courier, source: str, kind: str, payload: Any) -> Recorded:
+    """Record the email an event asks for, then try to send it at once.
+
+    Only a failure to record leaves this function (the event goes back to the queue). Once
+    the row is committed the event may be acked whatever happens: sending at once just saves
+    the wait for the next timer tick, and the timer retries whatever this send did not finish.
+    """
+    recorded = record(courier.store, source, kind, payload, courier.clock.now())
+    if recorded.delivery_id is not None:
+        try:
+            deliver_due(courier, only_id=recorded.delivery_id)
+        except Exception:
+            log.exception("immediate delivery of %s failed; the timer will retry", kind)
+    return recorded
 
 
 def record(store: Store, source: str, kind: str, payload: Any, now: datetime) -> Recorded:
@@ -105,15 +102,28 @@ def record(store: Store, source: str, kind: str, payload: Any, now: datetime) ->
     try:
         with store.repository() as repo:
             delivery_id = repo.add_delivery(source=source, now=now, **row)
-    except (DataError, ValueError) as exc:
-        # the database (or its driver, for NUL characters) refused the values themselves, not
-        # the connection: a redelivery would fail the same way forever, so this is poison too
-        cause = exc.orig if isinstance(exc, DataError) else exc
-        error = f"The database refused the payload: {type(cause).__name__}"
-        return _park(store, source, kind, payload, error, now)
+    except ValuesRefused as exc:
+        return _park(store, source, kind, payload, f"The database refused the payload: {exc}", now)
     if delivery_id is None:
         log.info("event %s (%s) was recorded before; nothing to do", row["event_id"], kind)
     return Recorded(delivery_id=delivery_id)
+
+
+def prepare(kind: str, payload: Any) -> dict[str, Any]:
+    """The delivery row of a valid event; `InvalidEvent` if no email can be made of it."""
+    data = schemas.load_event(kind, payload)
+    recipient = None
+    if kind in domain.RECIPIENT_IN_PAYLOAD:
+        recipient = domain.recipient_from_payload(data).email
+    return {
+        "event_id": data["event_id"],
+        "kind": kind,
+        "customer_id": domain.customer_id_of(kind, data),
+        "recipient": recipient,
+        "subject": domain.subject(kind, data),
+        # the event as it came: the email is rendered from it at send time
+        "payload": payload,
+    }
 
 
 def _park(
@@ -130,7 +140,7 @@ def _park(
                 error=error,
                 now=now,
             )
-    except (DataError, ValueError):
+    except ValuesRefused:
         # even the raw payload cannot be stored: keep the reason, drop the payload
         with store.repository() as repo:
             repo.park(
@@ -168,28 +178,58 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix.rstrip('.') or 'payload'}: {messages}"]
 
 
-def resolve_recipient(
-    claim: domain.Claim, data: dict[str, Any], directory: CompanyDirectory
-) -> domain.Recipient:
-    """From the payload for auth's events; from auth, at send time, for the others."""
-    if claim.kind in domain.RECIPIENT_IN_PAYLOAD:
-        return domain.recipient_from_payload(data)
-    return domain.recipient_from_company(directory.get_company(claim.customer_id))
+# --- delivering --------------------------------------------------------------------------
 
 
-def attempt(
-    claim: domain.Claim,
-    mailer: Mailer,
-    directory: CompanyDirectory,
-    options: DeliveryOptions,
-    now: datetime,
-) -> domain.Outcome:
+def deliver_due(
+    courier: Courier, *, only_id: int | None = None, limit: int = 100
+) -> list[domain.Outcome]:
+    """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
+
+    One claim per transaction keeps every lease as long as one send, not a batch. The pass
+    stops at the first failure of the mail server or of auth: the rest would most likely
+    fail the same way (each after a timeout), and the next pass comes soon.
+    """
+    outcomes: list[domain.Outcome] = []
+    while len(outcomes) < limit:
+        with courier.store.repository() as repo:
+            claim = repo.claim_next(courier.clock.now(), courier.options.lease, only_id)
+        if claim is None:
+            break
+        outcome = deliver(courier, claim)
+        outcomes.append(outcome)
+        if only_id is not None or outcome.halts_pass:
+            break
+    return outcomes
+
+
+def deliver(courier: Courier, claim: domain.Claim) -> domain.Outcome:
+    """Attempt one claimed delivery and record the outcome (sent, retry later, or failed)."""
+    now = courier.clock.now()
+    try:
+        outcome = attempt(courier, claim, now)
+    except Exception as exc:
+        log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
+        outcome = domain.retry(
+            claim.attempts,
+            now,
+            f"Unexpected error: {type(exc).__name__}",
+            courier.options.retry_base,
+        )
+    with courier.store.repository() as repo:
+        recorded = repo.finish(claim, outcome, courier.clock.now())
+    _log_outcome(claim, outcome, recorded)
+    return outcome
+
+
+def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.Outcome:
     """Render and send one claimed email; what became of it."""
+    options = courier.options
     data = schemas.load_event(claim.kind, claim.payload)  # it was valid when recorded
     if domain.link_expired(claim.kind, data, now):
         return domain.fail("The reset link expired before the email could be sent.")
     try:
-        recipient = resolve_recipient(claim, data, directory)
+        recipient = resolve_recipient(claim, data, courier.directory)
     except PortalError as exc:
         if exc.code == COMPANY_NOT_FOUND:
             return domain.fail(
@@ -210,7 +250,7 @@ def attempt(
         )
     message = rendering.compose(claim, data, recipient, options.sender, options.portal_url, now)
     try:
-        mailer.send(message)
+        courier.mailer.send(message)
     except DeliveryError as exc:
         return domain.retry(
             claim.attempts,
@@ -223,25 +263,16 @@ def attempt(
     return domain.sent(recipient.email)
 
 
-def deliver(
-    store: Store,
-    claim: domain.Claim,
-    mailer: Mailer,
-    directory: CompanyDirectory,
-    options: DeliveryOptions,
-    clock: Callable[[], datetime] = utcnow,
-) -> domain.Outcome:
-    """Attempt one claimed delivery and record the outcome (sent, retry later, or failed)."""
-    now = clock()
-    try:
-        outcome = attempt(claim, mailer, directory, options, now)
-    except Exception as exc:
-        log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
-        outcome = domain.retry(
-            claim.attempts, now, f"Unexpected error: {type(exc).__name__}", options.retry_base
-        )
-    with store.repository() as repo:
-        recorded = repo.finish(claim, outcome, clock())
+def resolve_recipient(
+    claim: domain.Claim, data: dict[str, Any], directory: CompanyDirectory
+) -> domain.Recipient:
+    """From the payload for auth's events; from auth, at send time, for the others."""
+    if claim.kind in domain.RECIPIENT_IN_PAYLOAD:
+        return domain.recipient_from_payload(data)
+    return domain.recipient_from_company(directory.get_company(claim.customer_id))
+
+
+def _log_outcome(claim: domain.Claim, outcome: domain.Outcome, recorded: bool) -> None:
     if not recorded:
         log.warning(
             "delivery %s (%s): the claim's lease ran out before attempt %d finished; "
@@ -263,33 +294,16 @@ def deliver(
             outcome.error,
             outcome.retry_at.isoformat(),
         )
-    return outcome
 
 
-def deliver_due(
-    store: Store,
-    mailer: Mailer,
-    directory: CompanyDirectory,
-    options: DeliveryOptions,
-    *,
-    only_id: int | None = None,
-    limit: int = 100,
-    clock: Callable[[], datetime] = utcnow,
-) -> list[domain.Outcome]:
-    """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
+# --- reading -----------------------------------------------------------------------------
 
-    One claim per transaction keeps every lease as long as one send, not a batch. The pass
-    stops at the first failure of the mail server or of auth: the rest would most likely
-    fail the same way (each after a timeout), and the next pass comes soon.
-    """
-    outcomes: list[domain.Outcome] = []
-    while len(outcomes) < limit:
-        with store.repository() as repo:
-            claim = repo.claim_next(clock(), options.lease, only_id)
-        if claim is None:
-            break
-        outcome = deliver(store, claim, mailer, directory, options, clock)
-        outcomes.append(outcome)
-        if only_id is not None or outcome.halts_pass:
-            break
-    return outcomes
+
+def list_deliveries(repo: NotifyRepository, limit: int, recipient: str | None) -> list[dict]:
+    """The most recent deliveries first (to `recipient` only, if given), as ops sees them."""
+    return [views.delivery_view(delivery) for delivery in repo.deliveries(limit, recipient)]
+
+
+def list_parked(repo: NotifyRepository, limit: int) -> list[dict]:
+    """The most recently parked events first, without their payloads."""
+    return [views.parked_view(parked) for parked in repo.parked(limit)]

@@ -1,4 +1,4 @@
-"""nameko dependencies of the licensing service: its keys, and a timer read from settings."""
+"""nameko dependencies of the licensing service: its certificate keys and password box."""
 
 from __future__ import annotations
 
@@ -49,5 +49,5 @@ class LicensingKeys(DependencyProvider):
     def setup(self) -> None:
         self.keys = load_keys()
 
-    def get_dependency(self, worker_ctx) -> Keys:
+    def get_dependency(self, worker_ctx: object) -> Keys:
         return self.keys

@@ -1,4 +1,5 @@
-"""Licensing rules as plain Python: IDs, activation passwords, status, seats, expiry notices."""
+"""Licensing rules as plain Python: IDs, activation passwords, status, seats, renewals,
+expiry notices, validation codes."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ DAY = timedelta(days=1)
 
 HISTORY_PAGE_DEFAULT = 50
 HISTORY_PAGE_MAX = 200
+
+# a `payment_succeeded` from billing: applied to a license, or parked (it never can be)
+PAYMENT_APPLIED, PAYMENT_PARKED = "applied", "parked"
 
 
 def _groups(count: int) -> str:
@@ -88,6 +92,14 @@ def license_status(
 
 def has_free_seat(seats: int, in_use: int) -> bool:
     return in_use < seats
+
+
+def renewal_extends(expires_at: datetime | None, period_end: datetime) -> bool:
+    """A paid renewal moves the expiry only forward, and a perpetual license stays perpetual.
+
+    `renewal_extends(None, end)` is False; `renewal_extends(end, end)` is False too.
+    """
+    return expires_at is not None and expires_at < period_end
 
 
 def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:

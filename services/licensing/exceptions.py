@@ -1,6 +1,8 @@
-"""Errors the licensing service raises across the bus (codes are part of the public contract)."""
+"""Errors the licensing service raises across the bus (codes are part of the public contract),
+and the one that never crosses it: a payment event to park."""
 
 from common.errors import Conflict, NotFound, PortalError
+from common.handlers import Poison
 
 
 class InvalidCredentials(PortalError):
@@ -50,6 +52,11 @@ class ProductExists(Conflict):
     message = "A product with this code already exists."
 
 
+class PaymentNotApplicable(Poison):
+    """A `payment_succeeded` that can never be applied here (unknown product, another
+    company's license, a renewal naming no license): the handler parks it."""
+
+
 __all__ = [
     "InstallationNotFound",
     "InvalidCredentials",
@@ -57,7 +64,7 @@ __all__ = [
     "LicenseNotFound",
     "LicenseSuspended",
     "NoSeatsAvailable",
-    "PortalError",
+    "PaymentNotApplicable",
     "ProductExists",
     "ProductNotFound",
     "TooManyAttempts",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from common.db import insert_ignore
 from services.licensing import domain
 from services.licensing.models import (
     ActivationFailure,
@@ -16,6 +18,8 @@ from services.licensing.models import (
     HistoryEvent,
     Installation,
     License,
+    LicensingBase,
+    PaymentEvent,
     Product,
 )
 
@@ -33,28 +37,36 @@ _VALIDATION_FACTS = select(
 ).where(License.license_id == bindparam("license_id"))
 
 
+def _values(entity: LicensingBase) -> dict[str, Any]:
+    """The column values a transient entity was given (None: left to the database)."""
+    return {
+        column.key: getattr(entity, column.key)
+        for column in type(entity).__table__.columns
+        if getattr(entity, column.key) is not None
+    }
+
+
 class LicensingRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, entity) -> None:
+    def add(self, entity: LicensingBase) -> None:
         self.session.add(entity)
         self.session.flush()
 
-    def add_later(self, entity) -> None:
+    def add_later(self, entity: LicensingBase) -> None:
         """Written with the commit (nothing needs its id now)."""
         self.session.add(entity)
 
-    def insert(self, entity) -> None:
+    def insert(self, entity: LicensingBase) -> None:
         """A plain INSERT of a new row from a transient entity, without the unit of work
         (cheaper on the hot path; the entity stays detached, its id unknown)."""
-        table = type(entity).__table__
-        values = {
-            column.key: getattr(entity, column.key)
-            for column in table.columns
-            if getattr(entity, column.key) is not None
-        }
-        self.session.execute(insert(table).values(values))
+        self.session.execute(insert(type(entity).__table__).values(_values(entity)))
+
+    def add_unique(self, entity: LicensingBase) -> bool:
+        """Insert unless a row with one of its unique keys exists (a concurrent insert
+        included); True when this call inserted it. The entity stays detached."""
+        return insert_ignore(self.session, type(entity).__table__, _values(entity))
 
     # products
     def product_by_code(self, code: str) -> Product | None:
@@ -149,15 +161,13 @@ class LicensingRepository:
         self, license_pk: int, expires_at: datetime, threshold: int, now: datetime
     ) -> bool:
         """Record the notice unless someone already did; True when this call recorded it."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(ExpiryNotice)
-            .values(license_pk=license_pk, expires_at=expires_at, threshold=threshold, sent_at=now)
-            .on_conflict_do_nothing(index_elements=["license_pk", "expires_at", "threshold"])
-            .returning(ExpiryNotice.id)
-        )
-        return self.session.execute(statement).scalar() is not None
+        values = {
+            "license_pk": license_pk,
+            "expires_at": expires_at,
+            "threshold": threshold,
+            "sent_at": now,
+        }
+        return insert_ignore(self.session, ExpiryNotice.__table__, values)
 
     # installations
     def installations(self, license_pk: int) -> list[Installation]:
@@ -192,7 +202,7 @@ class LicensingRepository:
             execution_options={"synchronize_session": False},
         ).one()
 
-    def count_active(self, license_pk: int) -> int:
+    def seats_in_use_of(self, license_pk: int) -> int:
         return self.session.scalar(
             select(func.count())
             .select_from(Installation)
@@ -273,3 +283,48 @@ class LicensingRepository:
 
     def prune_failures(self, before: datetime) -> None:
         self.session.execute(delete(ActivationFailure).where(ActivationFailure.at < before))
+
+    # payments from billing
+    def record_payment(
+        self, event_id: str, receipt_number: str, customer_id: str, kind: str, now: datetime
+    ) -> bool:
+        """Claim a `payment_succeeded` as applied; False when this event or this receipt was
+        seen before (the claim and the license change commit together)."""
+        values = {
+            "event_id": event_id,
+            "receipt_number": receipt_number,
+            "customer_id": customer_id,
+            "kind": kind,
+            "status": domain.PAYMENT_APPLIED,
+            "received_at": now,
+        }
+        return insert_ignore(self.session, PaymentEvent.__table__, values)
+
+    def set_payment_license(self, event_id: str, license_id: str) -> None:
+        self.session.execute(
+            update(PaymentEvent)
+            .where(PaymentEvent.event_id == event_id)
+            .values(license_id=license_id),
+            execution_options={"synchronize_session": False},
+        )
+
+    def park_payment(self, event_id: str, reason: str, payload: Any, now: datetime) -> None:
+        """Keep an event that can never be applied, for staff (once per `event_id`)."""
+        values = {
+            "event_id": event_id,
+            "status": domain.PAYMENT_PARKED,
+            "error": reason[:2000],
+            "payload": json.dumps(payload, default=str)[:100_000],
+            "received_at": now,
+        }
+        insert_ignore(self.session, PaymentEvent.__table__, values)
+
+    def license_paid_by(self, receipt_number: str, customer_id: str) -> str | None:
+        """The license ID an applied payment of this company issued or extended."""
+        return self.session.scalar(
+            select(PaymentEvent.license_id).where(
+                PaymentEvent.receipt_number == receipt_number,
+                PaymentEvent.customer_id == customer_id,
+                PaymentEvent.status == domain.PAYMENT_APPLIED,
+            )
+        )

@@ -1,11 +1,12 @@
-"""RPC payloads of the licensing service, validated on the way in (the gateway checks too)."""
+"""RPC payloads of the licensing service, validated on the way in (the gateway checks too),
+and the `payment_succeeded` event it consumes from billing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
 from common.schemas import StrictSchema, Text
 from services.licensing import domain
@@ -72,7 +73,46 @@ class HistoryQuery(StrictSchema):
     )
     before = fields.Integer(load_default=None, allow_none=True, strict=True)
 
+    @pre_load
+    def _cursor_from_text(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # `next_before` is handed out as a string; a caller passes it back as it came
+        before = data.get("before")
+        if isinstance(before, str) and before.isdigit() and len(before) < 19:
+            return {**data, "before": int(before)}
+        return data
+
 
 class DeactivateInstallation(StrictSchema):
     installation_id = Text(domain.INSTALLATION_ID_MAX)
     source = fields.String(required=True, validate=SOURCE)
+
+
+# --- events consumed --------------------------------------------------------------------
+
+
+class _EventPart(Schema):
+    """Events may grow fields: what licensing does not use is ignored, not refused."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class _Payment(_EventPart):
+    receipt_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+class _Purchase(_EventPart):
+    kind = fields.String(required=True, validate=validate.OneOf(["new", "renewal"]))
+    product_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    period_end = fields.AwareDateTime(required=True, default_timezone=UTC)
+    license_id = fields.String(load_default=None, allow_none=True)
+
+
+class PaymentSucceeded(_EventPart):
+    """billing's `payment_succeeded`: what licensing needs to issue or extend a license."""
+
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    customer_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    payment = fields.Nested(_Payment, required=True)
+    purchase = fields.Nested(_Purchase, required=True)

@@ -1,4 +1,8 @@
-"""The licensing service: products, licenses, activations and activation certificates."""
+"""The licensing service: products, licenses, activations and activation certificates.
+
+Every entrypoint of the service is here: it loads its payload, runs one use case of
+`use_cases/` through the unit of work and answers the result.
+"""
 
 from __future__ import annotations
 
@@ -6,65 +10,47 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from marshmallow import ValidationError
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from common import outbox
+from common.clock import Clock
 from common.db import Database
-from common.errors import PortalError, validation_error
+from common.errors import PortalError
 from common.events import EventBus
+from common.handlers import Poison, reliable_handler
 from common.rpc import RpcClient
-from common.schemas import load
+from common.schemas import load, optional_text_arg, text_arg
 from common.timers import configured_timer
-from common.timeutil import utcnow
-from services.licensing import activations, domain, licenses, payments, schemas
+from common.unit_of_work import Outcome, UnitOfWork
+from services.licensing import domain, schemas, views
 from services.licensing.crypto import BadSignature
 from services.licensing.dependencies import LicensingKeys
 from services.licensing.exceptions import InvalidCredentials
-from services.licensing.licenses import Outcome
 from services.licensing.models import EventOutbox, License
 from services.licensing.repository import LicensingRepository
+from services.licensing.use_cases import activations, expiry, licenses, payments, products
+from services.licensing.use_cases.activations import SeatFacts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
 
-
-def _text(value: Any, name: str, max_length: int = 64) -> str:
-    """A plain string argument of an RPC method, or `validation_error` naming it."""
-    if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
-        raise validation_error({name: [f"Expected a string of 1 to {max_length} characters."]})
-    return value
+# the work an activation password unlocks: `(repo, locked license, seat facts) -> Outcome`
+Step = Callable[[LicensingRepository, License, SeatFacts | None], Outcome]
 
 
-def _customer(value: Any) -> str | None:
-    return None if value is None else _text(value, "customer_id", 32)
-
-
-class LicensingService(payments.PaymentHandlers):
+class LicensingService:
     name = "licensing"
 
     db = Database("licensing", MIGRATIONS)
     events = EventBus()
     keys = LicensingKeys()
     auth = RpcClient("auth")
+    clock = Clock()
 
-    def _publish(self, outcome: Outcome, staged: list) -> Outcome:
-        """After the commit: publish the staged events, then raise a refusal if there was one."""
-        outbox.flush(self.db, EventOutbox, self.events, staged)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome
-
-    def _run(self, use_case: Callable[..., Outcome], *args: Any) -> Outcome:
-        """Run a use case in one transaction with its events staged, then publish them."""
-        with self.db.transaction() as session:
-            outcome = use_case(LicensingRepository(session), *args)
-            staged = outbox.stage(session, EventOutbox, outcome.events)
-        return self._publish(outcome, staged)
-
-    def _read(self, use_case: Callable[..., Any], *args: Any) -> Any:
-        with self.db.transaction() as session:
-            return use_case(LicensingRepository(session), *args)
+    @property
+    def _uow(self) -> UnitOfWork[LicensingRepository]:
+        return UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -78,13 +64,12 @@ class LicensingService(payments.PaymentHandlers):
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
         """`{"code": "cadpro", "name": "CAD Pro"}` → `{"code", "name"}`; `product_exists`."""
         data = load(schemas.CreateProduct(), payload)
-        return self._read(licenses.create_product, data, utcnow())
+        return self._uow.run(products.create_product, data, self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def list_products(self) -> list[dict[str, Any]]:
         """→ `[{"code": "cadpro", "name": "CAD Pro"}, ...]`, by code."""
-        with self.db.transaction() as session:
-            return [licenses.product_view(p) for p in LicensingRepository(session).products()]
+        return self._uow.read(products.list_products)
 
     @rpc(expected_exceptions=PortalError)
     def issue_license(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +83,7 @@ class LicensingService(payments.PaymentHandlers):
         """
         data = load(schemas.IssueLicense(), payload)
         self.auth.get_company(data["customer_id"])
-        return self._run(licenses.issue_license, self.keys.box, data, utcnow()).result
+        return self._uow.run(licenses.issue_license, self.keys.box, data, self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
@@ -108,19 +93,21 @@ class LicensingService(payments.PaymentHandlers):
         With `customer_id`, another company's license is `license_not_found`, as is a
         license that does not exist.
         """
-        return self._read(
+        return self._uow.read(
             licenses.get_license,
             self.keys.box,
-            _text(license_id, "license_id"),
-            _customer(customer_id),
-            utcnow(),
+            text_arg(license_id, "license_id"),
+            optional_text_arg(customer_id, "customer_id", 32),
+            self.clock.now(),
         )
 
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
         """`"C4829113"` → `[{license_id, product: {code, name}, seats, seats_in_use,
         expires_at, status, …}]`, oldest first (no activation passwords)."""
-        return self._read(licenses.list_licenses, _text(customer_id, "customer_id", 32), utcnow())
+        return self._uow.read(
+            licenses.list_licenses, text_arg(customer_id, "customer_id", 32), self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def list_installations(
@@ -128,8 +115,10 @@ class LicensingService(payments.PaymentHandlers):
     ) -> list[dict[str, Any]]:
         """→ `[{installation_id, machine_name, status, activated_at, last_seen_at,
         deactivated_at, deactivated_by}]`, newest first; `license_not_found`."""
-        return self._read(
-            licenses.list_installations, _text(license_id, "license_id"), _customer(customer_id)
+        return self._uow.read(
+            licenses.list_installations,
+            text_arg(license_id, "license_id"),
+            optional_text_arg(customer_id, "customer_id", 32),
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -146,13 +135,11 @@ class LicensingService(payments.PaymentHandlers):
         "at", "installation_id", "machine_name", "source", "reason"}], "next_before": "812"
         | null}`; pass `next_before` as `before` for the next (older) page.
         """
-        if isinstance(before, str) and before.isdigit() and len(before) < 19:
-            before = int(before)
         query = load(schemas.HistoryQuery(), {"limit": limit, "before": before})
-        return self._read(
+        return self._uow.read(
             licenses.history,
-            _text(license_id, "license_id"),
-            _customer(customer_id),
+            text_arg(license_id, "license_id"),
+            optional_text_arg(customer_id, "customer_id", 32),
             query["limit"],
             query["before"],
         )
@@ -175,14 +162,14 @@ class LicensingService(payments.PaymentHandlers):
             schemas.DeactivateInstallation(),
             {"installation_id": installation_id, "source": source},
         )
-        return self._run(
-            licenses.deactivate_installation,
-            _text(license_id, "license_id"),
-            _customer(customer_id),
+        return self._uow.run(
+            activations.deactivate_installation,
+            text_arg(license_id, "license_id"),
+            optional_text_arg(customer_id, "customer_id", 32),
             data["installation_id"],
             data["source"],
-            utcnow(),
-        ).result
+            self.clock.now(),
+        )
 
     @rpc(expected_exceptions=PortalError)
     def rotate_activation_password(
@@ -190,81 +177,41 @@ class LicensingService(payments.PaymentHandlers):
     ) -> dict[str, Any]:
         """→ `{"license_id", "activation_password": "K7QX-M2PD-9TRW-H4NC"}`; the old
         password stops working with this answer."""
-        return self._read(
+        return self._uow.run(
             licenses.rotate_activation_password,
             self.keys.box,
-            _text(license_id, "license_id"),
-            _customer(customer_id),
-            utcnow(),
+            text_arg(license_id, "license_id"),
+            optional_text_arg(customer_id, "customer_id", 32),
+            self.clock.now(),
         )
 
     @rpc(expected_exceptions=PortalError)
     def suspend_license(self, license_id: str) -> dict[str, Any]:
         """Staff: `"L-7KQX-M2PD"` → the license, `status: "suspended"` (activations: 403)."""
-        return self._read(licenses.set_suspended, _text(license_id, "license_id"), True, utcnow())
+        return self._uow.run(
+            licenses.set_suspended, text_arg(license_id, "license_id"), True, self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def resume_license(self, license_id: str) -> dict[str, Any]:
         """Staff: lift a suspension → the license with its status from its expiry."""
-        return self._read(licenses.set_suspended, _text(license_id, "license_id"), False, utcnow())
+        return self._uow.run(
+            licenses.set_suspended, text_arg(license_id, "license_id"), False, self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def extend_license(self, license_id: str, expires_at: str) -> dict[str, Any]:
         """Staff: `("L-7KQX-M2PD", "2028-12-31")` → the license (publishes
         `license_extended` with `previous_expires_at`)."""
         data = load(schemas.Extend(), {"expires_at": expires_at})
-        return self._run(
-            licenses.extend, _text(license_id, "license_id"), data["expires_at"], utcnow()
-        ).result
+        return self._uow.run(
+            licenses.extend,
+            text_arg(license_id, "license_id"),
+            data["expires_at"],
+            self.clock.now(),
+        )
 
     # --- the product's activation API ---------------------------------------------------
-
-    def _authorized(
-        self,
-        license_id: str,
-        password: str,
-        work: Callable[..., Outcome],
-        installation_id: str | None = None,
-    ) -> Any:
-        """Run `work(repo, license, seats)` under the license row lock once the password is
-        right (`seats`: the seat facts of `installation_id` when they came with the check).
-
-        The license's own activation password is checked in the same transaction; the
-        company-wide one is asked of auth in between (see `activations`).
-        """
-        box = self.keys.box
-        with self.db.transaction() as session:
-            repo = LicensingRepository(session)
-            gate = activations.open_gate(repo, box, license_id, password, utcnow(), installation_id)
-            if gate.authorized:
-                outcome = work(repo, gate.license, gate.seats)
-                staged = outbox.stage(session, EventOutbox, outcome.events)
-        if gate.authorized:
-            return self._publish(outcome, staged).result
-        try:
-            # an unknown license costs auth the same dummy hash: no timing difference
-            ok = self.auth.verify_company_password(gate.customer_id or "", password)
-        except PortalError:
-            self._take_back(gate.failure_id)
-            raise
-        if not ok or gate.customer_id is None:
-            raise InvalidCredentials()
-        try:
-            with self.db.transaction() as session:
-                repo = LicensingRepository(session)
-                repo.forget_failure(gate.failure_id)
-                license = repo.license(domain.normalize_license_id(license_id), lock=True)
-                outcome = work(repo, license, None)
-                staged = outbox.stage(session, EventOutbox, outcome.events)
-        except PortalError:
-            self._take_back(gate.failure_id)  # the password was right: no failure to count
-            raise
-        return self._publish(outcome, staged).result
-
-    def _take_back(self, failure_id: int | None) -> None:
-        if failure_id is not None:
-            with self.db.transaction() as session:
-                LicensingRepository(session).forget_failure(failure_id)
 
     @rpc(expected_exceptions=PortalError)
     def activate(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -279,18 +226,16 @@ class LicensingService(payments.PaymentHandlers):
         `license_suspended`, `no_seats_available` (`details.machines`).
         """
         data = load(schemas.Activate(), payload)
-
-        def work(repo: LicensingRepository, license: License, seats) -> Outcome:
-            return activations.activate(repo, license, data, utcnow(), seats)
-
         result = self._authorized(
-            data["license_id"], data["password"], work, data["installation_id"]
+            data["license_id"],
+            data["password"],
+            lambda repo, license, seats: activations.activate(
+                repo, license, data, self.clock.now(), seats
+            ),
+            data["installation_id"],
         )
-        return {
-            "activation": result["activation"],
-            "certificate": self.keys.keyring.sign(result["claims"]),
-            "created": result["created"],
-        }
+        # signed after the commit: the license row lock is not held for it
+        return views.activation_reply(result, self.keys.keyring.sign(result["claims"]))
 
     @rpc(expected_exceptions=PortalError)
     def deactivate(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -298,11 +243,13 @@ class LicensingService(payments.PaymentHandlers):
         the installation (`deactivated_by: "product"`); again: the same answer.
         `invalid_credentials`, `too_many_attempts`, `installation_not_found`."""
         data = load(schemas.Deactivate(), payload)
-
-        def work(repo: LicensingRepository, license: License, seats) -> Outcome:
-            return licenses.deactivate(repo, license, data["installation_id"], "product", utcnow())
-
-        return self._authorized(data["license_id"], data["password"], work)
+        return self._authorized(
+            data["license_id"],
+            data["password"],
+            lambda repo, license, seats: activations.deactivate(
+                repo, license, data["installation_id"], "product", self.clock.now()
+            ),
+        )
 
     @rpc(expected_exceptions=PortalError)
     def validate(self, certificate: Any) -> dict[str, Any]:
@@ -312,14 +259,8 @@ class LicensingService(payments.PaymentHandlers):
         try:
             claims = self.keys.keyring.verify(certificate)
         except BadSignature:
-            return {
-                "valid": False,
-                "code": domain.BAD_SIGNATURE,
-                "license_id": None,
-                "installation_id": None,
-                "expires_at": None,
-            }
-        return self._read(activations.validate, claims, utcnow())
+            return views.validation_view(domain.BAD_SIGNATURE)
+        return self._uow.read(activations.validate, claims, self.clock.now())
 
     @rpc
     def signing_keys(self) -> dict[str, Any]:
@@ -327,33 +268,93 @@ class LicensingService(payments.PaymentHandlers):
         "alg": "EdDSA"}]}`, the signing key first, then retired keys that still verify."""
         return self.keys.keyring.jwks()
 
-    # --- expiry notices ----------------------------------------------------------------
+    def _authorized(
+        self, license_id: str, password: str, step: Step, installation_id: str | None = None
+    ) -> Any:
+        """Run `step` under the license row lock once the password is right; its result.
+
+        The license's own activation password is checked in the same transaction as the
+        step (with the seat facts of `installation_id`); the company-wide one is asked of
+        auth between two transactions (see `use_cases/activations.py`).
+        """
+        uow = self._uow
+        with uow.begin() as work:
+            gate = activations.open_gate(
+                work.repo, self.keys.box, license_id, password, self.clock.now(), installation_id
+            )
+            if gate.authorized:
+                outcome = step(work.repo, gate.license, gate.seats)
+                work.stage(outcome.events)
+        if not gate.authorized:
+            try:
+                # an unknown license costs auth the same dummy hash: no timing difference
+                ok = self.auth.verify_company_password(gate.customer_id or "", password)
+            except PortalError:
+                uow.run(activations.take_back, gate.failure_id)
+                raise
+            if not ok or gate.customer_id is None:
+                raise InvalidCredentials()
+            try:
+                with uow.begin() as work:
+                    license = activations.admit(work.repo, gate.failure_id, license_id)
+                    outcome = step(work.repo, license, None)
+                    work.stage(outcome.events)
+            except PortalError:
+                uow.run(activations.take_back, gate.failure_id)  # no failure to count
+                raise
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    # --- billing's payments -------------------------------------------------------------
+
+    @reliable_handler("billing", "payment_succeeded")
+    def on_payment_succeeded(self, payload: Any) -> None:
+        """A paid purchase issues a license, a paid renewal extends one; once per event."""
+        try:
+            event = schemas.PaymentSucceeded().load(payload if isinstance(payload, dict) else {})
+        except ValidationError as exc:
+            raise Poison(f"invalid payload: {exc.messages}") from exc
+        self._uow.run(payments.apply_payment, self.keys.box, event, self.clock.now())
+
+    def park(self, source: str, event_type: str, payload: Any, reason: str) -> None:
+        """`@reliable_handler`'s poison: keep the payment event for staff, never raise it."""
+        self._uow.run(payments.park, payload, reason, self.clock.now())
+
+    @rpc(expected_exceptions=PortalError)
+    def license_for_payment(self, receipt_number: str, customer_id: str) -> dict[str, Any] | None:
+        """The license a paid purchase or renewal issued or extended, once it has.
+
+        `("R-2026-000123", "C4829113")` → `{license_id, customer_id, product: {code, name},
+        seats, seats_in_use, expires_at, status, …}`, or null while the payment has not
+        been applied yet (or belongs to another company).
+        """
+        return self._uow.read(
+            payments.license_for_payment,
+            text_arg(receipt_number, "receipt_number", 32),
+            text_arg(customer_id, "customer_id", 32),
+            self.clock.now(),
+        )
+
+    # --- timers -------------------------------------------------------------------------
 
     @rpc
     def scan_expiring(self) -> dict[str, int]:
         """Send the due `license_expiring` notices now → `{"sent": 2}` (the timer does this)."""
-        return {"sent": self._scan()}
+        return self._uow.run(expiry.expiry_notices, self.clock.now())
 
     @configured_timer("LICENSING_EXPIRY_SCAN_SECONDS", default=EXPIRY_SCAN_DEFAULT_SECONDS)
     def expiry_scan(self) -> None:
         """`license_expiring` at 30, 7 and 1 days before expiry, once per license and
         threshold however many instances scan; also forgets stale failed attempts."""
-        self._scan()
-        with self.db.transaction() as session:
-            LicensingRepository(session).prune_failures(utcnow() - domain.FAILURE_WINDOW)
-
-    def _scan(self) -> int:
-        with self.db.transaction() as session:
-            events = licenses.expiry_notices(LicensingRepository(session), utcnow())
-            staged = outbox.stage(session, EventOutbox, events)
-        outbox.flush(self.db, EventOutbox, self.events, staged)
-        return len(events)
+        self._uow.run(expiry.scan, self.clock.now())
 
     @timer(interval=5)
     def relay_outbox(self) -> None:
         """Publish events that a crash or a broker outage left in the outbox."""
-        outbox.relay(self.db, EventOutbox, self.events)
+        self._uow.relay()
 
     @timer(interval=3600)
     def prune_outbox(self) -> None:
-        outbox.prune(self.db, EventOutbox)
+        """Forget events published long ago."""
+        self._uow.prune()

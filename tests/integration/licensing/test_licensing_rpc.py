@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import eventlet
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -114,6 +113,14 @@ def payload(license_id: str, password: str, installation_id="inst-1", machine="P
     }
 
 
+def issued_of(events: BusEvents, license_id: str) -> list[dict]:
+    return [e for e in events.of("license_issued") if e["license"]["license_id"] == license_id]
+
+
+def expiring_of(events: BusEvents, license_id: str) -> list[dict]:
+    return [e for e in events.of("license_expiring") if e["license"]["license_id"] == license_id]
+
+
 @pytest.fixture
 def bus_events(config, licensing) -> Iterator[BusEvents]:
     with watch_events(config["AMQP_URI"], "licensing") as events:
@@ -137,10 +144,9 @@ def test_activation_journey_and_events(rpc, company, product, bus_events) -> Non
         "deactivate", {"license_id": license_id, "password": password, "installation_id": "inst-2"}
     )
     assert gone["deactivated_by"] == "product"
-    bus_events.settle()
-    issued = [
-        e for e in bus_events.of("license_issued") if e["license"]["license_id"] == license_id
-    ]
+    # published (with confirms) before each reply: the last one's arrival means all are here
+    bus_events.wait_for("installation_deactivated")
+    issued = issued_of(bus_events, license_id)
     assert len(issued) == 1 and issued[0]["customer_id"] == company
     activated = [
         e
@@ -376,11 +382,10 @@ def test_expiry_notice_goes_out_once_with_two_instances(
     for container in (licensing, second, licensing, second, licensing, second):
         pool.spawn(scan, container)
     pool.waitall()
-    eventlet.sleep(0)
-    bus_events.settle()
-    notices = [
-        e for e in bus_events.of("license_expiring") if e["license"]["license_id"] == license_id
-    ]
+    # a sentinel published after every scan: once it is here, every notice of theirs is too
+    sentinel, _ = issue(rpc, company, product)
+    bus_events.wait_until(lambda events: issued_of(events, sentinel))
+    notices = expiring_of(bus_events, license_id)
     assert len(notices) == 1, notices
     assert notices[0]["days_left"] == 5
     assert notices[0]["customer_id"] == company
@@ -393,22 +398,10 @@ def test_the_timer_scans_at_the_configured_interval(
     container_factory(LicensingService, fast).start()
     soon = (datetime.now(UTC) + timedelta(hours=20)).isoformat()
     license_id, _ = issue(rpc, company, product, expires_at=soon)
-    for _ in range(30):
-        bus_events.settle(0.2)
-        notices = [
-            e for e in bus_events.of("license_expiring") if e["license"]["license_id"] == license_id
-        ]
-        if notices:
-            break
-    assert [n["days_left"] for n in notices] == [1]
-    bus_events.settle(0.6)  # three more scans: nothing more
-    assert (
-        len(
-            [
-                e
-                for e in bus_events.of("license_expiring")
-                if e["license"]["license_id"] == license_id
-            ]
-        )
-        == 1
-    )
+    bus_events.wait_until(lambda events: expiring_of(events, license_id), timeout=6)
+    # a later scan notices a second license: by then it has passed the first one again
+    # (expiring an hour later, it comes after the first in that scan's events)
+    an_hour_later = (datetime.now(UTC) + timedelta(hours=21)).isoformat()
+    later, _ = issue(rpc, company, product, expires_at=an_hour_later)
+    bus_events.wait_until(lambda events: expiring_of(events, later), timeout=6)
+    assert [n["days_left"] for n in expiring_of(bus_events, license_id)] == [1]

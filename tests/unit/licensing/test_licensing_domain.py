@@ -118,3 +118,11 @@ def test_validation_codes() -> None:
     assert domain.validation_code(True, "suspended") == "SUSPENDED"
     assert domain.validation_code(False, "active") == "DEACTIVATED"
     assert domain.validation_code(False, "suspended") == "DEACTIVATED"
+
+
+def test_a_renewal_only_moves_the_expiry_forward() -> None:
+    later = NOW + timedelta(days=30)
+    assert domain.renewal_extends(NOW, later)
+    assert not domain.renewal_extends(later, NOW)  # never shortens
+    assert not domain.renewal_extends(later, later)
+    assert not domain.renewal_extends(None, later)  # perpetual stays perpetual

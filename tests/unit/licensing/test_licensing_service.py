@@ -1,85 +1,13 @@
-"""LicensingService workers over a real (SQLite) database; auth and the event bus faked.
-
-`worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, real
-keys, a fake auth (a dict of company passwords) and a list that records what would be
-published; the clock is the `utcnow` the service module imported, patched per test.
-"""
+"""LicensingService entrypoints over a real (SQLite) database (fixtures: conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from nameko.testing.services import worker_factory
+from sqlalchemy import text
 
-from common.db import Db
 from common.errors import PortalError
 from services.licensing import domain
-from services.licensing.crypto import Keyring, PasswordBox
-from services.licensing.dependencies import Keys
-from services.licensing.service import MIGRATIONS, LicensingService
-from tests.support.fakes import Clock, RecordedEvents, copied_db, migrated_sqlite
-
-COMPANY = "C1111111"
-OTHER = "C2222222"
-COMPANY_PASSWORD = "correct horse battery"
-
-
-class FakeAuth:
-    """Stands in for the auth service's RPC client."""
-
-    def __init__(self) -> None:
-        self.passwords = {COMPANY: COMPANY_PASSWORD, OTHER: "other password 123"}
-        self.checks: list[str] = []
-
-    def get_company(self, customer_id: str) -> dict[str, Any]:
-        if customer_id not in self.passwords:
-            raise PortalError(code="company_not_found")
-        return {"customer_id": customer_id}
-
-    def verify_company_password(self, customer_id: str, password: str) -> bool:
-        self.checks.append(customer_id)
-        return self.passwords.get(customer_id) == password
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> Path:
-    """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
-    return migrated_sqlite(tmp_path_factory.mktemp("licensing-template"), "licensing", MIGRATIONS)
-
-
-@pytest.fixture
-def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
-    with copied_db(migrated_template, tmp_path) as db:
-        yield db
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("services.licensing.service.utcnow", clock)
-    return clock
-
-
-@pytest.fixture
-def events() -> RecordedEvents:
-    return RecordedEvents()
-
-
-@pytest.fixture
-def auth() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def service(db, events, clock, auth) -> LicensingService:
-    keys = Keys(Keyring.build(Ed25519PrivateKey.generate()), PasswordBox(b"unit-test-secret"))
-    service = worker_factory(LicensingService, db=db, events=events, auth=auth, keys=keys)
-    service.create_product({"code": "cadpro", "name": "CAD Pro"})
-    return service
+from tests.unit.licensing.support import COMPANY, COMPANY_PASSWORD, OTHER
 
 
 def raises_code(code: str, call, *args, **kwargs) -> PortalError:
@@ -119,9 +47,7 @@ def test_issue_license_publishes_and_hides_the_password_at_rest(service, events,
     assert event["license"]["product"] == {"code": "cadpro", "name": "CAD Pro"}
     password = service.get_license(license["license_id"])["activation_password"]
     with db.transaction() as session:
-        stored = session.execute(
-            __import__("sqlalchemy").text("SELECT activation_password FROM licenses")
-        ).scalar()
+        stored = session.execute(text("SELECT activation_password FROM licenses")).scalar()
     assert password not in stored
 
 

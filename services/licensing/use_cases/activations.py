@@ -1,11 +1,12 @@
-"""The product's side: credential checks with throttling, activation, validation.
+"""The product's side: credential checks with throttling, activation, deactivation, validation.
 
-An attempt runs in at most two transactions. The first locks the license row (or, for an
-unknown license ID, an advisory lock on it), refuses when too many failures are recent, and
-compares the license's own activation password. When that matches, the activation happens in
-that same transaction (the hot path). Otherwise a failure is recorded and committed *before*
-the company-wide password goes to auth over RPC (no row lock is held across a call to
-another service), so concurrent guesses never outrun the limit; a success takes it back.
+An attempt runs in at most two transactions. The first (`open_gate`) locks the license row
+(or, for an unknown license ID, an advisory lock on it), refuses when too many failures are
+recent, and compares the license's own activation password. When that matches, the
+activation happens in that same transaction (the hot path). Otherwise a failure is recorded
+and committed *before* the company-wide password goes to auth over RPC (no row lock is held
+across a call to another service), so concurrent guesses never outrun the limit; a success
+takes it back (`admit`, or `take_back` when the work then fails).
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ from datetime import datetime
 from typing import Any
 
 from common.timeutil import iso
-from services.licensing import domain
+from common.unit_of_work import Outcome
+from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
+    InstallationNotFound,
     LicenseExpired,
     LicenseSuspended,
     NoSeatsAvailable,
     TooManyAttempts,
 )
-from services.licensing.licenses import Outcome, event_license, installation_view
 from services.licensing.models import HistoryEvent, Installation, License
 from services.licensing.repository import LicensingRepository
+from services.licensing.use_cases.licenses import find_license
 
 SeatFacts = tuple[int, int | None]  # (seats in use, row id of this installation if active)
 
@@ -79,6 +82,19 @@ def open_gate(
     return Gate(customer_id=license.customer_id if license else None, failure_id=failure_id)
 
 
+def admit(repo: LicensingRepository, failure_id: int | None, license_id: str) -> License | None:
+    """The company password was right: forget the failure, lock the license for the work."""
+    take_back(repo, failure_id)
+    return repo.license(domain.normalize_license_id(license_id), lock=True)
+
+
+def take_back(repo: LicensingRepository, failure_id: int | None) -> Outcome:
+    """The password was right after all: the failure recorded for it does not count."""
+    if failure_id is not None:
+        repo.forget_failure(failure_id)
+    return Outcome()
+
+
 def _refusal(
     repo: LicensingRepository,
     license: License,
@@ -120,7 +136,10 @@ def activate(
         _refusal(repo, license, data, LicenseExpired.code, now)
         return Outcome(
             error=LicenseExpired(
-                details={"license_id": license.license_id, "expires_at": iso(license.expires_at)}
+                details={
+                    "license_id": license.license_id,
+                    "expires_at": iso(license.expires_at),
+                }
             )
         )
     in_use, current_pk = seats or repo.seat_facts(license.id, data["installation_id"])
@@ -160,25 +179,9 @@ def activate(
             source="product",
         )
     )
-    view = installation_view(current)
+    view = views.installation_view(current)
     if created:
-        events.append(
-            (
-                "installation_activated",
-                {
-                    "customer_id": license.customer_id,
-                    "license": event_license(license, now),
-                    "installation": view,
-                },
-            )
-        )
-    activation = {
-        **view,
-        "license_id": license.license_id,
-        "product": {"code": license.product.code, "name": license.product.name},
-        "expires_at": iso(license.expires_at),
-        "license_status": status,
-    }
+        events.append(("installation_activated", views.installation_event(license, view, now)))
     claims = domain.certificate_claims(
         license_id=license.license_id,
         customer_id=license.customer_id,
@@ -192,7 +195,56 @@ def activate(
         now=now,
         jti=secrets.token_hex(8),
     )
+    activation = views.activation_view(license, view, status)
     return Outcome({"activation": activation, "claims": claims, "created": created}, events)
+
+
+def deactivate(
+    repo: LicensingRepository,
+    license: License,
+    installation_id: str,
+    source: str,
+    now: datetime,
+) -> Outcome:
+    """Free the seat of an active installation (the license row is locked by the caller).
+
+    Deactivating an installation that is no longer active answers it again, unchanged.
+    """
+    installation = repo.latest_installation(license.id, installation_id)
+    if installation is None:
+        raise InstallationNotFound(details={"installation_id": installation_id})
+    if installation.status != domain.INSTALLATION_ACTIVE:
+        return Outcome(views.installation_view(installation))
+    installation.status = domain.INSTALLATION_DEACTIVATED
+    installation.deactivated_at = now
+    installation.deactivated_by = source
+    repo.add(
+        HistoryEvent(
+            license_pk=license.id,
+            type=domain.DEACTIVATED,
+            at=now,
+            installation_id=installation.installation_id,
+            machine_name=installation.machine_name,
+            source=source,
+        )
+    )
+    view = views.installation_view(installation)
+    return Outcome(
+        view, [("installation_deactivated", views.installation_event(license, view, now))]
+    )
+
+
+def deactivate_installation(
+    repo: LicensingRepository,
+    license_id: str,
+    customer_id: str | None,
+    installation_id: str,
+    source: str,
+    now: datetime,
+) -> Outcome:
+    """The portal or staff free a seat (the machine is dead, lost or stolen)."""
+    license = find_license(repo, license_id, customer_id, lock=True)
+    return deactivate(repo, license, installation_id, source, now)
 
 
 def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -200,22 +252,11 @@ def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -
     expires_at}` as of now (the license may since have been extended, suspended, …)."""
     license_id = claims.get("license_id")
     installation_id = claims.get("installation_id")
-    answer = {
-        "license_id": license_id,
-        "installation_id": installation_id,
-        "expires_at": None,
-    }
     facts = None
     if isinstance(license_id, str) and isinstance(installation_id, str):
         facts = repo.validation_facts(license_id, installation_id)
     if facts is None:
-        return {**answer, "valid": False, "code": domain.CODE_DEACTIVATED}
+        return views.validation_view(domain.CODE_DEACTIVATED, license_id, installation_id)
     expires_at, suspended_at, active = facts
-    status = domain.license_status(expires_at, suspended_at, now)
-    code = domain.validation_code(active, status)
-    return {
-        **answer,
-        "expires_at": iso(expires_at),
-        "valid": code == domain.VALID,
-        "code": code,
-    }
+    code = domain.validation_code(active, domain.license_status(expires_at, suspended_at, now))
+    return views.validation_view(code, license_id, installation_id, expires_at)

@@ -1,0 +1,6 @@
+"""The licensing use cases: functions `(repo, ...plain data..., now) -> Outcome | view`.
+
+`products` ← `licenses` ← `activations`, `payments`, `expiry` (imports run that way only).
+The service runs each through `common.unit_of_work.UnitOfWork`, which commits the change
+with its events; a use case never touches the session and never publishes.
+"""

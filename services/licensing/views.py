@@ -1,0 +1,171 @@
+"""What leaves the licensing service: the dicts its RPC methods answer and its events carry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from common.timeutil import iso
+from services.licensing import domain
+from services.licensing.models import HistoryEvent, Installation, License, Product
+
+# --- RPC answers ---------------------------------------------------------------------------
+
+
+def product_view(product: Product) -> dict[str, Any]:
+    return {"code": product.code, "name": product.name}
+
+
+def license_view(
+    license: License, now: datetime, seats_in_use: int | None = None
+) -> dict[str, Any]:
+    """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
+    suspended_at, status, created_at}`."""
+    view = {
+        "license_id": license.license_id,
+        "customer_id": license.customer_id,
+        "product": product_view(license.product),
+        "seats": license.seats,
+        "expires_at": iso(license.expires_at),
+        "suspended_at": iso(license.suspended_at),
+        "status": domain.license_status(license.expires_at, license.suspended_at, now),
+        "created_at": iso(license.created_at),
+    }
+    if seats_in_use is not None:
+        view["seats_in_use"] = seats_in_use
+    return view
+
+
+def license_detail_view(
+    license: License, now: datetime, installations: list[Installation], password: str
+) -> dict[str, Any]:
+    """The license with its activation password and every installation (newest first)."""
+    in_use = sum(1 for item in installations if item.status == domain.INSTALLATION_ACTIVE)
+    return {
+        **license_view(license, now, in_use),
+        "activation_password": password,
+        "installations": [installation_view(item) for item in installations],
+    }
+
+
+def password_view(license: License, password: str) -> dict[str, Any]:
+    return {"license_id": license.license_id, "activation_password": password}
+
+
+def installation_view(installation: Installation) -> dict[str, Any]:
+    return {
+        "installation_id": installation.installation_id,
+        "machine_name": installation.machine_name,
+        "status": installation.status,
+        "activated_at": iso(installation.activated_at),
+        "last_seen_at": iso(installation.last_seen_at),
+        "deactivated_at": iso(installation.deactivated_at),
+        "deactivated_by": installation.deactivated_by,
+    }
+
+
+def history_view(event: HistoryEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "type": event.type,
+        "at": iso(event.at),
+        "installation_id": event.installation_id,
+        "machine_name": event.machine_name,
+        "source": event.source,
+        "reason": event.reason,
+    }
+
+
+def history_page(events: list[HistoryEvent], limit: int) -> dict[str, Any]:
+    """`events` holds up to `limit + 1` rows, newest first; the extra one says there is more."""
+    page = events[:limit]
+    more = len(events) > limit
+    return {
+        "events": [history_view(event) for event in page],
+        "next_before": str(page[-1].id) if more and page else None,
+    }
+
+
+def activation_view(license: License, installation: dict[str, Any], status: str) -> dict[str, Any]:
+    """The installation as the product sees it after activating, with its license's facts."""
+    return {
+        **installation,
+        "license_id": license.license_id,
+        "product": product_view(license.product),
+        "expires_at": iso(license.expires_at),
+        "license_status": status,
+    }
+
+
+def activation_reply(result: dict[str, Any], certificate: str) -> dict[str, Any]:
+    """`activate`'s answer: `{"activation", "certificate", "created"}`."""
+    return {
+        "activation": result["activation"],
+        "certificate": certificate,
+        "created": result["created"],
+    }
+
+
+def validation_view(
+    code: str,
+    license_id: Any = None,
+    installation_id: Any = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """`validate`'s answer: `{valid, code, license_id, installation_id, expires_at}`.
+
+    `validation_view(domain.BAD_SIGNATURE)` is the answer to a certificate we cannot trust.
+    """
+    return {
+        "valid": code == domain.VALID,
+        "code": code,
+        "license_id": license_id,
+        "installation_id": installation_id,
+        "expires_at": iso(expires_at),
+    }
+
+
+# --- event payloads ------------------------------------------------------------------------
+
+
+def event_license(license: License, now: datetime) -> dict[str, Any]:
+    """The license as events carry it: `{license_id, product, seats, expires_at, status}`."""
+    view = license_view(license, now)
+    keys = ("license_id", "product", "seats", "expires_at", "status")
+    return {key: view[key] for key in keys}
+
+
+def license_issued(license: License, now: datetime) -> dict[str, Any]:
+    return {"customer_id": license.customer_id, "license": event_license(license, now)}
+
+
+def license_extended(
+    license: License, previous_expires_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "customer_id": license.customer_id,
+        "license": event_license(license, now),
+        "previous_expires_at": iso(previous_expires_at),
+    }
+
+
+def installation_event(
+    license: License, installation: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """`installation_activated` and `installation_deactivated`."""
+    return {
+        "customer_id": license.customer_id,
+        "license": event_license(license, now),
+        "installation": installation,
+    }
+
+
+def license_expiring(
+    license: License, days_left: int, threshold: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "customer_id": license.customer_id,
+        "license": event_license(license, now),
+        "days_left": days_left,
+        "threshold": threshold,
+    }

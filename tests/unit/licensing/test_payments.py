@@ -1,0 +1,181 @@
+"""`on_payment_succeeded`: billing's paid purchases and renewals, applied once or parked.
+
+The handler runs in a `worker_factory` worker over a migrated SQLite database (conftest.py);
+what it commits is read back through the service's RPC methods and the `payment_events` table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from common import handlers
+from common.db import Db
+from services.licensing.models import PaymentEvent
+from tests.unit.licensing.support import COMPANY, OTHER
+
+
+def paid(
+    period_end: datetime,
+    kind: str = "new",
+    license_id: str | None = None,
+    product: str = "cadpro",
+    customer: str = COMPANY,
+) -> dict[str, Any]:
+    """A `payment_succeeded` as billing publishes it (fields licensing ignores included)."""
+    return {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": "2026-11-28T09:00:00+00:00",
+        "customer_id": customer,
+        "payment": {
+            "receipt_number": f"R-2026-{uuid.uuid4().int % 10**6:06d}",
+            "amount": 4900,
+            "currency": "EUR",
+        },
+        "purchase": {
+            "kind": kind,
+            "plan": "cadpro-monthly",
+            "product_code": product,
+            "seats": 3,
+            "period_start": "2026-11-28T09:00:00+00:00",
+            "period_end": period_end.isoformat(),
+            "license_id": license_id,
+        },
+    }
+
+
+def receipt(event: dict[str, Any]) -> str:
+    return event["payment"]["receipt_number"]
+
+
+def payment_rows(db: Db) -> list[PaymentEvent]:
+    with db.transaction() as session:
+        return list(session.scalars(select(PaymentEvent).order_by(PaymentEvent.id)))
+
+
+@pytest.fixture
+def buy(service, clock):
+    """Deliver a paid new purchase; → (the event, the license it issued)."""
+
+    def buy(days: int = 30) -> tuple[dict[str, Any], dict[str, Any]]:
+        event = paid(clock.now() + timedelta(days=days))
+        service.on_payment_succeeded(event)
+        return event, service.license_for_payment(receipt(event), COMPANY)
+
+    return buy
+
+
+def test_a_new_purchase_issues_a_license_once(service, events, clock, db, buy) -> None:
+    event, license = buy()
+    assert (license["product"]["code"], license["seats"]) == ("cadpro", 3)
+    assert license["expires_at"] == (clock.now() + timedelta(days=30)).isoformat()
+    [issued] = events.of("license_issued")
+    assert issued["receipt_number"] == receipt(event)
+    assert issued["license"]["license_id"] == license["license_id"]
+    service.on_payment_succeeded(event)  # redelivered
+    service.on_payment_succeeded({**event, "event_id": uuid.uuid4().hex})  # the same receipt
+    assert len(service.list_licenses(COMPANY)) == 1
+    assert len(events.of("license_issued")) == 1
+    assert [(row.status, row.license_id) for row in payment_rows(db)] == [
+        ("applied", license["license_id"])
+    ]
+    assert service.license_for_payment(receipt(event), OTHER) is None
+    assert service.license_for_payment("R-2026-999999", COMPANY) is None
+
+
+def test_a_renewal_extends_and_says_which_receipt(service, events, clock, buy) -> None:
+    _, license = buy()
+    renewal_end = clock.now() + timedelta(days=60)
+    renewal = paid(renewal_end, "renewal", license["license_id"])
+    service.on_payment_succeeded(renewal)
+    service.on_payment_succeeded(renewal)
+    extended = service.license_for_payment(receipt(renewal), COMPANY)
+    assert extended["license_id"] == license["license_id"]
+    assert extended["expires_at"] == renewal_end.isoformat()
+    [event] = events.of("license_extended")
+    assert event["receipt_number"] == receipt(renewal)
+    assert event["previous_expires_at"] == license["expires_at"]
+    assert event["license"]["expires_at"] == renewal_end.isoformat()
+
+
+def test_a_renewal_never_shortens_a_license(service, events, clock, buy) -> None:
+    _, license = buy(days=90)
+    renewal = paid(clock.now() + timedelta(days=30), "renewal", license["license_id"])
+    service.on_payment_succeeded(renewal)
+    unchanged = service.license_for_payment(receipt(renewal), COMPANY)
+    assert unchanged["expires_at"] == license["expires_at"]
+    assert events.of("license_extended") == []
+
+
+def test_a_perpetual_license_stays_perpetual(service, events, clock) -> None:
+    perpetual = service.issue_license({"customer_id": COMPANY, "product": "cadpro", "seats": 1})
+    renewal = paid(clock.now() + timedelta(days=30), "renewal", perpetual["license_id"])
+    service.on_payment_succeeded(renewal)
+    assert service.license_for_payment(receipt(renewal), COMPANY)["expires_at"] is None
+    assert events.of("license_extended") == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not an object",
+        {"event_id": "e-1", "customer_id": COMPANY, "payment": "not an object"},
+        {"event_id": "e-2"},
+    ],
+    ids=["a string", "payment not an object", "fields missing"],
+)
+def test_a_malformed_payload_is_parked_not_raised(service, events, db, payload) -> None:
+    service.on_payment_succeeded(payload)
+    [row] = payment_rows(db)
+    assert row.status == "parked" and row.error.startswith("invalid payload")
+    if isinstance(payload, dict):
+        assert row.event_id == payload["event_id"]
+    else:
+        assert row.event_id.startswith("unidentified-")
+    assert events == []
+
+
+def test_what_can_never_be_applied_is_parked(service, events, clock, db, buy) -> None:
+    _, foreign = buy()
+    end = clock.now() + timedelta(days=30)
+    unknown_product = paid(end, product="nope")
+    no_license = paid(end, "renewal")
+    other_company = paid(end, "renewal", foreign["license_id"], customer=OTHER)
+    for event in (unknown_product, no_license, other_company):
+        service.on_payment_succeeded(event)
+        service.on_payment_succeeded(event)  # parked once
+    parked = {row.event_id: row.error for row in payment_rows(db) if row.status == "parked"}
+    assert parked == {
+        unknown_product["event_id"]: "product_not_found: No such product.",
+        no_license["event_id"]: "a renewal names no license_id",
+        other_company["event_id"]: "license_not_found: No such license.",
+    }
+    assert len(events.of("license_issued")) == 1 and events.of("license_extended") == []
+    assert service.list_licenses(OTHER) == []
+
+
+class DownDb:
+    """The database is away: every transaction fails as a lost connection does."""
+
+    @contextmanager
+    def transaction(self):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        yield
+
+
+def test_a_transient_failure_goes_back_to_the_queue(service, events, clock, db, monkeypatch):
+    monkeypatch.setattr(handlers, "REQUEUE_PAUSE_SECONDS", 0)
+    event = paid(clock.now() + timedelta(days=30))
+    service.db = DownDb()
+    with pytest.raises(OperationalError):
+        service.on_payment_succeeded(event)
+    service.db = db  # the requeued message comes back once the database does
+    service.on_payment_succeeded(event)
+    assert service.license_for_payment(receipt(event), COMPANY)["seats"] == 3
+    assert [row.status for row in payment_rows(db)] == ["applied"]

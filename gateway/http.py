@@ -1,20 +1,31 @@
 """The gateway's HTTP entrypoint: JSON in, JSON out, one error envelope, a route registry.
 
-`@route("POST", "/api/v1/sessions", body=LoginBody, status=201, summary=...)` is nameko's
-`@http` plus:
+`@route("POST", "/api/v1/purchases", body=PurchaseBody, response=PurchaseOut, status=201,
+auth="session", summary=...)` is nameko's `@http` plus:
 - the request body is size-limited (413), parsed as JSON (400 `invalid_json`) and validated
   by the marshmallow schema (422 naming the fields) *before* a worker runs, and handed to
   the method as `body`;
-- results become JSON (`dict`/`list`), 204 (`None`), or pass through (`Response`);
+- `auth="session"` authenticates the caller before the method runs: the session token
+  (bearer, or the portal's cookie with its CSRF header on a state change; 401/403 otherwise)
+  and the company it belongs to, asked of the service's `auth` client and handed to the
+  method as `company`. A method that takes `token` instead gets the checked token and no
+  company (for calls that give the token to auth, which checks it itself);
+- a JSON result is dumped through the `response` schema (the one the OpenAPI document
+  shows), so a client gets exactly its fields;
+- results become JSON (`dict`, or a `Reply` for another status, headers or cookies), 204
+  (`None`), or pass through (`Response`);
 - every exception becomes `{"error": {...}}` with the status from `gateway.errors`;
 - the route is recorded for the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from marshmallow import Schema
@@ -25,11 +36,15 @@ from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
 from common.schemas import load
-from gateway.errors import error_response, json_response
+from gateway import sessions
+from gateway.errors import error_response
+from gateway.responses import json_response
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[..., Any]
 
 
 @dataclass
@@ -47,6 +62,17 @@ class RouteSpec:
 
 
 ROUTES: list[RouteSpec] = []
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A JSON result with what its declaration cannot say: another `status` (201 or 200),
+    extra `headers`, or a `finish` touch on the response (e.g. setting cookies)."""
+
+    body: Any
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    finish: Callable[[Response], None] | None = None
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -71,7 +97,9 @@ def _http_error(exc: HTTPException) -> Response:
 class JsonWsgiApp(WsgiApp):
     """nameko's WSGI app, answering unmatched paths and methods with the JSON envelope."""
 
-    def __call__(self, environ, start_response):
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
         try:
@@ -84,7 +112,7 @@ class JsonWsgiApp(WsgiApp):
 
 
 class JsonWebServer(WebServer):
-    def get_wsgi_app(self):
+    def get_wsgi_app(self) -> JsonWsgiApp:
         return JsonWsgiApp(self)
 
 
@@ -107,13 +135,13 @@ def read_json(request: Request, schema: Schema | None = None) -> dict[str, Any]:
 class JsonRoute(HttpRequestHandler):
     server = JsonWebServer()
 
-    def __init__(self, method: str, url: str, spec: RouteSpec | None = None, **kwargs: Any):
+    def __init__(self, method: str, url: str, spec: RouteSpec, **kwargs: Any) -> None:
         self.spec = spec
         super().__init__(method, url, **kwargs)
 
-    def get_entrypoint_parameters(self, request: Request):
+    def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict[str, Any]]:
         args, kwargs = super().get_entrypoint_parameters(request)
-        if self.spec is not None and self.spec.body is not None:
+        if self.spec.body is not None:
             kwargs = {**kwargs, "body": read_json(request, self.spec.body())}
         return args, kwargs
 
@@ -122,10 +150,12 @@ class JsonRoute(HttpRequestHandler):
             return result
         if result is None:
             return json_response(None, 204)
-        status = self.spec.status if self.spec else 200
-        if isinstance(result, tuple):
-            status, result = result
-        return json_response(result, status)
+        if not isinstance(result, Reply):
+            result = Reply(result)
+        response = json_response(result.body, result.status or self.spec.status, result.headers)
+        if result.finish is not None:
+            result.finish(response)
+        return response
 
     def response_from_exception(self, exc: BaseException) -> Response:
         if isinstance(exc, PortalError):
@@ -134,6 +164,25 @@ class JsonRoute(HttpRequestHandler):
             return _http_error(exc)
         log.error("unhandled error in %s %s", self.method, self.url, exc_info=exc)
         return error_response("internal_error", "An internal error occurred.", status=500)
+
+
+def _caller(service: Any, request: Request, wanted: set[str]) -> dict[str, Any]:
+    """The `token` and/or `company` of a session route's caller, as the handler names them."""
+    token = sessions.require_token(request)
+    given: dict[str, Any] = {"token": token} if "token" in wanted else {}
+    if "company" in wanted or "token" not in wanted:
+        company = service.auth.authenticate(token)
+        if "company" in wanted:
+            given["company"] = company
+    return given
+
+
+def _dump(schema: Schema | None, result: Any) -> Any:
+    if schema is None or result is None or isinstance(result, Response):
+        return result
+    if isinstance(result, Reply):
+        return replace(result, body=schema.dump(result.body))
+    return schema.dump(result)
 
 
 def route(
@@ -148,8 +197,8 @@ def route(
     tags: list[str] | None = None,
     errors: list[str] | None = None,
     content_type: str = "application/json",
-):
-    """Declare a JSON route (see the module docstring); also records it for OpenAPI."""
+) -> Callable[[Handler], Handler]:
+    """Declare a route (see the module docstring); also records it for OpenAPI."""
     spec = RouteSpec(
         method=method,
         path=path,
@@ -163,4 +212,18 @@ def route(
         content_type=content_type,
     )
     ROUTES.append(spec)
-    return JsonRoute.decorator(method, path, spec=spec, expected_exceptions=PortalError)
+    dumper = response() if response is not None else None
+
+    def declare(handler: Handler) -> Handler:
+        wanted = set(inspect.signature(handler).parameters) & {"token", "company"}
+
+        @functools.wraps(handler)
+        def entrypoint(service: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
+            if auth == "session":
+                kwargs.update(_caller(service, request, wanted))
+            return _dump(dumper, handler(service, request, *args, **kwargs))
+
+        declared = JsonRoute.decorator(method, path, spec=spec, expected_exceptions=PortalError)
+        return declared(entrypoint)
+
+    return declare

@@ -8,6 +8,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
 
 from gateway import schemas
 from gateway.errors import status_for
@@ -16,7 +17,7 @@ from gateway.http import ROUTES
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 
 
-def _schema_name(schema) -> str:
+def _schema_name(schema: type[Schema] | Schema) -> str:
     cls = schema if isinstance(schema, type) else type(schema)
     return cls.__name__
 

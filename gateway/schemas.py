@@ -1,10 +1,38 @@
-"""HTTP request and response bodies of the gateway; the OpenAPI document is built from these."""
+"""HTTP request and response bodies of the gateway; the OpenAPI document is built from these.
+
+Request bodies are `StrictSchema`s (unknown fields are an error). Response bodies are `Out`
+schemas: the route machinery dumps every JSON result through the route's `response=`, so
+these field lists are exactly the keys a client gets, no more, no fewer.
+"""
+
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import Schema, fields, validate
 
 from common.schemas import StrictSchema, Text
 
 PASSWORD_MAX = 1024
+# Session and reset tokens are far shorter; a longer one is refused without asking auth.
+TOKEN_MAX = 200
+
+
+class Out(Schema):
+    """A response body: every declared field is answered, null when the service left it out."""
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return obj.get(attr)
+        return super().get_attribute(obj, attr, default)
+
+
+class Timestamp(fields.DateTime):
+    """An ISO 8601 time as the services send it: answered unchanged, documented as date-time."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ErrorDetail(Schema):
@@ -17,7 +45,7 @@ class Error(Schema):
     error = fields.Nested(ErrorDetail, required=True)
 
 
-class Company(Schema):
+class Company(Out):
     customer_id = fields.String(metadata={"example": "C4829113"})
     name = fields.String()
     contact_name = fields.String()
@@ -29,9 +57,9 @@ class LoginBody(StrictSchema):
     password = Text(PASSWORD_MAX)
 
 
-class SessionOut(Schema):
+class SessionOut(Out):
     token = fields.String(required=True)
-    expires_at = fields.DateTime(required=True)
+    expires_at = Timestamp(required=True)
     company = fields.Nested(Company)
 
 
@@ -45,11 +73,11 @@ class ResetRequestBody(StrictSchema):
 
 
 class ResetConfirmBody(StrictSchema):
-    token = Text(200)
+    token = Text(TOKEN_MAX)
     new_password = Text(PASSWORD_MAX)
 
 
-class Health(Schema):
+class Health(Out):
     status = fields.String()
     services = fields.Dict(keys=fields.String(), values=fields.String())
 
@@ -78,9 +106,9 @@ class PurchaseBody(StrictSchema):
     )
 
 
-class PaymentOut(Schema):
+class PaymentOut(Out):
     receipt_number = fields.String(metadata={"example": "R-2026-000123"})
-    paid_at = fields.DateTime()
+    paid_at = Timestamp()
     amount = fields.Integer(metadata={"description": "minor units, e.g. cents"})
     currency = fields.String(metadata={"example": "EUR"})
     amount_formatted = fields.String(metadata={"example": "EUR 1,234.50"})
@@ -89,22 +117,22 @@ class PaymentOut(Schema):
     license_id = fields.String(allow_none=True)
     plan = fields.String(allow_none=True)
     seats = fields.Integer(allow_none=True)
-    period_start = fields.DateTime(allow_none=True)
-    period_end = fields.DateTime(allow_none=True)
+    period_start = Timestamp(allow_none=True)
+    period_end = Timestamp(allow_none=True)
     card_brand = fields.String(allow_none=True)
     card_last4 = fields.String(allow_none=True)
 
 
-class PaymentList(Schema):
+class PaymentList(Out):
     payments = fields.List(fields.Nested(PaymentOut))
 
 
-class ProductRef(Schema):
+class ProductRef(Out):
     code = fields.String()
     name = fields.String(allow_none=True)
 
 
-class RecurringPaymentOut(Schema):
+class RecurringPaymentOut(Out):
     id = fields.String(metadata={"example": "rp_4f1c2a9b0d7e6c5b4a39"})
     license_id = fields.String(allow_none=True)
     product = fields.Nested(ProductRef)
@@ -113,17 +141,17 @@ class RecurringPaymentOut(Schema):
     amount = fields.Integer(metadata={"description": "minor units"})
     currency = fields.String()
     interval = fields.String(metadata={"example": "year"})
-    next_charge_at = fields.DateTime()
+    next_charge_at = Timestamp()
     status = fields.String(metadata={"description": "active | past_due | cancelled"})
     card_brand = fields.String(allow_none=True)
     card_last4 = fields.String(allow_none=True)
 
 
-class RecurringPaymentList(Schema):
+class RecurringPaymentList(Out):
     recurring_payments = fields.List(fields.Nested(RecurringPaymentOut))
 
 
-class PlanOut(Schema):
+class PlanOut(Out):
     code = fields.String()
     amount = fields.Integer(metadata={"description": "per seat and interval, minor units"})
     currency = fields.String()
@@ -131,17 +159,17 @@ class PlanOut(Schema):
     interval = fields.String()
 
 
-class CatalogProduct(Schema):
+class CatalogProduct(Out):
     code = fields.String()
     name = fields.String()
     plans = fields.List(fields.Nested(PlanOut))
 
 
-class Catalog(Schema):
+class Catalog(Out):
     products = fields.List(fields.Nested(CatalogProduct))
 
 
-class PurchaseOut(Schema):
+class PurchaseOut(Out):
     payment = fields.Nested(PaymentOut)
     license = fields.Dict(allow_none=True)
     license_status = fields.String(metadata={"description": "issued | extended | pending"})
@@ -155,33 +183,33 @@ MACHINE_NAME_MAX = 200
 CERTIFICATE_MAX = 8192
 
 
-class LicenseOut(Schema):
+class LicenseOut(Out):
     license_id = fields.String(metadata={"example": "L-7KQX-M2PD"})
     product = fields.Nested(ProductRef)
     seats = fields.Integer()
     seats_in_use = fields.Integer()
-    expires_at = fields.DateTime(allow_none=True, metadata={"description": "null: perpetual"})
+    expires_at = Timestamp(allow_none=True, metadata={"description": "null: perpetual"})
     status = fields.String(metadata={"description": "active | expired | suspended"})
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
-class LicenseList(Schema):
+class LicenseList(Out):
     licenses = fields.List(fields.Nested(LicenseOut))
 
 
-class InstallationOut(Schema):
+class InstallationOut(Out):
     installation_id = fields.String(metadata={"description": "exactly as the product sent it"})
     machine_name = fields.String()
     status = fields.String(metadata={"description": "active | deactivated"})
-    activated_at = fields.DateTime()
-    last_seen_at = fields.DateTime()
-    deactivated_at = fields.DateTime(allow_none=True)
+    activated_at = Timestamp()
+    last_seen_at = Timestamp()
+    deactivated_at = Timestamp(allow_none=True)
     deactivated_by = fields.String(
         allow_none=True, metadata={"description": "product | portal | staff"}
     )
 
 
-class InstallationList(Schema):
+class InstallationList(Out):
     installations = fields.List(fields.Nested(InstallationOut))
 
 
@@ -190,19 +218,19 @@ class LicenseDetail(LicenseOut):
     installations = fields.List(fields.Nested(InstallationOut))
 
 
-class HistoryEventOut(Schema):
+class HistoryEventOut(Out):
     id = fields.String()
     type = fields.String(
         metadata={"description": "activated | reactivated | deactivated | activation_refused"}
     )
-    at = fields.DateTime()
+    at = Timestamp()
     installation_id = fields.String()
     machine_name = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "product | portal | staff"})
     reason = fields.String(allow_none=True, metadata={"example": "no_seats_available"})
 
 
-class HistoryPage(Schema):
+class HistoryPage(Out):
     events = fields.List(fields.Nested(HistoryEventOut))
     next_before = fields.String(
         allow_none=True, metadata={"description": "pass as `before` for the next, older page"}
@@ -214,7 +242,7 @@ class HistoryQuery(StrictSchema):
     before = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-class ActivationPasswordOut(Schema):
+class ActivationPasswordOut(Out):
     license_id = fields.String()
     activation_password = fields.String(metadata={"example": "K7QX-M2PD-9TRW-H4NC"})
 
@@ -239,7 +267,7 @@ class ValidationBody(StrictSchema):
     certificate = Text(CERTIFICATE_MAX, metadata={"description": "the compact JWS"})
 
 
-class ActivationOut(Schema):
+class ActivationOut(Out):
     activation = fields.Dict(
         metadata={
             "description": "installation_id, machine_name, status, activated_at, "
@@ -249,17 +277,17 @@ class ActivationOut(Schema):
     certificate = fields.String(metadata={"description": "compact JWS, EdDSA/Ed25519"})
 
 
-class ValidationOut(Schema):
+class ValidationOut(Out):
     valid = fields.Boolean()
     code = fields.String(
         metadata={"description": "VALID | EXPIRED | SUSPENDED | DEACTIVATED | BAD_SIGNATURE"}
     )
     license_id = fields.String(allow_none=True)
     installation_id = fields.String(allow_none=True)
-    expires_at = fields.DateTime(allow_none=True)
+    expires_at = Timestamp(allow_none=True)
 
 
-class Jwk(Schema):
+class Jwk(Out):
     kty = fields.String(metadata={"example": "OKP"})
     crv = fields.String(metadata={"example": "Ed25519"})
     x = fields.String()
@@ -268,15 +296,15 @@ class Jwk(Schema):
     alg = fields.String(metadata={"example": "EdDSA"})
 
 
-class Jwks(Schema):
+class Jwks(Out):
     keys = fields.List(fields.Nested(Jwk))
 
 
 # --- portal browser session -------------------------------------------------------------------
 
 
-class WebSessionOut(Schema):
+class WebSessionOut(Out):
     """`POST /web/session`: the session itself is in the HttpOnly cookie, never in the body."""
 
-    expires_at = fields.DateTime(required=True)
+    expires_at = Timestamp(required=True)
     company = fields.Nested(Company)

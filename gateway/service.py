@@ -1,20 +1,590 @@
-"""The HTTP gateway: the JSON API under /api/v1 and the portal's pages.
+"""The HTTP gateway: every route of the JSON API under /api/v1 and of the portal's pages.
 
-Each route group lives in `gateway/routes/`; this class only puts them together, so that
-nameko runs them as one service with one RPC client per target service. The groups are
-imported as modules: `nameko run gateway.service` treats every class in this module's
-namespace that has entrypoints as a service.
+Each route is declared by `@route` (`gateway/http.py`), which validates the body,
+authenticates `auth="session"` callers (handing the method `company`), dumps the result
+through the `response` schema and turns errors into the JSON envelope. The methods here only
+ask one service and answer; what is not an entrypoint lives beside: `sessions` (tokens,
+cookies, CSRF), `pages` (HTML), `views` (answers made of two services), `purchases` (the
+wait for a purchase's license) and `health`.
+
+Every route acts for the company of the session: the services are always asked with that
+company's customer ID, so another company's license, receipt or recurring payment is a 404,
+never a 403 and never data.
 """
 
-from gateway.routes import accounts, activations, billing, licenses, ops, web
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from common.rpc import RpcClient
+from common.schemas import load
+from gateway import health, openapi, pages, purchases, schemas, sessions, views
+from gateway.http import Reply, route
+
+JWKS_MAX_AGE_SECONDS = 300
 
 
-class GatewayService(
-    accounts.AccountRoutes,
-    licenses.LicenseRoutes,
-    activations.ActivationRoutes,
-    billing.BillingRoutes,
-    ops.OpsRoutes,
-    web.WebRoutes,
-):
+class GatewayService:
     name = "gateway"
+
+    auth = RpcClient("auth")
+    licensing = RpcClient("licensing")
+    billing = RpcClient("billing")
+    notify = RpcClient("notify")
+
+    # --- sessions, the account and its password (DESIGN.md §4, A1-A3) -----------------
+
+    @route(
+        "POST",
+        "/api/v1/sessions",
+        summary="Log in with the customer ID or contact email and the company password",
+        body=schemas.LoginBody,
+        response=schemas.SessionOut,
+        status=201,
+        tags=["account"],
+        errors=["invalid_credentials", "too_many_attempts"],
+    )
+    def create_session(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """`{"login": "C4829113", "password": "..."}` → 201 `{token, expires_at, company}`."""
+        return self.auth.login(body)
+
+    @route(
+        "DELETE",
+        "/api/v1/sessions/current",
+        summary="Log out (revoke this session)",
+        status=204,
+        auth="session",
+        tags=["account"],
+    )
+    def delete_session(self, request: Request, token: str) -> None:
+        """→ 204, also for a session that is already gone."""
+        self.auth.logout(token)
+
+    @route(
+        "GET",
+        "/api/v1/account",
+        summary="The logged-in company's account",
+        response=schemas.Company,
+        auth="session",
+        tags=["account"],
+    )
+    def get_account(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{customer_id, name, contact_name, contact_email}`."""
+        return company
+
+    @route(
+        "PUT",
+        "/api/v1/account/password",
+        summary="Change the company password; every other session is revoked",
+        body=schemas.ChangePasswordBody,
+        status=204,
+        auth="session",
+        tags=["account"],
+        errors=["invalid_credentials", "weak_password", "too_many_attempts"],
+    )
+    def change_password(self, request: Request, body: dict[str, Any], token: str) -> None:
+        """`{"current_password": "...", "new_password": "..."}` → 204."""
+        self.auth.change_password(token, body)
+
+    @route(
+        "POST",
+        "/api/v1/password-resets",
+        summary="Email a password reset link (the answer is the same for unknown logins)",
+        body=schemas.ResetRequestBody,
+        status=202,
+        tags=["account"],
+    )
+    def request_password_reset(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """`{"login": "ada@acme.test"}` → 202, whatever the login."""
+        self.auth.request_password_reset(body)
+        return {
+            "status": "accepted",
+            "message": "If the login belongs to an account, a reset link is on its way.",
+        }
+
+    @route(
+        "POST",
+        "/api/v1/password-resets/confirm",
+        summary="Set a new password with the token from the reset email",
+        body=schemas.ResetConfirmBody,
+        status=204,
+        tags=["account"],
+        errors=["invalid_token", "weak_password"],
+    )
+    def confirm_password_reset(self, request: Request, body: dict[str, Any]) -> None:
+        """`{"token": "...", "new_password": "..."}` → 204; 400 `invalid_token`."""
+        self.auth.confirm_password_reset(body)
+
+    # --- product activation (DESIGN.md §4, P1-P3): no session, the password is the credential
+
+    @route(
+        "POST",
+        "/api/v1/activations",
+        summary="Activate a license on a machine: 201 new, 200 already active (no new seat)",
+        body=schemas.ActivationBody,
+        response=schemas.ActivationOut,
+        status=201,
+        auth="credential",
+        tags=["activation"],
+        errors=[
+            "invalid_credentials",
+            "too_many_attempts",
+            "license_expired",
+            "license_suspended",
+            "no_seats_available",
+        ],
+    )
+    def activate(self, request: Request, body: dict[str, Any]) -> Reply:
+        """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
+        "…", "machine_name": "CAD-WS-07"}` → `{activation, certificate}`; 409
+        `no_seats_available` lists the machines in use in `details.machines`."""
+        result = self.licensing.activate(body)
+        return Reply(result, status=201 if result.get("created") else 200)
+
+    @route(
+        "POST",
+        "/api/v1/deactivations",
+        summary="The product releases its own seat",
+        body=schemas.DeactivationBody,
+        response=schemas.InstallationOut,
+        auth="credential",
+        tags=["activation"],
+        errors=["invalid_credentials", "too_many_attempts", "installation_not_found"],
+    )
+    def deactivate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """`{"license_id", "password", "installation_id"}` → 200 the installation
+        (`deactivated_by: "product"`); again: the same answer."""
+        return self.licensing.deactivate(body)
+
+    @route(
+        "POST",
+        "/api/v1/validations",
+        summary="Check a certificate online: VALID, EXPIRED, SUSPENDED, DEACTIVATED or "
+        "BAD_SIGNATURE (always 200)",
+        body=schemas.ValidationBody,
+        response=schemas.ValidationOut,
+        tags=["activation"],
+    )
+    def validate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """`{"certificate": "eyJ…"}` → `{valid, code, license_id, installation_id,
+        expires_at}`."""
+        return self.licensing.validate(body["certificate"])
+
+    @route(
+        "GET",
+        "/api/v1/signing-keys",
+        summary="JWKS of the Ed25519 keys that sign activation certificates (RFC 7517/8037)",
+        response=schemas.Jwks,
+        tags=["activation"],
+    )
+    def signing_keys(self, request: Request) -> Reply:
+        """→ `{keys: [{kty: "OKP", crv: "Ed25519", x, kid, use: "sig", alg: "EdDSA"}]}`."""
+        cache = {"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"}
+        return Reply(self.licensing.signing_keys(), headers=cache)
+
+    @route(
+        "GET",
+        "/api/v1/_ping/licensing",
+        summary="One licensing ping over RPC: the transport baseline for benchmarks",
+        tags=["ops"],
+    )
+    def ping_licensing(self, request: Request) -> dict[str, Any]:
+        """→ `{"service": "licensing", "status": "ok"}`, and nothing else: what the benchmark
+        compares activations and validations with."""
+        return self.licensing.ping()
+
+    # --- payments, receipts, recurring payments, catalog, purchases (DESIGN.md §4, B1-B3)
+
+    @route(
+        "GET",
+        "/api/v1/payments",
+        summary="Receipts of the company's portal purchases and renewals, newest first",
+        response=schemas.PaymentList,
+        auth="session",
+        tags=["billing"],
+    )
+    def list_payments(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{payments: [{receipt_number, paid_at, amount, currency, description, status,
+        license_id, …}]}`; amounts in minor units. Offline purchases are not listed."""
+        return {"payments": self.billing.list_payments(company["customer_id"])}
+
+    @route(
+        "GET",
+        "/api/v1/payments/<receipt_number>/receipt",
+        summary="A receipt as a printable HTML page",
+        auth="session",
+        tags=["billing"],
+        errors=["payment_not_found"],
+        content_type="text/html",
+    )
+    def receipt(self, request: Request, receipt_number: str, company: dict[str, Any]) -> Response:
+        """→ `text/html`: vendor and customer, line items, seats, period, amount, card."""
+        receipt = self.billing.get_receipt(receipt_number, company["customer_id"])
+        return pages.receipt(receipt, company)
+
+    @route(
+        "GET",
+        "/api/v1/recurring-payments",
+        summary="What will be charged automatically, and when",
+        response=schemas.RecurringPaymentList,
+        auth="session",
+        tags=["billing"],
+    )
+    def list_recurring_payments(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{recurring_payments: [{id, license_id, product: {code, name}, amount, currency,
+        interval, next_charge_at, status}]}`."""
+        found = self.billing.list_recurring_payments(company["customer_id"])
+        names = views.product_names(self.licensing) if found else {}
+        return {"recurring_payments": [views.named_product(view, names) for view in found]}
+
+    @route(
+        "POST",
+        "/api/v1/recurring-payments/<recurring_payment_id>/cancel",
+        summary="Stop automatic charges; the license runs to its end",
+        response=schemas.RecurringPaymentOut,
+        auth="session",
+        tags=["billing"],
+        errors=["recurring_payment_not_found"],
+    )
+    def cancel_recurring_payment(
+        self, request: Request, recurring_payment_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the recurring payment with `"status": "cancelled"` (again: the same)."""
+        view = self.billing.cancel_recurring_payment(recurring_payment_id, company["customer_id"])
+        return views.named_product(view, views.product_names(self.licensing))
+
+    @route(
+        "GET",
+        "/api/v1/catalog",
+        summary="Products on sale and their plans, with prices",
+        response=schemas.Catalog,
+        auth="session",
+        tags=["billing"],
+    )
+    def catalog(self, request: Request) -> dict[str, Any]:
+        """→ `{products: [{code, name, plans: [{code, amount, currency, price, interval}]}]}`,
+        the same for every logged-in company.
+
+        Names come from licensing; while it is unavailable the product code stands in.
+        """
+        plans = self.billing.list_plans()
+        return views.catalog(plans, views.product_names(self.licensing) if plans else {})
+
+    @route(
+        "POST",
+        "/api/v1/purchases",
+        summary="Buy a plan (or renew a license) by card",
+        body=schemas.PurchaseBody,
+        response=schemas.PurchaseOut,
+        status=201,
+        auth="session",
+        tags=["billing"],
+        errors=["card_declined", "insufficient_funds", "payment_unconfirmed", "license_not_found"],
+    )
+    def purchase(
+        self, request: Request, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"plan": "cadpro-yearly", "seats": 5, "card": {"number": "4242424242424242",
+        "exp_month": 12, "exp_year": 2030, "cvc": "123"}}` → 201 `{payment, license,
+        license_status, recurring_payment}`; 402 `card_declined` / `insufficient_funds`.
+
+        Licensing issues (or extends) the license when it hears of the payment; this waits
+        for it up to PURCHASE_LICENSE_WAIT_SECONDS, then answers with `license: null` and
+        `license_status: "pending"` (the license follows; the payment is final either way).
+
+        Send an `Idempotency-Key` header (any unique string, ≤ 64 characters) to retry safely
+        after a lost answer: the same key gets the same receipt or decline, never a second
+        charge. Use a new key for a new attempt (e.g. with another card).
+        """
+        customer_id = company["customer_id"]
+        payload = purchases.billing_payload(body, request.headers.get("Idempotency-Key"))
+        result = self.billing.purchase(customer_id, payload)
+        license = purchases.wait_for_license(
+            self.licensing,
+            result["payment"]["receipt_number"],
+            customer_id,
+            purchases.license_wait_seconds(),
+        )
+        return purchases.answer(result, license, renewal=bool(body.get("license_id")))
+
+    # --- licenses & activations in the portal (DESIGN.md §4, L1-L5) ---------------------
+    # Installation IDs are any Unicode: in a path, percent-encode them (UTF-8); slashes are
+    # allowed (`<path:...>`).
+
+    @route(
+        "GET",
+        "/api/v1/licenses",
+        summary="Every license of the company: product, seats in use / total, expiry, status",
+        response=schemas.LicenseList,
+        auth="session",
+        tags=["licenses"],
+    )
+    def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{licenses: [{license_id, product: {code, name}, seats, seats_in_use,
+        expires_at, status, created_at}]}`; `expires_at` null means perpetual."""
+        return {"licenses": self.licensing.list_licenses(company["customer_id"])}
+
+    @route(
+        "GET",
+        "/api/v1/licenses/<license_id>",
+        summary="One license with its activation password and installations",
+        response=schemas.LicenseDetail,
+        auth="session",
+        tags=["licenses"],
+        errors=["license_not_found"],
+    )
+    def get_license(
+        self, request: Request, license_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ the license plus `activation_password` (activates this license only) and
+        `installations` (newest first)."""
+        return self.licensing.get_license(license_id, company["customer_id"])
+
+    @route(
+        "GET",
+        "/api/v1/licenses/<license_id>/installations",
+        summary="Where the license is or was activated",
+        response=schemas.InstallationList,
+        auth="session",
+        tags=["licenses"],
+        errors=["license_not_found"],
+    )
+    def list_installations(
+        self, request: Request, license_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ `{installations: [{installation_id, machine_name, status, activated_at,
+        last_seen_at, deactivated_at, deactivated_by}]}`, newest first."""
+        found = self.licensing.list_installations(license_id, company["customer_id"])
+        return {"installations": found}
+
+    @route(
+        "GET",
+        "/api/v1/licenses/<license_id>/history",
+        summary="Activation history, newest first; page with ?limit=1..200 (default 50) and "
+        "?before=<next_before of the previous page>",
+        response=schemas.HistoryPage,
+        auth="session",
+        tags=["licenses"],
+        errors=["license_not_found", "validation_error"],
+    )
+    def history(self, request: Request, license_id: str, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{events: [{id, type, at, installation_id, machine_name, source, reason}],
+        next_before}`; `next_before` null on the last page."""
+        query = load(schemas.HistoryQuery(), request.args.to_dict())
+        return self.licensing.history(
+            license_id, company["customer_id"], limit=query["limit"], before=query["before"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/licenses/<license_id>/installations/<path:installation_id>/deactivate",
+        summary="Deactivate an installation (machine dead, lost or stolen): frees its seat "
+        "at once; percent-encode the installation ID",
+        response=schemas.InstallationOut,
+        auth="session",
+        tags=["licenses"],
+        errors=["license_not_found", "installation_not_found"],
+    )
+    def deactivate_installation(
+        self, request: Request, license_id: str, installation_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the installation with `status: "deactivated"`, `deactivated_by: "portal"`."""
+        return self.licensing.deactivate_installation(
+            company["customer_id"], license_id, installation_id, "portal"
+        )
+
+    @route(
+        "POST",
+        "/api/v1/licenses/<license_id>/activation-password",
+        summary="Rotate the license's activation password; the old one stops working at once",
+        response=schemas.ActivationPasswordOut,
+        auth="session",
+        tags=["licenses"],
+        errors=["license_not_found"],
+    )
+    def rotate_activation_password(
+        self, request: Request, license_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 `{license_id, activation_password}` (the new one)."""
+        return self.licensing.rotate_activation_password(license_id, company["customer_id"])
+
+    # --- health, readiness and the API description --------------------------------------
+
+    @route("GET", "/healthz", summary="The gateway process is up", tags=["ops"])
+    def healthz(self, request: Request) -> dict[str, Any]:
+        """→ `{"status": "ok"}`, asking no one."""
+        return {"status": "ok"}
+
+    @route(
+        "GET",
+        "/readyz",
+        summary="Every service answers a ping over RPC (503 naming those that do not)",
+        response=schemas.Health,
+        tags=["ops"],
+    )
+    def readyz(self, request: Request) -> Reply:
+        """→ `{"status": "ready", "services": {"auth": "ok", …}}`, or 503 `"unavailable"`."""
+        clients = {
+            "auth": self.auth,
+            "licensing": self.licensing,
+            "billing": self.billing,
+            "notify": self.notify,
+        }
+        answer = health.readiness(clients)
+        return Reply(answer, status=200 if answer["status"] == "ready" else 503)
+
+    @route("GET", "/api/v1/openapi.json", summary="This API as OpenAPI 3", tags=["ops"])
+    def openapi_document(self, request: Request) -> dict[str, Any]:
+        """→ the OpenAPI 3 document of every route, from the same schemas."""
+        return openapi.build()
+
+    # --- the portal's pages: a cookie session, or a redirect to the login page -----------
+
+    @route(
+        "GET",
+        "/",
+        summary="The portal: licenses when logged in, else the login page",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def index(self, request: Request) -> Response:
+        target = "/licenses" if request.cookies.get(sessions.SESSION_COOKIE) else "/login"
+        return redirect(target, code=303)
+
+    @route("GET", "/login", summary="Log in page", tags=["web"], content_type="text/html")
+    def login_page(self, request: Request) -> Response:
+        if not request.args.get("signed_out") and sessions.logged_in(self.auth, request):
+            return redirect("/licenses", code=303)
+        return pages.public_page("login.html", title="Log in")
+
+    @route(
+        "GET",
+        "/forgot-password",
+        summary="Ask for a password reset link",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def forgot_password_page(self, request: Request) -> Response:
+        return pages.public_page("forgot-password.html", title="Reset your password")
+
+    @route(
+        "GET",
+        "/reset-password",
+        summary="The page a reset email links to (the token travels in the URL fragment)",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def reset_password_page(self, request: Request) -> Response:
+        return pages.public_page("reset-password.html", title="Set a new password")
+
+    @route(
+        "GET", "/licenses", summary="Licenses & Activations", tags=["web"], content_type="text/html"
+    )
+    def licenses_page(self, request: Request) -> Response:
+        return pages.portal_page(
+            self.auth, request, "licenses.html", title="Licenses & Activations", nav="licenses"
+        )
+
+    @route(
+        "GET",
+        "/licenses/<license_id>",
+        summary="License details",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def license_page(self, request: Request, license_id: str) -> Response:
+        license_id = license_id[:64]
+        return pages.portal_page(
+            self.auth,
+            request,
+            "license.html",
+            title=f"License {license_id}",
+            nav="licenses",
+            license_id=license_id,
+        )
+
+    @route("GET", "/payments", summary="Payment history", tags=["web"], content_type="text/html")
+    def payments_page(self, request: Request) -> Response:
+        return pages.portal_page(
+            self.auth, request, "payments.html", title="Payment history", nav="payments"
+        )
+
+    @route(
+        "GET",
+        "/recurring-payments",
+        summary="Recurring payments",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def recurring_payments_page(self, request: Request) -> Response:
+        return pages.portal_page(
+            self.auth,
+            request,
+            "recurring-payments.html",
+            title="Recurring payments",
+            nav="recurring",
+        )
+
+    @route("GET", "/buy", summary="Buy or renew a plan", tags=["web"], content_type="text/html")
+    def buy_page(self, request: Request) -> Response:
+        return pages.portal_page(self.auth, request, "buy.html", title="Buy or renew", nav="buy")
+
+    @route(
+        "GET",
+        "/account",
+        summary="Company account and password",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def account_page(self, request: Request) -> Response:
+        return pages.portal_page(self.auth, request, "account.html", title="Account", nav="account")
+
+    # --- the portal's browser session ----------------------------------------------------
+
+    @route(
+        "POST",
+        "/web/session",
+        summary="Log in the portal: the session goes into an HttpOnly cookie, not the body",
+        body=schemas.LoginBody,
+        response=schemas.WebSessionOut,
+        status=201,
+        tags=["web"],
+        errors=["invalid_credentials", "too_many_attempts", "csrf_failed"],
+    )
+    def create_web_session(self, request: Request, body: dict[str, Any]) -> Reply:
+        """`{"login": "C4829113", "password": "..."}` → 201 `{expires_at, company}`, cookies
+        `portal_session` (HttpOnly, SameSite=Lax) and `portal_csrf` (readable, Strict)."""
+        sessions.check_login_origin(request)
+        session = self.auth.login(body)
+
+        def set_cookies(response: Response) -> None:
+            sessions.set_cookies(response, session["token"], session["expires_at"])
+
+        return Reply(session, finish=set_cookies)
+
+    @route(
+        "POST",
+        "/web/logout",
+        summary="Log out of the portal: revoke the cookie session and clear the cookies",
+        tags=["web"],
+        errors=["csrf_failed"],
+        content_type="text/html",
+    )
+    def web_logout(self, request: Request) -> Response:
+        """A form post (`csrf` field) or a fetch (`X-CSRF-Token`) → 303 to the login page."""
+        if not sessions.end_cookie_session(self.auth, request):
+            return pages.out_of_date()
+        return pages.signed_out()
+
+    @route(
+        "GET",
+        "/static/<path:name>",
+        summary="Static files of the portal",
+        tags=["web"],
+        content_type="application/octet-stream",
+    )
+    def static(self, request: Request, name: str) -> Response:
+        return pages.static_file(name)

@@ -1,16 +1,21 @@
-"""The gateway's request parsing, error envelope and status table, without a server."""
+"""The route machinery without a server: body parsing, the error envelope, session
+authentication as the declaration names it, and the OpenAPI document."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from nameko.testing.services import worker_factory
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
-from gateway import errors, schemas
-from gateway.http import MAX_BODY_BYTES, read_json
+from gateway import errors, openapi, schemas, sessions
+from gateway.http import MAX_BODY_BYTES, ROUTES, JsonRoute, Reply, RouteSpec, read_json
+from gateway.service import GatewayService
+from tests.unit.gateway.support import TOKEN, FakeAuth, make_request
 
 
 def request_with(body: bytes) -> Request:
@@ -25,6 +30,8 @@ def request_with(body: bytes) -> Request:
         ("validation_error", 422),
         ("service_unavailable", 503),
         ("license_not_found", 404),
+        ("product_exists", 409),
+        ("a_newer_thing_not_found", 404),
         ("something_new", 400),
     ],
 )
@@ -45,6 +52,7 @@ def test_error_envelope_and_retry_after():
     }
     assert errors.error_response("service_unavailable", "down").headers["Retry-After"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_read_json_validates_with_the_schema():
@@ -71,17 +79,18 @@ def test_read_json_refuses_bad_bodies_with_a_code(raw, code):
 
 
 def test_read_json_refuses_oversized_bodies():
-    from werkzeug.exceptions import RequestEntityTooLarge
-
     with pytest.raises(RequestEntityTooLarge):
         read_json(request_with(b" " * (MAX_BODY_BYTES + 1)), schemas.LoginBody())
 
 
-def test_openapi_document_covers_every_route():
-    import gateway.service
-    from gateway import openapi
-    from gateway.http import ROUTES
-
+def test_every_route_is_an_entrypoint_of_the_one_service_and_in_openapi():
+    declared = {
+        (entrypoint.spec.method, entrypoint.spec.path)
+        for method in vars(GatewayService).values()
+        for entrypoint in getattr(method, "nameko_entrypoints", ())
+        if isinstance(entrypoint, JsonRoute)
+    }
+    assert declared == {(route.method, route.path) for route in ROUTES}
     document = openapi.build()
     for route in ROUTES:
         path = route.path.replace("<", "{").replace(">", "}")
@@ -90,3 +99,86 @@ def test_openapi_document_covers_every_route():
     login = document["paths"]["/api/v1/sessions"]["post"]
     assert login["requestBody"]["content"]["application/json"]["schema"]
     assert {"201", "401", "422", "429"} <= set(login["responses"])
+    licenses = document["paths"]["/api/v1/licenses"]["get"]
+    assert licenses["security"] == [{"session": []}]
+
+
+# --- auth="session" ------------------------------------------------------------------------
+
+
+def account(auth: FakeAuth, request: Request) -> dict:
+    return worker_factory(GatewayService, auth=auth).get_account(request)
+
+
+@pytest.mark.parametrize("token", [None, "", "x" * (schemas.TOKEN_MAX + 1)])
+def test_no_usable_token_is_401_without_asking_auth(token):
+    auth = FakeAuth()
+    with pytest.raises(PortalError) as caught:
+        account(auth, make_request(token=token))
+    assert caught.value.code == "unauthenticated"
+    assert auth.calls == []
+
+
+def test_a_session_route_hands_the_handler_the_authenticated_company():
+    auth = FakeAuth()
+    assert account(auth, make_request())["customer_id"] == "C1000001"
+    assert auth.calls == [("authenticate", TOKEN)]
+    with pytest.raises(PortalError) as caught:
+        account(FakeAuth(), make_request(token="revoked"))
+    assert caught.value.code == "unauthenticated"
+
+
+def test_a_handler_that_takes_the_token_gets_it_unauthenticated():
+    # logout revokes whatever session the token names: a gone session is still a 204
+    auth = FakeAuth()
+    assert worker_factory(GatewayService, auth=auth).delete_session(make_request("DELETE")) is None
+    assert auth.calls == [("logout", TOKEN)]
+
+
+def test_a_handler_that_names_neither_is_still_authenticated():
+    auth = FakeAuth()
+    service = worker_factory(GatewayService, auth=auth)
+    with pytest.raises(PortalError) as caught:
+        service.catalog(make_request(token="revoked"))
+    assert caught.value.code == "unauthenticated"
+    service.billing.list_plans.assert_not_called()
+
+
+def cookie_request(method: str, csrf: str | None) -> Request:
+    headers = {} if csrf is None else {sessions.CSRF_HEADER: csrf}
+    return make_request(
+        method, token=None, cookies={sessions.SESSION_COOKIE: TOKEN}, headers=headers
+    )
+
+
+def test_a_cookie_session_needs_its_csrf_token_to_change_anything():
+    service = worker_factory(GatewayService, auth=FakeAuth())
+    for csrf in (None, "", "x" * 64, sessions.csrf_token_for("another session")):
+        with pytest.raises(PortalError) as caught:
+            service.delete_session(cookie_request("DELETE", csrf))
+        assert caught.value.code == "csrf_failed"
+    service.delete_session(cookie_request("DELETE", sessions.csrf_token_for(TOKEN)))
+    assert service.get_account(cookie_request("GET", None))["customer_id"] == "C1000001"
+    # a bearer token cannot be sent by another site: no CSRF token needed
+    service.delete_session(make_request("DELETE"))
+
+
+def test_results_become_responses():
+    entrypoint = JsonRoute("POST", "/x", spec=RouteSpec("POST", "/x", "x", status=201))
+    plain = entrypoint.response_from_result({"a": 1})
+    assert (plain.status_code, json.loads(plain.get_data())) == (201, {"a": 1})
+    assert plain.headers["X-Frame-Options"] == "DENY"
+    assert entrypoint.response_from_result(None).status_code == 204
+
+    def finish(response: Response) -> None:
+        response.set_cookie("c", "v")
+
+    reply = Reply({"a": 1}, status=200, headers={"Cache-Control": "public"}, finish=finish)
+    answered = entrypoint.response_from_result(reply)
+    assert answered.status_code == 200
+    assert answered.headers["Cache-Control"] == "public"
+    assert answered.headers["Set-Cookie"].startswith("c=v")
+    refused = entrypoint.response_from_exception(PortalError(code="product_exists"))
+    assert refused.status_code == 409
+    assert json.loads(refused.get_data())["error"]["code"] == "product_exists"
+    assert entrypoint.response_from_exception(KeyError("secret")).status_code == 500

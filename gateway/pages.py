@@ -1,0 +1,113 @@
+"""The portal's HTML: pages rendered from `gateway/web/pages/`, and its static files.
+
+Pages are Jinja templates (autoescaped), rendered with the company of the session for the
+header; each page's script (`gateway/web/static/*.js`, ES modules) then fills it from the
+JSON API. No CDN, no build step.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from werkzeug.exceptions import NotFound
+from werkzeug.security import safe_join
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from common.errors import PortalError
+from gateway import sessions
+from gateway.responses import PORTAL_CSP, RECEIPT_CSP, html_response, security_headers
+
+WEB = Path(__file__).resolve().parent / "web"
+
+_templates = Environment(
+    loader=FileSystemLoader(str(WEB / "pages")),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(name: str, status: int = 200, csp: str = PORTAL_CSP, **context: Any) -> Response:
+    """The page `name` of `gateway/web/pages/`, with the security headers and `csp`."""
+    return html_response(_templates.get_template(name).render(**context), status, csp)
+
+
+def public_page(template: str, **context: Any) -> Response:
+    """A page anyone may see (no company in the header)."""
+    return render(template, company=None, **context)
+
+
+def portal_page(auth: Any, request: Request, template: str, **context: Any) -> Response:
+    """A page for the company of the portal cookie, or the way to the login page.
+
+    No live session: a redirect to the login page (which comes back here), clearing a dead
+    cookie. Auth unavailable: a 503 page.
+    """
+    token = sessions.cookie_token(request)
+    if token is None:
+        return to_login(request)
+    try:
+        company = auth.authenticate(token)
+    except PortalError as exc:
+        if exc.code == "unauthenticated":
+            response = to_login(request)
+            sessions.clear_cookies(response)
+            return response
+        return render("unavailable.html", status=503, title="Temporarily unavailable", company=None)
+    csrf = sessions.csrf_token_for(token)
+    response = render(template, company=company, csrf=csrf, **context)
+    sessions.refresh_csrf_cookie(request, response, token)
+    return response
+
+
+def to_login(request: Request) -> Response:
+    """Redirect to the login page, coming back here afterwards."""
+    target = request.path
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    response = redirect("/login?next=" + quote(target, safe="/"), code=303)
+    response.headers.update(security_headers(PORTAL_CSP))
+    return response
+
+
+def signed_out() -> Response:
+    """After logging out: to the login page, without the session cookies."""
+    response = redirect("/login?signed_out=1", code=303)
+    response.headers.update(security_headers())
+    sessions.clear_cookies(response)
+    return response
+
+
+def out_of_date() -> Response:
+    """A log out whose CSRF token does not match: the page was older than the session."""
+    return render(
+        "unavailable.html",
+        status=403,
+        title="Please reload",
+        company=None,
+        message="This page was out of date. Reload it, then log out again.",
+    )
+
+
+def receipt(receipt: dict[str, Any], company: dict[str, Any]) -> Response:
+    """The printable receipt: no script and nothing loaded, inline styles only."""
+    return render("receipt.html", csp=RECEIPT_CSP, r=receipt, company=company)
+
+
+def static_file(name: str) -> Response:
+    """A file of `gateway/web/static/`; 404 for anything else."""
+    path = safe_join(str(WEB / "static"), name)
+    if path is None or not Path(path).is_file():
+        raise NotFound()
+    mimetype = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if path.endswith(".js"):
+        mimetype = "text/javascript"  # ES modules need a JavaScript type
+    response = Response(Path(path).read_bytes(), mimetype=mimetype)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

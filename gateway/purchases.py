@@ -1,0 +1,89 @@
+"""A portal purchase: what billing is asked, and the bounded wait for the license.
+
+Licensing issues (or extends) the license when it hears of the payment, so the license
+follows the payment by a moment. The purchase answer waits for it up to
+PURCHASE_LICENSE_WAIT_SECONDS, then answers `license: null`, `license_status: "pending"`:
+the payment is final either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import eventlet
+
+from common import settings
+from common.errors import PortalError
+from gateway.views import named_product
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LICENSE_WAIT_SECONDS = 5.0
+LICENSE_POLL_SECONDS = 0.2
+REQUEST_KEY_MAX = 64
+
+
+def billing_payload(body: dict[str, Any], request_key: str | None) -> dict[str, Any]:
+    """The purchase as billing takes it: the body without its nulls, plus the client's
+    `Idempotency-Key` (1 to 64 printable characters) as `request_key`."""
+    payload = {key: value for key, value in body.items() if value is not None}
+    if request_key is not None:
+        if not 0 < len(request_key) <= REQUEST_KEY_MAX or not request_key.isprintable():
+            raise PortalError(
+                "Invalid value for: Idempotency-Key.",
+                code="validation_error",
+                details={"fields": {"Idempotency-Key": ["1 to 64 printable characters."]}},
+            )
+        payload["request_key"] = request_key
+    return payload
+
+
+def license_wait_seconds() -> float:
+    return settings.get_float("PURCHASE_LICENSE_WAIT_SECONDS", DEFAULT_LICENSE_WAIT_SECONDS)
+
+
+def wait_for_license(
+    licensing: Any,
+    receipt_number: str,
+    customer_id: str,
+    wait_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], Any] = eventlet.sleep,
+) -> dict[str, Any] | None:
+    """The license licensing issued or extended for this receipt, if it is there within
+    `wait_seconds`: asked every LICENSE_POLL_SECONDS, each call cut at the deadline."""
+    deadline = clock() + wait_seconds
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return None
+        try:
+            with eventlet.Timeout(remaining):
+                found = licensing.license_for_payment(receipt_number, customer_id)
+            if found:
+                return found
+        except eventlet.Timeout:
+            return None
+        except PortalError as exc:
+            log.info("licensing cannot say yet about %s: %s", receipt_number, exc.code)
+        pause(min(LICENSE_POLL_SECONDS, max(0.0, deadline - clock())))
+
+
+def answer(result: dict[str, Any], license: dict[str, Any] | None, renewal: bool) -> dict[str, Any]:
+    """`{payment, license, license_status, recurring_payment}` for billing's `result`:
+    `license_status` is "issued" or "extended" (a renewal), "pending" without the license."""
+    if license is None:
+        status = "pending"
+    elif renewal:
+        status = "extended"
+    else:
+        status = "issued"
+    return {
+        "payment": result["payment"],
+        "license": license,
+        "license_status": status,
+        "recurring_payment": named_product(result["recurring_payment"], {}),
+    }

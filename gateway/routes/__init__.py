@@ -1,1 +1,0 @@
-"""Route groups of the gateway, each a mixin of `GatewayService`."""

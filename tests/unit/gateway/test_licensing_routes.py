@@ -1,0 +1,175 @@
+"""The license and activation routes with licensing faked: every answer is exactly the keys
+of its response schema (DESIGN.md §4), whatever else licensing's views carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.testing.services import worker_factory
+
+from gateway.http import Reply
+from gateway.service import GatewayService
+from tests.unit.gateway.support import FakeAuth, make_request
+
+INSTALLATION = {
+    "installation_id": "ws-07/𝔸",
+    "machine_name": "CAD-WS-07",
+    "status": "active",
+    "activated_at": "2026-03-01T08:00:00+00:00",
+    "last_seen_at": "2026-03-02T08:00:00.123456+00:00",
+    "deactivated_at": None,
+    "deactivated_by": None,
+}
+LICENSE = {
+    "license_id": "L-7KQX-M2PD",
+    "product": {"code": "cadpro", "name": "CAD Pro"},
+    "seats": 5,
+    "seats_in_use": 1,
+    "expires_at": None,
+    "status": "active",
+    "created_at": "2026-01-05T10:00:00+00:00",
+}
+# licensing's license view holds more than a customer sees
+LICENSE_VIEW = {**LICENSE, "customer_id": "C1000001", "suspended_at": None}
+EVENT = {
+    "id": "17",
+    "type": "activated",
+    "at": "2026-03-01T08:00:00+00:00",
+    "installation_id": "ws-07/𝔸",
+    "machine_name": "CAD-WS-07",
+    "source": "product",
+    "reason": None,
+}
+
+
+class Licensing:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def list_licenses(self, customer_id: str) -> list[dict]:
+        self.calls.append(("list_licenses", customer_id))
+        return [LICENSE_VIEW]
+
+    def get_license(self, license_id: str, customer_id: str) -> dict:
+        self.calls.append(("get_license", license_id, customer_id))
+        return {**LICENSE_VIEW, "activation_password": "K7QX", "installations": [INSTALLATION]}
+
+    def list_installations(self, license_id: str, customer_id: str) -> list[dict]:
+        return [INSTALLATION]
+
+    def history(self, license_id: str, customer_id: str, limit: int, before: int | None) -> dict:
+        self.calls.append(("history", license_id, customer_id, limit, before))
+        return {"events": [EVENT], "next_before": None}
+
+    def deactivate_installation(
+        self, customer_id: str, license_id: str, installation_id: str, source: str
+    ) -> dict:
+        self.calls.append(("deactivate_installation", customer_id, installation_id, source))
+        return {**INSTALLATION, "status": "deactivated", "deactivated_by": source}
+
+    def rotate_activation_password(self, license_id: str, customer_id: str) -> dict:
+        return {"license_id": license_id, "activation_password": "NEW1"}
+
+    def activate(self, body: dict) -> dict:
+        activation = {**INSTALLATION, "license_id": body["license_id"], "license_status": "active"}
+        created = body["installation_id"] == "new"
+        return {"activation": activation, "certificate": "a.b.c", "created": created}
+
+    def deactivate(self, body: dict) -> dict:
+        return {**INSTALLATION, "status": "deactivated", "deactivated_by": "product"}
+
+    def validate(self, certificate: str) -> dict:
+        return {
+            "license_id": "L-7KQX-M2PD",
+            "installation_id": "ws-07/𝔸",
+            "expires_at": None,
+            "valid": True,
+            "code": "VALID",
+        }
+
+    def signing_keys(self) -> dict:
+        key = {"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1", "use": "sig"}
+        return {"keys": [{**key, "alg": "EdDSA"}]}
+
+
+def gateway() -> tuple[GatewayService, Licensing]:
+    licensing = Licensing()
+    return worker_factory(GatewayService, auth=FakeAuth(), licensing=licensing), licensing
+
+
+def test_licenses_are_listed_for_the_session_company_without_licensing_internals() -> None:
+    service, licensing = gateway()
+    assert service.list_licenses(make_request()) == {"licenses": [LICENSE]}
+    assert licensing.calls == [("list_licenses", "C1000001")]
+
+
+def test_a_license_in_detail() -> None:
+    service, licensing = gateway()
+    assert service.get_license(make_request(), "L-7KQX-M2PD") == {
+        **LICENSE,
+        "activation_password": "K7QX",
+        "installations": [INSTALLATION],
+    }
+    assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001")]
+
+
+def test_a_key_licensing_leaves_out_is_answered_as_null() -> None:
+    class Sparse(Licensing):
+        def list_licenses(self, customer_id: str) -> list[dict]:
+            return [{key: value for key, value in LICENSE.items() if key != "seats_in_use"}]
+
+    service = worker_factory(GatewayService, auth=FakeAuth(), licensing=Sparse())
+    assert service.list_licenses(make_request()) == {
+        "licenses": [{**LICENSE, "seats_in_use": None}]
+    }
+
+
+def test_installations_history_and_password_rotation() -> None:
+    service, licensing = gateway()
+    assert service.list_installations(make_request(), "L-1") == {"installations": [INSTALLATION]}
+    query = make_request(query_string={"limit": "5", "before": "40"})
+    assert service.history(query, "L-1") == {"events": [EVENT], "next_before": None}
+    assert licensing.calls[-1] == ("history", "L-1", "C1000001", 5, 40)
+    rotated = service.rotate_activation_password(make_request("POST"), "L-1")
+    assert rotated == {"license_id": "L-1", "activation_password": "NEW1"}
+
+
+def test_the_portal_deactivates_for_its_company() -> None:
+    service, licensing = gateway()
+    answer = service.deactivate_installation(make_request("POST"), "L-1", "ws-07/𝔸")
+    assert answer == {**INSTALLATION, "status": "deactivated", "deactivated_by": "portal"}
+    assert licensing.calls == [("deactivate_installation", "C1000001", "ws-07/𝔸", "portal")]
+
+
+def test_an_activation_is_201_when_new_and_200_when_already_there() -> None:
+    service, _ = gateway()
+    body = {"license_id": "L-1", "password": "p", "installation_id": "new", "machine_name": "M"}
+    new = service.activate(make_request("POST", token=None), body=body)
+    assert isinstance(new, Reply) and new.status == 201
+    assert set(new.body) == {"activation", "certificate"}
+    assert new.body["activation"]["license_status"] == "active"
+    again = service.activate(
+        make_request("POST", token=None), body={**body, "installation_id": "x"}
+    )
+    assert again.status == 200
+
+
+def test_the_product_api_answers() -> None:
+    service, _ = gateway()
+    released = service.deactivate(make_request("POST", token=None), body={})
+    assert released == {**INSTALLATION, "status": "deactivated", "deactivated_by": "product"}
+    checked = service.validate(make_request("POST", token=None), body={"certificate": "a.b.c"})
+    assert checked == {
+        "valid": True,
+        "code": "VALID",
+        "license_id": "L-7KQX-M2PD",
+        "installation_id": "ws-07/𝔸",
+        "expires_at": None,
+    }
+    keys = service.signing_keys(make_request(token=None))
+    assert keys.headers == {"Cache-Control": "public, max-age=300"}
+    assert keys.body == {
+        "keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1", "use": "sig", "alg": "EdDSA"}
+        ]
+    }

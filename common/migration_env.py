@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Connection, MetaData, create_engine
 
 
 def run(target_metadata: MetaData) -> None:
@@ -25,7 +25,7 @@ def run(target_metadata: MetaData) -> None:
     _run(connection, target_metadata, version_table)
 
 
-def _run(connection, target_metadata: MetaData, version_table: str) -> None:
+def _run(connection: Connection, target_metadata: MetaData, version_table: str) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -13,16 +13,17 @@ later when the service comes back.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
 from nameko.amqp.publish import UndeliverableMessage, get_connection
+from nameko.containers import WorkerContext
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.messaging import encode_to_headers
-from nameko.rpc import ClusterRpc
+from nameko.rpc import ClusterRpc, ReplyListener
 from nameko.standalone.rpc import ClusterRpcClient
 
 from common import settings
@@ -56,14 +57,21 @@ def _unavailable(service: str) -> ServiceUnavailable:
 class ServiceClient:
     """Calls `service.method(*args, **kwargs)` and waits at most `timeout` seconds."""
 
-    def __init__(self, publish, reply_listener, context_data: dict, service: str, timeout: float):
+    def __init__(
+        self,
+        publish: Callable[..., Any],
+        reply_listener: ReplyListener,
+        context_data: dict,
+        service: str,
+        timeout: float,
+    ) -> None:
         self._publish = publish
         self._reply_listener = reply_listener
         self._context_data = context_data
         self.service = service
         self.timeout = timeout
 
-    def __getattr__(self, method: str):
+    def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
 
@@ -95,7 +103,7 @@ class ServiceClient:
 class RpcClient(ClusterRpc):
     """Dependency: `auth = RpcClient("auth")`, then `self.auth.login(...)` in a worker."""
 
-    def __init__(self, target_service: str, timeout: float | None = None, **options: Any):
+    def __init__(self, target_service: str, timeout: float | None = None, **options: Any) -> None:
         self.target_service = target_service
         self.timeout = timeout
         super().__init__(**options)
@@ -109,7 +117,7 @@ class RpcClient(ClusterRpc):
         with get_connection(self.amqp_uri) as connection:
             maybe_declare(self.reply_listener.queue, connection.channel())
 
-    def get_dependency(self, worker_ctx) -> ServiceClient:
+    def get_dependency(self, worker_ctx: WorkerContext) -> ServiceClient:
         return ServiceClient(
             self.publisher.publish,
             self.reply_listener,
@@ -122,7 +130,7 @@ class RpcClient(ClusterRpc):
 class StandaloneRpc:
     """RPC from outside a container: `with standalone_client() as rpc: rpc.call("auth", "ping")`."""
 
-    def __init__(self, client: ClusterRpcClient, timeout: float):
+    def __init__(self, client: ClusterRpcClient, timeout: float) -> None:
         self._client = client
         self._proxy = None
         self.timeout = timeout

@@ -8,6 +8,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from common.errors import validation_error
 
+# The longest session or reset token anyone looks up (ours are 43 characters): the gateway
+# answers a longer one `unauthenticated` without asking auth, and auth does the same.
+TOKEN_MAX = 200
+
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:
     """Validate `data` with `schema`, raising a `ValidationFailed` that names the fields."""

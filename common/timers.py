@@ -6,6 +6,8 @@ nameko's `@timer(interval=...)` is fixed when the class is defined, before `name
 
 from __future__ import annotations
 
+from typing import Any
+
 from nameko.timer import Timer
 
 from common import settings
@@ -18,7 +20,7 @@ class ConfiguredTimer(Timer):
     instances starting together do not all run at once.
     """
 
-    def __init__(self, setting: str, default: float, **kwargs) -> None:
+    def __init__(self, setting: str, default: float, **kwargs: Any) -> None:
         self.setting = setting
         self.default = default
         super().__init__(interval=default, **kwargs)

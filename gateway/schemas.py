@@ -10,11 +10,9 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from common.schemas import StrictSchema, Text
+from common.schemas import TOKEN_MAX, StrictSchema, Text
 
 PASSWORD_MAX = 1024
-# Session and reset tokens are far shorter; a longer one is refused without asking auth.
-TOKEN_MAX = 200
 
 
 class Out(Schema):

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from common import secrets, settings
 from common.errors import PortalError
-from gateway.schemas import TOKEN_MAX
+from common.schemas import TOKEN_MAX
 
 SESSION_COOKIE = "portal_session"
 CSRF_COOKIE = "portal_csrf"

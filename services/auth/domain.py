@@ -21,10 +21,6 @@ LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
 RESET_EMAIL_LIMIT = 3
 RESET_EMAIL_WINDOW = timedelta(minutes=15)
 
-# The longest session or reset token anyone looks up (ours are 43 characters); the gateway
-# answers a longer one `unauthenticated` without asking, and so do we.
-TOKEN_MAX = 200
-
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 128
 CUSTOMER_ID_PREFIX = "C"

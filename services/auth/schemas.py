@@ -7,8 +7,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from common.errors import ValidationFailed
-from common.schemas import StrictSchema, Text, text_arg
-from services.auth.domain import TOKEN_MAX
+from common.schemas import TOKEN_MAX, StrictSchema, Text, text_arg
 
 LOGIN_MAX = 254
 PASSWORD_MAX = 1024  # a bound on what we hash; the policy's own maximum is lower

@@ -13,10 +13,9 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
-from common.schemas import load
+from common.schemas import TOKEN_MAX, load
 from common.unit_of_work import UnitOfWork
 from services.auth import schemas, use_cases
-from services.auth.domain import TOKEN_MAX
 from services.auth.models import EventOutbox
 from services.auth.repository import AuthRepository
 from services.auth.schemas import LOGIN_MAX, PASSWORD_MAX, lookup_arg, query_arg

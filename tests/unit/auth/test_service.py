@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from common.db import Db
 from common.errors import PortalError
+from common.schemas import TOKEN_MAX
 from services.auth import domain
 from services.auth.models import LoginFailure
 from services.auth.service import AuthService
@@ -235,7 +236,7 @@ def test_verify_company_password(service) -> None:
     assert service.verify_company_password("C0000000", PASSWORD) is False
 
 
-@pytest.mark.parametrize("token", [None, 42, "", "x" * (domain.TOKEN_MAX + 1), "a\x00b"])
+@pytest.mark.parametrize("token", [None, 42, "", "x" * (TOKEN_MAX + 1), "a\x00b"])
 def test_a_token_of_any_shape_that_names_no_session_is_unauthenticated(service, token) -> None:
     raises_code("unauthenticated", service.authenticate, token)
     assert service.logout(token) is None

@@ -12,6 +12,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
+from common.schemas import TOKEN_MAX
 from gateway import errors, openapi, schemas, sessions
 from gateway.http import MAX_BODY_BYTES, ROUTES, JsonRoute, Reply, RouteSpec, read_json
 from gateway.service import GatewayService
@@ -110,7 +111,7 @@ def account(auth: FakeAuth, request: Request) -> dict:
     return worker_factory(GatewayService, auth=auth).get_account(request)
 
 
-@pytest.mark.parametrize("token", [None, "", "x" * (schemas.TOKEN_MAX + 1)])
+@pytest.mark.parametrize("token", [None, "", "x" * (TOKEN_MAX + 1)])
 def test_no_usable_token_is_401_without_asking_auth(token):
     auth = FakeAuth()
     with pytest.raises(PortalError) as caught:

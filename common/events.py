@@ -10,10 +10,12 @@ nothing. A test checks this table against the real `@event_handler` declarations
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Connection, Queue
+from nameko.containers import WorkerContext
 from nameko.events import EventDispatcher
 from nameko.standalone.events import get_event_exchange
 
@@ -29,7 +31,9 @@ SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
     ("billing", "payment_failed", "notify", "on_payment_failed"),
     ("billing", "recurring_payment_cancelled", "notify", "on_recurring_payment_cancelled"),
     ("billing", "offline_payment_recorded", "notify", "on_offline_payment_recorded"),
+    ("licensing", "license_issued", "billing", "on_license_issued"),
     ("licensing", "license_issued", "notify", "on_license_issued"),
+    ("licensing", "license_extended", "billing", "on_license_extended"),
     ("licensing", "license_extended", "notify", "on_license_extended"),
     ("licensing", "installation_activated", "notify", "on_installation_activated"),
     ("licensing", "license_expiring", "notify", "on_license_expiring"),
@@ -83,7 +87,7 @@ class EventBus(EventDispatcher):
         self.declare.extend(subscription_queues(self.container.service_name))
         super().setup()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: WorkerContext) -> Callable[[str, dict[str, Any]], dict]:
         dispatch = super().get_dependency(worker_ctx)
 
         def publish(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -1,59 +1,25 @@
-"""nameko dependencies of the billing service: the clock and the payment provider.
+"""nameko dependencies of the billing service: the payment provider.
 
-Both are outside systems behind a small interface, so that `worker_factory(BillingService,
-clock=FixedClock(...), provider=SandboxProvider(MemoryLedger()))` just works, and
-integration tests move time by setting `BILLING_CLOCK_OFFSET_SECONDS` instead of sleeping.
+An outside system behind a small interface, so that `worker_factory(BillingService,
+provider=SandboxProvider(MemoryLedger()))` just works. Billing's clock is
+`common.clock.Clock("BILLING_CLOCK_OFFSET_SECONDS")`: integration tests and demos move
+billing's time with that setting instead of sleeping.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from nameko.extensions import DependencyProvider
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 from common import settings
 from common.db import Db, make_engine
-from common.timeutil import utcnow
 from services.billing.providers import PaymentProvider, SandboxProvider
 from services.billing.repository import SqlLedger
 
 
-class SystemClock:
-    """UTC now, plus an offset (only ever set by tests and demos: it moves billing's time)."""
-
-    def __init__(self, offset: timedelta = timedelta()) -> None:
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return utcnow() + self.offset
-
-
-class FixedClock:
-    """A clock for tests: `clock.now()` is `at` until the test moves it."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, delta: timedelta) -> None:
-        self.at += delta
-
-
-class Clock(DependencyProvider):
-    """`clock = Clock()`: a `SystemClock`, shifted by `BILLING_CLOCK_OFFSET_SECONDS` (0)."""
-
-    def get_dependency(self, worker_ctx) -> SystemClock:
-        # read per worker, so a test can move time while the container runs
-        offset = settings.get_float("BILLING_CLOCK_OFFSET_SECONDS", 0.0)
-        return SystemClock(timedelta(seconds=offset))
-
-
-def sandbox_provider(url: str | None = None) -> tuple[SandboxProvider, object]:
+def sandbox_provider(url: str | None = None) -> tuple[SandboxProvider, Engine]:
     """The sandbox with its ledger in the billing database; also the engine to dispose of."""
-    from sqlalchemy.orm import sessionmaker
-
     engine = make_engine(url or settings.database_url("billing"), pool_size=2)
     return SandboxProvider(SqlLedger(Db(sessionmaker(bind=engine)))), engine
 
@@ -67,7 +33,7 @@ class Provider(DependencyProvider):
 
     def __init__(self) -> None:
         self.provider: PaymentProvider | None = None
-        self._engine = None
+        self._engine: Engine | None = None
 
     def setup(self) -> None:
         name = settings.get("PAYMENT_PROVIDER", "sandbox")
@@ -84,5 +50,5 @@ class Provider(DependencyProvider):
     def kill(self) -> None:
         self.stop()
 
-    def get_dependency(self, worker_ctx) -> PaymentProvider:
+    def get_dependency(self, worker_ctx: object) -> PaymentProvider:
         return self.provider

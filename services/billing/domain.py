@@ -7,8 +7,11 @@ microseconds. Money is always an `int` of minor units with an ISO 4217 currency 
 from __future__ import annotations
 
 import calendar
+import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 # ISO 4217 codes we accept, with their minor-unit exponent (2 unless listed otherwise).
 CURRENCIES: dict[str, int] = {
@@ -142,6 +145,45 @@ def describe_purchase(product: str, plan: str, seats: int, interval: str, kind: 
     what = "renewal" if kind == "renewal" else every
     noun = "seat" if seats == 1 else "seats"
     return f"{product}, {seats} {noun}, {what} (plan {plan})"
+
+
+# --- purchases and charges ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a purchase buys; kept with its charge until the charge is settled."""
+
+    kind: str  # new | renewal
+    customer_id: str
+    plan: str
+    product_code: str
+    interval: str
+    seats: int
+    unit_amount: int
+    amount: int
+    currency: str
+    period_start: str
+    period_end: str
+    license_id: str | None
+    card: dict[str, Any]  # provider, token, brand, last4, exp_month, exp_year (never the number)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Order:
+        return cls(**json.loads(raw))
+
+
+def charge_key(charge_id: int) -> str:
+    """The provider's idempotency key of a charge row: one row, one possible charge."""
+    return f"billing-charge-{charge_id}"
+
+
+def new_reference() -> str:
+    """The public ID of a recurring payment: opaque, unguessable (`rp_` + 20 hex digits)."""
+    return "rp_" + secrets.token_hex(10)
 
 
 # --- dunning -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The billing database: plans, payment methods, payments (receipts), recurring payments,
-renewal invoices and the charges made for them, and the sandbox provider's own charges.
+renewal invoices and the charges made for them, the sandbox provider's own charges, and the
+licensing events billing applied or parked.
 
 Money columns are integers of minor units next to an ISO 4217 currency; never floats.
 """
@@ -7,8 +8,10 @@ Money columns are integers of minor units next to an ISO 4217 currency; never fl
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -23,8 +26,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
-
-IN_FLIGHT = ("pending", "unknown")
 
 
 class BillingBase(DeclarativeBase):
@@ -99,7 +100,7 @@ class Payment(BillingBase):
 
 
 class RecurringPayment(BillingBase):
-    """What is charged automatically, and when; `license_id` is learnt from licensing."""
+    """What is charged automatically, and when; `license_id` is learnt from licensing's events."""
 
     __tablename__ = "recurring_payments"
     __table_args__ = (Index("ix_recurring_due", "status", "next_charge_at"),)
@@ -108,7 +109,7 @@ class RecurringPayment(BillingBase):
     reference: Mapped[str] = mapped_column(String(40), unique=True)  # the public ID
     customer_id: Mapped[str] = mapped_column(String(32), index=True)
     license_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    # the receipt licensing issued the license for, to find `license_id` until it is known
+    # the receipt of the purchase that started it: licensing issues the license for it
     origin_receipt: Mapped[str | None] = mapped_column(String(32))
     plan_code: Mapped[str] = mapped_column(String(64))
     product_code: Mapped[str] = mapped_column(String(64))
@@ -203,6 +204,34 @@ class SandboxCharge(BillingBase):
     currency: Mapped[str] = mapped_column(String(3))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LicenseEvent(BillingBase):
+    """A licensing event that named a receipt, applied once: its `event_id` is the key."""
+
+    __tablename__ = "license_events"
+
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(32))
+    receipt_number: Mapped[str] = mapped_column(String(32))
+    license_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ParkedEvent(BillingBase):
+    """An event that can never be applied: kept for staff to look at, never retried."""
+
+    __tablename__ = "parked_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL when the payload had no usable event_id; NULLs never collide on a unique key
+    event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # events staged with the change that made them true (common/outbox.py): a paid purchase

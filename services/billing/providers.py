@@ -29,7 +29,7 @@ TEST_CARDS = {
     "4000000000000002": "card_declined",
     "4000000000009995": "insufficient_funds",
 }
-_TOKEN_PREFIX = "pm_sandbox_"
+_METHOD_PREFIX = "pm_sandbox_"
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,9 @@ class MemoryLedger:
 
 def sandbox_behaviour(token: str) -> str:
     """What a sandbox payment method does when charged: `ok` or a decline code."""
-    if not token.startswith(_TOKEN_PREFIX):
+    if not token.startswith(_METHOD_PREFIX):
         return "card_declined"
-    behaviour = token[len(_TOKEN_PREFIX) :].rsplit("_", 1)[0]
+    behaviour = token[len(_METHOD_PREFIX) :].rsplit("_", 1)[0]
     return behaviour if behaviour in ("ok", "card_declined", "insufficient_funds") else "ok"
 
 
@@ -163,7 +163,7 @@ class SandboxProvider(PaymentProvider):
             raise InvalidCard("cvc", "The security code must be 3 or 4 digits.")
         behaviour = TEST_CARDS.get(number, "ok")
         return PaymentMethod(
-            token=f"{_TOKEN_PREFIX}{behaviour}_{secrets.token_hex(8)}",
+            token=f"{_METHOD_PREFIX}{behaviour}_{secrets.token_hex(8)}",
             brand=domain.card_brand(number),
             last4=number[-4:],
             exp_month=card.exp_month,

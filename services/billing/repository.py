@@ -6,14 +6,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.db import Db
+from common.db import Db, insert_ignore
 from common.timeutil import utcnow
 from services.billing.models import (
+    BillingBase,
     Charge,
     Invoice,
+    LicenseEvent,
+    ParkedEvent,
     Payment,
     PaymentMethod,
     Plan,
@@ -23,21 +26,22 @@ from services.billing.models import (
 )
 
 
-def insert_ignoring_conflicts(session: Session, table, values: dict[str, Any]) -> bool:
-    """`INSERT … ON CONFLICT DO NOTHING` on PostgreSQL and SQLite; whether a row was added."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(table).values(**values).on_conflict_do_nothing()
-    return session.execute(statement).rowcount == 1
-
-
 class BillingRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, entity) -> None:
+    def add(self, entity: BillingBase) -> None:
         self.session.add(entity)
         self.session.flush()
+
+    def add_unique(self, entity: BillingBase) -> bool:
+        """Add `entity` unless a unique key is taken (a concurrent twin won): whether it was."""
+        try:
+            with self.session.begin_nested():
+                self.add(entity)
+        except IntegrityError:
+            return False
+        return True
 
     # plans
     def plan_by_code(self, code: str) -> Plan | None:
@@ -60,9 +64,7 @@ class BillingRepository:
         )
         value = self.session.execute(bump).scalar()
         if value is None:
-            insert_ignoring_conflicts(
-                self.session, ReceiptCounter.__table__, {"year": year, "last_value": 0}
-            )
+            insert_ignore(self.session, ReceiptCounter.__table__, {"year": year, "last_value": 0})
             value = self.session.execute(bump).scalar()
         return int(value)
 
@@ -145,7 +147,7 @@ class BillingRepository:
     # invoices
     def open_invoice(self, values: dict[str, Any]) -> bool:
         """Create the invoice of one (recurring payment, period) unless it exists."""
-        return insert_ignoring_conflicts(self.session, Invoice.__table__, values)
+        return insert_ignore(self.session, Invoice.__table__, values)
 
     def claim_due_invoice(self, now: datetime) -> Invoice | None:
         """One due invoice, locked; rows another instance holds are skipped, not waited for."""
@@ -202,6 +204,15 @@ class BillingRepository:
             query = query.where(Charge.id.not_in(skip))
         return self.session.scalar(query)
 
+    # licensing events
+    def record_license_event(self, values: dict[str, Any]) -> bool:
+        """Remember a licensing event by `event_id`; False if it was applied before."""
+        return insert_ignore(self.session, LicenseEvent.__table__, values)
+
+    def park(self, values: dict[str, Any]) -> None:
+        """Keep an event that can never be applied (once per `event_id`)."""
+        insert_ignore(self.session, ParkedEvent.__table__, values)
+
 
 class SqlLedger:
     """The sandbox provider's ledger in the billing database (one transaction per call)."""
@@ -216,7 +227,7 @@ class SqlLedger:
 
     def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction() as session:
-            insert_ignoring_conflicts(
+            insert_ignore(
                 session,
                 SandboxCharge.__table__,
                 {"idempotency_key": idempotency_key, "created_at": utcnow(), **record},

@@ -1,8 +1,11 @@
-"""RPC payloads of the billing service, validated on the way in."""
+"""RPC payloads of the billing service and the licensing events it reads, validated."""
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from common.schemas import StrictSchema, Text
 from services.billing import domain
@@ -19,7 +22,9 @@ def _currency(value: str) -> bool:
 class Currency(fields.String):
     """An ISO 4217 code; accepted in any case, stored upper-case."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
@@ -68,4 +73,38 @@ class RecordOffline(StrictSchema):
 
 class RunRenewals(StrictSchema):
     as_of = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
-    limit = fields.Integer(load_default=500, strict=True, validate=validate.Range(min=1, max=5000))
+
+
+class _EventPart(Schema):
+    """Events grow fields over time: what billing does not read is ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class _EventLicense(_EventPart):
+    license_id = Text(64)
+
+
+class LicenseEvent(_EventPart):
+    """licensing's `license_issued` / `license_extended`, of a license a payment paid for."""
+
+    event_id = Text(100)
+    customer_id = Text(32)
+    receipt_number = Text(32)
+    license = fields.Nested(_EventLicense, required=True)
+
+
+def license_event(payload: Any) -> dict[str, Any] | None:
+    """`{event_id, customer_id, receipt_number, license_id}` of a license event.
+
+    None for an event that no payment caused (it names no `receipt_number`); a
+    `ValidationError` for a malformed one.
+    """
+    if not isinstance(payload, dict):
+        raise ValidationError("Expected a JSON object.")
+    if payload.get("receipt_number") is None:
+        return None
+    event = LicenseEvent().load(payload)
+    license = event.pop("license")
+    return {**event, "license_id": license["license_id"]}

@@ -1,35 +1,47 @@
 """The billing service: plans, purchases by card, receipts, recurring payments and renewals.
 
-Entrypoints only: each loads its payload with a schema, runs a use case from `purchases`
-or `renewals`, and publishes the resulting events after the transaction committed.
+Entrypoints only: each loads its arguments with a schema, runs one use case of
+`services.billing.use_cases` through the unit of work (which publishes the events after the
+transaction committed), and returns its view.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import eventlet
+from marshmallow import ValidationError
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from common import outbox, settings
+from common import settings
+from common.clock import Clock
 from common.db import Database
-from common.errors import PortalError, ServiceUnavailable
+from common.errors import PortalError
 from common.events import EventBus
+from common.handlers import Poison, reliable_handler
 from common.rpc import RpcClient
-from common.schemas import load
+from common.schemas import load, optional_text_arg, text_arg
 from common.timers import configured_timer
-from services.billing import demo, purchases, renewals, schemas
-from services.billing.dependencies import Clock, Provider
+from common.unit_of_work import UnitOfWork
+from services.billing import schemas
+from services.billing.dependencies import Provider
 from services.billing.models import EventOutbox
 from services.billing.repository import BillingRepository
+from services.billing.use_cases import (
+    demo,
+    licenses,
+    plans,
+    purchases,
+    receipts,
+    recurring,
+    renewals,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_RENEWAL_SCAN_SECONDS = 300.0
-# reads learn license IDs from licensing on the way; they wait for it this long at most
-LINK_TIMEOUT_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -43,43 +55,19 @@ def vendor() -> dict[str, str]:
     }
 
 
-def _key(value: Any, field: str) -> str:
-    """A short identifier argument (customer ID, receipt number, …) or a 422 naming it."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 64 or "\x00" in value:
-        raise PortalError(
-            f"Invalid value for: {field}.",
-            code="validation_error",
-            details={"fields": {field: ["Expected a short non-empty string."]}},
-        )
-    return value.strip()
-
-
 class BillingService:
     name = "billing"
 
     db = Database("billing", MIGRATIONS)
     events = EventBus()
-    clock = Clock()
+    clock = Clock("BILLING_CLOCK_OFFSET_SECONDS")
     provider = Provider()
     auth = RpcClient("auth")
     licensing = RpcClient("licensing")
 
-    def _publish(self, outcome: purchases.Outcome) -> purchases.Outcome:
-        """Publish the events the outcome's committed transaction staged in the outbox."""
-        self._flush(outcome.events)
-        return outcome
-
-    def _flush(self, events: list) -> None:
-        outbox.flush(self.db, EventOutbox, self.events, events)
-
-    def _license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
-        return self.licensing.license_for_payment(receipt_number, customer_id)
-
-    def _quick_license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
-        """The same, for reads: a slow or absent licensing must not make a list answer late."""
-        with eventlet.Timeout(LINK_TIMEOUT_SECONDS, False):
-            return self._license_for_payment(receipt_number, customer_id)
-        raise ServiceUnavailable(details={"service": "licensing"})
+    @property
+    def _uow(self) -> UnitOfWork[BillingRepository]:
+        return UnitOfWork(self.db, BillingRepository, EventOutbox, self.events)
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -98,8 +86,7 @@ class BillingService:
         `plan_exists` if the code is taken.
         """
         data = load(schemas.CreatePlan(), payload)
-        with self.db.transaction() as session:
-            return purchases.create_plan(BillingRepository(session), data, self.clock.now())
+        return self._uow.run(plans.create_plan, data, self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def list_plans(self, include_inactive: bool = False) -> list[dict[str, Any]]:
@@ -107,9 +94,7 @@ class BillingService:
 
         → `[{"code", "product_code", "amount", "currency", "price", "interval", "active"}]`
         """
-        with self.db.transaction() as session:
-            plans = BillingRepository(session).plans(active_only=not include_inactive)
-            return [purchases.plan_view(plan) for plan in plans]
+        return self._uow.read(plans.list_plans, include_inactive)
 
     # --- purchases ------------------------------------------------------------------------
 
@@ -125,19 +110,11 @@ class BillingService:
         Errors: `card_declined` / `insufficient_funds` (nothing created), `validation_error`
         naming the field (expired card, unknown plan, bad number), `payment_unconfirmed`.
         """
-        customer_id = _key(customer_id, "customer_id")
+        customer_id = text_arg(customer_id, "customer_id")
         data = load(schemas.Purchase(), payload)
-        outcome = purchases.purchase(
-            self.db,
-            self.provider,
-            self.clock.now(),
-            customer_id,
-            data,
-            lambda license_id, customer: self.licensing.get_license(
-                license_id, customer_id=customer
-            ),
+        return purchases.purchase(
+            self._uow, self.provider, self.clock.now(), customer_id, data, self.licensing
         )
-        return self._publish(outcome).result
 
     @rpc(expected_exceptions=PortalError)
     def record_offline_payment(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -149,12 +126,7 @@ class BillingService:
         """
         data = load(schemas.RecordOffline(), payload)
         self.auth.get_company(data["customer_id"])  # company_not_found before any receipt
-        with self.db.transaction() as session:
-            repo = BillingRepository(session)
-            outcome = purchases.staged(
-                session, purchases.record_offline(repo, data, self.clock.now())
-            )
-        return self._publish(outcome).result
+        return self._uow.run(receipts.record_offline, data, self.clock.now())
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -164,12 +136,11 @@ class BillingService:
 
         → `[{"receipt_number", "paid_at", "amount", "currency", "description", "status",
         "license_id", "plan", "seats", "period_start", "period_end", "card_brand",
-        "card_last4", …}]`. Offline payments are not listed.
+        "card_last4", …}]`. Offline payments are not listed. `license_id` is null until
+        licensing has issued the license.
         """
-        customer_id = _key(customer_id, "customer_id")
-        purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
-        with self.db.transaction() as session:
-            return purchases.portal_payments(BillingRepository(session), customer_id)
+        customer_id = text_arg(customer_id, "customer_id")
+        return self._uow.read(receipts.portal_payments, customer_id)
 
     @rpc(expected_exceptions=PortalError)
     def get_receipt(self, receipt_number: str, customer_id: str | None = None) -> dict[str, Any]:
@@ -179,14 +150,9 @@ class BillingService:
         "seats", "unit_amount", "unit_amount_formatted", "amount", "amount_formatted",
         "period_start", "period_end"}]}`. Without `customer_id` (staff), any receipt.
         """
-        receipt_number = _key(receipt_number, "receipt_number")
-        if customer_id is not None:
-            customer_id = _key(customer_id, "customer_id")
-            purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
-        with self.db.transaction() as session:
-            return purchases.get_receipt(
-                BillingRepository(session), receipt_number, customer_id, vendor()
-            )
+        receipt_number = text_arg(receipt_number, "receipt_number")
+        customer_id = optional_text_arg(customer_id, "customer_id")
+        return self._uow.read(receipts.get_receipt, receipt_number, customer_id, vendor())
 
     @rpc(expected_exceptions=PortalError)
     def list_recurring_payments(self, customer_id: str) -> list[dict[str, Any]]:
@@ -196,10 +162,8 @@ class BillingService:
         "currency", "interval", "next_charge_at", "status": "active" | "past_due" |
         "cancelled", "failures", "card_brand", "card_last4"}]`
         """
-        customer_id = _key(customer_id, "customer_id")
-        purchases.link_licenses(self.db, customer_id, self._quick_license_for_payment)
-        with self.db.transaction() as session:
-            return purchases.recurring_payments(BillingRepository(session), customer_id)
+        customer_id = text_arg(customer_id, "customer_id")
+        return self._uow.read(recurring.list_recurring, customer_id)
 
     @rpc(expected_exceptions=PortalError)
     def cancel_recurring_payment(
@@ -210,17 +174,33 @@ class BillingService:
         → the recurring payment with `"status": "cancelled"`;
         `recurring_payment_not_found` for another company's.
         """
-        reference = _key(recurring_payment_id, "id")
-        if customer_id is not None:
-            customer_id = _key(customer_id, "customer_id")
-        with self.db.transaction() as session:
-            outcome = purchases.staged(
-                session,
-                purchases.cancel_recurring(
-                    BillingRepository(session), reference, customer_id, self.clock.now()
-                ),
-            )
-        return self._publish(outcome).result
+        reference = text_arg(recurring_payment_id, "id")
+        customer_id = optional_text_arg(customer_id, "customer_id")
+        return self._uow.run(recurring.cancel_recurring, reference, customer_id, self.clock.now())
+
+    # --- licenses, learnt from licensing's events -----------------------------------------
+
+    @reliable_handler("licensing", "license_issued")
+    def on_license_issued(self, payload: Any) -> None:
+        """The license a purchase paid for: recorded on its payment and recurring payment."""
+        self._learn_license("license_issued", payload)
+
+    @reliable_handler("licensing", "license_extended")
+    def on_license_extended(self, payload: Any) -> None:
+        """The license a renewal paid for (already known, unless the purchase's event is late)."""
+        self._learn_license("license_extended", payload)
+
+    def _learn_license(self, event_type: str, payload: Any) -> None:
+        try:
+            event = schemas.license_event(payload)
+        except ValidationError as exc:
+            raise Poison(f"invalid payload: {exc.messages}") from exc
+        if event is not None:
+            self._uow.run(licenses.learn_license, event_type, event, self.clock.now())
+
+    def park(self, source: str, event_type: str, payload: Any, reason: str) -> None:
+        """Keep an event that can never be applied (`reliable_handler` calls this)."""
+        self._uow.run(licenses.park, source, event_type, payload, reason, self.clock.now())
 
     # --- renewals -------------------------------------------------------------------------
 
@@ -233,35 +213,25 @@ class BillingService:
         "past_due": 0, "unknown": 0, "reconciled": 0, "abandoned": 0,
         "waiting_for_license": 0}`. Running it twice charges nothing twice.
         """
-        data = load(schemas.RunRenewals(), {"as_of": as_of})
-        return self._renewal_pass(data["as_of"])
+        horizon: datetime | None = load(schemas.RunRenewals(), {"as_of": as_of})["as_of"]
+        return renewals.run_pass(self._uow, self.provider, self.clock.now(), horizon)
 
     @configured_timer("BILLING_RENEWAL_SCAN_SECONDS", default=DEFAULT_RENEWAL_SCAN_SECONDS)
     def renewal_scan(self) -> None:
         """Charge due recurring payments; a retried or concurrent pass charges nothing twice."""
-        report = self._renewal_pass(None)
+        report = renewals.run_pass(self._uow, self.provider, self.clock.now())
         if any(report.values()):
             log.info("renewal pass: %s", report)
-
-    def _renewal_pass(self, horizon) -> dict[str, int]:
-        return renewals.run_pass(
-            self.db,
-            self.provider,
-            self.clock.now(),
-            self._flush,
-            self._license_for_payment,
-            horizon=horizon,
-        )
 
     @timer(interval=5)
     def relay_outbox(self) -> None:
         """Publish events that a crash or a broker outage left in the outbox."""
-        outbox.relay(self.db, EventOutbox, self.events)
+        self._uow.relay()
 
     @timer(interval=3600)
     def prune_outbox(self) -> None:
         """Forget events published a week ago."""
-        outbox.prune(self.db, EventOutbox)
+        self._uow.prune()
 
     # --- demo -----------------------------------------------------------------------------
 
@@ -272,16 +242,7 @@ class BillingService:
         → `{"created": true, "payments": [...], "recurring_payment": {...}}`, or
         `{"created": false}` when the company already has payments.
         """
-        customer_id = _key(customer_id, "customer_id")
-        with self.db.transaction() as session:
-            outcome = purchases.staged(
-                session,
-                demo.seed_history(
-                    BillingRepository(session),
-                    self.clock.now(),
-                    customer_id,
-                    _key(plan_code, "plan_code"),
-                    max(1, min(int(seats), 100)),
-                ),
-            )
-        return self._publish(outcome).result
+        customer_id = text_arg(customer_id, "customer_id")
+        plan_code = text_arg(plan_code, "plan_code")
+        seats = max(1, min(int(seats), 100))
+        return self._uow.run(demo.seed_history, self.clock.now(), customer_id, plan_code, seats)

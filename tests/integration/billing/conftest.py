@@ -1,23 +1,24 @@
 """billing against the real RabbitMQ and PostgreSQL, with a stand-in licensing service.
 
-The stand-in answers the two RPCs billing asks licensing (`get_license`,
-`license_for_payment`) from a table the test fills, so renewals can be tested before and
-independently of the real licensing service.
+The stand-in answers the one RPC billing asks licensing (`get_license`, for a renewal bought
+by hand) from a table the test fills, and `license_for` publishes the `license_issued` event
+licensing would, so renewals can be tested independently of the real licensing service.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kombu import Connection
 from nameko.rpc import rpc
+from nameko.standalone.events import event_dispatcher
 from sqlalchemy import create_engine, text
 
 from common.errors import NotFound
-from common.events import subscription_queues
 from common.rpc import standalone_client
 from services.billing.service import BillingService
 from tests.support.bus import BusEvents, watch_events
@@ -26,11 +27,11 @@ from tests.support.bus import BusEvents, watch_events
 QUIET = {"BILLING_RENEWAL_SCAN_SECONDS": 3600}
 OK_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 
-LICENSES: dict[str, dict[str, Any]] = {}  # receipt number or license ID → license
+LICENSES: dict[str, dict[str, Any]] = {}  # license ID → license
 
 
 class StandInLicensing:
-    """Answers like licensing: every paid receipt has a license `L-<receipt>`."""
+    """Answers `get_license` like licensing, for the licenses `license_for` issued."""
 
     name = "licensing"
 
@@ -45,40 +46,43 @@ class StandInLicensing:
             raise NotFound(code="license_not_found", message="No such license.")
         return found
 
-    @rpc
-    def license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
-        found = LICENSES.get(receipt_number)
-        return found if found and found["customer_id"] == customer_id else None
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """`check()`'s first truthy value, asked every 0.1 s for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.1)
 
 
-def license_for(receipt: str, customer_id: str, **extra: Any) -> dict[str, Any]:
+def license_for(rpc, receipt: str, customer_id: str) -> dict[str, Any]:
+    """Issue the license `L-<receipt>` as licensing would, and wait until billing knows it."""
     license = {
         "license_id": f"L-{receipt}",
-        "customer_id": customer_id,
         "product": {"code": "CADPRO", "name": "CAD Pro"},
         "seats": 2,
         "expires_at": None,
-        **extra,
+        "status": "active",
     }
-    LICENSES[receipt] = LICENSES[license["license_id"]] = license
-    return license
-
-
-@pytest.fixture(autouse=True)
-def leave_no_events_behind(config):
-    """Empty the consumer queues after each test (its containers are gone by then).
-
-    Billing declares notify's and licensing's queues when it starts; the events these tests
-    publish for made-up customers would otherwise wait there for the next test that starts
-    notify or licensing.
-    """
-    yield
-    with Connection(config["AMQP_URI"]) as connection:
-        channel = connection.channel()
-        for queue in subscription_queues():
-            bound = queue.bind(channel)
-            bound.declare()
-            bound.purge()
+    LICENSES[license["license_id"]] = {**license, "customer_id": customer_id}
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "customer_id": customer_id,
+        "license": license,
+        "receipt_number": receipt,
+    }
+    event_dispatcher()("licensing", "license_issued", event)
+    eventually(
+        lambda: (
+            rpc.call("billing", "get_receipt", receipt, customer_id)["license_id"]
+            == license["license_id"]
+        )
+    )
+    return LICENSES[license["license_id"]]
 
 
 @pytest.fixture

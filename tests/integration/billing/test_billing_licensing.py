@@ -1,46 +1,49 @@
 """billing and the real licensing service on the real bus: a paid purchase issues a license,
-a paid renewal extends it, and a redelivered `payment_succeeded` changes nothing twice."""
+billing learns it from `license_issued` (it never asks licensing), a paid renewal extends
+it, and a redelivered `payment_succeeded` changes nothing twice."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kombu import Connection
+from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import create_engine, text
 
-from common.events import declare_subscriptions, queue_for
 from common.rpc import standalone_client
 from services.billing.service import BillingService
 from services.licensing.service import LicensingService
-from tests.integration.billing.conftest import OK_CARD, QUIET
+from tests.integration.billing.conftest import OK_CARD, QUIET, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-QUEUE = ("billing", "payment_succeeded", "licensing", "on_payment_succeeded")
+CALLS_FROM_BILLING: list[str] = []
 
 
-def eventually(check, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.1)
+class CallsFromBilling(DependencyProvider):
+    """Records every RPC method of licensing that a billing worker called."""
+
+    def worker_setup(self, worker_ctx) -> None:
+        parent = worker_ctx.immediate_parent_call_id or ""
+        if isinstance(worker_ctx.entrypoint, Rpc) and parent.startswith("billing."):
+            CALLS_FROM_BILLING.append(worker_ctx.entrypoint.method_name)
+
+
+class WatchedLicensing(LicensingService):
+    """The real licensing service, watched."""
+
+    calls_from_billing = CallsFromBilling()
 
 
 @pytest.fixture
 def suite(config, container_factory):
-    """Real billing and licensing; the licensing queue emptied of earlier tests' events."""
-    declare_subscriptions()
-    with Connection(config["AMQP_URI"]) as connection:
-        queue_for(*QUEUE).bind(connection.channel()).purge()
-    for service in (LicensingService, BillingService):
+    """Real billing and licensing, and a product with a monthly plan."""
+    CALLS_FROM_BILLING.clear()
+    for service in (WatchedLicensing, BillingService):
         container = container_factory(service, QUIET)
         container.start()
     with standalone_client(timeout=10) as client:
@@ -60,16 +63,19 @@ def suite(config, container_factory):
         yield client, product, plan
 
 
-def payment_rows(config, receipt: str) -> list:
+def licensing_rows(config, statement: str, **params: Any) -> list:
     engine = create_engine(config["LICENSING_DATABASE_URL"])
     try:
         with engine.connect() as connection:
-            return connection.execute(
-                text("SELECT status, license_id FROM payment_events WHERE receipt_number = :r"),
-                {"r": receipt},
-            ).all()
+            return connection.execute(text(statement), params).all()
     finally:
         engine.dispose()
+
+
+def payment_rows(config, receipt: str) -> list:
+    return licensing_rows(
+        config, "SELECT status, license_id FROM payment_events WHERE receipt_number = :r", r=receipt
+    )
 
 
 def test_a_purchase_issues_a_license_and_a_renewal_extends_it(suite, config) -> None:
@@ -91,6 +97,36 @@ def test_a_purchase_issues_a_license_and_a_renewal_extends_it(suite, config) -> 
     # billing learns the license of the purchase and shows it
     listed = client.call("billing", "list_payments", who)
     assert {p["license_id"] for p in listed} == {license["license_id"]}
+    assert CALLS_FROM_BILLING == ["get_license"]  # the renewal's check, and nothing else
+
+
+def test_billing_learns_the_license_from_the_event_without_asking_licensing(suite, config) -> None:
+    client, _, plan = suite
+    who = "C" + uuid.uuid4().hex[:7].upper()
+    bought = client.call(
+        "billing", "purchase", who, {"plan": plan["code"], "seats": 2, "card": OK_CARD}
+    )
+    receipt = bought["payment"]["receipt_number"]
+
+    def known() -> str | None:
+        return client.call("billing", "get_receipt", receipt, who)["license_id"]
+
+    license_id = eventually(known)
+    [applied] = payment_rows(config, receipt)
+    assert applied == ("applied", license_id)
+    [listed] = client.call("billing", "list_payments", who)
+    [recurring] = client.call("billing", "list_recurring_payments", who)
+    assert listed["license_id"] == recurring["license_id"] == license_id
+    # the renewal pass charges it without asking licensing which license it is
+    due = datetime.fromisoformat(recurring["next_charge_at"])
+    client.call("billing", "run_renewals", (due + timedelta(minutes=1)).isoformat())
+    renewal, _ = client.call("billing", "list_payments", who)
+    assert (renewal["kind"], renewal["license_id"]) == ("renewal", license_id)
+    extended = eventually(
+        lambda: client.call("licensing", "license_for_payment", renewal["receipt_number"], who)
+    )
+    assert extended["expires_at"] == renewal["period_end"]
+    assert CALLS_FROM_BILLING == []
 
 
 def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> None:
@@ -114,11 +150,24 @@ def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> No
         },
     }
     dispatch = event_dispatcher()
+
+    def sentinel() -> None:
+        """A payment of another company sent last: once it is applied, the ones before are."""
+        other = "C" + uuid.uuid4().hex[:7].upper()
+        receipt = f"R-2098-{uuid.uuid4().int % 10**6:06d}"
+        payment = {**event["payment"], "receipt_number": receipt}
+        dispatch(
+            "billing",
+            "payment_succeeded",
+            {**event, "event_id": uuid.uuid4().hex, "customer_id": other, "payment": payment},
+        )
+        eventually(lambda: client.call("licensing", "license_for_payment", receipt, other))
+
     poison = {"event_id": uuid.uuid4().hex, "customer_id": who, "payment": "not an object"}
     for payload in (poison, event, event, {**event}):
         dispatch("billing", "payment_succeeded", payload)
     license = eventually(lambda: client.call("licensing", "license_for_payment", receipt, who))
-    time.sleep(0.5)  # let the redeliveries arrive
+    sentinel()
     assert len(client.call("licensing", "list_licenses", who)) == 1
     assert payment_rows(config, receipt) == [("applied", license["license_id"])]
     # the same renewal delivered twice extends once
@@ -139,15 +188,11 @@ def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> No
     extended = eventually(
         lambda: client.call("licensing", "license_for_payment", receipt[:-1] + "x", who)
     )
-    time.sleep(0.5)
+    sentinel()
     assert datetime.fromisoformat(extended["expires_at"]) == renewal_end
     [current] = client.call("licensing", "list_licenses", who)
     assert datetime.fromisoformat(current["expires_at"]) == renewal_end
-    engine = create_engine(config["LICENSING_DATABASE_URL"])
-    with engine.connect() as connection:
-        parked = connection.execute(
-            text("SELECT status FROM payment_events WHERE event_id = :e"),
-            {"e": poison["event_id"]},
-        ).all()
-    engine.dispose()
+    parked = licensing_rows(
+        config, "SELECT status FROM payment_events WHERE event_id = :e", e=poison["event_id"]
+    )
     assert parked == [("parked",)]

@@ -11,6 +11,7 @@ import eventlet.event
 import pytest
 from eventlet.greenpool import GreenPool
 from nameko import config as nameko_config
+from nameko.rpc import rpc as rpc_entrypoint
 from sqlalchemy import create_engine, text
 
 from common.errors import PortalError
@@ -20,6 +21,14 @@ from services.billing.providers import Card, SandboxProvider
 from tests.integration.billing.conftest import OK_CARD, license_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+class StandInAuth:
+    name = "auth"
+
+    @rpc_entrypoint
+    def get_company(self, customer_id: str) -> dict:
+        return {"customer_id": customer_id}
 
 
 def customer() -> str:
@@ -102,15 +111,6 @@ def test_another_company_gets_not_found_and_offline_payments_are_not_listed(rpc,
 def test_offline_payment_is_a_receipt_that_is_not_listed(
     rpc, billing, licensing, container_factory, billing_events
 ) -> None:
-    from nameko.rpc import rpc as rpc_entrypoint
-
-    class StandInAuth:
-        name = "auth"
-
-        @rpc_entrypoint
-        def get_company(self, customer_id):
-            return {"customer_id": customer_id}
-
     container_factory(StandInAuth).start()
     who = customer()
     payment = rpc.call(
@@ -148,7 +148,7 @@ def _card() -> Card:
 
 def _bought_and_licensed(rpc, plan, who: str) -> dict:
     result = buy(rpc, who, plan)
-    license_for(result["payment"]["receipt_number"], who)
+    license_for(rpc, result["payment"]["receipt_number"], who)
     return result
 
 

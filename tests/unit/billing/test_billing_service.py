@@ -2,11 +2,13 @@
 
 `worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, the
 sandbox provider with an in-memory ledger (or a provider that loses answers), a fixed
-clock, a list that records events, and fake licensing/auth RPC clients.
+clock, a list that records events, and fake licensing/auth RPC clients. Licensing's events
+are delivered by calling the handlers, as nameko would.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +18,22 @@ import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
 
+from common import outbox
 from common.db import Db
 from common.errors import PortalError
-from services.billing.dependencies import FixedClock
-from services.billing.models import Charge, Invoice, Payment, RecurringPayment
+from services.billing.models import (
+    Charge,
+    EventOutbox,
+    Invoice,
+    LicenseEvent,
+    ParkedEvent,
+    Payment,
+    PaymentMethod,
+    RecurringPayment,
+)
 from services.billing.providers import MemoryLedger, ProviderUnavailable, SandboxProvider
 from services.billing.service import MIGRATIONS, BillingService
-from tests.support.fakes import RecordedEvents, copied_db, migrated_sqlite
+from tests.support.fakes import FixedClock, RecordedEvents, copied_db, migrated_sqlite
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CUSTOMER = "C1000001"
@@ -33,33 +44,42 @@ NO_FUNDS = {**OK_CARD, "number": "4000000000009995"}
 
 
 class FakeLicensing:
-    """licensing over RPC: licenses by ID, and the license issued for each receipt."""
+    """licensing: `get_license` over RPC (the only call billing makes), and the
+    `license_issued` event it publishes when it issues the license of a receipt."""
 
     def __init__(self) -> None:
         self.licenses: dict[str, dict[str, Any]] = {}
-        self.by_receipt: dict[str, str] = {}
+        self.calls: list[str] = []
 
     def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
+        self.calls.append("get_license")
         found = self.licenses.get(license_id)
         if found is None or (customer_id and found["customer_id"] != customer_id):
             raise PortalError(code="license_not_found", message="No such license.")
         return found
 
-    def license_for_payment(self, receipt_number: str, customer_id: str) -> dict | None:
-        license_id = self.by_receipt.get(receipt_number)
-        return None if license_id is None else self.licenses[license_id]
-
-    def issue_for(self, receipt: str, customer_id: str, expires_at: datetime) -> str:
+    def issue_for(self, receipt: str, customer_id: str, expires_at: datetime) -> dict[str, Any]:
+        """Issue a license for `receipt`: the `license_issued` event licensing publishes."""
         license_id = f"L-{len(self.licenses) + 1:04d}"
-        self.licenses[license_id] = {
+        license = {
             "license_id": license_id,
-            "customer_id": customer_id,
             "product": {"code": "CADPRO", "name": "CAD Pro"},
             "seats": 2,
             "expires_at": expires_at.isoformat(),
+            "status": "active",
         }
-        self.by_receipt[receipt] = license_id
-        return license_id
+        self.licenses[license_id] = {**license, "customer_id": customer_id}
+        return license_event(customer_id, license, receipt)
+
+
+def license_event(customer_id: str, license: dict[str, Any], receipt: str | None) -> dict:
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": T0.isoformat(),
+        "customer_id": customer_id,
+        "license": license,
+    }
+    return event if receipt is None else {**event, "receipt_number": receipt}
 
 
 class FakeAuth:
@@ -249,7 +269,7 @@ def test_a_lost_answer_is_rechecked_not_recharged(db, events, clock, licensing) 
 
 def test_a_renewal_purchase_extends_from_the_license_expiry(service, licensing, events) -> None:
     expiry = T0 + timedelta(days=10)
-    license_id = licensing.issue_for("R-x", CUSTOMER, expiry)
+    license_id = licensing.issue_for("R-x", CUSTOMER, expiry)["license"]["license_id"]
     result = buy(service, license_id=license_id)
     assert result["payment"]["period_start"] == expiry.isoformat()
     assert result["payment"]["license_id"] == license_id
@@ -296,13 +316,78 @@ def test_offline_payments_are_receipts_that_are_not_listed(service, events) -> N
     )
 
 
-def test_license_ids_are_learnt_from_licensing(service, licensing) -> None:
+# --- licenses, learnt from licensing's events ---------------------------------------------
+
+
+def test_the_license_of_a_receipt_is_learnt_from_license_issued(service, licensing) -> None:
     result = buy(service)
     receipt = result["payment"]["receipt_number"]
     assert service.list_payments(CUSTOMER)[0]["license_id"] is None
-    license_id = licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31))
+    assert service.get_receipt(receipt, CUSTOMER)["license_id"] is None
+    assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] is None
+    event = licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31))
+    service.on_license_issued(event)
+    license_id = event["license"]["license_id"]
     assert service.list_payments(CUSTOMER)[0]["license_id"] == license_id
+    assert service.get_receipt(receipt, CUSTOMER)["license_id"] == license_id
+    assert service.get_receipt(receipt)["license_id"] == license_id
     assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] == license_id
+    assert licensing.calls == []  # reads never ask licensing
+
+
+def test_a_license_event_is_applied_once_by_event_id(service, db, licensing) -> None:
+    receipt = buy(service)["payment"]["receipt_number"]
+    event = licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31))
+    service.on_license_issued(event)
+    service.on_license_issued(event)  # redelivered
+    other = {**event["license"], "license_id": "L-other"}
+    service.on_license_extended({**event, "license": other})  # same event_id: applied already
+    assert count(db, LicenseEvent) == 1
+    assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] == "L-0001"
+    # a later event names another license: the one known stays
+    service.on_license_extended(license_event(CUSTOMER, other, receipt))
+    assert count(db, LicenseEvent) == 2
+    assert service.list_payments(CUSTOMER)[0]["license_id"] == "L-0001"
+
+
+def test_license_events_of_receipts_without_a_payment_change_nothing(
+    service, db, licensing
+) -> None:
+    receipt = buy(service)["payment"]["receipt_number"]
+    service.on_license_issued(licensing.issue_for("R-2026-999999", CUSTOMER, T0))
+    service.on_license_issued(licensing.issue_for(receipt, OTHER, T0))  # another company's
+    license = {"license_id": "L-staff", "product": {"code": "CADPRO"}, "seats": 1}
+    service.on_license_issued(license_event(CUSTOMER, license, None))  # no payment caused it
+    assert count(db, LicenseEvent) == 2 and count(db, ParkedEvent) == 0
+    assert service.list_payments(CUSTOMER)[0]["license_id"] is None
+    assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "not an object",
+        {"event_id": "e-1", "customer_id": CUSTOMER, "receipt_number": "R-2026-000001"},
+        {
+            "event_id": "e-2",
+            "customer_id": CUSTOMER,
+            "receipt_number": "R-2026-000001",
+            "license": {"license_id": ""},
+        },
+    ],
+)
+def test_malformed_license_events_are_parked_not_raised(service, db, payload) -> None:
+    buy(service)
+    service.on_license_issued(payload)
+    service.on_license_issued(payload)
+    with db.transaction() as session:
+        parked = session.scalars(select(ParkedEvent)).all()
+        assert [(p.source, p.event_type) for p in parked] == [("licensing", "license_issued")] * (
+            1 if isinstance(payload, dict) else 2
+        )
+        assert parked[0].payload == payload and "invalid payload" in parked[0].error
+    assert count(db, LicenseEvent) == 0
+    assert service.list_payments(CUSTOMER)[0]["license_id"] is None
 
 
 # --- renewals and dunning -----------------------------------------------------------------
@@ -310,7 +395,8 @@ def test_license_ids_are_learnt_from_licensing(service, licensing) -> None:
 
 def _bought_and_licensed(service, licensing, card=OK_CARD) -> dict[str, Any]:
     result = buy(service, card)
-    licensing.issue_for(result["payment"]["receipt_number"], CUSTOMER, T0 + timedelta(days=31))
+    receipt = result["payment"]["receipt_number"]
+    service.on_license_issued(licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31)))
     return result
 
 
@@ -341,8 +427,6 @@ def test_dunning_retries_then_past_due(service, db, licensing, clock, events) ->
     with db.transaction() as session:  # the card stops working after the purchase
         recurring = session.scalar(select(RecurringPayment))
         method_token = "pm_sandbox_insufficient_funds_test"
-        from services.billing.models import PaymentMethod
-
         session.get(PaymentMethod, recurring.payment_method_id).token = method_token
     due = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
     clock.at = due
@@ -377,17 +461,24 @@ def test_cancelled_recurring_payments_are_not_charged(service, licensing, clock,
     assert service.run_renewals()["charged"] == 0
 
 
-def test_renewals_wait_for_licensing_to_name_the_license(service, clock) -> None:
-    buy(service)
+def test_renewals_wait_for_licensing_to_name_the_license(service, licensing, clock) -> None:
+    receipt = buy(service)["payment"]["receipt_number"]
     clock.at = T0 + timedelta(days=40)
     report = service.run_renewals()
     assert (report["waiting_for_license"], report["charged"]) == (1, 0)
+    assert licensing.calls == []  # the pass waits for the event, it does not ask
+    service.on_license_issued(licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31)))
+    report = service.run_renewals()
+    assert (report["waiting_for_license"], report["succeeded"]) == (0, 1)
 
 
-def test_demo_history_is_seeded_once(service, events) -> None:
+def test_demo_history_is_seeded_once(service, events, licensing) -> None:
     seeded = service.seed_demo_history(CUSTOMER, "cad-m", 3)
     assert seeded["created"] is True
     assert [p["kind"] for p in seeded["payments"]] == ["new", "renewal"]
+    first = seeded["payments"][0]["receipt_number"]
+    service.on_license_issued(licensing.issue_for(first, CUSTOMER, T0 + timedelta(days=5)))
+    assert {p["license_id"] for p in service.list_payments(CUSTOMER)} == {"L-0001"}
     assert service.seed_demo_history(CUSTOMER, "cad-m", 3) == {"created": False}
     assert len(service.list_payments(CUSTOMER)) == 2
     assert len(events.of("payment_succeeded")) == 1
@@ -415,9 +506,6 @@ def _plan() -> dict[str, Any]:
 
 
 def test_payment_succeeded_survives_a_broker_outage_in_the_outbox(db, clock, licensing) -> None:
-    from common import outbox
-    from services.billing.models import EventOutbox
-
     def broker_down(event_type, payload):
         raise ConnectionError("broker away")
 
@@ -438,21 +526,6 @@ def test_payment_succeeded_survives_a_broker_outage_in_the_outbox(db, clock, lic
     [event] = later.of("payment_succeeded")
     assert event["payment"]["receipt_number"] == "R-2026-000001" and event["event_id"]
     assert outbox.relay(db, EventOutbox, later, older_than=timedelta(0)) == 0
-
-
-def test_reads_do_not_wait_long_for_a_slow_licensing(service, licensing, monkeypatch) -> None:
-    import time
-
-    import eventlet
-
-    buy(service)
-    monkeypatch.setattr(
-        licensing, "license_for_payment", lambda *args: eventlet.sleep(10), raising=True
-    )
-    started = time.monotonic()
-    [payment] = service.list_payments(CUSTOMER)
-    assert payment["license_id"] is None
-    assert time.monotonic() - started < 3
 
 
 def test_a_repeated_idempotency_key_gets_the_same_answer_not_a_second_charge(

@@ -10,19 +10,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from common.timeutil import iso
-from services.billing import domain
+from common.unit_of_work import Outcome
+from services.billing import domain, views
 from services.billing.exceptions import PlanNotFound
 from services.billing.models import PaymentMethod, RecurringPayment
-from services.billing.purchases import (
-    Outcome,
-    new_payment,
-    new_reference,
-    payment_succeeded,
-    payment_view,
-    recurring_view,
-)
 from services.billing.repository import BillingRepository
+from services.billing.use_cases.receipts import new_payment
 
 
 def seed_history(
@@ -53,7 +46,7 @@ def seed_history(
     starts.append(domain.add_interval(next_charge, plan.interval, -1))
     amount = domain.line_total(plan.amount, seats)
     recurring = RecurringPayment(
-        reference=new_reference(),
+        reference=domain.new_reference(),
         customer_id=customer_id,
         plan_code=plan.code,
         product_code=plan.product_code,
@@ -98,14 +91,11 @@ def seed_history(
         )
     recurring.origin_receipt = payments[0].receipt_number
     # one event for the subscription so far: licensing issues a license until the next charge
-    first = payments[0]
-    event_type, event = payment_succeeded(first, plan.interval)
-    event["purchase"]["period_end"] = iso(next_charge)
     return Outcome(
         {
             "created": True,
-            "payments": [payment_view(payment) for payment in payments],
-            "recurring_payment": recurring_view(recurring, method),
+            "payments": [views.payment_view(payment) for payment in payments],
+            "recurring_payment": views.recurring_view(recurring, method),
         },
-        [(event_type, event)],
+        [views.payment_succeeded(payments[0], plan.interval, period_end=next_charge)],
     )

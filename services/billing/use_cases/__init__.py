@@ -1,0 +1,17 @@
+"""Billing's application layer: what the entrypoints of `service.py` run.
+
+One module per subject, importing one way (nothing here imports `service`):
+
+- `plans`: prices of products;
+- `receipts`: receipt numbers, offline sales, the receipts a company reads;
+- `recurring`: recurring payments: listing and cancelling;
+- `licenses`: the license licensing issued for a receipt, learnt from its events;
+- `settlement`: recording the provider's answer for a charge (a purchase or a renewal);
+- `purchases`: buying by card (uses `settlement`);
+- `renewals`: the renewal pass with its dunning (uses `settlement`);
+- `demo`: the demo company's history.
+
+Single-transaction use cases take a `BillingRepository`, plain data and `now`, and return an
+`Outcome` or a view. A flow that calls the payment provider between transactions (a
+purchase, a renewal pass) takes the `UnitOfWork` and runs each step through it.
+"""

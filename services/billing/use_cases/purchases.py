@@ -1,0 +1,177 @@
+"""Buying a plan by card: a new license's first period, or a renewal of a license bought.
+
+`purchase` is a flow of three transactions around the provider call (see `settlement`):
+check and price the order, write the charge row, charge, settle. The same request sent
+again (its `Idempotency-Key`) gets the first answer, never a second charge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from common.timeutil import as_utc, iso
+from common.unit_of_work import Outcome, UnitOfWork
+from services.billing import domain, views
+from services.billing.exceptions import PaymentUnconfirmed, declined, invalid_field
+from services.billing.models import Charge
+from services.billing.providers import Card, InvalidCard, PaymentProvider, ProviderUnavailable
+from services.billing.repository import BillingRepository
+from services.billing.use_cases.settlement import PendingCharge, mark_unknown, settle
+
+
+class Licensing(Protocol):
+    """licensing over RPC, or a fake.
+
+    `get_license` raises `license_not_found` for an unknown license or another company's.
+    """
+
+    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]: ...
+
+
+def purchase(
+    uow: UnitOfWork[BillingRepository],
+    provider: PaymentProvider,
+    now: datetime,
+    customer_id: str,
+    data: dict[str, Any],
+    licensing: Licensing,
+) -> dict[str, Any]:
+    """Charge the card for a plan and seats: `{"payment", "recurring_payment"}`.
+
+    Declined: `card_declined` / `insufficient_funds`, and nothing but the charge row exists.
+    `payment_succeeded` is published once the receipt is committed.
+    """
+    request_key = data.get("request_key")
+    if request_key:
+        earlier = uow.read(replay, customer_id, request_key)
+        if earlier is not None:
+            return earlier
+    order = prepare(uow, provider, now, customer_id, data, licensing)
+    pending = uow.run(open_charge, order, request_key, now)
+    if pending is None:  # the same request, sent twice at once: the other one charges
+        return uow.read(replay, customer_id, request_key)
+    try:
+        result = provider.charge(pending.amount, pending.currency, pending.token, pending.key)
+    except ProviderUnavailable as exc:
+        uow.run(mark_unknown, pending.charge_id)
+        raise PaymentUnconfirmed(details={"reference": pending.key}) from exc
+    answer = uow.run(settle, pending.charge_id, result, now)
+    if not result.succeeded:
+        raise declined(result.decline_code)
+    return answer
+
+
+def prepare(
+    uow: UnitOfWork[BillingRepository],
+    provider: PaymentProvider,
+    now: datetime,
+    customer_id: str,
+    data: dict[str, Any],
+    licensing: Licensing,
+) -> domain.Order:
+    """Check the plan, the license (for a renewal) and the card; tokenize the card."""
+    card = data["card"]
+    if domain.card_expired(card["exp_month"], card["exp_year"], now):
+        raise invalid_field(["card", "exp_year"], "The card has expired.")
+    plan = uow.read(plan_on_sale, data["plan"])
+    expiry = None
+    license_id = data.get("license_id")
+    if license_id:
+        # another company's license: license_not_found
+        license = licensing.get_license(license_id, customer_id=customer_id)
+        product = license.get("product") or {}
+        if product.get("code") != plan["product_code"]:
+            raise invalid_field(["plan"], "This plan is for another product than the license.")
+        if license.get("seats") is not None and license["seats"] != data["seats"]:
+            raise invalid_field(
+                ["seats"], f"A renewal keeps the license's {license['seats']} seats."
+            )
+        if license.get("expires_at"):
+            expiry = as_utc(datetime.fromisoformat(str(license["expires_at"])))
+    period = domain.purchase_period(now, plan["interval"], expiry)
+    try:
+        method = provider.tokenize(
+            Card(
+                number=domain.normalize_card_number(card["number"]),
+                exp_month=card["exp_month"],
+                exp_year=card["exp_year"],
+                cvc=card["cvc"],
+            )
+        )
+    except InvalidCard as exc:
+        raise invalid_field(["card", exc.field], exc.message) from exc
+    return domain.Order(
+        kind="renewal" if license_id else "new",
+        customer_id=customer_id,
+        plan=plan["code"],
+        product_code=plan["product_code"],
+        interval=plan["interval"],
+        seats=data["seats"],
+        unit_amount=plan["amount"],
+        amount=domain.line_total(plan["amount"], data["seats"]),
+        currency=plan["currency"],
+        period_start=iso(period.start),
+        period_end=iso(period.end),
+        license_id=license_id,
+        card={
+            "provider": provider.name,
+            "token": method.token,
+            "brand": method.brand,
+            "last4": method.last4,
+            "exp_month": method.exp_month,
+            "exp_year": method.exp_year,
+        },
+    )
+
+
+def plan_on_sale(repo: BillingRepository, code: str) -> dict[str, Any]:
+    plan = repo.plan_by_code(code)
+    if plan is None or not plan.active:
+        raise invalid_field(["plan"], "No plan with this code is on sale.")
+    return views.plan_view(plan)
+
+
+def open_charge(
+    repo: BillingRepository, order: domain.Order, request_key: str | None, now: datetime
+) -> Outcome:
+    """The charge row of an order; None if the same request (its key) already has one."""
+    charge = Charge(
+        kind=order.kind,
+        customer_id=order.customer_id,
+        request_key=request_key,
+        amount=order.amount,
+        currency=order.currency,
+        order_json=order.to_json(),
+        status="pending",
+        created_at=now,
+    )
+    if not repo.add_unique(charge):
+        return Outcome(None)
+    charge.idempotency_key = domain.charge_key(charge.id)
+    pending = PendingCharge(
+        charge.id, charge.idempotency_key, order.amount, order.currency, order.card["token"]
+    )
+    return Outcome(pending)
+
+
+def replay(repo: BillingRepository, customer_id: str, request_key: str) -> dict[str, Any] | None:
+    """The answer already given to a purchase with this `Idempotency-Key`, if any.
+
+    A client that lost our answer (a timeout) and asks again gets the same receipt, the
+    same decline, or `payment_unconfirmed`, never a second charge.
+    """
+    charge = repo.charge_by_request_key(customer_id, request_key)
+    if charge is None:
+        return None
+    if charge.status == "succeeded" and charge.payment_id is not None:
+        payment = repo.payment(charge.payment_id)
+        recurring = repo.recurring(payment.recurring_payment_id)
+        method = repo.payment_method(recurring.payment_method_id) if recurring else None
+        return {
+            "payment": views.payment_view(payment),
+            "recurring_payment": views.recurring_view(recurring, method) if recurring else None,
+        }
+    if charge.status == "declined":
+        raise declined(charge.decline_code)
+    raise PaymentUnconfirmed(details={"reference": domain.charge_key(charge.id)})

@@ -1,0 +1,227 @@
+"""Recording the provider's answer for a charge, for purchases and renewals alike.
+
+A charge spans three steps, each its own transaction, so that a crash or a lost answer
+leaves a record to re-check instead of a doubt:
+
+1. a `Charge` row is written (`pending`); its ID gives the provider's idempotency key;
+2. the provider is called, outside any transaction;
+3. `settle` records the answer: for a purchase's success the receipt, the payment method
+   and the recurring payment; for a renewal's success the receipt and the next period; for
+   a renewal's decline the next dunning step; for a purchase's decline only the charge
+   row's status (nothing is listed anywhere). A lost answer marks the charge `unknown`
+   (`mark_unknown`); the renewal pass asks the provider (`retrieve`) and settles it then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from common.timeutil import as_utc
+from common.unit_of_work import Outcome
+from services.billing import domain, views
+from services.billing.models import Charge, PaymentMethod, RecurringPayment
+from services.billing.providers import ChargeResult
+from services.billing.repository import BillingRepository
+from services.billing.use_cases.receipts import new_payment
+
+IN_FLIGHT = ("pending", "unknown")
+
+
+@dataclass(frozen=True)
+class PendingCharge:
+    """A charge row written and not yet sent: what the provider call needs."""
+
+    charge_id: int
+    key: str
+    amount: int
+    currency: str
+    token: str
+
+
+def mark_unknown(repo: BillingRepository, charge_id: int) -> Outcome:
+    """The provider did not answer: the charge is re-checked later, never sent again."""
+    charge = repo.charge(charge_id, lock=True)
+    if charge is not None and charge.status == "pending":
+        charge.status = "unknown"
+    return Outcome()
+
+
+def settle(repo: BillingRepository, charge_id: int, result: ChargeResult, now: datetime) -> Outcome:
+    """Record the provider's answer for a charge, once: a second call changes nothing."""
+    charge = repo.charge(charge_id, lock=True)
+    if charge is None or charge.status not in IN_FLIGHT:
+        payment = repo.payment(charge.payment_id) if charge and charge.payment_id else None
+        return Outcome(None if payment is None else {"payment": views.payment_view(payment)})
+    charge.provider_charge_id = result.charge_id
+    charge.completed_at = now
+    if charge.invoice_id is not None:
+        return _settle_invoice(repo, charge, result, now)
+    if not result.succeeded:
+        charge.status = "declined"
+        charge.decline_code = result.decline_code or "card_declined"
+        return Outcome()
+    charge.status = "succeeded"
+    return _fulfil(repo, charge, domain.Order.from_json(charge.order_json), now)
+
+
+def abandon(repo: BillingRepository, charge_id: int, now: datetime) -> Outcome:
+    """The provider never made this charge: drop it; its invoice (if any) is due again."""
+    charge = repo.charge(charge_id, lock=True)
+    if charge is None or charge.status not in IN_FLIGHT:
+        return Outcome()
+    charge.status = "abandoned"
+    charge.completed_at = now
+    if charge.invoice_id is not None:
+        invoice = repo.invoice(charge.invoice_id, lock=True)
+        if invoice is not None and invoice.status == "charging":
+            invoice.status = "open"
+            invoice.next_attempt_at = now
+    return Outcome()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return as_utc(datetime.fromisoformat(value)) if value else None
+
+
+def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: datetime) -> Outcome:
+    """A paid purchase: its payment method, receipt and recurring payment."""
+    card = order.card
+    method = PaymentMethod(
+        customer_id=order.customer_id,
+        provider=card.get("provider", "sandbox"),
+        token=card["token"],
+        brand=card["brand"],
+        last4=card["last4"],
+        exp_month=card["exp_month"],
+        exp_year=card["exp_year"],
+        created_at=now,
+    )
+    repo.add(method)
+    period_end = _parse_time(order.period_end)
+    recurring = None
+    if order.license_id:
+        recurring = repo.recurring_for_license(order.customer_id, order.license_id)
+    payment = new_payment(
+        repo,
+        now,
+        customer_id=order.customer_id,
+        amount=order.amount,
+        currency=order.currency,
+        description=domain.describe_purchase(
+            order.product_code, order.plan, order.seats, order.interval, order.kind
+        ),
+        channel="portal",
+        kind=order.kind,
+        plan_code=order.plan,
+        product_code=order.product_code,
+        seats=order.seats,
+        unit_amount=order.unit_amount,
+        period_start=_parse_time(order.period_start),
+        period_end=period_end,
+        license_id=order.license_id,
+        card_brand=card["brand"],
+        card_last4=card["last4"],
+        provider_charge_id=charge.provider_charge_id,
+    )
+    if recurring is None:
+        recurring = RecurringPayment(
+            reference=domain.new_reference(),
+            customer_id=order.customer_id,
+            license_id=order.license_id,
+            origin_receipt=payment.receipt_number,
+            created_at=now,
+        )
+    else:  # a renewal bought by hand: it replaces whatever dunning was under way
+        for invoice in repo.invoices_of(recurring.id, ("open", "failed")):
+            invoice.status = "cancelled"
+            invoice.next_attempt_at = None
+    recurring.plan_code = order.plan
+    recurring.product_code = order.product_code
+    recurring.seats = order.seats
+    recurring.amount = order.amount
+    recurring.currency = order.currency
+    recurring.interval = order.interval
+    recurring.payment_method_id = method.id
+    recurring.next_charge_at = period_end
+    recurring.status = "active"
+    recurring.failures = 0
+    recurring.cancelled_at = None
+    repo.add(recurring)
+    payment.recurring_payment_id = recurring.id
+    charge.payment_id = payment.id
+    result = {
+        "payment": views.payment_view(payment),
+        "recurring_payment": views.recurring_view(recurring, method),
+    }
+    return Outcome(result, [views.payment_succeeded(payment, order.interval)])
+
+
+def _settle_invoice(
+    repo: BillingRepository, charge: Charge, result: ChargeResult, now: datetime
+) -> Outcome:
+    """The answer for a renewal charge: a receipt and a new period, or the next dunning step."""
+    invoice = repo.invoice(charge.invoice_id, lock=True)
+    recurring = repo.recurring(invoice.recurring_payment_id, lock=True)
+    method = repo.payment_method(charge.payment_method_id)
+    if result.succeeded:
+        charge.status = "succeeded"
+        payment = new_payment(
+            repo,
+            now,
+            customer_id=invoice.customer_id,
+            amount=invoice.amount,
+            currency=invoice.currency,
+            description=domain.describe_purchase(
+                recurring.product_code,
+                recurring.plan_code,
+                recurring.seats,
+                recurring.interval,
+                "renewal",
+            ),
+            channel="portal",
+            kind="renewal",
+            plan_code=recurring.plan_code,
+            product_code=recurring.product_code,
+            seats=recurring.seats,
+            unit_amount=invoice.amount // max(1, recurring.seats),
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            license_id=recurring.license_id,
+            recurring_payment_id=recurring.id,
+            card_brand=method.brand if method else None,
+            card_last4=method.last4 if method else None,
+            provider_charge_id=result.charge_id,
+        )
+        charge.payment_id = payment.id
+        invoice.status = "paid"
+        invoice.payment_id = payment.id
+        invoice.next_attempt_at = None
+        if recurring.next_charge_at == invoice.period_start:
+            recurring.next_charge_at = invoice.period_end
+        recurring.failures = 0
+        if recurring.status == "past_due":
+            recurring.status = "active"
+        view = views.recurring_view(recurring, method)
+        return Outcome(
+            {"payment": payment.receipt_number, "recurring_payment": view},
+            [views.payment_succeeded(payment, recurring.interval)],
+        )
+    charge.status = "declined"
+    charge.decline_code = result.decline_code or "card_declined"
+    invoice.attempts += 1
+    invoice.first_failed_at = invoice.first_failed_at or now
+    invoice.last_error = charge.decline_code
+    if invoice.status == "cancelled":  # cancelled while the charge was under way
+        return Outcome()
+    retry_at = domain.next_retry_at(invoice.first_failed_at, invoice.attempts)
+    recurring.failures = invoice.attempts
+    if retry_at is None:
+        invoice.status = "failed"
+        invoice.next_attempt_at = None
+        if recurring.status == "active":
+            recurring.status = "past_due"
+    else:
+        invoice.status = "open"
+        invoice.next_attempt_at = retry_at
+    return Outcome(None, [views.payment_failed(recurring, method, invoice, retry_at)])

@@ -7,6 +7,7 @@ a renewal pass run twice charges once.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +45,22 @@ def buy(api, token: str, plan: str, card: dict = CARD, seats: int = 3, **extra):
     return api.post("/api/v1/purchases", json=body, token=token)
 
 
+def linked_recurring_payment(api, token: str, timeout: float = 10.0) -> dict:
+    """The company's one recurring payment once billing knows its license.
+
+    Billing learns the license from licensing's `license_issued` event, a moment after the
+    purchase answer (which waited for licensing): wait for that, never for a fixed time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        [recurring] = api.get("/api/v1/recurring-payments", token=token).json()[
+            "recurring_payments"
+        ]
+        if recurring["license_id"] is not None or time.monotonic() > deadline:
+            return recurring
+        time.sleep(0.05)
+
+
 def mail(smtp_sink, email: str, subject_part: str):
     return smtp_sink.wait_for(
         lambda m: m["To"] and email in m["To"].lower() and subject_part in m["Subject"],
@@ -67,6 +84,8 @@ def test_buy_see_receipt_license_recurring_payment_and_emails(suite, api, shop, 
     license = body["license"]
     assert license["seats"] == 3 and license["expires_at"] == payment["period_end"]
 
+    recurring = linked_recurring_payment(api, token)
+    assert recurring["status"] == "active" and recurring["license_id"] == license["license_id"]
     [listed] = api.get("/api/v1/payments", token=token).json()["payments"]
     assert listed["receipt_number"] == payment["receipt_number"]
     assert listed["license_id"] == license["license_id"]
@@ -80,8 +99,6 @@ def test_buy_see_receipt_license_recurring_payment_and_emails(suite, api, shop, 
 
     licenses = api.get("/api/v1/licenses", token=token).json()["licenses"]
     assert [item["license_id"] for item in licenses] == [license["license_id"]]
-    [recurring] = api.get("/api/v1/recurring-payments", token=token).json()["recurring_payments"]
-    assert recurring["status"] == "active" and recurring["license_id"] == license["license_id"]
     assert recurring["next_charge_at"] == payment["period_end"]
     assert recurring["product"] == {"code": shop["product"], "name": "CAD Pro <Suite>"}
 
@@ -159,6 +176,7 @@ def test_a_renewal_pass_run_twice_charges_once(suite, api, shop):
     _, token = new_customer(suite, api)
     first = buy(api, token, shop["plan"]).json()
     assert first["license_status"] == "issued"
+    assert linked_recurring_payment(api, token)["license_id"] == first["license"]["license_id"]
     due = datetime.fromisoformat(first["payment"]["period_end"]).date()
     as_of = (due + timedelta(days=1)).isoformat()
     once = suite.portalctl("billing", "run-renewals", "--as-of", as_of)

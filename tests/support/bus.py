@@ -1,8 +1,9 @@
-"""Watch a service's events on the real bus during a test."""
+"""Watch a service's events, and count what waits in a queue, on the real bus during a test."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,14 +26,6 @@ class BusEvents:
             body = json.loads(body)
         self.received.append((message.delivery_info["routing_key"], body))
         message.ack()
-
-    def settle(self, seconds: float = 0.3) -> None:
-        """Collect whatever arrives within `seconds` (to check that nothing more does)."""
-        try:
-            while True:
-                self.connection.drain_events(timeout=seconds)
-        except TimeoutError:
-            pass
 
     def wait_until(self, predicate: Callable[[BusEvents], bool], timeout: float = 10.0) -> None:
         """Until `predicate(self)` holds, draining events as they come."""
@@ -69,3 +62,27 @@ def watch_events(amqp_uri: str, source: str) -> Iterator[BusEvents]:
         events = BusEvents(connection)
         with Consumer(connection, queues=[queue], callbacks=[events.on_message]):
             yield events
+
+
+def queue_depth(amqp_uri: str, queue: str) -> int:
+    """Messages ready in `queue` right now.
+
+    A passive declare answers from the queue itself, exactly; the management API's figures
+    are samples that lag by seconds.
+    """
+    with Connection(amqp_uri) as connection:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+
+
+def wait_for_queue_depth(
+    amqp_uri: str, queue: str, predicate: Callable[[int], bool], timeout: float = 10.0
+) -> int:
+    """Until `predicate(depth)` holds for `queue` (e.g. `lambda n: n == 0`); the depth."""
+    deadline = time.monotonic() + timeout
+    while True:
+        depth = queue_depth(amqp_uri, queue)
+        if predicate(depth):
+            return depth
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{queue} holds {depth} messages after {timeout}s")
+        time.sleep(0.05)

@@ -12,14 +12,14 @@ import platform
 import sys
 import warnings
 
+from bench.harness import running_suite
+
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 MODULES = ("bench.licensing", "bench.client")
 
 
 def main() -> int:
-    from bench.harness import running_suite
-
     selected = sys.argv[1:] or list(MODULES)
     available = []
     for name in selected:

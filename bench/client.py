@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from license_client import LicenseClient
+from license_client.jws import b64url_decode
+from license_client.testing import FakePortal
 
 NEEDS_SUITE = False
 TARGET = 5_000  # validations per second, from the issue
-ROOT = Path(__file__).resolve().parents[1]
-
-try:
-    import license_client
-except ModuleNotFoundError:  # not pip-installed: use the checkout's copy
-    sys.path.insert(0, str(ROOT / "clients" / "python" / "src"))
 
 
 def rate(call: Callable[[], object], count: int, rounds: int = 5) -> tuple[float, float]:
@@ -51,10 +47,6 @@ def rate(call: Callable[[], object], count: int, rounds: int = 5) -> tuple[float
 
 
 def run(suite: object = None, count: int = 4_000) -> list[str]:
-    from license_client import LicenseClient
-    from license_client.jws import b64url_decode
-    from license_client.testing import FakePortal
-
     pinned = _pin_to_one_core()
     try:
         with tempfile.TemporaryDirectory() as scratch:

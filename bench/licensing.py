@@ -14,10 +14,12 @@ Run alone: `python -m bench bench.licensing`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import requests
 
 from bench.harness import Figures, drive
+from tests.support.suite import Suite
 
 CLIENTS = 16
 REQUESTS = 1600
@@ -25,7 +27,7 @@ WARMUP = 100
 LICENSES = 16
 
 
-def _setup(suite) -> tuple[list[dict], str]:
+def _setup(suite: Suite) -> tuple[list[dict], str]:
     email = f"bench.{uuid.uuid4().hex[:10]}@example.test"
     company = suite.portalctl(
         "company",
@@ -58,7 +60,7 @@ def _setup(suite) -> tuple[list[dict], str]:
     return licenses, company["customer_id"]
 
 
-def run(suite) -> list[str]:
+def run(suite: Suite) -> list[str]:
     licenses, _ = _setup(suite)
     url = suite.url
     certificates: list[str] = []
@@ -66,7 +68,7 @@ def run(suite) -> list[str]:
     def ping(session: requests.Session, index: int) -> bool:
         return session.get(f"{url}/api/v1/_ping/licensing", timeout=10).status_code == 200
 
-    def activate(prefix: str):
+    def activate(prefix: str) -> Callable[[requests.Session, int], bool]:
         def call(session: requests.Session, index: int) -> bool:
             license = licenses[index % LICENSES]
             answer = session.post(

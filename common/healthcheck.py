@@ -22,9 +22,16 @@ import signal
 import sys
 import urllib.request
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
+
+from common import settings
+
+# the RPC client imports nameko, whose eventlet import warns on every run of the check
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    from common.rpc import standalone_client
 
 DEFAULT_TIMEOUT = 3.0
 DEFAULT_GATEWAY_ADDRESS = "127.0.0.1:8000"
@@ -40,7 +47,7 @@ def gateway_url(address: str | None) -> str:
     """
     host, _, port = (address or DEFAULT_GATEWAY_ADDRESS).rpartition(":")
     host = host.strip("[]")
-    if host in ("", "0.0.0.0", "::"):
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard to translate, not to bind
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
@@ -48,10 +55,8 @@ def gateway_url(address: str | None) -> str:
 
 
 def check_gateway(timeout: float) -> str:
-    from common import settings
-
     url = gateway_url(settings.get("GATEWAY_ADDRESS", DEFAULT_GATEWAY_ADDRESS))
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http to ourselves
         body = json.loads(response.read() or b"{}")
     if body.get("status") != "ok":
         raise RuntimeError(f"{url} answered {body!r}")
@@ -59,10 +64,6 @@ def check_gateway(timeout: float) -> str:
 
 
 def check_service(service: str, timeout: float) -> str:
-    # the standalone client imports nameko, whose eventlet import warns on every run
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    from common.rpc import standalone_client
-
     with standalone_client(timeout=timeout) as rpc:
         reply: Any = rpc.call(service, "ping")
     if not isinstance(reply, dict) or reply.get("status") != "ok":
@@ -77,7 +78,7 @@ def check(service: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     return check_service(service, timeout)
 
 
-def _exit_at_deadline(service: str, seconds: int):
+def _exit_at_deadline(service: str, seconds: int) -> Callable[[int, FrameType | None], None]:
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         # no unwinding: closing a connection that hangs could hang as well
         print(f"{service}: no answer within {seconds} s", file=sys.stderr, flush=True)

@@ -6,12 +6,13 @@ import base64
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from common import settings
 
 
-def load_or_create(name: str, env_key: str, make: callable = None) -> bytes:
+def load_or_create(name: str, env_key: str, make: Callable[[], bytes] | None = None) -> bytes:
     """Return the secret from `env_key`, else from `var/<name>`, creating that file once.
 
     The value is written in full to a private temporary file, then hard-linked to its real
@@ -41,15 +42,11 @@ def load_or_create(name: str, env_key: str, make: callable = None) -> bytes:
 
 
 def _read_complete(path: Path) -> bytes:
-    # Files made by earlier releases (O_EXCL, then write) may briefly be empty.
-    import time
-
-    for _ in range(100):
-        data = path.read_bytes().strip()
-        if data:
-            return data
-        time.sleep(0.02)
-    raise RuntimeError(f"secret file {path} stayed empty")
+    # the file only ever appears complete (linked after the write): empty means damaged
+    data = path.read_bytes().strip()
+    if not data:
+        raise RuntimeError(f"secret file {path} is empty")
+    return data
 
 
 def _random_secret() -> bytes:

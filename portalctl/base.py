@@ -1,16 +1,28 @@
-"""What every command group shares: how a command is declared."""
+"""What every command group shares: how a command is declared, and what it is handed."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
-Handler = Callable[[Any, argparse.Namespace], Any]
+
+class Rpc(Protocol):
+    """`rpc(service, method, *args)`: one call to a service over the bus."""
+
+    def __call__(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+Handler = Callable[[Rpc, argparse.Namespace], Any]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def command(
-    subparsers, common: argparse.ArgumentParser, name: str, handler: Handler, help: str
+    subparsers: Subparsers,
+    common: argparse.ArgumentParser,
+    name: str,
+    handler: Handler,
+    help: str,
 ) -> argparse.ArgumentParser:
     """Add a command that shares the common options (`--json`, `--timeout`).
 

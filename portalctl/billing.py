@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from common.errors import PortalError
-from portalctl.base import command
+from portalctl.base import Rpc, Subparsers, command
 
 DEMO_PRODUCT = {"code": "cadpro", "name": "CAD Pro"}
 DEMO_PLANS = (
@@ -21,7 +21,7 @@ DEMO_PLANS = (
 DEMO_SEATS = 5
 
 
-def create_plan(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def create_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc(
         "billing",
         "create_plan",
@@ -35,11 +35,11 @@ def create_plan(rpc, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def list_plans(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+def list_plans(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("billing", "list_plans", args.all)
 
 
-def record_offline(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def record_offline(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc(
         "billing",
         "record_offline_payment",
@@ -52,15 +52,15 @@ def record_offline(rpc, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def list_payments(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+def list_payments(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("billing", "list_payments", args.customer)
 
 
-def show_receipt(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def show_receipt(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("billing", "get_receipt", args.receipt_number)
 
 
-def run_renewals(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def run_renewals(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     as_of = None
     if args.as_of:
         as_of = datetime.combine(args.as_of, time(23, 59, 59), tzinfo=UTC).isoformat()
@@ -74,13 +74,11 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError("use YYYY-MM-DD") from exc
 
 
-def _ensure_demo_product(rpc) -> str:
-    """The demo product in licensing, if licensing has products yet; tolerant of its absence."""
+def _ensure_demo_product(rpc: Rpc) -> str:
+    """The demo product in licensing: "exists", "created", or why it was not created."""
     try:
         products = rpc("licensing", "list_products")
-        if isinstance(products, dict):
-            products = products.get("products", [])
-        if any(item.get("code") == DEMO_PRODUCT["code"] for item in products or []):
+        if any(item["code"] == DEMO_PRODUCT["code"] for item in products):
             return "exists"
         rpc("licensing", "create_product", dict(DEMO_PRODUCT))
         return "created"
@@ -88,7 +86,7 @@ def _ensure_demo_product(rpc) -> str:
         return f"not created ({exc.code})"
 
 
-def seed_demo(rpc, company: dict[str, Any]) -> dict[str, Any]:
+def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
     """Demo plans, two past portal payments and a recurring payment for `company`."""
     product = _ensure_demo_product(rpc)
     for plan in DEMO_PLANS:
@@ -119,7 +117,7 @@ def seed_demo(rpc, company: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def register(groups, common: argparse.ArgumentParser) -> None:
+def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("plan", help="prices of products")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = command(commands, common, "create", create_plan, "create a plan (price per seat)")

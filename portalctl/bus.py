@@ -7,10 +7,10 @@ from typing import Any
 
 from common import settings
 from common.events import SUBSCRIPTIONS, declare_subscriptions
-from portalctl.base import command
+from portalctl.base import Rpc, Subparsers, command
 
 
-def declare(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def declare(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     count = declare_subscriptions(settings.amqp_uri())
     return {
         "declared": count,
@@ -18,7 +18,7 @@ def declare(rpc, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def register(groups, common: argparse.ArgumentParser) -> None:
+def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("bus", help="the message bus")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     command(commands, common, "declare", declare, "declare every consumer's event queue")

@@ -9,36 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager
 from typing import Any
 
 from common.errors import PortalError
-from common.rpc import standalone_client
-from portalctl import bus, companies, demo
+from common.rpc import StandaloneRpc, standalone_client
+from portalctl import billing, bus, companies, demo, licensing
 from portalctl.base import Handler
 from portalctl.output import emit
 
-GROUPS = [companies, bus, demo]
-try:  # command groups of features that may not be installed in every checkout
-    from portalctl import licensing as _licensing
-
-    GROUPS.append(_licensing)
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from portalctl import billing as _billing
-
-    GROUPS.append(_billing)
-except ImportError:  # pragma: no cover
-    pass
+# in the order `portalctl --help` lists them
+GROUPS = (companies, bus, demo, licensing, billing)
 
 
-class Rpc:
+class LazyRpc:
     """Lazily connected RPC for a command: `rpc("auth", "get_company", "C1234567")`."""
 
     def __init__(self, timeout: float | None) -> None:
         self._timeout = timeout
-        self._context = None
-        self._client = None
+        self._context: AbstractContextManager[StandaloneRpc] | None = None
+        self._client: StandaloneRpc | None = None
 
     def __call__(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         if self._client is None:
@@ -71,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    rpc = Rpc(args.timeout)
+    rpc = LazyRpc(args.timeout)
     try:
         result = handler(rpc, args)
     except PortalError as exc:

@@ -5,25 +5,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from portalctl.base import command
+from portalctl.base import Rpc, Subparsers, command
 
 
-def create(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def create(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     payload = {"name": args.name, "contact_name": args.contact_name, "contact_email": args.email}
     if args.password is not None:
         payload["password"] = args.password
     return rpc("auth", "create_company", payload)
 
 
-def find(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+def find(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("auth", "find_companies", args.query)
 
 
-def show(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def show(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("auth", "get_company", args.customer_id)
 
 
-def register(groups, common: argparse.ArgumentParser) -> None:
+def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("company", help="companies (customers)")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = command(commands, common, "create", create, "create a company")

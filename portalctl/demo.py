@@ -1,31 +1,36 @@
-"""`portalctl demo`: a demo company to log in to, with whatever each feature seeds for it.
+"""`portalctl demo`: a demo company to log in to, with what licensing and billing seed for it.
 
-Idempotent: run it twice and the same company is reused. Feature modules add their part by
-defining `seed_demo(rpc, company) -> dict` (e.g. `portalctl/licensing.py` seeds licenses
-with installations); each result is printed under the module's name.
+Idempotent: run it twice and the same company is reused. Each command group that has demo
+data defines `seed_demo(rpc, company) -> dict` (`portalctl/licensing.py` seeds licenses with
+installations, `portalctl/billing.py` plans and payments); each result is printed under the
+group's name.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+from collections.abc import Callable
 from typing import Any
 
 from common import settings
-from portalctl.base import command
+from portalctl import billing, licensing
+from portalctl.base import Rpc, Subparsers, command
 
 DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-portal-2026"
+DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - the documented demo login, not a secret
 DEMO_COMPANY = {
     "name": "Demo Engineering GmbH",
     "contact_name": "Dana Demo",
     "contact_email": DEMO_EMAIL,
     "password": DEMO_PASSWORD,
 }
-FEATURE_MODULES = ("portalctl.licensing", "portalctl.billing")
+SEEDERS: dict[str, Callable[[Rpc, dict[str, Any]], dict[str, Any]]] = {
+    "licensing": licensing.seed_demo,
+    "billing": billing.seed_demo,
+}
 
 
-def ensure_company(rpc) -> tuple[dict[str, Any], bool]:
+def ensure_company(rpc: Rpc) -> tuple[dict[str, Any], bool]:
     """The demo company, created on first use; and whether it was created now."""
     for company in rpc("auth", "find_companies", DEMO_EMAIL):
         if company["contact_email"] == DEMO_EMAIL:
@@ -33,7 +38,7 @@ def ensure_company(rpc) -> tuple[dict[str, Any], bool]:
     return rpc("auth", "create_company", DEMO_COMPANY), True
 
 
-def seed(rpc) -> dict[str, Any]:
+def seed(rpc: Rpc) -> dict[str, Any]:
     company, created = ensure_company(rpc)
     result: dict[str, Any] = {
         "company": company,
@@ -42,18 +47,12 @@ def seed(rpc) -> dict[str, Any]:
         "login": {"customer_id": company["customer_id"], "email": DEMO_EMAIL},
         "password": DEMO_PASSWORD,
     }
-    for name in FEATURE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        seeder = getattr(module, "seed_demo", None)
-        if seeder is not None:
-            result[name.rsplit(".", 1)[-1]] = seeder(rpc, company)
+    for name, seed_demo in SEEDERS.items():
+        result[name] = seed_demo(rpc, company)
     return result
 
 
-def run(rpc, args: argparse.Namespace) -> dict[str, Any] | None:
+def run(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any] | None:
     result = seed(rpc)
     if args.json:
         return result
@@ -74,5 +73,5 @@ def how_to_log_in(result: dict[str, Any]) -> str:
     )
 
 
-def register(groups, common: argparse.ArgumentParser) -> None:
+def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     command(groups, common, "demo", run, "seed a demo company and print how to log in")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import requests
 from kombu import Connection
@@ -54,7 +55,7 @@ def child_env() -> dict[str, str]:
     address = settings.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
     if not env.get("PORTAL_URL"):
         host, _, port = address.rpartition(":")
-        host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host
+        host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "") else host  # noqa: S104
         env["PORTAL_URL"] = f"http://{host}:{port}"
     env.setdefault("GATEWAY_ADDRESS", address)
     # silence eventlet's import-time "maintenance mode" notice in every process's log
@@ -63,14 +64,15 @@ def child_env() -> dict[str, str]:
 
 
 def start(module: str, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "nameko", "run", "--config", "config.yaml", module],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    # the child writes to its own copy of the descriptor
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module names
+            [sys.executable, "-m", "nameko", "run", "--config", "config.yaml", module],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def wait_ready(url: str, processes: dict[str, subprocess.Popen], logs: Path) -> None:
@@ -101,7 +103,7 @@ def stop(processes: dict[str, subprocess.Popen]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _interrupt(signum: int, _frame) -> None:
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -135,7 +137,7 @@ def main() -> int:
         name: start(f"services.{name}.service", logs / f"{name}.log", env) for name in SERVICES
     }
     processes["gateway"] = start("gateway.service", logs / "gateway.log", env)
-    gateway = "http://" + env["GATEWAY_ADDRESS"].replace("0.0.0.0", "127.0.0.1")
+    gateway = "http://" + env["GATEWAY_ADDRESS"].replace("0.0.0.0", "127.0.0.1")  # noqa: S104
     try:
         print(f"Starting auth, licensing, billing, notify and the gateway (logs in {logs}/)…")
         wait_ready(gateway, processes, logs)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from common.errors import PortalError
-from portalctl.base import command
+from portalctl.base import Rpc, Subparsers, command
 
 DEMO_PRODUCTS = (
     {"code": "cadpro", "name": "CAD Pro"},
@@ -26,15 +26,15 @@ def _date(value: str) -> str:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value}") from None
 
 
-def create_product(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def create_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "create_product", {"code": args.code, "name": args.name})
 
 
-def list_products(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+def list_products(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("licensing", "list_products")
 
 
-def issue(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     payload = {
         "customer_id": args.customer,
         "product": args.product,
@@ -45,33 +45,33 @@ def issue(rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "get_license", license["license_id"])
 
 
-def show(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def show(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "get_license", args.license_id)
 
 
-def list_licenses(rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+def list_licenses(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("licensing", "list_licenses", args.customer)
 
 
-def suspend(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def suspend(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "suspend_license", args.license_id)
 
 
-def resume(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def resume(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "resume_license", args.license_id)
 
 
-def extend(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def extend(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "extend_license", args.license_id, args.until)
 
 
-def deactivate(rpc, args: argparse.Namespace) -> dict[str, Any]:
+def deactivate(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc(
         "licensing", "deactivate_installation", None, args.license_id, args.installation_id, "staff"
     )
 
 
-def register(groups, common: argparse.ArgumentParser) -> None:
+def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("product", help="products that licenses are issued for")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = command(commands, common, "create", create_product, "create a product")
@@ -109,7 +109,7 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     parser.add_argument("installation_id")
 
 
-def _ensure_products(rpc) -> None:
+def _ensure_products(rpc: Rpc) -> None:
     known = {item["code"] for item in rpc("licensing", "list_products")}
     for product in DEMO_PRODUCTS:
         if product["code"] not in known:
@@ -120,7 +120,7 @@ def _ensure_products(rpc) -> None:
                     raise
 
 
-def seed_demo(rpc, company: dict[str, Any]) -> dict[str, Any]:
+def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
     """Licenses with installations and history for the demo company (once)."""
     customer_id = company["customer_id"]
     _ensure_products(rpc)
@@ -161,7 +161,7 @@ def seed_demo(rpc, company: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _issue(rpc, customer_id: str, product: str, seats: int, expires: date | None) -> dict:
+def _issue(rpc: Rpc, customer_id: str, product: str, seats: int, expires: date | None) -> dict:
     payload = {
         "customer_id": customer_id,
         "product": product,
@@ -172,7 +172,7 @@ def _issue(rpc, customer_id: str, product: str, seats: int, expires: date | None
     return rpc("licensing", "get_license", license["license_id"])
 
 
-def _activate(rpc, license: dict[str, Any], installation_id: str, machine_name: str) -> None:
+def _activate(rpc: Rpc, license: dict[str, Any], installation_id: str, machine_name: str) -> None:
     rpc(
         "licensing",
         "activate",

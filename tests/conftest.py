@@ -8,11 +8,12 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import itertools
+import itertools  # noqa: E402
 
-import pytest
+import pytest  # noqa: E402
+from nameko import config as nameko_config  # noqa: E402
 
-from tests.support import infra
+from tests.support import infra  # noqa: E402
 
 SERVICES = ("auth", "licensing", "billing", "notify")
 _VHOSTS = itertools.count(1)
@@ -26,8 +27,6 @@ def _isolated_nameko_config():
     order, not in the order they began, and could leave one test's settings (a vhost, a
     PORTAL_URL) in the global config for the next tests.
     """
-    from nameko import config as nameko_config
-
     before = dict(nameko_config)
     yield
     nameko_config.clear()
@@ -80,8 +79,6 @@ def config(suite_config, request):
     A vhost per test: events a test leaves in a durable queue (producers declare their
     consumers' queues at start-up) must not be delivered to the next test's consumers.
     """
-    from nameko import config as nameko_config
-
     vhost = f"lp-test-{infra.RUN_ID}-{next(_VHOSTS)}"
     patched = {**suite_config, "AMQP_URI": infra.create_vhost(vhost)}
     try:

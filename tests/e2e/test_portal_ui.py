@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 from tests.e2e.ui_browser import DESKTOP, PHONE, Browser, missing
 
@@ -158,9 +160,6 @@ def test_throttled_login_says_how_long_to_wait(ui, suite):
 
 
 def test_keyboard_only_login_with_tab_and_enter(ui, suite):
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
     company = new_company(suite)
     ui.open("/login")
     ui.wait(lambda _: ui.js("return document.activeElement.id") == "login", what="focus")
@@ -334,9 +333,6 @@ def test_licenses_details_password_and_deactivation(ui, suite, api, catalog):
     ui.screenshot("license-details")
 
     # rotate, with a confirmation; Escape backs out with the keyboard
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
     ui.click("#rotate")
     confirm_dialog(ui)
     assert ui.js("return document.activeElement.id") == "confirm-cancel"  # the safe choice
@@ -476,9 +472,8 @@ def test_buy_a_plan_declined_then_paid(ui, suite, api, catalog):
 
 def test_demo_company_walk_read_only(ui, catalog):
     """What `make run` prints: log in to the demo company and see every page filled."""
-    seeded = (catalog.get("licensing") or {}).get("licenses")
-    if not seeded:
-        pytest.skip("portalctl demo seeds no licenses in this tree")
+    seeded = catalog["licensing"]["licenses"]
+    assert seeded, catalog
     log_in(ui, catalog["login"]["email"], catalog["password"])
     ui.visible("#licenses")
     table = ui.find("#licenses").text

@@ -14,6 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
@@ -46,10 +52,6 @@ def missing() -> str | None:
             return (
                 f"{path} is missing: run `make install` (apt-get install chromium chromium-driver)"
             )
-    try:
-        import selenium
-    except ImportError:
-        return "selenium is not installed: run `make install`"
     return None
 
 
@@ -57,9 +59,6 @@ class Browser:
     """One Chromium for a test module, with waits, screenshots and small helpers."""
 
     def __init__(self, base_url: str) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
         os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
         self.base_url = base_url
         self.profile = tempfile.mkdtemp(prefix="lp-chromium-")
@@ -91,9 +90,6 @@ class Browser:
         return self.driver.execute_script("return location.pathname + location.search")
 
     def wait(self, condition: Callable[[Any], Any], timeout: float = WAIT_SECONDS, what: str = ""):
-        from selenium.common.exceptions import TimeoutException
-        from selenium.webdriver.support.ui import WebDriverWait
-
         try:
             return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
         except TimeoutException as exc:
@@ -104,13 +100,9 @@ class Browser:
             ) from exc
 
     def find(self, selector: str):
-        from selenium.webdriver.common.by import By
-
         return self.driver.find_element(By.CSS_SELECTOR, selector)
 
     def find_all(self, selector: str) -> list:
-        from selenium.webdriver.common.by import By
-
         return self.driver.find_elements(By.CSS_SELECTOR, selector)
 
     def visible(self, selector: str, timeout: float = WAIT_SECONDS):

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from tests.support import infra
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "licensing", "billing", "notify")
 MODULES = {name: f"services.{name}.service" for name in SERVICES} | {"gateway": "gateway.service"}
@@ -83,24 +85,24 @@ class Suite:
         for name in names or tuple(MODULES):
             for _ in range(instances):
                 index = len(self.processes.get(name, []))
-                log = open(self.log_dir / f"{name}-{index}.log", "ab")
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "nameko",
-                        "run",
-                        "--config",
-                        "config.yaml",
-                        MODULES[name],
-                    ],
-                    cwd=ROOT,
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                log.close()
+                # the child writes to its own copy of the descriptor
+                with open(self.log_dir / f"{name}-{index}.log", "ab") as log:
+                    process = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "nameko",
+                            "run",
+                            "--config",
+                            "config.yaml",
+                            MODULES[name],
+                        ],
+                        cwd=ROOT,
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 self.processes.setdefault(name, []).append(process)
 
     def stop(self, name: str, graceful: bool = True) -> None:
@@ -168,8 +170,6 @@ class Suite:
 def provisioned_suite(label: str, env: dict[str, str], log_dir: Path) -> Iterator[Suite]:
     """The whole suite, started and ready, on a fresh vhost and fresh PostgreSQL databases
     named after `label`; everything is stopped and dropped afterwards."""
-    from tests.support import infra
-
     run = f"{label}_{infra.RUN_ID}"
     vhost = f"lp-{run}"
     env = {"AMQP_URI": infra.create_vhost(vhost), **env}

@@ -287,7 +287,7 @@ def port_problems(compose: Compose) -> list[str]:
     problems = []
     address = environment(services["gateway"]).get("GATEWAY_ADDRESS", "")
     host, _, port = address.rpartition(":")
-    if host != "0.0.0.0":
+    if host != "0.0.0.0":  # noqa: S104 - the address a container must listen on
         problems.append(f"gateway: GATEWAY_ADDRESS {address!r} does not listen on 0.0.0.0")
     targets = [target for _, _, target in published_ports(services["gateway"])]
     if not port.isdigit() or targets != [int(port)]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 
@@ -52,9 +53,30 @@ def test_macos_reads_the_platform_uuid(monkeypatch):
     assert calls[0][0].endswith("ioreg")
 
 
+def test_windows_reads_the_machine_guid_from_the_64_bit_registry_view(monkeypatch):
+    opened = []
+
+    class FakeRegistry:
+        HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY = "HKLM", 0x20019, 0x0100
+
+        @staticmethod
+        def OpenKey(root, path, reserved, access):
+            opened.append((root, path, access))
+            return contextlib.nullcontext("key")
+
+        @staticmethod
+        def QueryValueEx(key, name):
+            return ("6f1c2d3e-0000-4000-8000-000000000001", 1) if name == "MachineGuid" else None
+
+    monkeypatch.setattr(installation.sys, "platform", "win32")
+    monkeypatch.setattr(installation, "winreg", FakeRegistry)
+    assert installation.platform_identifier() == "6f1c2d3e-0000-4000-8000-000000000001"
+    assert opened == [("HKLM", r"SOFTWARE\Microsoft\Cryptography", 0x20019 | 0x0100)]
+
+
 def test_windows_without_the_registry_module_finds_nothing(monkeypatch):
     monkeypatch.setattr(installation.sys, "platform", "win32")
-    monkeypatch.setitem(__import__("sys").modules, "winreg", None)
+    monkeypatch.setattr(installation, "winreg", None)
     assert installation.platform_identifier() is None
 
 

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -18,7 +17,8 @@ from nameko.rpc import rpc
 from common.errors import PortalError
 from common.healthcheck import check, gateway_url
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+TEST_TIMEOUT = 60
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT)]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -61,10 +61,9 @@ def test_a_service_that_answers_is_healthy_through_the_command(bus, container_fa
 
 
 def test_a_service_that_never_started_is_unhealthy_at_once(bus) -> None:
-    started = time.monotonic()
-    with pytest.raises(PortalError):
-        check(unique("hc_never"), timeout=3)
-    assert time.monotonic() - started < 2
+    # waiting for this timeout would outlive the test: the broker's "unroutable" must answer
+    with pytest.raises(PortalError, match="is not available"):
+        check(unique("hc_never"), timeout=TEST_TIMEOUT * 10)
 
 
 def test_a_stopped_service_is_unhealthy_within_the_timeout(bus, container_factory) -> None:
@@ -72,10 +71,9 @@ def test_a_stopped_service_is_unhealthy_within_the_timeout(bus, container_factor
     container = container_factory(service_class(name))
     container.start()
     container.kill()  # its queue is left behind, with nobody consuming it
-    started = time.monotonic()
-    with pytest.raises(PortalError):
+    # the check gives up after its timeout (a hang would be stopped by the test's timeout)
+    with pytest.raises(PortalError, match="did not answer in time"):
         check(name, timeout=1)
-    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("status", ["raise", "starting"])

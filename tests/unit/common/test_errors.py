@@ -91,17 +91,6 @@ def test_detail_types_survive_the_bus() -> None:
     assert back.details == details
 
 
-def test_the_plain_dict_form_of_earlier_releases_is_still_understood() -> None:
-    reply = {
-        "exc_type": "EmailTaken",
-        "exc_path": "services.auth.exceptions.EmailTaken",
-        "exc_args": [{"code": "email_taken", "message": "Taken.", "details": {}}],
-        "value": "Taken.",
-    }
-    back = error_from_reply(reply)
-    assert (back.code, back.message) == ("email_taken", "Taken.")
-
-
 def test_a_string_argument_that_is_not_ours_stays_foreign() -> None:
     for arg in ('{"code": "x"}', "{not json", '["portal_error"]'):
         assert error_from_reply(over_the_wire(ValueError(arg))).code == "internal_error"

@@ -6,7 +6,7 @@ import pytest
 from marshmallow import validate
 
 from common.errors import ValidationFailed
-from common.schemas import StrictSchema, Text, load
+from common.schemas import StrictSchema, Text, load, optional_text_arg, text_arg
 
 
 class Sample(StrictSchema):
@@ -87,3 +87,28 @@ def test_extra_validators_add_to_the_built_in_ones(change: dict, field: str) -> 
     with pytest.raises(ValidationFailed) as caught:
         load(WithExtraValidators(), {**VALID, **change})
     assert list(caught.value.details["fields"]) == [field]
+
+
+def test_text_arg_passes_a_plain_string_through() -> None:
+    assert text_arg("LIC-0001", "license_id") == "LIC-0001"
+    assert text_arg("x" * 64, "license_id") == "x" * 64
+    assert text_arg("x" * 200, "note", max_length=200) == "x" * 200
+
+
+@pytest.mark.parametrize(
+    "value", [None, 42, ["LIC-1"], {"id": 1}, b"LIC-1", "", "x" * 65, "a\x00b"]
+)
+def test_text_arg_refuses_anything_else_naming_the_argument(value) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        text_arg(value, "license_id")
+    assert caught.value.code == "validation_error"
+    assert caught.value.details == {
+        "fields": {"license_id": ["Expected a string of 1 to 64 characters."]}
+    }
+
+
+def test_optional_text_arg_lets_none_through_and_checks_the_rest() -> None:
+    assert optional_text_arg(None, "customer_id") is None
+    assert optional_text_arg("C1234567", "customer_id") == "C1234567"
+    with pytest.raises(ValidationFailed):
+        optional_text_arg("", "customer_id")

@@ -6,9 +6,10 @@ import os
 import stat
 from pathlib import Path
 
-import eventlet
 import pytest
+from eventlet.event import Event
 from eventlet.greenpool import GreenPool
+from nameko import config
 
 from common.secrets import load_or_create
 
@@ -37,17 +38,22 @@ def test_each_name_is_its_own_secret(var_dir: Path) -> None:
 
 
 def test_concurrent_callers_all_get_the_winners_value(var_dir: Path) -> None:
+    callers = 6
     made: list[bytes] = []
+    all_made = Event()
 
     def make() -> bytes:
         value = f"value-{len(made)}".encode()
         made.append(value)
-        eventlet.sleep(0.02)  # let every caller generate before anyone writes
+        if len(made) == callers:
+            all_made.send(True)
+        # nobody writes before every caller has generated: they really race for the file
+        assert all_made.wait(timeout=10), f"only {len(made)} callers generated a value"
         return value
 
     pool = GreenPool()
-    results = list(pool.imap(lambda _: load_or_create("raced", ENV_KEY, make), range(6)))
-    assert len(made) == 6  # they really raced
+    results = list(pool.imap(lambda _: load_or_create("raced", ENV_KEY, make), range(callers)))
+    assert len(made) == callers
     assert len(set(results)) == 1
     assert (var_dir / "raced").read_bytes() == results[0]
 
@@ -58,11 +64,11 @@ def test_the_first_caller_gets_what_later_callers_read(var_dir: Path) -> None:
     assert load_or_create("pem", ENV_KEY) == first
 
 
-def test_a_file_still_being_written_by_another_process_is_waited_for(var_dir: Path) -> None:
-    path = var_dir / "slow"
-    path.touch()  # the winner created it (older releases: O_EXCL, then write) but has not written
-    eventlet.spawn_after(0.1, path.write_bytes, b"the-winners-value\n")
-    assert load_or_create("slow", ENV_KEY) == b"the-winners-value"
+def test_an_empty_secret_file_is_refused_not_used(var_dir: Path) -> None:
+    # the file only ever appears complete, so an empty one was damaged: never an empty key
+    (var_dir / "damaged").touch()
+    with pytest.raises(RuntimeError, match="is empty"):
+        load_or_create("damaged", ENV_KEY)
 
 
 def test_the_environment_wins_and_nothing_is_written(var_dir: Path, monkeypatch) -> None:
@@ -74,8 +80,6 @@ def test_the_environment_wins_and_nothing_is_written(var_dir: Path, monkeypatch)
 
 
 def test_nameko_config_counts_as_configuration(var_dir: Path) -> None:
-    from nameko import config
-
     with config.patch({ENV_KEY: "from-nameko-config"}):
         assert load_or_create("configured", ENV_KEY) == b"from-nameko-config"
     assert not (var_dir / "configured").exists()

@@ -49,7 +49,7 @@ EXIT_STORAGE = 6
 
 SERVER_ENV = "LICENSE_SERVER_URL"
 PRODUCT_ENV = "LICENSE_CLIENT_PRODUCT"
-PASSWORD_ENV = "LICENSE_CLIENT_PASSWORD"
+PASSWORD_ENV = "LICENSE_CLIENT_PASSWORD"  # noqa: S105 - a variable name, not a secret
 
 
 def main(argv: list[str] | None = None) -> int:

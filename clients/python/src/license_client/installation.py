@@ -28,6 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:
+    import winreg  # type: ignore[import-not-found,unused-ignore]  # Windows only
+except ImportError:
+    winreg = None  # type: ignore[assignment]
+
 from .storage import Store, atomic_write
 
 INSTALLATION_ID_ENV = "LICENSE_CLIENT_INSTALLATION_ID"
@@ -124,9 +129,7 @@ def _macos_platform_uuid() -> str | None:
 
 
 def _windows_machine_guid() -> str | None:
-    try:
-        import winreg  # type: ignore[import-not-found]  # Windows only
-    except ImportError:
+    if winreg is None:
         return None
     try:
         with winreg.OpenKey(

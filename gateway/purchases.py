@@ -74,7 +74,15 @@ def wait_for_license(
 
 def answer(result: dict[str, Any], license: dict[str, Any] | None, renewal: bool) -> dict[str, Any]:
     """`{payment, license, license_status, recurring_payment}` for billing's `result`:
-    `license_status` is "issued" or "extended" (a renewal), "pending" without the license."""
+    `license_status` is "issued" or "extended" (a renewal), "pending" without the license.
+
+    The payment names the license as soon as the answer has it: billing learns it from
+    licensing's event a moment later, so a retried purchase (same Idempotency-Key) answers
+    the same payment whichever of the two it sees first.
+    """
+    payment = result["payment"]
+    if license is not None:
+        payment = {**payment, "license_id": license["license_id"]}
     if license is None:
         status = "pending"
     elif renewal:
@@ -82,7 +90,7 @@ def answer(result: dict[str, Any], license: dict[str, Any] | None, renewal: bool
     else:
         status = "issued"
     return {
-        "payment": result["payment"],
+        "payment": payment,
         "license": license,
         "license_status": status,
         "recurring_payment": named_product(result["recurring_payment"], {}),

@@ -139,8 +139,9 @@ BODY = {"plan": "cad-m", "seats": 2, "card": {"number": "4242424242424242"}, "li
 def test_a_purchase_carries_the_license_when_licensing_has_it() -> None:
     billing = Billing()
     result = gateway(Licensing(LICENSE), billing).purchase(make_request("POST"), body=BODY)
+    assert PAYMENT["license_id"] is None  # billing has not heard of the license yet
     assert result == {
-        "payment": PAYMENT,
+        "payment": {**PAYMENT, "license_id": "L-1"},
         "license": LICENSE,
         "license_status": "issued",
         "recurring_payment": {**RECURRING, "product": {"code": "cadpro", "name": "cadpro"}},

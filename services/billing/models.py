@@ -8,10 +8,8 @@ Money columns are integers of minor units next to an ISO 4217 currency; never fl
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -25,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.outbox import outbox_table
+from common.parking import ParkedEventColumns
 from common.timeutil import UTCDateTime
 
 
@@ -219,19 +218,8 @@ class LicenseEvent(BillingBase):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ParkedEvent(BillingBase):
+class ParkedEvent(ParkedEventColumns, BillingBase):
     """An event that can never be applied: kept for staff to look at, never retried."""
-
-    __tablename__ = "parked_events"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # NULL when the payload had no usable event_id; NULLs never collide on a unique key
-    event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    source: Mapped[str] = mapped_column(String(32))
-    event_type: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[Any | None] = mapped_column(JSON)
-    error: Mapped[str] = mapped_column(Text)
-    parked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # events staged with the change that made them true (common/outbox.py): a paid purchase

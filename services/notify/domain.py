@@ -147,15 +147,6 @@ def clean_error(error: str) -> str:
 # --- payloads ----------------------------------------------------------------------------
 
 
-def event_id_of(payload: Any) -> str | None:
-    """The payload's `event_id` if it has a usable one (for parking a bad payload once)."""
-    if isinstance(payload, dict):
-        value = payload.get("event_id")
-        if isinstance(value, str) and 0 < len(value) <= 100 and "\x00" not in value:
-            return value
-    return None
-
-
 def redact(payload: Any) -> Any:
     """A copy of `payload` with the values of credential-bearing keys replaced, at any depth."""
     if isinstance(payload, dict):

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.parking import ParkedEventColumns
 from common.timeutil import UTCDateTime
 
 # Rows the delivery worker may still claim; sent and failed rows are finished.
@@ -57,16 +58,5 @@ class Delivery(NotifyBase):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ParkedEvent(NotifyBase):
+class ParkedEvent(ParkedEventColumns, NotifyBase):
     """An event whose payload could not be used: kept for a human, never retried by itself."""
-
-    __tablename__ = "parked_events"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # NULL when the payload had no usable event_id; NULLs never collide on a unique key
-    event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
-    source: Mapped[str] = mapped_column(String(32))
-    event_type: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[Any | None] = mapped_column(JSON)
-    error: Mapped[str] = mapped_column(Text)
-    parked_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

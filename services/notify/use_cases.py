@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from common.errors import PortalError
+from common.parking import event_id_of
 from services.notify import domain, rendering, schemas, views
 from services.notify.exceptions import DeliveryError, InvalidEvent, ValuesRefused
 from services.notify.mailers import Mailer
@@ -129,7 +130,7 @@ def prepare(kind: str, payload: Any) -> dict[str, Any]:
 def _park(
     store: Store, source: str, kind: str, payload: Any, error: str, now: datetime
 ) -> Recorded:
-    event_id = domain.event_id_of(payload)
+    event_id = event_id_of(payload)
     try:
         with store.repository() as repo:
             repo.park(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common.parking import parked_row
 from common.unit_of_work import Outcome
 from services.billing.repository import BillingRepository
 
@@ -58,15 +59,5 @@ def park(
     now: datetime,
 ) -> Outcome:
     """Keep an event that can never be applied, for staff to look at."""
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
-    repo.park(
-        {
-            "event_id": str(event_id)[:100] if event_id else None,
-            "source": source,
-            "event_type": event_type,
-            "payload": payload,
-            "error": reason[:2000],
-            "parked_at": now,
-        }
-    )
+    repo.park(parked_row(source, event_type, payload, reason, now))
     return Outcome()

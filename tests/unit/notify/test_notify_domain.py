@@ -98,21 +98,6 @@ class TestPayloads:
         assert domain.redact({"set_password_url": None}) == {"set_password_url": None}
         assert domain.redact("not a dict") == "not a dict"
 
-    @pytest.mark.parametrize(
-        ("payload", "expected"),
-        [
-            ({"event_id": "abc"}, "abc"),
-            ({"event_id": ""}, None),
-            ({"event_id": 42}, None),
-            ({"event_id": "x" * 101}, None),
-            ({"event_id": "a\x00b"}, None),
-            ({}, None),
-            ("garbage", None),
-        ],
-    )
-    def test_event_id_of(self, payload: object, expected: str | None) -> None:
-        assert domain.event_id_of(payload) == expected
-
     def test_an_expired_reset_link_is_not_sent(self) -> None:
         data = {"expires_at": NOW - timedelta(seconds=1)}
         assert domain.link_expired("password_reset_requested", data, NOW)

@@ -7,7 +7,7 @@ before the caller hears `invalid_credentials`. Reads return the view itself.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from common.unit_of_work import Outcome
@@ -40,6 +40,24 @@ def _email_taken() -> EmailTaken:
     return EmailTaken(details={"fields": {"contact_email": ["Already registered."]}})
 
 
+def _password_token(
+    repo: AuthRepository, company: Company, purpose: str, lifetime: timedelta, now: datetime
+) -> tuple[str, datetime]:
+    """A single-use set-up or reset token, stored hashed: the raw token and its expiry."""
+    raw, token_hash = domain.new_token()
+    expires_at = now + lifetime
+    repo.add(
+        PasswordToken(
+            company_id=company.id,
+            token_hash=token_hash,
+            purpose=purpose,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return raw, expires_at
+
+
 def create_company(
     repo: AuthRepository, data: dict[str, Any], now: datetime, portal_url: str
 ) -> Outcome:
@@ -65,17 +83,7 @@ def create_company(
         raise _email_taken()
     set_password_url = expires_at = None
     if password is None:
-        raw, token_hash = domain.new_token()
-        expires_at = now + domain.SETUP_LIFETIME
-        repo.add(
-            PasswordToken(
-                company_id=company.id,
-                token_hash=token_hash,
-                purpose="setup",
-                created_at=now,
-                expires_at=expires_at,
-            )
-        )
+        raw, expires_at = _password_token(repo, company, "setup", domain.SETUP_LIFETIME, now)
         set_password_url = domain.reset_url(portal_url, raw)
     event = views.company_created(company, set_password_url, expires_at)
     return Outcome(views.company_view(company), [("company_created", event)])
@@ -186,17 +194,7 @@ def request_reset(repo: AuthRepository, login_name: str, now: datetime, portal_u
     recent = repo.recent_reset_requests(company.id, now - domain.RESET_EMAIL_WINDOW)
     if not domain.may_send_reset_email(recent, now):
         return Outcome()
-    raw, token_hash = domain.new_token()
-    expires_at = now + domain.RESET_LIFETIME
-    repo.add(
-        PasswordToken(
-            company_id=company.id,
-            token_hash=token_hash,
-            purpose="reset",
-            created_at=now,
-            expires_at=expires_at,
-        )
-    )
+    raw, expires_at = _password_token(repo, company, "reset", domain.RESET_LIFETIME, now)
     event = views.password_reset_requested(company, domain.reset_url(portal_url, raw), expires_at)
     return Outcome(None, [("password_reset_requested", event)])
 

@@ -6,29 +6,26 @@ the machine and on what else runs on it: compare ratios and medians, not absolut
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import sys
 import warnings
 
+from bench import client, licensing
 from bench.harness import running_suite
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-MODULES = ("bench.licensing", "bench.client")
+MODULES = {"bench.licensing": licensing, "bench.client": client}
 
 
 def main() -> int:
     selected = sys.argv[1:] or list(MODULES)
-    available = []
-    for name in selected:
-        try:
-            available.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            print(f"({name}: not present in this checkout)")
+    unknown = [name for name in selected if name not in MODULES]
+    if unknown:
+        print(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+        return 2
+    available = [MODULES[name] for name in selected]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"

@@ -1,4 +1,4 @@
-"""Event handlers that never lose an event (DESIGN.md §8: nameko acks on handler errors).
+"""Event handlers that never lose an event (nameko acks a message even when its handler raised).
 
 `@reliable_handler("billing", "payment_succeeded")` is nameko's `@event_handler` with
 `requeue_on_error=True`, plus two rules every consumer in the suite follows:

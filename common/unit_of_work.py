@@ -7,7 +7,7 @@ be committed before the caller hears of it). `UnitOfWork.run` opens the transact
 the events in the service's outbox with the change, commits, publishes, then answers:
 
     uow = UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
-    license = uow.run(use_cases.issue_license, data, self.clock.now())
+    license = uow.run(licenses.issue_license, self.keys.box, data, self.clock.now())
 
 Use cases never touch the session; reads that change nothing use `uow.read`.
 """

@@ -35,7 +35,7 @@ class GatewayService:
     billing = RpcClient("billing")
     notify = RpcClient("notify")
 
-    # --- sessions, the account and its password (DESIGN.md §4, A1-A3) -----------------
+    # --- sessions, the account and its password (docs/http-api.md) -----------------
 
     @route(
         "POST",
@@ -118,7 +118,7 @@ class GatewayService:
         """`{"token": "...", "new_password": "..."}` → 204; 400 `invalid_token`."""
         self.auth.confirm_password_reset(body)
 
-    # --- product activation (DESIGN.md §4, P1-P3): no session, the password is the credential
+    # --- product activation (docs/http-api.md): no session, the password is the credential
 
     @route(
         "POST",
@@ -196,7 +196,7 @@ class GatewayService:
         compares activations and validations with."""
         return self.licensing.ping()
 
-    # --- payments, receipts, recurring payments, catalog, purchases (DESIGN.md §4, B1-B3)
+    # --- payments, receipts, recurring payments, catalog, purchases (docs/http-api.md)
 
     @route(
         "GET",
@@ -310,7 +310,7 @@ class GatewayService:
         )
         return purchases.answer(result, license, renewal=bool(body.get("license_id")))
 
-    # --- licenses & activations in the portal (DESIGN.md §4, L1-L5) ---------------------
+    # --- licenses & activations in the portal (docs/http-api.md) ---------------------
     # Installation IDs are any Unicode: in a path, percent-encode them (UTF-8); slashes are
     # allowed (`<path:...>`).
 

@@ -1,4 +1,4 @@
-"""The payment-provider interface, and the embedded sandbox provider (DESIGN.md §4).
+"""The payment-provider interface, and the embedded sandbox provider.
 
 Shaped like Stripe: a card is tokenized into a payment method (we keep the token, the brand
 and the last four digits, never the number or the CVC); a charge names an amount in minor

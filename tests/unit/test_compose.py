@@ -30,7 +30,7 @@ APP_SERVICES = (*DB_SERVICES, "gateway")
 INFRA = ("rabbitmq", "postgres")
 NAMEKO_RUN = ["nameko", "run", "--config", "config.yaml"]
 
-# DESIGN.md §3, and which app service needs what (any service may be given more of them)
+# docs/operations.md, and which app service needs what (any service may be given more of them)
 DESIGN_VARIABLES = (
     "AMQP_URI",
     *(f"{name.upper()}_DATABASE_URL" for name in DB_SERVICES),

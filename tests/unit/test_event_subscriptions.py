@@ -1,6 +1,6 @@
 """common.events.SUBSCRIPTIONS and the real `@event_handler`s agree, both ways.
 
-Producers declare their consumers' queues from that table (DESIGN §8: an event published
+Producers declare their consumers' queues from that table (docs/events.md: an event published
 before its queue exists is dropped), so a handler missing from it loses events on a cold
 start, and a row naming no handler fills a queue nobody reads.
 """

@@ -1,4 +1,4 @@
-"""Every RPC call is bounded, and a request answered with 503 never runs later (DESIGN §8).
+"""Every RPC call is bounded, and a request answered with 503 never runs later.
 
 No test here reads a clock. A call to a queue nobody consumes must end in the "did not
 answer in time" refusal (a hang would be stopped by the pytest timeout instead); a call to a

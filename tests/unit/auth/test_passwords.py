@@ -1,4 +1,4 @@
-"""Company passwords are hashed with argon2id at the OWASP parameters (DESIGN §7, §8)."""
+"""Company passwords are hashed with argon2id at the OWASP parameters."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The license and activation routes with licensing faked: every answer is exactly the keys
-of its response schema (DESIGN.md §4), whatever else licensing's views carry."""
+of its response schema, whatever else licensing's views carry."""
 
 from __future__ import annotations
 

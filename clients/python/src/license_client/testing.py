@@ -40,7 +40,7 @@ class FakeLicense:
 
 
 class FakePortal(Transport):
-    """The product activation API of DESIGN.md §4, in memory."""
+    """The portal's product activation API (activations, deactivations, validations), in memory."""
 
     def __init__(self, clock: Callable[[], datetime] | None = None, kid: str = "k1") -> None:
         self.clock = clock or (lambda: datetime.now(timezone.utc))

@@ -8,6 +8,7 @@ a caller read a reply whose data is not yet visible, or lost.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,9 @@ from alembic.config import Config
 from eventlet.semaphore import Semaphore
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from common import settings
 
@@ -113,6 +114,52 @@ def insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> boo
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
     return session.execute(statement).rowcount == 1
+
+
+def add_unique(session: Session, entity: object) -> bool:
+    """Insert a new mapped `entity` unless one of its unique keys is taken, also by an insert
+    running at this moment; True (and `entity` in the session, with its primary key) if new.
+
+    INSERT … ON CONFLICT DO NOTHING RETURNING the key: the loser of a race finds the key
+    taken without an IntegrityError that would spoil its transaction. Columns left None are
+    left to the database's defaults.
+    """
+    mapper = inspect(entity).mapper
+    table = mapper.local_table
+    values = {
+        column.key: value
+        for column in table.columns
+        if (value := getattr(entity, mapper.get_property_by_column(column).key)) is not None
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(*table.primary_key.columns)
+    )
+    row = session.execute(statement).first()
+    if row is None:
+        return False
+    for column, value in zip(table.primary_key.columns, row, strict=True):
+        setattr(entity, mapper.get_property_by_column(column).key, value)
+    make_transient_to_detached(entity)  # the row exists: the session must not insert it again
+    session.add(entity)
+    return True
+
+
+def advisory_xact_lock(session: Session, namespace: str, key: str) -> None:
+    """Serialise transactions on `key` of `namespace` until this one ends (PostgreSQL).
+
+    `pg_advisory_xact_lock` on the first 8 bytes of sha256("license-portal-<namespace>:<key>"),
+    for work that has no row to lock (throttling a login, an unknown license ID). SQLite,
+    the single-process embedded default, has no such lock: there it does nothing.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"license-portal-{namespace}:{key}".encode()).digest()
+    lock_id = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(select(func.pg_advisory_xact_lock(lock_id)))
 
 
 class Db:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from common.db import insert_ignore
+from common.db import add_unique, advisory_xact_lock
 from services.auth.models import AuthBase, Company, LoginFailure, PasswordToken, Session
 
 
@@ -28,15 +27,7 @@ class AuthRepository:
         INSERT … ON CONFLICT DO NOTHING: the loser of a race finds the key taken without an
         IntegrityError that would spoil the transaction.
         """
-        table = Company.__table__
-        values = {column.key: getattr(company, column.key) for column in table.columns}
-        del values["id"]
-        if not insert_ignore(self.session, table, values):
-            return False
-        company.id = self.session.scalar(
-            select(Company.id).where(Company.customer_id == company.customer_id)
-        )
-        return True
+        return add_unique(self.session, company)
 
     def company_by_customer_id(self, customer_id: str) -> Company | None:
         return self.session.scalar(
@@ -136,15 +127,8 @@ class AuthRepository:
 
     # failed logins
     def lock_attempts(self, key: str) -> None:
-        """Serialise attempts on one throttle key until commit (PostgreSQL advisory lock).
-
-        SQLite, the single-process embedded default, has no such lock and is left as is.
-        """
-        if self.session.get_bind().dialect.name != "postgresql":
-            return
-        digest = hashlib.sha256(f"license-portal-login:{key}".encode()).digest()
-        lock_id = int.from_bytes(digest[:8], "big", signed=True)
-        self.session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+        """Serialise attempts on one throttle key until commit (PostgreSQL advisory lock)."""
+        advisory_xact_lock(self.session, "login", key)
 
     def failures(self, key: str, since: datetime) -> list[datetime]:
         return list(

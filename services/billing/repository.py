@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.db import Db, insert_ignore
+from common.db import Db, add_unique, insert_ignore
 from common.timeutil import utcnow
 from services.billing.models import (
     BillingBase,
@@ -36,12 +35,7 @@ class BillingRepository:
 
     def add_unique(self, entity: BillingBase) -> bool:
         """Add `entity` unless a unique key is taken (a concurrent twin won): whether it was."""
-        try:
-            with self.session.begin_nested():
-                self.add(entity)
-        except IntegrityError:
-            return False
-        return True
+        return add_unique(self.session, entity)
 
     # plans
     def plan_by_code(self, code: str) -> Plan | None:

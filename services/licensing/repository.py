@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from common.db import insert_ignore
+from common.db import add_unique, advisory_xact_lock, insert_ignore
+from common.parking import ERROR_MAX
 from services.licensing import domain
 from services.licensing.models import (
     ActivationFailure,
@@ -65,8 +66,8 @@ class LicensingRepository:
 
     def add_unique(self, entity: LicensingBase) -> bool:
         """Insert unless a row with one of its unique keys exists (a concurrent insert
-        included); True when this call inserted it. The entity stays detached."""
-        return insert_ignore(self.session, type(entity).__table__, _values(entity))
+        included); True when this call inserted it."""
+        return add_unique(self.session, entity)
 
     # products
     def product_by_code(self, code: str) -> Product | None:
@@ -257,12 +258,7 @@ class LicensingRepository:
     # failed attempts
     def lock_attempts(self, key: str) -> None:
         """Serialise attempts on a license ID that has no row to lock (PostgreSQL only)."""
-        if self.session.get_bind().dialect.name != "postgresql":
-            return
-        digest = hashlib.sha256(f"license-portal-activation:{key}".encode()).digest()
-        self.session.execute(
-            select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
-        )
+        advisory_xact_lock(self.session, "activation", key)
 
     def failures(self, key: str, since: datetime) -> list[datetime]:
         return list(
@@ -308,12 +304,16 @@ class LicensingRepository:
             execution_options={"synchronize_session": False},
         )
 
-    def park_payment(self, event_id: str, reason: str, payload: Any, now: datetime) -> None:
-        """Keep an event that can never be applied, for staff (once per `event_id`)."""
+    def park_payment(self, event_id: str | None, reason: str, payload: Any, now: datetime) -> None:
+        """Keep an event that can never be applied, for staff (once per `event_id`).
+
+        `event_id` None (the payload had no usable one): the row gets an ID of its own, as
+        the column is NOT NULL and unique, so no two such payloads ever take each other's.
+        """
         values = {
-            "event_id": event_id,
+            "event_id": event_id or f"unidentified-{uuid.uuid4().hex}",
             "status": domain.PAYMENT_PARKED,
-            "error": reason[:2000],
+            "error": reason[:ERROR_MAX],
             "payload": json.dumps(payload, default=str)[:100_000],
             "received_at": now,
         }

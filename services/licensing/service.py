@@ -6,7 +6,6 @@ Every entrypoint of the service is here: it loads its payload, runs one use case
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,16 @@ from common.handlers import Poison, reliable_handler
 from common.rpc import RpcClient
 from common.schemas import load, optional_text_arg, text_arg
 from common.timers import configured_timer
-from common.unit_of_work import Outcome, UnitOfWork
+from common.unit_of_work import UnitOfWork
 from services.licensing import domain, schemas, views
 from services.licensing.crypto import BadSignature
 from services.licensing.dependencies import LicensingKeys
-from services.licensing.exceptions import InvalidCredentials
-from services.licensing.models import EventOutbox, License
+from services.licensing.models import EventOutbox
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases import activations, expiry, licenses, payments, products
-from services.licensing.use_cases.activations import SeatFacts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
-
-# the work an activation password unlocks: `(repo, locked license, seat facts) -> Outcome`
-Step = Callable[[LicensingRepository, License, SeatFacts | None], Outcome]
 
 
 class LicensingService:
@@ -226,12 +220,15 @@ class LicensingService:
         `license_suspended`, `no_seats_available` (`details.machines`).
         """
         data = load(schemas.Activate(), payload)
-        result = self._authorized(
+        now = self.clock.now()
+        result = activations.authorize(
+            self._uow,
+            self.auth.verify_company_password,
+            self.keys.box,
             data["license_id"],
             data["password"],
-            lambda repo, license, seats: activations.activate(
-                repo, license, data, self.clock.now(), seats
-            ),
+            now,
+            lambda repo, license, seats: activations.activate(repo, license, data, now, seats),
             data["installation_id"],
         )
         # signed after the commit: the license row lock is not held for it
@@ -243,11 +240,16 @@ class LicensingService:
         the installation (`deactivated_by: "product"`); again: the same answer.
         `invalid_credentials`, `too_many_attempts`, `installation_not_found`."""
         data = load(schemas.Deactivate(), payload)
-        return self._authorized(
+        now = self.clock.now()
+        return activations.authorize(
+            self._uow,
+            self.auth.verify_company_password,
+            self.keys.box,
             data["license_id"],
             data["password"],
-            lambda repo, license, seats: activations.deactivate(
-                repo, license, data["installation_id"], "product", self.clock.now()
+            now,
+            lambda repo, license, _seats: activations.deactivate(
+                repo, license, data["installation_id"], "product", now
             ),
         )
 
@@ -267,44 +269,6 @@ class LicensingService:
         """The JWKS: `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x", "kid", "use": "sig",
         "alg": "EdDSA"}]}`, the signing key first, then retired keys that still verify."""
         return self.keys.keyring.jwks()
-
-    def _authorized(
-        self, license_id: str, password: str, step: Step, installation_id: str | None = None
-    ) -> Any:
-        """Run `step` under the license row lock once the password is right; its result.
-
-        The license's own activation password is checked in the same transaction as the
-        step (with the seat facts of `installation_id`); the company-wide one is asked of
-        auth between two transactions (see `use_cases/activations.py`).
-        """
-        uow = self._uow
-        with uow.begin() as work:
-            gate = activations.open_gate(
-                work.repo, self.keys.box, license_id, password, self.clock.now(), installation_id
-            )
-            if gate.authorized:
-                outcome = step(work.repo, gate.license, gate.seats)
-                work.stage(outcome.events)
-        if not gate.authorized:
-            try:
-                # an unknown license costs auth the same dummy hash: no timing difference
-                ok = self.auth.verify_company_password(gate.customer_id or "", password)
-            except PortalError:
-                uow.run(activations.take_back, gate.failure_id)
-                raise
-            if not ok or gate.customer_id is None:
-                raise InvalidCredentials()
-            try:
-                with uow.begin() as work:
-                    license = activations.admit(work.repo, gate.failure_id, license_id)
-                    outcome = step(work.repo, license, None)
-                    work.stage(outcome.events)
-            except PortalError:
-                uow.run(activations.take_back, gate.failure_id)  # no failure to count
-                raise
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.result
 
     # --- billing's payments -------------------------------------------------------------
 

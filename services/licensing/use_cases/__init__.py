@@ -2,5 +2,7 @@
 
 `products` ← `licenses` ← `activations`, `payments`, `expiry` (imports run that way only).
 The service runs each through `common.unit_of_work.UnitOfWork`, which commits the change
-with its events; a use case never touches the session and never publishes.
+with its events; a use case never touches the session and never publishes. One takes the
+unit of work itself: `activations.authorize`, whose attempt spans two transactions around
+auth's password check.
 """

@@ -6,22 +6,26 @@ recent, and compares the license's own activation password. When that matches, t
 activation happens in that same transaction (the hot path). Otherwise a failure is recorded
 and committed *before* the company-wide password goes to auth over RPC (no row lock is held
 across a call to another service), so concurrent guesses never outrun the limit; a success
-takes it back (`admit`, or `take_back` when the work then fails).
+takes it back (`admit`, or `take_back` when the work then fails). `authorize` runs the whole
+attempt through the unit of work.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common.errors import PortalError
 from common.timeutil import iso
-from common.unit_of_work import Outcome
+from common.unit_of_work import Outcome, UnitOfWork
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
     InstallationNotFound,
+    InvalidCredentials,
     LicenseExpired,
     LicenseSuspended,
     NoSeatsAvailable,
@@ -32,6 +36,10 @@ from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases.licenses import find_license
 
 SeatFacts = tuple[int, int | None]  # (seats in use, row id of this installation if active)
+# the work an activation password unlocks: `(repo, locked license, seat facts) -> Outcome`
+Step = Callable[[LicensingRepository, License, SeatFacts | None], Outcome]
+# auth's `verify_company_password(customer_id, password) -> bool`
+VerifyCompanyPassword = Callable[[str, str], bool]
 
 
 @dataclass
@@ -93,6 +101,49 @@ def take_back(repo: LicensingRepository, failure_id: int | None) -> Outcome:
     if failure_id is not None:
         repo.forget_failure(failure_id)
     return Outcome()
+
+
+def authorize(
+    uow: UnitOfWork[LicensingRepository],
+    verify_company_password: VerifyCompanyPassword,
+    box: PasswordBox,
+    license_id: str,
+    password: str,
+    now: datetime,
+    step: Step,
+    installation_id: str | None = None,
+) -> Any:
+    """Run `step` under the license row lock once the password is right; its result.
+
+    The license's own activation password is checked in the same transaction as the step
+    (with the seat facts of `installation_id`); the company-wide one is asked of auth
+    between two transactions. A refusal that the step recorded is raised after its commit.
+    """
+    with uow.begin() as work:
+        gate = open_gate(work.repo, box, license_id, password, now, installation_id)
+        if gate.authorized:
+            outcome = step(work.repo, gate.license, gate.seats)
+            work.stage(outcome.events)
+    if not gate.authorized:
+        try:
+            # an unknown license costs auth the same dummy hash: no timing difference
+            ok = verify_company_password(gate.customer_id or "", password)
+        except PortalError:
+            uow.run(take_back, gate.failure_id)
+            raise
+        if not ok or gate.customer_id is None:
+            raise InvalidCredentials()
+        try:
+            with uow.begin() as work:
+                license = admit(work.repo, gate.failure_id, license_id)
+                outcome = step(work.repo, license, None)
+                work.stage(outcome.events)
+        except PortalError:
+            uow.run(take_back, gate.failure_id)  # no failure to count
+            raise
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result
 
 
 def _refusal(

@@ -1,6 +1,6 @@
 """Licensing reacting to billing: a paid purchase issues a license, a paid renewal extends one.
 
-DESIGN.md §8: nameko acks an event even when the handler raised, so the effect and a
+nameko acks an event even when its handler raised (docs/events.md), so the effect and a
 `payment_events` row keyed by `event_id` commit in one transaction before the message is
 acked; a redelivered event finds the row and changes nothing. A payment that can never be
 applied raises `PaymentNotApplicable` (the handler parks it with `park`); anything else is
@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from common.errors import PortalError
+from common.parking import event_id_of
 from common.timeutil import as_utc
 from common.unit_of_work import Outcome
 from services.licensing import domain, views
@@ -74,9 +75,7 @@ def _issue_or_extend(
 
 def park(repo: LicensingRepository, payload: Any, reason: str, now: datetime) -> Outcome:
     """Keep an event that can never be applied, for staff to look at (once per event_id)."""
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
-    event_id = str(event_id)[:100] if event_id else f"unidentified-{now.timestamp()}"
-    repo.park_payment(event_id, reason, payload, now)
+    repo.park_payment(event_id_of(payload), reason, payload, now)
     return Outcome()
 
 

@@ -1,37 +1,22 @@
-"""common.db.insert_ignore on PostgreSQL: the dialect's ON CONFLICT DO NOTHING, no error."""
+"""common.db on PostgreSQL: insert_ignore and add_unique use the dialect's ON CONFLICT DO
+NOTHING, so a taken key is refused without an error that would spoil the transaction."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.orm import sessionmaker
 
-from common.db import Db, insert_ignore, make_engine
+from common.db import Db, make_engine
+from tests.support import claims
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-metadata = MetaData()
-claims = Table(
-    "claims",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("applied_by", String(20), nullable=False),
-)
 
-
-def test_the_first_insert_is_new_and_a_repeat_is_ignored(fresh_database) -> None:
-    engine = make_engine(fresh_database("insert_ignore"), pool_size=2)
+@pytest.mark.parametrize("scenario", [claims.first_insert_wins, claims.first_entity_wins])
+def test_the_first_claim_wins_and_a_repeat_is_refused(fresh_database, scenario) -> None:
+    engine = make_engine(fresh_database(f"claims_{scenario.__name__}"), pool_size=2)
     try:
-        metadata.create_all(engine)
-        db = Db(sessionmaker(bind=engine, expire_on_commit=False))
-        with db.transaction() as session:
-            assert insert_ignore(session, claims, {"event_id": "e1", "applied_by": "first"})
-        with db.transaction() as session:
-            # no IntegrityError: the transaction goes on and commits the next claim
-            assert not insert_ignore(session, claims, {"event_id": "e1", "applied_by": "again"})
-            assert insert_ignore(session, claims, {"event_id": "e2", "applied_by": "other"})
-        with db.transaction() as session:
-            rows = session.execute(select(claims).order_by(claims.c.event_id)).all()
-        assert [tuple(row) for row in rows] == [("e1", "first"), ("e2", "other")]
+        claims.metadata.create_all(engine)
+        scenario(Db(sessionmaker(bind=engine, expire_on_commit=False)))
     finally:
         engine.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from common import handlers
 from common.db import Db
+from common.parking import ERROR_MAX
 from services.licensing.models import PaymentEvent
 from tests.unit.licensing.support import COMPANY, OTHER
 
@@ -139,6 +140,18 @@ def test_a_malformed_payload_is_parked_not_raised(service, events, db, payload) 
     else:
         assert row.event_id.startswith("unidentified-")
     assert events == []
+
+
+def test_unidentifiable_payloads_parked_at_one_instant_are_all_kept(service, clock, db) -> None:
+    for payload in ("not an object", {"event_id": 42}, {"event_id": "x" * 101}):
+        service.on_payment_succeeded(payload)
+    service.park("billing", "payment_succeeded", {"event_id": ""}, "r" * (ERROR_MAX + 1))
+    rows = payment_rows(db)
+    assert [row.status for row in rows] == ["parked"] * 4
+    assert {row.received_at for row in rows} == {clock.now()}
+    assert len({row.event_id for row in rows}) == 4
+    assert all(row.event_id.startswith("unidentified-") for row in rows)
+    assert rows[-1].error == "r" * ERROR_MAX
 
 
 def test_what_can_never_be_applied_is_parked(service, events, clock, db, buy) -> None:

@@ -8,11 +8,18 @@ an argument. `worker_factory(Service, clock=FixedClock(...))` and nameko's
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from nameko.extensions import DependencyProvider
 
 from common import settings
 from common.timeutil import utcnow
+
+
+class Now(Protocol):
+    """What a use case that reads the time itself needs: `SystemClock` or a test's fake."""
+
+    def now(self) -> datetime: ...
 
 
 class SystemClock:

@@ -9,8 +9,8 @@ from nameko.extensions import DependencyProvider
 
 from common import settings
 from services.notify import domain
+from services.notify.domain import DeliveryOptions
 from services.notify.mailers import Mailer, mail_from, mailer_from_settings
-from services.notify.use_cases import DeliveryOptions
 
 log = logging.getLogger(__name__)
 

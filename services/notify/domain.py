@@ -80,7 +80,17 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class DeliveryOptions:
+    """The settings of the delivery worker (`dependencies.DeliverySettings` reads them)."""
+
+    sender: str
+    portal_url: str
+    retry_base: timedelta = DEFAULT_RETRY_BASE
+    lease: timedelta = DEFAULT_LEASE
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
     """What became of one attempt: `sent`, `retry` (at `retry_at`) or `failed`."""
 
     status: str
@@ -126,17 +136,17 @@ def retry(
     base: timedelta = DEFAULT_RETRY_BASE,
     recipient: str | None = None,
     halts_pass: bool = False,
-) -> Outcome:
+) -> DeliveryResult:
     when = retry_at(attempts, now, base)
-    return Outcome(RETRY, clean_error(error), when, recipient, halts_pass)
+    return DeliveryResult(RETRY, clean_error(error), when, recipient, halts_pass)
 
 
-def fail(error: str, recipient: str | None = None) -> Outcome:
-    return Outcome(FAILED, clean_error(error), None, recipient)
+def fail(error: str, recipient: str | None = None) -> DeliveryResult:
+    return DeliveryResult(FAILED, clean_error(error), None, recipient)
 
 
-def sent(recipient: str) -> Outcome:
-    return Outcome(SENT, None, None, recipient)
+def sent(recipient: str) -> DeliveryResult:
+    return DeliveryResult(SENT, None, None, recipient)
 
 
 def clean_error(error: str) -> str:

@@ -116,6 +116,8 @@ class FileMailer(Mailer):
         return f"files in {self.directory}"
 
     def send(self, message: EmailMessage) -> None:
+        # the wall clock, not the service's Clock: it only names the file in the order it was
+        # written (for a human listing the directory); no rule of the service reads it
         name = eml_name(utcnow())
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"

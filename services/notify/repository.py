@@ -74,25 +74,8 @@ class NotifyRepository:
             return None
         return self.session.scalar(select(Delivery.id).where(Delivery.event_id == event_id))
 
-    def park(
-        self,
-        *,
-        event_id: str | None,
-        source: str,
-        event_type: str,
-        payload: Any,
-        error: str,
-        now: datetime,
-    ) -> None:
-        """Keep an event no email can be made of, once per `event_id` (None never collides)."""
-        values = {
-            "event_id": event_id,
-            "source": source,
-            "event_type": event_type,
-            "payload": payload,
-            "error": error,
-            "parked_at": now,
-        }
+    def park(self, values: dict[str, Any]) -> None:
+        """Keep a `common.parking.parked_row`, once per `event_id` (None never collides)."""
         self._insert_new(ParkedEvent.__table__, values)
 
     # claiming and finishing
@@ -144,25 +127,25 @@ class NotifyRepository:
                 )
         return None
 
-    def finish(self, claim: domain.Claim, outcome: domain.Outcome, now: datetime) -> bool:
+    def finish(self, claim: domain.Claim, result: domain.DeliveryResult, now: datetime) -> bool:
         """Record what became of `claim`; False if the claim was lost (lease ran out, retaken).
 
         `attempts` fences the update: a worker whose lease expired and whose row was claimed
         again must not overwrite the newer attempt's outcome.
         """
-        values: dict[str, Any] = {"last_error": outcome.error} if outcome.error else {}
-        if outcome.recipient:
-            values["recipient"] = outcome.recipient
-        if outcome.status == domain.SENT:
+        values: dict[str, Any] = {"last_error": result.error} if result.error else {}
+        if result.recipient:
+            values["recipient"] = result.recipient
+        if result.status == domain.SENT:
             # the payload may hold a reset link: it has done its job, so it goes
             values.update(status=domain.SENT, sent_at=now, next_attempt_at=None, payload=None)
-        elif outcome.status == domain.FAILED:
+        elif result.status == domain.FAILED:
             values.update(
                 status=domain.FAILED, next_attempt_at=None, payload=domain.redact(claim.payload)
             )
         else:
-            values.update(status=domain.PENDING, next_attempt_at=outcome.retry_at)
-        result = self.session.execute(
+            values.update(status=domain.PENDING, next_attempt_at=result.retry_at)
+        updated = self.session.execute(
             update(Delivery)
             .where(
                 Delivery.id == claim.id,
@@ -171,7 +154,7 @@ class NotifyRepository:
             )
             .values(**values)
         )
-        return result.rowcount == 1
+        return updated.rowcount == 1
 
     # reading
     def deliveries(self, limit: int = 50, recipient: str | None = None) -> list[Delivery]:
@@ -179,9 +162,6 @@ class NotifyRepository:
         if recipient:
             query = query.where(Delivery.recipient == recipient.strip().lower())
         return list(self.session.scalars(query.limit(limit)))
-
-    def delivery_by_event(self, event_id: str) -> Delivery | None:
-        return self.session.scalar(select(Delivery).where(Delivery.event_id == event_id))
 
     def parked(self, limit: int = 50) -> list[ParkedEvent]:
         query = select(ParkedEvent).order_by(ParkedEvent.parked_at.desc(), ParkedEvent.id.desc())
@@ -192,7 +172,9 @@ class Store:
     """Transactions as repositories, over the worker's `Db`: what notify's use cases get.
 
     Recording and delivering take several transactions each (a send never holds one open),
-    so the use cases get the store, not one repository.
+    so the use cases get the store, not one repository. It is not `common.unit_of_work`'s
+    `UnitOfWork` because notify publishes no events, and a unit of work needs an outbox table
+    that notify has no use for.
     """
 
     def __init__(self, db: Db) -> None:

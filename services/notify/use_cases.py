@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
+from common.clock import Now
 from common.errors import PortalError
-from common.parking import event_id_of
+from common.parking import ERROR_MAX, event_id_of, parked_row
 from services.notify import domain, rendering, schemas, views
 from services.notify.exceptions import DeliveryError, InvalidEvent, ValuesRefused
 from services.notify.mailers import Mailer
@@ -24,29 +25,13 @@ log = logging.getLogger(__name__)
 
 # auth's error code for an unknown customer ID (part of auth's public contract)
 COMPANY_NOT_FOUND = "company_not_found"
-MAX_PARK_ERROR_LENGTH = 2000
+NOT_STORABLE = " (payload not storable)"
 
 
 class CompanyDirectory(Protocol):
     """Who a company's emails go to: auth's `get_company` over RPC (a fake in unit tests)."""
 
     def get_company(self, customer_id: str) -> dict[str, Any]: ...
-
-
-class Clock(Protocol):
-    """`common.clock.Clock`'s worker object, or `tests.support.fakes.FixedClock`."""
-
-    def now(self) -> datetime: ...
-
-
-@dataclass(frozen=True)
-class DeliveryOptions:
-    """The settings of the delivery worker (`dependencies.DeliverySettings` reads them)."""
-
-    sender: str
-    portal_url: str
-    retry_base: timedelta = domain.DEFAULT_RETRY_BASE
-    lease: timedelta = domain.DEFAULT_LEASE
 
 
 @dataclass(frozen=True)
@@ -56,8 +41,8 @@ class Courier:
     store: Store
     mailer: Mailer
     directory: CompanyDirectory
-    options: DeliveryOptions
-    clock: Clock
+    options: domain.DeliveryOptions
+    clock: Now
 
 
 @dataclass(frozen=True)
@@ -130,29 +115,16 @@ def prepare(kind: str, payload: Any) -> dict[str, Any]:
 def _park(
     store: Store, source: str, kind: str, payload: Any, error: str, now: datetime
 ) -> Recorded:
-    event_id = event_id_of(payload)
     try:
         with store.repository() as repo:
-            repo.park(
-                event_id=event_id,
-                source=source,
-                event_type=kind,
-                payload=domain.redact(payload),
-                error=error,
-                now=now,
-            )
+            # the reset links in a payload are credentials: they are not kept
+            repo.park(parked_row(source, kind, domain.redact(payload), error, now))
     except ValuesRefused:
         # even the raw payload cannot be stored: keep the reason, drop the payload
+        reason = error[: ERROR_MAX - len(NOT_STORABLE)] + NOT_STORABLE
         with store.repository() as repo:
-            repo.park(
-                event_id=None,
-                source=source,
-                event_type=kind,
-                payload=None,
-                error=f"{error} (payload not storable)",
-                now=now,
-            )
-    log.warning("parked a %s.%s event (event_id %s): %s", source, kind, event_id, error)
+            repo.park(parked_row(source, kind, None, reason, now))
+    log.warning("parked a %s.%s event (event_id %s): %s", source, kind, event_id_of(payload), error)
     return Recorded(parked=True)
 
 
@@ -165,7 +137,7 @@ def describe_invalid(exc: Exception) -> str:
             text = f"{text} {'; '.join(_flatten(fields))}"
     else:
         text = f"Cannot read the payload: {type(exc).__name__}"
-    return text[:MAX_PARK_ERROR_LENGTH]
+    return text[:ERROR_MAX]
 
 
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
@@ -184,46 +156,46 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
 
 def deliver_due(
     courier: Courier, *, only_id: int | None = None, limit: int = 100
-) -> list[domain.Outcome]:
+) -> list[domain.DeliveryResult]:
     """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
 
     One claim per transaction keeps every lease as long as one send, not a batch. The pass
     stops at the first failure of the mail server or of auth: the rest would most likely
     fail the same way (each after a timeout), and the next pass comes soon.
     """
-    outcomes: list[domain.Outcome] = []
-    while len(outcomes) < limit:
+    results: list[domain.DeliveryResult] = []
+    while len(results) < limit:
         with courier.store.repository() as repo:
             claim = repo.claim_next(courier.clock.now(), courier.options.lease, only_id)
         if claim is None:
             break
-        outcome = deliver(courier, claim)
-        outcomes.append(outcome)
-        if only_id is not None or outcome.halts_pass:
+        result = deliver(courier, claim)
+        results.append(result)
+        if only_id is not None or result.halts_pass:
             break
-    return outcomes
+    return results
 
 
-def deliver(courier: Courier, claim: domain.Claim) -> domain.Outcome:
+def deliver(courier: Courier, claim: domain.Claim) -> domain.DeliveryResult:
     """Attempt one claimed delivery and record the outcome (sent, retry later, or failed)."""
     now = courier.clock.now()
     try:
-        outcome = attempt(courier, claim, now)
+        result = attempt(courier, claim, now)
     except Exception as exc:
         log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
-        outcome = domain.retry(
+        result = domain.retry(
             claim.attempts,
             now,
             f"Unexpected error: {type(exc).__name__}",
             courier.options.retry_base,
         )
     with courier.store.repository() as repo:
-        recorded = repo.finish(claim, outcome, courier.clock.now())
-    _log_outcome(claim, outcome, recorded)
-    return outcome
+        recorded = repo.finish(claim, result, courier.clock.now())
+    _log_result(claim, result, recorded)
+    return result
 
 
-def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.Outcome:
+def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.DeliveryResult:
     """Render and send one claimed email; what became of it."""
     options = courier.options
     data = schemas.load_event(claim.kind, claim.payload)  # it was valid when recorded
@@ -273,7 +245,7 @@ def resolve_recipient(
     return domain.recipient_from_company(directory.get_company(claim.customer_id))
 
 
-def _log_outcome(claim: domain.Claim, outcome: domain.Outcome, recorded: bool) -> None:
+def _log_result(claim: domain.Claim, result: domain.DeliveryResult, recorded: bool) -> None:
     if not recorded:
         log.warning(
             "delivery %s (%s): the claim's lease ran out before attempt %d finished; "
@@ -282,18 +254,18 @@ def _log_outcome(claim: domain.Claim, outcome: domain.Outcome, recorded: bool) -
             claim.kind,
             claim.attempts,
         )
-    elif outcome.status == domain.SENT:
-        log.info("delivery %s (%s) sent to %s", claim.id, claim.kind, outcome.recipient)
-    elif outcome.status == domain.FAILED:
-        log.error("delivery %s (%s) failed for good: %s", claim.id, claim.kind, outcome.error)
+    elif result.status == domain.SENT:
+        log.info("delivery %s (%s) sent to %s", claim.id, claim.kind, result.recipient)
+    elif result.status == domain.FAILED:
+        log.error("delivery %s (%s) failed for good: %s", claim.id, claim.kind, result.error)
     else:
         log.warning(
             "delivery %s (%s) attempt %d failed: %s; next attempt at %s",
             claim.id,
             claim.kind,
             claim.attempts,
-            outcome.error,
-            outcome.retry_at.isoformat(),
+            result.error,
+            result.retry_at.isoformat(),
         )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import sessionmaker
 
 from common.db import Db, make_engine, migrate
@@ -44,22 +44,31 @@ class FixedClock:
         return self.at
 
 
-def migrated_sqlite(directory: Path, service: str, migrations: Path) -> Path:
-    """A SQLite file with `service`'s migrations applied: migrate once, copy per test."""
-    path = directory / f"{service}.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine, service, migrations)
-    engine.dispose()
-    return path
+def migrated_db_fixtures(service: str, migrations: Path) -> tuple[Any, Any]:
+    """The `migrated_template` and `db` fixtures of a service's worker_factory tests.
 
+        migrated_template, db = migrated_db_fixtures("auth", MIGRATIONS)
 
-@contextmanager
-def copied_db(template: Path | str, directory: Path) -> Iterator[Db]:
-    """A `Db` over a private copy of a migrated template."""
-    path = directory / Path(template).name
-    shutil.copy(template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    try:
-        yield Db(sessionmaker(bind=engine, expire_on_commit=False))
-    finally:
+    `service`'s migrations run once per session into a SQLite file (migrating is the slow
+    part); each test's `db` is a `Db` over a private copy of it.
+    """
+
+    @pytest.fixture(scope="session")
+    def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        path = tmp_path_factory.mktemp(f"{service}-template") / f"{service}.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine, service, migrations)
         engine.dispose()
+        return path
+
+    @pytest.fixture
+    def db(migrated_template: Path, tmp_path: Path) -> Iterator[Db]:
+        path = tmp_path / migrated_template.name
+        shutil.copy(migrated_template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            yield Db(sessionmaker(bind=engine, expire_on_commit=False))
+        finally:
+            engine.dispose()
+
+    return migrated_template, db

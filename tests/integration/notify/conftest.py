@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kombu import Connection
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import create_engine, select
 
@@ -15,25 +13,17 @@ from common.events import declare_subscriptions, queue_for
 from common.rpc import standalone_client
 from services.notify.models import Delivery, ParkedEvent
 from services.notify.service import NotifyService
+from tests.support import bus
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import eventually
+
+__all__ = ["FAST", "eventually", "queue_depth"]  # what the notify tests import from here
 
 FAST = {
     "NOTIFY_POLL_SECONDS": 0.2,
     "NOTIFY_RETRY_BASE_SECONDS": 0.5,
     "MAIL_FROM": "License Portal <portal@portal.test>",
 }
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; its value, or AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not met within {timeout}s (last value: {value!r})")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -102,7 +92,5 @@ def tables(config) -> Iterator[NotifyTables]:
 
 def queue_depth(config: dict, source: str, event_type: str) -> int:
     """Messages ready in notify's queue for `source.event_type` (unacked ones not counted)."""
-    queue = queue_for(source, event_type, "notify", f"on_{event_type}")
-    with Connection(config["AMQP_URI"]) as connection:
-        _, count, _ = queue.bind(connection.channel()).queue_declare(passive=True)
-    return count
+    queue = queue_for(source, event_type, "notify", f"on_{event_type}").name
+    return bus.queue_depth(config["AMQP_URI"], queue)

@@ -74,13 +74,12 @@ def test_a_locked_row_is_skipped_not_waited_for(engine, store) -> None:
         assert repo.finish(again, domain.sent("x@example.test"), utcnow())
 
 
-def test_a_redelivered_event_is_a_no_op_on_postgresql(store) -> None:
+def test_a_redelivered_event_is_a_no_op_on_postgresql(store, tables) -> None:
     payload = payloads.password_changed()
     first = use_cases.record(store, "auth", "password_changed", payload, utcnow())
     again = use_cases.record(store, "auth", "password_changed", payload, utcnow())
     assert first.delivery_id is not None and again.duplicate
-    with store.repository() as repo:
-        assert repo.delivery_by_event(payload["event_id"]).id == first.delivery_id
+    assert tables.delivery(payload["event_id"]).id == first.delivery_id
 
 
 @pytest.mark.parametrize("field", ["event_id", "customer_id", "contact_name"])

@@ -7,31 +7,17 @@ published and a `FixedClock` that tests move.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.testing.services import worker_factory
 
-from common.db import Db
 from services.licensing.crypto import Keyring, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
-from tests.support.fakes import FixedClock, RecordedEvents, copied_db, migrated_sqlite
+from tests.support.fakes import FixedClock, RecordedEvents, migrated_db_fixtures
 from tests.unit.licensing.support import FakeAuth
 
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test gets a copy (migrating is the slow part)."""
-    return migrated_sqlite(tmp_path_factory.mktemp("licensing-template"), "licensing", MIGRATIONS)
-
-
-@pytest.fixture
-def db(migrated_template: Path, tmp_path: Path) -> Iterator[Db]:
-    with copied_db(migrated_template, tmp_path) as db:
-        yield db
+migrated_template, db = migrated_db_fixtures("licensing", MIGRATIONS)
 
 
 @pytest.fixture

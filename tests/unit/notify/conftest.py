@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from common.db import Db
 from common.errors import PortalError, ServiceUnavailable
+from services.notify.domain import DeliveryOptions
 from services.notify.exceptions import DeliveryError
 from services.notify.mailers import Mailer
+from services.notify.models import Delivery
 from services.notify.repository import Store
 from services.notify.service import MIGRATIONS
-from services.notify.use_cases import Courier, DeliveryOptions
-from tests.support.fakes import FixedClock, copied_db, migrated_sqlite
+from services.notify.use_cases import Courier
+from tests.support.fakes import FixedClock, migrated_db_fixtures
 from tests.unit.notify.payloads import PORTAL_URL
 
 
@@ -63,21 +64,24 @@ class FakeDirectory:
         return self.companies[customer_id]
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory) -> Path:
-    return migrated_sqlite(tmp_path_factory.mktemp("notify-template"), "notify", MIGRATIONS)
-
-
-@pytest.fixture
-def db(migrated_template, tmp_path) -> Iterator[Db]:
-    """The real schema in SQLite (the embedded default), a fresh copy per test."""
-    with copied_db(migrated_template, tmp_path) as database:
-        yield database
+# the real schema in SQLite (the embedded default), a fresh copy per test
+migrated_template, db = migrated_db_fixtures("notify", MIGRATIONS)
 
 
 @pytest.fixture
 def store(db) -> Store:
     return Store(db)
+
+
+@pytest.fixture
+def row_of(store) -> Callable[[str], Delivery | None]:
+    """`row_of(event_id)`: the delivery recorded for an event (the service never asks this)."""
+
+    def find(event_id: str) -> Delivery | None:
+        with store.repository() as repo:
+            return repo.session.scalar(select(Delivery).where(Delivery.event_id == event_id))
+
+    return find
 
 
 @pytest.fixture

@@ -8,13 +8,8 @@ from sqlalchemy.exc import DataError
 
 from common.db import insert_ignore
 from services.notify import domain, repository, use_cases
-from services.notify.models import Delivery, ParkedEvent
+from services.notify.models import ParkedEvent
 from tests.unit.notify import payloads
-
-
-def _row(store, event_id: str) -> Delivery:
-    with store.repository() as repo:
-        return repo.delivery_by_event(event_id)
 
 
 def _parked(store) -> list[ParkedEvent]:
@@ -23,11 +18,11 @@ def _parked(store) -> list[ParkedEvent]:
 
 
 class TestRecord:
-    def test_an_event_becomes_one_pending_delivery(self, store, clock) -> None:
+    def test_an_event_becomes_one_pending_delivery(self, store, row_of, clock) -> None:
         payload = payloads.company_created("ada@acme.test")
         recorded = use_cases.record(store, "auth", "company_created", payload, clock.now())
         assert recorded.delivery_id is not None and not recorded.parked
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.kind, row.source) == (
             "pending",
             0,
@@ -49,10 +44,10 @@ class TestRecord:
         with store.repository() as repo:
             assert len(repo.deliveries(500)) == 1
 
-    def test_licensing_events_leave_the_recipient_for_send_time(self, store, clock) -> None:
+    def test_licensing_events_leave_the_recipient_for_send_time(self, store, row_of, clock) -> None:
         payload = payloads.license_issued("C1234567")
         use_cases.record(store, "licensing", "license_issued", payload, clock.now())
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert row.recipient is None and row.customer_id == "C1234567"
 
     def test_unknown_fields_are_allowed(self, store, clock) -> None:
@@ -102,7 +97,7 @@ class TestRecord:
 
 
 class TestDeliver:
-    def test_sends_and_forgets_the_payload(self, courier, store, mailer, clock):
+    def test_sends_and_forgets_the_payload(self, courier, store, row_of, mailer, clock):
         payload = payloads.password_reset_requested("ada@acme.test")
         use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         outcomes = use_cases.deliver_due(courier)
@@ -110,13 +105,15 @@ class TestDeliver:
         (message,) = mailer.sent
         assert message["Subject"] == "Reset your License Portal password"
         assert payload["reset_url"] in message.get_body(("plain",)).get_content()
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.sent_at) == ("sent", 1, clock.now())
         # the reset link does not outlive the email in the database
         assert row.payload is None and row.next_attempt_at is None
         assert use_cases.deliver_due(courier) == []
 
-    def test_a_mail_server_failure_is_retried_with_backoff(self, courier, store, mailer, clock):
+    def test_a_mail_server_failure_is_retried_with_backoff(
+        self, courier, store, row_of, mailer, clock
+    ):
         payload = payloads.company_created("ada@acme.test")
         use_cases.record(store, "auth", "company_created", payload, clock.now())
         mailer.failures = 3
@@ -125,7 +122,7 @@ class TestDeliver:
         for attempt, wait in enumerate(expected_waits, start=1):
             (outcome,) = use_cases.deliver_due(courier)
             assert outcome.status == domain.RETRY
-            row = _row(store, payload["event_id"])
+            row = row_of(payload["event_id"])
             assert (row.status, row.attempts) == ("pending", attempt)
             assert row.next_attempt_at == clock.now() + timedelta(seconds=wait)
             assert row.last_error == "SMTP server smtp.test:25 answered 451: try later"
@@ -136,11 +133,13 @@ class TestDeliver:
             clock.advance(seconds=1)
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.payload) == ("sent", 4, None)
         assert clock.now() - start == timedelta(seconds=sum(expected_waits))
 
-    def test_licensing_recipients_come_from_auth(self, courier, store, mailer, directory, clock):
+    def test_licensing_recipients_come_from_auth(
+        self, courier, store, row_of, mailer, directory, clock
+    ):
         company = directory.add(payloads.company("Grace@Navy.TEST", contact_name="Grace"))
         payload = payloads.installation_activated(company["customer_id"], machine_name="LAB-9")
         use_cases.record(store, "licensing", "installation_activated", payload, clock.now())
@@ -150,10 +149,10 @@ class TestDeliver:
         (message,) = mailer.to("grace@navy.test")
         assert message["Subject"] == "New activation on LAB-9"
         assert "Hello Grace," in message.get_body(("plain",)).get_content()
-        assert _row(store, payload["event_id"]).recipient == "grace@navy.test"
+        assert row_of(payload["event_id"]).recipient == "grace@navy.test"
 
     def test_auth_unavailable_is_a_retry_not_a_failure(
-        self, courier, store, mailer, directory, clock
+        self, courier, store, row_of, mailer, directory, clock
     ):
         company = directory.add(payloads.company())
         payload = payloads.license_issued(company["customer_id"])
@@ -161,7 +160,7 @@ class TestDeliver:
         directory.unavailable = True
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == domain.RETRY
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts) == ("pending", 1)
         assert row.last_error == "Cannot look up the recipient: auth answered service_unavailable."
         directory.unavailable = False
@@ -169,36 +168,38 @@ class TestDeliver:
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
 
-    def test_an_unknown_company_fails_for_good(self, courier, store, mailer, clock):
+    def test_an_unknown_company_fails_for_good(self, courier, store, row_of, mailer, clock):
         payload = payloads.license_expiring("C0000000")
         use_cases.record(store, "licensing", "license_expiring", payload, clock.now())
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "failed"
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 1, None)
         assert "No company with customer ID C0000000 (company_not_found)" in row.last_error
         assert mailer.sent == []
         clock.advance(seconds=7200)
         assert use_cases.deliver_due(courier) == []
 
-    def test_an_expired_reset_link_is_failed_and_forgotten(self, courier, store, mailer, clock):
+    def test_an_expired_reset_link_is_failed_and_forgotten(
+        self, courier, store, row_of, mailer, clock
+    ):
         payload = payloads.password_reset_requested(expires_in=timedelta(minutes=30))
         use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         mailer.failures = 100
         clock.advance(seconds=31 * 60)  # the mail server stayed down for longer than the link lives
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "failed" and mailer.attempts == 0
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert row.last_error == "The reset link expired before the email could be sent."
         assert payload["reset_url"] not in repr(row.payload)
 
-    def test_an_unexpected_error_is_retried(self, courier, store, mailer, clock):
+    def test_an_unexpected_error_is_retried(self, courier, store, row_of, mailer, clock):
         payload = payloads.company_created()
         use_cases.record(store, "auth", "company_created", payload, clock.now())
         mailer.failures, mailer.error = 1, RuntimeError("bug with s3cret inside")
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == domain.RETRY
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert row.last_error == "Unexpected error: RuntimeError"
         assert row.status == "pending"
 
@@ -231,14 +232,14 @@ class TestDeliver:
 
 class TestLeases:
     def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(
-        self, courier, store, mailer, options, clock
+        self, courier, store, row_of, mailer, options, clock
     ):
         payload = payloads.company_created()
         use_cases.record(store, "auth", "company_created", payload, clock.now())
         with store.repository() as repo:
             first = repo.claim_next(clock.now(), options.lease)
         assert first.attempts == 1 and first.payload == payload
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.next_attempt_at) == ("sending", clock.now() + options.lease)
 
         clock.advance(seconds=options.lease.total_seconds() - 1)
@@ -248,16 +249,16 @@ class TestLeases:
         clock.advance(seconds=1)
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent" and len(mailer.sent) == 1
-        assert _row(store, payload["event_id"]).attempts == 2
+        assert row_of(payload["event_id"]).attempts == 2
 
         # the first worker's late report changes nothing
         with store.repository() as repo:
             assert not repo.finish(first, domain.fail("stale"), clock.now())
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.last_error) == ("sent", None)
 
     def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_new_claim(
-        self, store, clock, options
+        self, store, row_of, clock, options
     ) -> None:
         payload = payloads.company_created()
         use_cases.record(store, "auth", "company_created", payload, clock.now())
@@ -270,11 +271,11 @@ class TestLeases:
         # both think they own the row; only the newer claim may record an outcome
         with store.repository() as repo:
             assert not repo.finish(stale, domain.fail("stale worker"), clock.now())
-        row = _row(store, payload["event_id"])
+        row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.last_error) == ("sending", 2, None)
         with store.repository() as repo:
             assert repo.finish(current, domain.sent("ada@acme.test"), clock.now())
-        assert _row(store, payload["event_id"]).status == "sent"
+        assert row_of(payload["event_id"]).status == "sent"
 
 
 def test_values_the_database_refuses_are_parked(store, clock, monkeypatch) -> None:
@@ -289,6 +290,20 @@ def test_values_the_database_refuses_are_parked(store, clock, monkeypatch) -> No
     (parked,) = _parked(store)
     assert parked.error == "The database refused the payload: ValueError"
     assert parked.event_id == payload["event_id"]
+
+
+def test_a_payload_the_database_refuses_is_parked_without_it(store, clock, monkeypatch) -> None:
+    def refuse_payloads(session, table, values):
+        if table.name == "deliveries" or values["payload"] is not None:
+            raise DataError("INSERT ...", {}, ValueError("A string literal contains NUL"))
+        return insert_ignore(session, table, values)
+
+    monkeypatch.setattr(repository, "insert_ignore", refuse_payloads)
+    payload = payloads.company_created()
+    assert use_cases.record(store, "auth", "company_created", payload, clock.now()).parked
+    (parked,) = _parked(store)
+    assert parked.error == "The database refused the payload: ValueError (payload not storable)"
+    assert (parked.event_id, parked.payload) == (None, None)
 
 
 def test_auth_being_down_ends_the_pass(courier, store, directory, clock) -> None:

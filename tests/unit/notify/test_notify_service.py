@@ -20,7 +20,6 @@ from services.notify import domain, schemas
 from services.notify.dependencies import DeliverySettings
 from services.notify.exceptions import DeliveryError
 from services.notify.service import NotifyService
-from services.notify.use_cases import DeliveryOptions
 from tests.unit.notify import payloads
 
 
@@ -168,7 +167,7 @@ def test_delivery_settings_come_from_the_configuration() -> None:
     }
     with nameko_config.patch(settings):
         options = DeliverySettings().get_dependency(None)
-    assert options == DeliveryOptions(
+    assert options == domain.DeliveryOptions(
         sender="Portal <portal@acme.test>",
         portal_url="https://portal.acme.test",
         retry_base=timedelta(seconds=0.5),

@@ -75,6 +75,14 @@ class RunRenewals(StrictSchema):
     as_of = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
 
 
+class SeedDemo(StrictSchema):
+    """`seed_demo_history`'s arguments: the demo company, its plan, 1 to 100 seats."""
+
+    customer_id = Text(64)
+    plan_code = Text(64)
+    seats = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+
+
 class _EventPart(Schema):
     """Events grow fields over time: what billing does not read is ignored."""
 

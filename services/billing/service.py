@@ -242,7 +242,13 @@ class BillingService:
         → `{"created": true, "payments": [...], "recurring_payment": {...}}`, or
         `{"created": false}` when the company already has payments.
         """
-        customer_id = text_arg(customer_id, "customer_id")
-        plan_code = text_arg(plan_code, "plan_code")
-        seats = max(1, min(int(seats), 100))
-        return self._uow.run(demo.seed_history, self.clock.now(), customer_id, plan_code, seats)
+        data = load(
+            schemas.SeedDemo(), {"customer_id": customer_id, "plan_code": plan_code, "seats": seats}
+        )
+        return self._uow.run(
+            demo.seed_history,
+            self.clock.now(),
+            data["customer_id"],
+            data["plan_code"],
+            data["seats"],
+        )

@@ -7,9 +7,8 @@ licensing would, so renewals can be tested independently of the real licensing s
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from common.errors import NotFound
 from common.rpc import standalone_client
 from services.billing.service import BillingService
 from tests.support.bus import BusEvents, watch_events
+from tests.support.waiting import eventually
 
 # the timer stays out of the way: tests run passes by hand, concurrently where it matters
 QUIET = {"BILLING_RENEWAL_SCAN_SECONDS": 3600}
@@ -45,17 +45,6 @@ class StandInLicensing:
         if found is None or (customer_id and found["customer_id"] != customer_id):
             raise NotFound(code="license_not_found", message="No such license.")
         return found
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """`check()`'s first truthy value, asked every 0.1 s for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.1)
 
 
 def license_for(rpc, receipt: str, customer_id: str) -> dict[str, Any]:

@@ -17,11 +17,13 @@ from sqlalchemy import create_engine, text
 from common.rpc import standalone_client
 from services.billing.service import BillingService
 from services.licensing.service import LicensingService
-from tests.integration.billing.conftest import OK_CARD, QUIET, eventually
+from tests.integration.billing.conftest import OK_CARD, QUIET
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 CALLS_FROM_BILLING: list[str] = []
+PAYMENTS_HANDLED: list[str] = []  # event_id of each payment_succeeded licensing handled and acked
 
 
 class CallsFromBilling(DependencyProvider):
@@ -33,16 +35,31 @@ class CallsFromBilling(DependencyProvider):
             CALLS_FROM_BILLING.append(worker_ctx.entrypoint.method_name)
 
 
+class PaymentsHandled(DependencyProvider):
+    """Records each `payment_succeeded` a licensing worker finished, after nameko acked it.
+
+    A queue's depth counts only messages not yet delivered: licensing's consumer takes
+    several at once (prefetch) and runs them side by side, so an empty queue does not mean
+    a redelivered payment is done; this does. A failed try is requeued, not recorded.
+    """
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None) -> None:
+        if worker_ctx.entrypoint.method_name == "on_payment_succeeded" and exc_info is None:
+            PAYMENTS_HANDLED.append(worker_ctx.args[0]["event_id"])
+
+
 class WatchedLicensing(LicensingService):
     """The real licensing service, watched."""
 
     calls_from_billing = CallsFromBilling()
+    payments_handled = PaymentsHandled()
 
 
 @pytest.fixture
 def suite(config, container_factory):
     """Real billing and licensing, and a product with a monthly plan."""
     CALLS_FROM_BILLING.clear()
+    PAYMENTS_HANDLED.clear()
     for service in (WatchedLicensing, BillingService):
         container = container_factory(service, QUIET)
         container.start()
@@ -149,25 +166,22 @@ def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> No
             "license_id": None,
         },
     }
-    dispatch = event_dispatcher()
+    dispatched = event_dispatcher()
+    sent: list[str] = []
 
-    def sentinel() -> None:
-        """A payment of another company sent last: once it is applied, the ones before are."""
-        other = "C" + uuid.uuid4().hex[:7].upper()
-        receipt = f"R-2098-{uuid.uuid4().int % 10**6:06d}"
-        payment = {**event["payment"], "receipt_number": receipt}
-        dispatch(
-            "billing",
-            "payment_succeeded",
-            {**event, "event_id": uuid.uuid4().hex, "customer_id": other, "payment": payment},
-        )
-        eventually(lambda: client.call("licensing", "license_for_payment", receipt, other))
+    def dispatch(payload: dict[str, Any]) -> None:
+        dispatched("billing", "payment_succeeded", payload)
+        sent.append(payload["event_id"])
+
+    def settled() -> None:
+        """Every payment sent so far is handled and acked: a duplicate may finish last."""
+        eventually(lambda: sorted(PAYMENTS_HANDLED) == sorted(sent), what="all handled")
 
     poison = {"event_id": uuid.uuid4().hex, "customer_id": who, "payment": "not an object"}
     for payload in (poison, event, event, {**event}):
-        dispatch("billing", "payment_succeeded", payload)
+        dispatch(payload)
     license = eventually(lambda: client.call("licensing", "license_for_payment", receipt, who))
-    sentinel()
+    settled()
     assert len(client.call("licensing", "list_licenses", who)) == 1
     assert payment_rows(config, receipt) == [("applied", license["license_id"])]
     # the same renewal delivered twice extends once
@@ -183,12 +197,12 @@ def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> No
             "period_end": renewal_end.isoformat(),
         },
     }
-    dispatch("billing", "payment_succeeded", renewal)
-    dispatch("billing", "payment_succeeded", renewal)
+    dispatch(renewal)
+    dispatch(renewal)
     extended = eventually(
         lambda: client.call("licensing", "license_for_payment", receipt[:-1] + "x", who)
     )
-    sentinel()
+    settled()
     assert datetime.fromisoformat(extended["expires_at"]) == renewal_end
     [current] = client.call("licensing", "list_licenses", who)
     assert datetime.fromisoformat(current["expires_at"]) == renewal_end

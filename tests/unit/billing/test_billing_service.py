@@ -9,9 +9,7 @@ are delivered by calling the handlers, as nameko would.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +31,7 @@ from services.billing.models import (
 )
 from services.billing.providers import MemoryLedger, ProviderUnavailable, SandboxProvider
 from services.billing.service import MIGRATIONS, BillingService
-from tests.support.fakes import FixedClock, RecordedEvents, copied_db, migrated_sqlite
+from tests.support.fakes import FixedClock, RecordedEvents, migrated_db_fixtures
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 CUSTOMER = "C1000001"
@@ -97,16 +95,7 @@ class LosingProvider(SandboxProvider):
         raise ProviderUnavailable("timeout")
 
 
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> Path:
-    """One migrated SQLite file per module; each test gets a copy (migrating is the slow part)."""
-    return migrated_sqlite(tmp_path_factory.mktemp("billing-template"), "billing", MIGRATIONS)
-
-
-@pytest.fixture
-def db(migrated_template: Path, tmp_path) -> Iterator[Db]:
-    with copied_db(migrated_template, tmp_path) as db:
-        yield db
+migrated_template, db = migrated_db_fixtures("billing", MIGRATIONS)
 
 
 @pytest.fixture
@@ -483,6 +472,13 @@ def test_demo_history_is_seeded_once(service, events, licensing) -> None:
     assert len(service.list_payments(CUSTOMER)) == 2
     assert len(events.of("payment_succeeded")) == 1
     assert service.list_recurring_payments(CUSTOMER)[0]["next_charge_at"] > T0.isoformat()
+
+
+@pytest.mark.parametrize("seats", ["5", 0, 101, None, 2.5])
+def test_demo_history_refuses_a_seat_count_it_cannot_use(service, seats) -> None:
+    error = raises_code("validation_error", service.seed_demo_history, CUSTOMER, "cad-m", seats)
+    assert "seats" in error.details["fields"]
+    assert service.list_payments(CUSTOMER) == []
 
 
 def test_plans(service) -> None:

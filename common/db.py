@@ -168,10 +168,6 @@ class Db:
     def __init__(self, factory: sessionmaker) -> None:
         self._factory = factory
 
-    @property
-    def dialect(self) -> str:
-        return self._factory.kw["bind"].dialect.name
-
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Commit on success, roll back on any exception, always close."""

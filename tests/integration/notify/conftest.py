@@ -15,9 +15,6 @@ from services.notify.models import Delivery, ParkedEvent
 from services.notify.service import NotifyService
 from tests.support import bus
 from tests.support.smtp_sink import SmtpSink
-from tests.support.waiting import eventually
-
-__all__ = ["FAST", "eventually", "queue_depth"]  # what the notify tests import from here
 
 FAST = {
     "NOTIFY_POLL_SECONDS": 0.2,

@@ -9,8 +9,9 @@ import pytest
 
 from services.notify import domain
 from services.notify.service import NotifyService
-from tests.integration.notify.conftest import FAST, eventually, queue_depth
+from tests.integration.notify.conftest import FAST, queue_depth
 from tests.support.smtp_sink import SmtpSink, free_port, html_body, text_body
+from tests.support.waiting import eventually
 from tests.unit.notify import payloads
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from nameko.standalone.events import event_dispatcher
 
 from common.events import declare_subscriptions
 from services.auth.service import AuthService
-from tests.integration.notify.conftest import eventually
 from tests.support.smtp_sink import text_body
+from tests.support.waiting import eventually
 from tests.unit.notify import payloads
 
 pytestmark = pytest.mark.integration

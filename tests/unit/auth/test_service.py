@@ -29,16 +29,6 @@ NEW_PASSWORD = "staple gun 4 ever!"
 
 
 @pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
-
-
-@pytest.fixture
-def events() -> RecordedEvents:
-    return RecordedEvents()
-
-
-@pytest.fixture
 def service(db: Db, events: RecordedEvents, clock: FixedClock, monkeypatch) -> AuthService:
     monkeypatch.setenv("PORTAL_URL", PORTAL_URL + "/")
     return worker_factory(AuthService, db=db, events=events, clock=clock)

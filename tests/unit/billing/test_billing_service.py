@@ -104,11 +104,6 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def events() -> RecordedEvents:
-    return RecordedEvents()
-
-
-@pytest.fixture
 def licensing() -> FakeLicensing:
     return FakeLicensing()
 

@@ -14,20 +14,10 @@ from nameko.testing.services import worker_factory
 from services.licensing.crypto import Keyring, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
-from tests.support.fakes import FixedClock, RecordedEvents, migrated_db_fixtures
+from tests.support.fakes import migrated_db_fixtures
 from tests.unit.licensing.support import FakeAuth
 
 migrated_template, db = migrated_db_fixtures("licensing", MIGRATIONS)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
-
-
-@pytest.fixture
-def events() -> RecordedEvents:
-    return RecordedEvents()
 
 
 @pytest.fixture

@@ -30,3 +30,37 @@ def sliding_window(
     oldest_counted = recent[-limit]
     wait = (oldest_counted + window - now).total_seconds()
     return ThrottleDecision(False, max(1, math.ceil(wait)))
+
+
+def growing_delay(
+    failures: list[datetime],
+    now: datetime,
+    free: int,
+    window: timedelta,
+    base: timedelta,
+    cap: timedelta,
+) -> ThrottleDecision:
+    """Slow guessing down without locking anyone out for long.
+
+    The first `free` failures within `window` cost nothing; after that, each further failure
+    doubles the wait that must pass after the latest one (`base`, 2×`base`, 4×`base`, … at
+    most `cap`). A counter keyed by account *and* client address slows an attacker to a few
+    guesses an hour while the account's owner, from another address, is not slowed at all.
+
+    >>> t, quarter, second = datetime(2026, 12, 2, 9, 0), timedelta(minutes=15), timedelta(seconds=1)
+    >>> growing_delay([t] * 5, t, 5, quarter, second, quarter)
+    ThrottleDecision(allowed=False, retry_after=1)
+    >>> growing_delay([t] * 7, t + 3 * second, 5, quarter, second, quarter)
+    ThrottleDecision(allowed=False, retry_after=1)
+    >>> growing_delay([t] * 4, t, 5, quarter, second, quarter)
+    ThrottleDecision(allowed=True, retry_after=0)
+    """
+    recent = sorted(at for at in failures if at > now - window)
+    beyond = len(recent) - free
+    if beyond < 0:
+        return ThrottleDecision(True)
+    wait = min(cap, base * (2 ** min(beyond, 30)))
+    ready = recent[-1] + wait
+    if now >= ready:
+        return ThrottleDecision(True)
+    return ThrottleDecision(False, max(1, math.ceil((ready - now).total_seconds())))

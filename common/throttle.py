@@ -47,7 +47,7 @@ def growing_delay(
     most `cap`). A counter keyed by account *and* client address slows an attacker to a few
     guesses an hour while the account's owner, from another address, is not slowed at all.
 
-    >>> t, quarter, second = datetime(2026, 12, 2, 9, 0), timedelta(minutes=15), timedelta(seconds=1)
+    >>> t, quarter, second = datetime(2026, 12, 2), timedelta(minutes=15), timedelta(seconds=1)
     >>> growing_delay([t] * 5, t, 5, quarter, second, quarter)
     ThrottleDecision(allowed=False, retry_after=1)
     >>> growing_delay([t] * 7, t + 3 * second, 5, quarter, second, quarter)

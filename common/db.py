@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from alembic.config import Config
 from eventlet.semaphore import Semaphore
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, Table, create_engine, event, func, inspect, select, text
+from sqlalchemy import Engine, Table, create_engine, event, func, inspect, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
@@ -30,9 +31,9 @@ from common import settings
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine with a pool wide enough for every worker of a container."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -47,6 +48,16 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file (and its folder) for the owner alone, unless it exists.
+
+    SQLite would create it 0644 under umask 022, and gives its -wal and -shm files the mode of
+    the database file: creating it 0600 first keeps all three private.
+    """
+    path.parent.mkdir(mode=settings.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, settings.PRIVATE_FILE_MODE))
 
 
 def alembic_config(service_name: str, migrations_dir: Path) -> Config:
@@ -96,7 +107,8 @@ def _migrate(engine: Engine, service_name: str, migrations_dir: Path) -> None:
             command.upgrade(config, "head")
             connection.commit()
             return
-        with open(lock_path, "w") as lock:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, settings.PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 command.upgrade(config, "head")

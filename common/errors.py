@@ -48,6 +48,13 @@ class ValidationFailed(PortalError):
     message = "The request has invalid fields."
 
 
+class Forbidden(PortalError):
+    """This caller may not make this call (e.g. a staff path asked by the gateway)."""
+
+    code = "forbidden"
+    message = "This call is not allowed to this caller."
+
+
 class NotFound(PortalError):
     code = "not_found"
     message = "Not found."

@@ -1,4 +1,4 @@
-"""RPC with a bound on every call.
+"""RPC with a bound on every call, transient messages, and a caller the broker vouches for.
 
 nameko's own clients wait forever when the target's queue exists but nobody consumes it. Here
 every call has a timeout, and the request message carries the same TTL, so a request that
@@ -8,6 +8,12 @@ later when the service comes back.
 - `RpcClient("auth")` is the dependency for services and the gateway (one reply queue per
   process, shared by all workers).
 - `standalone_client()` is the same for scripts and `portalctl`.
+- `@rpc` is nameko's entrypoint whose worker knows who called: every request and reply is
+  published with the AMQP `user_id` property set to the connection's user, which RabbitMQ
+  refuses unless it is that user, so `Caller` (the `BusCaller()` dependency) tells a
+  gateway from staff without trusting anything the caller wrote (common/bus.py).
+- Requests and replies are transient (delivery mode 1): they live seconds, and card numbers
+  in `billing.purchase` must never reach the broker's disk (nameko's default is persistent).
 """
 
 from __future__ import annotations
@@ -19,15 +25,33 @@ from typing import Any
 
 from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
-from nameko.amqp.publish import UndeliverableMessage, get_connection
+from kombu.message import Message
+from nameko import config as nameko_config
+from nameko.amqp.publish import Publisher, UndeliverableMessage, get_connection
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    HEADER_PREFIX,
+    LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
+)
 from nameko.containers import WorkerContext
 from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.extensions import DependencyProvider
 from nameko.messaging import encode_to_headers
-from nameko.rpc import ClusterRpc, ReplyListener
+from nameko.rpc import (
+    RPC_REPLY_QUEUE_TEMPLATE,
+    ClusterRpc,
+    ReplyListener,
+    Responder,
+    Rpc,
+    RpcConsumer,
+    get_rpc_exchange,
+)
 from nameko.standalone.rpc import ClusterRpcClient
 
 from common import settings
-from common.errors import ServiceUnavailable, error_from_reply
+from common.bus import kind_of, redacted, reply_queue_label, user_of
+from common.errors import Forbidden, ServiceUnavailable, error_from_reply
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -52,6 +76,19 @@ def _unavailable(service: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"The {service} service is not available.", details={"service": service}
     )
+
+
+class TransientPublisher(Publisher):
+    """nameko's publisher for RPC requests and replies: transient, and stamped with the
+    connection's user as `user_id` (RabbitMQ refuses any other value)."""
+
+    delivery_mode = NON_PERSISTENT
+
+    def publish(self, payload: Any, **kwargs: Any) -> None:
+        user = user_of(self.amqp_uri)
+        if user:
+            kwargs.setdefault("user_id", user)
+        super().publish(payload, **kwargs)
 
 
 class ServiceClient:
@@ -103,6 +140,8 @@ class ServiceClient:
 class RpcClient(ClusterRpc):
     """Dependency: `auth = RpcClient("auth")`, then `self.auth.login(...)` in a worker."""
 
+    publisher_cls = TransientPublisher
+
     def __init__(self, target_service: str, timeout: float | None = None, **options: Any) -> None:
         self.target_service = target_service
         self.timeout = timeout
@@ -127,6 +166,20 @@ class RpcClient(ClusterRpc):
         )
 
 
+class _ClusterRpcClient(ClusterRpcClient):
+    """nameko's standalone client, with transient requests stamped with the user, and a
+    reply queue named after the kind (`rpc.reply-staff-<uuid>`) that only it may use."""
+
+    publisher_cls = TransientPublisher
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # the queue object is shared by the reply listener and the publisher's declarations
+        self.reply_listener.queue.name = RPC_REPLY_QUEUE_TEMPLATE.format(
+            reply_queue_label(self.amqp_uri), self.uuid
+        )
+
+
 class StandaloneRpc:
     """RPC from outside a container: `with standalone_client() as rpc: rpc.call("auth", "ping")`."""
 
@@ -140,7 +193,7 @@ class StandaloneRpc:
             self._proxy = self._client.start()
         except (OperationalError, OSError) as exc:
             raise ServiceUnavailable(
-                f"Cannot reach the message bus at {settings.amqp_uri()}: {exc}"
+                f"Cannot reach the message bus at {redacted(self._client.amqp_uri)}: {exc}"
             ) from exc
         return self
 
@@ -160,11 +213,107 @@ class StandaloneRpc:
 
 
 @contextmanager
-def standalone_client(timeout: float | None = None) -> Iterator[StandaloneRpc]:
+def standalone_client(
+    timeout: float | None = None, uri: str | None = None, context_data: dict | None = None
+) -> Iterator[StandaloneRpc]:
+    """A started client on `uri` (default `AMQP_URI`), stopped on leaving the block;
+    `context_data` goes into every request's headers, as a worker's does."""
     timeout = timeout or rpc_timeout()
-    client = ClusterRpcClient(timeout=timeout, uri=settings.amqp_uri(), expiration=timeout)
+    client = _ClusterRpcClient(
+        context_data=context_data,
+        timeout=timeout,
+        uri=uri or settings.amqp_uri(),
+        expiration=timeout,
+    )
     rpc = StandaloneRpc(client, timeout).start()
     try:
         yield rpc
     finally:
         rpc.stop()
+
+
+# --- the entrypoint: who called, as the broker verified it ---------------------------------
+
+CALLER_KEY = "bus_user"
+
+
+class _Responder(Responder):
+    publisher_cls = TransientPublisher
+
+
+class VerifiedRpcConsumer(RpcConsumer):
+    """nameko's shared RPC consumer, answering with transient replies stamped with the user."""
+
+    def handle_result(self, message: Message, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        responder = _Responder(
+            self.amqp_uri,
+            get_rpc_exchange(),
+            message,
+            ssl=nameko_config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=nameko_config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.consumer.ack_message(message)
+        return result, exc_info
+
+
+class VerifiedRpc(Rpc):
+    """nameko's `@rpc`, whose worker context holds the request's `user_id` as `bus_user`.
+
+    nameko turns every header into context data, so a header of that name (with or without
+    the `nameko.` prefix) is dropped first: only the broker-checked property counts. Every
+    `@rpc` of a service must be this one (they share one consumer of `rpc-<service>`).
+    """
+
+    rpc_consumer = VerifiedRpcConsumer()
+
+    def handle_message(self, body: Any, message: Message) -> None:
+        headers = {
+            key: value
+            for key, value in (message.headers or {}).items()
+            if key.removeprefix(f"{HEADER_PREFIX}.") != CALLER_KEY
+        }
+        user = message.properties.get("user_id")
+        if user:
+            headers[f"{HEADER_PREFIX}.{CALLER_KEY}"] = user
+        message.headers = headers
+        super().handle_message(body, message)
+
+
+rpc = VerifiedRpc.decorator
+
+
+class Caller:
+    """Who sent this RPC: `user` as RabbitMQ verified it, `kind` (gateway, staff, …) or None.
+
+    When this service itself runs without a per-kind user (plain `guest`, no `portalctl bus
+    grant`), nobody has a kind and every caller is trusted: a developer's quick start. With
+    per-kind users, a request without a verified user is treated like the gateway's.
+    """
+
+    def __init__(self, user: str | None, own_user: str | None) -> None:
+        self.user = user
+        self.kind = kind_of(user)
+        self.enforced = kind_of(own_user) is not None
+
+    @property
+    def may_see_every_company(self) -> bool:
+        """Staff paths (no customer ID): anyone but the internet-facing gateway."""
+        if not self.enforced:
+            return True
+        return self.user is not None and self.kind != "gateway"
+
+    def check_scope(self, customer_id: str | None) -> None:
+        """Refuse a staff path (`customer_id` None: any company) to the gateway: `forbidden`."""
+        if customer_id is None and not self.may_see_every_company:
+            raise Forbidden(
+                "This call needs a customer ID from this caller.",
+                details={"caller": self.kind or "unverified"},
+            )
+
+
+class BusCaller(DependencyProvider):
+    """Dependency: `caller = BusCaller()`, then `self.caller.check_scope(customer_id)`."""
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> Caller:
+        return Caller(worker_ctx.context_data.get(CALLER_KEY), user_of(settings.amqp_uri()))

@@ -12,6 +12,9 @@ from pathlib import Path
 from nameko import config as nameko_config
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
+# folders and files of state (databases, keys, mail): the owner alone reads them
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def get(key: str, default: str | None = None) -> str | None:
@@ -35,9 +38,13 @@ def get_float(key: str, default: float) -> float:
 
 
 def var_dir() -> Path:
-    """The folder for embedded databases, generated keys and `.eml` mail; created on demand."""
+    """The folder for embedded databases, generated keys and `.eml` mail; created on demand.
+
+    Created 0700 whatever the umask (mkdir's mode is only ever narrowed by it): what it holds
+    is for the services' own user. A folder that already exists is left as its owner set it.
+    """
     path = Path(get("VAR_DIR", "var"))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     return path
 
 

@@ -1,8 +1,12 @@
 """`make run`: the whole suite on this machine, on the embedded defaults, with a demo company.
 
-Starts every service and the gateway as its own `nameko run` process (as ops would), waits
-until the gateway reports every service ready, seeds the demo company and prints how to log
-in. Ctrl-C stops everything. Logs go to `var/log/<service>.log`.
+Starts every service and the gateway as its own `nameko run` process (as ops would), each
+with the bus user of its kind (`portalctl bus grant` with the `AMQP_URI` given, an
+administrator's), waits until the gateway reports every service ready, seeds the demo company
+and prints how to log in. Ctrl-C stops everything. Logs go to `var/log/<service>.log`.
+
+Without RabbitMQ's management API (the plugin is off) there are no per-kind users: every
+process then uses `AMQP_URI` itself, trusted alike (a note says so).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from types import FrameType
 import requests
 from kombu import Connection
 
-from common import settings
+from common import bus, settings
 from common.events import declare_subscriptions
 from common.rpc import standalone_client
 from portalctl import demo
@@ -61,6 +65,22 @@ def child_env() -> dict[str, str]:
     # silence eventlet's import-time "maintenance mode" notice in every process's log
     env.setdefault("EVENTLET_TESTS", "0")
     return env
+
+
+def bus_users(uri: str) -> dict[str, str]:
+    """Each process kind's AMQP URI, from `portalctl bus grant`; empty without the management
+    API (every process then uses `uri`)."""
+    try:
+        users = bus.grant(uri)
+    except bus.BusGrantError as exc:
+        print(
+            f"Note: no per-kind bus users ({exc.message}). Every process uses AMQP_URI, and "
+            "the bus trusts them alike; enable the management plugin "
+            "(`rabbitmq-plugins enable rabbitmq_management`) or set RABBIT_API_URI.",
+            file=sys.stderr,
+        )
+        return {}
+    return {kind: user["amqp_uri"] for kind, user in users.items()}
 
 
 def start(module: str, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -115,7 +135,7 @@ def main() -> int:
     problem = broker_reachable(uri)
     if problem:
         print(
-            f"RabbitMQ is not reachable at {uri} ({problem}). Start one "
+            f"RabbitMQ is not reachable at {bus.redacted(uri)} ({problem}). Start one "
             "(`rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:3`) "
             "or point AMQP_URI at yours.",
             file=sys.stderr,
@@ -130,18 +150,24 @@ def main() -> int:
         )
         return 1
     declare_subscriptions(uri)
+    uris = bus_users(uri)
     os.environ.update({"PORTAL_URL": env["PORTAL_URL"]})
     logs = settings.var_dir() / "log"
     logs.mkdir(parents=True, exist_ok=True)
+
+    def own(kind: str) -> dict[str, str]:
+        return {**env, "AMQP_URI": uris.get(kind, uri)}
+
     processes = {
-        name: start(f"services.{name}.service", logs / f"{name}.log", env) for name in SERVICES
+        name: start(f"services.{name}.service", logs / f"{name}.log", own(name))
+        for name in SERVICES
     }
-    processes["gateway"] = start("gateway.service", logs / "gateway.log", env)
+    processes["gateway"] = start("gateway.service", logs / "gateway.log", own("gateway"))
     gateway = "http://" + env["GATEWAY_ADDRESS"].replace("0.0.0.0", "127.0.0.1")  # noqa: S104
     try:
         print(f"Starting auth, licensing, billing, notify and the gateway (logs in {logs}/)…")
         wait_ready(gateway, processes, logs)
-        with standalone_client() as rpc:
+        with standalone_client(uri=uris.get("staff", uri)) as rpc:
             result = demo.seed(rpc.call)
         print()
         print(f"License Portal is running at {env['PORTAL_URL']}/")
@@ -150,6 +176,8 @@ def main() -> int:
         print(
             f"  Emails:      {'SMTP ' + mail if mail else str(settings.var_dir() / 'mail') + '/'}"
         )
+        if "staff" in uris:
+            print(f"  Staff CLI:   AMQP_URI='{uris['staff']}' {sys.executable} -m portalctl")
         print("Press Ctrl-C to stop.")
         while all(process.poll() is None for process in processes.values()):
             time.sleep(1)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from common import settings
@@ -22,7 +21,7 @@ from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
-from common.rpc import RpcClient
+from common.rpc import BusCaller, RpcClient, rpc
 from common.schemas import load, optional_text_arg, text_arg
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
@@ -64,6 +63,7 @@ class BillingService:
     provider = Provider()
     auth = RpcClient("auth")
     licensing = RpcClient("licensing")
+    caller = BusCaller()
 
     @property
     def _uow(self) -> UnitOfWork[BillingRepository]:
@@ -152,6 +152,7 @@ class BillingService:
         """
         receipt_number = text_arg(receipt_number, "receipt_number")
         customer_id = optional_text_arg(customer_id, "customer_id")
+        self.caller.check_scope(customer_id)
         return self._uow.read(receipts.get_receipt, receipt_number, customer_id, vendor())
 
     @rpc(expected_exceptions=PortalError)
@@ -176,6 +177,7 @@ class BillingService:
         """
         reference = text_arg(recurring_payment_id, "id")
         customer_id = optional_text_arg(customer_id, "customer_id")
+        self.caller.check_scope(customer_id)
         return self._uow.run(recurring.cancel_recurring, reference, customer_id, self.clock.now())
 
     # --- licenses, learnt from licensing's events -----------------------------------------

@@ -1,7 +1,9 @@
 """The whole suite as real processes, for end-to-end tests and benchmarks.
 
 Each service and the gateway run as `nameko run --config config.yaml <module>`, exactly as
-ops run them, against the given environment (a vhost, PostgreSQL databases, an SMTP sink).
+ops run them, against the given environment (a vhost, PostgreSQL databases, an SMTP sink),
+each with the bus user of its kind from `portalctl bus grant` (`suite.uris`; portalctl runs
+as staff; `suite.env["AMQP_URI"]` stays the administrator's, for tests that inspect queues).
 Tests can stop and start single services to see what users see when one is down.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 
 import requests
 
+from common import bus
 from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +72,13 @@ class Api:
 class Suite:
     """Processes of the suite; `start()` them, `stop(name)` one, `stop_all()` at the end."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, uris: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.env = {**os.environ, **env}
+        # the AMQP URI of each process kind (none: every process uses AMQP_URI)
+        self.uris = dict(uris or {})
         self.env["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
         self.env.setdefault("PORTAL_URL", f"http://localhost:{self.port}")
         self.env.setdefault("EVENTLET_TESTS", "0")  # no maintenance-mode notice in the logs
@@ -98,12 +105,18 @@ class Suite:
                             MODULES[name],
                         ],
                         cwd=ROOT,
-                        env=self.env,
+                        env=self.env_of(name),
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )
                 self.processes.setdefault(name, []).append(process)
+
+    def env_of(self, kind: str) -> dict[str, str]:
+        """The environment of a process of `kind`: its own bus user, when there are some."""
+        if kind not in self.uris:
+            return self.env
+        return {**self.env, "AMQP_URI": self.uris[kind]}
 
     def stop(self, name: str, graceful: bool = True) -> None:
         for process in self.processes.pop(name, []):
@@ -129,7 +142,7 @@ class Suite:
         result = subprocess.run(
             [sys.executable, "-m", "portalctl", *args, "--json"],
             cwd=ROOT,
-            env=self.env,
+            env=self.env_of("staff"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -168,18 +181,23 @@ class Suite:
 
 @contextmanager
 def provisioned_suite(label: str, env: dict[str, str], log_dir: Path) -> Iterator[Suite]:
-    """The whole suite, started and ready, on a fresh vhost and fresh PostgreSQL databases
-    named after `label`; everything is stopped and dropped afterwards."""
+    """The whole suite, started and ready, on a fresh vhost with a bus user per process kind
+    (`portalctl bus grant`) and fresh PostgreSQL databases named after `label`; everything is
+    stopped, dropped and deleted afterwards."""
     run = f"{label}_{infra.RUN_ID}"
     vhost = f"lp-{run}"
     env = {"AMQP_URI": infra.create_vhost(vhost), **env}
+    # users are global to the broker: a prefix per run, so parallel runs never share one
+    prefix = f"lp-{run}-"
+    store = log_dir / bus.CREDENTIALS_FILE
     names = []
     try:
+        users = bus.grant(env["AMQP_URI"], prefix=prefix, api_uri=infra.RABBIT_API, store=store)
         for service in SERVICES:
             name = f"lp_{run}_{service}"
             env[f"{service.upper()}_DATABASE_URL"] = infra.create_database(name)
             names.append(name)
-        suite = Suite(env, log_dir)
+        suite = Suite(env, log_dir, {kind: user["amqp_uri"] for kind, user in users.items()})
         try:
             suite.start()
             suite.wait_ready(timeout=90)
@@ -189,4 +207,5 @@ def provisioned_suite(label: str, env: dict[str, str], log_dir: Path) -> Iterato
     finally:
         for name in names:
             infra.drop_database(name)
+        bus.revoke(env["AMQP_URI"], prefix=prefix, api_uri=infra.RABBIT_API, store=store)
         infra.delete_vhost(vhost)

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from nameko.cli.utils.import_services import import_services
 
+from common.bus import DEFAULT_PREFIX, kind_of, user_of
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -28,6 +30,7 @@ SOURCE_DIRS = ("common", "services", "gateway")
 DB_SERVICES = ("auth", "licensing", "billing", "notify")
 APP_SERVICES = (*DB_SERVICES, "gateway")
 INFRA = ("rabbitmq", "postgres")
+GRANT = "bus-grant"  # the one-shot `portalctl bus grant`
 NAMEKO_RUN = ["nameko", "run", "--config", "config.yaml"]
 
 # docs/operations.md, and which app service needs what (any service may be given more of them)
@@ -110,6 +113,12 @@ def published_ports(service: dict[str, Any]) -> list[tuple[str, str, int]]:
         published = parts[-2] if len(parts) >= 2 else ""
         found.append((host_ip, published, int(parts[-1])))
     return found
+
+
+def one_shot(service: dict[str, Any]) -> bool:
+    """Runs to its end and stays down (`restart: "no"`, no healthcheck): others wait for it
+    with `service_completed_successfully`."""
+    return service.get("restart") in ("no", False) and not service.get("healthcheck")
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -259,15 +268,24 @@ def dockerfile_var_dir(dockerfile: str) -> str | None:
     return match.group(1) if match else None
 
 
+def key_volume(compose: Compose, name: str, dockerfile: str) -> str | None:
+    """The source of what `name` mounts at its VAR_DIR, where it generates missing keys."""
+    service = compose["services"][name]
+    var_dir = environment(service).get("VAR_DIR") or dockerfile_var_dir(dockerfile)
+    return volume_mounts(service).get(var_dir or "")
+
+
 def secret_problems(compose: Compose, dockerfile: str) -> list[str]:
-    """Both keys set on every app service, or every one shares one named volume at VAR_DIR."""
+    """Both keys set on every back-end service, or they all share one named volume at VAR_DIR;
+    the gateway's SECRET_KEY (CSRF) set, or in a named volume its instances share."""
     problems = []
     declared = set(compose.get("volumes") or {})
     shared = set()
     for name in APP_SERVICES:
         service = compose["services"][name]
         env = environment(service)
-        if all(env.get(key) for key in SECRETS):
+        needed = ("SECRET_KEY",) if name == "gateway" else SECRETS
+        if all(env.get(key) for key in needed):
             continue
         var_dir = env.get("VAR_DIR") or dockerfile_var_dir(dockerfile)
         source = volume_mounts(service).get(var_dir or "")
@@ -275,10 +293,88 @@ def secret_problems(compose: Compose, dockerfile: str) -> list[str]:
             problems.append(f"{name}: neither {'/'.join(SECRETS)} nor a volume at VAR_DIR")
         elif source not in declared:
             problems.append(f"{name}: {var_dir} is {source!r}, not a named volume of the file")
-        else:
+        elif name != "gateway":
             shared.add(source)
     if len(shared) > 1:
         problems.append(f"the services keep their generated keys in different volumes: {shared}")
+    return problems
+
+
+def gateway_key_problems(compose: Compose, dockerfile: str) -> list[str]:
+    """The internet-facing gateway holds no back-end key: not the license signing key, not
+    the SECRET_KEY of the activation passwords, not the volume where they are generated."""
+    gateway = compose["services"]["gateway"]
+    env = environment(gateway)
+    problems = [
+        f"gateway: is given {key}"
+        for key in ("LICENSE_SIGNING_KEY", "LICENSE_SIGNING_KEYS_RETIRED")
+        if key in env
+    ]
+    for name in DB_SERVICES:
+        source = key_volume(compose, name, dockerfile)
+        if source and source in volume_mounts(gateway).values():
+            problems.append(f"gateway: mounts {source!r}, where {name} keeps its keys")
+        theirs = environment(compose["services"][name]).get("SECRET_KEY")
+        if theirs and env.get("SECRET_KEY") == theirs:
+            problems.append(f"gateway: shares {name}'s SECRET_KEY")
+    return problems
+
+
+def compose_variables(value: str) -> set[str]:
+    """The host variables `value` reads (`${NAME...}`), so two values set apart can be told."""
+    return set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", value))
+
+
+def raw_environment(service: dict[str, Any]) -> dict[str, str]:
+    """`environment` before interpolation."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def role_password_problems(compose: Compose, init_sql: str) -> list[str]:
+    """Each database role has a password of its own: a variable of its own in compose, a
+    distinct default, and the init script gives the role what the service's URL sends."""
+    services = compose["services"]
+    psql_env = dict(re.findall(r"^\\getenv\s+(\w+)\s+(\w+)", init_sql, flags=re.MULTILINE))
+    role_var = dict(
+        re.findall(
+            r'CREATE ROLE "?(\w+)"?[^;]*PASSWORD\s+:\'(\w+)\'', init_sql, flags=re.IGNORECASE
+        )
+    )
+    postgres_env = raw_environment(services["postgres"])
+    problems = []
+    seen: dict[str, str] = {}
+    read_by: dict[str, str] = {}
+    for name in DB_SERVICES:
+        key = f"{name.upper()}_DATABASE_URL"
+        raw = raw_environment(services[name]).get(key, "")
+        parts = urlparse(environment(services[name]).get(key, ""))
+        if not parts.password:
+            problems.append(f"{name}: the database URL has no password")
+            continue
+        if parts.password in seen:
+            problems.append(f"{name}: has the database password of {seen[parts.password]}")
+        seen.setdefault(parts.password, name)
+        userinfo = raw.partition("://")[2].rpartition("@")[0]
+        for variable in sorted(compose_variables(userinfo)):
+            if variable in read_by:
+                problems.append(f"{name}: reads {variable}, the password of {read_by[variable]}")
+            read_by.setdefault(variable, name)
+        env_name = psql_env.get(role_var.get(parts.username or "", ""))
+        given = postgres_env.get(env_name or "", "")
+        if env_name is None:
+            problems.append(f"{name}: the init script sets role {parts.username!r} no password")
+        elif (interpolate(given), compose_variables(given)) != (
+            parts.password,
+            compose_variables(userinfo),
+        ):
+            problems.append(
+                f"{name}: postgres's {env_name} (the role's password) is not the URL's password"
+            )
+    if len(set(role_var.values())) < len(role_var):
+        problems.append("the init script gives two roles the same password variable")
     return problems
 
 
@@ -306,9 +402,15 @@ def health_problems(compose: Compose) -> list[str]:
     problems = []
     for name, service in services.items():
         test = (service.get("healthcheck") or {}).get("test")
-        if not test or service["healthcheck"].get("disable"):
+        # a one-shot ends, and a tool (a profile) runs on demand: neither has health to check
+        checked = not (one_shot(service) or service.get("profiles"))
+        if checked and (not test or service["healthcheck"].get("disable")):
             problems.append(f"{name}: no healthcheck")
         for dependency, condition in depends_on(service).items():
+            if one_shot(services.get(dependency, {})):
+                if condition != "service_completed_successfully":
+                    problems.append(f"{name}: does not wait for {dependency} to finish")
+                continue
             if condition != "service_healthy":
                 problems.append(f"{name}: depends on {dependency} without service_healthy")
             if not (services.get(dependency, {}).get("healthcheck") or {}).get("test"):
@@ -320,6 +422,59 @@ def health_problems(compose: Compose) -> list[str]:
         needed = {"rabbitmq"} | ({"postgres"} if name in DB_SERVICES else set())
         missing = needed - set(depends_on(services[name]))
         problems += [f"{name}: does not wait for {dependency}" for dependency in sorted(missing)]
+    return problems
+
+
+def _host_variables(value: str) -> set[str]:
+    return set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", value))
+
+
+def bus_user_problems(compose: Compose) -> list[str]:
+    """A one-shot `portalctl bus grant` run as RabbitMQ's administrator, and every app service
+    (and tool) on the bus as a user of its own kind, with the password grant gives that user
+    (common/bus.py), started once grant has finished."""
+    services = compose["services"]
+    grant = services.get(GRANT)
+    if grant is None:
+        return [f"no {GRANT} service (`portalctl bus grant`)"]
+    problems = []
+    argv = command(grant)
+    if argv[:3] != ["portalctl", "bus", "grant"]:
+        problems.append(f"{GRANT}: command {argv} is not `portalctl bus grant`")
+    if not one_shot(grant):
+        problems.append(f'{GRANT}: not a one-shot (restart: "no", no healthcheck)')
+    prefix = argv[argv.index("--prefix") + 1] if "--prefix" in argv[:-1] else DEFAULT_PREFIX
+    grant_env = environment(grant)
+    raw_grant_env = {key: str(value) for key, value in (grant.get("environment") or {}).items()}
+    admin = user_of(grant_env.get("AMQP_URI"))
+    if admin is None or kind_of(admin) is not None:
+        problems.append(f"{GRANT}: runs as {admin!r}, not as the broker's administrator")
+    on_bus = {name: name for name in APP_SERVICES}
+    on_bus |= {
+        name: "staff"
+        for name, service in services.items()
+        if service.get("profiles") and "AMQP_URI" in environment(service)
+    }
+    passwords: dict[str, str] = {}
+    for name, kind in on_bus.items():
+        raw_uri = str((services[name].get("environment") or {}).get("AMQP_URI", ""))
+        uri = environment(services[name]).get("AMQP_URI", "")
+        user = user_of(uri)
+        if user != f"{prefix}{kind}":
+            problems.append(f"{name}: is on the bus as {user!r}, not {prefix}{kind}")
+            continue
+        password = urlparse(uri).password or ""
+        variable = f"{kind.upper()}_BUS_PASSWORD"
+        userinfo = raw_uri.partition("://")[2].rpartition("@")[0]
+        if (password, _host_variables(userinfo)) != (
+            grant_env.get(variable),
+            _host_variables(raw_grant_env.get(variable, "")),
+        ):
+            problems.append(f"{name}: its bus password is not the {variable} {GRANT} sets")
+        if passwords.setdefault(password, kind) != kind:
+            problems.append(f"{name}: has the bus password of {passwords[password]}")
+        if depends_on(services[name]).get(GRANT) != "service_completed_successfully":
+            problems.append(f"{name}: does not wait for {GRANT} to finish")
     return problems
 
 
@@ -375,8 +530,18 @@ def test_each_service_has_its_own_database_created_at_init(compose: Compose) -> 
     assert database_problems(compose, INIT_SQL.read_text(encoding="utf-8")) == []
 
 
-def test_generated_secrets_are_shared_by_every_service(compose: Compose, dockerfile: str) -> None:
+def test_generated_secrets_are_shared_by_the_back_end_services(
+    compose: Compose, dockerfile: str
+) -> None:
     assert secret_problems(compose, dockerfile) == []
+
+
+def test_the_gateway_holds_no_back_end_key(compose: Compose, dockerfile: str) -> None:
+    assert gateway_key_problems(compose, dockerfile) == []
+
+
+def test_each_database_role_has_its_own_password(compose: Compose) -> None:
+    assert role_password_problems(compose, INIT_SQL.read_text(encoding="utf-8")) == []
 
 
 def test_only_the_gateway_publishes_a_port_and_services_can_scale(compose: Compose) -> None:
@@ -385,6 +550,10 @@ def test_only_the_gateway_publishes_a_port_and_services_can_scale(compose: Compo
 
 def test_healthchecks_and_start_order(compose: Compose) -> None:
     assert health_problems(compose) == []
+
+
+def test_each_process_is_on_the_bus_as_its_own_kind(compose: Compose) -> None:
+    assert bus_user_problems(compose) == []
 
 
 def test_the_dockerfile(dockerfile: str) -> None:
@@ -406,6 +575,16 @@ def _set(path: str, value: Any) -> Callable[[Compose], None]:
             node.pop(last, None)
         else:
             node[last] = value
+
+    return mutate
+
+
+def _all(*mutations: Callable[[Compose], None]) -> Callable[[Compose], None]:
+    """One mutation made of several."""
+
+    def mutate(compose: Compose) -> None:
+        for each in mutations:
+            each(compose)
 
     return mutate
 
@@ -467,6 +646,67 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
         _set("billing.volumes", ["billing-keys:/data"]),
         lambda c: secret_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
     ),
+    (
+        "a gateway without a CSRF key its instances share",
+        _set("gateway.volumes", []),
+        lambda c: secret_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
+    ),
+    (
+        "the gateway mounts the back-end's keys",
+        _set("gateway.volumes", ["portal-data:/data"]),
+        lambda c: gateway_key_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
+    ),
+    (
+        "the gateway mounts them elsewhere",
+        _set("gateway.volumes", ["gateway-data:/data", "portal-data:/backend:ro"]),
+        lambda c: gateway_key_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
+    ),
+    (
+        "the gateway given the signing key",
+        _set("gateway.environment.LICENSE_SIGNING_KEY", "${LICENSE_SIGNING_KEY}"),
+        lambda c: gateway_key_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
+    ),
+    (
+        "the gateway given licensing's SECRET_KEY",
+        _all(
+            _set("licensing.environment.SECRET_KEY", "${SECRET_KEY}"),
+            _set("gateway.environment.SECRET_KEY", "${SECRET_KEY}"),
+        ),
+        lambda c: gateway_key_problems(c, DOCKERFILE.read_text(encoding="utf-8")),
+    ),
+    (
+        "two roles share a password",
+        _set(
+            "billing.environment.BILLING_DATABASE_URL",
+            "postgresql://billing:${AUTH_DB_PASSWORD:-x}@postgres:5432/billing",
+        ),
+        lambda c: role_password_problems(c, INIT_SQL.read_text(encoding="utf-8")),
+    ),
+    (
+        "two roles with the same default password",
+        _all(
+            *(
+                _set(
+                    f"{name}.environment.{name.upper()}_DATABASE_URL",
+                    f"postgresql://{name}:${{{name.upper()}_DB_PASSWORD:-same}}@postgres/{name}",
+                )
+                for name in ("auth", "notify")
+            ),
+            _set("postgres.environment.AUTH_DB_PASSWORD", "${AUTH_DB_PASSWORD:-same}"),
+            _set("postgres.environment.NOTIFY_DB_PASSWORD", "${NOTIFY_DB_PASSWORD:-same}"),
+        ),
+        lambda c: role_password_problems(c, INIT_SQL.read_text(encoding="utf-8")),
+    ),
+    (
+        "a URL without a password",
+        _set("auth.environment.AUTH_DATABASE_URL", "postgresql://auth@postgres:5432/auth"),
+        lambda c: role_password_problems(c, INIT_SQL.read_text(encoding="utf-8")),
+    ),
+    (
+        "postgres gives the role another password",
+        _set("postgres.environment.NOTIFY_DB_PASSWORD", "${NOTIFY_DB_PASSWORD:-other}"),
+        lambda c: role_password_problems(c, INIT_SQL.read_text(encoding="utf-8")),
+    ),
     ("a licensing port", _set("licensing.ports", ["9000:9000"]), port_problems),
     ("a container name", _set("licensing.container_name", "licensing"), port_problems),
     (
@@ -493,6 +733,72 @@ BROKEN: list[tuple[str, Callable[[Compose], None], Callable[[Compose], list[str]
         health_problems,
     ),
     ("waits on a service without healthcheck", _set("rabbitmq.healthcheck", None), health_problems),
+    (
+        "waits for grant to be healthy",
+        _set(f"auth.depends_on.{GRANT}.condition", "service_healthy"),
+        health_problems,
+    ),
+    ("a one-shot that restarts", _set(f"{GRANT}.restart", "on-failure"), health_problems),
+    ("no bus grant", _set(GRANT, None), bus_user_problems),
+    (
+        "grant that grants nothing",
+        _set(f"{GRANT}.command", ["portalctl", "bus", "declare"]),
+        bus_user_problems,
+    ),
+    (
+        "grant as a kind's user",
+        _set(f"{GRANT}.environment.AMQP_URI", "amqp://portal-staff:x@rabbitmq:5672/"),
+        bus_user_problems,
+    ),
+    (
+        "the gateway as the administrator",
+        _set("gateway.environment.AMQP_URI", "amqp://portal:${RABBITMQ_PASSWORD:-portal}@r/"),
+        bus_user_problems,
+    ),
+    (
+        "the gateway as billing",
+        _set(
+            "gateway.environment.AMQP_URI",
+            "amqp://portal-billing:${BILLING_BUS_PASSWORD:-billing-bus-dev-password}@rabbitmq/",
+        ),
+        bus_user_problems,
+    ),
+    (
+        "a password grant does not set",
+        _set("licensing.environment.AMQP_URI", "amqp://portal-licensing:other@rabbitmq:5672/"),
+        bus_user_problems,
+    ),
+    (
+        "a password from another variable",
+        _set(
+            "notify.environment.AMQP_URI",
+            "amqp://portal-notify:${AUTH_BUS_PASSWORD:-notify-bus-dev-password}@rabbitmq/",
+        ),
+        bus_user_problems,
+    ),
+    (
+        "two kinds with one password",
+        _all(
+            _set(f"{GRANT}.environment.AUTH_BUS_PASSWORD", "same"),
+            _set(f"{GRANT}.environment.NOTIFY_BUS_PASSWORD", "same"),
+            _set("auth.environment.AMQP_URI", "amqp://portal-auth:same@rabbitmq/"),
+            _set("notify.environment.AMQP_URI", "amqp://portal-notify:same@rabbitmq/"),
+        ),
+        bus_user_problems,
+    ),
+    (
+        "a service that does not wait for grant",
+        _set("gateway.depends_on", {"rabbitmq": {"condition": "service_healthy"}}),
+        bus_user_problems,
+    ),
+    (
+        "the staff tool as the gateway",
+        _set(
+            "portalctl.environment.AMQP_URI",
+            "amqp://portal-gateway:${GATEWAY_BUS_PASSWORD:-gateway-bus-dev-password}@rabbitmq/",
+        ),
+        bus_user_problems,
+    ),
 ]
 
 
@@ -524,6 +830,22 @@ def test_each_rule_catches_a_broken_compose_file(
 def test_the_dockerfile_rules_can_fail(dockerfile: str, before: str, after: str) -> None:
     assert before in dockerfile
     assert dockerfile_problems(dockerfile.replace(before, after)) != []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("PASSWORD :'billing_password'", "PASSWORD :'auth_password'"),
+        ("\\getenv notify_password NOTIFY_DB_PASSWORD", ""),
+        ("\\getenv licensing_password LICENSING_DB_PASSWORD", "\\getenv licensing_password X"),
+    ],
+)
+def test_the_role_password_rule_reads_the_init_script(
+    compose: Compose, before: str, after: str
+) -> None:
+    init_sql = INIT_SQL.read_text(encoding="utf-8")
+    assert before in init_sql
+    assert role_password_problems(compose, init_sql.replace(before, after)) != []
 
 
 def test_the_needs_table_covers_every_design_variable() -> None:

@@ -1,0 +1,293 @@
+"""The bus permission table (common/bus.py) against the code, and the caller identity.
+
+`GATEWAY_CALLS` must be exactly the methods gateway code calls, and `SERVICE_CALLS` exactly
+the services each service holds an `RpcClient` for: a call missing from the table would be
+refused by the broker in production, and one the code no longer makes is a privilege
+nobody needs. The regexes are checked by matching them here as RabbitMQ would.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.rpc import Rpc
+
+from common import bus
+from common.errors import PortalError
+from common.events import SUBSCRIPTIONS
+from common.rpc import CALLER_KEY, Caller, VerifiedRpc
+from services.auth.service import AuthService
+from services.billing.service import BillingService
+from services.licensing.service import LicensingService
+from services.notify.service import NotifyService
+
+ROOT = Path(__file__).resolve().parents[3]
+SERVICE_CLASSES = (AuthService, LicensingService, BillingService, NotifyService)
+UUID = "0b6f2a52-8e4b-4d7e-9a53-3f7c1f0e9d21"
+
+
+def rpc_clients(path: Path) -> set[str]:
+    """The targets of `RpcClient("<service>")` in a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "RpcClient"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def gateway_calls() -> set[tuple[str, str]]:
+    """Every `<client>.<method>(` in gateway code: `self.licensing.x(`, `service.auth.x(`,
+    `licensing.x(` (a helper handed the client) and `clients[name].x(` (every client)."""
+    targets = rpc_clients(ROOT / "gateway" / "service.py")
+    found = set()
+    for path in sorted((ROOT / "gateway").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            method, owner = node.func.attr, node.func.value
+            if isinstance(owner, ast.Attribute) and owner.attr in targets:
+                found.add((owner.attr, method))
+            elif isinstance(owner, ast.Name) and owner.id in targets:
+                found.add((owner.id, method))
+            elif isinstance(owner, ast.Subscript) and path.name == "health.py":
+                found |= {(target, method) for target in targets}
+    return found
+
+
+def test_the_gateway_table_is_exactly_what_the_gateway_calls():
+    table = {
+        (service, method) for service, methods in bus.GATEWAY_CALLS.items() for method in methods
+    }
+    found = gateway_calls()
+    assert sorted(found - table) == [], "called by the gateway but not granted"
+    assert sorted(table - found) == [], "granted to the gateway but never called"
+
+
+def test_the_gateway_scan_sees_each_way_of_calling():
+    found = gateway_calls()
+    assert ("licensing", "activate") in found  # self.licensing.activate(
+    assert ("auth", "authenticate") in found  # service.auth / auth.authenticate(
+    assert ("notify", "ping") in found  # clients[name].ping()
+
+
+def test_the_service_table_is_exactly_their_rpc_clients():
+    for service in bus.SERVICES:
+        found = rpc_clients(ROOT / "services" / service / "service.py")
+        assert found == set(bus.SERVICE_CALLS[service]), service
+
+
+@pytest.mark.parametrize("service_class", SERVICE_CLASSES, ids=lambda cls: cls.name)
+def test_every_rpc_entrypoint_knows_its_caller(service_class):
+    """They share one consumer of `rpc-<service>`: one nameko `@rpc` among them would split it."""
+    entrypoints = [
+        extension
+        for member in vars(service_class).values()
+        for extension in getattr(member, ENTRYPOINT_EXTENSIONS_ATTR, ())
+        if isinstance(extension, Rpc)
+    ]
+    assert entrypoints
+    assert all(type(extension) is VerifiedRpc for extension in entrypoints)
+
+
+# --- the regexes, as RabbitMQ matches them --------------------------------------------------
+
+
+def allows(pattern: str, name: str) -> bool:
+    return re.search(pattern, name) is not None
+
+
+def topic(kind: str, exchange: str) -> tuple[str, str]:
+    return bus.permissions_for(kind).topics[exchange]
+
+
+def test_only_a_service_publishes_its_own_events():
+    for kind in bus.KINDS:
+        write = bus.permissions_for(kind).write
+        for service in bus.SERVICES:
+            assert allows(write, f"{service}.events") == (kind == service), (kind, service)
+
+
+def test_the_gateway_calls_customer_methods_only():
+    write, read = topic("gateway", "nameko-rpc")
+    assert allows(write, "licensing.get_license")
+    assert allows(write, "billing.purchase")
+    for staff_method in (
+        "licensing.issue_license",
+        "licensing.suspend_license",
+        "licensing.get_licenses",
+        "licensing.get_license.x",
+        "xlicensing.get_license",
+        "auth.create_company",
+        "billing.record_offline_payment",
+        UUID,  # the gateway answers nothing
+    ):
+        assert not allows(write, staff_method), staff_method
+    assert allows(read, UUID) and not allows(read, "licensing.*") and not allows(read, "#")
+
+
+def test_services_call_what_they_need_and_answer_on_uuids():
+    write, read = topic("licensing", "nameko-rpc")
+    assert allows(write, "auth.get_company") and allows(write, UUID)
+    assert allows(write, "licensing.ping")  # its healthcheck
+    assert not allows(write, "billing.purchase") and not allows(write, "licensing.issue_license")
+    assert allows(read, "licensing.*") and not allows(read, "auth.*") and not allows(read, "#")
+    write, _ = topic("auth", "nameko-rpc")
+    assert not allows(write, "licensing.get_license")
+
+
+def test_staff_call_every_service_and_publish_no_event():
+    write, _ = topic("staff", "nameko-rpc")
+    assert allows(write, "licensing.issue_license") and allows(write, "auth.create_company")
+    assert not allows(write, UUID)
+    assert not any(allows(bus.permissions_for("staff").write, f"{s}.events") for s in bus.SERVICES)
+
+
+def test_each_kind_keeps_to_its_own_queues():
+    for kind in bus.KINDS:
+        permissions = bus.permissions_for(kind)
+        for other in bus.KINDS:
+            queue = f"rpc.reply-{other}-{UUID}"
+            for pattern in (permissions.configure, permissions.write, permissions.read):
+                assert allows(pattern, queue) == (kind == other), (kind, queue)
+            if other in bus.SERVICES:
+                assert allows(permissions.read, f"rpc-{other}") == (kind == other)
+    assert not allows(bus.permissions_for("gateway").configure, "rpc-licensing")
+
+
+def test_event_queues_are_read_by_their_consumer_and_bound_by_both_ends():
+    for source, event_type, consumer, method in SUBSCRIPTIONS:
+        queue = bus.event_queue(source, event_type, consumer, method)
+        for kind in bus.KINDS:
+            permissions = bus.permissions_for(kind)
+            assert allows(permissions.read, queue) == (kind == consumer), (kind, queue)
+            assert allows(permissions.write, queue) == (kind in (source, consumer))
+            assert allows(permissions.configure, queue) == (kind in (source, consumer))
+        _, read = topic(consumer, f"{source}.events")
+        assert allows(read, event_type)
+    # a consumer binds only the events it handles
+    _, read = topic("licensing", "billing.events")
+    assert not allows(read, "payment_failed") and not allows(read, "#")
+
+
+def test_every_exchange_has_topic_permissions():
+    """Without topic permissions for an exchange, RabbitMQ allows every routing key."""
+    exchanges = {"nameko-rpc", *(f"{service}.events" for service in bus.SERVICES)}
+    for kind in bus.KINDS:
+        assert set(bus.permissions_for(kind).topics) == exchanges
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError):
+        bus.permissions_for("admin")
+
+
+# --- names, URIs and passwords ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "kind"),
+    [
+        ("portal-gateway", "gateway"),
+        ("lp-e2e_1a2b-staff", "staff"),
+        ("gateway", "gateway"),
+        ("guest", None),
+        ("portal-gatewayx", None),
+        ("xgateway", None),
+        (None, None),
+    ],
+)
+def test_kind_of(user, kind):
+    assert bus.kind_of(user) == kind
+
+
+def test_uris():
+    admin = "amqp://admin:s%40cret@rabbit.example:5672/lp-test"
+    assert bus.user_of(admin) == "admin"
+    assert bus.user_of("memory://") is None
+    assert bus.vhost_of(admin) == "lp-test"
+    assert bus.vhost_of("amqp://guest:guest@localhost:5672/") == "/"
+    assert bus.vhost_of("amqp://guest:guest@localhost:5672/%2F") == "/"
+    assert (
+        bus.with_credentials(admin, "portal-gateway", "p/w")
+        == "amqp://portal-gateway:p%2Fw@rabbit.example:5672/lp-test"
+    )
+    assert bus.redacted(admin) == "amqp://admin:***@rabbit.example:5672/lp-test"
+    assert bus.redacted("amqp://localhost//") == "amqp://localhost//"
+    assert bus.management_uri(admin) == "http://admin:s%40cret@rabbit.example:15672/"
+    assert bus.management_uri("amqps://u:p@h/") == "https://u:p@h:15671/"
+    api = bus.ManagementApi("http://admin:s%40cret@rabbit.example:15672/")
+    assert (api.base, api.auth) == ("http://rabbit.example:15672/api", ("admin", "s@cret"))
+
+
+def test_password_matches_rabbitmqs_salted_hash():
+    salt = b"\x01\x02\x03\x04"
+    digest = hashlib.sha256(salt + b"right").digest()
+    user = {
+        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "password_hash": base64.b64encode(salt + digest).decode(),
+    }
+    assert bus.password_matches(user, "right")
+    assert not bus.password_matches(user, "wrong")
+    assert not bus.password_matches({**user, "hashing_algorithm": "other"}, "right")
+    assert not bus.password_matches({**user, "password_hash": "%%%"}, "right")
+
+
+# --- the caller, as the entrypoint hands it to a worker ----------------------------------------
+
+
+def test_the_broker_checked_user_replaces_any_header_of_that_name():
+    entrypoint = VerifiedRpc()
+    handled = []
+    entrypoint.check_signature = lambda args, kwargs: None
+
+    def spawn_worker(provider, args, kwargs, context_data, handle_result):
+        handled.append(context_data)
+
+    entrypoint.container = SimpleNamespace(
+        service_name="licensing",
+        spawn_managed_thread=lambda run, identifier=None: run(),
+        spawn_worker=spawn_worker,
+    )
+    entrypoint.method_name = "get_license"
+    forged = {f"nameko.{CALLER_KEY}": "portal-staff", CALLER_KEY: "portal-staff", "x": 1}
+    for properties, expected in (({"user_id": "portal-gateway"}, "portal-gateway"), ({}, None)):
+        message = SimpleNamespace(headers=dict(forged), properties=properties)
+        entrypoint.handle_message({"args": [], "kwargs": {}}, message)
+        assert handled[-1].get(CALLER_KEY) == expected
+        assert handled[-1]["x"] == 1
+
+
+@pytest.mark.parametrize(
+    ("caller", "own", "allowed"),
+    [
+        ("portal-staff", "portal-licensing", True),
+        ("portal-billing", "portal-licensing", True),
+        ("guest", "portal-licensing", True),  # an administrator's own user
+        ("portal-gateway", "portal-licensing", False),
+        (None, "portal-licensing", False),  # unverified while users are enforced
+        (None, "guest", True),  # no per-kind users: a developer's quick start
+        ("portal-gateway", None, True),
+    ],
+)
+def test_staff_paths_and_the_caller(caller, own, allowed):
+    who = Caller(caller, own)
+    assert who.may_see_every_company is allowed
+    who.check_scope("C1234567")  # a company's own path: always
+    if allowed:
+        who.check_scope(None)
+    else:
+        with pytest.raises(PortalError) as refused:
+            who.check_scope(None)
+        assert refused.value.code == "forbidden"

@@ -57,7 +57,7 @@ def growing_delay(
     """
     recent = sorted(at for at in failures if at > now - window)
     beyond = len(recent) - free
-    if beyond < 0:
+    if beyond < 0 or not recent:
         return ThrottleDecision(True)
     wait = min(cap, base * (2 ** min(beyond, 30)))
     ready = recent[-1] + wait

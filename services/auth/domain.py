@@ -1,25 +1,47 @@
-"""Account rules as plain Python: logins, passwords, tokens and throttling."""
+"""Account rules as plain Python: logins, passwords, tokens, throttling and password requests."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import string
 from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
 
-from common.throttle import ThrottleDecision, sliding_window
+from common.throttle import ThrottleDecision, growing_delay
 
 SESSION_LIFETIME = timedelta(hours=12)
 RESET_LIFETIME = timedelta(minutes=30)
 SETUP_LIFETIME = timedelta(days=7)
 
-# Failed logins: at most LOGIN_FAILURE_LIMIT within LOGIN_FAILURE_WINDOW per login.
-LOGIN_FAILURE_LIMIT = 5
-LOGIN_FAILURE_WINDOW = timedelta(minutes=15)
+# Failed password checks (logins, current passwords, the company password tried at an
+# activation) count per (account, client address) and per client address, each with
+# growing delays (`common.throttle.growing_delay`): a guesser is slowed to about four
+# guesses an hour from each address, while the owner, from another address, is not slowed
+# at all. No counter of the account alone refuses anyone, so nobody can lock a company out
+# by failing on purpose.
+ACCOUNT_FREE_FAILURES = 5  # per (account, address), before the first delay
+ACCOUNT_BASE_DELAY = timedelta(seconds=5)
+# longer than the delays take to reach MAX_DELAY, so that they stay there
+ACCOUNT_FAILURE_WINDOW = timedelta(hours=6)
+# Against one address trying a few passwords on many accounts. Generous, and short: an
+# office behind one NAT shares it, and a success does not clear it.
+ADDRESS_FREE_FAILURES = 100
+ADDRESS_BASE_DELAY = timedelta(seconds=1)
+ADDRESS_FAILURE_WINDOW = timedelta(hours=1)
+MAX_DELAY = timedelta(minutes=15)
+FAILURE_KEEP = max(ACCOUNT_FAILURE_WINDOW, ADDRESS_FAILURE_WINDOW)  # then pruned
+UNKNOWN_ADDRESS = "unknown"  # every caller that names no address counts as this one
+IPV6_SUBSCRIBER_PREFIX = 64  # one IPv6 customer gets a /64 (or more): one address to us
 # Reset emails: at most this many per account and window; more requests are answered
 # the same way but send nothing, so nobody can flood a mailbox and no account is locked.
 RESET_EMAIL_LIMIT = 3
 RESET_EMAIL_WINDOW = timedelta(minutes=15)
+# how long an expired password request and its tokens are kept (to answer "my link did not
+# work"), before the prune timer forgets them
+REQUEST_KEEP = timedelta(days=1)
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 128
@@ -42,6 +64,11 @@ def looks_like_email(login: str) -> bool:
 def new_customer_id() -> str:
     """An opaque, easy-to-read customer ID such as `C4829113`."""
     return CUSTOMER_ID_PREFIX + "".join(secrets.choice(string.digits) for _ in range(7))
+
+
+def new_request_id() -> str:
+    """The opaque ID of a password request (events carry it; alone it opens nothing)."""
+    return secrets.token_hex(16)
 
 
 def new_token() -> tuple[str, str]:
@@ -70,12 +97,78 @@ def password_problems(password: str, *, customer_id: str = "", email: str = "") 
             break
     if len(set(password)) < 4:
         problems.append("Use more than three different characters.")
+    if is_common_password(password):
+        problems.append("Choose a less common password: this one is among the first guessed.")
     return problems
 
 
-def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:
-    """Allow a login unless LOGIN_FAILURE_LIMIT failures fell within LOGIN_FAILURE_WINDOW."""
-    return sliding_window(failures, now, LOGIN_FAILURE_LIMIT, LOGIN_FAILURE_WINDOW)
+COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The lower-cased entries of `common_passwords.txt` (see `common_passwords.py`)."""
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.lower() for line in lines if line and not line.startswith("#"))
+
+
+def is_common_password(password: str) -> bool:
+    """Whether `password` is on the shipped list of passwords guessed first, ignoring case."""
+    return password.lower() in common_passwords()
+
+
+def address_key(address: str | None) -> str:
+    """The client address that failures are counted under.
+
+    IPv4 as it is; IPv6 by its /64, since one subscriber holds at least that many addresses
+    and could otherwise start afresh with each; an IPv4-mapped IPv6 address as its IPv4; no
+    address (or one that is not an IP address) as UNKNOWN_ADDRESS.
+
+    >>> address_key("2001:db8:1:2:aa::1"), address_key("::ffff:192.0.2.7"), address_key(None)
+    ('2001:db8:1:2::/64', '192.0.2.7', 'unknown')
+    """
+    if not address:
+        return UNKNOWN_ADDRESS
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        shift = 128 - IPV6_SUBSCRIBER_PREFIX
+        network = ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_SUBSCRIBER_PREFIX))
+        return str(network)
+    return str(ip)
+
+
+def throttle(
+    account_failures: list[datetime], address_failures: list[datetime], now: datetime
+) -> ThrottleDecision:
+    """Whether a password may be checked now, given the failures of this (account, address)
+    and of this address; when not, the longer of the two waits."""
+    decisions = [
+        growing_delay(
+            account_failures,
+            now,
+            ACCOUNT_FREE_FAILURES,
+            ACCOUNT_FAILURE_WINDOW,
+            ACCOUNT_BASE_DELAY,
+            MAX_DELAY,
+        ),
+        growing_delay(
+            address_failures,
+            now,
+            ADDRESS_FREE_FAILURES,
+            ADDRESS_FAILURE_WINDOW,
+            ADDRESS_BASE_DELAY,
+            MAX_DELAY,
+        ),
+    ]
+    refused = [decision for decision in decisions if not decision.allowed]
+    if not refused:
+        return ThrottleDecision(True)
+    return max(refused, key=lambda decision: decision.retry_after)
 
 
 def may_send_reset_email(recent_requests: list[datetime], now: datetime) -> bool:

@@ -1,4 +1,5 @@
-"""The auth database: companies, sessions, one-time password tokens, failed logins."""
+"""The auth database: companies, sessions, password requests and their one-time tokens,
+failed password checks."""
 
 from __future__ import annotations
 
@@ -40,13 +41,42 @@ class Session(AuthBase):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class PasswordRequest(AuthBase):
+    """A request for a password link: a reset asked for by login, or a new company's set-up.
+
+    Events carry its opaque `request_id`, never a token: notify asks `password_link` for the
+    link when it sends the email, and only the hash of the token made then is stored. A
+    reset request is `queued` with the login as typed, so that asking costs the same whatever
+    the login; a timer resolves it: deleted if the login names nobody (or the account had its
+    share of reset emails), `open` otherwise, and `closed` once the password is set.
+    """
+
+    __tablename__ = "password_requests"
+    __table_args__ = (Index("ix_password_requests_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # "reset" | "setup"
+    status: Mapped[str] = mapped_column(String(16))  # "queued" | "open" | "closed"
+    # a queued reset's login as typed; cleared once resolved
+    login: Mapped[str | None] = mapped_column(String(254))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class PasswordToken(AuthBase):
-    """A single-use token to reset (or first set) the company password."""
+    """A single-use token to reset (or first set) the company password, made when its
+    request's email is sent (tokens made before issue 11 have no request)."""
 
     __tablename__ = "password_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), index=True)
+    request_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("password_requests.id", name="fk_password_tokens_request_pk"), index=True
+    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     purpose: Mapped[str] = mapped_column(String(16))  # "reset" | "setup"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -55,13 +85,19 @@ class PasswordToken(AuthBase):
 
 
 class LoginFailure(AuthBase):
-    """One row per failed login, keyed by the normalised login (or the company it names)."""
+    """One row per failed password check: the account it named (`key`: the company, or the
+    normalised login that names none) and the client address it came from (`address`:
+    `domain.address_key`), so both (account, address) and address can be counted."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_key_at", "key", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(64), server_default="unknown")
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

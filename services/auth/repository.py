@@ -8,7 +8,16 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from common.db import add_unique, advisory_xact_lock
-from services.auth.models import AuthBase, Company, LoginFailure, PasswordToken, Session
+from services.auth.models import (
+    AuthBase,
+    Company,
+    LoginFailure,
+    PasswordRequest,
+    PasswordToken,
+    Session,
+)
+
+QUEUED, OPEN, CLOSED = "queued", "open", "closed"  # PasswordRequest.status
 
 
 class AuthRepository:
@@ -92,7 +101,51 @@ class AuthRepository:
             .values(revoked_at=now)
         )
 
-    # one-time password tokens
+    # password requests and their one-time tokens
+    def queued_requests(self, limit: int) -> list[PasswordRequest]:
+        """The oldest queued requests, locked; those another instance is resolving are skipped."""
+        return list(
+            self.session.scalars(
+                select(PasswordRequest)
+                .where(PasswordRequest.status == QUEUED)
+                .order_by(PasswordRequest.created_at, PasswordRequest.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+
+    def drop_request(self, request: PasswordRequest) -> None:
+        self.session.delete(request)
+        self.session.flush()
+
+    def open_request(self, request: PasswordRequest, company_id: int) -> None:
+        """A resolved reset request: it names its company now, and no longer the login."""
+        request.status, request.company_id, request.login = OPEN, company_id, None
+        self.session.flush()
+
+    def live_request(self, request_id: str, now: datetime) -> PasswordRequest | None:
+        """The open, unexpired request of `request_id`, or None."""
+        return self.session.scalar(
+            select(PasswordRequest).where(
+                PasswordRequest.request_id == request_id,
+                PasswordRequest.status == OPEN,
+                PasswordRequest.expires_at > now,
+            )
+        )
+
+    def recent_reset_requests(self, company_id: int, since: datetime) -> list[datetime]:
+        """When the reset requests of the company that were emailed since `since` were made."""
+        return list(
+            self.session.scalars(
+                select(PasswordRequest.created_at).where(
+                    PasswordRequest.company_id == company_id,
+                    PasswordRequest.purpose == "reset",
+                    PasswordRequest.status != QUEUED,
+                    PasswordRequest.created_at > since,
+                )
+            )
+        )
+
     def consume_token(self, token_hash: str, now: datetime) -> int | None:
         """Mark the token used, atomically; the company ID, or None if it was not usable."""
         result = self.session.execute(
@@ -107,41 +160,52 @@ class AuthRepository:
         )
         return result.scalar()
 
-    def recent_reset_requests(self, company_id: int, since: datetime) -> list[datetime]:
-        return list(
-            self.session.scalars(
-                select(PasswordToken.created_at).where(
-                    PasswordToken.company_id == company_id,
-                    PasswordToken.purpose == "reset",
-                    PasswordToken.created_at > since,
-                )
-            )
-        )
-
     def invalidate_tokens(self, company_id: int, now: datetime) -> None:
+        """Void every outstanding token of the company, and close its open requests (no
+        new link is made for them)."""
         self.session.execute(
             update(PasswordToken)
             .where(PasswordToken.company_id == company_id, PasswordToken.used_at.is_(None))
             .values(used_at=now)
         )
-
-    # failed logins
-    def lock_attempts(self, key: str) -> None:
-        """Serialise attempts on one throttle key until commit (PostgreSQL advisory lock)."""
-        advisory_xact_lock(self.session, "login", key)
-
-    def failures(self, key: str, since: datetime) -> list[datetime]:
-        return list(
-            self.session.scalars(
-                select(LoginFailure.at).where(LoginFailure.key == key, LoginFailure.at > since)
-            )
+        self.session.execute(
+            update(PasswordRequest)
+            .where(PasswordRequest.company_id == company_id, PasswordRequest.status == OPEN)
+            .values(status=CLOSED, closed_at=now)
         )
 
-    def record_failure(self, key: str, now: datetime) -> None:
-        self.session.add(LoginFailure(key=key, at=now))
+    def prune_requests(self, expired_before: datetime) -> None:
+        """Forget requests and tokens that expired before `expired_before` (a token expires
+        with its request, so no token of a request outlives it)."""
+        self.session.execute(delete(PasswordToken).where(PasswordToken.expires_at < expired_before))
+        self.session.execute(
+            delete(PasswordRequest).where(PasswordRequest.expires_at < expired_before)
+        )
 
-    def clear_failures(self, key: str, before: datetime | None = None) -> None:
+    # failed password checks
+    def lock_attempts(self, key: str) -> None:
+        """Serialise attempts on one account until commit (PostgreSQL advisory lock)."""
+        advisory_xact_lock(self.session, "login", key)
+
+    def failures(self, since: datetime, *, address: str, key: str | None = None) -> list[datetime]:
+        """When the failures since `since` of this address (on `key` only, if given) were."""
+        query = select(LoginFailure.at).where(
+            LoginFailure.address == address, LoginFailure.at > since
+        )
+        if key is not None:
+            query = query.where(LoginFailure.key == key)
+        return list(self.session.scalars(query))
+
+    def record_failure(self, key: str, address: str, now: datetime) -> None:
+        self.session.add(LoginFailure(key=key, address=address, at=now))
+
+    def clear_failures(
+        self, key: str, address: str | None = None, before: datetime | None = None
+    ) -> None:
+        """Forget the failures on `key` (from `address` only, or older than `before`, if given)."""
         query = delete(LoginFailure).where(LoginFailure.key == key)
+        if address is not None:
+            query = query.where(LoginFailure.address == address)
         if before is not None:
             query = query.where(LoginFailure.at < before)
         self.session.execute(query)

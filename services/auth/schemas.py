@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from common.errors import ValidationFailed
 from common.schemas import TOKEN_MAX, StrictSchema, Text, text_arg
@@ -12,6 +13,25 @@ from common.schemas import TOKEN_MAX, StrictSchema, Text, text_arg
 LOGIN_MAX = 254
 PASSWORD_MAX = 1024  # a bound on what we hash; the policy's own maximum is lower
 QUERY_MAX = 200  # how much of a `find_companies` query is looked at
+REQUEST_ID_MAX = 32  # `password_link`'s request IDs (ours are 32 hex digits)
+CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
+
+
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValidationError("Expected an IPv4 or IPv6 address.") from exc
+    return True
+
+
+def ClientAddress() -> fields.String:
+    """The caller's address as the gateway saw it, for throttling; absent or null: unknown."""
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=CLIENT_ADDRESS_MAX), _ip_address],
+    )
 
 
 class CreateCompany(StrictSchema):
@@ -24,6 +44,7 @@ class CreateCompany(StrictSchema):
 class Login(StrictSchema):
     login = Text(LOGIN_MAX)
     password = Text(PASSWORD_MAX)
+    client_address = ClientAddress()
 
 
 class ChangePassword(StrictSchema):
@@ -33,6 +54,7 @@ class ChangePassword(StrictSchema):
 
 class ResetRequest(StrictSchema):
     login = Text(LOGIN_MAX)
+    client_address = ClientAddress()
 
 
 class ResetConfirm(StrictSchema):
@@ -51,6 +73,18 @@ def lookup_arg(value: Any, max_length: int) -> str:
         return text_arg(value, "argument", max_length)
     except ValidationFailed:
         return ""
+
+
+def address_arg(value: Any) -> str | None:
+    """An optional client address argument: the address, or None (unknown) for anything that
+    is not an IPv4 or IPv6 address; like `lookup_arg`, never a validation error."""
+    if not isinstance(value, str) or not 0 < len(value) <= CLIENT_ADDRESS_MAX:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return value
 
 
 def query_arg(value: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from common import settings
@@ -13,14 +12,24 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
+from common.rpc import rpc
 from common.schemas import TOKEN_MAX, load
+from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.auth import schemas, use_cases
 from services.auth.models import EventOutbox
 from services.auth.repository import AuthRepository
-from services.auth.schemas import LOGIN_MAX, PASSWORD_MAX, lookup_arg, query_arg
+from services.auth.schemas import (
+    LOGIN_MAX,
+    PASSWORD_MAX,
+    REQUEST_ID_MAX,
+    address_arg,
+    lookup_arg,
+    query_arg,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+DEFAULT_RESET_POLL_SECONDS = 1.0
 
 
 class AuthService:
@@ -48,9 +57,7 @@ class AuthService:
         → `{"customer_id": "C1234567", "name": ..., "contact_email": ..., "has_password": false}`
         """
         data = load(schemas.CreateCompany(), payload)
-        return self._uow.run(
-            use_cases.create_company, data, self.clock.now(), settings.portal_url()
-        )
+        return self._uow.run(use_cases.create_company, data, self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def find_companies(self, query: str) -> list[dict[str, Any]]:
@@ -64,14 +71,22 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def login(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """`{"login": "C1234567" | "ada@acme.test", "password": "..."}` → a session.
+        """`{"login": "C1234567" | "ada@acme.test", "password": "...", "client_address":
+        "203.0.113.7"}` (the address optional) → a session.
 
         → `{"token": "...", "expires_at": "...", "company": {...}}`; `invalid_credentials`
         for a wrong password and an unknown login alike; `too_many_attempts` with
-        `details.retry_after` (seconds) once the failures of one login reach the limit.
+        `details.retry_after` (seconds) while the failures of this login from this address,
+        or of this address, make it wait (growing delays; another address is not slowed).
         """
         data = load(schemas.Login(), payload)
-        return self._uow.run(use_cases.login, data["login"], data["password"], self.clock.now())
+        return self._uow.run(
+            use_cases.login,
+            data["login"],
+            data["password"],
+            data["client_address"],
+            self.clock.now(),
+        )
 
     @rpc(expected_exceptions=PortalError)
     def authenticate(self, token: str) -> dict[str, Any]:
@@ -103,14 +118,14 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def request_password_reset(self, payload: dict[str, Any]) -> None:
-        """`{"login": ...}`: emails a 30-minute reset link if the login exists.
+        """`{"login": ..., "client_address": ...}`: emails a 30-minute reset link if the login
+        exists.
 
-        The answer is the same whether or not it does.
+        The answer, and the work done before it, are the same whether or not it does: the
+        request is queued, and `resolve_reset_requests` looks the login up a moment later.
         """
         data = load(schemas.ResetRequest(), payload)
-        self._uow.run(
-            use_cases.request_reset, data["login"], self.clock.now(), settings.portal_url()
-        )
+        self._uow.run(use_cases.request_reset, data["login"], self.clock.now())
 
     @rpc(expected_exceptions=PortalError)
     def confirm_password_reset(self, payload: dict[str, Any]) -> None:
@@ -124,18 +139,49 @@ class AuthService:
         )
 
     @rpc(expected_exceptions=PortalError)
-    def verify_company_password(self, customer_id: str, password: str) -> bool:
-        """Whether `password` is the company-wide password of `customer_id` (for activations)."""
-        return self._uow.read(
+    def verify_company_password(
+        self, customer_id: str, password: str, client_address: str | None = None
+    ) -> bool:
+        """Whether `password` is the company-wide password of `customer_id` (for activations).
+
+        `("C1234567", "...", "203.0.113.7")` → `true`. Checked and counted exactly like a
+        login by that customer ID from `client_address` (None: unknown), so guesses through
+        activations and logins share one budget: `too_many_attempts` with
+        `details.retry_after` while a delay runs.
+        """
+        return self._uow.run(
             use_cases.verify_company_password,
             lookup_arg(customer_id, LOGIN_MAX),
             lookup_arg(password, PASSWORD_MAX),
+            address_arg(client_address),
+            self.clock.now(),
         )
+
+    @rpc(expected_exceptions=PortalError)
+    def password_link(self, request_id: str) -> dict[str, Any]:
+        """For notify, when it sends a set-up or reset email: a link with a fresh token.
+
+        `"9f3c…"` (the `request_id` of `company_created` or `password_reset_requested`) →
+        `{"url": "https://portal.example/reset-password#token=…", "expires_at": "…"}`;
+        `invalid_token` once the request is unknown, expired or closed (password set).
+        """
+        return self._uow.run(
+            use_cases.password_link,
+            lookup_arg(request_id, REQUEST_ID_MAX),
+            self.clock.now(),
+            settings.portal_url(),
+        )
+
+    # eager: requests queued while the service was down are resolved at once
+    @configured_timer("AUTH_RESET_POLL_SECONDS", default=DEFAULT_RESET_POLL_SECONDS, eager=True)
+    def resolve_reset_requests(self) -> None:
+        """Look up the logins of queued reset requests; announce those that name a company."""
+        self._uow.run(use_cases.resolve_reset_requests, self.clock.now())
 
     @timer(interval=3600)
     def prune(self) -> None:
-        """Forget failed logins that no longer count, and long-published events."""
-        self._uow.run(use_cases.prune_failures, self.clock.now())
+        """Forget failures that no longer count, expired requests and long-published events."""
+        self._uow.run(use_cases.prune, self.clock.now())
         self._uow.prune()
 
     @timer(interval=5)

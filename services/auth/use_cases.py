@@ -7,7 +7,7 @@ before the caller hears `invalid_credentials`. Reads return the view itself.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from common.unit_of_work import Outcome
@@ -21,8 +21,10 @@ from services.auth.exceptions import (
     Unauthenticated,
     WeakPassword,
 )
-from services.auth.models import Company, PasswordToken, Session
-from services.auth.repository import AuthRepository
+from services.auth.models import Company, PasswordRequest, PasswordToken, Session
+from services.auth.repository import OPEN, QUEUED, AuthRepository
+
+RESOLVE_BATCH = 100  # queued reset requests resolved per transaction
 
 
 def _check_password(
@@ -40,27 +42,7 @@ def _email_taken() -> EmailTaken:
     return EmailTaken(details={"fields": {"contact_email": ["Already registered."]}})
 
 
-def _password_token(
-    repo: AuthRepository, company: Company, purpose: str, lifetime: timedelta, now: datetime
-) -> tuple[str, datetime]:
-    """A single-use set-up or reset token, stored hashed: the raw token and its expiry."""
-    raw, token_hash = domain.new_token()
-    expires_at = now + lifetime
-    repo.add(
-        PasswordToken(
-            company_id=company.id,
-            token_hash=token_hash,
-            purpose=purpose,
-            created_at=now,
-            expires_at=expires_at,
-        )
-    )
-    return raw, expires_at
-
-
-def create_company(
-    repo: AuthRepository, data: dict[str, Any], now: datetime, portal_url: str
-) -> Outcome:
+def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) -> Outcome:
     email = domain.normalize_email(data["contact_email"])
     password = data.get("password")
     customer_id = domain.new_customer_id()
@@ -81,11 +63,19 @@ def create_company(
     )
     if not repo.add_unique(company):  # a concurrent create with the same email won the race
         raise _email_taken()
-    set_password_url = expires_at = None
+    setup = None
     if password is None:
-        raw, expires_at = _password_token(repo, company, "setup", domain.SETUP_LIFETIME, now)
-        set_password_url = domain.reset_url(portal_url, raw)
-    event = views.company_created(company, set_password_url, expires_at)
+        # the set-password link is made when notify sends the welcome email
+        setup = PasswordRequest(
+            request_id=domain.new_request_id(),
+            purpose="setup",
+            status=OPEN,
+            company_id=company.id,
+            created_at=now,
+            expires_at=now + domain.SETUP_LIFETIME,
+        )
+        repo.add(setup)
+    event = views.company_created(company, setup)
     return Outcome(views.company_view(company), [("company_created", event)])
 
 
@@ -108,37 +98,64 @@ def _find_company(repo: AuthRepository, login: str) -> Company | None:
 
 
 def _throttle_key(login: str, company: Company | None) -> str:
-    # both login forms of one company share one counter
+    # both login forms of one company share one counter, and so does its company-wide
+    # password tried at an activation (by customer ID)
     return f"company:{company.id}" if company else f"login:{domain.normalize_login(login)}"
 
 
-def _check_throttle(repo: AuthRepository, key: str, now: datetime) -> None:
-    """Refuse once the limit is reached; holds the key's lock until the transaction ends.
+def _check_throttle(repo: AuthRepository, key: str, address: str, now: datetime) -> None:
+    """Refuse while a delay of (`key`, `address`) or of `address` runs; holds the lock of
+    `key` until the transaction ends.
 
-    Without the lock, ten guesses sent at once would all read "no failures yet" and all be
-    checked; with it, each attempt sees the failures that the ones before it recorded.
+    Without the lock, ten guesses at one account sent at once would all read "no failures
+    yet" and all be checked; with it, each sees the failures that the ones before recorded.
+    The address is not locked: that would queue every login of an office behind one NAT,
+    and guesses at many accounts at once overshoot its allowance by at most as many as run
+    at once before its delays apply.
     """
     repo.lock_attempts(key)
-    decision = domain.throttle(repo.failures(key, now - domain.LOGIN_FAILURE_WINDOW), now)
+    decision = domain.throttle(
+        repo.failures(now - domain.ACCOUNT_FAILURE_WINDOW, address=address, key=key),
+        repo.failures(now - domain.ADDRESS_FAILURE_WINDOW, address=address),
+        now,
+    )
     if not decision.allowed:
         raise TooManyAttempts(details={"retry_after": decision.retry_after})
 
 
-def _record_failure(repo: AuthRepository, key: str, now: datetime) -> None:
-    """Count a failed attempt, and forget the ones that left the window."""
-    repo.record_failure(key, now)
-    repo.clear_failures(key, before=now - domain.LOGIN_FAILURE_WINDOW)
+def _password_matches(
+    repo: AuthRepository,
+    key: str,
+    address: str,
+    password_hash: str | None,
+    password: str,
+    now: datetime,
+) -> bool:
+    """Check a password under the throttle of (`key`, `address`): `TooManyAttempts` while a
+    delay runs; a failure is recorded, a success forgets this address's failures on `key`
+    (never another address's: the owner's login must not lift an attacker's delays)."""
+    _check_throttle(repo, key, address, now)
+    if passwords.verify_password(password_hash, password):
+        repo.clear_failures(key, address)
+        return True
+    repo.record_failure(key, address, now)
+    return False
 
 
-def login(repo: AuthRepository, login_name: str, password: str, now: datetime) -> Outcome:
+def login(
+    repo: AuthRepository,
+    login_name: str,
+    password: str,
+    client_address: str | None,
+    now: datetime,
+) -> Outcome:
     """A session for the company, or `InvalidCredentials`; unknown logins look the same."""
     company = _find_company(repo, login_name)
     key = _throttle_key(login_name, company)
-    _check_throttle(repo, key, now)
-    if not passwords.verify_password(company.password_hash if company else None, password):
-        _record_failure(repo, key, now)
+    address = domain.address_key(client_address)
+    password_hash = company.password_hash if company else None
+    if not _password_matches(repo, key, address, password_hash, password, now):
         return Outcome(error=InvalidCredentials())
-    repo.clear_failures(key)
     raw, token_hash = domain.new_token()
     expires_at = now + domain.SESSION_LIFETIME
     repo.add(
@@ -173,9 +190,9 @@ def change_password(
 ) -> Outcome:
     session, company = _live_session(repo, token, now)
     key = _throttle_key("", company)
-    _check_throttle(repo, key, now)
-    if not passwords.verify_password(company.password_hash, current):
-        _record_failure(repo, key, now)
+    # the caller's address is not passed here: these failures count as the unknown one's
+    address = domain.address_key(None)
+    if not _password_matches(repo, key, address, company.password_hash, current, now):
         return Outcome(error=InvalidCredentials("The current password is incorrect."))
     _check_password(new, company)
     company = repo.company_by_id(company.id, lock=True)
@@ -186,17 +203,69 @@ def change_password(
     return Outcome(None, [("password_changed", views.password_changed(company, "change", now))])
 
 
-def request_reset(repo: AuthRepository, login_name: str, now: datetime, portal_url: str) -> Outcome:
-    """Email a reset link if the login names a company; the caller's answer never differs."""
-    company = _find_company(repo, login_name)
-    if company is None:
-        return Outcome()
-    recent = repo.recent_reset_requests(company.id, now - domain.RESET_EMAIL_WINDOW)
-    if not domain.may_send_reset_email(recent, now):
-        return Outcome()
-    raw, expires_at = _password_token(repo, company, "reset", domain.RESET_LIFETIME, now)
-    event = views.password_reset_requested(company, domain.reset_url(portal_url, raw), expires_at)
-    return Outcome(None, [("password_reset_requested", event)])
+def request_reset(repo: AuthRepository, login_name: str, now: datetime) -> Outcome:
+    """Queue a reset request for `resolve_reset_requests`: one insert whatever the login, so
+    that neither the answer nor the time it takes tells whether the login exists."""
+    repo.add(
+        PasswordRequest(
+            request_id=domain.new_request_id(),
+            purpose="reset",
+            status=QUEUED,
+            login=login_name.strip(),
+            created_at=now,
+            expires_at=now + domain.RESET_LIFETIME,
+        )
+    )
+    return Outcome()
+
+
+def resolve_reset_requests(repo: AuthRepository, now: datetime) -> Outcome:
+    """Work off queued reset requests: one whose login names a company that has not had
+    RESET_EMAIL_LIMIT reset emails within RESET_EMAIL_WINDOW is opened and announced
+    (`password_reset_requested`, which notify emails); the others are forgotten."""
+    events = []
+    for request in repo.queued_requests(RESOLVE_BATCH):
+        company = _find_company(repo, request.login or "")
+        if company is None or request.expires_at <= now:
+            repo.drop_request(request)
+            continue
+        # the company's row lock serialises the count with other instances
+        company = repo.company_by_id(company.id, lock=True)
+        recent = repo.recent_reset_requests(company.id, now - domain.RESET_EMAIL_WINDOW)
+        if not domain.may_send_reset_email(recent, now):
+            repo.drop_request(request)
+            continue
+        repo.open_request(request, company.id)
+        event = views.password_reset_requested(company, request)
+        events.append(("password_reset_requested", event))
+    return Outcome(len(events), events)
+
+
+def password_link(repo: AuthRepository, request_id: str, now: datetime, portal_url: str) -> Outcome:
+    """A link with a fresh single-use token for an open request: notify asks for it when it
+    sends the request's email, so the raw token exists only in that email (and only its hash
+    here). `InvalidToken` once the request is unknown, expired, or closed (its password set).
+
+    A retried send gets a new token, and the tokens of earlier sends stay valid until the
+    request expires or any of them is used: a send that reached the mail server before its
+    outcome was recorded is retried with the same Message-ID, which a mail system may drop
+    as a duplicate, and the first email's link must then still work.
+    """
+    request = repo.live_request(request_id, now) if request_id else None
+    if request is None:
+        raise InvalidToken()
+    raw, token_hash = domain.new_token()
+    repo.add(
+        PasswordToken(
+            company_id=request.company_id,
+            request_pk=request.id,
+            token_hash=token_hash,
+            purpose=request.purpose,
+            created_at=now,
+            expires_at=request.expires_at,
+        )
+    )
+    return Outcome(views.password_link(domain.reset_url(portal_url, raw), request.expires_at))
 
 
 def confirm_reset(repo: AuthRepository, token: str, new_password: str, now: datetime) -> Outcome:
@@ -214,13 +283,26 @@ def confirm_reset(repo: AuthRepository, token: str, new_password: str, now: date
     return Outcome(None, [("password_changed", views.password_changed(company, "reset", now))])
 
 
-def verify_company_password(repo: AuthRepository, customer_id: str, password: str) -> bool:
-    """Whether `password` is the company's; an unknown company costs the same time, False."""
-    company = repo.company_by_customer_id(customer_id)
-    return passwords.verify_password(company.password_hash if company else None, password)
+def verify_company_password(
+    repo: AuthRepository,
+    customer_id: str,
+    password: str,
+    client_address: str | None,
+    now: datetime,
+) -> Outcome:
+    """Whether `password` is the company's, checked and counted exactly like a login by
+    customer ID (one budget of guesses whichever way the password is tried); an unknown
+    company costs the same time and answers False; `TooManyAttempts` while a delay runs."""
+    company = repo.company_by_customer_id(customer_id) if customer_id else None
+    key = _throttle_key(customer_id, company)
+    address = domain.address_key(client_address)
+    password_hash = company.password_hash if company else None
+    return Outcome(_password_matches(repo, key, address, password_hash, password, now))
 
 
-def prune_failures(repo: AuthRepository, now: datetime) -> Outcome:
-    """Forget failed logins that left the throttle window (every key at once)."""
-    repo.prune_failures(now - domain.LOGIN_FAILURE_WINDOW)
+def prune(repo: AuthRepository, now: datetime) -> Outcome:
+    """Forget failures that left the throttle window, and requests (with their tokens) that
+    expired more than REQUEST_KEEP ago."""
+    repo.prune_failures(now - domain.FAILURE_KEEP)
+    repo.prune_requests(now - domain.REQUEST_KEEP)
     return Outcome()

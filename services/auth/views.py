@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timeutil import iso
-from services.auth.models import Company
+from services.auth.models import Company, PasswordRequest
 
 
 def company_view(company: Company) -> dict[str, Any]:
@@ -25,20 +25,28 @@ def session_view(raw_token: str, expires_at: datetime, company: Company) -> dict
     return {"token": raw_token, "expires_at": iso(expires_at), "company": company_view(company)}
 
 
-def company_created(
-    company: Company, set_password_url: str | None, expires_at: datetime | None
-) -> dict[str, Any]:
-    """`company_created`: with a set-password link (and its expiry) when no password was given."""
-    event = {"company": company_view(company), "set_password_url": set_password_url}
-    if set_password_url is not None:
-        event["expires_at"] = iso(expires_at)
+def company_created(company: Company, setup: PasswordRequest | None) -> dict[str, Any]:
+    """`company_created`: with the set-up request (its ID and expiry) when no password was
+    given. Never a link: notify asks `password_link` for it when it sends the email."""
+    event: dict[str, Any] = {"company": company_view(company), "request_id": None}
+    if setup is not None:
+        event.update(request_id=setup.request_id, expires_at=iso(setup.expires_at))
     return event
 
 
-def password_reset_requested(
-    company: Company, reset_url: str, expires_at: datetime
-) -> dict[str, Any]:
-    return {"company": company_view(company), "reset_url": reset_url, "expires_at": iso(expires_at)}
+def password_reset_requested(company: Company, request: PasswordRequest) -> dict[str, Any]:
+    """`password_reset_requested`: the request's ID and expiry, never a link."""
+    return {
+        "company": company_view(company),
+        "request_id": request.request_id,
+        "expires_at": iso(request.expires_at),
+    }
+
+
+def password_link(url: str, expires_at: datetime) -> dict[str, Any]:
+    """`password_link`'s answer: the link with a fresh token (shown once; only its hash is
+    stored), and when it expires."""
+    return {"url": url, "expires_at": iso(expires_at)}
 
 
 def password_changed(company: Company, how: str, now: datetime) -> dict[str, Any]:

@@ -35,8 +35,12 @@ DEFAULT_LEASE = timedelta(minutes=5)
 MAX_ERROR_LENGTH = 500
 MAX_SUBJECT_LENGTH = 200
 REDACTED = "[redacted]"
-# payload keys whose values are credentials (links with single-use tokens)
-SECRET_KEYS = frozenset({"reset_url", "set_password_url"})
+# the field of the link that the email of a kind shows: auth's events name a password
+# request, and the link (with a fresh token) is asked of auth when the email is sent
+LINK_FIELDS = {"company_created": "set_password_url", "password_reset_requested": "reset_url"}
+# payload keys whose values are credentials (links with single-use tokens): only events
+# published before issue 11 carry them
+SECRET_KEYS = frozenset(LINK_FIELDS.values())
 
 # event type -> the service that publishes it; one email kind per event type
 EVENT_SOURCES: dict[str, str] = {
@@ -167,6 +171,16 @@ def redact(payload: Any) -> Any:
     if isinstance(payload, list):
         return [redact(item) for item in payload]
     return payload
+
+
+def link_request(kind: str, data: dict[str, Any]) -> str | None:
+    """The password request whose link the email of this event shows, if any."""
+    return data.get("request_id") if kind in LINK_FIELDS else None
+
+
+def with_link(kind: str, data: dict[str, Any], url: str, expires_at: datetime) -> dict[str, Any]:
+    """A copy of the event's data with the link auth made for it (rendered, never stored)."""
+    return {**data, LINK_FIELDS[kind]: url, "expires_at": expires_at}
 
 
 def link_expired(kind: str, data: dict[str, Any], now: datetime) -> bool:

@@ -122,7 +122,7 @@ class FileMailer(Mailer):
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=settings.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
             # 0600: the message may hold a password reset link
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:

@@ -23,7 +23,8 @@ class Delivery(NotifyBase):
     """One email, recorded when its event arrives and worked off by the delivery worker.
 
     `payload` holds the event until the email is sent, because the email is rendered at send
-    time; it is cleared then, so reset links do not outlive their delivery in the database.
+    time; it is cleared then. auth's events name a password request, not a link: the link is
+    asked of auth at send time and only ever in the message, never in this table.
     """
 
     __tablename__ = "deliveries"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from common.schemas import StrictSchema
 from services.notify.exceptions import InvalidEvent
@@ -87,15 +87,45 @@ class Installation(_Part):
     activated_at = Moment(required=True)
 
 
+def _request_id() -> fields.String:
+    """auth's password request: the link is asked of auth (`password_link`) at send time."""
+    return fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(min=1, max=32), _no_nul]
+    )
+
+
+def _legacy_link() -> fields.Url:
+    # events published before issue 11 carried the link itself; those still in flight at
+    # the upgrade are sent as they are
+    return fields.Url(load_default=None, allow_none=True, **_link)
+
+
 class CompanyCreated(EventSchema):
     company = fields.Nested(Company, required=True)
-    set_password_url = fields.Url(load_default=None, allow_none=True, **_link)
+    request_id = _request_id()  # None: a password was given, no set-password link
+    set_password_url = _legacy_link()
     expires_at = Moment(load_default=None, allow_none=True)
 
 
 class PasswordResetRequested(EventSchema):
     company = fields.Nested(Company, required=True)
-    reset_url = fields.Url(required=True, **_link)
+    request_id = _request_id()
+    reset_url = _legacy_link()
+    expires_at = Moment(required=True)
+
+    @validates_schema
+    def _names_a_link(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("request_id") and not data.get("reset_url"):
+            raise ValidationError("Missing data for required field.", "request_id")
+
+
+class PasswordLink(Schema):
+    """auth's `password_link` answer: the link (with a fresh token) and when it expires."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    url = fields.Url(required=True, **_link)
     expires_at = Moment(required=True)
 
 

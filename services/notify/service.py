@@ -12,13 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nameko.rpc import rpc
-
 from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.handlers import reliable_handler
-from common.rpc import RpcClient
+from common.rpc import RpcClient, rpc
 from common.schemas import load
 from common.timers import configured_timer
 from services.notify import schemas, use_cases

@@ -23,15 +23,21 @@ from services.notify.repository import NotifyRepository, Store
 
 log = logging.getLogger(__name__)
 
-# auth's error code for an unknown customer ID (part of auth's public contract)
+# auth's error codes (part of its public contract): an unknown customer ID; a password
+# request that is unknown, expired or closed (its password set meanwhile)
 COMPANY_NOT_FOUND = "company_not_found"
+INVALID_TOKEN = "invalid_token"  # noqa: S105 (an error code, not a secret)
 NOT_STORABLE = " (payload not storable)"
 
 
 class CompanyDirectory(Protocol):
-    """Who a company's emails go to: auth's `get_company` over RPC (a fake in unit tests)."""
+    """What notify asks auth over RPC (a fake in unit tests): who a company's emails go to
+    (`get_company`), and the set-up or reset link of a password request (`password_link`),
+    asked for at send time so that no link is ever stored."""
 
     def get_company(self, customer_id: str) -> dict[str, Any]: ...
+
+    def password_link(self, request_id: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,25 @@ def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.Deli
         return domain.retry(
             claim.attempts, now, f"Cannot use the recipient: {exc}.", options.retry_base
         )
+    request_id = domain.link_request(claim.kind, data)
+    if request_id is not None:
+        try:
+            link = schemas.PasswordLink().load(courier.directory.password_link(request_id))
+        except PortalError as exc:
+            if exc.code == INVALID_TOKEN:
+                return domain.fail(
+                    "The link was used, replaced or expired before the email could be sent"
+                    f" ({INVALID_TOKEN})."
+                )
+            return domain.retry(
+                claim.attempts,
+                now,
+                f"Cannot get the link: auth answered {exc.code}.",
+                options.retry_base,
+                halts_pass=True,
+            )
+        # only in this message: the link is never written to the deliveries table
+        data = domain.with_link(claim.kind, data, link["url"], link["expires_at"])
     message = rendering.compose(claim, data, recipient, options.sender, options.portal_url, now)
     try:
         courier.mailer.send(message)

@@ -73,6 +73,10 @@ class NotifyTables:
                 select(Delivery.__table__).where(Delivery.event_id == event_id)
             ).first()
 
+    def deliveries(self) -> list:
+        with self.engine.connect() as connection:
+            return connection.execute(select(Delivery.__table__)).all()
+
     def parked(self, event_id: str) -> list:
         with self.engine.connect() as connection:
             return connection.execute(

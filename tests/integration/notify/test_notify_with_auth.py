@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from nameko.standalone.events import event_dispatcher
 
+from common.errors import PortalError
 from common.events import declare_subscriptions
 from services.auth.service import AuthService
 from tests.support.smtp_sink import text_body
@@ -12,6 +15,8 @@ from tests.support.waiting import eventually
 from tests.unit.notify import payloads
 
 pytestmark = pytest.mark.integration
+
+LINK = re.compile(r"http://portal\.test/reset-password#token=[A-Za-z0-9_\-]+")
 
 
 def _start_auth(container_factory):
@@ -39,7 +44,7 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
     # licensing service (not running here) is stood in for by declare_subscriptions
     _start_auth(container_factory)
     declare_subscriptions(source="licensing")
-    company = _new_company(rpc)  # auth publishes company_created with a set-password link
+    company = _new_company(rpc)  # auth publishes company_created with a set-up request
     email = company["contact_email"]
     rpc.call("auth", "request_password_reset", {"login": email})
     events = payloads.licensing_events(company["customer_id"])
@@ -67,7 +72,7 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
     assert "Hello Grace Hopper," in text_body(activation)
     license_id = events["installation_activated"]["license"]["license_id"]
     assert f"http://portal.test/licenses/{license_id}" in text_body(activation)
-    # the links auth built are the ones that arrive
+    # the links auth made at send time are the ones that arrive
     welcome = text_body(by_subject["Welcome to License Portal"])
     assert "http://portal.test/reset-password#token=" in welcome
     assert company["customer_id"] in welcome
@@ -119,3 +124,33 @@ def test_auth_down_is_retried_until_auth_answers(
     )
     assert "expires tomorrow" in text_body(message)
     assert eventually(lambda: tables.delivery(payload["event_id"]).status == "sent")
+
+
+def test_the_link_is_made_at_send_time_works_once_and_is_stored_nowhere(
+    container_factory, start_notify, sink, rpc, tables
+) -> None:
+    _start_auth(container_factory)
+    start_notify()
+    company = _new_company(rpc)
+    email = company["contact_email"]
+    welcome = sink.wait_for(lambda m: m["Subject"] == "Welcome to License Portal", to=email)
+    link = LINK.search(text_body(welcome)).group(0)
+    token = link.split("#token=", 1)[1]
+    rpc.call("auth", "request_password_reset", {"login": email})
+    reset = sink.wait_for(lambda m: "Reset" in m["Subject"], to=email, timeout=15)
+    reset_token = LINK.search(text_body(reset)).group(0).split("#token=", 1)[1]
+    assert reset_token != token
+
+    # notify kept neither the link nor the token
+    def sent() -> list:
+        rows = [r for r in tables.deliveries() if r.recipient == email.lower()]
+        return rows if len(rows) == 2 and {r.status for r in rows} == {"sent"} else []
+
+    rows = eventually(sent)
+    assert token not in repr(rows) and reset_token not in repr(rows)
+    # the emailed link sets the password once; then the other link is void too
+    confirm = {"token": token, "new_password": "Harbour-Lantern-97"}
+    assert rpc.call("auth", "confirm_password_reset", confirm) is None
+    with pytest.raises(PortalError) as caught:
+        rpc.call("auth", "confirm_password_reset", {**confirm, "token": reset_token})
+    assert caught.value.code == "invalid_token"

@@ -133,47 +133,130 @@ def test_every_problem_is_reported_at_once() -> None:
 
 # --- throttling ---------------------------------------------------------------------------
 
-
-def test_throttle_allows_attempts_under_the_limit() -> None:
-    failures = [NOW - timedelta(seconds=i) for i in range(domain.LOGIN_FAILURE_LIMIT - 1)]
-    assert domain.throttle(failures, NOW) == domain.ThrottleDecision(True, 0)
-    assert domain.throttle([], NOW).allowed
+FREE = domain.ACCOUNT_FREE_FAILURES
+BASE = domain.ACCOUNT_BASE_DELAY
 
 
-def test_throttle_refuses_at_the_limit_until_the_oldest_counted_failure_expires() -> None:
-    # failures 10, 8, 6, 4 and 2 minutes ago: the oldest leaves the 15-minute window in 5 min
-    failures = [NOW - timedelta(minutes=m) for m in (10, 8, 6, 4, 2)]
-    decision = domain.throttle(failures, NOW)
-    assert not decision.allowed
-    assert decision.retry_after == 5 * 60
-    # one second after that the oldest no longer counts
-    later = NOW + timedelta(seconds=decision.retry_after + 1)
-    assert domain.throttle(failures, later).allowed
+def test_throttle_allows_attempts_within_the_free_failures() -> None:
+    failures = [NOW - timedelta(seconds=i) for i in range(FREE - 1)]
+    assert domain.throttle(failures, failures, NOW) == domain.ThrottleDecision(True, 0)
+    assert domain.throttle([], [], NOW).allowed
 
 
-def test_throttle_retry_after_counts_from_the_limit_th_most_recent_failure() -> None:
-    # seven failures: the five most recent count; the oldest of those is 7 minutes ago
-    failures = [NOW - timedelta(minutes=m) for m in (14, 13, 7, 6, 5, 4, 3)]
-    decision = domain.throttle(failures, NOW)
-    assert not decision.allowed
-    assert decision.retry_after == 8 * 60
+def test_throttle_delays_grow_after_the_free_failures_and_stop_at_the_cap() -> None:
+    waits = []
+    for extra in range(12):
+        failures = [NOW] * (FREE + extra)
+        waits.append(domain.throttle(failures, failures, NOW).retry_after)
+    base = int(BASE.total_seconds())
+    cap = int(domain.MAX_DELAY.total_seconds())
+    assert waits[:4] == [base, 2 * base, 4 * base, 8 * base]
+    assert waits[-1] == cap and max(waits) == cap
 
 
-def test_throttle_retry_after_rounds_up_and_is_at_least_one_second() -> None:
-    window = domain.LOGIN_FAILURE_WINDOW
-    failures = [NOW - window + timedelta(milliseconds=200)] * domain.LOGIN_FAILURE_LIMIT
-    decision = domain.throttle(failures, NOW)
-    assert not decision.allowed
-    assert decision.retry_after == 1
-    failures = [NOW - window + timedelta(seconds=2, milliseconds=1)] * domain.LOGIN_FAILURE_LIMIT
-    assert domain.throttle(failures, NOW).retry_after == 3
+def test_throttle_allows_the_next_attempt_once_the_delay_has_passed() -> None:
+    failures = [NOW] * FREE
+    assert not domain.throttle(failures, failures, NOW + BASE - timedelta(seconds=1)).allowed
+    assert domain.throttle(failures, failures, NOW + BASE).allowed
 
 
-def test_failures_outside_the_window_do_not_count() -> None:
-    old = [NOW - domain.LOGIN_FAILURE_WINDOW - timedelta(seconds=s) for s in range(0, 50, 5)]
-    recent = [NOW - timedelta(minutes=1)] * (domain.LOGIN_FAILURE_LIMIT - 1)
-    assert domain.throttle(old + recent, NOW).allowed
-    assert not domain.throttle(old + recent + [NOW], NOW).allowed
+def test_the_address_counter_allows_more_failures_then_slows_the_address_down() -> None:
+    many = [NOW] * (domain.ADDRESS_FREE_FAILURES - 1)
+    assert domain.throttle([], many, NOW).allowed
+    decision = domain.throttle([], [*many, NOW], NOW)
+    assert decision == domain.ThrottleDecision(False, int(domain.ADDRESS_BASE_DELAY.seconds))
+
+
+def test_throttle_answers_the_longer_of_the_two_waits() -> None:
+    account = [NOW] * (FREE + 3)  # 8 x base
+    address = [NOW] * (domain.ADDRESS_FREE_FAILURES + 2)  # 4 x the address base
+    expected = max(8 * BASE, 4 * domain.ADDRESS_BASE_DELAY).total_seconds()
+    assert domain.throttle(account, address, NOW).retry_after == expected
+
+
+def test_failures_outside_the_windows_do_not_count() -> None:
+    old = [NOW - domain.ACCOUNT_FAILURE_WINDOW - timedelta(seconds=s) for s in range(0, 50, 5)]
+    recent = [NOW - timedelta(minutes=1)] * (FREE - 1)
+    assert domain.throttle(old + recent, [], NOW).allowed
+    assert not domain.throttle(old + recent + [NOW], [], NOW).allowed
+    limit = domain.ADDRESS_FREE_FAILURES
+    old = [NOW - domain.ADDRESS_FAILURE_WINDOW - timedelta(seconds=1)] * limit
+    assert domain.throttle([], old, NOW).allowed
+
+
+def test_an_attacker_settles_at_about_four_guesses_an_hour_per_address() -> None:
+    """Play a guesser who tries whenever allowed, for two days, against one account."""
+    moment, failures = NOW, []
+    while moment < NOW + timedelta(days=2):
+        decision = domain.throttle(failures, failures, moment)
+        if decision.allowed:
+            failures.append(moment)
+        else:
+            moment += timedelta(seconds=decision.retry_after)
+    first_hour = [at for at in failures if at < NOW + timedelta(hours=1)]
+    second_day = [at for at in failures if at >= NOW + timedelta(days=1)]
+    assert len(first_hour) < 20
+    assert len(second_day) <= 4 * 24 + 1
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("2001:DB8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("::ffff:198.51.100.9", "198.51.100.9"),
+        (None, "unknown"),
+        ("", "unknown"),
+        ("not an address", "unknown"),
+    ],
+)
+def test_address_key_counts_ipv6_by_its_64_and_names_unknown_callers(address, key) -> None:
+    assert domain.address_key(address) == key
+
+
+def test_two_addresses_of_one_ipv6_subscriber_share_a_key_and_the_next_64_does_not() -> None:
+    one = domain.address_key("2001:db8:0:1::1")
+    assert one == domain.address_key("2001:db8:0:1:ffff:ffff:ffff:ffff")
+    assert one != domain.address_key("2001:db8:0:2::1")
+
+
+# --- common passwords -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "password123",
+        "Password123",
+        "QWERTY12345",
+        "qwertyuiop",
+        "letmein2024!",
+        "1q2w3e4r5t",
+        "1234567890",
+        "iloveyou123",
+        "Welcome2026!",
+        "passwordpassword",
+        "licenseportal1",
+    ],
+)
+def test_common_passwords_are_refused_whatever_their_case(password: str) -> None:
+    assert domain.is_common_password(password)
+    assert any("common" in problem for problem in domain.password_problems(password))
+
+
+@pytest.mark.parametrize("password", [GOOD, "Winter-Orchard-42", "staple gun 4 ever!"])
+def test_uncommon_passwords_pass(password: str) -> None:
+    assert not domain.is_common_password(password)
+    assert domain.password_problems(password) == []
+
+
+def test_the_shipped_list_holds_thousands_of_entries_the_other_rules_let_through() -> None:
+    entries = domain.common_passwords()
+    assert len(entries) > 5000
+    assert all(len(entry) >= domain.PASSWORD_MIN_LENGTH for entry in entries)
+    assert all(entry == entry.lower() for entry in entries)
 
 
 # --- reset emails ---------------------------------------------------------------------------

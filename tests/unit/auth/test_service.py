@@ -19,7 +19,7 @@ from common.db import Db
 from common.errors import PortalError
 from common.schemas import TOKEN_MAX
 from services.auth import domain
-from services.auth.models import LoginFailure
+from services.auth.models import LoginFailure, PasswordRequest, PasswordToken
 from services.auth.service import AuthService
 from tests.support.fakes import FixedClock, RecordedEvents
 
@@ -58,8 +58,22 @@ def token_of(url: str) -> str:
     return url.split("#token=", 1)[1]
 
 
-def login(service: AuthService, login_name: str, password: str = PASSWORD) -> dict:
-    return service.login({"login": login_name, "password": password})
+def login(
+    service: AuthService, login_name: str, password: str = PASSWORD, address: str | None = None
+) -> dict:
+    payload = {"login": login_name, "password": password}
+    if address is not None:
+        payload["client_address"] = address
+    return service.login(payload)
+
+
+ATTACKER, OWNER = "203.0.113.66", "198.51.100.7"
+FREE = domain.ACCOUNT_FREE_FAILURES
+
+
+def link_token(service: AuthService, request_id: str) -> str:
+    """What notify does at send time: ask auth for the link, and take the token out of it."""
+    return token_of(service.password_link(request_id)["url"])
 
 
 # --- creating companies -------------------------------------------------------------------
@@ -73,17 +87,18 @@ def test_create_company_with_a_password(service, events) -> None:
     assert company["has_password"] is True
     [event] = events.of("company_created")
     assert event["company"]["customer_id"] == company["customer_id"]
-    assert event["set_password_url"] is None
+    assert event["request_id"] is None and "expires_at" not in event
     assert login(service, email)["company"]["customer_id"] == company["customer_id"]
 
 
-def test_create_company_without_password_sends_a_set_password_link(service, events) -> None:
+def test_create_company_without_password_sends_a_set_password_link(service, events, clock) -> None:
     email = unique_email()
     company = service.create_company(company_payload(email, password=None))
     assert company["has_password"] is False
     [event] = events.of("company_created")
-    token = token_of(event["set_password_url"])
-    assert event["expires_at"]
+    assert "set_password_url" not in event  # no link, no token: notify asks at send time
+    assert datetime.fromisoformat(event["expires_at"]) == clock.now() + domain.SETUP_LIFETIME
+    token = link_token(service, event["request_id"])
     # nobody can log in before the password is set, not even with an empty guess
     raises_code("invalid_credentials", login, service, email, "not-a-real-password-0")
     assert service.confirm_password_reset({"token": token, "new_password": PASSWORD}) is None
@@ -162,49 +177,115 @@ def test_unknown_login_gets_the_same_answer_as_a_wrong_password(service) -> None
     assert wrong.to_dict() == unknown.to_dict() == unknown_id.to_dict()
 
 
-def test_login_is_throttled_after_five_failures_across_both_login_forms(service, clock) -> None:
+def test_login_is_slowed_after_five_failures_from_one_address_across_both_login_forms(
+    service, clock
+) -> None:
     email = unique_email()
     customer_id = service.create_company(company_payload(email))["customer_id"]
-    for attempt in range(domain.LOGIN_FAILURE_LIMIT):
+    for attempt in range(FREE):
         login_name = email.upper() if attempt % 2 else customer_id.lower()
-        raises_code("invalid_credentials", login, service, login_name, f"wrong {attempt}")
-        clock.advance(seconds=10)
-    # the right password does not help now, by either login form
-    error = raises_code("too_many_attempts", login, service, email, PASSWORD)
-    assert error.details["retry_after"] == 15 * 60 - 5 * 10
-    raises_code("too_many_attempts", login, service, customer_id, PASSWORD)
-    # once the oldest failure leaves the window, one more attempt is allowed
+        raises_code("invalid_credentials", login, service, login_name, f"wrong {attempt}", ATTACKER)
+        clock.advance(seconds=1)
+    # the right password waits too from that address, by either login form
+    error = raises_code("too_many_attempts", login, service, email, PASSWORD, ATTACKER)
+    assert error.details["retry_after"] == domain.ACCOUNT_BASE_DELAY.total_seconds() - 1
+    raises_code("too_many_attempts", login, service, customer_id, PASSWORD, ATTACKER)
     clock.advance(seconds=error.details["retry_after"])
-    assert login(service, email)["token"]
+    assert login(service, email, PASSWORD, ATTACKER)["token"]
+
+
+def test_each_further_failure_doubles_the_delay_up_to_the_cap(service, clock) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    for _ in range(FREE):
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", ATTACKER)
+    waits = []
+    for _ in range(12):
+        error = raises_code("too_many_attempts", login, service, email, PASSWORD, ATTACKER)
+        waits.append(error.details["retry_after"])
+        clock.advance(seconds=error.details["retry_after"])
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", ATTACKER)
+    base = domain.ACCOUNT_BASE_DELAY.total_seconds()
+    assert waits[:4] == [base, 2 * base, 4 * base, 8 * base]
+    assert waits[-1] == domain.MAX_DELAY.total_seconds()
+
+
+def test_the_owner_logs_in_from_a_clean_address_while_another_hammers_the_account(
+    service, clock
+) -> None:
+    email = unique_email()
+    customer_id = service.create_company(company_payload(email))["customer_id"]
+    for attempt in range(FREE + 10):
+        try:
+            login(service, customer_id, f"guess {attempt}", ATTACKER)
+        except PortalError as error:
+            assert error.code in ("invalid_credentials", "too_many_attempts")
+        clock.advance(seconds=1)
+    raises_code("too_many_attempts", login, service, customer_id, PASSWORD, ATTACKER)
+    assert login(service, email, PASSWORD, OWNER)["token"]
+    assert login(service, customer_id, PASSWORD)["token"]  # an unknown address is clean too
+    # the owner's login does not lift the attacker's delay
+    raises_code("too_many_attempts", login, service, customer_id, PASSWORD, ATTACKER)
+
+
+def test_an_address_failing_on_many_accounts_is_slowed_on_every_account(
+    service, monkeypatch
+) -> None:
+    monkeypatch.setattr(domain, "ADDRESS_FREE_FAILURES", 12)  # 100 argon2 checks take a while
+    email = unique_email()
+    service.create_company(company_payload(email))
+    for _ in range(domain.ADDRESS_FREE_FAILURES):
+        raises_code("invalid_credentials", login, service, unique_email(), PASSWORD, ATTACKER)
+    raises_code("too_many_attempts", login, service, email, PASSWORD, ATTACKER)
+    assert login(service, email, PASSWORD, OWNER)["token"]
+
+
+def test_the_addresses_of_one_ipv6_subscriber_count_as_one(service) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    for host in range(FREE):
+        address = f"2001:db8:7:7::{host + 1:x}"
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", address)
+    raises_code("too_many_attempts", login, service, email, PASSWORD, "2001:db8:7:7::ffff")
+    assert login(service, email, PASSWORD, "2001:db8:7:8::1")["token"]
 
 
 def test_unknown_logins_are_throttled_too(service) -> None:
     email = unique_email()
-    for _ in range(domain.LOGIN_FAILURE_LIMIT):
-        raises_code("invalid_credentials", login, service, email, PASSWORD)
-    error = raises_code("too_many_attempts", login, service, email.upper(), PASSWORD)
+    for _ in range(FREE):
+        raises_code("invalid_credentials", login, service, email, PASSWORD, ATTACKER)
+    error = raises_code("too_many_attempts", login, service, email.upper(), PASSWORD, ATTACKER)
     assert error.details["retry_after"] > 0
 
 
-def test_a_successful_login_clears_the_failures(service) -> None:
+def test_a_successful_login_clears_the_failures_of_its_address(service) -> None:
     email = unique_email()
     service.create_company(company_payload(email))
-    for _ in range(domain.LOGIN_FAILURE_LIMIT - 1):
-        raises_code("invalid_credentials", login, service, email, "wrong password 1")
-    login(service, email)
-    for _ in range(domain.LOGIN_FAILURE_LIMIT - 1):
-        raises_code("invalid_credentials", login, service, email, "wrong password 1")
-    assert login(service, email)["token"]
+    for _ in range(FREE - 1):
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", OWNER)
+    login(service, email, PASSWORD, OWNER)
+    for _ in range(FREE - 1):
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", OWNER)
+    assert login(service, email, PASSWORD, OWNER)["token"]
 
 
 def test_throttling_one_company_does_not_affect_another(service) -> None:
     victim, other = unique_email(), unique_email()
     service.create_company(company_payload(victim))
     service.create_company(company_payload(other))
-    for _ in range(domain.LOGIN_FAILURE_LIMIT):
-        raises_code("invalid_credentials", login, service, victim, "wrong password 1")
-    raises_code("too_many_attempts", login, service, victim, PASSWORD)
-    assert login(service, other)["token"]
+    for _ in range(FREE):
+        raises_code("invalid_credentials", login, service, victim, "wrong password 1", ATTACKER)
+    raises_code("too_many_attempts", login, service, victim, PASSWORD, ATTACKER)
+    assert login(service, other, PASSWORD, ATTACKER)["token"]
+
+
+@pytest.mark.parametrize("address", ["not-an-ip", "1.2.3.4.5", 42, "a" * 46])
+def test_a_client_address_that_is_no_ip_address_is_a_validation_error(service, address) -> None:
+    payload = {"login": "C1234567", "password": PASSWORD, "client_address": address}
+    error = raises_code("validation_error", service.login, payload)
+    assert "client_address" in error.details["fields"]
+    payload = {"login": "C1234567", "client_address": address}
+    raises_code("validation_error", service.request_password_reset, payload)
 
 
 def test_logout_revokes_only_that_session(service) -> None:
@@ -224,6 +305,43 @@ def test_verify_company_password(service) -> None:
     assert service.verify_company_password(customer_id.lower(), PASSWORD) is True
     assert service.verify_company_password(customer_id, "wrong password 1") is False
     assert service.verify_company_password("C0000000", PASSWORD) is False
+    assert service.verify_company_password(customer_id, PASSWORD, OWNER) is True
+
+
+def test_company_password_guesses_at_activations_count_for_logins_too(service, clock) -> None:
+    email = unique_email()
+    customer_id = service.create_company(company_payload(email))["customer_id"]
+    for attempt in range(FREE):
+        assert service.verify_company_password(customer_id, f"guess {attempt}", ATTACKER) is False
+    # one budget: the attacker's logins wait as well, by either login form
+    raises_code("too_many_attempts", login, service, customer_id, PASSWORD, ATTACKER)
+    raises_code("too_many_attempts", login, service, email, PASSWORD, ATTACKER)
+    error = raises_code(
+        "too_many_attempts", service.verify_company_password, customer_id, PASSWORD, ATTACKER
+    )
+    assert error.details["retry_after"] == domain.ACCOUNT_BASE_DELAY.total_seconds()
+    # while the company activates and logs in from its own address
+    assert service.verify_company_password(customer_id, PASSWORD, OWNER) is True
+    assert login(service, email, PASSWORD, OWNER)["token"]
+
+
+def test_login_guesses_count_for_the_company_password_at_activations(service) -> None:
+    email = unique_email()
+    customer_id = service.create_company(company_payload(email))["customer_id"]
+    for attempt in range(FREE):
+        raises_code("invalid_credentials", login, service, email, f"guess {attempt}", ATTACKER)
+    raises_code(
+        "too_many_attempts", service.verify_company_password, customer_id, PASSWORD, ATTACKER
+    )
+    assert service.verify_company_password(customer_id, PASSWORD, OWNER) is True
+
+
+def test_a_malformed_client_address_argument_counts_as_the_unknown_one(service) -> None:
+    customer_id = service.create_company(company_payload())["customer_id"]
+    for _ in range(FREE):
+        service.verify_company_password(customer_id, "wrong password 1", "not an address")
+    raises_code("too_many_attempts", service.verify_company_password, customer_id, PASSWORD)
+    assert service.verify_company_password(customer_id, PASSWORD, OWNER) is True
 
 
 @pytest.mark.parametrize("token", [None, 42, "", "x" * (TOKEN_MAX + 1), "a\x00b"])
@@ -246,11 +364,27 @@ def test_prune_forgets_only_the_failures_that_left_the_window(service, db, clock
     email = unique_email()
     service.create_company(company_payload(email))
     raises_code("invalid_credentials", login, service, email, "wrong password 1")
-    clock.advance(domain.LOGIN_FAILURE_WINDOW, seconds=1)
-    raises_code("invalid_credentials", login, service, unique_email(), PASSWORD)
+    clock.advance(domain.FAILURE_KEEP, seconds=1)
+    raises_code("invalid_credentials", login, service, unique_email(), PASSWORD, ATTACKER)
     service.prune()
     with db.transaction() as session:
-        assert session.scalars(select(LoginFailure.at)).all() == [clock.now()]
+        rows = session.execute(select(LoginFailure.at, LoginFailure.address)).all()
+    assert rows == [(clock.now(), ATTACKER)]
+
+
+def test_prune_forgets_requests_and_tokens_a_day_after_they_expired(
+    service, events, db, clock
+) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    token = _request_token(service, events, email)
+    clock.advance(domain.RESET_LIFETIME + domain.REQUEST_KEEP, seconds=1)
+    service.prune()
+    with db.transaction() as session:
+        assert session.scalars(select(PasswordRequest.purpose)).all() == []
+        assert session.scalars(select(PasswordToken.id)).all() == []
+    payload = {"token": token, "new_password": NEW_PASSWORD}
+    raises_code("invalid_token", service.confirm_password_reset, payload)
 
 
 # --- changing the password ----------------------------------------------------------------
@@ -286,9 +420,11 @@ def test_wrong_current_passwords_count_toward_the_login_throttle(service) -> Non
     service.create_company(company_payload(email))
     session = login(service, email)
     payload = {"current_password": "wrong password 1", "new_password": NEW_PASSWORD}
-    for _ in range(domain.LOGIN_FAILURE_LIMIT):
+    for _ in range(FREE):
         raises_code("invalid_credentials", service.change_password, session["token"], payload)
+    # the caller's address is not passed to change_password: it counts as the unknown one's
     raises_code("too_many_attempts", login, service, email, PASSWORD)
+    assert login(service, email, PASSWORD, OWNER)["token"]
 
 
 def test_change_password_needs_a_live_session(service) -> None:
@@ -314,19 +450,42 @@ def test_change_password_refuses_weak_passwords_naming_new_password(service, eve
 
 
 def test_reset_request_for_an_unknown_login_emits_nothing_and_answers_the_same(
-    service, events
+    service, events, db
 ) -> None:
     email = unique_email()
     customer_id = service.create_company(company_payload(email))["customer_id"]
     events.clear()
     assert service.request_password_reset({"login": unique_email()}) is None
-    assert service.request_password_reset({"login": "C0000000"}) is None
+    assert service.request_password_reset({"login": "C0000000", "client_address": OWNER}) is None
+    service.resolve_reset_requests()
     assert events == []
+    with db.transaction() as session:  # forgotten, with the logins they named
+        assert session.scalars(select(PasswordRequest.id)).all() == []
     assert service.request_password_reset({"login": email.upper()}) is None
     assert service.request_password_reset({"login": customer_id}) is None
+    service.resolve_reset_requests()
     requested = events.of("password_reset_requested")
     assert len(requested) == 2
     assert all(event["company"]["contact_email"] == email for event in requested)
+
+
+def test_a_reset_request_is_queued_and_announced_once_resolved(service, events, db) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    events.clear()
+    service.request_password_reset({"login": f"  {email} "})
+    assert events == []  # the login is looked up after the answer, not before
+    with db.transaction() as session:
+        [queued] = session.scalars(select(PasswordRequest)).all()
+        assert (queued.status, queued.login, queued.company_id) == ("queued", email, None)
+    service.resolve_reset_requests()
+    [event] = events.of("password_reset_requested")
+    with db.transaction() as session:
+        [opened] = session.scalars(select(PasswordRequest)).all()
+    assert (opened.status, opened.login) == ("open", None)
+    assert event["request_id"] == opened.request_id
+    service.resolve_reset_requests()
+    assert len(events.of("password_reset_requested")) == 1
 
 
 def test_reset_link_is_built_from_the_portal_url_and_expires_in_30_minutes(
@@ -335,9 +494,14 @@ def test_reset_link_is_built_from_the_portal_url_and_expires_in_30_minutes(
     email = unique_email()
     service.create_company(company_payload(email))
     service.request_password_reset({"login": email})
+    service.resolve_reset_requests()
     [event] = events.of("password_reset_requested")
-    token_of(event["reset_url"])
+    assert set(event) == {"company", "request_id", "expires_at", "event_id", "occurred_at"}
     assert datetime.fromisoformat(event["expires_at"]) == clock.now() + timedelta(minutes=30)
+    clock.advance(minutes=5)  # notify sends a little later: the link still ends on time
+    link = service.password_link(event["request_id"])
+    token_of(link["url"])
+    assert link["expires_at"] == event["expires_at"]
 
 
 def test_reset_emails_are_limited_but_the_answer_is_not(service, events) -> None:
@@ -345,13 +509,70 @@ def test_reset_emails_are_limited_but_the_answer_is_not(service, events) -> None
     service.create_company(company_payload(email))
     for _ in range(domain.RESET_EMAIL_LIMIT + 2):
         assert service.request_password_reset({"login": email}) is None
+    service.resolve_reset_requests()
+    assert len(events.of("password_reset_requested")) == domain.RESET_EMAIL_LIMIT
+    assert service.request_password_reset({"login": email}) is None
+    service.resolve_reset_requests()
     assert len(events.of("password_reset_requested")) == domain.RESET_EMAIL_LIMIT
     assert login(service, email)["token"]  # reset requests never lock the account
 
 
+def test_a_request_queued_longer_than_a_link_lives_is_dropped(service, events, clock) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    service.request_password_reset({"login": email})
+    clock.advance(domain.RESET_LIFETIME)
+    service.resolve_reset_requests()
+    assert events.of("password_reset_requested") == []
+
+
 def _request_token(service, events, email: str) -> str:
     service.request_password_reset({"login": email})
-    return token_of(events.of("password_reset_requested")[-1]["reset_url"])
+    service.resolve_reset_requests()
+    return link_token(service, events.of("password_reset_requested")[-1]["request_id"])
+
+
+def test_each_send_gets_a_fresh_token_and_earlier_ones_work_until_one_is_used(
+    service, events
+) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    service.request_password_reset({"login": email})
+    service.resolve_reset_requests()
+    request_id = events.of("password_reset_requested")[-1]["request_id"]
+    first, retried = link_token(service, request_id), link_token(service, request_id)
+    assert first != retried
+    service.confirm_password_reset({"token": first, "new_password": NEW_PASSWORD})
+    payload = {"token": retried, "new_password": "another fine password"}
+    raises_code("invalid_token", service.confirm_password_reset, payload)
+    # the request is closed: no new link is made for it
+    raises_code("invalid_token", service.password_link, request_id)
+
+
+def test_only_hashes_of_the_tokens_are_stored(service, events, db) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email, password=None))
+    token = _request_token(service, events, email)
+    with db.transaction() as session:
+        hashes = session.scalars(select(PasswordToken.token_hash)).all()
+    assert domain.hash_token(token) in hashes and token not in hashes
+
+
+def test_a_link_is_refused_for_a_request_that_is_unknown_queued_or_expired(
+    service, events, clock, db
+) -> None:
+    for request_id in ("", "0" * 32, None, 42, "x" * 500):
+        raises_code("invalid_token", service.password_link, request_id)
+    email = unique_email()
+    service.create_company(company_payload(email))
+    service.request_password_reset({"login": email})
+    with db.transaction() as session:
+        [queued_id] = session.scalars(select(PasswordRequest.request_id)).all()
+    raises_code("invalid_token", service.password_link, queued_id)
+    service.resolve_reset_requests()
+    request_id = events.of("password_reset_requested")[-1]["request_id"]
+    clock.advance(domain.RESET_LIFETIME)
+    raises_code("invalid_token", service.password_link, request_id)
 
 
 def test_reset_sets_the_password_once_and_does_not_log_in(service, events) -> None:
@@ -440,12 +661,12 @@ def test_changing_the_password_voids_outstanding_reset_tokens(service, events) -
 def test_a_reset_lifts_the_login_throttle(service, events) -> None:
     email = unique_email()
     service.create_company(company_payload(email))
-    for _ in range(domain.LOGIN_FAILURE_LIMIT):
-        raises_code("invalid_credentials", login, service, email, "wrong password 1")
-    raises_code("too_many_attempts", login, service, email, PASSWORD)
+    for _ in range(FREE):
+        raises_code("invalid_credentials", login, service, email, "wrong password 1", OWNER)
+    raises_code("too_many_attempts", login, service, email, PASSWORD, OWNER)
     token = _request_token(service, events, email)
     service.confirm_password_reset({"token": token, "new_password": NEW_PASSWORD})
-    assert login(service, email, NEW_PASSWORD)["token"]
+    assert login(service, email, NEW_PASSWORD, OWNER)["token"]
 
 
 @pytest.mark.parametrize("token", ["", "garbage", "x" * 200])

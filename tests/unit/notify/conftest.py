@@ -19,7 +19,7 @@ from services.notify.repository import Store
 from services.notify.service import MIGRATIONS
 from services.notify.use_cases import Courier
 from tests.support.fakes import FixedClock, migrated_db_fixtures
-from tests.unit.notify.payloads import PORTAL_URL
+from tests.unit.notify.payloads import PORTAL_URL, link_for
 
 
 class FakeMailer(Mailer):
@@ -43,12 +43,16 @@ class FakeMailer(Mailer):
 
 
 class FakeDirectory:
-    """auth's `get_company` as notify sees it over RPC: a dict, or a `PortalError` by code."""
+    """auth's `get_company` and `password_link` as notify sees them over RPC: a dict, or a
+    `PortalError` by code. Every request has a link (`payloads.link_for`) unless it is in
+    `closed`."""
 
     def __init__(self) -> None:
         self.companies: dict[str, dict[str, Any]] = {}
         self.unavailable = False
         self.calls: list[str] = []
+        self.link_calls: list[str] = []
+        self.closed: set[str] = set()
 
     def add(self, company: dict[str, Any]) -> dict[str, Any]:
         self.companies[company["customer_id"]] = company
@@ -62,6 +66,15 @@ class FakeDirectory:
             # what common.errors.error_from_reply rebuilds from auth's CompanyNotFound
             raise PortalError(code="company_not_found", message="No company with this ID.")
         return self.companies[customer_id]
+
+    def password_link(self, request_id: str) -> dict[str, Any]:
+        self.link_calls.append(request_id)
+        if self.unavailable:
+            raise ServiceUnavailable("The auth service did not answer in time.")
+        if request_id in self.closed:
+            raise PortalError(code="invalid_token", message="This link is invalid.")
+        expires_at = datetime.now(UTC) + timedelta(minutes=30)
+        return {"url": link_for(request_id), "expires_at": expires_at.isoformat()}
 
 
 # the real schema in SQLite (the embedded default), a fresh copy per test

@@ -50,11 +50,17 @@ def event(body: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
     }
 
 
+def link_for(request_id: str) -> str:
+    """The link the fake auth (`FakeDirectory.password_link`) makes for a password request."""
+    return f"{PORTAL_URL}/reset-password#token=token-of-{request_id}"
+
+
 def company_created(email: str | None = None, with_link: bool = True, **extra: Any) -> dict:
+    """auth's event: with a set-up request (its link is asked of auth at send time)."""
     now = datetime.now(UTC)
-    body = {"company": company(email), "set_password_url": None}
+    body = {"company": company(email), "request_id": None}
     if with_link:
-        body["set_password_url"] = f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}"
+        body["request_id"] = uuid.uuid4().hex
         body["expires_at"] = iso(now + timedelta(days=7))
     return event({**body, **extra})
 
@@ -64,8 +70,30 @@ def password_reset_requested(email: str | None = None, expires_in: timedelta | N
     return event(
         {
             "company": company(email),
-            "reset_url": f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}",
+            "request_id": uuid.uuid4().hex,
             "expires_at": iso(now + (expires_in or timedelta(minutes=30))),
+        }
+    )
+
+
+def legacy_company_created(email: str | None = None) -> dict[str, Any]:
+    """The shape auth published before issue 11: the link itself, raw token and all."""
+    return event(
+        {
+            "company": company(email),
+            "set_password_url": f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}",
+            "expires_at": iso(datetime.now(UTC) + timedelta(days=7)),
+        }
+    )
+
+
+def legacy_password_reset_requested(email: str | None = None) -> dict[str, Any]:
+    """The shape auth published before issue 11: the link itself, raw token and all."""
+    return event(
+        {
+            "company": company(email),
+            "reset_url": f"{PORTAL_URL}/reset-password#token={uuid.uuid4().hex}",
+            "expires_at": iso(datetime.now(UTC) + timedelta(minutes=30)),
         }
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.exc import DataError
 
 from common.db import insert_ignore
@@ -57,7 +58,7 @@ class TestRecord:
         assert use_cases.record(store, "auth", "password_changed", payload, clock.now()).delivery_id
 
     def test_a_bad_payload_is_parked_with_the_reason(self, store, clock) -> None:
-        payload = payloads.password_reset_requested()
+        payload = payloads.legacy_password_reset_requested()
         del payload["company"]["contact_email"]
         recorded = use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
         assert recorded.parked and recorded.delivery_id is None
@@ -65,7 +66,7 @@ class TestRecord:
         assert parked.event_id == payload["event_id"]
         assert (parked.source, parked.event_type) == ("auth", "password_reset_requested")
         assert "company.contact_email: Missing data for required field." in parked.error
-        # the reset link in a parked payload is not kept
+        # the reset link in a parked payload (of the shape before issue 11) is not kept
         assert parked.payload["reset_url"] == domain.REDACTED
         assert payload["reset_url"] not in repr(parked.payload)
         with store.repository() as repo:
@@ -87,8 +88,16 @@ class TestRecord:
         assert [p.event_id for p in parked] == [None, None]
         assert all("Expected an object" in p.error for p in parked)
 
-    def test_a_link_that_is_not_a_web_link_is_refused(self, store, clock) -> None:
+    def test_a_reset_event_without_a_request_or_a_link_is_parked(self, store, clock) -> None:
         payload = payloads.password_reset_requested()
+        del payload["request_id"]
+        assert use_cases.record(
+            store, "auth", "password_reset_requested", payload, clock.now()
+        ).parked
+        assert "request_id: Missing data for required field." in _parked(store)[0].error
+
+    def test_a_link_that_is_not_a_web_link_is_refused(self, store, clock) -> None:
+        payload = payloads.legacy_password_reset_requested()
         payload["reset_url"] = "javascript:alert(1)"
         assert use_cases.record(
             store, "auth", "password_reset_requested", payload, clock.now()
@@ -104,12 +113,87 @@ class TestDeliver:
         assert [o.status for o in outcomes] == ["sent"]
         (message,) = mailer.sent
         assert message["Subject"] == "Reset your License Portal password"
-        assert payload["reset_url"] in message.get_body(("plain",)).get_content()
+        link = payloads.link_for(payload["request_id"])
+        assert link in message.get_body(("plain",)).get_content()
         row = row_of(payload["event_id"])
         assert (row.status, row.attempts, row.sent_at) == ("sent", 1, clock.now())
-        # the reset link does not outlive the email in the database
         assert row.payload is None and row.next_attempt_at is None
         assert use_cases.deliver_due(courier) == []
+
+    @pytest.mark.parametrize("kind", ["company_created", "password_reset_requested"])
+    def test_the_link_is_asked_of_auth_at_each_send_and_never_stored(
+        self, kind, courier, store, row_of, mailer, directory, clock
+    ):
+        payload = getattr(payloads, kind)("ada@acme.test")
+        use_cases.record(store, "auth", kind, payload, clock.now())
+        mailer.failures = 1
+        (outcome,) = use_cases.deliver_due(courier)
+        assert outcome.status == domain.RETRY
+        link = payloads.link_for(payload["request_id"])
+        row = row_of(payload["event_id"])
+        # the row waiting for its retry holds the event as it came, not the link
+        assert row.payload == payload
+        assert link not in repr(row.payload) and link not in (row.last_error or "")
+        clock.advance(seconds=30)
+        (outcome,) = use_cases.deliver_due(courier)
+        assert outcome.status == "sent"
+        assert directory.link_calls == [payload["request_id"]] * 2  # one per send
+        (message,) = mailer.sent
+        html = message.get_body(("html",)).get_content()
+        assert link in message.get_body(("plain",)).get_content() and f'href="{link}"' in html
+        row = row_of(payload["event_id"])
+        assert link not in repr([row.payload, row.subject, row.last_error, row.recipient])
+
+    def test_a_request_closed_before_the_send_fails_for_good(
+        self, courier, store, row_of, mailer, directory, clock
+    ):
+        payload = payloads.password_reset_requested()
+        directory.closed.add(payload["request_id"])
+        use_cases.record(store, "auth", "password_reset_requested", payload, clock.now())
+        (outcome,) = use_cases.deliver_due(courier)
+        assert outcome.status == "failed" and mailer.attempts == 0
+        row = row_of(payload["event_id"])
+        assert row.last_error == (
+            "The link was used, replaced or expired before the email could be sent (invalid_token)."
+        )
+
+    def test_auth_unavailable_for_the_link_is_a_retry(
+        self, courier, store, row_of, mailer, directory, clock
+    ):
+        payload = payloads.company_created()
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
+        directory.unavailable = True
+        (outcome,) = use_cases.deliver_due(courier)
+        assert outcome.status == domain.RETRY and outcome.halts_pass
+        assert row_of(payload["event_id"]).last_error == (
+            "Cannot get the link: auth answered service_unavailable."
+        )
+        directory.unavailable = False
+        clock.advance(seconds=30)
+        assert [o.status for o in use_cases.deliver_due(courier)] == ["sent"]
+
+    def test_a_welcome_without_a_request_asks_auth_for_nothing(
+        self, courier, store, mailer, directory, clock
+    ):
+        payload = payloads.company_created(with_link=False)
+        use_cases.record(store, "auth", "company_created", payload, clock.now())
+        assert [o.status for o in use_cases.deliver_due(courier)] == ["sent"]
+        assert directory.link_calls == []
+        assert "reset-password" not in mailer.sent[0].get_body(("plain",)).get_content()
+
+    @pytest.mark.parametrize(
+        ("kind", "key"),
+        [("company_created", "set_password_url"), ("password_reset_requested", "reset_url")],
+    )
+    def test_an_event_of_the_shape_before_issue_11_is_sent_with_its_own_link(
+        self, kind, key, courier, store, row_of, mailer, directory, clock
+    ):
+        payload = getattr(payloads, f"legacy_{kind}")()
+        use_cases.record(store, "auth", kind, payload, clock.now())
+        assert [o.status for o in use_cases.deliver_due(courier)] == ["sent"]
+        assert directory.link_calls == []
+        assert payload[key] in mailer.sent[0].get_body(("plain",)).get_content()
+        assert row_of(payload["event_id"]).payload is None
 
     def test_a_mail_server_failure_is_retried_with_backoff(
         self, courier, store, row_of, mailer, clock
@@ -191,7 +275,7 @@ class TestDeliver:
         assert outcome.status == "failed" and mailer.attempts == 0
         row = row_of(payload["event_id"])
         assert row.last_error == "The reset link expired before the email could be sent."
-        assert payload["reset_url"] not in repr(row.payload)
+        assert row.payload == payload  # nothing secret in it to redact
 
     def test_an_unexpected_error_is_retried(self, courier, store, row_of, mailer, clock):
         payload = payloads.company_created()

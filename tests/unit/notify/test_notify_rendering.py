@@ -26,8 +26,17 @@ def _events() -> dict[str, dict]:
     }
 
 
+def _data(kind: str, payload: dict) -> dict:
+    """The event as the delivery worker renders it: with the link auth made at send time."""
+    data = schemas.load_event(kind, payload)
+    request_id = domain.link_request(kind, data)
+    if request_id is not None:
+        data = domain.with_link(kind, data, payloads.link_for(request_id), data["expires_at"])
+    return data
+
+
 def _render(kind: str, payload: dict, recipient: domain.Recipient = RECIPIENT) -> tuple[str, str]:
-    return rendering.render(kind, schemas.load_event(kind, payload), recipient, PORTAL_URL)
+    return rendering.render(kind, _data(kind, payload), recipient, PORTAL_URL)
 
 
 @pytest.mark.parametrize("kind", sorted(domain.EVENT_SOURCES))
@@ -45,15 +54,13 @@ def test_every_email_renders_text_and_html(kind: str) -> None:
     assert f"<title>{domain.subject(kind, schemas.load_event(kind, payload))}</title>" in html
 
 
-@pytest.mark.parametrize(
-    ("kind", "key"),
-    [("company_created", "set_password_url"), ("password_reset_requested", "reset_url")],
-)
-def test_account_links_from_the_payload_are_in_both_bodies(kind: str, key: str) -> None:
+@pytest.mark.parametrize("kind", ["company_created", "password_reset_requested"])
+def test_account_links_from_auth_are_in_both_bodies(kind: str) -> None:
     payload = _events()[kind]
     text, html = _render(kind, payload)
-    assert payload[key] in text
-    assert f'href="{payload[key]}"' in html
+    link = payloads.link_for(payload["request_id"])
+    assert link in text
+    assert f'href="{link}"' in html
 
 
 @pytest.mark.parametrize("kind", ["license_issued", "installation_activated", "license_expiring"])
@@ -135,7 +142,7 @@ def test_html_escapes_everything_from_payloads() -> None:
 
 
 def test_a_link_with_markup_characters_stays_one_attribute() -> None:
-    payload = payloads.password_reset_requested()
+    payload = payloads.legacy_password_reset_requested()
     payload["reset_url"] = 'http://portal.test/reset-password#token=a"onmouseover="x&y'
     _, html = _render("password_reset_requested", payload)
     assert 'href="http://portal.test/reset-password#token=a&#34;onmouseover=&#34;x&amp;y"' in html
@@ -150,7 +157,7 @@ def test_dates_are_shown_in_utc() -> None:
 
 def test_compose_builds_a_multipart_message() -> None:
     payload = payloads.password_reset_requested("ada@acme.test")
-    data = schemas.load_event("password_reset_requested", payload)
+    data = _data("password_reset_requested", payload)
     claim = domain.Claim(
         id=1,
         event_id=payload["event_id"],
@@ -173,7 +180,8 @@ def test_compose_builds_a_multipart_message() -> None:
     assert message["Date"] == "Sat, 28 Nov 2026 09:30:00 +0000"
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert payload["reset_url"] in plain and payload["reset_url"] in html
+    link = payloads.link_for(payload["request_id"])
+    assert link in plain and link in html
 
 
 def test_a_contact_without_a_name_is_greeted_plainly() -> None:
@@ -195,6 +203,6 @@ def test_a_saved_message_keeps_the_reset_link_whole_in_its_raw_text() -> None:
         payload=payload,
         customer_id=None,
     )
-    data = schemas.load_event(claim.kind, payload)
+    data = _data(claim.kind, payload)
     message = rendering.compose(claim, data, RECIPIENT, "portal@portal.test", PORTAL_URL, NOW)
-    assert payload["reset_url"].encode() in message.as_bytes()
+    assert payloads.link_for(payload["request_id"]).encode() in message.as_bytes()

@@ -41,7 +41,8 @@ def test_an_event_is_recorded_and_sent_at_once(notify, mailer, options) -> None:
     assert message["Subject"] == "Welcome to License Portal"
     assert message["To"].addresses[0].addr_spec == "ada@acme.test"
     assert message["From"] == options.sender
-    assert payload["set_password_url"] in message.get_body(("plain",)).get_content()
+    link = payloads.link_for(payload["request_id"])
+    assert link in message.get_body(("plain",)).get_content()
     (row,) = _deliveries(notify)
     assert (row["status"], row["attempts"], row["event_id"]) == ("sent", 1, payload["event_id"])
 

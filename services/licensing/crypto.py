@@ -30,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAX_CERTIFICATE_LENGTH = 8192
+CERTIFICATE_TYP = "JWT"
+# a signed online validation answer: its own `typ`, so neither passes for the other
+VALIDATION_TYP = "license-validation+jwt"
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.S)
 
 
@@ -133,8 +136,8 @@ class Keyring:
             verify.setdefault(thumbprint(public), public)
         return cls(signing_key, kid, verify)
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        header = {"alg": "EdDSA", "typ": "JWT", "kid": self.signing_kid}
+    def sign(self, claims: dict[str, Any], typ: str = CERTIFICATE_TYP) -> str:
+        header = {"alg": "EdDSA", "typ": typ, "kid": self.signing_kid}
         signing_input = (
             b64url(json.dumps(header, separators=(",", ":")).encode())
             + "."
@@ -143,8 +146,9 @@ class Keyring:
         signature = self.signing_key.sign(signing_input.encode("ascii"))
         return signing_input + "." + b64url(signature)
 
-    def verify(self, token: Any) -> dict[str, Any]:
-        """The claims of a certificate signed by one of our keys; `BadSignature` otherwise.
+    def verify(self, token: Any, typ: str = CERTIFICATE_TYP) -> dict[str, Any]:
+        """The claims of a certificate (or another JWS of `typ`) signed by one of our keys;
+        `BadSignature` otherwise (a signed validation answer is no certificate).
 
         Time claims are not checked here: an expired license is a status, not a bad token.
         """
@@ -158,6 +162,8 @@ class Keyring:
             signature = b64url_decode(parts[2])
             if not isinstance(header, dict) or header.get("alg") != "EdDSA":
                 raise BadSignature("unexpected algorithm")
+            if header.get("typ", CERTIFICATE_TYP) != typ:
+                raise BadSignature("unexpected type")
             key = self.verify_keys.get(header.get("kid"))
             if key is None:
                 raise BadSignature("unknown key")

@@ -4,12 +4,13 @@ expiry notices, validation codes."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import math
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.throttle import ThrottleDecision, sliding_window
+from common.throttle import ThrottleDecision, growing_delay
 
 # Crockford-like: no 0/O, 1/I/L, so a password read out on the phone survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -33,9 +34,17 @@ ACTIVATED, REACTIVATED, DEACTIVATED, ACTIVATION_REFUSED = (
 INSTALLATION_ID_MAX = 128
 MACHINE_NAME_MAX = 200
 
-# Failed activations/deactivations: at most this many per license ID within the window.
-FAILURE_LIMIT = 10
+# Failed activations/deactivations are counted per (license ID, client address) and per
+# client address: the first ones within the window are free, each further one doubles the
+# wait after the latest (common.throttle.growing_delay). No counter is keyed by the license
+# alone, so guesses from one address never slow the product down at another.
 FAILURE_WINDOW = timedelta(minutes=15)
+FREE_FAILURES_PER_LICENSE = 10  # per (license ID, address)
+FREE_FAILURES_PER_ADDRESS = 30  # per address, whatever the license IDs (an office's NAT)
+FAILURE_DELAY = timedelta(seconds=5)  # the first wait; then 10, 20, 40 s… at most the cap
+FAILURE_DELAY_CAP = FAILURE_WINDOW
+UNKNOWN_ADDRESS = "unknown"  # a caller whose address the gateway did not pass
+IPV6_SUBSCRIBER_PREFIX = 64  # one IPv6 customer holds a /64 (or more): one address to us
 
 EXPIRY_THRESHOLDS = (30, 7, 1)  # days before expiry; one `license_expiring` each
 DAY = timedelta(days=1)
@@ -102,9 +111,50 @@ def renewal_extends(expires_at: datetime | None, period_end: datetime) -> bool:
     return expires_at is not None and expires_at < period_end
 
 
-def throttle(failures: list[datetime], now: datetime) -> ThrottleDecision:
-    """Allow an activation unless FAILURE_LIMIT failures fell within FAILURE_WINDOW."""
-    return sliding_window(failures, now, FAILURE_LIMIT, FAILURE_WINDOW)
+def client_address(value: str | None) -> str:
+    """The address failures are counted under (as auth counts them).
+
+    IPv4 as it is; IPv6 by its /64, since one subscriber holds at least that many addresses
+    and could otherwise start afresh with each; an IPv4-mapped IPv6 address as its IPv4; no
+    address (or one that is not an IP address) as UNKNOWN_ADDRESS.
+
+    >>> client_address("2001:db8:1:2:aa::1"), client_address("::ffff:192.0.2.7")
+    ('2001:db8:1:2::/64', '192.0.2.7')
+    """
+    if not value:
+        return UNKNOWN_ADDRESS
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        shift = 128 - IPV6_SUBSCRIBER_PREFIX
+        return str(ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_SUBSCRIBER_PREFIX)))
+    return str(ip)
+
+
+def throttle(
+    license_failures: list[datetime], address_failures: list[datetime], now: datetime
+) -> ThrottleDecision:
+    """Allow an attempt unless the license's failures from this address or all the
+    address's failures ask for a wait; refused: the longer of the two waits.
+
+    `license_failures`: of this license ID from this address; `address_failures`: of this
+    address on any license ID (both within FAILURE_WINDOW, older ones are ignored).
+    """
+    decisions = [
+        growing_delay(failures, now, free, FAILURE_WINDOW, FAILURE_DELAY, FAILURE_DELAY_CAP)
+        for failures, free in (
+            (license_failures, FREE_FAILURES_PER_LICENSE),
+            (address_failures, FREE_FAILURES_PER_ADDRESS),
+        )
+    ]
+    refused = [decision for decision in decisions if not decision.allowed]
+    if not refused:
+        return ThrottleDecision(True)
+    return max(refused, key=lambda decision: decision.retry_after)
 
 
 def days_left(expires_at: datetime, now: datetime) -> int:
@@ -165,6 +215,17 @@ VALID, CODE_EXPIRED, CODE_SUSPENDED, CODE_DEACTIVATED, BAD_SIGNATURE = (
     "DEACTIVATED",
     "BAD_SIGNATURE",
 )
+
+
+def validation_claims(
+    answer: dict[str, Any], now: datetime, nonce: str | None = None
+) -> dict[str, Any]:
+    """The claims of a signed validation answer: the answer's fields, `iat`, and the
+    caller's `nonce` if it sent one (so an old answer cannot be replayed to it)."""
+    claims = {**answer, "iat": int(now.timestamp())}
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return claims
 
 
 def validation_code(installation_active: bool, status: str) -> str:

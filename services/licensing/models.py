@@ -88,13 +88,18 @@ class HistoryEvent(LicensingBase):
 
 
 class ActivationFailure(LicensingBase):
-    """One row per failed activation credential, keyed by the (normalised) license ID."""
+    """One row per failed activation credential: the (normalised) license ID and the client
+    address it came from (`unknown` when the gateway did not say)."""
 
     __tablename__ = "activation_failures"
-    __table_args__ = (Index("ix_activation_failures_key_at", "key", "at"),)
+    __table_args__ = (
+        Index("ix_activation_failures_key_address_at", "key", "client_address", "at"),
+        Index("ix_activation_failures_address_at", "client_address", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(80))
+    client_address: Mapped[str] = mapped_column(String(45), server_default=text("'unknown'"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -89,18 +89,33 @@ class LicensingRepository:
         return self.session.scalar(query)
 
     def attempt_facts(
-        self, key: str, since: datetime, license_pk: int, installation_id: str | None
-    ) -> tuple[int, tuple[int, int | None] | None]:
-        """Failed attempts on `key` since `since` and, for an installation, the seat facts
-        (seats in use, this installation's active row): one round trip on the hot path."""
-        failed = (
+        self,
+        key: str,
+        address: str,
+        since: datetime,
+        license_pk: int | None = None,
+        installation_id: str | None = None,
+    ) -> tuple[int, int, tuple[int, int | None] | None]:
+        """Failed attempts since `since` on `key` from `address`, and from `address` on any
+        key, with, for an installation of a license, the seat facts (seats in use, this
+        installation's active row): one round trip on the hot path."""
+        recent = ActivationFailure.at > since
+        from_address = ActivationFailure.client_address == address
+        on_key = (
             select(func.count())
             .select_from(ActivationFailure)
-            .where(ActivationFailure.key == key, ActivationFailure.at > since)
+            .where(ActivationFailure.key == key, from_address, recent)
             .scalar_subquery()
         )
-        if installation_id is None:
-            return self.session.scalar(select(failed)), None
+        anywhere = (
+            select(func.count())
+            .select_from(ActivationFailure)
+            .where(from_address, recent)
+            .scalar_subquery()
+        )
+        if license_pk is None or installation_id is None:
+            row = self.session.execute(select(on_key, anywhere)).one()
+            return row[0], row[1], None
         active = (Installation.license_pk == license_pk) & (
             Installation.status == domain.INSTALLATION_ACTIVE
         )
@@ -109,9 +124,9 @@ class LicensingRepository:
             active, Installation.installation_id == installation_id
         )
         row = self.session.execute(
-            select(failed, in_use.scalar_subquery(), current.scalar_subquery())
+            select(on_key, anywhere, in_use.scalar_subquery(), current.scalar_subquery())
         ).one()
-        return row[0], (row[1], row[2])
+        return row[0], row[1], (row[2], row[3])
 
     def license_id_exists(self, license_id: str) -> bool:
         return (
@@ -260,17 +275,17 @@ class LicensingRepository:
         """Serialise attempts on a license ID that has no row to lock (PostgreSQL only)."""
         advisory_xact_lock(self.session, "activation", key)
 
-    def failures(self, key: str, since: datetime) -> list[datetime]:
-        return list(
-            self.session.scalars(
-                select(ActivationFailure.at).where(
-                    ActivationFailure.key == key, ActivationFailure.at > since
-                )
-            )
+    def failures(self, address: str, since: datetime, key: str | None = None) -> list[datetime]:
+        """When the failed attempts from `address` since `since` were, on `key` if given."""
+        query = select(ActivationFailure.at).where(
+            ActivationFailure.client_address == address, ActivationFailure.at > since
         )
+        if key is not None:
+            query = query.where(ActivationFailure.key == key)
+        return list(self.session.scalars(query))
 
-    def record_failure(self, key: str, now: datetime) -> int:
-        failure = ActivationFailure(key=key, at=now)
+    def record_failure(self, key: str, address: str, now: datetime) -> int:
+        failure = ActivationFailure(key=key, client_address=address, at=now)
         self.add(failure)
         return failure.id
 

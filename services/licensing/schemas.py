@@ -3,17 +3,47 @@ and the `payment_succeeded` event it consumes from billing."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from datetime import UTC, datetime, time
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from common.schemas import StrictSchema, Text
 from services.licensing import domain
 
 PASSWORD_MAX = 1024
 LICENSE_ID_MAX = 64
+CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
 SOURCE = validate.OneOf(domain.SOURCES)
+
+
+# C0 (CR, LF, tab, …), DEL and C1: a machine name goes into the text of emails and logs
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> bool:
+    if _CONTROL.search(value):
+        raise ValidationError("Must not contain control characters (CR, LF, tab, …).")
+    return True
+
+
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValidationError("Expected an IPv4 or IPv6 address.") from exc
+    return True
+
+
+def ClientAddress() -> fields.String:
+    """The caller's address as the gateway saw it, for throttling; absent or null: unknown."""
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=CLIENT_ADDRESS_MAX), _ip_address],
+    )
 
 
 class Expiry(fields.Field):
@@ -55,14 +85,30 @@ class Extend(StrictSchema):
 class Activate(StrictSchema):
     license_id = Text(LICENSE_ID_MAX)
     password = Text(PASSWORD_MAX)
-    installation_id = Text(domain.INSTALLATION_ID_MAX)
-    machine_name = Text(domain.MACHINE_NAME_MAX)
+    installation_id = Text(domain.INSTALLATION_ID_MAX, validate=_no_control_characters)
+    machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
+    client_address = ClientAddress()
 
 
 class Deactivate(StrictSchema):
     license_id = Text(LICENSE_ID_MAX)
     password = Text(PASSWORD_MAX)
+    # not refused here: an installation activated before control characters were refused
+    # can still release its seat
     installation_id = Text(domain.INSTALLATION_ID_MAX)
+    client_address = ClientAddress()
+
+
+class ValidationNonce(StrictSchema):
+    """`validate`'s optional nonce, echoed in the signed answer."""
+
+    nonce = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^[\x20-\x7e]{1,64}\Z", error="Use 1 to 64 printable ASCII characters."
+        ),
+    )
 
 
 class HistoryQuery(StrictSchema):

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from common.clock import Clock
@@ -18,12 +17,12 @@ from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
-from common.rpc import RpcClient
+from common.rpc import BusCaller, RpcClient, rpc
 from common.schemas import load, optional_text_arg, text_arg
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.licensing import domain, schemas, views
-from services.licensing.crypto import BadSignature
+from services.licensing.crypto import VALIDATION_TYP, BadSignature
 from services.licensing.dependencies import LicensingKeys
 from services.licensing.models import EventOutbox
 from services.licensing.repository import LicensingRepository
@@ -41,6 +40,7 @@ class LicensingService:
     keys = LicensingKeys()
     auth = RpcClient("auth")
     clock = Clock()
+    caller = BusCaller()
 
     @property
     def _uow(self) -> UnitOfWork[LicensingRepository]:
@@ -87,6 +87,7 @@ class LicensingService:
         With `customer_id`, another company's license is `license_not_found`, as is a
         license that does not exist.
         """
+        self.caller.check_scope(customer_id)
         return self._uow.read(
             licenses.get_license,
             self.keys.box,
@@ -109,6 +110,7 @@ class LicensingService:
     ) -> list[dict[str, Any]]:
         """→ `[{installation_id, machine_name, status, activated_at, last_seen_at,
         deactivated_at, deactivated_by}]`, newest first; `license_not_found`."""
+        self.caller.check_scope(customer_id)
         return self._uow.read(
             licenses.list_installations,
             text_arg(license_id, "license_id"),
@@ -129,6 +131,7 @@ class LicensingService:
         "at", "installation_id", "machine_name", "source", "reason"}], "next_before": "812"
         | null}`; pass `next_before` as `before` for the next (older) page.
         """
+        self.caller.check_scope(customer_id)
         query = load(schemas.HistoryQuery(), {"limit": limit, "before": before})
         return self._uow.read(
             licenses.history,
@@ -152,6 +155,7 @@ class LicensingService:
         `status: "deactivated"`, `deactivated_by: "portal"`; `customer_id` None for staff
         (`source: "staff"`). `license_not_found`, `installation_not_found`.
         """
+        self.caller.check_scope(customer_id)
         data = load(
             schemas.DeactivateInstallation(),
             {"installation_id": installation_id, "source": source},
@@ -171,6 +175,7 @@ class LicensingService:
     ) -> dict[str, Any]:
         """→ `{"license_id", "activation_password": "K7QX-M2PD-9TRW-H4NC"}`; the old
         password stops working with this answer."""
+        self.caller.check_scope(customer_id)
         return self._uow.run(
             licenses.rotate_activation_password,
             self.keys.box,
@@ -210,7 +215,8 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def activate(self, payload: dict[str, Any]) -> dict[str, Any]:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC" | the company
-        password, "installation_id": "…", "machine_name": "…"}` →
+        password, "installation_id": "…", "machine_name": "…", "client_address":
+        "203.0.113.7" (optional: the caller's address, for throttling)}` →
         `{"activation": {installation_id, machine_name, status, activated_at, license_id,
         product, expires_at, license_status, …}, "certificate": "<compact JWS>",
         "created": true | false}` (false: already active here, no new seat).
@@ -230,13 +236,15 @@ class LicensingService:
             now,
             lambda repo, license, seats: activations.activate(repo, license, data, now, seats),
             data["installation_id"],
+            data["client_address"],
         )
         # signed after the commit: the license row lock is not held for it
         return views.activation_reply(result, self.keys.keyring.sign(result["claims"]))
 
     @rpc(expected_exceptions=PortalError)
     def deactivate(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """The product releases its seat: `{"license_id", "password", "installation_id"}` →
+        """The product releases its seat: `{"license_id", "password", "installation_id",
+        "client_address" (optional)}` →
         the installation (`deactivated_by: "product"`); again: the same answer.
         `invalid_credentials`, `too_many_attempts`, `installation_not_found`."""
         data = load(schemas.Deactivate(), payload)
@@ -251,18 +259,29 @@ class LicensingService:
             lambda repo, license, _seats: activations.deactivate(
                 repo, license, data["installation_id"], "product", now
             ),
+            client_address=data["client_address"],
         )
 
     @rpc(expected_exceptions=PortalError)
-    def validate(self, certificate: Any) -> dict[str, Any]:
-        """`"<compact JWS>"` → `{"valid": true, "code": "VALID", "license_id",
-        "installation_id", "expires_at"}`; code one of VALID, EXPIRED, SUSPENDED,
-        DEACTIVATED, BAD_SIGNATURE (malformed, unknown key or tampered: never an error)."""
+    def validate(self, certificate: Any, nonce: str | None = None) -> dict[str, Any]:
+        """`("<compact JWS>", "q3Vd…" | None)` → `{"valid": true, "code": "VALID",
+        "license_id", "installation_id", "expires_at", "signed_answer"}`; code one of VALID,
+        EXPIRED, SUSPENDED, DEACTIVATED, BAD_SIGNATURE (malformed, unknown key or tampered:
+        never an error). `signed_answer`: the same answer as a compact JWS (EdDSA, the
+        certificate signing key, `typ: license-validation+jwt`) with `iat` and the `nonce`
+        (1-64 printable ASCII; otherwise `validation_error`)."""
+        query = load(schemas.ValidationNonce(), {"nonce": nonce})
+        now = self.clock.now()
         try:
             claims = self.keys.keyring.verify(certificate)
         except BadSignature:
-            return views.validation_view(domain.BAD_SIGNATURE)
-        return self._uow.read(activations.validate, claims, self.clock.now())
+            answer = views.validation_view(domain.BAD_SIGNATURE)
+        else:
+            answer = self._uow.read(activations.validate, claims, now)
+        signed = self.keys.keyring.sign(
+            domain.validation_claims(answer, now, query["nonce"]), typ=VALIDATION_TYP
+        )
+        return views.signed_validation(answer, signed)
 
     @rpc
     def signing_keys(self) -> dict[str, Any]:

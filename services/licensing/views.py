@@ -125,6 +125,11 @@ def validation_view(
     }
 
 
+def signed_validation(answer: dict[str, Any], signed_answer: str) -> dict[str, Any]:
+    """`validate`'s answer with `signed_answer`, the same answer as a compact JWS."""
+    return {**answer, "signed_answer": signed_answer}
+
+
 # --- event payloads ------------------------------------------------------------------------
 
 

@@ -119,6 +119,29 @@ def test_usage_errors_exit_2(run):
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--password", PASSWORD, "status"],  # before the command: not an option there
+        ["status", "--password", PASSWORD],  # a command without --password
+        ["id", f"--password={PASSWORD}"],
+        ["--pass", PASSWORD, "id"],  # an abbreviation
+        ["status", "--offline", f"--passw={PASSWORD}", "--json"],
+    ],
+)
+def test_a_usage_error_never_prints_the_password(run, argv):
+    with pytest.raises(SystemExit) as caught:
+        run(*argv)
+    assert caught.value.code == cli.EXIT_USAGE
+    code, out, err = run("id")  # what the failed call printed is read here
+    assert "[redacted]" in err and PASSWORD not in err + out
+
+
+def test_passwords_in_finds_every_spelling():
+    argv = ["--password", "a b", "--pas=c", "--p", "product", "--passwordx", "d", "--password"]
+    assert cli.passwords_in(argv) == ["a b", "c"]
+
+
 def test_id_prints_the_installation_id(run):
     code, out, _ = run("id")
     assert (code, out.strip()) == (0, "cli-test-installation")

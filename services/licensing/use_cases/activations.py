@@ -1,8 +1,9 @@
 """The product's side: credential checks with throttling, activation, deactivation, validation.
 
 An attempt runs in at most two transactions. The first (`open_gate`) locks the license row
-(or, for an unknown license ID, an advisory lock on it), refuses when too many failures are
-recent, and compares the license's own activation password. When that matches, the
+(or, for an unknown license ID, an advisory lock on it), refuses while the caller's address
+must wait (its failures on this license, and on any license: `domain.throttle`), and
+compares the license's own activation password. When that matches, the
 activation happens in that same transaction (the hot path). Otherwise a failure is recorded
 and committed *before* the company-wide password goes to auth over RPC (no row lock is held
 across a call to another service), so concurrent guesses never outrun the limit; a success
@@ -38,8 +39,9 @@ from services.licensing.use_cases.licenses import find_license
 SeatFacts = tuple[int, int | None]  # (seats in use, row id of this installation if active)
 # the work an activation password unlocks: `(repo, locked license, seat facts) -> Outcome`
 Step = Callable[[LicensingRepository, License, SeatFacts | None], Outcome]
-# auth's `verify_company_password(customer_id, password) -> bool`
-VerifyCompanyPassword = Callable[[str, str], bool]
+# auth's `verify_company_password(customer_id, password, client_address) -> bool`, which
+# counts the company password's failures (here or at login: one counter) and may refuse
+VerifyCompanyPassword = Callable[[str, str, str | None], bool]
 
 
 @dataclass
@@ -65,28 +67,39 @@ def open_gate(
     password: str,
     now: datetime,
     installation_id: str | None = None,
+    client_address: str | None = None,
 ) -> Gate:
     key = domain.normalize_license_id(license_id)
+    address = domain.client_address(client_address)
     since = now - domain.FAILURE_WINDOW
     license = repo.license(key, lock=True)
-    seats = None
     if license is None:
         repo.lock_attempts(key)
-        failures = repo.failures(key, since)
-        failed = len(failures)
-    else:
-        # a statement *after* the lock: it sees the failures of attempts that held it before
-        # (one issued with the lock would count from before the wait, and let guesses through)
-        failed, seats = repo.attempt_facts(key, since, license.id, installation_id)
-        failures = repo.failures(key, since) if failed >= domain.FAILURE_LIMIT else []
-    decision = domain.throttle(failures, now)
-    if not decision.allowed:
-        raise TooManyAttempts(details={"retry_after": decision.retry_after})
+    # a statement *after* the lock: it sees the failures of attempts that held it before
+    # (one issued with the lock would count from before the wait, and let guesses through).
+    # The address's failures on other licenses are not serialised by this lock: concurrent
+    # guesses there may each see the count before the others' (a bounded overshoot, as
+    # every further failure doubles the wait).
+    on_key, anywhere, seats = repo.attempt_facts(
+        key, address, since, license.id if license else None, installation_id
+    )
+    # the times are read only when a counter is past its free failures (an attack, or a
+    # customer who mistyped a lot): below that, the counts alone allow the attempt
+    on_key_due = on_key >= domain.FREE_FAILURES_PER_LICENSE
+    anywhere_due = anywhere >= domain.FREE_FAILURES_PER_ADDRESS
+    if on_key_due or anywhere_due:
+        decision = domain.throttle(
+            repo.failures(address, since, key) if on_key_due else [],
+            repo.failures(address, since) if anywhere_due else [],
+            now,
+        )
+        if not decision.allowed:
+            raise TooManyAttempts(details={"retry_after": decision.retry_after})
     if license is not None and domain.activation_password_matches(
         box.decrypt(license.activation_password), password
     ):
         return Gate(license=license, seats=seats)
-    failure_id = repo.record_failure(key, now)
+    failure_id = repo.record_failure(key, address, now)
     return Gate(customer_id=license.customer_id if license else None, failure_id=failure_id)
 
 
@@ -112,24 +125,29 @@ def authorize(
     now: datetime,
     step: Step,
     installation_id: str | None = None,
+    client_address: str | None = None,
 ) -> Any:
     """Run `step` under the license row lock once the password is right; its result.
 
     The license's own activation password is checked in the same transaction as the step
     (with the seat facts of `installation_id`); the company-wide one is asked of auth
-    between two transactions. A refusal that the step recorded is raised after its commit.
+    between two transactions, with `client_address` (auth throttles that password). A
+    refusal that the step recorded is raised after its commit.
     """
     with uow.begin() as work:
-        gate = open_gate(work.repo, box, license_id, password, now, installation_id)
+        gate = open_gate(work.repo, box, license_id, password, now, installation_id, client_address)
         if gate.authorized:
             outcome = step(work.repo, gate.license, gate.seats)
             work.stage(outcome.events)
     if not gate.authorized:
         try:
             # an unknown license costs auth the same dummy hash: no timing difference
-            ok = verify_company_password(gate.customer_id or "", password)
-        except PortalError:
-            uow.run(take_back, gate.failure_id)
+            ok = verify_company_password(gate.customer_id or "", password, client_address)
+        except PortalError as error:
+            # auth down: the attempt was never judged. Refused by auth's throttle: the
+            # activation password was judged wrong, and that failure still counts here.
+            if error.code != TooManyAttempts.code:
+                uow.run(take_back, gate.failure_id)
             raise
         if not ok or gate.customer_id is None:
             raise InvalidCredentials()

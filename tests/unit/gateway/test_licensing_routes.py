@@ -78,13 +78,14 @@ class Licensing:
     def deactivate(self, body: dict) -> dict:
         return {**INSTALLATION, "status": "deactivated", "deactivated_by": "product"}
 
-    def validate(self, certificate: str) -> dict:
+    def validate(self, certificate: str, nonce: str | None = None) -> dict:
         return {
             "license_id": "L-7KQX-M2PD",
             "installation_id": "ws-07/𝔸",
             "expires_at": None,
             "valid": True,
             "code": "VALID",
+            "signed_answer": f"signed.{nonce}.answer",
         }
 
     def signing_keys(self) -> dict:
@@ -158,13 +159,15 @@ def test_the_product_api_answers() -> None:
     service, _ = gateway()
     released = service.deactivate(make_request("POST", token=None), body={})
     assert released == {**INSTALLATION, "status": "deactivated", "deactivated_by": "product"}
-    checked = service.validate(make_request("POST", token=None), body={"certificate": "a.b.c"})
+    body = {"certificate": "a.b.c", "nonce": "n1"}
+    checked = service.validate(make_request("POST", token=None), body=body)
     assert checked == {
         "valid": True,
         "code": "VALID",
         "license_id": "L-7KQX-M2PD",
         "installation_id": "ws-07/𝔸",
         "expires_at": None,
+        "signed_answer": "signed.n1.answer",
     }
     keys = service.signing_keys(make_request(token=None))
     assert keys.headers == {"Cache-Control": "public, max-age=300"}

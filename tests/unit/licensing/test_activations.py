@@ -42,9 +42,11 @@ class Auth:
     def __init__(self, answer: bool | PortalError = False) -> None:
         self.answer = answer
         self.asked: list[tuple[str, str]] = []
+        self.addresses: list[str | None] = []
 
-    def __call__(self, customer_id: str, password: str) -> bool:
+    def __call__(self, customer_id: str, password: str, client_address: str | None) -> bool:
         self.asked.append((customer_id, password))
+        self.addresses.append(client_address)
         if isinstance(self.answer, PortalError):
             raise self.answer
         return self.answer
@@ -58,6 +60,7 @@ def attempt(
     password: str,
     now: datetime,
     installation_id: str = "inst-1",
+    address: str | None = None,
 ) -> Any:
     data = {"installation_id": installation_id, "machine_name": "PC-1"}
     return activations.authorize(
@@ -69,13 +72,15 @@ def attempt(
         now,
         lambda repo, license, seats: activations.activate(repo, license, data, now, seats),
         installation_id,
+        address,
     )
 
 
-def failures(db: Db, license_id: str, now: datetime) -> int:
+def failures(db: Db, license_id: str, now: datetime, address: str = "unknown") -> int:
     with db.transaction() as session:
         key = domain.normalize_license_id(license_id)
-        return len(LicensingRepository(session).failures(key, now - domain.FAILURE_WINDOW))
+        repo = LicensingRepository(session)
+        return len(repo.failures(address, now - domain.FAILURE_WINDOW, key))
 
 
 @pytest.fixture

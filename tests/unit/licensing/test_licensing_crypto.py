@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.licensing.crypto import (
+    VALIDATION_TYP,
     BadSignature,
     Keyring,
     PasswordBox,
@@ -99,6 +100,16 @@ def test_garbage_is_a_bad_signature_not_a_crash(garbage) -> None:
 def test_another_keys_certificate_is_refused() -> None:
     with pytest.raises(BadSignature):
         keyring().verify(keyring().sign(CLAIMS))
+
+
+def test_a_token_of_another_type_is_refused() -> None:
+    ring = keyring()
+    answer = ring.sign({"valid": True, "code": "VALID"}, typ=VALIDATION_TYP)
+    assert ring.verify(answer, typ=VALIDATION_TYP)["code"] == "VALID"
+    with pytest.raises(BadSignature):
+        ring.verify(answer)  # a validation answer is no certificate
+    with pytest.raises(BadSignature):
+        ring.verify(ring.sign(CLAIMS), typ=VALIDATION_TYP)
 
 
 def test_retired_keys_still_verify_and_are_published() -> None:

@@ -57,15 +57,38 @@ def test_seat_rule() -> None:
     assert not domain.has_free_seat(1, 5)
 
 
-def test_throttle_allows_until_the_limit_then_says_when_to_retry() -> None:
-    failures = [NOW - timedelta(minutes=10) + timedelta(seconds=i) for i in range(9)]
-    assert domain.throttle(failures, NOW).allowed
-    failures.append(NOW - timedelta(minutes=1))
-    decision = domain.throttle(failures, NOW)
-    assert not decision.allowed
-    assert decision.retry_after == 5 * 60
-    stale = [NOW - domain.FAILURE_WINDOW - timedelta(seconds=1)] * 20
-    assert domain.throttle(stale, NOW).allowed
+def test_throttle_lets_the_free_failures_through_then_doubles_the_wait() -> None:
+    free, delay = domain.FREE_FAILURES_PER_LICENSE, domain.FAILURE_DELAY
+    assert domain.throttle([NOW] * (free - 1), [NOW] * (free - 1), NOW).allowed
+    first = domain.throttle([NOW] * free, [NOW] * free, NOW)
+    assert first == domain.ThrottleDecision(False, delay.seconds)
+    two_more = [NOW] * (free + 2)
+    assert domain.throttle(two_more, two_more, NOW).retry_after == 4 * delay.seconds
+    assert domain.throttle(two_more, two_more, NOW + 4 * delay).allowed
+    many = [NOW] * (free + 40)
+    assert domain.throttle(many, many, NOW).retry_after == domain.FAILURE_DELAY_CAP.seconds
+    stale = [NOW - domain.FAILURE_WINDOW - timedelta(seconds=1)] * 50
+    assert domain.throttle(stale, stale, NOW).allowed
+
+
+def test_throttle_counts_the_address_across_licenses_and_answers_the_longer_wait() -> None:
+    delay = domain.FAILURE_DELAY.seconds
+    spread = [NOW] * domain.FREE_FAILURES_PER_ADDRESS  # a few on each of many license IDs
+    decision = domain.throttle([NOW] * 2, spread, NOW)
+    assert decision == domain.ThrottleDecision(False, delay)
+    assert domain.throttle([], [NOW] * (domain.FREE_FAILURES_PER_ADDRESS - 1), NOW).allowed
+    on_key = [NOW] * (domain.FREE_FAILURES_PER_LICENSE + 3)
+    assert domain.throttle(on_key, spread, NOW).retry_after == 8 * delay
+
+
+def test_failures_are_counted_per_ipv4_address_and_ipv6_subscriber() -> None:
+    assert domain.client_address(None) == domain.client_address("") == "unknown"
+    assert domain.client_address("not an address") == "unknown"
+    assert domain.client_address("203.0.113.7") == "203.0.113.7"
+    assert domain.client_address("::ffff:203.0.113.7") == "203.0.113.7"
+    same = {domain.client_address(f"2001:db8:1:2::{n:x}") for n in range(1, 300, 7)}
+    assert same == {"2001:db8:1:2::/64"}
+    assert domain.client_address("2001:db8:1:3::1") == "2001:db8:1:3::/64"
 
 
 @pytest.mark.parametrize(

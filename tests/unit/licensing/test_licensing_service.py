@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
 from common.errors import PortalError
 from services.licensing import domain
+from services.licensing.crypto import VALIDATION_TYP, b64url_decode
 from tests.unit.licensing.support import COMPANY, COMPANY_PASSWORD, OTHER
 
 
@@ -25,15 +28,16 @@ def issue(service, seats: int = 2, expires_at: str | None = None, customer: str 
     return license["license_id"], password
 
 
-def activate(service, license_id, password, installation_id="inst-1", machine="PC-1"):
-    return service.activate(
-        {
-            "license_id": license_id,
-            "password": password,
-            "installation_id": installation_id,
-            "machine_name": machine,
-        }
-    )
+def activate(service, license_id, password, installation_id="inst-1", machine="PC-1", address=None):
+    payload = {
+        "license_id": license_id,
+        "password": password,
+        "installation_id": installation_id,
+        "machine_name": machine,
+    }
+    if address is not None:
+        payload["client_address"] = address
+    return service.activate(payload)
 
 
 def test_issue_license_publishes_and_hides_the_password_at_rest(service, events, db) -> None:
@@ -107,16 +111,81 @@ def test_unknown_license_and_wrong_password_look_the_same(service, auth) -> None
     assert auth.checks == [COMPANY, ""]  # both cost auth one password check
 
 
-def test_failed_attempts_are_throttled_per_license(service, clock) -> None:
+ATTACKER, CUSTOMER = "203.0.113.66", "198.51.100.7"
+
+
+def test_failures_slow_down_one_address_on_one_license(service, clock) -> None:
     license_id, password = issue(service)
     other_id, other_password = issue(service)
-    for _ in range(domain.FAILURE_LIMIT):
-        raises_code("invalid_credentials", activate, service, license_id, "guess")
-    error = raises_code("too_many_attempts", activate, service, license_id, password)
-    assert error.details["retry_after"] == 15 * 60
-    activate(service, other_id, other_password)  # another license is not affected
-    clock.advance(minutes=15, seconds=1)
-    activate(service, license_id, password)
+    for _ in range(domain.FREE_FAILURES_PER_LICENSE):
+        raises_code("invalid_credentials", activate, service, license_id, "guess", address=ATTACKER)
+    error = raises_code(
+        "too_many_attempts", activate, service, license_id, password, address=ATTACKER
+    )
+    assert error.details["retry_after"] == domain.FAILURE_DELAY.seconds
+    activate(service, other_id, other_password, address=ATTACKER)  # another license: free
+    clock.advance(domain.FAILURE_DELAY)
+    raises_code("invalid_credentials", activate, service, license_id, "guess", address=ATTACKER)
+    error = raises_code(
+        "too_many_attempts", activate, service, license_id, password, address=ATTACKER
+    )
+    assert error.details["retry_after"] == 2 * domain.FAILURE_DELAY.seconds  # it doubles
+    clock.advance(domain.FAILURE_WINDOW, seconds=1)
+    activate(service, license_id, password, address=ATTACKER)
+
+
+def test_guesses_from_one_address_never_lock_out_another(service, auth) -> None:
+    license_id, password = issue(service)
+    for _ in range(domain.FREE_FAILURES_PER_LICENSE + 5):
+        try:
+            activate(service, license_id, "guess", address=ATTACKER)
+        except PortalError as error:
+            assert error.code in {"invalid_credentials", "too_many_attempts"}
+    raises_code("too_many_attempts", activate, service, license_id, password, address=ATTACKER)
+    assert activate(service, license_id, password, address=CUSTOMER)["created"]
+    assert activate(service, license_id, COMPANY_PASSWORD, "inst-2", address=CUSTOMER)["created"]
+    assert auth.addresses[-1] == CUSTOMER  # auth counts the company password per address
+
+
+def test_an_address_guessing_across_licenses_is_slowed_down(service) -> None:
+    license_ids = [f"L-{n:04d}-NOPE" for n in range(domain.FREE_FAILURES_PER_ADDRESS)]
+    for license_id in license_ids:
+        raises_code("invalid_credentials", activate, service, license_id, "guess", address=ATTACKER)
+    license_id, password = issue(service)
+    raises_code("too_many_attempts", activate, service, license_id, password, address=ATTACKER)
+    activate(service, license_id, password, address=CUSTOMER)
+
+
+def test_the_company_password_goes_to_auth_with_the_client_address(service, auth) -> None:
+    license_id, _ = issue(service)
+    activate(service, license_id, COMPANY_PASSWORD, address="2001:db8::7")
+    deactivate = {"license_id": license_id, "password": COMPANY_PASSWORD}
+    service.deactivate({**deactivate, "installation_id": "inst-1", "client_address": CUSTOMER})
+    raises_code("invalid_credentials", activate, service, license_id, "guess")
+    assert auth.addresses == ["2001:db8::7", CUSTOMER, None]
+
+
+def test_auths_refusal_is_raised_and_the_failure_still_counts(service, auth, db) -> None:
+    license_id, _ = issue(service)
+
+    def throttled(customer_id: str, password: str, client_address: str | None = None) -> bool:
+        raise PortalError(code="too_many_attempts", details={"retry_after": 60})
+
+    auth.verify_company_password = throttled
+    error = raises_code("too_many_attempts", activate, service, license_id, "guess")
+    assert error.details == {"retry_after": 60}
+    with db.transaction() as session:
+        counted = session.execute(text("SELECT count(*) FROM activation_failures")).scalar()
+    assert counted == 1  # the activation password was judged wrong all the same
+
+
+@pytest.mark.parametrize("address", ["", "localhost", "1.2.3.4.5", "::1" + " " * 50])
+def test_a_bad_client_address_names_the_field(service, address: str) -> None:
+    license_id, password = issue(service)
+    error = raises_code(
+        "validation_error", activate, service, license_id, password, address=address
+    )
+    assert "client_address" in error.details["fields"]
 
 
 def test_expired_and_suspended_licenses_refuse_and_history_says_so(service, clock) -> None:
@@ -204,13 +273,48 @@ def test_validation_codes(service, clock) -> None:
     service.deactivate_installation(None, license_id, "inst-1", "staff")
     assert service.validate(certificate)["code"] == "DEACTIVATED"
     assert service.validate(certificate[:-4] + "AAAA")["code"] == "BAD_SIGNATURE"
-    assert service.validate("garbage") == {
+    bad = service.validate("garbage")
+    assert bad.pop("signed_answer")
+    assert bad == {
         "valid": False,
         "code": "BAD_SIGNATURE",
         "license_id": None,
         "installation_id": None,
         "expires_at": None,
     }
+
+
+def test_the_answer_is_signed_with_the_certificate_key_and_the_nonce(service, clock) -> None:
+    license_id, password = issue(service)
+    certificate = activate(service, license_id, password)["certificate"]
+    answer = service.validate(certificate, "n-0nce Q")
+    signed = answer.pop("signed_answer")
+    header = json.loads(b64url_decode(signed.split(".")[0]))
+    assert header == {
+        "alg": "EdDSA",
+        "typ": "license-validation+jwt",
+        "kid": service.keys.keyring.signing_kid,
+    }
+    claims = service.keys.keyring.verify(signed, typ=VALIDATION_TYP)
+    assert claims == {**answer, "iat": int(clock.now().timestamp()), "nonce": "n-0nce Q"}
+    assert "nonce" not in service.keys.keyring.verify(
+        service.validate(certificate)["signed_answer"], typ=VALIDATION_TYP
+    )
+    bad = service.validate("garbage", "n1")["signed_answer"]
+    assert service.keys.keyring.verify(bad, typ=VALIDATION_TYP)["code"] == "BAD_SIGNATURE"
+
+
+def test_a_signed_answer_is_no_certificate(service) -> None:
+    license_id, password = issue(service)
+    certificate = activate(service, license_id, password)["certificate"]
+    signed = service.validate(certificate)["signed_answer"]
+    assert service.validate(signed)["code"] == "BAD_SIGNATURE"
+
+
+@pytest.mark.parametrize("nonce", ["", "n" * 65, "line\nbreak", "ünï", 7])
+def test_a_bad_nonce_names_the_field(service, nonce) -> None:
+    error = raises_code("validation_error", service.validate, "garbage", nonce)
+    assert "nonce" in error.details["fields"]
 
 
 def test_expiry_notices_once_per_threshold(service, events, clock) -> None:
@@ -255,6 +359,12 @@ def test_unicode_ids_are_stored_exactly(service) -> None:
         ("machine_name", ""),
         ("machine_name", "m" * (domain.MACHINE_NAME_MAX + 1)),
         ("machine_name", "\x00"),
+        ("machine_name", "PC-1\r\nBcc: all@example.test"),
+        ("machine_name", "PC\t1"),
+        ("machine_name", "PC\x851"),  # C1 NEXT LINE
+        ("machine_name", "PC\x7f"),
+        ("installation_id", "inst\n1"),
+        ("installation_id", "inst\x9b1"),
     ],
 )
 def test_bad_ids_name_the_field(service, field: str, value: str) -> None:

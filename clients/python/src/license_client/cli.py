@@ -22,9 +22,10 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .client import LicenseClient
@@ -53,7 +54,8 @@ PASSWORD_ENV = "LICENSE_CLIENT_PASSWORD"  # noqa: S105 - a variable name, not a 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(passwords_in(argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
@@ -198,10 +200,44 @@ def _when(moment: datetime | None) -> str | None:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def build_parser() -> argparse.ArgumentParser:
+REDACTED = "[redacted]"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error never echoes a password: argparse repeats the arguments it
+    did not expect, and `--password X` in the wrong place would print X."""
+
+    def __init__(self, *args: Any, secrets: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def error(self, message: str) -> NoReturn:
+        for secret in self.secrets:
+            message = message.replace(secret, REDACTED)
+        super().error(message)
+
+
+def passwords_in(argv: Sequence[str]) -> list[str]:
+    """The values given to `--password` (or an abbreviation argparse would accept, such as
+    `--pass`), wherever they stand in `argv`."""
+    found = []
+    for index, token in enumerate(argv):
+        name, equals, value = token.partition("=")
+        if len(name) < 4 or not "--password".startswith(name):
+            continue
+        if equals:
+            found.append(value)
+        elif index + 1 < len(argv):
+            found.append(argv[index + 1])
+    return found
+
+
+def build_parser(secrets: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command line; `secrets` are never shown in a usage error."""
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, suppress=True)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
+        secrets=secrets,
         prog="license-client",
         description="Activate, deactivate and check this machine's License Portal license.",
         epilog="Exit codes: 0 ok/valid, 1 not valid, 2 usage, 3 not activated, 4 refused by "
@@ -212,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     activate = commands.add_parser(
-        "activate", parents=[common], help="activate this machine (uses a seat)"
+        "activate", parents=[common], help="activate this machine (uses a seat)", secrets=secrets
     )
     activate.add_argument("license_id", help="the license ID, e.g. LIC-7Q2M-9XKD")
     activate.add_argument(
@@ -223,18 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     activate.add_argument("--machine-name", help="the name shown in the portal (default: hostname)")
 
     deactivate = commands.add_parser(
-        "deactivate", parents=[common], help="release this machine's seat"
+        "deactivate", parents=[common], help="release this machine's seat", secrets=secrets
     )
     deactivate.add_argument("--password", help="if it changed since the activation")
 
     status = commands.add_parser(
-        "status", parents=[common], help="is the license valid here? (online, else offline)"
+        "status",
+        parents=[common],
+        help="is the license valid here? (online, else offline)",
+        secrets=secrets,
     )
     status.add_argument(
         "--offline", action="store_true", help="check the stored certificate only, no network"
     )
 
-    commands.add_parser("id", parents=[common], help="print this machine's installation ID")
+    commands.add_parser(
+        "id", parents=[common], help="print this machine's installation ID", secrets=secrets
+    )
     return parser
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import secrets
 import socket
 import threading
 from datetime import datetime, timedelta, timezone
@@ -343,8 +344,9 @@ class LicenseClient:
             api = self._api(activation)
         except LicenseError as error:  # no server known: as good as unreachable
             return self._fallback(now, error)
+        nonce = secrets.token_urlsafe(24)
         try:
-            answer = api.call("POST", "/api/v1/validations", {"certificate": token})
+            answer = api.call("POST", "/api/v1/validations", {"certificate": token, "nonce": nonce})
         except FALLBACK_ERRORS as error:
             return self._fallback(now, error)
         except LicenseError as error:
@@ -355,8 +357,11 @@ class LicenseClient:
                 certificate=claims,
                 online=True,
             )
-        if not isinstance(answer, dict) or not isinstance(answer.get("code"), str):
-            return self._fallback(now, ProtocolError("The validation answer has no code."))
+        try:
+            # only the signed answer counts: the plain fields beside it prove nothing
+            answer = self._signed_answer(api, answer, nonce, claims, now).claims
+        except LicenseError as error:
+            return self._fallback(now, error)
         code = answer["code"]
         valid = answer.get("valid") is True and code == r.VALID
         state = self._state()
@@ -383,6 +388,43 @@ class LicenseClient:
             online=True,
             expires_at=expires if "expires_at" in answer else claims.expires_at,
         )
+
+    def _signed_answer(
+        self, api: Api, answer: Any, nonce: str, certificate: jws.Certificate, now: datetime
+    ) -> jws.SignedAnswer:
+        """The server's verdict from `signed_answer`, verified like a certificate (pinned or
+        cached keys), for this request (`nonce`), fresh (`iat` within `clock_tolerance`) and
+        about this certificate; `ProtocolError` otherwise, which is as good as no answer."""
+        token = answer.get("signed_answer") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise ProtocolError("The validation answer is not signed.")
+        keys = self._pinned or self._cached_keys()
+        try:
+            try:
+                signed = keys.verify_answer(token)
+            except jws.CertificateError as error:
+                if error.reason != jws.UNKNOWN_KEY or self._pinned is not None:
+                    raise
+                signed = self._fetch_keys(api).verify_answer(token)  # a key rotated meanwhile
+        except jws.CertificateError as error:
+            raise ProtocolError(
+                f"The validation answer does not verify: {error.message}."
+            ) from None
+        claims = signed.claims
+        if claims.get("nonce") != nonce:
+            raise ProtocolError("The validation answer is not the answer to this request.")
+        issued = signed.issued_at
+        if issued is None or abs(now - issued) > self.clock_tolerance:
+            raise ProtocolError("The validation answer is stale (or the clock is off).")
+        code = claims.get("code")
+        if not isinstance(code, str):
+            raise ProtocolError("The validation answer has no code.")
+        if code != r.BAD_SIGNATURE and (
+            claims.get("license_id") != certificate.license_id
+            or claims.get("installation_id") != certificate.installation_id
+        ):
+            raise ProtocolError("The validation answer is about another certificate.")
+        return signed
 
     def _fallback(self, now: datetime, error: LicenseError) -> Validation:
         offline = self._validate_offline(now)

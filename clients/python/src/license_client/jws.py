@@ -4,7 +4,9 @@
 `KeySet.verify(token)` checks a certificate: the compact form, the `EdDSA` algorithm, the `kid`
 looked up in the set, and the Ed25519 signature over `header.payload`. Anything wrong with the
 input, however malformed, ends as a `CertificateError` with a `reason` code; no other exception
-escapes. `sign` and `public_jwk` make test certificates (and are what a server would do).
+escapes. `KeySet.verify_answer(token)` checks a signed online validation answer the same way
+(its `typ` is `license-validation+jwt`: neither kind passes for the other). `sign` and
+`public_jwk` make test certificates (and are what a server would do).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 # RFC 8037 names the algorithm "EdDSA"; RFC 9864 adds the fully specified "Ed25519"
 ALGORITHMS = ("EdDSA", "Ed25519")
 MAX_TOKEN_LENGTH = 16_384  # a certificate is a few hundred bytes; refuse to parse megabytes
+CERTIFICATE_TYP = "JWT"
+VALIDATION_TYP = "license-validation+jwt"  # the `typ` of a signed validation answer
 _B64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 
 MALFORMED = "MALFORMED"
@@ -88,6 +92,20 @@ class Certificate:
         return _numeric_date(self.claims.get("exp"))
 
 
+@dataclass(frozen=True)
+class SignedAnswer:
+    """A verified validation answer of the server: its claims (`valid`, `code`,
+    `license_id`, `installation_id`, `expires_at`, `iat`, `nonce`)."""
+
+    token: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+    @property
+    def issued_at(self) -> datetime | None:
+        return _numeric_date(self.claims.get("iat"))
+
+
 @dataclass
 class KeySet:
     """Ed25519 public keys by `kid`, from a JWKS."""
@@ -128,6 +146,24 @@ class KeySet:
 
     def verify(self, token: Any) -> Certificate:
         """The certificate if `token` is a compact JWS signed by a key of this set."""
+        header, claims = self._verified(token)
+        if header.get("typ") == VALIDATION_TYP:
+            raise CertificateError(MALFORMED, "a validation answer is not a certificate")
+        seen = self._seen.get(token)
+        if seen is None:
+            if len(self._seen) >= 16:
+                self._seen.clear()
+            seen = self._seen[token] = Certificate(token, header, claims)
+        return seen
+
+    def verify_answer(self, token: Any) -> SignedAnswer:
+        """The server's signed validation answer if `token` is one, signed by this set."""
+        header, claims = self._verified(token)
+        if header.get("typ") != VALIDATION_TYP:
+            raise CertificateError(MALFORMED, "the token is not a signed validation answer")
+        return SignedAnswer(token, header, claims)
+
+    def _verified(self, token: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         header, claims, signing_input, signature = parse(token)
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
@@ -146,12 +182,7 @@ class KeySet:
             key.verify(signature, signing_input)
         except InvalidSignature:
             raise CertificateError(BAD_SIGNATURE, "the signature does not verify") from None
-        seen = self._seen.get(token)
-        if seen is None:
-            if len(self._seen) >= 16:
-                self._seen.clear()
-            seen = self._seen[token] = Certificate(token, header, claims)
-        return seen
+        return header, claims
 
 
 def parse(token: Any) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
@@ -187,9 +218,14 @@ def _parse_text(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, byte
     return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
-def sign(claims: dict[str, Any], private_key: Ed25519PrivateKey, kid: str | None = None) -> str:
+def sign(
+    claims: dict[str, Any],
+    private_key: Ed25519PrivateKey,
+    kid: str | None = None,
+    typ: str = CERTIFICATE_TYP,
+) -> str:
     """A compact JWS of `claims`, EdDSA-signed (what the server issues; handy in tests)."""
-    header: dict[str, Any] = {"alg": "EdDSA", "typ": "JWT"}
+    header: dict[str, Any] = {"alg": "EdDSA", "typ": typ}
     if kid is not None:
         header["kid"] = kid
     signing_input = f"{_b64encode(_compact_json(header))}.{_b64encode(_compact_json(claims))}"

@@ -6,7 +6,8 @@
 
 `FakePortal` is a `Transport`, so a client talks to it without a socket; `serve(portal)` puts
 the same fake on a loopback HTTP port for code that must go through real HTTP. It signs real
-Ed25519 certificates, keeps seats, and can be made to fail (`down`, `fail_next`).
+Ed25519 certificates and validation answers (`signed_answer`, with the request's nonce),
+keeps seats, and can be made to fail (`down`, `fail_next`).
 """
 
 from __future__ import annotations
@@ -170,20 +171,25 @@ class FakePortal(Transport):
         return 200, {"installation_id": payload.get("installation_id"), "status": "inactive"}, {}
 
     def _validate(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        answer = self._verdict(payload.get("certificate"))
+        claims = {**answer, "iat": int(self.clock().timestamp())}
+        nonce = payload.get("nonce")
+        if nonce is not None:
+            claims["nonce"] = nonce
+        signed = jws.sign(claims, self.key, self.kid, typ=jws.VALIDATION_TYP)
+        return 200, {**answer, "signed_answer": signed}, {}
+
+    def _verdict(self, token: Any) -> dict[str, Any]:
         try:
-            certificate = jws.KeySet.from_jwks(self.jwks).verify(payload.get("certificate"))
+            certificate = jws.KeySet.from_jwks(self.jwks).verify(token)
         except jws.CertificateError:
-            return (
-                200,
-                {
-                    "valid": False,
-                    "code": "BAD_SIGNATURE",
-                    "license_id": None,
-                    "installation_id": None,
-                    "expires_at": None,
-                },
-                {},
-            )
+            return {
+                "valid": False,
+                "code": "BAD_SIGNATURE",
+                "license_id": None,
+                "installation_id": None,
+                "expires_at": None,
+            }
         license_ = self.licenses.get(certificate.license_id or "")
         code = "VALID"
         if license_ is None or certificate.installation_id not in license_.installations:
@@ -193,17 +199,13 @@ class FakePortal(Transport):
         elif license_.expires_at is not None and license_.expires_at <= self.clock():
             code = "EXPIRED"
         expires = license_.expires_at if license_ else None
-        return (
-            200,
-            {
-                "valid": code == "VALID",
-                "code": code,
-                "license_id": certificate.license_id,
-                "installation_id": certificate.installation_id,
-                "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
-            },
-            {},
-        )
+        return {
+            "valid": code == "VALID",
+            "code": code,
+            "license_id": certificate.license_id,
+            "installation_id": certificate.installation_id,
+            "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        }
 
 
 def _error(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

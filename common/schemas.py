@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -25,18 +26,24 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
         raise validation_error(exc.messages) from exc
 
 
-def _no_nul(value: str) -> bool:
+# half of a UTF-16 surrogate pair alone (JSON's "\ud800" parses to one): no UTF-8 text holds it
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _plain_text(value: str) -> bool:
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+    if _LONE_SURROGATE.search(value):
+        raise ValidationError("Must be valid Unicode text (no lone surrogates).")
     return True
 
 
 def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:
-    """A required string field with length bounds and no NUL characters.
+    """A required string field with length bounds, no NUL characters and no lone surrogates.
 
-    `validate=` adds validators to those two instead of replacing them.
+    `validate=` adds validators to these instead of replacing them.
     """
-    validators = [validate.Length(min=min_length, max=max_length), _no_nul]
+    validators = [validate.Length(min=min_length, max=max_length), _plain_text]
     extra = kwargs.pop("validate", None)
     if extra is not None:
         validators.extend(extra if isinstance(extra, (list, tuple)) else [extra])

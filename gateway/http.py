@@ -2,9 +2,12 @@
 
 `@route("POST", "/api/v1/purchases", body=PurchaseBody, response=PurchaseOut, status=201,
 auth="session", summary=...)` is nameko's `@http` plus:
-- the request body is size-limited (413), parsed as JSON (400 `invalid_json`) and validated
-  by the marshmallow schema (422 naming the fields) *before* a worker runs, and handed to
-  the method as `body`;
+- the request body (of every route) is read into memory before anything looks at it, at
+  most MAX_BODY_BYTES (413 before a byte is read when it says it is longer) within the
+  server's body timeout (408); a JSON route then refuses another Content-Type (415
+  `unsupported_media_type`), parses it (400 `invalid_json`; 422 for text no UTF-8 holds,
+  such as lone surrogates) and validates it with the marshmallow schema (422 naming the
+  fields) *before* a worker runs, and hands it to the method as `body`;
 - `auth="session"` authenticates the caller before the method runs: the session token
   (bearer, or the portal's cookie with its CSRF header on a state change; 401/403 otherwise)
   and the company it belongs to, asked of the service's `auth` client and handed to the
@@ -15,6 +18,8 @@ auth="session", summary=...)` is nameko's `@http` plus:
 - results become JSON (`dict`, or a `Reply` for another status, headers or cookies), 204
   (`None`), or pass through (`Response`);
 - every exception becomes `{"error": {...}}` with the status from `gateway.errors`;
+- every answer, redirects and static files included, carries the security headers
+  (`gateway.responses`);
 - the route is recorded for the OpenAPI document.
 """
 
@@ -22,27 +27,39 @@ from __future__ import annotations
 
 import functools
 import inspect
+import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+import eventlet
+from eventlet.wsgi import ChunkReadError
 from marshmallow import Schema
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import RequestRedirect
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import get_content_length
 
-from common.errors import PortalError
+from common.errors import PortalError, validation_error
 from common.schemas import load
-from gateway import sessions
+from gateway import clients, sessions
 from gateway.errors import error_response
-from gateway.responses import json_response
+from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
+from gateway.server import CLOSE_CONNECTION, GuardedWebServer
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"  # in a WSGI environ
+# half of a UTF-16 surrogate pair alone: JSON can spell it ("\ud800"), UTF-8 cannot hold it
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Handler = Callable[..., Any]
 
@@ -75,7 +92,19 @@ class Reply:
     finish: Callable[[Response], None] | None = None
 
 
+class BodyTimeout(TimeoutError):
+    """The request body did not arrive within the server's body timeout."""
+
+
 def _http_error(exc: HTTPException) -> Response:
+    if isinstance(exc, RequestRedirect):
+        # werkzeug's own (a doubled slash in a path): to the same site only, whatever the
+        # Host header said
+        parts = urlsplit(exc.new_url)
+        target = local_path(parts.path + (f"?{parts.query}" if parts.query else ""))
+        if target is not None:
+            return redirect(target, code=exc.code)
+        return error_response("not_found", "No such resource.", status=404)
     if isinstance(exc, NotFound):
         return error_response("not_found", "No such resource.", status=404)
     if isinstance(exc, MethodNotAllowed):
@@ -94,42 +123,144 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response("bad_request", exc.description or "Bad request.", status=exc.code or 400)
 
 
+class GatewayRequest(Request):
+    """A request whose body (already in memory, see `take_body`) werkzeug also bounds."""
+
+    max_content_length = MAX_BODY_BYTES
+    max_form_memory_size = MAX_BODY_BYTES
+    max_form_parts = 50
+
+
+def take_body(environ: dict[str, Any], timeout: float) -> None:
+    """Read the request body into memory before anyone parses it: at most MAX_BODY_BYTES,
+    within `timeout` seconds. RequestEntityTooLarge (before reading a byte when the
+    Content-Length says so), BodyTimeout, or ChunkReadError for broken chunked encoding.
+
+    Afterwards `wsgi.input` is the body in memory, with its true Content-Length.
+    """
+    stream = environ["wsgi.input"]
+    declared = get_content_length(environ) or 0
+    chunked = environ.pop(TRANSFER_ENCODING, "").lower() == "chunked"
+    if declared > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    body = b""
+    if declared or chunked:
+        with eventlet.Timeout(timeout, BodyTimeout()):
+            while len(body) <= MAX_BODY_BYTES:
+                part = stream.read(MAX_BODY_BYTES + 1 - len(body))
+                if not part:
+                    break
+                body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 class JsonWsgiApp(WsgiApp):
-    """nameko's WSGI app, answering unmatched paths and methods with the JSON envelope."""
+    """nameko's WSGI app: the body bounded and read first, unmatched paths and methods
+    answered with the JSON envelope, the security headers on every answer."""
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        request = Request(environ, shallow=True)
+        response = self._unreadable_body(environ) or self._dispatch(environ)
+        for name, value in security_headers(DEFAULT_CSP).items():
+            response.headers.setdefault(name, value)
+        return response(environ, start_response)
+
+    def _unreadable_body(self, environ: dict[str, Any]) -> Response | None:
+        """The answer to a body that cannot be taken, or None once it is in memory. What
+        is left of a refused body is not read: the connection closes after the answer."""
+        try:
+            take_body(environ, self.server.limits.body_timeout)
+        except RequestEntityTooLarge as exc:
+            response = _http_error(exc)
+        except (BodyTimeout, TimeoutError):
+            response = error_response(
+                "request_timeout", "The request body did not arrive in time.", status=408
+            )
+        except (ChunkReadError, ValueError):
+            response = error_response("bad_request", "The request body is malformed.")
+        else:
+            return None
+        environ.get(CLOSE_CONNECTION, lambda: None)()
+        return response
+
+    def _dispatch(self, environ: dict[str, Any]) -> Response:
+        request = GatewayRequest(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
             request.path_values = values
-            response = provider.handle_request(request)
+            return provider.handle_request(request)
         except HTTPException as exc:
-            response = _http_error(exc)
-        return response(environ, start_response)
+            return _http_error(exc)
 
 
-class JsonWebServer(WebServer):
+class JsonWebServer(GuardedWebServer):
+    def start(self) -> None:
+        clients.trusted_proxies()  # a wrong TRUSTED_PROXIES stops the start, not a login
+        super().start()
+
     def get_wsgi_app(self) -> JsonWsgiApp:
         return JsonWsgiApp(self)
 
 
 def read_json(request: Request, schema: Schema | None = None) -> dict[str, Any]:
-    """The request's JSON object, validated by `schema`: 413, 400 or 422 otherwise."""
+    """The request's JSON object, validated by `schema`: 413, 415, 400 or 422 otherwise.
+
+    An empty body is `{}` whatever its Content-Type; any other body must say it is JSON
+    (`application/json`, or `application/<something>+json`).
+    """
     request.max_content_length = MAX_BODY_BYTES
     raw = request.get_data(cache=True)
     if not raw.strip():
         data: Any = {}
     else:
+        if not request.is_json:
+            raise PortalError(
+                "Send the request body as JSON, with Content-Type: application/json.",
+                code="unsupported_media_type",
+                details={"content_type": request.mimetype or None},
+            )
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise PortalError("The request body is not valid JSON.", code="invalid_json") from exc
+        problem = _lone_surrogate(data)
+        if problem is not None:
+            raise validation_error(problem)
     if schema is None:
         return data
     return load(schema, data)
+
+
+def _lone_surrogate(data: Any) -> dict[str, Any] | None:
+    """Where in parsed JSON a string (a value or a key) holds a lone surrogate, named as
+    marshmallow names fields (`{"card": {"number": [message]}}`); None if nowhere."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if LONE_SURROGATE.search(value):
+                return _field_message(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if LONE_SURROGATE.search(key):
+                    # a name no UTF-8 can hold is shown by its escapes
+                    return _field_message((*path, key.encode("utf-8", "backslashreplace").decode()))
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+    return None
+
+
+def _field_message(path: tuple[Any, ...]) -> dict[str, Any]:
+    messages: Any = ["Must be valid Unicode text (no lone surrogates)."]
+    for name in reversed(path or ("_schema",)):
+        messages = {name: messages}
+    return messages
 
 
 class JsonRoute(HttpRequestHandler):

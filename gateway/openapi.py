@@ -51,7 +51,12 @@ def build() -> dict[str, Any]:
         responses: dict[str, Any] = {str(entry.status): success}
         error_codes = list(entry.errors)
         if entry.body is not None:
-            error_codes += ["invalid_json", "validation_error", "payload_too_large"]
+            error_codes += [
+                "invalid_json",
+                "validation_error",
+                "payload_too_large",
+                "unsupported_media_type",
+            ]
         if entry.auth == "session":
             error_codes.append("unauthenticated")
         error_codes.append("service_unavailable")

@@ -20,7 +20,14 @@ from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
 from gateway import sessions
-from gateway.responses import PORTAL_CSP, RECEIPT_CSP, html_response, security_headers
+from gateway.responses import (
+    DEFAULT_CSP,
+    PORTAL_CSP,
+    RECEIPT_CSP,
+    html_response,
+    local_path,
+    security_headers,
+)
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -65,20 +72,33 @@ def portal_page(auth: Any, request: Request, template: str, **context: Any) -> R
     return response
 
 
-def to_login(request: Request) -> Response:
-    """Redirect to the login page, coming back here afterwards."""
-    target = request.path
-    if request.query_string:
-        target += "?" + request.query_string.decode("latin-1")
-    response = redirect("/login?next=" + quote(target, safe="/"), code=303)
+def see_other(location: str) -> Response:
+    """A 303 to `location` (a path of this site), with the security headers."""
+    response = redirect(location, code=303)
     response.headers.update(security_headers(PORTAL_CSP))
     return response
 
 
+def to_login(request: Request) -> Response:
+    """Redirect to the login page, coming back here afterwards (`next`, when here is a path
+    that `local_path` allows)."""
+    target = quote("/" + request.path.lstrip("/"), safe="/:@!$&'()*+,;=-._~")
+    if request.query_string:
+        target += "?" + quote(request.query_string, safe="&=+%/:@!$'()*,;-._~")
+    if local_path(target) is None:
+        return see_other("/login")
+    return see_other("/login?next=" + quote(target, safe="/"))
+
+
+def after_login(request: Request) -> Response:
+    """Where a visitor who is already logged in goes from the login page: its `next` when
+    that is a path of this site, else the licenses."""
+    return see_other(local_path(request.args.get("next")) or "/licenses")
+
+
 def signed_out() -> Response:
     """After logging out: to the login page, without the session cookies."""
-    response = redirect("/login?signed_out=1", code=303)
-    response.headers.update(security_headers())
+    response = see_other("/login?signed_out=1")
     sessions.clear_cookies(response)
     return response
 
@@ -108,6 +128,6 @@ def static_file(name: str) -> Response:
     if path.endswith(".js"):
         mimetype = "text/javascript"  # ES modules need a JavaScript type
     response = Response(Path(path).read_bytes(), mimetype=mimetype)
+    response.headers.update(security_headers(DEFAULT_CSP))
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -179,6 +179,11 @@ class PurchaseOut(Out):
 INSTALLATION_ID_MAX = 128  # Unicode code points; the licensing service checks the same
 MACHINE_NAME_MAX = 200
 CERTIFICATE_MAX = 8192
+NONCE = validate.Regexp(r"^[\x20-\x7e]{1,64}\Z", error="Use 1 to 64 printable ASCII characters.")
+# C0 (CR, LF, tab, …), DEL and C1: a machine name goes into the text of emails and logs
+NO_CONTROL_CHARACTERS = validate.Regexp(
+    r"^[^\x00-\x1f\x7f-\x9f]*\Z", error="Must not contain control characters (CR, LF, tab, …)."
+)
 
 
 class LicenseOut(Out):
@@ -251,8 +256,16 @@ class ActivationBody(StrictSchema):
         PASSWORD_MAX,
         metadata={"description": "this license's activation password or the company password"},
     )
-    installation_id = Text(INSTALLATION_ID_MAX, metadata={"description": "any Unicode, 1-128"})
-    machine_name = Text(MACHINE_NAME_MAX, metadata={"description": "any Unicode, 1-200"})
+    installation_id = Text(
+        INSTALLATION_ID_MAX,
+        validate=NO_CONTROL_CHARACTERS,
+        metadata={"description": "any Unicode but control characters, 1-128"},
+    )
+    machine_name = Text(
+        MACHINE_NAME_MAX,
+        validate=NO_CONTROL_CHARACTERS,
+        metadata={"description": "any Unicode but control characters, 1-200"},
+    )
 
 
 class DeactivationBody(StrictSchema):
@@ -263,6 +276,10 @@ class DeactivationBody(StrictSchema):
 
 class ValidationBody(StrictSchema):
     certificate = Text(CERTIFICATE_MAX, metadata={"description": "the compact JWS"})
+    nonce = fields.String(
+        validate=NONCE,
+        metadata={"description": "optional, 1-64 printable ASCII: echoed in `signed_answer`"},
+    )
 
 
 class ActivationOut(Out):
@@ -283,6 +300,12 @@ class ValidationOut(Out):
     license_id = fields.String(allow_none=True)
     installation_id = fields.String(allow_none=True)
     expires_at = Timestamp(allow_none=True)
+    signed_answer = fields.String(
+        metadata={
+            "description": "this answer as a compact JWS (EdDSA, the certificate keys, typ "
+            "license-validation+jwt): its fields + iat + the nonce sent"
+        }
+    )
 
 
 class Jwk(Out):

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from common.rpc import RpcClient
 from common.schemas import load
-from gateway import health, openapi, pages, purchases, schemas, sessions, views
+from gateway import clients, health, openapi, pages, purchases, schemas, sessions, views
 from gateway.http import Reply, route
 
 JWKS_MAX_AGE_SECONDS = 300
@@ -49,7 +48,7 @@ class GatewayService:
     )
     def create_session(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """`{"login": "C4829113", "password": "..."}` → 201 `{token, expires_at, company}`."""
-        return self.auth.login(body)
+        return self.auth.login(clients.with_client_address(body, request))
 
     @route(
         "DELETE",
@@ -99,7 +98,7 @@ class GatewayService:
     )
     def request_password_reset(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """`{"login": "ada@acme.test"}` → 202, whatever the login."""
-        self.auth.request_password_reset(body)
+        self.auth.request_password_reset(clients.with_client_address(body, request))
         return {
             "status": "accepted",
             "message": "If the login belongs to an account, a reset link is on its way.",
@@ -141,7 +140,7 @@ class GatewayService:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
         "…", "machine_name": "CAD-WS-07"}` → `{activation, certificate}`; 409
         `no_seats_available` lists the machines in use in `details.machines`."""
-        result = self.licensing.activate(body)
+        result = self.licensing.activate(clients.with_client_address(body, request))
         return Reply(result, status=201 if result.get("created") else 200)
 
     @route(
@@ -157,7 +156,7 @@ class GatewayService:
     def deactivate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """`{"license_id", "password", "installation_id"}` → 200 the installation
         (`deactivated_by: "product"`); again: the same answer."""
-        return self.licensing.deactivate(body)
+        return self.licensing.deactivate(clients.with_client_address(body, request))
 
     @route(
         "POST",
@@ -169,9 +168,10 @@ class GatewayService:
         tags=["activation"],
     )
     def validate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        """`{"certificate": "eyJ…"}` → `{valid, code, license_id, installation_id,
-        expires_at}`."""
-        return self.licensing.validate(body["certificate"])
+        """`{"certificate": "eyJ…", "nonce": "q3Vd…" (optional)}` → `{valid, code, license_id,
+        installation_id, expires_at, signed_answer}`; `signed_answer` is the same answer as
+        a JWS signed with the certificate keys, with `iat` and the nonce."""
+        return self.licensing.validate(body["certificate"], body.get("nonce"))
 
     @route(
         "GET",
@@ -451,13 +451,12 @@ class GatewayService:
         content_type="text/html",
     )
     def index(self, request: Request) -> Response:
-        target = "/licenses" if request.cookies.get(sessions.SESSION_COOKIE) else "/login"
-        return redirect(target, code=303)
+        return pages.see_other("/licenses" if sessions.cookie_token(request) else "/login")
 
     @route("GET", "/login", summary="Log in page", tags=["web"], content_type="text/html")
     def login_page(self, request: Request) -> Response:
         if not request.args.get("signed_out") and sessions.logged_in(self.auth, request):
-            return redirect("/licenses", code=303)
+            return pages.after_login(request)
         return pages.public_page("login.html", title="Log in")
 
     @route(
@@ -556,9 +555,10 @@ class GatewayService:
     )
     def create_web_session(self, request: Request, body: dict[str, Any]) -> Reply:
         """`{"login": "C4829113", "password": "..."}` → 201 `{expires_at, company}`, cookies
-        `portal_session` (HttpOnly, SameSite=Lax) and `portal_csrf` (readable, Strict)."""
+        `portal_session` (HttpOnly, SameSite=Lax) and `portal_csrf` (readable, Strict), both
+        `__Host-` prefixed over HTTPS."""
         sessions.check_login_origin(request)
-        session = self.auth.login(body)
+        session = self.auth.login(clients.with_client_address(body, request))
 
         def set_cookies(response: Response) -> None:
             sessions.set_cookies(response, session["token"], session["expires_at"])

@@ -5,6 +5,11 @@ it is in an HttpOnly, SameSite cookie, plus a readable CSRF cookie that the page
 copies into `X-CSRF-Token` on every state change (double submit). The CSRF token is an HMAC
 of the session token, so nothing is stored and a cookie planted by someone else is worthless
 without SECRET_KEY.
+
+Over HTTPS (PORTAL_URL `https://…`) both cookies are `Secure` and named with the `__Host-`
+prefix (`__Host-portal_session`), which browsers accept only from this very host over
+HTTPS, for the whole site: no sibling subdomain can plant or shadow them. Over plain HTTP
+(`make run`) they keep their plain names, which a browser would refuse with the prefix.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from common import secrets, settings
+from common import secrets
 from common.errors import PortalError
 from common.schemas import TOKEN_MAX
+from gateway.responses import https
 
 SESSION_COOKIE = "portal_session"
 CSRF_COOKIE = "portal_csrf"
+HOST_PREFIX = "__Host-"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,9 +49,19 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
+def session_cookie() -> str:
+    """The name of the session cookie: `__Host-portal_session` over HTTPS."""
+    return HOST_PREFIX + SESSION_COOKIE if secure_cookies() else SESSION_COOKIE
+
+
+def csrf_cookie() -> str:
+    """The name of the CSRF cookie: `__Host-portal_csrf` over HTTPS."""
+    return HOST_PREFIX + CSRF_COOKIE if secure_cookies() else CSRF_COOKIE
+
+
 def cookie_token(request: Request) -> str | None:
     """The portal's session cookie, when it could be a session."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(session_cookie())
     return token if fits(token) else None
 
 
@@ -52,7 +69,7 @@ def require_token(request: Request) -> str:
     """The request's session token (bearer, else cookie), CSRF-checked for a cookie session;
     401 `unauthenticated` without asking anyone when there is none."""
     bearer = bearer_token(request)
-    token = bearer or request.cookies.get(SESSION_COOKIE)
+    token = bearer or request.cookies.get(session_cookie())
     if not fits(token):
         raise PortalError(
             "Please log in: the session is missing, expired or revoked.",
@@ -110,12 +127,15 @@ def logged_in(auth: Any, request: Request) -> bool:
 
 def end_cookie_session(auth: Any, request: Request) -> bool:
     """Revoke the portal cookie's session, if any; False when the CSRF token (form field
-    `csrf` or `X-CSRF-Token`) does not match it, and nothing is revoked."""
+    `csrf` of the page's urlencoded form, or `X-CSRF-Token`) does not match it, and nothing
+    is revoked. No other kind of body (multipart, ...) is ever parsed."""
     token = cookie_token(request)
     if token is None:
         return True
-    sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf", "")
-    if not csrf_matches(token, sent):
+    sent = request.headers.get(CSRF_HEADER)
+    if not sent and request.mimetype == "application/x-www-form-urlencoded":
+        sent = request.form.get("csrf", "")
+    if not csrf_matches(token, sent or ""):
         return False
     try:
         auth.logout(token)
@@ -126,8 +146,8 @@ def end_cookie_session(auth: Any, request: Request) -> bool:
 
 
 def secure_cookies() -> bool:
-    """Cookies are `Secure` when the portal is served over HTTPS."""
-    return settings.portal_url().lower().startswith("https://")
+    """Cookies are `Secure` (and `__Host-`) when the portal is served over HTTPS."""
+    return https()
 
 
 def set_cookies(response: Response, token: str, expires_at: str | None) -> None:
@@ -141,7 +161,7 @@ def set_cookies(response: Response, token: str, expires_at: str | None) -> None:
         max_age = max(0, int((expires - datetime.now(UTC)).total_seconds()))
     secure = secure_cookies()
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(),
         token,
         max_age=max_age,
         path="/",
@@ -150,7 +170,7 @@ def set_cookies(response: Response, token: str, expires_at: str | None) -> None:
         samesite="Lax",
     )
     response.set_cookie(
-        CSRF_COOKIE,
+        csrf_cookie(),
         csrf_token_for(token),
         max_age=max_age,
         path="/",
@@ -163,11 +183,13 @@ def set_cookies(response: Response, token: str, expires_at: str | None) -> None:
 def refresh_csrf_cookie(request: Request, response: Response, token: str) -> None:
     """Set the CSRF cookie of `token` again when the browser lost or changed it."""
     csrf = csrf_token_for(token)
-    if request.cookies.get(CSRF_COOKIE) != csrf:
-        response.set_cookie(CSRF_COOKIE, csrf, path="/", secure=secure_cookies(), samesite="Strict")
+    if request.cookies.get(csrf_cookie()) != csrf:
+        response.set_cookie(
+            csrf_cookie(), csrf, path="/", secure=secure_cookies(), samesite="Strict"
+        )
 
 
 def clear_cookies(response: Response) -> None:
     secure = secure_cookies()
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Lax")
-    response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Strict")
+    response.delete_cookie(session_cookie(), path="/", secure=secure, httponly=True, samesite="Lax")
+    response.delete_cookie(csrf_cookie(), path="/", secure=secure, samesite="Strict")

@@ -557,13 +557,20 @@ def test_csrf_cookie_requests_need_the_header_and_pages_have_a_strict_csp(ui, su
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors 'none'" in csp
     assert api.get("/licenses", allow_redirects=False).status_code == 303
-    # a cross-site form cannot log someone in: the login route wants JSON
+    # a cross-site form cannot log someone in: the login route wants JSON (415 for another
+    # type), and a cross-site fetch is refused (403)
     forged = api.post(
         "/web/session",
         data=json.dumps({"login": company["customer_id"], "password": PASSWORD}),
         headers={"Content-Type": "text/plain"},
     )
-    assert forged.status_code == 403
+    assert forged.status_code == 415
+    cross_site = api.post(
+        "/web/session",
+        json={"login": company["customer_id"], "password": PASSWORD},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross_site.status_code == 403
 
 
 def test_a_service_that_is_down_is_explained_not_crashed(ui, suite):

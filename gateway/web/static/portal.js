@@ -1,7 +1,8 @@
 // The portal's small script layer: JSON API calls (cookie session + CSRF header), error
 // messages a customer understands, formatting, and a few DOM helpers. No dependencies.
 
-const CSRF_COOKIE = "portal_csrf";
+// over HTTPS the gateway names its cookies with the `__Host-` prefix (see gateway/sessions.py)
+const CSRF_COOKIES = ["__Host-portal_csrf", "portal_csrf"];
 const LOCALE = document.documentElement.lang || "en";
 
 export class ApiError extends Error {
@@ -22,11 +23,30 @@ function cookie(name) {
   return "";
 }
 
-/** The path to come back to after logging in: only a path on this site. */
+function csrfToken() {
+  for (const name of CSRF_COOKIES) {
+    const value = cookie(name);
+    if (value) return value;
+  }
+  return "";
+}
+
+/**
+ * The address to come back to after logging in, or "" when `value` is not a path on this
+ * site. The same rule as the gateway's `local_path`: "/" then visible ASCII only, never "//"
+ * or "/\\" (browsers drop tabs and line breaks from a URL and read "\\" as "/", so
+ * "/\t/evil.example" would be "//evil.example"); then the browser's own URL parser must agree
+ * that it stays on this origin.
+ */
 export function safeNext(value) {
-  if (typeof value !== "string" || !value.startsWith("/") || value.startsWith("//")) return "";
-  if (value.startsWith("/\\")) return "";
-  return value;
+  if (typeof value !== "string" || !/^\/(?![/\\])[\x21-\x5b\x5d-\x7e]*$/.test(value)) return "";
+  let url;
+  try {
+    url = new URL(value, window.location.origin);
+  } catch (cause) {
+    return "";
+  }
+  return url.origin === window.location.origin ? url.href : "";
 }
 
 export function goToLogin() {
@@ -42,7 +62,7 @@ export async function api(path, options = {}) {
   const method = options.method || "GET";
   const headers = { Accept: "application/json" };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = cookie(CSRF_COOKIE);
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
   let response;
   try {
     response = await fetch(path, {

@@ -12,15 +12,17 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
-from common.schemas import TOKEN_MAX
+from common.schemas import TOKEN_MAX, load
 from gateway import errors, openapi, schemas, sessions
 from gateway.http import MAX_BODY_BYTES, ROUTES, JsonRoute, Reply, RouteSpec, read_json
 from gateway.service import GatewayService
 from tests.unit.gateway.support import TOKEN, FakeAuth, make_request
 
 
-def request_with(body: bytes) -> Request:
-    return Request(EnvironBuilder(method="POST", data=body).get_environ())
+def request_with(body: bytes, content_type: str | None = "application/json") -> Request:
+    return Request(
+        EnvironBuilder(method="POST", data=body, content_type=content_type).get_environ()
+    )
 
 
 @pytest.mark.parametrize(
@@ -183,3 +185,70 @@ def test_results_become_responses():
     assert refused.status_code == 409
     assert json.loads(refused.get_data())["error"]["code"] == "product_exists"
     assert entrypoint.response_from_exception(KeyError("secret")).status_code == 500
+
+
+# --- what a JSON route takes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_json_body_of_another_content_type_is_415(content_type):
+    raw = b'{"login": "C1", "password": "pw"}'
+    with pytest.raises(PortalError) as caught:
+        read_json(request_with(raw, content_type), schemas.LoginBody())
+    assert caught.value.code == "unsupported_media_type"
+    assert errors.status_for("unsupported_media_type") == 415
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/merge-patch+json"]
+)
+def test_json_content_types_are_taken(content_type):
+    raw = b'{"login": "C1", "password": "pw"}'
+    assert read_json(request_with(raw, content_type), schemas.LoginBody())["login"] == "C1"
+
+
+def test_an_empty_body_needs_no_content_type():
+    assert read_json(request_with(b"", None)) == {}
+    assert read_json(request_with(b"  ", "text/plain")) == {}
+
+
+LONE = "Must be valid Unicode text (no lone surrogates)."
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields"),
+    [
+        (b'{"login": "\\ud800", "password": "x"}', {"login": [LONE]}),
+        (b'{"login": "a", "password": "x\\udfff"}', {"password": [LONE]}),
+        (b'{"card": {"number": "4242\\udc00"}}', {"card": {"number": [LONE]}}),
+        (b'{"a": ["ok", "\\ud83d"]}', {"a": {"1": [LONE]}}),
+        (b'{"\\ud800": 1}', {"\\ud800": [LONE]}),
+        (b'"\\ud800"', {"_schema": [LONE]}),
+    ],
+)
+def test_lone_surrogates_are_a_422_naming_the_field(raw, fields):
+    with pytest.raises(PortalError) as caught:
+        read_json(request_with(raw), schemas.LoginBody())
+    assert caught.value.code == "validation_error"
+    response = errors.error_response(caught.value.code, caught.value.message, caught.value.details)
+    assert response.status_code == 422
+    assert json.loads(response.get_data())["error"]["details"]["fields"] == fields
+
+
+def test_a_surrogate_pair_is_just_text():
+    raw = b'{"login": "\\ud83d\\ude00", "password": "x"}'
+    assert read_json(request_with(raw), schemas.LoginBody())["login"] == "\U0001f600"
+
+
+def test_text_the_schema_reads_refuses_lone_surrogates_itself():
+    with pytest.raises(PortalError) as caught:
+        load(schemas.LoginBody(), {"login": "\ud800", "password": "x"})
+    assert caught.value.details == {"fields": {"login": [LONE]}}
+
+
+def test_an_answer_echoing_a_lone_surrogate_is_still_json():
+    response = errors.error_response("validation_error", "bad", {"fields": {"\ud800": ["x"]}})
+    assert json.loads(response.get_data())["error"]["details"]["fields"] == {"\ud800": ["x"]}

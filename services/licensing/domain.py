@@ -217,12 +217,23 @@ VALID, CODE_EXPIRED, CODE_SUSPENDED, CODE_DEACTIVATED, BAD_SIGNATURE = (
 )
 
 
+# a signed validation answer says what was true at `iat`; an hour is the clock tolerance the
+# client kit allows, and no more than a verifier needs
+VALIDATION_ANSWER_SECONDS = 3600
+
+
 def validation_claims(
     answer: dict[str, Any], now: datetime, nonce: str | None = None
 ) -> dict[str, Any]:
-    """The claims of a signed validation answer: the answer's fields, `iat`, and the
-    caller's `nonce` if it sent one (so an old answer cannot be replayed to it)."""
-    claims = {**answer, "iat": int(now.timestamp())}
+    """The claims of a signed validation answer: the answer's fields, `iat`, a short `exp`,
+    and the caller's `nonce` if it sent one (so an old answer cannot be replayed to it).
+
+    `exp` bounds what the answer is worth to a verifier that does not look at its `typ`: it
+    carries `license_id` and `installation_id` like a certificate, so without an `exp` a
+    careless verifier would take it for a perpetual certificate.
+    """
+    issued = int(now.timestamp())
+    claims = {**answer, "iat": issued, "exp": issued + VALIDATION_ANSWER_SECONDS}
     if nonce is not None:
         claims["nonce"] = nonce
     return claims

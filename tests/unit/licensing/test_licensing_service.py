@@ -296,7 +296,8 @@ def test_the_answer_is_signed_with_the_certificate_key_and_the_nonce(service, cl
         "kid": service.keys.keyring.signing_kid,
     }
     claims = service.keys.keyring.verify(signed, typ=VALIDATION_TYP)
-    assert claims == {**answer, "iat": int(clock.now().timestamp()), "nonce": "n-0nce Q"}
+    issued = int(clock.now().timestamp())
+    assert claims == {**answer, "iat": issued, "exp": issued + 3600, "nonce": "n-0nce Q"}
     assert "nonce" not in service.keys.keyring.verify(
         service.validate(certificate)["signed_answer"], typ=VALIDATION_TYP
     )

@@ -51,13 +51,22 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the SQLite file (and its folder) for the owner alone, unless it exists.
+    """Create the SQLite file (and its folder) for the owner alone, or make it private.
 
     SQLite would create it 0644 under umask 022, and gives its -wal and -shm files the mode of
-    the database file: creating it 0600 first keeps all three private.
+    the database file: creating it 0600 first keeps all three private. A file an earlier
+    release left readable by others (and that this user owns) is narrowed to 0600, with its
+    -wal and -shm files.
     """
     path.parent.mkdir(mode=settings.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, settings.PRIVATE_FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            status = file.stat()
+        except FileNotFoundError:
+            continue
+        if status.st_uid == os.getuid() and status.st_mode & 0o077:
+            file.chmod(settings.PRIVATE_FILE_MODE)
 
 
 def alembic_config(service_name: str, migrations_dir: Path) -> Config:

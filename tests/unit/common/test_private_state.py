@@ -53,19 +53,22 @@ def test_a_new_sqlite_file_is_0600_with_its_folder_0700(tmp_path: Path, umask: i
         engine.dispose()
 
 
-def test_an_existing_sqlite_file_keeps_its_data_and_mode(tmp_path: Path) -> None:
+def test_an_existing_sqlite_file_keeps_its_data_and_becomes_private(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     first = make_engine(f"sqlite:///{path}")
     with first.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE t (x TEXT)")
         connection.exec_driver_sql("INSERT INTO t VALUES ('kept')")
     first.dispose()
-    path.chmod(0o640)
+    path.chmod(0o644)  # as an earlier release left it under umask 022
+    wal = path.with_name("old.db-wal")
+    wal.touch(mode=0o644)
+    wal.chmod(0o644)
     again = make_engine(f"sqlite:///{path}")
     try:
         with again.connect() as connection:
             assert connection.exec_driver_sql("SELECT x FROM t").scalar() == "kept"
-        assert mode(path) == 0o640
+        assert mode(path) == 0o600 and mode(wal) == 0o600
     finally:
         again.dispose()
 

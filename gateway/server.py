@@ -14,6 +14,11 @@ out) ends the gateway. `GuardedWebServer` keeps its routing and adds:
 - a cap: at most GATEWAY_MAX_CONNECTIONS (default 1000) connections are served at once; one
   more is answered 503 `service_unavailable` at once and closed within a second (what it
   sent is read meanwhile, so that the client sees the answer rather than a reset);
+- a cap per client: at most GATEWAY_MAX_CONNECTIONS_PER_ADDRESS (default 50) of them come
+  from one socket peer (an IPv6 peer counts by its /64, what one host is usually given), so
+  that one client holding or churning connections fills its own share, not everyone's; one
+  more is refused like the above. Peers in TRUSTED_PROXIES are exempt: behind a reverse
+  proxy every connection comes from the proxy;
 - an accept loop that outlives its errors: out of descriptors (EMFILE, ENFILE) or buffers,
   it logs, pauses (growing up to a second) and accepts again as connections end; a
   connection's own unexpected error is logged and closes that connection only.
@@ -22,6 +27,7 @@ out) ends the gateway. `GuardedWebServer` keeps its routing and adds:
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import logging
 import socket
@@ -34,11 +40,15 @@ from eventlet import wsgi
 from nameko.web.server import HttpOnlyProtocol, WebServer
 
 from common import settings
+from gateway import clients
 from gateway.responses import security_headers
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 50
+# an IPv6 client is one /64: a single host is commonly handed a whole one
+IPV6_CLIENT_PREFIX = 64
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 
@@ -63,11 +73,18 @@ class Limits:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT_SECONDS
     body_timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    # peers whose connections are not counted per address (TRUSTED_PROXIES)
+    exempt: tuple[clients.Network, ...] = ()
 
     @classmethod
     def from_settings(cls) -> Limits:
         limits = cls(
             max_connections=settings.get_int("GATEWAY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
+            max_connections_per_address=settings.get_int(
+                "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+            ),
+            exempt=clients.trusted_proxies(),
             header_timeout=settings.get_float(
                 "GATEWAY_HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS
             ),
@@ -75,9 +92,32 @@ class Limits:
                 "GATEWAY_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
             ),
         )
-        if limits.max_connections < 1 or limits.header_timeout <= 0 or limits.body_timeout <= 0:
+        if (
+            limits.max_connections < 1
+            or limits.max_connections_per_address < 1
+            or limits.header_timeout <= 0
+            or limits.body_timeout <= 0
+        ):
             raise ValueError(f"gateway limits must be positive: {limits}")
         return limits
+
+
+def address_key(peer: Any, exempt: tuple[clients.Network, ...]) -> str | None:
+    """What a connection from `peer` (as accept() gives it) counts against per address: its
+    IPv4 address or IPv6 /64; None for an exempt (trusted proxy) or unknown peer.
+
+        >>> address_key(("2001:db8::1", 5123, 0, 0), ())
+        '2001:db8::/64'
+    """
+    host = peer[0] if isinstance(peer, tuple) and peer else None
+    address = clients.parse_address(host if isinstance(host, str) else None)
+    if address is None:
+        return None
+    if any(address.version == net.version and address in net for net in exempt):
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
 
 
 class HeaderTimeout(TimeoutError):
@@ -147,6 +187,8 @@ class GuardedWebServer(WebServer):
         super().__init__()
         self.limits = Limits()
         self.open_connections = 0
+        # open connections by `address_key`; an address leaves when its last one ends
+        self.connections_by_address: dict[str, int] = {}
         self.lingering_refusals = 0
         self._busy = b""
 
@@ -186,12 +228,19 @@ class GuardedWebServer(WebServer):
                 pause = self._accept_failed(exc, pause)
                 continue
             pause = 0.0
-            if self.open_connections >= self.limits.max_connections:
+            key = address_key(address, self.limits.exempt)
+            if self.open_connections >= self.limits.max_connections or (
+                key is not None
+                and self.connections_by_address.get(key, 0)
+                >= self.limits.max_connections_per_address
+            ):
                 self._refuse(sock)
                 continue
             self.open_connections += 1
+            if key is not None:
+                self.connections_by_address[key] = self.connections_by_address.get(key, 0) + 1
             sock.settimeout(self.limits.body_timeout)
-            self.container.spawn_managed_thread(partial(self.process_request, sock, address))
+            self.container.spawn_managed_thread(partial(self._serve, sock, address, key))
 
     def _accept_failed(self, exc: OSError, pause: float) -> float:
         """Log a failed accept and wait if waiting helps; the next pause."""
@@ -238,13 +287,17 @@ class GuardedWebServer(WebServer):
             self.lingering_refusals -= 1
             sock.close()
 
-    def process_request(self, sock: socket.socket, address: Any) -> None:
+    def _serve(self, sock: socket.socket, address: Any, key: str | None) -> None:
         try:
-            super().process_request(sock, address)
+            self.process_request(sock, address)
         except Exception:
             # one connection's trouble (a client that vanished mid-write, ...) must not
             # take the managed thread, and with it the whole gateway, down
             log.warning("connection from %s ended by an error", address, exc_info=True)
         finally:
             self.open_connections -= 1
+            if key is not None:
+                left = self.connections_by_address.pop(key) - 1
+                if left:
+                    self.connections_by_address[key] = left
             sock.close()

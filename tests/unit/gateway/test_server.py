@@ -1,5 +1,8 @@
 """The gateway's HTTP server in this process, on a loopback socket: header deadline, the
-connection cap, accept errors, and the body read before routing (`gateway.http`).
+connection caps (overall and per client address), accept errors, and the body read before
+routing (`gateway.http`).
+
+Clients on other addresses bind their socket to 127.0.0.2 or 127.0.0.3: all of 127/8 is local.
 
 No nameko container: the server's managed threads are plain green threads here.
 """
@@ -12,13 +15,17 @@ import socket
 
 import eventlet
 import pytest
+from nameko import config as nameko_config
 
+from gateway import clients
 from gateway import server as server_module
 from gateway.http import MAX_BODY_BYTES, JsonWebServer, JsonWsgiApp
-from gateway.server import GuardedWebServer, Limits, busy_answer
+from gateway.server import GuardedWebServer, Limits, address_key, busy_answer
 
 CLIENT_TIMEOUT = 10  # a bound on a test that would otherwise hang, not a measured time
 REQUEST = b"GET /x HTTP/1.1\r\nHost: portal.test\r\n\r\n"
+HOG = "127.0.0.2"
+NEIGHBOUR = "127.0.0.3"
 
 
 class Container:
@@ -59,9 +66,13 @@ def serve():
         web._sock.close()
 
 
-def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
-    return sock
+def connect(port: int, source: str | None = None) -> socket.socket:
+    """A connection to the server, from the loopback address `source` if given."""
+    return socket.create_connection(
+        ("127.0.0.1", port),
+        timeout=CLIENT_TIMEOUT,
+        source_address=(source, 0) if source else None,
+    )
 
 
 def answer(sock: socket.socket) -> bytes:
@@ -74,8 +85,8 @@ def answer(sock: socket.socket) -> bytes:
         received += part
 
 
-def ask(port: int, raw: bytes = REQUEST) -> bytes:
-    with connect(port) as sock:
+def ask(port: int, raw: bytes = REQUEST, source: str | None = None) -> bytes:
+    with connect(port, source) as sock:
         sock.sendall(raw)
         sock.shutdown(socket.SHUT_WR)
         return answer(sock)
@@ -120,7 +131,7 @@ def test_a_kept_alive_connection_is_closed_when_it_stays_idle(serve):
 
 
 def test_idle_connections_do_not_keep_a_real_request_out(serve):
-    _, port = serve()
+    _, port = serve(max_connections_per_address=1000)
     idle = [connect(port) for _ in range(100)]
     try:
         assert ask(port).startswith(b"HTTP/1.1 200")
@@ -148,6 +159,65 @@ def test_a_connection_over_the_cap_is_answered_503_at_once(serve):
             break
         eventlet.sleep(0.05)
     assert web.open_connections <= 1
+
+
+def test_one_address_over_its_cap_is_refused_while_another_is_served(serve):
+    web, port = serve(max_connections=10, max_connections_per_address=3, header_timeout=60)
+    held = [connect(port, HOG) for _ in range(3)]
+    try:
+        head, error = head_and_body(ask(port, source=HOG))
+        assert head.startswith(b"HTTP/1.1 503")
+        assert error["error"]["code"] == "service_unavailable"
+        # far below the overall cap: before the per-address cap, the hog was served too
+        assert ask(port, source=NEIGHBOUR).startswith(b"HTTP/1.1 200")
+        assert web.connections_by_address[HOG] == 3
+    finally:
+        for sock in held:
+            sock.close()
+    # its slots free up as its connections end; an address with none left is forgotten
+    while not ask(port, source=HOG).startswith(b"HTTP/1.1 200"):
+        eventlet.sleep(0.05)
+    while web.connections_by_address:
+        eventlet.sleep(0.01)
+
+
+def test_a_trusted_proxy_is_not_capped_per_address(serve):
+    web, port = serve(
+        max_connections_per_address=2, header_timeout=60, exempt=clients.parse_networks(HOG)
+    )
+    held = [connect(port, HOG) for _ in range(3)]  # every client behind the proxy
+    try:
+        assert ask(port, source=HOG).startswith(b"HTTP/1.1 200")
+        assert HOG not in web.connections_by_address
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_the_address_a_connection_counts_against() -> None:
+    proxies = clients.parse_networks("10.0.0.0/8, 2001:db8:1::/48")
+    assert address_key(("203.0.113.4", 5123), proxies) == "203.0.113.4"
+    assert address_key(("::ffff:203.0.113.4", 5123, 0, 0), proxies) == "203.0.113.4"
+    # one IPv6 host is one /64, however many addresses of it it uses
+    assert address_key(("2001:db8:2:3::1", 1, 0, 0), ()) == "2001:db8:2:3::/64"
+    assert address_key(("2001:db8:2:3:ffff::9", 1, 0, 0), ()) == "2001:db8:2:3::/64"
+    assert address_key(("10.1.2.3", 5123), proxies) is None  # a trusted proxy
+    assert address_key(("2001:db8:1:9::1", 1, 0, 0), proxies) is None
+    assert address_key("/run/gateway.sock", ()) is None  # not an IP peer: not counted
+
+
+def test_the_per_address_cap_and_the_proxies_come_from_the_settings() -> None:
+    with nameko_config.patch(
+        {"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "7", "TRUSTED_PROXIES": "10.0.0.0/8"}
+    ):
+        limits = Limits.from_settings()
+    assert limits.max_connections_per_address == 7
+    assert limits.exempt == clients.parse_networks("10.0.0.0/8")
+    with (
+        nameko_config.patch({"GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "0"}),
+        pytest.raises(ValueError, match="positive"),
+    ):
+        Limits.from_settings()
 
 
 class FailingListener:

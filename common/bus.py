@@ -5,11 +5,11 @@ RabbitMQ management HTTP API, one user per kind in `KINDS`, each with permission
 vhost and topic permissions on `nameko-rpc` and every `<service>.events` exchange:
 
 - a service consumes its own `rpc-<service>` queue, answers on reply routing keys (UUIDs),
-  calls only the services of `SERVICE_CALLS` (and its own `ping`, for its healthcheck),
+  calls only the methods of `SERVICE_CALLS` (and its own `ping`, for its healthcheck),
   publishes only on its own `<service>.events` and binds only the event queues of
   `common.events.SUBSCRIPTIONS` that it consumes or declares for its consumers;
-- the gateway publishes only the routing keys of `GATEWAY_CALLS` (the methods its code
-  calls; a unit test holds the table against the code) and answers nothing;
+- the gateway publishes only the routing keys of `GATEWAY_CALLS` and answers nothing (both
+  tables list exactly the methods the code calls; a unit test holds them against it);
 - staff (`portalctl`) may call every method of every service, and publishes no event.
 
 Every kind's reply queues are `rpc.reply-<kind>-<uuid>`: no other kind can declare, bind or
@@ -88,12 +88,15 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
     "notify": ("ping",),
 }
 
-# The services each service calls (its `RpcClient`s; a unit test holds this against them).
-SERVICE_CALLS: dict[str, tuple[str, ...]] = {
-    "auth": (),
-    "licensing": ("auth",),
-    "billing": ("auth", "licensing"),
-    "notify": ("auth",),
+# The methods each service calls on the others (through its `RpcClient`s, directly or as the
+# Protocol it hands a client to; tests/unit/common/test_bus.py holds this against every call
+# in services/*/**.py). Nothing more: billing cannot issue or extend a license, and only
+# notify (and staff) may ask auth for a password link.
+SERVICE_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
+    "auth": {},
+    "licensing": {"auth": ("get_company", "verify_company_password")},
+    "billing": {"auth": ("get_company",), "licensing": ("get_license",)},
+    "notify": {"auth": ("get_company", "password_link")},
 }
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -182,7 +185,7 @@ def rpc_calls(kind: str) -> dict[str, tuple[str, ...] | None]:
         return dict(GATEWAY_CALLS)
     if kind == "staff":
         return dict.fromkeys(SERVICES)
-    calls: dict[str, tuple[str, ...] | None] = dict.fromkeys(SERVICE_CALLS[kind])
+    calls: dict[str, tuple[str, ...] | None] = dict(SERVICE_CALLS[kind])
     calls.setdefault(kind, ("ping",))  # its container's healthcheck
     return calls
 
@@ -442,6 +445,22 @@ def grant(
     if known != stored:
         _save_store(store_path, known)
     return granted
+
+
+def stored_uri(
+    kind: str,
+    amqp_uri: str | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    store: Path | None = None,
+) -> str | None:
+    """`kind`'s AMQP URI on the broker of `amqp_uri`, with the password grant stored in
+    `store` (default `VAR_DIR/bus-credentials.json`); None when it stored none (no grant yet,
+    or the password came from `<KIND>_BUS_PASSWORD`)."""
+    user = f"{prefix}{kind}"
+    password = _load_store(store if store is not None else credentials_path()).get(user)
+    if not password:
+        return None
+    return with_credentials(amqp_uri or settings.amqp_uri(), user, password)
 
 
 def revoke(

@@ -311,9 +311,23 @@ class Caller:
                 details={"caller": self.kind or "unverified"},
             )
 
+    def check_kind(self, *kinds: str) -> None:
+        """Refuse every caller but the `kinds` named (e.g. notify and staff): `forbidden`.
+
+        An administrator's own user (no kind) is refused too while the rules are enforced;
+        the broker's topic permissions already keep the other kinds out (common/bus.py), this
+        is the same rule once more inside the service.
+        """
+        if self.enforced and self.kind not in kinds:
+            raise Forbidden(
+                "This method is not for this caller.",
+                details={"caller": self.kind or "unverified"},
+            )
+
 
 class BusCaller(DependencyProvider):
-    """Dependency: `caller = BusCaller()`, then `self.caller.check_scope(customer_id)`."""
+    """Dependency: `caller = BusCaller()`, then `self.caller.check_scope(customer_id)` or
+    `self.caller.check_kind("notify", "staff")`."""
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Caller:
         return Caller(worker_ctx.context_data.get(CALLER_KEY), user_of(settings.amqp_uri()))

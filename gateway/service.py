@@ -86,7 +86,7 @@ class GatewayService:
     )
     def change_password(self, request: Request, body: dict[str, Any], token: str) -> None:
         """`{"current_password": "...", "new_password": "..."}` → 204."""
-        self.auth.change_password(token, body)
+        self.auth.change_password(token, clients.with_client_address(body, request))
 
     @route(
         "POST",

@@ -7,11 +7,17 @@ and prints how to log in. Ctrl-C stops everything. Logs go to `var/log/<service>
 
 Without RabbitMQ's management API (the plugin is off) there are no per-kind users: every
 process then uses `AMQP_URI` itself, trusted alike (a note says so).
+
+Staff's password is never printed: `python -m portalctl.devrun --staff-uri` writes staff's
+AMQP URI (read from the 0600 `VAR_DIR/bus-credentials.json`) for a shell's
+`AMQP_URI="$(…)"`, and refuses to write it to a terminal.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -76,7 +82,8 @@ def bus_users(uri: str) -> dict[str, str]:
         print(
             f"Note: no per-kind bus users ({exc.message}). Every process uses AMQP_URI, and "
             "the bus trusts them alike; enable the management plugin "
-            "(`rabbitmq-plugins enable rabbitmq_management`) or set RABBIT_API_URI.",
+            "(`rabbitmq-plugins enable rabbitmq_management`, or run the "
+            "`rabbitmq:3-management` image) or set RABBIT_API_URI.",
             file=sys.stderr,
         )
         return {}
@@ -127,7 +134,57 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def how_to_run_staff_cli(uri: str, staff_uri: str) -> str:
+    """How to run portalctl as staff, without staff's password on the screen."""
+    python = shlex.quote(sys.executable)
+    if bus.stored_uri("staff", uri) == staff_uri:
+        store = bus.credentials_path().resolve()
+        return (
+            f'  Staff CLI:   AMQP_URI="$({python} -m portalctl.devrun --staff-uri)" '
+            f"{python} -m portalctl --help\n"
+            f"               (staff's password stays in {store}, mode 0600)"
+        )
+    return (
+        f"  Staff CLI:   AMQP_URI={bus.redacted(staff_uri)} {python} -m portalctl --help\n"
+        "               (*** being STAFF_BUS_PASSWORD)"
+    )
+
+
+def print_staff_uri() -> int:
+    """`--staff-uri`: staff's AMQP URI from the credentials `make run` stored, for a shell's
+    `AMQP_URI="$(…)"`; never to a terminal."""
+    staff_uri = bus.stored_uri("staff")
+    if staff_uri is None:
+        print(
+            f"No staff bus user in {bus.credentials_path()}: run `make run` (or `portalctl bus "
+            "grant`) first, with the same AMQP_URI and VAR_DIR.",
+            file=sys.stderr,
+        )
+        return 1
+    if sys.stdout.isatty():
+        print(
+            'This prints a password: use it as AMQP_URI="$(python -m portalctl.devrun '
+            '--staff-uri)" python -m portalctl …',
+            file=sys.stderr,
+        )
+        return 2
+    print(staff_uri)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m portalctl.devrun",
+        description="`make run`: the whole suite on this machine, with a demo company.",
+    )
+    parser.add_argument(
+        "--staff-uri",
+        action="store_true",
+        help="print staff's AMQP URI (from VAR_DIR/bus-credentials.json) for "
+        'AMQP_URI="$(…)" instead, and run nothing',
+    )
+    if parser.parse_args(argv).staff_uri:
+        return print_staff_uri()
     # `kill`, a closed terminal or a CI timeout stop the children too, not only Ctrl-C
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
@@ -136,7 +193,8 @@ def main() -> int:
     if problem:
         print(
             f"RabbitMQ is not reachable at {bus.redacted(uri)} ({problem}). Start one "
-            "(`rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:3`) "
+            "(`rabbitmq-server -detached` with `rabbitmq-plugins enable rabbitmq_management`, "
+            "or `docker run -d -p 5672:5672 -p 15672:15672 rabbitmq:3-management`) "
             "or point AMQP_URI at yours.",
             file=sys.stderr,
         )
@@ -177,7 +235,7 @@ def main() -> int:
             f"  Emails:      {'SMTP ' + mail if mail else str(settings.var_dir() / 'mail') + '/'}"
         )
         if "staff" in uris:
-            print(f"  Staff CLI:   AMQP_URI='{uris['staff']}' {sys.executable} -m portalctl")
+            print(how_to_run_staff_cli(uri, uris["staff"]))
         print("Press Ctrl-C to stop.")
         while all(process.poll() is None for process in processes.values()):
             time.sleep(1)

@@ -34,7 +34,16 @@ ADDRESS_FAILURE_WINDOW = timedelta(hours=1)
 MAX_DELAY = timedelta(minutes=15)
 FAILURE_KEEP = max(ACCOUNT_FAILURE_WINDOW, ADDRESS_FAILURE_WINDOW)  # then pruned
 UNKNOWN_ADDRESS = "unknown"  # every caller that names no address counts as this one
-IPV6_SUBSCRIBER_PREFIX = 64  # one IPv6 customer gets a /64 (or more): one address to us
+# one IPv6 site is commonly given a /48 (65,536 /64s), so a /48 is one address to us;
+# counted by /64, one subscriber could start afresh 65,536 times
+IPV6_SUBSCRIBER_PREFIX = 48
+# Reset requests queued per client address and window: more are answered the same way but
+# not queued, so nobody floods the queue (or the resolving timer) from one address. The
+# decision looks only at the address, never at the login, so it tells nothing about logins.
+RESET_QUEUE_LIMIT = 20
+# every caller that names no address shares one count: more room, not unlimited
+RESET_QUEUE_LIMIT_UNKNOWN = 200
+RESET_QUEUE_WINDOW = timedelta(minutes=15)
 # Reset emails: at most this many per account and window; more requests are answered
 # the same way but send nothing, so nobody can flood a mailbox and no account is locked.
 RESET_EMAIL_LIMIT = 3
@@ -120,12 +129,13 @@ def is_common_password(password: str) -> bool:
 def address_key(address: str | None) -> str:
     """The client address that failures are counted under.
 
-    IPv4 as it is; IPv6 by its /64, since one subscriber holds at least that many addresses
-    and could otherwise start afresh with each; an IPv4-mapped IPv6 address as its IPv4; no
-    address (or one that is not an IP address) as UNKNOWN_ADDRESS.
+    IPv4 as it is; IPv6 by its /48 (IPV6_SUBSCRIBER_PREFIX), since one site is commonly
+    given that many addresses and could otherwise start afresh with each of its /64s; an
+    IPv4-mapped IPv6 address as its IPv4; no address (or one that is not an IP address) as
+    UNKNOWN_ADDRESS.
 
     >>> address_key("2001:db8:1:2:aa::1"), address_key("::ffff:192.0.2.7"), address_key(None)
-    ('2001:db8:1:2::/64', '192.0.2.7', 'unknown')
+    ('2001:db8:1::/48', '192.0.2.7', 'unknown')
     """
     if not address:
         return UNKNOWN_ADDRESS
@@ -142,11 +152,21 @@ def address_key(address: str | None) -> str:
     return str(ip)
 
 
+def counts_per_address(address: str) -> bool:
+    """Whether failures from `address` (an `address_key`) are also counted per address.
+
+    Not for UNKNOWN_ADDRESS: it is every caller that names no address, and one counter for
+    them all would let anyone's failures slow everyone else's attempts down.
+    """
+    return address != UNKNOWN_ADDRESS
+
+
 def throttle(
     account_failures: list[datetime], address_failures: list[datetime], now: datetime
 ) -> ThrottleDecision:
     """Whether a password may be checked now, given the failures of this (account, address)
-    and of this address; when not, the longer of the two waits."""
+    and of this address (none for an address that `counts_per_address` excludes); when not,
+    the longer of the two waits."""
     decisions = [
         growing_delay(
             account_failures,
@@ -169,6 +189,17 @@ def throttle(
     if not refused:
         return ThrottleDecision(True)
     return max(refused, key=lambda decision: decision.retry_after)
+
+
+def may_queue_reset(address: str, queued_recently: int) -> bool:
+    """Whether a reset request from `address` (an `address_key`) is queued, given how many
+    from it were queued within RESET_QUEUE_WINDOW; the answer is the same either way.
+
+    >>> may_queue_reset("203.0.113.7", RESET_QUEUE_LIMIT - 1), may_queue_reset("203.0.113.7", 20)
+    (True, False)
+    """
+    limit = RESET_QUEUE_LIMIT_UNKNOWN if address == UNKNOWN_ADDRESS else RESET_QUEUE_LIMIT
+    return queued_recently < limit
 
 
 def may_send_reset_email(recent_requests: list[datetime], now: datetime) -> bool:

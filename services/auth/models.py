@@ -1,5 +1,5 @@
 """The auth database: companies, sessions, password requests and their one-time tokens,
-failed password checks."""
+failed password checks, and where reset requests came from."""
 
 from __future__ import annotations
 
@@ -98,6 +98,19 @@ class LoginFailure(AuthBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
     address: Mapped[str] = mapped_column(String(64), server_default="unknown")
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ResetRequestAddress(AuthBase):
+    """One row per reset request queued: the client address it came from (`address`:
+    `domain.address_key`) and when, so that queued requests can be counted per address.
+    Nothing here names a login or a company; pruned once out of the window."""
+
+    __tablename__ = "reset_request_addresses"
+    __table_args__ = (Index("ix_reset_request_addresses_address_at", "address", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -14,6 +14,7 @@ from services.auth.models import (
     LoginFailure,
     PasswordRequest,
     PasswordToken,
+    ResetRequestAddress,
     Session,
 )
 
@@ -145,6 +146,25 @@ class AuthRepository:
                 )
             )
         )
+
+    def lock_reset_queue(self, address: str) -> None:
+        """Serialise the reset requests of one client address until commit, so that requests
+        sent at once do not all count the same number queued before them."""
+        advisory_xact_lock(self.session, "reset-queue", address)
+
+    def queued_resets_from(self, address: str, since: datetime) -> int:
+        """How many reset requests from `address` were queued since `since`."""
+        return self.session.scalar(
+            select(func.count(ResetRequestAddress.id)).where(
+                ResetRequestAddress.address == address, ResetRequestAddress.at > since
+            )
+        )
+
+    def record_queued_reset(self, address: str, now: datetime) -> None:
+        self.session.add(ResetRequestAddress(address=address, at=now))
+
+    def prune_queued_resets(self, before: datetime) -> None:
+        self.session.execute(delete(ResetRequestAddress).where(ResetRequestAddress.at < before))
 
     def consume_token(self, token_hash: str, now: datetime) -> int | None:
         """Mark the token used, atomically; the company ID, or None if it was not usable."""

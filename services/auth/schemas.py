@@ -50,6 +50,7 @@ class Login(StrictSchema):
 class ChangePassword(StrictSchema):
     current_password = Text(PASSWORD_MAX)
     new_password = Text(PASSWORD_MAX)
+    client_address = ClientAddress()
 
 
 class ResetRequest(StrictSchema):

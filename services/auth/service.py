@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
-from common.rpc import rpc
+from common.rpc import BusCaller, rpc
 from common.schemas import TOKEN_MAX, load
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
@@ -30,6 +31,9 @@ from services.auth.schemas import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_RESET_POLL_SECONDS = 1.0
+# how long one tick of `resolve_reset_requests` may keep taking batches off the queue; the
+# timer waits for the tick, so logins on this instance are never held up much longer
+RESOLVE_BUDGET_SECONDS = 0.5
 
 
 class AuthService:
@@ -38,6 +42,7 @@ class AuthService:
     db = Database("auth", MIGRATIONS)
     events = EventBus()
     clock = Clock()
+    caller = BusCaller()
 
     @property
     def _uow(self) -> UnitOfWork[AuthRepository]:
@@ -102,10 +107,12 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def change_password(self, token: str, payload: dict[str, Any]) -> None:
-        """`{"current_password", "new_password"}`; revokes every other session of the company.
+        """`{"current_password", "new_password", "client_address": "203.0.113.7"}` (the
+        address optional); revokes every other session of the company.
 
         `invalid_credentials` ("The current password is incorrect.") counts toward the
-        login throttle of the company.
+        login throttle of the company from that address; `too_many_attempts` with
+        `details.retry_after` while a delay runs.
         """
         data = load(schemas.ChangePassword(), payload)
         self._uow.run(
@@ -113,6 +120,7 @@ class AuthService:
             lookup_arg(token, TOKEN_MAX),
             data["current_password"],
             data["new_password"],
+            data["client_address"],
             self.clock.now(),
         )
 
@@ -123,9 +131,13 @@ class AuthService:
 
         The answer, and the work done before it, are the same whether or not it does: the
         request is queued, and `resolve_reset_requests` looks the login up a moment later.
+        Beyond a share per client address (20 per 15 minutes; more for the unknown one) the
+        request is answered the same way but not queued.
         """
         data = load(schemas.ResetRequest(), payload)
-        self._uow.run(use_cases.request_reset, data["login"], self.clock.now())
+        self._uow.run(
+            use_cases.request_reset, data["login"], data["client_address"], self.clock.now()
+        )
 
     @rpc(expected_exceptions=PortalError)
     def confirm_password_reset(self, payload: dict[str, Any]) -> None:
@@ -163,8 +175,10 @@ class AuthService:
 
         `"9f3c…"` (the `request_id` of `company_created` or `password_reset_requested`) →
         `{"url": "https://portal.example/reset-password#token=…", "expires_at": "…"}`;
-        `invalid_token` once the request is unknown, expired or closed (password set).
+        `invalid_token` once the request is unknown, expired or closed (password set);
+        `forbidden` to any caller but notify and staff (a link opens the account).
         """
+        self.caller.check_kind("notify", "staff")
         return self._uow.run(
             use_cases.password_link,
             lookup_arg(request_id, REQUEST_ID_MAX),
@@ -175,8 +189,16 @@ class AuthService:
     # eager: requests queued while the service was down are resolved at once
     @configured_timer("AUTH_RESET_POLL_SECONDS", default=DEFAULT_RESET_POLL_SECONDS, eager=True)
     def resolve_reset_requests(self) -> None:
-        """Look up the logins of queued reset requests; announce those that name a company."""
-        self._uow.run(use_cases.resolve_reset_requests, self.clock.now())
+        """Look up the logins of queued reset requests; announce those that name a company.
+
+        Batch after batch, each in its own transaction, until the queue is empty or the
+        tick's RESOLVE_BUDGET_SECONDS are spent (the next tick goes on).
+        """
+        deadline = time.monotonic() + RESOLVE_BUDGET_SECONDS
+        while True:
+            taken = self._uow.run(use_cases.resolve_reset_requests, self.clock.now())
+            if taken < use_cases.RESOLVE_BATCH or time.monotonic() >= deadline:
+                return
 
     @timer(interval=3600)
     def prune(self) -> None:

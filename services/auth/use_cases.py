@@ -24,7 +24,7 @@ from services.auth.exceptions import (
 from services.auth.models import Company, PasswordRequest, PasswordToken, Session
 from services.auth.repository import OPEN, QUEUED, AuthRepository
 
-RESOLVE_BATCH = 100  # queued reset requests resolved per transaction
+RESOLVE_BATCH = 100  # queued reset requests resolved per transaction (the timer loops)
 
 
 def _check_password(
@@ -111,12 +111,16 @@ def _check_throttle(repo: AuthRepository, key: str, address: str, now: datetime)
     yet" and all be checked; with it, each sees the failures that the ones before recorded.
     The address is not locked: that would queue every login of an office behind one NAT,
     and guesses at many accounts at once overshoot its allowance by at most as many as run
-    at once before its delays apply.
+    at once before its delays apply. The unknown address has no counter of its own (see
+    `domain.counts_per_address`): only (`key`, unknown) counts.
     """
     repo.lock_attempts(key)
+    address_failures = []
+    if domain.counts_per_address(address):
+        address_failures = repo.failures(now - domain.ADDRESS_FAILURE_WINDOW, address=address)
     decision = domain.throttle(
         repo.failures(now - domain.ACCOUNT_FAILURE_WINDOW, address=address, key=key),
-        repo.failures(now - domain.ADDRESS_FAILURE_WINDOW, address=address),
+        address_failures,
         now,
     )
     if not decision.allowed:
@@ -186,12 +190,18 @@ def logout(repo: AuthRepository, token: str, now: datetime) -> Outcome:
 
 
 def change_password(
-    repo: AuthRepository, token: str, current: str, new: str, now: datetime
+    repo: AuthRepository,
+    token: str,
+    current: str,
+    new: str,
+    client_address: str | None,
+    now: datetime,
 ) -> Outcome:
+    """A wrong current password is counted like a failed login of the company from
+    `client_address` (None: unknown)."""
     session, company = _live_session(repo, token, now)
     key = _throttle_key("", company)
-    # the caller's address is not passed here: these failures count as the unknown one's
-    address = domain.address_key(None)
+    address = domain.address_key(client_address)
     if not _password_matches(repo, key, address, company.password_hash, current, now):
         return Outcome(error=InvalidCredentials("The current password is incorrect."))
     _check_password(new, company)
@@ -203,9 +213,22 @@ def change_password(
     return Outcome(None, [("password_changed", views.password_changed(company, "change", now))])
 
 
-def request_reset(repo: AuthRepository, login_name: str, now: datetime) -> Outcome:
-    """Queue a reset request for `resolve_reset_requests`: one insert whatever the login, so
-    that neither the answer nor the time it takes tells whether the login exists."""
+def request_reset(
+    repo: AuthRepository, login_name: str, client_address: str | None, now: datetime
+) -> Outcome:
+    """Queue a reset request for `resolve_reset_requests`: the same statements whatever the
+    login, so that neither the answer nor the time it takes tells whether the login exists.
+
+    Beyond `domain.may_queue_reset`'s share of `client_address` (None: unknown) the request
+    is answered the same way but not queued: one address cannot flood the queue. That
+    decision looks at the address alone, so it tells nothing about the login either.
+    """
+    address = domain.address_key(client_address)
+    repo.lock_reset_queue(address)
+    queued = repo.queued_resets_from(address, now - domain.RESET_QUEUE_WINDOW)
+    if not domain.may_queue_reset(address, queued):
+        return Outcome()
+    repo.record_queued_reset(address, now)
     repo.add(
         PasswordRequest(
             request_id=domain.new_request_id(),
@@ -220,11 +243,14 @@ def request_reset(repo: AuthRepository, login_name: str, now: datetime) -> Outco
 
 
 def resolve_reset_requests(repo: AuthRepository, now: datetime) -> Outcome:
-    """Work off queued reset requests: one whose login names a company that has not had
-    RESET_EMAIL_LIMIT reset emails within RESET_EMAIL_WINDOW is opened and announced
-    (`password_reset_requested`, which notify emails); the others are forgotten."""
+    """Work off up to RESOLVE_BATCH queued reset requests: one whose login names a company
+    that has not had RESET_EMAIL_LIMIT reset emails within RESET_EMAIL_WINDOW is opened and
+    announced (`password_reset_requested`, which notify emails); the others are forgotten.
+    The result is how many left the queue: fewer than RESOLVE_BATCH when it is empty (of
+    what another instance is not resolving)."""
     events = []
-    for request in repo.queued_requests(RESOLVE_BATCH):
+    requests = repo.queued_requests(RESOLVE_BATCH)
+    for request in requests:
         company = _find_company(repo, request.login or "")
         if company is None or request.expires_at <= now:
             repo.drop_request(request)
@@ -238,7 +264,7 @@ def resolve_reset_requests(repo: AuthRepository, now: datetime) -> Outcome:
         repo.open_request(request, company.id)
         event = views.password_reset_requested(company, request)
         events.append(("password_reset_requested", event))
-    return Outcome(len(events), events)
+    return Outcome(len(requests), events)
 
 
 def password_link(repo: AuthRepository, request_id: str, now: datetime, portal_url: str) -> Outcome:
@@ -301,8 +327,9 @@ def verify_company_password(
 
 
 def prune(repo: AuthRepository, now: datetime) -> Outcome:
-    """Forget failures that left the throttle window, and requests (with their tokens) that
-    expired more than REQUEST_KEEP ago."""
+    """Forget failures that left the throttle window, the addresses of reset requests that
+    left theirs, and requests (with their tokens) that expired more than REQUEST_KEEP ago."""
     repo.prune_failures(now - domain.FAILURE_KEEP)
+    repo.prune_queued_resets(now - domain.RESET_QUEUE_WINDOW)
     repo.prune_requests(now - domain.REQUEST_KEEP)
     return Outcome()

@@ -44,7 +44,8 @@ FREE_FAILURES_PER_ADDRESS = 30  # per address, whatever the license IDs (an offi
 FAILURE_DELAY = timedelta(seconds=5)  # the first wait; then 10, 20, 40 s… at most the cap
 FAILURE_DELAY_CAP = FAILURE_WINDOW
 UNKNOWN_ADDRESS = "unknown"  # a caller whose address the gateway did not pass
-IPV6_SUBSCRIBER_PREFIX = 64  # one IPv6 customer holds a /64 (or more): one address to us
+# one IPv6 site is commonly given a /48 (65,536 /64s): one address to us (as in auth)
+IPV6_SUBSCRIBER_PREFIX = 48
 
 EXPIRY_THRESHOLDS = (30, 7, 1)  # days before expiry; one `license_expiring` each
 DAY = timedelta(days=1)
@@ -114,12 +115,13 @@ def renewal_extends(expires_at: datetime | None, period_end: datetime) -> bool:
 def client_address(value: str | None) -> str:
     """The address failures are counted under (as auth counts them).
 
-    IPv4 as it is; IPv6 by its /64, since one subscriber holds at least that many addresses
-    and could otherwise start afresh with each; an IPv4-mapped IPv6 address as its IPv4; no
-    address (or one that is not an IP address) as UNKNOWN_ADDRESS.
+    IPv4 as it is; IPv6 by its /48 (IPV6_SUBSCRIBER_PREFIX), since one site is commonly
+    given that many addresses and could otherwise start afresh with each of its /64s; an
+    IPv4-mapped IPv6 address as its IPv4; no address (or one that is not an IP address) as
+    UNKNOWN_ADDRESS.
 
     >>> client_address("2001:db8:1:2:aa::1"), client_address("::ffff:192.0.2.7")
-    ('2001:db8:1:2::/64', '192.0.2.7')
+    ('2001:db8:1::/48', '192.0.2.7')
     """
     if not value:
         return UNKNOWN_ADDRESS

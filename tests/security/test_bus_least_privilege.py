@@ -11,7 +11,10 @@ them, try what the review reproduced with the shared credential:
   writes in its headers, while staff still get it; claiming staff's name as `user_id` is
   refused by the broker;
 
-and card data travels in transient messages only.
+services themselves call only the methods they use: billing cannot issue or extend a
+license, and only notify (and staff) get a set-password link from auth (`password_link`,
+which opens the account): licensing's and the gateway's users are refused by the broker, an
+administrator's by auth itself. Card data travels in transient messages only.
 """
 
 from __future__ import annotations
@@ -146,6 +149,50 @@ def test_the_gateway_cannot_call_staff_methods(suite, license, method):
         rpc.call("licensing", method, license["license_id"])
     # staff may
     assert suite.portalctl("license", "show", license["license_id"])["status"] == "active"
+
+
+@pytest.mark.parametrize("method", ["issue_license", "extend_license", "suspend_license"])
+def test_billing_cannot_hand_out_licenses(suite, license, method):
+    with (
+        standalone_client(uri=suite.uris["billing"]) as rpc,
+        pytest.raises(AccessRefused, match=f"licensing.{method}"),
+    ):
+        rpc.call("licensing", method, license["license_id"])
+
+
+def test_only_notify_and_staff_get_a_password_link(suite):
+    """A set-password link is the account: only the process that emails it may ask for it."""
+    email = f"link.{uuid.uuid4().hex[:10]}@example.test"
+    with watch_events(suite.env["AMQP_URI"], "auth") as events:
+        company = suite.portalctl(
+            "company", "create", "--name", "Acme", "--contact-name", "Ada", "--email", email
+        )
+
+        def ours(watched) -> list[dict]:
+            return [
+                event
+                for event in watched.of("company_created")
+                if event["company"]["customer_id"] == company["customer_id"]
+            ]
+
+        events.wait_until(ours)
+        [created] = ours(events)
+    request_id = created["request_id"]
+
+    for kind in ("licensing", "gateway"):
+        with (
+            standalone_client(uri=suite.uris[kind]) as rpc,
+            pytest.raises(AccessRefused, match="auth.password_link"),
+        ):
+            rpc.call("auth", "password_link", request_id)
+    # the administrator's own user passes the broker, but not auth: not notify, not staff
+    with standalone_client(uri=suite.env["AMQP_URI"]) as rpc, pytest.raises(PortalError) as refused:
+        rpc.call("auth", "password_link", request_id)
+    assert refused.value.code == "forbidden"
+
+    with standalone_client(uri=suite.uris["notify"]) as rpc:
+        link = rpc.call("auth", "password_link", request_id)
+    assert "#token=" in link["url"]
 
 
 def test_staff_paths_of_customer_methods_refuse_the_gateway(suite, license):

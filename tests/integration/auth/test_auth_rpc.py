@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from eventlet.greenpool import GreenPool
 from nameko.testing.services import entrypoint_hook, replace_dependencies
+from sqlalchemy import create_engine, func, select
 
 from common.errors import PortalError
 from common.rpc import standalone_client
 from services.auth import domain
+from services.auth.models import ResetRequestAddress
 from services.auth.service import AuthService
 from tests.support.bus import BusEvents, watch_events
 from tests.support.fakes import FixedClock
@@ -337,6 +339,36 @@ def test_concurrent_wrong_passwords_do_not_outrun_the_throttle(rpc) -> None:
     codes = _codes(_in_parallel(guess))
     assert codes.count("invalid_credentials") == domain.ACCOUNT_FREE_FAILURES, codes
     assert codes.count("too_many_attempts") == 10 - domain.ACCOUNT_FREE_FAILURES, codes
+
+
+def test_concurrent_reset_requests_from_one_address_queue_only_its_share(
+    rpc, bus_events, config
+) -> None:
+    flooder = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+    def request(client: Rpc) -> None:
+        payload = {"login": unique_email(), "client_address": flooder}
+        return client.auth("request_password_reset", payload)
+
+    count = domain.RESET_QUEUE_LIMIT + 10
+    assert _codes(_in_parallel(request, count)) == ["ok"] * count  # the same answer to all
+    engine = create_engine(config["AUTH_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            queued = connection.scalar(
+                select(func.count(ResetRequestAddress.id)).where(
+                    ResetRequestAddress.address == flooder
+                )
+            )
+    finally:
+        engine.dispose()
+    assert queued == domain.RESET_QUEUE_LIMIT  # the per-address lock: no overshoot
+    # and another address is not held back by the flood: its request is emailed
+    email = unique_email()
+    new_company(rpc, email)
+    rpc.auth("request_password_reset", {"login": email, "client_address": "192.0.2.99"})
+    [requested] = bus_events.wait_for("password_reset_requested")
+    assert requested["company"]["contact_email"] == email
 
 
 def test_throttle_holds_across_two_auth_containers(

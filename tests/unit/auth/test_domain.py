@@ -204,22 +204,32 @@ def test_an_attacker_settles_at_about_four_guesses_an_hour_per_address() -> None
     [
         ("203.0.113.7", "203.0.113.7"),
         (" 203.0.113.7 ", "203.0.113.7"),
-        ("2001:DB8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:3:4:5:6", "2001:db8:1::/48"),
+        ("2001:db8:1:ffff::ffff", "2001:db8:1::/48"),
         ("::ffff:198.51.100.9", "198.51.100.9"),
         (None, "unknown"),
         ("", "unknown"),
         ("not an address", "unknown"),
     ],
 )
-def test_address_key_counts_ipv6_by_its_64_and_names_unknown_callers(address, key) -> None:
+def test_address_key_counts_ipv6_by_its_48_and_names_unknown_callers(address, key) -> None:
     assert domain.address_key(address) == key
 
 
-def test_two_addresses_of_one_ipv6_subscriber_share_a_key_and_the_next_64_does_not() -> None:
-    one = domain.address_key("2001:db8:0:1::1")
-    assert one == domain.address_key("2001:db8:0:1:ffff:ffff:ffff:ffff")
-    assert one != domain.address_key("2001:db8:0:2::1")
+def test_every_64_of_one_ipv6_48_shares_a_key_and_the_next_48_does_not() -> None:
+    assert domain.IPV6_SUBSCRIBER_PREFIX == 48
+    one = domain.address_key("2001:db8:7::1")
+    # the first and last /64 of the /48, and one in between: 65,536 /64s, one address to us
+    for address in ("2001:db8:7:0:ffff::1", "2001:db8:7:1::1", "2001:db8:7:ffff:ffff::ffff"):
+        assert domain.address_key(address) == one
+    assert one != domain.address_key("2001:db8:8::1")
+    assert one != domain.address_key("2001:db8:6:ffff::1")
+
+
+def test_the_unknown_address_has_no_counter_of_its_own() -> None:
+    assert not domain.counts_per_address(domain.address_key(None))
+    assert domain.counts_per_address(domain.address_key("203.0.113.7"))
+    assert domain.counts_per_address(domain.address_key("2001:db8::1"))
 
 
 # --- common passwords -----------------------------------------------------------------------
@@ -273,6 +283,19 @@ def test_reset_requests_outside_the_window_do_not_count() -> None:
     old = [NOW - domain.RESET_EMAIL_WINDOW - timedelta(seconds=1)] * 10
     assert domain.may_send_reset_email(old, NOW)
     assert domain.may_send_reset_email([], NOW)
+
+
+def test_reset_requests_are_queued_up_to_a_share_per_address() -> None:
+    limit = domain.RESET_QUEUE_LIMIT
+    assert domain.may_queue_reset("203.0.113.7", limit - 1)
+    assert not domain.may_queue_reset("203.0.113.7", limit)
+    assert not domain.may_queue_reset("2001:db8:1::/48", limit + 5)
+
+
+def test_callers_without_an_address_share_a_larger_reset_queue_share() -> None:
+    assert domain.RESET_QUEUE_LIMIT_UNKNOWN > domain.RESET_QUEUE_LIMIT
+    assert domain.may_queue_reset(domain.UNKNOWN_ADDRESS, domain.RESET_QUEUE_LIMIT)
+    assert not domain.may_queue_reset(domain.UNKNOWN_ADDRESS, domain.RESET_QUEUE_LIMIT_UNKNOWN)
 
 
 # --- reset links --------------------------------------------------------------------------

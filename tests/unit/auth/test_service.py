@@ -18,8 +18,14 @@ from sqlalchemy import select
 from common.db import Db
 from common.errors import PortalError
 from common.schemas import TOKEN_MAX
-from services.auth import domain
-from services.auth.models import LoginFailure, PasswordRequest, PasswordToken
+from services.auth import domain, use_cases
+from services.auth import service as auth_service
+from services.auth.models import (
+    LoginFailure,
+    PasswordRequest,
+    PasswordToken,
+    ResetRequestAddress,
+)
 from services.auth.service import AuthService
 from tests.support.fakes import FixedClock, RecordedEvents
 
@@ -240,14 +246,14 @@ def test_an_address_failing_on_many_accounts_is_slowed_on_every_account(
     assert login(service, email, PASSWORD, OWNER)["token"]
 
 
-def test_the_addresses_of_one_ipv6_subscriber_count_as_one(service) -> None:
+def test_the_addresses_of_one_ipv6_48_count_as_one(service) -> None:
     email = unique_email()
     service.create_company(company_payload(email))
-    for host in range(FREE):
-        address = f"2001:db8:7:7::{host + 1:x}"
+    for subnet in range(FREE):  # a new /64 for each guess does not start afresh
+        address = f"2001:db8:7:{subnet * 0x3000:x}::{subnet + 1:x}"
         raises_code("invalid_credentials", login, service, email, "wrong password 1", address)
-    raises_code("too_many_attempts", login, service, email, PASSWORD, "2001:db8:7:7::ffff")
-    assert login(service, email, PASSWORD, "2001:db8:7:8::1")["token"]
+    raises_code("too_many_attempts", login, service, email, PASSWORD, "2001:db8:7:ffff::1")
+    assert login(service, email, PASSWORD, "2001:db8:8::1")["token"]
 
 
 def test_unknown_logins_are_throttled_too(service) -> None:
@@ -378,11 +384,17 @@ def test_prune_forgets_requests_and_tokens_a_day_after_they_expired(
     email = unique_email()
     service.create_company(company_payload(email))
     token = _request_token(service, events, email)
+    clock.advance(domain.RESET_QUEUE_WINDOW, seconds=1)
+    service.request_password_reset({"login": email, "client_address": ATTACKER})
+    service.prune()  # the first request's address has left its window, the second's not
+    with db.transaction() as session:
+        assert session.scalars(select(ResetRequestAddress.address)).all() == [ATTACKER]
     clock.advance(domain.RESET_LIFETIME + domain.REQUEST_KEEP, seconds=1)
     service.prune()
     with db.transaction() as session:
         assert session.scalars(select(PasswordRequest.purpose)).all() == []
         assert session.scalars(select(PasswordToken.id)).all() == []
+        assert session.scalars(select(ResetRequestAddress.id)).all() == []
     payload = {"token": token, "new_password": NEW_PASSWORD}
     raises_code("invalid_token", service.confirm_password_reset, payload)
 
@@ -421,10 +433,52 @@ def test_wrong_current_passwords_count_toward_the_login_throttle(service) -> Non
     session = login(service, email)
     payload = {"current_password": "wrong password 1", "new_password": NEW_PASSWORD}
     for _ in range(FREE):
-        raises_code("invalid_credentials", service.change_password, session["token"], payload)
-    # the caller's address is not passed to change_password: it counts as the unknown one's
-    raises_code("too_many_attempts", login, service, email, PASSWORD)
+        raises_code(
+            "invalid_credentials",
+            service.change_password,
+            session["token"],
+            {**payload, "client_address": ATTACKER},
+        )
+    # counted for (company, the caller's address): that address waits, others do not
+    raises_code("too_many_attempts", login, service, email, PASSWORD, ATTACKER)
+    retry = {**payload, "current_password": PASSWORD, "client_address": ATTACKER}
+    raises_code("too_many_attempts", service.change_password, session["token"], retry)
     assert login(service, email, PASSWORD, OWNER)["token"]
+    assert login(service, email, PASSWORD)["token"]
+
+
+def test_wrong_current_passwords_without_an_address_do_not_slow_other_companies(
+    service, monkeypatch
+) -> None:
+    monkeypatch.setattr(domain, "ADDRESS_FREE_FAILURES", 3)  # argon2 checks take a while
+    payload = {"current_password": "wrong password 1", "new_password": NEW_PASSWORD}
+    for _ in range(domain.ADDRESS_FREE_FAILURES + 1):  # one try each, from many companies
+        email = unique_email()
+        service.create_company(company_payload(email))
+        session = login(service, email)
+        raises_code("invalid_credentials", service.change_password, session["token"], payload)
+    # no counter is shared by every caller that names no address
+    email = unique_email()
+    service.create_company(company_payload(email))
+    session = login(service, email)
+    right = {**payload, "current_password": PASSWORD}
+    assert service.change_password(session["token"], right) is None
+    assert login(service, email, NEW_PASSWORD)["token"]
+    # each company's own (company, unknown) counter still applies
+    for _ in range(FREE):
+        raises_code("invalid_credentials", service.change_password, session["token"], payload)
+    raises_code("too_many_attempts", login, service, email, NEW_PASSWORD)
+
+
+def test_change_password_validates_the_client_address(service) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    session = login(service, email)
+    payload = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    for address in ("not an address", "", "1" * 46):
+        body = {**payload, "client_address": address}
+        raises_code("validation_error", service.change_password, session["token"], body)
+    assert service.change_password(session["token"], {**payload, "client_address": None}) is None
 
 
 def test_change_password_needs_a_live_session(service) -> None:
@@ -524,6 +578,95 @@ def test_a_request_queued_longer_than_a_link_lives_is_dropped(service, events, c
     clock.advance(domain.RESET_LIFETIME)
     service.resolve_reset_requests()
     assert events.of("password_reset_requested") == []
+
+
+def queued(db: Db) -> int:
+    with db.transaction() as session:
+        return len(
+            session.scalars(
+                select(PasswordRequest.id).where(PasswordRequest.status == "queued")
+            ).all()
+        )
+
+
+def test_one_address_queues_only_its_share_and_another_still_gets_its_email(
+    service, events, db
+) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    events.clear()
+    for _ in range(domain.RESET_QUEUE_LIMIT + 15):
+        payload = {"login": unique_email(), "client_address": ATTACKER}
+        assert service.request_password_reset(payload) is None
+    assert queued(db) == domain.RESET_QUEUE_LIMIT
+    # the same from the other /64s of one IPv6 /48: one address
+    for subnet in range(domain.RESET_QUEUE_LIMIT + 5):
+        payload = {"login": unique_email(), "client_address": f"2001:db8:9:{subnet:x}::1"}
+        assert service.request_password_reset(payload) is None
+    assert queued(db) == 2 * domain.RESET_QUEUE_LIMIT
+    service.request_password_reset({"login": email, "client_address": OWNER})
+    service.resolve_reset_requests()
+    assert queued(db) == 0
+    [requested] = events.of("password_reset_requested")
+    assert requested["company"]["contact_email"] == email
+
+
+def test_the_share_is_counted_per_address_whatever_the_logins(service, events) -> None:
+    email = unique_email()
+    service.create_company(company_payload(email))
+    for _ in range(domain.RESET_QUEUE_LIMIT):
+        service.request_password_reset({"login": unique_email(), "client_address": ATTACKER})
+    # a known login from that address is not queued either: the login is never looked at
+    service.request_password_reset({"login": email, "client_address": ATTACKER})
+    service.resolve_reset_requests()
+    assert events.of("password_reset_requested") == []
+
+
+def test_an_address_may_queue_again_once_the_window_has_passed(service, db, clock) -> None:
+    for _ in range(domain.RESET_QUEUE_LIMIT + 1):
+        service.request_password_reset({"login": unique_email(), "client_address": ATTACKER})
+    service.resolve_reset_requests()
+    clock.advance(domain.RESET_QUEUE_WINDOW - timedelta(seconds=1))
+    service.request_password_reset({"login": unique_email(), "client_address": ATTACKER})
+    assert queued(db) == 0
+    clock.advance(seconds=1)
+    service.request_password_reset({"login": unique_email(), "client_address": ATTACKER})
+    assert queued(db) == 1
+
+
+def test_callers_without_an_address_share_a_larger_queue_share(service, db, monkeypatch) -> None:
+    monkeypatch.setattr(domain, "RESET_QUEUE_LIMIT_UNKNOWN", domain.RESET_QUEUE_LIMIT + 5)
+    for _ in range(domain.RESET_QUEUE_LIMIT_UNKNOWN + 3):
+        service.request_password_reset({"login": unique_email()})
+    assert queued(db) == domain.RESET_QUEUE_LIMIT_UNKNOWN
+
+
+def test_one_tick_resolves_batch_after_batch_until_the_queue_is_empty(
+    service, events, db, monkeypatch
+) -> None:
+    monkeypatch.setattr(use_cases, "RESOLVE_BATCH", 3)
+    emails = [unique_email() for _ in range(4)]
+    for email in emails:
+        service.create_company(company_payload(email))
+    for number in range(11):  # from many addresses, as a spread-out flood comes
+        login_name = emails[number % 4] if number % 2 else unique_email()
+        service.request_password_reset({"login": login_name, "client_address": f"192.0.2.{number}"})
+    service.resolve_reset_requests()
+    assert queued(db) == 0
+    assert len(events.of("password_reset_requested")) == 5
+
+
+def test_one_tick_stops_taking_batches_once_its_time_budget_is_spent(
+    service, db, monkeypatch
+) -> None:
+    monkeypatch.setattr(use_cases, "RESOLVE_BATCH", 3)
+    monkeypatch.setattr(auth_service, "RESOLVE_BUDGET_SECONDS", 0)  # spent after one batch
+    for _ in range(7):
+        service.request_password_reset({"login": unique_email()})
+    service.resolve_reset_requests()
+    assert queued(db) == 4
+    service.resolve_reset_requests()  # the next tick goes on
+    assert queued(db) == 1
 
 
 def _request_token(service, events, email: str) -> str:

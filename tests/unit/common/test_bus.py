@@ -1,9 +1,9 @@
 """The bus permission table (common/bus.py) against the code, and the caller identity.
 
 `GATEWAY_CALLS` must be exactly the methods gateway code calls, and `SERVICE_CALLS` exactly
-the services each service holds an `RpcClient` for: a call missing from the table would be
-refused by the broker in production, and one the code no longer makes is a privilege
-nobody needs. The regexes are checked by matching them here as RabbitMQ would.
+the methods each service calls on the others: a call missing from a table would be refused
+by the broker in production, and one the code no longer makes is a privilege nobody needs.
+The regexes are checked by matching them here as RabbitMQ would.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import importlib
+import inspect
 import re
+import typing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,18 +36,26 @@ SERVICE_CLASSES = (AuthService, LicensingService, BillingService, NotifyService)
 UUID = "0b6f2a52-8e4b-4d7e-9a53-3f7c1f0e9d21"
 
 
-def rpc_clients(path: Path) -> set[str]:
-    """The targets of `RpcClient("<service>")` in a module."""
+def client_attributes(path: Path) -> dict[str, str]:
+    """`{attribute: service}` of the `attribute = RpcClient("<service>")` in a module."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {
-        node.args[0].value
+        target.id: node.value.args[0].value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "RpcClient"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "RpcClient"
+        and node.value.args
+        and isinstance(node.value.args[0], ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
     }
+
+
+def rpc_clients(path: Path) -> set[str]:
+    """The targets of `RpcClient("<service>")` in a module."""
+    return set(client_attributes(path).values())
 
 
 def gateway_calls() -> set[tuple[str, str]]:
@@ -82,10 +93,98 @@ def test_the_gateway_scan_sees_each_way_of_calling():
     assert ("notify", "ping") in found  # clients[name].ping()
 
 
-def test_the_service_table_is_exactly_their_rpc_clients():
-    for service in bus.SERVICES:
-        found = rpc_clients(ROOT / "services" / service / "service.py")
-        assert found == set(bus.SERVICE_CALLS[service]), service
+def _resolve(module: object, node: ast.expr) -> object:
+    """The object a callee's name (`purchases.purchase`, `use_cases.Courier`) is in `module`."""
+    if isinstance(node, ast.Name):
+        return getattr(module, node.id)
+    assert isinstance(node, ast.Attribute), ast.dump(node)
+    return getattr(_resolve(module, node.value), node.attr)
+
+
+def _protocol_handed(module: object, call: ast.Call, client: ast.expr) -> type:
+    """The Protocol the parameter (or dataclass field) that receives `client` is typed as."""
+    callee = _resolve(module, call.func)
+    if client in call.args:
+        name = list(inspect.signature(callee).parameters)[call.args.index(client)]
+    else:
+        name = next(keyword.arg for keyword in call.keywords if keyword.value is client)
+    protocol = typing.get_type_hints(callee)[name]
+    assert getattr(protocol, "_is_protocol", False), f"{callee} takes {name} as {protocol}"
+    return protocol
+
+
+def _called(path: Path) -> set[str]:
+    """The names of every `<anything>.<name>(` in a module."""
+    return {
+        node.func.attr
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+
+
+def _methods(protocol: type) -> set[str]:
+    return {
+        name
+        for name, member in vars(protocol).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+
+
+def service_calls(service: str) -> set[tuple[str, str]]:
+    """Every `(service, method)` a service calls on its `RpcClient`s, in services/<service>/:
+    `self.<client>.<method>` (called, or handed on as a bound method), and the methods of the
+    Protocol a bare `self.<client>` is handed to (a use case's parameter, a dataclass field),
+    each called in the Protocol's module. Any other use of a client fails the scan."""
+    package = ROOT / "services" / service
+    clients = client_attributes(package / "service.py")
+    found: set[tuple[str, str]] = set()
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+                and node.attr in clients
+            ):
+                continue
+            target, parent = clients[node.attr], parents[node]
+            if isinstance(parent, ast.keyword):
+                parent = parents[parent]
+            if isinstance(parent, ast.Attribute):
+                found.add((target, parent.attr))
+            elif isinstance(parent, ast.Call) and node is not parent.func:
+                module = importlib.import_module(
+                    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+                )
+                protocol = _protocol_handed(module, parent, node)
+                unused = _methods(protocol) - _called(Path(inspect.getfile(protocol)))
+                assert not unused, f"{protocol.__name__} declares {unused}, never called"
+                found |= {(target, method) for method in _methods(protocol)}
+            else:
+                raise AssertionError(f"{path}:{node.lineno}: a use of self.{node.attr} unscanned")
+    return found
+
+
+@pytest.mark.parametrize("service", bus.SERVICES)
+def test_the_service_table_is_exactly_what_the_service_calls(service):
+    table = {
+        (target, method)
+        for target, methods in bus.SERVICE_CALLS[service].items()
+        for method in methods
+    }
+    found = service_calls(service)
+    assert sorted(found - table) == [], "called by the service but not granted"
+    assert sorted(table - found) == [], "granted to the service but never called"
+
+
+def test_the_service_scan_sees_each_way_of_calling():
+    assert ("auth", "get_company") in service_calls("billing")  # self.auth.get_company(
+    assert ("auth", "verify_company_password") in service_calls("licensing")  # bound method
+    assert ("licensing", "get_license") in service_calls("billing")  # a use case's Protocol
+    assert ("auth", "password_link") in service_calls("notify")  # a dataclass field's Protocol
+    assert service_calls("auth") == set()
 
 
 @pytest.mark.parametrize("service_class", SERVICE_CLASSES, ids=lambda cls: cls.name)
@@ -145,6 +244,34 @@ def test_services_call_what_they_need_and_answer_on_uuids():
     assert allows(read, "licensing.*") and not allows(read, "auth.*") and not allows(read, "#")
     write, _ = topic("auth", "nameko-rpc")
     assert not allows(write, "licensing.get_license")
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "allowed"),
+    [
+        ("billing", "licensing.get_license", True),
+        ("billing", "auth.get_company", True),
+        ("billing", "licensing.issue_license", False),  # free licenses
+        ("billing", "licensing.extend_license", False),
+        ("billing", "licensing.get_license.x", False),
+        ("billing", "auth.password_link", False),
+        ("licensing", "auth.verify_company_password", True),
+        ("licensing", "auth.password_link", False),  # a link opens the account
+        ("licensing", "auth.create_company", False),
+        ("licensing", "auth.login", False),
+        ("notify", "auth.password_link", True),
+        ("notify", "auth.get_company", True),
+        ("notify", "auth.create_company", False),
+        ("notify", "auth.login", False),
+        ("notify", "auth.find_companies", False),
+        ("notify", "licensing.get_license", False),
+        ("auth", "auth.ping", True),
+        ("auth", "auth.password_link", False),
+    ],
+)
+def test_a_service_calls_only_the_methods_it_uses(kind, method, allowed):
+    write, _ = topic(kind, "nameko-rpc")
+    assert allows(write, method) is allowed
 
 
 def test_staff_call_every_service_and_publish_no_event():
@@ -231,6 +358,17 @@ def test_uris():
     assert (api.base, api.auth) == ("http://rabbit.example:15672/api", ("admin", "s@cret"))
 
 
+def test_stored_uri_reads_the_credentials_grant_kept(tmp_path):
+    store = tmp_path / bus.CREDENTIALS_FILE
+    store.write_text('{"portal-staff": "s3cret-1"}', encoding="utf-8")
+    admin = "amqp://admin:x@rabbit.example:5672/lp"
+    assert bus.stored_uri("staff", admin, store=store) == (
+        "amqp://portal-staff:s3cret-1@rabbit.example:5672/lp"
+    )
+    assert bus.stored_uri("gateway", admin, store=store) is None  # e.g. GATEWAY_BUS_PASSWORD
+    assert bus.stored_uri("staff", admin, store=tmp_path / "none.json") is None
+
+
 def test_password_matches_rabbitmqs_salted_hash():
     salt = b"\x01\x02\x03\x04"
     digest = hashlib.sha256(salt + b"right").digest()
@@ -291,3 +429,27 @@ def test_staff_paths_and_the_caller(caller, own, allowed):
         with pytest.raises(PortalError) as refused:
             who.check_scope(None)
         assert refused.value.code == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("caller", "own", "allowed"),
+    [
+        ("portal-notify", "portal-auth", True),
+        ("portal-staff", "portal-auth", True),
+        ("portal-licensing", "portal-auth", False),
+        ("portal-gateway", "portal-auth", False),
+        ("guest", "portal-auth", False),  # an administrator: no kind
+        (None, "portal-auth", False),
+        ("portal-gateway", "guest", True),  # no per-kind users: a developer's quick start
+        (None, None, True),
+    ],
+)
+def test_a_method_for_some_kinds_only(caller, own, allowed):
+    who = Caller(caller, own)
+    if allowed:
+        who.check_kind("notify", "staff")
+    else:
+        with pytest.raises(PortalError) as refused:
+            who.check_kind("notify", "staff")
+        assert refused.value.code == "forbidden"
+        assert refused.value.details == {"caller": bus.kind_of(caller) or "unverified"}

@@ -145,6 +145,6 @@ def test_the_route_signs_its_answer_with_the_certificate_keys(api, client) -> No
     assert header["typ"] == "license-validation+jwt"
     claims = jwt.decode(answer["signed_answer"], jwks[header["kid"]].key, algorithms=["EdDSA"])
     plain = {key: value for key, value in answer.items() if key != "signed_answer"}
-    assert claims == {**plain, "iat": claims["iat"], "nonce": "n-42"}
+    assert claims == {**plain, "iat": claims["iat"], "exp": claims["iat"] + 3600, "nonce": "n-42"}
     refused = api.post(VALIDATIONS, json={"certificate": client.certificate, "nonce": "a\nb"})
     assert refused.status_code == 422 and "nonce" in refused.json()["error"]["details"]["fields"]

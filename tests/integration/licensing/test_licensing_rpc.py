@@ -345,7 +345,12 @@ def test_validation_codes(rpc, company, product) -> None:
     assert jwt.get_unverified_header(signed)["typ"] == "license-validation+jwt"
     kid = jwt.get_unverified_header(signed)["kid"]
     claims = jwt.decode(signed, jwks[kid].key, algorithms=["EdDSA"])
-    assert claims == {**answer, "iat": claims["iat"], "nonce": "nonce-1"}
+    assert claims == {
+        **answer,
+        "iat": claims["iat"],
+        "exp": claims["iat"] + 3600,
+        "nonce": "nonce-1",
+    }
     rpc("suspend_license", license_id)
     assert rpc("validate", certificate)["code"] == "SUSPENDED"
     rpc("resume_license", license_id)

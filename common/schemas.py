@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -9,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from common.errors import validation_error
 
+CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
 # The longest session or reset token anyone looks up (ours are 43 characters): the gateway
 # answers a longer one `unauthenticated` without asking auth, and auth does the same.
 TOKEN_MAX = 200
@@ -71,3 +73,20 @@ def text_arg(value: Any, name: str, max_length: int = 64) -> str:
 def optional_text_arg(value: Any, name: str, max_length: int = 64) -> str | None:
     """`text_arg`, or None when the argument is None (e.g. a staff call with no company)."""
     return None if value is None else text_arg(value, name, max_length)
+
+
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValidationError("Expected an IPv4 or IPv6 address.") from exc
+    return True
+
+
+def ClientAddress() -> fields.String:
+    """The caller's address as the gateway saw it, for throttling; absent or null: unknown."""
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=CLIENT_ADDRESS_MAX), _ip_address],
+    )

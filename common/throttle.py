@@ -6,9 +6,15 @@ counts its own failures in its own database; only the arithmetic is shared.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+UNKNOWN_ADDRESS = "unknown"  # every caller that names no address counts as this one
+# one IPv6 site is commonly given a /48 (65,536 /64s), so a /48 is one address to us;
+# counted by /64, one subscriber could start afresh 65,536 times
+IPV6_SUBSCRIBER_PREFIX = 48
 
 
 @dataclass(frozen=True)
@@ -64,3 +70,26 @@ def growing_delay(
     if now >= ready:
         return ThrottleDecision(True)
     return ThrottleDecision(False, max(1, math.ceil((ready - now).total_seconds())))
+
+
+def address_key(address: str | None) -> str:
+    """The client address that failures are counted under, in every service.
+
+    IPv4 as it is; IPv6 by its /48 (IPV6_SUBSCRIBER_PREFIX); an IPv4-mapped IPv6 address as
+    its IPv4; no address (or one that is not an IP address) as UNKNOWN_ADDRESS.
+
+    >>> address_key("2001:db8:1:2:aa::1"), address_key("::ffff:192.0.2.7"), address_key(None)
+    ('2001:db8:1::/48', '192.0.2.7', 'unknown')
+    """
+    if not address:
+        return UNKNOWN_ADDRESS
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        shift = 128 - IPV6_SUBSCRIBER_PREFIX
+        return str(ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_SUBSCRIBER_PREFIX)))
+    return str(ip)

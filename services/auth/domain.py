@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 import string
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from common.throttle import ThrottleDecision, growing_delay
+from common.throttle import (  # noqa: F401 - address rules are part of this domain
+    IPV6_SUBSCRIBER_PREFIX,
+    UNKNOWN_ADDRESS,
+    ThrottleDecision,
+    address_key,
+    growing_delay,
+)
 
 SESSION_LIFETIME = timedelta(hours=12)
 RESET_LIFETIME = timedelta(minutes=30)
@@ -33,10 +38,6 @@ ADDRESS_BASE_DELAY = timedelta(seconds=1)
 ADDRESS_FAILURE_WINDOW = timedelta(hours=1)
 MAX_DELAY = timedelta(minutes=15)
 FAILURE_KEEP = max(ACCOUNT_FAILURE_WINDOW, ADDRESS_FAILURE_WINDOW)  # then pruned
-UNKNOWN_ADDRESS = "unknown"  # every caller that names no address counts as this one
-# one IPv6 site is commonly given a /48 (65,536 /64s), so a /48 is one address to us;
-# counted by /64, one subscriber could start afresh 65,536 times
-IPV6_SUBSCRIBER_PREFIX = 48
 # Reset requests queued per client address and window: more are answered the same way but
 # not queued, so nobody floods the queue (or the resolving timer) from one address. The
 # decision looks only at the address, never at the login, so it tells nothing about logins.
@@ -124,32 +125,6 @@ def common_passwords() -> frozenset[str]:
 def is_common_password(password: str) -> bool:
     """Whether `password` is on the shipped list of passwords guessed first, ignoring case."""
     return password.lower() in common_passwords()
-
-
-def address_key(address: str | None) -> str:
-    """The client address that failures are counted under.
-
-    IPv4 as it is; IPv6 by its /48 (IPV6_SUBSCRIBER_PREFIX), since one site is commonly
-    given that many addresses and could otherwise start afresh with each of its /64s; an
-    IPv4-mapped IPv6 address as its IPv4; no address (or one that is not an IP address) as
-    UNKNOWN_ADDRESS.
-
-    >>> address_key("2001:db8:1:2:aa::1"), address_key("::ffff:192.0.2.7"), address_key(None)
-    ('2001:db8:1::/48', '192.0.2.7', 'unknown')
-    """
-    if not address:
-        return UNKNOWN_ADDRESS
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return UNKNOWN_ADDRESS
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        shift = 128 - IPV6_SUBSCRIBER_PREFIX
-        network = ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_SUBSCRIBER_PREFIX))
-        return str(network)
-    return str(ip)
 
 
 def counts_per_address(address: str) -> bool:

@@ -5,33 +5,22 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from common.errors import ValidationFailed
-from common.schemas import TOKEN_MAX, StrictSchema, Text, text_arg
+from common.schemas import (
+    CLIENT_ADDRESS_MAX,
+    TOKEN_MAX,
+    ClientAddress,
+    StrictSchema,
+    Text,
+    text_arg,
+)
 
 LOGIN_MAX = 254
 PASSWORD_MAX = 1024  # a bound on what we hash; the policy's own maximum is lower
 QUERY_MAX = 200  # how much of a `find_companies` query is looked at
 REQUEST_ID_MAX = 32  # `password_link`'s request IDs (ours are 32 hex digits)
-CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
-
-
-def _ip_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError as exc:
-        raise ValidationError("Expected an IPv4 or IPv6 address.") from exc
-    return True
-
-
-def ClientAddress() -> fields.String:
-    """The caller's address as the gateway saw it, for throttling; absent or null: unknown."""
-    return fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=[validate.Length(min=1, max=CLIENT_ADDRESS_MAX), _ip_address],
-    )
 
 
 class CreateCompany(StrictSchema):

@@ -4,13 +4,18 @@ expiry notices, validation codes."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.throttle import ThrottleDecision, growing_delay
+from common.throttle import (  # noqa: F401 - address rules are part of this domain
+    IPV6_SUBSCRIBER_PREFIX,
+    UNKNOWN_ADDRESS,
+    ThrottleDecision,
+    address_key,
+    growing_delay,
+)
 
 # Crockford-like: no 0/O, 1/I/L, so a password read out on the phone survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -43,9 +48,6 @@ FREE_FAILURES_PER_LICENSE = 10  # per (license ID, address)
 FREE_FAILURES_PER_ADDRESS = 30  # per address, whatever the license IDs (an office's NAT)
 FAILURE_DELAY = timedelta(seconds=5)  # the first wait; then 10, 20, 40 s… at most the cap
 FAILURE_DELAY_CAP = FAILURE_WINDOW
-UNKNOWN_ADDRESS = "unknown"  # a caller whose address the gateway did not pass
-# one IPv6 site is commonly given a /48 (65,536 /64s): one address to us (as in auth)
-IPV6_SUBSCRIBER_PREFIX = 48
 
 EXPIRY_THRESHOLDS = (30, 7, 1)  # days before expiry; one `license_expiring` each
 DAY = timedelta(days=1)
@@ -110,31 +112,6 @@ def renewal_extends(expires_at: datetime | None, period_end: datetime) -> bool:
     `renewal_extends(None, end)` is False; `renewal_extends(end, end)` is False too.
     """
     return expires_at is not None and expires_at < period_end
-
-
-def client_address(value: str | None) -> str:
-    """The address failures are counted under (as auth counts them).
-
-    IPv4 as it is; IPv6 by its /48 (IPV6_SUBSCRIBER_PREFIX), since one site is commonly
-    given that many addresses and could otherwise start afresh with each of its /64s; an
-    IPv4-mapped IPv6 address as its IPv4; no address (or one that is not an IP address) as
-    UNKNOWN_ADDRESS.
-
-    >>> client_address("2001:db8:1:2:aa::1"), client_address("::ffff:192.0.2.7")
-    ('2001:db8:1::/48', '192.0.2.7')
-    """
-    if not value:
-        return UNKNOWN_ADDRESS
-    try:
-        ip = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return UNKNOWN_ADDRESS
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        shift = 128 - IPV6_SUBSCRIBER_PREFIX
-        return str(ipaddress.IPv6Network(((int(ip) >> shift) << shift, IPV6_SUBSCRIBER_PREFIX)))
-    return str(ip)
 
 
 def throttle(

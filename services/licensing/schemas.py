@@ -3,19 +3,17 @@ and the `payment_succeeded` event it consumes from billing."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import UTC, datetime, time
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from common.schemas import StrictSchema, Text
+from common.schemas import ClientAddress, StrictSchema, Text
 from services.licensing import domain
 
 PASSWORD_MAX = 1024
 LICENSE_ID_MAX = 64
-CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
 SOURCE = validate.OneOf(domain.SOURCES)
 
 
@@ -27,23 +25,6 @@ def _no_control_characters(value: str) -> bool:
     if _CONTROL.search(value):
         raise ValidationError("Must not contain control characters (CR, LF, tab, …).")
     return True
-
-
-def _ip_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError as exc:
-        raise ValidationError("Expected an IPv4 or IPv6 address.") from exc
-    return True
-
-
-def ClientAddress() -> fields.String:
-    """The caller's address as the gateway saw it, for throttling; absent or null: unknown."""
-    return fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=[validate.Length(min=1, max=CLIENT_ADDRESS_MAX), _ip_address],
-    )
 
 
 class Expiry(fields.Field):

@@ -11,37 +11,20 @@ proven in test_licensing_activation_throttle.py and tests/unit/auth/test_service
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import pytest
-from requests.adapters import HTTPAdapter
 
 from tests.support.suite import Api
+from tests.support.suite import client_at as suite_client_at
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "Cobalt-Orchard-Lantern-31"
 
 
-class FromAddress(HTTPAdapter):
-    """Connections from one source address (any of 127.0.0.0/8 is this machine on Linux)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 def client_at(suite) -> Api:
-    """An API client of a loopback address that no other test uses."""
-    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
-    api = Api(suite.url)
-    api.http.mount("http://", FromAddress(address))
-    return api
+    return suite_client_at(suite.url)
 
 
 def test_the_company_logs_in_from_its_address_while_another_hammers_the_account(suite) -> None:

@@ -12,37 +12,20 @@ The running suite over HTTP, each client from an address of its own on the loopb
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import pytest
-from requests.adapters import HTTPAdapter
 
 from tests.support.suite import Api
+from tests.support.suite import client_at as suite_client_at
 
 pytestmark = pytest.mark.e2e
 
 COMPANY_PASSWORD = "Quartz-Meadow-Lantern-58"
 
 
-class FromAddress(HTTPAdapter):
-    """Connections bound to a source address of ours (any of 127.0.0.0/8 works on Linux)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 def client_at(suite) -> Api:
-    """An API client of an address no other test uses."""
-    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
-    api = Api(suite.url)
-    api.http.mount("http://", FromAddress(address))
-    return api
+    return suite_client_at(suite.url)
 
 
 @pytest.fixture(scope="module")

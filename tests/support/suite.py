@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from common import bus
 from tests.support import infra
@@ -67,6 +69,27 @@ class Api:
         response = self.post("/api/v1/sessions", json={"login": login, "password": password})
         assert response.status_code == 201, response.text
         return response.json()["token"]
+
+
+class FromAddress(HTTPAdapter):
+    """Connections from one source address (any of 127.0.0.0/8 is this machine on Linux)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_at(url: str) -> Api:
+    """An API client of a loopback address no other test uses, so the gateway (and the
+    throttles behind it) see a client of its own."""
+    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    api = Api(url)
+    api.http.mount("http://", FromAddress(address))
+    return api
 
 
 class Suite:

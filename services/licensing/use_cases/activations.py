@@ -70,7 +70,7 @@ def open_gate(
     client_address: str | None = None,
 ) -> Gate:
     key = domain.normalize_license_id(license_id)
-    address = domain.client_address(client_address)
+    address = domain.address_key(client_address)
     since = now - domain.FAILURE_WINDOW
     license = repo.license(key, lock=True)
     if license is None:

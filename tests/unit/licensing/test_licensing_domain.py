@@ -83,17 +83,17 @@ def test_throttle_counts_the_address_across_licenses_and_answers_the_longer_wait
 
 def test_failures_are_counted_per_ipv4_address_and_ipv6_48() -> None:
     assert domain.IPV6_SUBSCRIBER_PREFIX == 48
-    assert domain.client_address(None) == domain.client_address("") == "unknown"
-    assert domain.client_address("not an address") == "unknown"
-    assert domain.client_address("203.0.113.7") == "203.0.113.7"
-    assert domain.client_address("::ffff:203.0.113.7") == "203.0.113.7"
+    assert domain.address_key(None) == domain.address_key("") == "unknown"
+    assert domain.address_key("not an address") == "unknown"
+    assert domain.address_key("203.0.113.7") == "203.0.113.7"
+    assert domain.address_key("::ffff:203.0.113.7") == "203.0.113.7"
     # hosts of one /64, and other /64s of the same /48 (65,536 of them): one address
-    same = {domain.client_address(f"2001:db8:1:2::{n:x}") for n in range(1, 300, 7)}
-    same |= {domain.client_address(f"2001:db8:1:{n:x}::1") for n in range(0, 0x10000, 997)}
-    same.add(domain.client_address("2001:db8:1:ffff:ffff:ffff:ffff:ffff"))
+    same = {domain.address_key(f"2001:db8:1:2::{n:x}") for n in range(1, 300, 7)}
+    same |= {domain.address_key(f"2001:db8:1:{n:x}::1") for n in range(0, 0x10000, 997)}
+    same.add(domain.address_key("2001:db8:1:ffff:ffff:ffff:ffff:ffff"))
     assert same == {"2001:db8:1::/48"}
-    assert domain.client_address("2001:db8:2::1") == "2001:db8:2::/48"
-    assert domain.client_address("2001:db8:0:ffff::1") == "2001:db8::/48"
+    assert domain.address_key("2001:db8:2::1") == "2001:db8:2::/48"
+    assert domain.address_key("2001:db8:0:ffff::1") == "2001:db8::/48"
 
 
 @pytest.mark.parametrize(

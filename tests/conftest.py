@@ -13,6 +13,7 @@ import itertools  # noqa: E402
 import pytest  # noqa: E402
 from nameko import config as nameko_config  # noqa: E402
 
+from tests.e2e.ui_browser import Browser, missing  # noqa: E402
 from tests.support import infra  # noqa: E402
 from tests.support.smtp_sink import SmtpSink  # noqa: E402
 from tests.support.suite import provisioned_suite  # noqa: E402
@@ -121,3 +122,14 @@ def suite(smtp_sink, tmp_path_factory):
 @pytest.fixture(scope="session")
 def api(suite):
     return suite.api
+
+
+@pytest.fixture(scope="module")
+def browser(suite):
+    """Headless Chromium on the portal, one per test module (skipped without Chromium)."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    chromium = Browser(suite.url)
+    yield chromium
+    chromium.quit()

@@ -16,7 +16,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.e2e.ui_browser import DESKTOP, PHONE, Browser, missing
+from tests.e2e.ui_browser import DESKTOP, PHONE
 
 pytestmark = pytest.mark.e2e
 
@@ -26,16 +26,6 @@ CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000002"
 PLAN = "cadpro-yearly"
 RESET_LINK = re.compile(r"(https?://\S+/reset-password#token=[A-Za-z0-9_\-]+)")
-
-
-@pytest.fixture(scope="module")
-def browser(suite):
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    chromium = Browser(suite.url)
-    yield chromium
-    chromium.quit()
 
 
 @pytest.fixture(scope="module")

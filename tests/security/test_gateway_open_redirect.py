@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.ui_browser import Browser, missing
-
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "Winter-Orchard-42"
@@ -32,16 +30,6 @@ EVIL_NEXT = [
     "https://evil.example/x",
     "/%2509/evil.example/x",  # decoded once: "/%09/…", a path of the portal
 ]
-
-
-@pytest.fixture(scope="module")
-def browser(suite):
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    chromium = Browser(suite.url)
-    yield chromium
-    chromium.quit()
 
 
 @pytest.fixture(scope="module")

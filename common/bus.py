@@ -78,12 +78,16 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
     ),
     "billing": (
         "cancel_recurring_payment",
+        "get_billing_details",
         "get_receipt",
         "list_payments",
         "list_plans",
         "list_recurring_payments",
         "ping",
         "purchase",
+        "replace_card",
+        "resume_recurring_payment",
+        "update_billing_details",
     ),
     "notify": ("ping",),
 }
@@ -95,7 +99,10 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
 SERVICE_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "auth": {},
     "licensing": {"auth": ("get_company", "verify_company_password")},
-    "billing": {"auth": ("get_company",), "licensing": ("get_license",)},
+    "billing": {
+        "auth": ("get_company",),
+        "licensing": ("get_license", "get_product", "list_products"),
+    },
     "notify": {"auth": ("get_company", "password_link")},
 }
 

@@ -17,26 +17,35 @@ from typing import Any
 from kombu import Connection, Queue
 from nameko.containers import WorkerContext
 from nameko.events import EventDispatcher
+from nameko.messaging import encode_to_headers
 from nameko.standalone.events import get_event_exchange
 
 from common import settings
+from common.idempotency import REQUEST_KEY
 
 # (source service, event type, consuming service, handler method)
 SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
     ("auth", "company_created", "notify", "on_company_created"),
     ("auth", "password_reset_requested", "notify", "on_password_reset_requested"),
     ("auth", "password_changed", "notify", "on_password_changed"),
+    ("auth", "company_invited", "notify", "on_company_invited"),
     ("billing", "payment_succeeded", "licensing", "on_payment_succeeded"),
     ("billing", "payment_succeeded", "notify", "on_payment_succeeded"),
     ("billing", "payment_failed", "notify", "on_payment_failed"),
     ("billing", "recurring_payment_cancelled", "notify", "on_recurring_payment_cancelled"),
     ("billing", "offline_payment_recorded", "notify", "on_offline_payment_recorded"),
+    ("billing", "payment_refunded", "notify", "on_payment_refunded"),
+    ("billing", "recurring_payment_resumed", "notify", "on_recurring_payment_resumed"),
+    ("billing", "recurring_payment_card_changed", "notify", "on_recurring_payment_card_changed"),
     ("licensing", "license_issued", "billing", "on_license_issued"),
     ("licensing", "license_issued", "notify", "on_license_issued"),
     ("licensing", "license_extended", "billing", "on_license_extended"),
     ("licensing", "license_extended", "notify", "on_license_extended"),
     ("licensing", "installation_activated", "notify", "on_installation_activated"),
     ("licensing", "license_expiring", "notify", "on_license_expiring"),
+    ("licensing", "license_suspended", "notify", "on_license_suspended"),
+    ("licensing", "license_resumed", "notify", "on_license_resumed"),
+    ("licensing", "payment_not_applied", "billing", "on_payment_not_applied"),
 ]
 
 
@@ -88,7 +97,15 @@ class EventBus(EventDispatcher):
         super().setup()
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Callable[[str, dict[str, Any]], dict]:
-        dispatch = super().get_dependency(worker_ctx)
+        def dispatch(event_type: str, payload: dict[str, Any]) -> None:
+            # the request key is the request's own: a handler is idempotent by event_id
+            context = {k: v for k, v in worker_ctx.context_data.items() if k != REQUEST_KEY}
+            self.publisher.publish(
+                payload,
+                exchange=self.exchange,
+                routing_key=event_type,
+                extra_headers=encode_to_headers(context),
+            )
 
         def publish(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
             # an event staged in an outbox is already stamped: republish it as it is

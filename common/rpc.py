@@ -52,6 +52,7 @@ from nameko.standalone.rpc import ClusterRpcClient
 from common import settings
 from common.bus import kind_of, redacted, reply_queue_label, user_of
 from common.errors import Forbidden, ServiceUnavailable, error_from_reply
+from common.idempotency import REQUEST_KEY, derived_key
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -98,15 +99,24 @@ class ServiceClient:
         self,
         publish: Callable[..., Any],
         reply_listener: ReplyListener,
-        context_data: dict,
+        context_data: Callable[[], dict],
         service: str,
         timeout: float,
     ) -> None:
         self._publish = publish
         self._reply_listener = reply_listener
+        # read at each call: the gateway sets the request key while its worker runs
         self._context_data = context_data
+        self._calls: dict[str, int] = {}
         self.service = service
         self.timeout = timeout
+
+    def _call_key(self, worker_key: str, method: str) -> str:
+        """The request key of this worker's n-th call of `method`: derived from the worker's
+        own key, so a redelivered worker making the same calls sends the same keys, and two
+        calls of one worker never share a key."""
+        count = self._calls[method] = self._calls.get(method, 0) + 1
+        return derived_key(worker_key, f"{self.service}.{method}#{count}")
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
@@ -120,13 +130,16 @@ class ServiceClient:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         correlation_id = str(uuid.uuid4())
         wait = self._reply_listener.register_for_reply(correlation_id)
+        context = dict(self._context_data())
+        if context.get(REQUEST_KEY):
+            context[REQUEST_KEY] = self._call_key(str(context[REQUEST_KEY]), method)
         try:
             self._publish(
                 {"args": args, "kwargs": kwargs},
                 routing_key=f"{self.service}.{method}",
                 mandatory=True,
                 correlation_id=correlation_id,
-                extra_headers=encode_to_headers(self._context_data),
+                extra_headers=encode_to_headers(context),
                 expiration=self.timeout,
             )
             response = wait(self.timeout)
@@ -160,7 +173,7 @@ class RpcClient(ClusterRpc):
         return ServiceClient(
             self.publisher.publish,
             self.reply_listener,
-            worker_ctx.context_data,
+            lambda: worker_ctx.context_data,
             self.target_service,
             self.timeout or rpc_timeout(),
         )
@@ -183,10 +196,16 @@ class _ClusterRpcClient(ClusterRpcClient):
 class StandaloneRpc:
     """RPC from outside a container: `with standalone_client() as rpc: rpc.call("auth", "ping")`."""
 
-    def __init__(self, client: ClusterRpcClient, timeout: float) -> None:
+    def __init__(
+        self, client: ClusterRpcClient, timeout: float, context_data: dict | None = None
+    ) -> None:
         self._client = client
         self._proxy = None
         self.timeout = timeout
+        # the very dict nameko's client sends with each request: one derived key per call
+        self._context = context_data if context_data is not None else {}
+        self._run_key = self._context.get(REQUEST_KEY)
+        self._calls: dict[str, int] = {}
 
     def start(self) -> StandaloneRpc:
         try:
@@ -202,6 +221,10 @@ class StandaloneRpc:
 
     def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         target = self._proxy[service][method]
+        if self._run_key:
+            step = f"{service}.{method}"
+            count = self._calls[step] = self._calls.get(step, 0) + 1
+            self._context[REQUEST_KEY] = derived_key(self._run_key, f"{step}#{count}")
         try:
             pending = target.call_async(*args, **kwargs)
             response = pending.get_response()
@@ -217,15 +240,17 @@ def standalone_client(
     timeout: float | None = None, uri: str | None = None, context_data: dict | None = None
 ) -> Iterator[StandaloneRpc]:
     """A started client on `uri` (default `AMQP_URI`), stopped on leaving the block;
-    `context_data` goes into every request's headers, as a worker's does."""
+    `context_data` goes into every request's headers, as a worker's does (a `request_key`
+    in it is derived per call: one key per call, the same for the same run's same call)."""
     timeout = timeout or rpc_timeout()
+    context = dict(context_data or {})
     client = _ClusterRpcClient(
-        context_data=context_data,
+        context_data=context,
         timeout=timeout,
         uri=uri or settings.amqp_uri(),
         expiration=timeout,
     )
-    rpc = StandaloneRpc(client, timeout).start()
+    rpc = StandaloneRpc(client, timeout, context).start()
     try:
         yield rpc
     finally:
@@ -258,11 +283,14 @@ class VerifiedRpcConsumer(RpcConsumer):
 
 
 class VerifiedRpc(Rpc):
-    """nameko's `@rpc`, whose worker context holds the request's `user_id` as `bus_user`.
+    """nameko's `@rpc`, whose worker context holds the request's `user_id` as `bus_user`,
+    and always a `request_key`.
 
     nameko turns every header into context data, so a header of that name (with or without
-    the `nameko.` prefix) is dropped first: only the broker-checked property counts. Every
-    `@rpc` of a service must be this one (they share one consumer of `rpc-<service>`).
+    the `nameko.` prefix) is dropped first: only the broker-checked property counts. A
+    request without a request key gets its correlation ID as one: a redelivery of the same
+    message repeats it, so the ledger (common/idempotency.py) knows it. Every `@rpc` of a
+    service must be this one (they share one consumer of `rpc-<service>`).
     """
 
     rpc_consumer = VerifiedRpcConsumer()
@@ -276,6 +304,10 @@ class VerifiedRpc(Rpc):
         user = message.properties.get("user_id")
         if user:
             headers[f"{HEADER_PREFIX}.{CALLER_KEY}"] = user
+        key_header = f"{HEADER_PREFIX}.{REQUEST_KEY}"
+        correlation_id = message.properties.get("correlation_id")
+        if not headers.get(key_header) and correlation_id:
+            headers[key_header] = f"rpc:{correlation_id}"
         message.headers = headers
         super().handle_message(body, message)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from common import identifiers
 from common.errors import validation_error
 
 CLIENT_ADDRESS_MAX = 45  # the longest IPv6 text form (with an embedded IPv4 address)
@@ -73,6 +75,99 @@ def text_arg(value: Any, name: str, max_length: int = 64) -> str:
 def optional_text_arg(value: Any, name: str, max_length: int = 64) -> str | None:
     """`text_arg`, or None when the argument is None (e.g. a staff call with no company)."""
     return None if value is None else text_arg(value, name, max_length)
+
+
+# --- identifiers, in their one canonical form (common/identifiers.py) ----------------------
+
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+CODE_RULE = "Use letters, digits, . _ - (any case; stored in lower case), at most 64."
+
+
+def _canonical_arg(canonical: Callable[[str], str], value: Any, name: str, max_length: int) -> str:
+    value = canonical(text_arg(value, name, max_length))
+    if not value:
+        raise validation_error({name: ["Must not be blank."]})
+    return value
+
+
+def customer_id_arg(value: Any, name: str = "customer_id") -> str:
+    """A customer ID argument in canonical form (`" c0559442"` → `"C0559442"`)."""
+    return _canonical_arg(identifiers.customer_id, value, name, 64)
+
+
+def optional_customer_id_arg(value: Any, name: str = "customer_id") -> str | None:
+    """`customer_id_arg`, or None (a staff call that names no company)."""
+    return None if value is None else customer_id_arg(value, name)
+
+
+def license_id_arg(value: Any, name: str = "license_id") -> str:
+    """A license ID argument in canonical form (`"l-edpq-yvv2"` → `"L-EDPQ-YVV2"`)."""
+    return _canonical_arg(identifiers.license_id, value, name, 64)
+
+
+def receipt_number_arg(value: Any, name: str = "receipt_number") -> str:
+    """A receipt number argument in canonical form (upper case)."""
+    return _canonical_arg(identifiers.receipt_number, value, name, 64)
+
+
+def code_arg(value: Any, name: str = "code") -> str:
+    """A product or plan code argument in canonical form (`"CAD-PRO"` → `"cad-pro"`)."""
+    value = _canonical_arg(identifiers.code, value, name, 64)
+    if not CODE_PATTERN.match(value):
+        raise validation_error({name: [CODE_RULE]})
+    return value
+
+
+class _Canonical(fields.String):
+    """A string field stored in canonical form: canonicalised on load, then validated."""
+
+    canonical: Callable[[str], str] = staticmethod(lambda value: value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return type(self).canonical(text)
+
+
+class _CustomerIdField(_Canonical):
+    canonical = staticmethod(identifiers.customer_id)
+
+
+class _LicenseIdField(_Canonical):
+    canonical = staticmethod(identifiers.license_id)
+
+
+class _CodeField(_Canonical):
+    canonical = staticmethod(identifiers.code)
+
+
+def _not_blank(value: str) -> bool:
+    if not value:
+        raise ValidationError("Must not be blank.")
+    return True
+
+
+def _canonical_field(cls: type[_Canonical], extra: list, **kwargs: Any) -> fields.String:
+    validators = [validate.Length(max=64), _not_blank, _plain_text, *extra]
+    more = kwargs.pop("validate", None)
+    if more is not None:
+        validators.extend(more if isinstance(more, (list, tuple)) else [more])
+    return cls(required=kwargs.pop("required", True), validate=validators, **kwargs)
+
+
+def CustomerId(**kwargs: Any) -> fields.String:
+    """A customer ID in any case, with spaces around: loaded as `C0559442`."""
+    return _canonical_field(_CustomerIdField, [], **kwargs)
+
+
+def LicenseId(**kwargs: Any) -> fields.String:
+    """A license ID in any case, with spaces around: loaded as `L-EDPQ-YVV2`."""
+    return _canonical_field(_LicenseIdField, [], **kwargs)
+
+
+def Code(**kwargs: Any) -> fields.String:
+    """A product or plan code in any case: `CAD-PRO` is loaded (and stored) as `cad-pro`."""
+    rule = validate.Regexp(CODE_PATTERN, error=CODE_RULE)
+    return _canonical_field(_CodeField, [rule], **kwargs)
 
 
 def _ip_address(value: str) -> bool:

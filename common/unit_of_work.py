@@ -9,7 +9,11 @@ the events in the service's outbox with the change, commits, publishes, then ans
     uow = UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
     license = uow.run(licenses.issue_license, self.keys.box, data, self.clock.now())
 
-Use cases never touch the session; reads that change nothing use `uow.read`.
+Use cases never touch the session; reads that change nothing use `uow.read`. A
+state-changing entrypoint passes its request's `Once` (common/idempotency.py), so that a
+redelivered request answers the first answer instead of changing anything twice:
+
+    uow.run(licenses.suspend, data, now, once=self.request.once(None, license_id, reason))
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from common import outbox
+from common import idempotency, outbox
 from common.db import Db
 from common.errors import PortalError
 
@@ -63,11 +67,14 @@ class UnitOfWork(Generic[Repo]):
         repository: Callable[[Session], Repo],
         outbox_table: Table,
         publish: outbox.Publish,
+        ledger: Any = None,
     ) -> None:
         self.db = db
         self.repository = repository
         self.outbox_table = outbox_table
         self.publish = publish
+        # the service's `handled_requests` table (mapped class or Table), for `once=`
+        self.ledger = ledger
 
     @contextmanager
     def begin(self) -> Iterator[Staging[Repo]]:
@@ -84,18 +91,40 @@ class UnitOfWork(Generic[Repo]):
         """Publish events staged by a committed transaction (the relay retries failures)."""
         outbox.flush(self.db, self.outbox_table, self.publish, staged)
 
-    def run_outcome(self, use_case: Callable[..., Outcome], *args: Any) -> Outcome:
-        """Run `use_case(repo, *args)`; commit with its events; publish; return the outcome."""
+    def run_outcome(
+        self,
+        use_case: Callable[..., Outcome],
+        *args: Any,
+        once: idempotency.Once | None = None,
+    ) -> Outcome:
+        """Run `use_case(repo, *args)`; commit with its events; publish; return the outcome.
+
+        With `once`, a request already handled answers its stored answer (or refusal) and
+        runs nothing; a new one stores its answer with its change.
+        """
+        if once is not None and self.ledger is None:
+            raise TypeError("this unit of work has no ledger for once=")
         with self.begin() as work:
+            if once is not None:
+                replay = idempotency.claim(work.session, self.ledger, once)
+                if replay is not None:
+                    return Outcome(replay["result"])
             outcome = use_case(work.repo, *args)
             work.stage(outcome.events)
+            if once is not None:
+                idempotency.record(work.session, self.ledger, once, outcome.result, outcome.error)
         if outcome.error is not None:
             raise outcome.error
         return outcome
 
-    def run(self, use_case: Callable[..., Outcome], *args: Any) -> Any:
+    def run(
+        self,
+        use_case: Callable[..., Outcome],
+        *args: Any,
+        once: idempotency.Once | None = None,
+    ) -> Any:
         """`run_outcome(...).result`: what the entrypoint answers."""
-        return self.run_outcome(use_case, *args).result
+        return self.run_outcome(use_case, *args, once=once).result
 
     def read(self, use_case: Callable[..., Any], *args: Any) -> Any:
         """Run `use_case(repo, *args)` in a transaction that publishes nothing."""
@@ -107,5 +136,8 @@ class UnitOfWork(Generic[Repo]):
         return outbox.relay(self.db, self.outbox_table, self.publish)
 
     def prune(self) -> None:
-        """Forget events published long ago (for a timer)."""
+        """Forget events published, and requests handled, long ago (for a timer)."""
         outbox.prune(self.db, self.outbox_table)
+        if self.ledger is not None:
+            with self.db.transaction() as session:
+                idempotency.prune(session, self.ledger)

@@ -6,7 +6,21 @@ import pytest
 from marshmallow import validate
 
 from common.errors import ValidationFailed
-from common.schemas import StrictSchema, Text, load, optional_text_arg, text_arg
+from common.schemas import (
+    Code,
+    CustomerId,
+    LicenseId,
+    StrictSchema,
+    Text,
+    code_arg,
+    customer_id_arg,
+    license_id_arg,
+    load,
+    optional_customer_id_arg,
+    optional_text_arg,
+    receipt_number_arg,
+    text_arg,
+)
 
 
 class Sample(StrictSchema):
@@ -112,3 +126,57 @@ def test_optional_text_arg_lets_none_through_and_checks_the_rest() -> None:
     assert optional_text_arg("C1234567", "customer_id") == "C1234567"
     with pytest.raises(ValidationFailed):
         optional_text_arg("", "customer_id")
+
+
+# --- identifiers in one canonical form --------------------------------------------------------
+
+
+class _Ids(StrictSchema):
+    customer_id = CustomerId()
+    license_id = LicenseId(required=False, load_default=None, allow_none=True)
+    product = Code()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            {"customer_id": " c0559442 ", "license_id": "l-edpq-yvv2", "product": " CAD-PRO "},
+            {"customer_id": "C0559442", "license_id": "L-EDPQ-YVV2", "product": "cad-pro"},
+        ),
+        (
+            {"customer_id": "C0559442", "product": "cad.pro_2"},
+            {"customer_id": "C0559442", "license_id": None, "product": "cad.pro_2"},
+        ),
+    ],
+)
+def test_identifier_fields_load_their_canonical_form(given, expected) -> None:
+    assert load(_Ids(), given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"customer_id": "   ", "product": "a"}, "customer_id"),
+        ({"customer_id": "C1", "product": "a b"}, "product"),
+        ({"customer_id": "C1", "product": "-lead"}, "product"),
+        ({"customer_id": "C1", "product": "x" * 65}, "product"),
+        ({"customer_id": "C1\x00", "product": "a"}, "customer_id"),
+        ({"customer_id": 7, "product": "a"}, "customer_id"),
+    ],
+)
+def test_identifier_fields_name_what_is_wrong(given, field) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        load(_Ids(), given)
+    assert field in raised.value.details["fields"]
+
+
+def test_identifier_arguments_are_canonical_and_refuse_blanks() -> None:
+    assert customer_id_arg(" c0559442") == "C0559442"
+    assert optional_customer_id_arg(None) is None
+    assert license_id_arg("l-edpq-yvv2 ") == "L-EDPQ-YVV2"
+    assert receipt_number_arg("r-2026-000001") == "R-2026-000001"
+    assert code_arg(" CAD-PRO ") == "cad-pro"
+    for bad, check in [("  ", customer_id_arg), ("a b", code_arg), (None, license_id_arg)]:
+        with pytest.raises(ValidationFailed):
+            check(bad)

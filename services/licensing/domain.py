@@ -9,6 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from common import identifiers
 from common.throttle import (  # noqa: F401 - address rules are part of this domain
     IPV6_SUBSCRIBER_PREFIX,
     UNKNOWN_ADDRESS,
@@ -55,8 +56,17 @@ DAY = timedelta(days=1)
 HISTORY_PAGE_DEFAULT = 50
 HISTORY_PAGE_MAX = 200
 
-# a `payment_succeeded` from billing: applied to a license, or parked (it never can be)
-PAYMENT_APPLIED, PAYMENT_PARKED = "applied", "parked"
+# a `payment_succeeded` from billing: applied to a license; not applicable (a well-formed
+# payment naming what cannot be delivered: billing is told, and refunds it); or parked
+# (malformed: kept for staff)
+PAYMENT_APPLIED, PAYMENT_NOT_APPLIED, PAYMENT_PARKED = "applied", "not_applied", "parked"
+
+SUSPENSION_REASON_MAX = 500
+
+# What a staff guardrail refuses unless forced (the codes of the errors the use cases raise)
+EXPIRES_IN_PAST = "expires_in_past"
+EXTENSION_SHORTENS = "extension_shortens"
+LICENSE_IS_PERPETUAL = "license_is_perpetual"
 
 
 def _groups(count: int) -> str:
@@ -71,7 +81,8 @@ def new_license_id() -> str:
 
 
 def normalize_license_id(value: str) -> str:
-    return value.strip().upper()
+    """`" l-7kqx-m2pd "` → `"L-7KQX-M2PD"` (common.identifiers' one canonical form)."""
+    return identifiers.license_id(value)
 
 
 def new_activation_password() -> str:
@@ -100,6 +111,41 @@ def license_status(
     if expires_at is not None and expires_at <= now:
         return EXPIRED
     return ACTIVE
+
+
+def issue_refusal(expires_at: datetime | None, now: datetime) -> str | None:
+    """Why staff should not issue a license ending `expires_at` (None: nothing against it).
+
+    `issue_refusal(yesterday, now)` is EXPIRES_IN_PAST: the customer would be emailed about a
+    new license that is already expired. A perpetual license (None) is always fine.
+    """
+    if expires_at is not None and expires_at <= now:
+        return EXPIRES_IN_PAST
+    return None
+
+
+def extension_refusal(current: datetime | None, requested: datetime, now: datetime) -> str | None:
+    """Why staff should not move a license's expiry from `current` to `requested`.
+
+    LICENSE_IS_PERPETUAL: it has no end date to move (extending would give it one);
+    EXTENSION_SHORTENS: `requested` is earlier than `current`; EXPIRES_IN_PAST: `requested`
+    is already over (the customer would be told "extended until" a day gone by). The same
+    date again is no refusal: nothing changes.
+    """
+    if current is None:
+        return LICENSE_IS_PERPETUAL
+    if requested < current:
+        return EXTENSION_SHORTENS
+    if requested != current and requested <= now:
+        return EXPIRES_IN_PAST
+    return None
+
+
+def suspension_reason(reason: str | None) -> str | None:
+    """A suspension's reason as stored and shown: stripped, None when nothing is left."""
+    if reason is None:
+        return None
+    return reason.strip() or None
 
 
 def has_free_seat(seats: int, in_use: int) -> bool:

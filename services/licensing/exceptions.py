@@ -1,8 +1,7 @@
 """Errors the licensing service raises across the bus (codes are part of the public contract),
-and the one that never crosses it: a payment event to park."""
+and the one that never crosses it: a payment that cannot be applied."""
 
 from common.errors import Conflict, NotFound, PortalError
-from common.handlers import Poison
 
 
 class InvalidCredentials(PortalError):
@@ -52,19 +51,67 @@ class ProductExists(Conflict):
     message = "A product with this code already exists."
 
 
-class PaymentNotApplicable(Poison):
-    """A `payment_succeeded` that can never be applied here (unknown product, another
-    company's license, a renewal naming no license): the handler parks it."""
+class ProductArchived(Conflict):
+    code = "product_archived"
+    message = "This product is archived (off sale); unarchive it first."
+
+
+class ExpiresInPast(PortalError):
+    code = "expires_in_past"
+    message = "This expiry date is already past."
+
+
+class ExtensionShortens(PortalError):
+    code = "extension_shortens"
+    message = "This date is earlier than the license's current expiry."
+
+
+class LicenseIsPerpetual(PortalError):
+    code = "license_is_perpetual"
+    message = "This license is perpetual; extending it would give it an end date."
+
+
+# a staff guardrail's refusal code (domain) → the error that says it
+GUARDRAILS: dict[str, type[PortalError]] = {
+    error.code: error for error in (ExpiresInPast, ExtensionShortens, LicenseIsPerpetual)
+}
+
+
+# what makes a well-formed payment impossible to deliver: `payment_not_applied`'s reasons
+NOT_APPLICABLE: tuple[type[PortalError], ...] = (
+    ProductNotFound,
+    ProductArchived,
+    LicenseNotFound,
+    LicenseSuspended,
+)
+
+
+class PaymentNotApplicable(Exception):
+    """A well-formed `payment_succeeded` that can never be applied here (unknown or archived
+    product, a license unknown, suspended or of another company, a renewal naming no
+    license). Never crosses the bus: the use case records it and publishes
+    `payment_not_applied` with `code` and `message`, so billing refunds the payment."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 __all__ = [
+    "GUARDRAILS",
+    "NOT_APPLICABLE",
+    "ExpiresInPast",
+    "ExtensionShortens",
     "InstallationNotFound",
     "InvalidCredentials",
     "LicenseExpired",
+    "LicenseIsPerpetual",
     "LicenseNotFound",
     "LicenseSuspended",
     "NoSeatsAvailable",
     "PaymentNotApplicable",
+    "ProductArchived",
     "ProductExists",
     "ProductNotFound",
     "TooManyAttempts",

@@ -1,4 +1,5 @@
-"""The licensing database: products, licenses, installations, history, throttling, notices."""
+"""The licensing database: products, licenses, installations, history, throttling, notices,
+payments applied, and the requests handled (common/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.idempotency import HandledRequestColumns
 from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
 
@@ -22,6 +24,8 @@ class Product(LicensingBase):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # set: off sale (no new licenses, no new purchases); its licenses go on working
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class License(LicensingBase):
@@ -34,6 +38,7 @@ class License(LicensingBase):
     seats: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: perpetual
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    suspension_reason: Mapped[str | None] = mapped_column(String(500))  # while suspended
     # Fernet token of the activation password (see crypto.PasswordBox); never the plain text
     activation_password: Mapped[str] = mapped_column(String(255))
     password_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -123,7 +128,9 @@ class PaymentEvent(LicensingBase):
 
     Written in the same transaction as the license change: the unique `event_id` makes a
     redelivered event change nothing twice, and `receipt_number` lets the portal find the
-    license of a purchase. Payloads that can never be applied are kept here as `parked`.
+    license of a purchase. A payment naming what cannot be delivered is kept as
+    `not_applied` (with the `payment_not_applied` that tells billing, in one transaction);
+    malformed payloads are kept as `parked`.
     """
 
     __tablename__ = "payment_events"
@@ -134,10 +141,14 @@ class PaymentEvent(LicensingBase):
     customer_id: Mapped[str | None] = mapped_column(String(32))
     kind: Mapped[str | None] = mapped_column(String(16))  # new | renewal
     license_id: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))  # applied | parked
+    status: Mapped[str] = mapped_column(String(16))  # applied | not_applied | parked
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HandledRequest(HandledRequestColumns, LicensingBase):
+    """A state-changing request and its answer: a redelivery answers the same."""
 
 
 # events staged with the change that made them true (common/outbox.py)

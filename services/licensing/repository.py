@@ -70,11 +70,20 @@ class LicensingRepository:
         return add_unique(self.session, entity)
 
     # products
-    def product_by_code(self, code: str) -> Product | None:
-        return self.session.scalar(select(Product).where(Product.code == code))
+    def product_by_code(self, code: str, lock: bool = False, share: bool = False) -> Product | None:
+        """The product of a canonical code. `lock`: its row is held until the transaction
+        ends (archiving); `share`: held against that, not against other readers (issuing a
+        license: an archive commits before the check or after the license, never between)."""
+        query = select(Product).where(Product.code == code)
+        if lock or share:
+            query = query.with_for_update(read=not lock)
+        return self.session.scalar(query)
 
-    def products(self) -> list[Product]:
-        return list(self.session.scalars(select(Product).order_by(Product.code)))
+    def products(self, include_archived: bool = False) -> list[Product]:
+        query = select(Product).order_by(Product.code)
+        if not include_archived:
+            query = query.where(Product.archived_at.is_(None))
+        return list(self.session.scalars(query))
 
     # licenses
     def license(self, license_id: str, lock: bool = False) -> License | None:
@@ -310,6 +319,15 @@ class LicensingRepository:
             "received_at": now,
         }
         return insert_ignore(self.session, PaymentEvent.__table__, values)
+
+    def set_payment_not_applied(self, event_id: str, reason: str) -> None:
+        """The claimed payment names what cannot be delivered: kept with why."""
+        self.session.execute(
+            update(PaymentEvent)
+            .where(PaymentEvent.event_id == event_id)
+            .values(status=domain.PAYMENT_NOT_APPLIED, error=reason[:ERROR_MAX]),
+            execution_options={"synchronize_session": False},
+        )
 
     def set_payment_license(self, event_id: str, license_id: str) -> None:
         self.session.execute(

@@ -1,5 +1,9 @@
 """RPC payloads of the licensing service, validated on the way in (the gateway checks too),
-and the `payment_succeeded` event it consumes from billing."""
+the `payment_succeeded` event it consumes from billing, and the payloads of the events it
+publishes for staff's actions and for payments it cannot apply.
+
+Identifiers are loaded in their one canonical form (common/identifiers.py): customer and
+license IDs upper case, product codes lower case, whatever the caller typed."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import re
 from datetime import UTC, datetime, time
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
-from common.schemas import ClientAddress, StrictSchema, Text
+from common import identifiers
+from common.schemas import ClientAddress, Code, CustomerId, LicenseId, StrictSchema, Text
 from services.licensing import domain
+from services.licensing.exceptions import NOT_APPLICABLE
 
 PASSWORD_MAX = 1024
 LICENSE_ID_MAX = 64
@@ -19,6 +25,12 @@ SOURCE = validate.OneOf(domain.SOURCES)
 
 # C0 (CR, LF, tab, …), DEL and C1: a machine name goes into the text of emails and logs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_nul(value: str) -> bool:
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+    return True
 
 
 def _no_control_characters(value: str) -> bool:
@@ -45,22 +57,52 @@ class Expiry(fields.Field):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class _StrictBoolean(fields.Boolean):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def Flag() -> fields.Boolean:
+    """An optional true/false, nothing else (`"no"` or `1` is an error, not a guess)."""
+    return _StrictBoolean(load_default=False)
+
+
+# the stored columns are 32 characters: a longer ID names nothing here
+ID_MAX = validate.Length(max=32)
+
+
 class CreateProduct(StrictSchema):
-    code = Text(
-        64, validate=validate.Regexp(r"^[a-z0-9][a-z0-9._-]*$", error="Use a-z, 0-9, . _ -")
-    )
+    code = Code()  # `CAD-PRO` is stored as `cad-pro`
     name = Text(200)
 
 
+class ListProducts(StrictSchema):
+    include_archived = Flag()
+
+
 class IssueLicense(StrictSchema):
-    customer_id = Text(32)
-    product = Text(64)
+    customer_id = CustomerId(validate=ID_MAX)
+    product = Code()
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100_000))
     expires_at = Expiry(load_default=None, allow_none=True)
+    # issue it even though its product is archived or its expiry already past
+    force = Flag()
 
 
 class Extend(StrictSchema):
     expires_at = Expiry(required=True)
+    # move the expiry even to an earlier or past date, or give a perpetual license one
+    force = Flag()
+
+
+class Suspend(StrictSchema):
+    reason = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(max=domain.SUSPENSION_REASON_MAX), _no_nul],
+    )
 
 
 class Activate(StrictSchema):
@@ -127,19 +169,76 @@ class _EventPart(Schema):
 class _Payment(_EventPart):
     receipt_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
+    @post_load
+    def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**data, "receipt_number": identifiers.receipt_number(data["receipt_number"])}
+
 
 class _Purchase(_EventPart):
     kind = fields.String(required=True, validate=validate.OneOf(["new", "renewal"]))
+    # canonical, not held to the code pattern: a code that names no product is a payment
+    # to refund (`product_not_found`), not a payload to park
     product_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     period_end = fields.AwareDateTime(required=True, default_timezone=UTC)
-    license_id = fields.String(load_default=None, allow_none=True)
+    license_id = LicenseId(load_default=None, allow_none=True, required=False)
+
+    @post_load
+    def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**data, "product_code": identifiers.code(data["product_code"])}
 
 
 class PaymentSucceeded(_EventPart):
     """billing's `payment_succeeded`: what licensing needs to issue or extend a license."""
 
     event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    customer_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    customer_id = CustomerId(validate=ID_MAX)
     payment = fields.Nested(_Payment, required=True)
     purchase = fields.Nested(_Purchase, required=True)
+
+
+# --- events published (what their consumers may rely on; tests hold the payloads to them) --
+
+
+class _Product(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class _Published(Schema):
+    """An event payload as published: every field its consumers read, and the stamp."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.String(required=True)
+    occurred_at = fields.AwareDateTime(required=True)
+
+
+class LicenseSuspendedEvent(_Published):
+    """`license_suspended`: notify emails the customer, with the reason when there is one."""
+
+    license_id = fields.String(required=True)
+    customer_id = fields.String(required=True)
+    product = fields.Nested(_Product, required=True)
+    reason = fields.String(required=True, allow_none=True)
+
+
+class LicenseResumedEvent(_Published):
+    """`license_resumed`: notify tells the customer that the license works again."""
+
+    license_id = fields.String(required=True)
+    customer_id = fields.String(required=True)
+    product = fields.Nested(_Product, required=True)
+
+
+class PaymentNotAppliedEvent(_Published):
+    """`payment_not_applied`: billing refunds the payment (`reason` is an error code)."""
+
+    receipt_number = fields.String(required=True)
+    customer_id = fields.String(required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf([error.code for error in NOT_APPLICABLE]),
+    )
+    message = fields.String(required=True)

@@ -6,6 +6,7 @@ Every entrypoint of the service is here: it loads its payload, runs one use case
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,26 @@ from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
+from common.idempotency import Requests
 from common.rpc import BusCaller, RpcClient, rpc
-from common.schemas import load, optional_text_arg, text_arg
+from common.schemas import (
+    code_arg,
+    customer_id_arg,
+    license_id_arg,
+    load,
+    optional_customer_id_arg,
+    receipt_number_arg,
+)
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.licensing import domain, schemas, views
 from services.licensing.crypto import VALIDATION_TYP, BadSignature
 from services.licensing.dependencies import LicensingKeys
-from services.licensing.models import EventOutbox
+from services.licensing.models import EventOutbox, HandledRequest
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases import activations, expiry, licenses, payments, products
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
@@ -41,10 +52,13 @@ class LicensingService:
     auth = RpcClient("auth")
     clock = Clock()
     caller = BusCaller()
+    request = Requests()
 
     @property
     def _uow(self) -> UnitOfWork[LicensingRepository]:
-        return UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
+        return UnitOfWork(
+            self.db, LicensingRepository, EventOutbox, self.events, ledger=HandledRequest
+        )
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -56,33 +70,66 @@ class LicensingService:
 
     @rpc(expected_exceptions=PortalError)
     def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """`{"code": "cadpro", "name": "CAD Pro"}` → `{"code", "name"}`; `product_exists`."""
+        """Staff: `{"code": "CAD-Pro", "name": "CAD Pro"}` → `{"code": "cad-pro", "name":
+        "CAD Pro", "active": true}` (codes in any case, stored in lower case);
+        `product_exists`."""
         data = load(schemas.CreateProduct(), payload)
-        return self._uow.run(products.create_product, data, self.clock.now())
+        once = self.request.once(None, data)
+        return self._uow.run(products.create_product, data, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
-    def list_products(self) -> list[dict[str, Any]]:
-        """→ `[{"code": "cadpro", "name": "CAD Pro"}, ...]`, by code."""
-        return self._uow.read(products.list_products)
+    def get_product(self, code: str) -> dict[str, Any]:
+        """`"CAD-PRO"` → `{"code": "cad-pro", "name": "CAD Pro", "active": true}` (false:
+        archived, off sale); `product_not_found`."""
+        return self._uow.read(products.get_product, code_arg(code))
+
+    @rpc(expected_exceptions=PortalError)
+    def list_products(self, include_archived: bool = False) -> list[dict[str, Any]]:
+        """→ `[{"code": "cad-pro", "name": "CAD Pro", "active": true}, ...]`, by code: the
+        products on sale, or every product with `include_archived=True`."""
+        query = load(schemas.ListProducts(), {"include_archived": include_archived})
+        return self._uow.read(products.list_products, query["include_archived"])
+
+    @rpc(expected_exceptions=PortalError)
+    def archive_product(self, code: str) -> dict[str, Any]:
+        """Staff: `"cad-pro"` → the product with `active: false`, off sale at once (no new
+        licenses or purchases); its licenses and installations go on working. Again: the
+        same answer. `product_not_found`."""
+        code = code_arg(code)
+        once = self.request.once(None, code)
+        return self._uow.run(products.set_archived, code, True, self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
+    def unarchive_product(self, code: str) -> dict[str, Any]:
+        """Staff: `"cad-pro"` → the product with `active: true`, on sale again."""
+        code = code_arg(code)
+        once = self.request.once(None, code)
+        return self._uow.run(products.set_archived, code, False, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
     def issue_license(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """`{"customer_id": "C4829113", "product": "cadpro", "seats": 5,
-        "expires_at": "2027-12-31" | ISO date-time | null}` → the license (publishes
-        `license_issued`). A date means through the end of that day (UTC); null: perpetual.
+        """Staff: `{"customer_id": "c4829113", "product": "CAD-PRO", "seats": 5,
+        "expires_at": "2027-12-31" | ISO date-time | null, "force": false}` → the license
+        (publishes `license_issued`). IDs and codes in any case; a date means through the
+        end of that day (UTC); null: perpetual.
 
-        → `{"license_id": "L-7KQX-M2PD", "customer_id", "product": {"code", "name"}, "seats",
-        "seats_in_use": 0, "expires_at", "suspended_at": null, "status": "active",
-        "created_at"}`; `product_not_found`, `company_not_found` (asked of auth).
+        → `{"license_id": "L-7KQX-M2PD", "customer_id": "C4829113", "product": {"code",
+        "name"}, "seats", "seats_in_use": 0, "expires_at", "suspended_at": null,
+        "suspension_reason": null, "status": "active", "created_at"}`.
+        `company_not_found` (asked of auth), `product_not_found`; unless `force`:
+        `product_archived` (409), `expires_in_past` (422).
         """
         data = load(schemas.IssueLicense(), payload)
         self.auth.get_company(data["customer_id"])
-        return self._uow.run(licenses.issue_license, self.keys.box, data, self.clock.now())
+        once = self.request.once(None, data)
+        return self._uow.run(
+            licenses.issue_license, self.keys.box, data, self.clock.now(), once=once
+        )
 
     @rpc(expected_exceptions=PortalError)
     def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
         """`"L-7KQX-M2PD"` (, `"C4829113"`) → the license with `activation_password`,
-        `seats_in_use` and `installations` (newest first).
+        `seats_in_use` and `installations` (newest first). IDs in any case.
 
         With `customer_id`, another company's license is `license_not_found`, as is a
         license that does not exist.
@@ -91,17 +138,17 @@ class LicensingService:
         return self._uow.read(
             licenses.get_license,
             self.keys.box,
-            text_arg(license_id, "license_id"),
-            optional_text_arg(customer_id, "customer_id", 32),
+            license_id_arg(license_id),
+            optional_customer_id_arg(customer_id),
             self.clock.now(),
         )
 
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
         """`"C4829113"` → `[{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, …}]`, oldest first (no activation passwords)."""
+        expires_at, status, suspension_reason, …}]`, oldest first (no activation passwords)."""
         return self._uow.read(
-            licenses.list_licenses, text_arg(customer_id, "customer_id", 32), self.clock.now()
+            licenses.list_licenses, customer_id_arg(customer_id), self.clock.now()
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -113,8 +160,8 @@ class LicensingService:
         self.caller.check_scope(customer_id)
         return self._uow.read(
             licenses.list_installations,
-            text_arg(license_id, "license_id"),
-            optional_text_arg(customer_id, "customer_id", 32),
+            license_id_arg(license_id),
+            optional_customer_id_arg(customer_id),
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -135,8 +182,8 @@ class LicensingService:
         query = load(schemas.HistoryQuery(), {"limit": limit, "before": before})
         return self._uow.read(
             licenses.history,
-            text_arg(license_id, "license_id"),
-            optional_text_arg(customer_id, "customer_id", 32),
+            license_id_arg(license_id),
+            optional_customer_id_arg(customer_id),
             query["limit"],
             query["before"],
         )
@@ -160,54 +207,81 @@ class LicensingService:
             schemas.DeactivateInstallation(),
             {"installation_id": installation_id, "source": source},
         )
+        customer_id = optional_customer_id_arg(customer_id)
+        license_id = license_id_arg(license_id)
+        once = self.request.once(customer_id, license_id, data)
         return self._uow.run(
             activations.deactivate_installation,
-            text_arg(license_id, "license_id"),
-            optional_text_arg(customer_id, "customer_id", 32),
+            license_id,
+            customer_id,
             data["installation_id"],
             data["source"],
             self.clock.now(),
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
     def rotate_activation_password(
         self, license_id: str, customer_id: str | None = None
     ) -> dict[str, Any]:
-        """→ `{"license_id", "activation_password": "K7QX-M2PD-9TRW-H4NC"}`; the old
-        password stops working with this answer."""
+        """`("L-7KQX-M2PD", "C4829113")` → `{"license_id", "activation_password":
+        "K7QX-M2PD-9TRW-H4NC"}`; the old password stops working with this answer. A
+        redelivered request answers the same new password (it rotates once)."""
         self.caller.check_scope(customer_id)
-        return self._uow.run(
+        customer_id = optional_customer_id_arg(customer_id)
+        license_id = license_id_arg(license_id)
+        once = self.request.once(customer_id, license_id)
+        sealed = self._uow.run(
             licenses.rotate_activation_password,
             self.keys.box,
-            text_arg(license_id, "license_id"),
-            optional_text_arg(customer_id, "customer_id", 32),
+            license_id,
+            customer_id,
             self.clock.now(),
+            once=once,
+        )
+        return views.password_view(
+            sealed["license_id"], self.keys.box.decrypt(sealed["sealed_password"])
         )
 
     @rpc(expected_exceptions=PortalError)
-    def suspend_license(self, license_id: str) -> dict[str, Any]:
-        """Staff: `"L-7KQX-M2PD"` → the license, `status: "suspended"` (activations: 403)."""
+    def suspend_license(self, license_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Staff: `("L-7KQX-M2PD", "Payment disputed; call us.")` → the license with
+        `status: "suspended"` and `suspension_reason` (≤ 500 characters, optional);
+        activations are refused (403). Publishes `license_suspended` {license_id,
+        customer_id, product, reason}. Again: only the reason changes, no second event."""
+        data = load(schemas.Suspend(), {"reason": reason})
+        license_id = license_id_arg(license_id)
+        once = self.request.once(None, license_id, data)
         return self._uow.run(
-            licenses.set_suspended, text_arg(license_id, "license_id"), True, self.clock.now()
+            licenses.suspend, license_id, data["reason"], self.clock.now(), once=once
         )
 
     @rpc(expected_exceptions=PortalError)
     def resume_license(self, license_id: str) -> dict[str, Any]:
-        """Staff: lift a suspension → the license with its status from its expiry."""
-        return self._uow.run(
-            licenses.set_suspended, text_arg(license_id, "license_id"), False, self.clock.now()
-        )
+        """Staff: `"L-7KQX-M2PD"` → the license with its status from its expiry and
+        `suspension_reason: null`; publishes `license_resumed` when it was suspended."""
+        license_id = license_id_arg(license_id)
+        once = self.request.once(None, license_id)
+        return self._uow.run(licenses.resume, license_id, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
-    def extend_license(self, license_id: str, expires_at: str) -> dict[str, Any]:
-        """Staff: `("L-7KQX-M2PD", "2028-12-31")` → the license (publishes
-        `license_extended` with `previous_expires_at`)."""
-        data = load(schemas.Extend(), {"expires_at": expires_at})
+    def extend_license(
+        self, license_id: str, expires_at: str, force: bool = False
+    ) -> dict[str, Any]:
+        """Staff: `("L-7KQX-M2PD", "2028-12-31", False)` → the license (publishes
+        `license_extended` with `previous_expires_at`). Unless `force`:
+        `license_is_perpetual` (it would get an end date), `extension_shortens` (earlier
+        than its expiry), `expires_in_past` (a day already over), all 422."""
+        data = load(schemas.Extend(), {"expires_at": expires_at, "force": force})
+        license_id = license_id_arg(license_id)
+        once = self.request.once(None, license_id, data)
         return self._uow.run(
             licenses.extend,
-            text_arg(license_id, "license_id"),
+            license_id,
             data["expires_at"],
+            data["force"],
             self.clock.now(),
+            once=once,
         )
 
     # --- the product's activation API ---------------------------------------------------
@@ -293,12 +367,24 @@ class LicensingService:
 
     @reliable_handler("billing", "payment_succeeded")
     def on_payment_succeeded(self, payload: Any) -> None:
-        """A paid purchase issues a license, a paid renewal extends one; once per event."""
+        """A paid purchase issues a license, a paid renewal extends one; once per event.
+
+        A payment that cannot be delivered (product unknown or archived; license unknown,
+        suspended or another company's) publishes `payment_not_applied` {receipt_number,
+        customer_id, reason, message} once, and billing refunds it. Malformed: parked.
+        """
         try:
             event = schemas.PaymentSucceeded().load(payload if isinstance(payload, dict) else {})
         except ValidationError as exc:
             raise Poison(f"invalid payload: {exc.messages}") from exc
-        self._uow.run(payments.apply_payment, self.keys.box, event, self.clock.now())
+        result = self._uow.run(payments.apply_payment, self.keys.box, event, self.clock.now())
+        if result["status"] == domain.PAYMENT_NOT_APPLIED:
+            log.info(
+                "payment %s of %s not applied (%s): billing is told to refund it",
+                result["receipt_number"],
+                result["customer_id"],
+                result["reason"],
+            )
 
     def park(self, source: str, event_type: str, payload: Any, reason: str) -> None:
         """`@reliable_handler`'s poison: keep the payment event for staff, never raise it."""
@@ -314,8 +400,8 @@ class LicensingService:
         """
         return self._uow.read(
             payments.license_for_payment,
-            text_arg(receipt_number, "receipt_number", 32),
-            text_arg(customer_id, "customer_id", 32),
+            receipt_number_arg(receipt_number),
+            customer_id_arg(customer_id),
             self.clock.now(),
         )
 
@@ -339,5 +425,5 @@ class LicensingService:
 
     @timer(interval=3600)
     def prune_outbox(self) -> None:
-        """Forget events published long ago."""
+        """Forget events published, and requests handled, long ago."""
         self._uow.prune()

@@ -12,22 +12,30 @@ from services.licensing.models import HistoryEvent, Installation, License, Produ
 # --- RPC answers ---------------------------------------------------------------------------
 
 
-def product_view(product: Product) -> dict[str, Any]:
+def product_ref(product: Product) -> dict[str, Any]:
+    """A product as licenses and events name it: `{code, name}`."""
     return {"code": product.code, "name": product.name}
+
+
+def product_view(product: Product) -> dict[str, Any]:
+    """The catalogue's product: `{code, name, active}` (false: archived, off sale)."""
+    return {**product_ref(product), "active": product.archived_at is None}
 
 
 def license_view(
     license: License, now: datetime, seats_in_use: int | None = None
 ) -> dict[str, Any]:
     """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
-    suspended_at, status, created_at}`."""
+    suspended_at, suspension_reason, status, created_at}`."""
     view = {
         "license_id": license.license_id,
         "customer_id": license.customer_id,
-        "product": product_view(license.product),
+        "product": product_ref(license.product),
         "seats": license.seats,
         "expires_at": iso(license.expires_at),
         "suspended_at": iso(license.suspended_at),
+        # null unless suspended (a resumed license forgets why it was suspended)
+        "suspension_reason": license.suspension_reason if license.suspended_at else None,
         "status": domain.license_status(license.expires_at, license.suspended_at, now),
         "created_at": iso(license.created_at),
     }
@@ -48,8 +56,15 @@ def license_detail_view(
     }
 
 
-def password_view(license: License, password: str) -> dict[str, Any]:
-    return {"license_id": license.license_id, "activation_password": password}
+def password_view(license_id: str, password: str) -> dict[str, Any]:
+    """`rotate_activation_password`'s answer: `{license_id, activation_password}`."""
+    return {"license_id": license_id, "activation_password": password}
+
+
+def sealed_password(license: License) -> dict[str, Any]:
+    """What the request ledger keeps of a rotation: the new password as stored (a Fernet
+    token), never its plain text; `password_view` is made from it when answering."""
+    return {"license_id": license.license_id, "sealed_password": license.activation_password}
 
 
 def installation_view(installation: Installation) -> dict[str, Any]:
@@ -91,7 +106,7 @@ def activation_view(license: License, installation: dict[str, Any], status: str)
     return {
         **installation,
         "license_id": license.license_id,
-        "product": product_view(license.product),
+        "product": product_ref(license.product),
         "expires_at": iso(license.expires_at),
         "license_status": status,
     }
@@ -173,4 +188,37 @@ def license_expiring(
         "license": event_license(license, now),
         "days_left": days_left,
         "threshold": threshold,
+    }
+
+
+def license_suspended(license: License, now: datetime) -> dict[str, Any]:
+    """`{license_id, customer_id, product: {code, name}, reason, license}`."""
+    return {
+        "license_id": license.license_id,
+        "customer_id": license.customer_id,
+        "product": product_ref(license.product),
+        "reason": license.suspension_reason,
+        "license": event_license(license, now),
+    }
+
+
+def license_resumed(license: License, now: datetime) -> dict[str, Any]:
+    """`{license_id, customer_id, product: {code, name}, license}`."""
+    return {
+        "license_id": license.license_id,
+        "customer_id": license.customer_id,
+        "product": product_ref(license.product),
+        "license": event_license(license, now),
+    }
+
+
+def payment_not_applied(
+    receipt_number: str, customer_id: str, reason: str, message: str
+) -> dict[str, Any]:
+    """`{receipt_number, customer_id, reason (an error code), message}`: billing refunds."""
+    return {
+        "receipt_number": receipt_number,
+        "customer_id": customer_id,
+        "reason": reason,
+        "message": message,
     }

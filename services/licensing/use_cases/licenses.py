@@ -1,7 +1,9 @@
 """License use cases for staff and the portal: issue, read, rotate, suspend, extend.
 
 A company asking about another company's license gets `LicenseNotFound`, exactly as for a
-license that does not exist.
+license that does not exist. IDs and codes arrive canonical (the entrypoints load them with
+common.schemas); staff guardrails (`domain.issue_refusal`, `domain.extension_refusal`)
+refuse what is almost surely a mistake unless the request says `force`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common.timeutil import iso
 from common.unit_of_work import Outcome
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
-from services.licensing.exceptions import LicenseNotFound, ProductNotFound
-from services.licensing.models import License
+from services.licensing.exceptions import GUARDRAILS, LicenseNotFound
+from services.licensing.models import License, Product
 from services.licensing.repository import LicensingRepository
+from services.licensing.use_cases.products import product_on_sale
 
 
 def find_license(
@@ -27,13 +31,37 @@ def find_license(
     return license
 
 
+def refuse_unless(refusal: str | None, force: bool, details: dict[str, Any]) -> None:
+    """Raise the staff guardrail error for `refusal` (a domain code) unless `force`."""
+    if refusal is not None and not force:
+        raise GUARDRAILS[refusal](details=details)
+
+
 def issue_license(
     repo: LicensingRepository, box: PasswordBox, data: dict[str, Any], now: datetime
 ) -> Outcome:
-    """`{customer_id, product, seats, expires_at}` → the license, and `license_issued`."""
-    product = repo.product_by_code(data["product"])
-    if product is None:
-        raise ProductNotFound(details={"fields": {"product": ["Unknown product code."]}})
+    """Staff: `{customer_id, product, seats, expires_at, force}` → the license, and
+    `license_issued`. Refused unless `force`: an archived product (`ProductArchived`), an
+    expiry already past (`ExpiresInPast`)."""
+    force = data.get("force", False)
+    product = product_on_sale(repo, data["product"], force)
+    expires_at = data.get("expires_at")
+    refuse_unless(
+        domain.issue_refusal(expires_at, now),
+        force,
+        {"expires_at": iso(expires_at), "now": iso(now)},
+    )
+    return new_license(repo, box, product, data, now)
+
+
+def new_license(
+    repo: LicensingRepository,
+    box: PasswordBox,
+    product: Product,
+    data: dict[str, Any],
+    now: datetime,
+) -> Outcome:
+    """Issue `{customer_id, seats, expires_at}` of `product` (checked by the caller)."""
     license_id = domain.new_license_id()
     while repo.license_id_exists(license_id):
         license_id = domain.new_license_id()
@@ -101,31 +129,76 @@ def rotate_activation_password(
     customer_id: str | None,
     now: datetime,
 ) -> Outcome:
-    """A new activation password; the old one stops working with this commit."""
+    """A new activation password; the old one stops working with this commit.
+
+    The result is `views.sealed_password` (the new password encrypted, as the license keeps
+    it): the request ledger stores it, and a redelivered rotation answers the same password
+    instead of replacing the one the user was just shown. The entrypoint opens it.
+    """
     license = find_license(repo, license_id, customer_id, lock=True)
-    password = domain.new_activation_password()
-    license.activation_password = box.encrypt(password)
+    license.activation_password = box.encrypt(domain.new_activation_password())
     license.password_rotated_at = now
-    return Outcome(views.password_view(license, password))
+    return Outcome(views.sealed_password(license))
 
 
-def set_suspended(
-    repo: LicensingRepository, license_id: str, suspended: bool, now: datetime
+def suspend(
+    repo: LicensingRepository, license_id: str, reason: str | None, now: datetime
 ) -> Outcome:
-    """Staff: suspend (activations refused) or resume a license."""
+    """Staff: activations are refused from now on; `license_suspended` tells the customer.
+
+    Suspending a suspended license changes only its reason (when one is given), and tells
+    nobody again.
+    """
     license = find_license(repo, license_id, None, lock=True)
-    if suspended and license.suspended_at is None:
+    reason = domain.suspension_reason(reason)
+    events = []
+    if license.suspended_at is None:
         license.suspended_at = now
-    elif not suspended:
+        license.suspension_reason = reason
+        events.append(("license_suspended", views.license_suspended(license, now)))
+    elif reason is not None:
+        license.suspension_reason = reason
+    return Outcome(views.license_view(license, now, repo.seats_in_use_of(license.id)), events)
+
+
+def resume(repo: LicensingRepository, license_id: str, now: datetime) -> Outcome:
+    """Staff: lift a suspension (`license_resumed`); a license not suspended is unchanged."""
+    license = find_license(repo, license_id, None, lock=True)
+    events = []
+    if license.suspended_at is not None:
         license.suspended_at = None
-    return Outcome(views.license_view(license, now, repo.seats_in_use_of(license.id)))
+        license.suspension_reason = None
+        events.append(("license_resumed", views.license_resumed(license, now)))
+    return Outcome(views.license_view(license, now, repo.seats_in_use_of(license.id)), events)
 
 
 def extend(
-    repo: LicensingRepository, license_id: str, expires_at: datetime, now: datetime
+    repo: LicensingRepository,
+    license_id: str,
+    expires_at: datetime,
+    force: bool,
+    now: datetime,
 ) -> Outcome:
-    """Move the expiry (usually later); expiry notices start again for the new date."""
+    """Staff: move the expiry. Refused unless `force`: a perpetual license
+    (`LicenseIsPerpetual`), an earlier date (`ExtensionShortens`), a date already past
+    (`ExpiresInPast`)."""
     license = find_license(repo, license_id, None, lock=True)
+    refuse_unless(
+        domain.extension_refusal(license.expires_at, expires_at, now),
+        force,
+        {
+            "license_id": license.license_id,
+            "expires_at": iso(license.expires_at),
+            "requested": iso(expires_at),
+        },
+    )
+    return move_expiry(repo, license, expires_at, now)
+
+
+def move_expiry(
+    repo: LicensingRepository, license: License, expires_at: datetime, now: datetime
+) -> Outcome:
+    """Set the locked license's expiry (`license_extended`); expiry notices start again."""
     previous = license.expires_at
     license.expires_at = expires_at
     return Outcome(

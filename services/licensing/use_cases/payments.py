@@ -2,9 +2,11 @@
 
 nameko acks an event even when its handler raised (docs/events.md), so the effect and a
 `payment_events` row keyed by `event_id` commit in one transaction before the message is
-acked; a redelivered event finds the row and changes nothing. A payment that can never be
-applied raises `PaymentNotApplicable` (the handler parks it with `park`); anything else is
-transient and goes back to the queue.
+acked; a redelivered event finds the row and changes nothing. A well-formed payment that can
+never be applied (its product unknown or archived; its license unknown, suspended or of
+another company) is recorded `not_applied` and answered with `payment_not_applied` in the
+same transaction, once per event: billing refunds it, so no charge leads nowhere. A
+malformed payload is parked (`park`); anything else is transient and goes back to the queue.
 """
 
 from __future__ import annotations
@@ -12,35 +14,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from common.errors import PortalError
 from common.parking import event_id_of
 from common.timeutil import as_utc
 from common.unit_of_work import Outcome
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
-from services.licensing.exceptions import PaymentNotApplicable
+from services.licensing.exceptions import (
+    NOT_APPLICABLE,
+    LicenseNotFound,
+    LicenseSuspended,
+    PaymentNotApplicable,
+)
 from services.licensing.repository import LicensingRepository
-from services.licensing.use_cases.licenses import extend, find_license, issue_license
+from services.licensing.use_cases.licenses import find_license, move_expiry, new_license
+from services.licensing.use_cases.products import product_on_sale
 
 
 def apply_payment(
     repo: LicensingRepository, box: PasswordBox, event: dict[str, Any], now: datetime
 ) -> Outcome:
-    """A loaded `payment_succeeded` → the license it issued or extended (its ID), once.
+    """A loaded `payment_succeeded` → `{"status": "applied", "license_id"}`, or
+    `{"status": "not_applied", "reason", "message"}` with `payment_not_applied`; once (a
+    redelivered event, or another event of the same receipt: `{"status": "seen"}`).
 
     The `license_issued` / `license_extended` it causes carry the payment's
     `receipt_number`, so billing learns the license of each receipt from the events.
     """
     receipt = event["payment"]["receipt_number"]
+    customer_id = event["customer_id"]
     purchase = event["purchase"]
-    if not repo.record_payment(
-        event["event_id"], receipt, event["customer_id"], purchase["kind"], now
-    ):
-        return Outcome()  # seen before (this event, or this receipt): nothing to do
-    outcome, license_id = _issue_or_extend(repo, box, event["customer_id"], purchase, now)
+    if not repo.record_payment(event["event_id"], receipt, customer_id, purchase["kind"], now):
+        return Outcome({"status": "seen", "receipt_number": receipt})
+    try:
+        outcome, license_id = _issue_or_extend(repo, box, customer_id, purchase, now)
+    except PaymentNotApplicable as refusal:
+        repo.set_payment_not_applied(event["event_id"], str(refusal))
+        notice = views.payment_not_applied(receipt, customer_id, refusal.code, refusal.message)
+        result = {"status": domain.PAYMENT_NOT_APPLIED, **notice}
+        return Outcome(result, [("payment_not_applied", notice)])
     repo.set_payment_license(event["event_id"], license_id)
     events = [(kind, {**body, "receipt_number": receipt}) for kind, body in outcome.events]
-    return Outcome(license_id, events)
+    result = {"status": domain.PAYMENT_APPLIED, "receipt_number": receipt, "license_id": license_id}
+    return Outcome(result, events)
 
 
 def _issue_or_extend(
@@ -50,27 +65,30 @@ def _issue_or_extend(
     purchase: dict[str, Any],
     now: datetime,
 ) -> tuple[Outcome, str]:
-    """Issue (`new`) or extend (`renewal`); a renewal never shortens a license, and a
-    perpetual license stays perpetual."""
+    """Issue (`new`: a product on sale) or extend (`renewal`: a license of this company that
+    is not suspended, whatever became of its product); a renewal never shortens a license,
+    and a perpetual license stays perpetual. Staff's guardrails do not apply: paid is paid."""
     period_end = as_utc(purchase["period_end"])
     try:
         if purchase["kind"] == "new":
+            product = product_on_sale(repo, purchase["product_code"])
             data = {
                 "customer_id": customer_id,
-                "product": purchase["product_code"],
                 "seats": purchase["seats"],
                 "expires_at": period_end,
             }
-            outcome = issue_license(repo, box, data, now)
+            outcome = new_license(repo, box, product, data, now)
             return outcome, outcome.result["license_id"]
         if not purchase.get("license_id"):
-            raise PaymentNotApplicable("a renewal names no license_id")
+            raise LicenseNotFound("The renewal names no license.")
         license = find_license(repo, purchase["license_id"], customer_id, lock=True)
+        if license.suspended_at is not None:
+            raise LicenseSuspended(details={"license_id": license.license_id})
         if not domain.renewal_extends(license.expires_at, period_end):
             return Outcome(), license.license_id
-        return extend(repo, license.license_id, period_end, now), license.license_id
-    except PortalError as exc:  # unknown product, another company's license: never succeeds
-        raise PaymentNotApplicable(f"{exc.code}: {exc.message}") from exc
+        return move_expiry(repo, license, period_end, now), license.license_id
+    except NOT_APPLICABLE as exc:
+        raise PaymentNotApplicable(exc.code, exc.message) from exc
 
 
 def park(repo: LicensingRepository, payload: Any, reason: str, now: datetime) -> Outcome:

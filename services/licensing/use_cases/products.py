@@ -1,4 +1,9 @@
-"""Products: the catalogue that licenses are issued for (staff)."""
+"""Products: the catalogue that licenses are issued for (staff), archived instead of deleted.
+
+An archived product is off sale: no new license is issued for it (staff may force one), no
+new purchase of it is applied, and billing's catalogue leaves it out. Its licenses go on
+working: activation, validation, renewals and extensions never look at it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from common.unit_of_work import Outcome
 from services.licensing import views
-from services.licensing.exceptions import ProductExists
+from services.licensing.exceptions import ProductArchived, ProductExists, ProductNotFound
 from services.licensing.models import Product
 from services.licensing.repository import LicensingRepository
 
@@ -20,5 +25,39 @@ def create_product(repo: LicensingRepository, data: dict[str, Any], now: datetim
     return Outcome(views.product_view(product))
 
 
-def list_products(repo: LicensingRepository) -> list[dict[str, Any]]:
-    return [views.product_view(product) for product in repo.products()]
+def find_product(
+    repo: LicensingRepository, code: str, lock: bool = False, share: bool = False
+) -> Product:
+    """The product of a canonical code, or `ProductNotFound`."""
+    product = repo.product_by_code(code, lock=lock, share=share)
+    if product is None:
+        raise ProductNotFound(details={"code": code, "fields": {"product": ["Unknown product."]}})
+    return product
+
+
+def product_on_sale(repo: LicensingRepository, code: str, force: bool = False) -> Product:
+    """The product a new license is issued for: `ProductNotFound`, or `ProductArchived`
+    unless `force`. Its row is share-locked, so an archive commits before this check or
+    after the license, never in between."""
+    product = find_product(repo, code, share=True)
+    if product.archived_at is not None and not force:
+        raise ProductArchived(details={"code": product.code})
+    return product
+
+
+def get_product(repo: LicensingRepository, code: str) -> dict[str, Any]:
+    return views.product_view(find_product(repo, code))
+
+
+def list_products(repo: LicensingRepository, include_archived: bool) -> list[dict[str, Any]]:
+    return [views.product_view(product) for product in repo.products(include_archived)]
+
+
+def set_archived(repo: LicensingRepository, code: str, archived: bool, now: datetime) -> Outcome:
+    """Archive (off sale at once) or unarchive a product; again: the product unchanged."""
+    product = find_product(repo, code, lock=True)
+    if archived and product.archived_at is None:
+        product.archived_at = now
+    elif not archived:
+        product.archived_at = None
+    return Outcome(views.product_view(product))

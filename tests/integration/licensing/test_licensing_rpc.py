@@ -2,18 +2,16 @@
 
 Each test runs `AuthService` and `LicensingService` containers in this process (against the
 run's vhost and databases) and calls them through `common.rpc.standalone_client()`, as the
-gateway and portalctl do. The licensing container's clock is a `FixedClock` at the real time,
-so throttling's waits never pass by themselves while a test runs. Concurrency tests run two
-licensing containers, each with its own engine and workers: the database alone keeps the
-seat rule.
+gateway and portalctl do (fixtures: conftest.py). The licensing container's clock is a
+`FixedClock` at the real time, so throttling's waits never pass by themselves while a test
+runs. Concurrency tests run two licensing containers, each with its own engine and workers:
+the database alone keeps the seat rule.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,143 +19,23 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventlet.greenpool import GreenPool
-from nameko.testing.services import entrypoint_hook, replace_dependencies
+from nameko.testing.services import entrypoint_hook
 
 from common.errors import PortalError
 from common.rpc import standalone_client
-from services.auth.service import AuthService
 from services.licensing import domain
-from services.licensing.service import LicensingService
-from tests.support.bus import BusEvents, watch_events
-from tests.support.fakes import FixedClock
+from tests.integration.licensing.support import (
+    COMPANY_PASSWORD,
+    Rpc,
+    expiring_of,
+    issue,
+    issued_of,
+    new_address,
+    new_company,
+    payload,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-COMPANY_PASSWORD = "correct horse battery"
-
-
-class Rpc:
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self.client.call("licensing", method, *args, **kwargs)
-
-    def auth(self, method: str, *args: Any) -> Any:
-        return self.client.call("auth", method, *args)
-
-    def error(self, code: str, method: str, *args: Any, **kwargs: Any) -> PortalError:
-        with pytest.raises(PortalError) as caught:
-            self(method, *args, **kwargs)
-        assert caught.value.code == code, caught.value.to_dict()
-        return caught.value
-
-
-@pytest.fixture
-def auth(config, container_factory):
-    container = container_factory(AuthService)
-    container.start()
-    return container
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def another_licensing(container_factory, clock: FixedClock):
-    """`another_licensing(config=None)`: one more started instance, on the test's clock."""
-
-    def start(config: dict | None = None):
-        container = container_factory(LicensingService, config)
-        replace_dependencies(container, clock=clock)
-        container.start()
-        return container
-
-    return start
-
-
-@pytest.fixture
-def licensing(config, auth, another_licensing):
-    return another_licensing()
-
-
-@pytest.fixture
-def rpc(licensing) -> Iterator[Rpc]:
-    with standalone_client(timeout=15) as client:
-        yield Rpc(client)
-
-
-@pytest.fixture
-def product(rpc) -> str:
-    code = f"cad-{uuid.uuid4().hex[:8]}"
-    rpc("create_product", {"code": code, "name": "CAD Pro"})
-    return code
-
-
-def new_company(rpc: Rpc, password: str = COMPANY_PASSWORD) -> str:
-    company = rpc.auth(
-        "create_company",
-        {
-            "name": "Acme",
-            "contact_name": "Ada",
-            "contact_email": f"ada-{uuid.uuid4().hex[:12]}@acme.test",
-            "password": password,
-        },
-    )
-    return company["customer_id"]
-
-
-@pytest.fixture
-def company(rpc) -> str:
-    return new_company(rpc)
-
-
-def issue(rpc: Rpc, customer: str, product: str, seats: int = 3, expires_at=None):
-    license = rpc(
-        "issue_license",
-        {"customer_id": customer, "product": product, "seats": seats, "expires_at": expires_at},
-    )
-    password = rpc("get_license", license["license_id"], customer)["activation_password"]
-    return license["license_id"], password
-
-
-def payload(
-    license_id: str,
-    password: str,
-    installation_id="inst-1",
-    machine="PC-1",
-    address: str | None = None,
-) -> dict:
-    body = {
-        "license_id": license_id,
-        "password": password,
-        "installation_id": installation_id,
-        "machine_name": machine,
-    }
-    if address is not None:
-        body["client_address"] = address
-    return body
-
-
-def new_address() -> str:
-    """An address of this test alone (the run's database counts failures per address)."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
-def issued_of(events: BusEvents, license_id: str) -> list[dict]:
-    return [e for e in events.of("license_issued") if e["license"]["license_id"] == license_id]
-
-
-def expiring_of(events: BusEvents, license_id: str) -> list[dict]:
-    return [e for e in events.of("license_expiring") if e["license"]["license_id"] == license_id]
-
-
-@pytest.fixture
-def bus_events(config, licensing) -> Iterator[BusEvents]:
-    with watch_events(config["AMQP_URI"], "licensing") as events:
-        yield events
 
 
 # --- activation ---------------------------------------------------------------------------
@@ -205,7 +83,7 @@ def test_credentials(rpc, company, product) -> None:
 
 
 def test_expired_suspended_and_full(rpc, company, product) -> None:
-    expired_id, expired_password = issue(rpc, company, product, expires_at="2020-01-01")
+    expired_id, expired_password = issue(rpc, company, product, expires_at="2020-01-01", force=True)
     rpc.error("license_expired", "activate", payload(expired_id, expired_password))
     license_id, password = issue(rpc, company, product, seats=2)
     rpc("suspend_license", license_id)
@@ -354,7 +232,7 @@ def test_validation_codes(rpc, company, product) -> None:
     rpc("suspend_license", license_id)
     assert rpc("validate", certificate)["code"] == "SUSPENDED"
     rpc("resume_license", license_id)
-    rpc("extend_license", license_id, "2020-01-01")
+    rpc("extend_license", license_id, "2020-01-01", True)  # perpetual, and a past day
     assert rpc("validate", certificate)["code"] == "EXPIRED"
     rpc("extend_license", license_id, "2099-01-01")
     assert rpc("validate", certificate)["code"] == "VALID"

@@ -15,7 +15,7 @@ from services.licensing.crypto import Keyring, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
 from tests.support.fakes import migrated_db_fixtures
-from tests.unit.licensing.support import FakeAuth
+from tests.unit.licensing.support import FakeAuth, FakeRequest
 
 migrated_template, db = migrated_db_fixtures("licensing", MIGRATIONS)
 
@@ -26,11 +26,23 @@ def auth() -> FakeAuth:
 
 
 @pytest.fixture
-def service(db, events, clock, auth) -> LicensingService:
+def request_key() -> FakeRequest:
+    """The worker's request: set `.key` to make its next calls one redeliverable request."""
+    return FakeRequest()
+
+
+@pytest.fixture
+def service(db, events, clock, auth, request_key) -> LicensingService:
     """A worker with the product `cadpro` in its catalogue."""
     keys = Keys(Keyring.build(Ed25519PrivateKey.generate()), PasswordBox(b"unit-test-secret"))
     service = worker_factory(
-        LicensingService, db=db, events=events, auth=auth, keys=keys, clock=clock
+        LicensingService,
+        db=db,
+        events=events,
+        auth=auth,
+        keys=keys,
+        clock=clock,
+        request=request_key,
     )
     service.create_product({"code": "cadpro", "name": "CAD Pro"})
     return service

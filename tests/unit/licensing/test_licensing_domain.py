@@ -154,3 +154,48 @@ def test_a_renewal_only_moves_the_expiry_forward() -> None:
     assert not domain.renewal_extends(later, NOW)  # never shortens
     assert not domain.renewal_extends(later, later)
     assert not domain.renewal_extends(None, later)  # perpetual stays perpetual
+
+
+# --- staff guardrails ---------------------------------------------------------------------
+
+LATER, EARLIER = NOW + timedelta(days=30), NOW + timedelta(days=10)
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "refusal"),
+    [
+        (None, None),  # perpetual
+        (NOW + timedelta(seconds=1), None),
+        (NOW, domain.EXPIRES_IN_PAST),  # expired the moment it is issued
+        (NOW - timedelta(days=365 * 6), domain.EXPIRES_IN_PAST),
+    ],
+)
+def test_issuing_an_already_expired_license_is_a_mistake(expires_at, refusal) -> None:
+    assert domain.issue_refusal(expires_at, NOW) == refusal
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "refusal"),
+    [
+        (EARLIER, LATER, None),
+        (LATER, LATER, None),  # the same date: nothing changes
+        (LATER, EARLIER, domain.EXTENSION_SHORTENS),
+        (None, LATER, domain.LICENSE_IS_PERPETUAL),
+        (None, NOW - timedelta(days=1), domain.LICENSE_IS_PERPETUAL),
+        # expired in 2020, "extended" to 2021: later, but already over
+        (NOW - timedelta(days=700), NOW - timedelta(days=300), domain.EXPIRES_IN_PAST),
+        (NOW - timedelta(days=700), NOW - timedelta(days=700), None),
+        # shortening is the first thing to say, even when the date is also past
+        (LATER, NOW - timedelta(days=1), domain.EXTENSION_SHORTENS),
+    ],
+)
+def test_extension_refusals(current, requested, refusal) -> None:
+    assert domain.extension_refusal(current, requested, NOW) == refusal
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [(None, None), ("", None), ("   \n", None), ("  Chargeback\n", "Chargeback")],
+)
+def test_a_suspension_reason_is_stripped_and_blank_is_none(given, stored) -> None:
+    assert domain.suspension_reason(given) == stored

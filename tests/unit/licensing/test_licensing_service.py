@@ -10,34 +10,14 @@ from sqlalchemy import text
 from common.errors import PortalError
 from services.licensing import domain
 from services.licensing.crypto import VALIDATION_TYP, b64url_decode
-from tests.unit.licensing.support import COMPANY, COMPANY_PASSWORD, OTHER
-
-
-def raises_code(code: str, call, *args, **kwargs) -> PortalError:
-    with pytest.raises(PortalError) as caught:
-        call(*args, **kwargs)
-    assert caught.value.code == code, caught.value.to_dict()
-    return caught.value
-
-
-def issue(service, seats: int = 2, expires_at: str | None = None, customer: str = COMPANY):
-    license = service.issue_license(
-        {"customer_id": customer, "product": "cadpro", "seats": seats, "expires_at": expires_at}
-    )
-    password = service.get_license(license["license_id"])["activation_password"]
-    return license["license_id"], password
-
-
-def activate(service, license_id, password, installation_id="inst-1", machine="PC-1", address=None):
-    payload = {
-        "license_id": license_id,
-        "password": password,
-        "installation_id": installation_id,
-        "machine_name": machine,
-    }
-    if address is not None:
-        payload["client_address"] = address
-    return service.activate(payload)
+from tests.unit.licensing.support import (
+    COMPANY,
+    COMPANY_PASSWORD,
+    OTHER,
+    activate,
+    issue,
+    raises_code,
+)
 
 
 def test_issue_license_publishes_and_hides_the_password_at_rest(service, events, db) -> None:

@@ -19,6 +19,7 @@ from common import handlers
 from common.db import Db
 from common.parking import ERROR_MAX
 from services.licensing.models import PaymentEvent
+from services.licensing.schemas import PaymentNotAppliedEvent
 from tests.unit.licensing.support import COMPANY, OTHER
 
 
@@ -154,23 +155,90 @@ def test_unidentifiable_payloads_parked_at_one_instant_are_all_kept(service, clo
     assert rows[-1].error == "r" * ERROR_MAX
 
 
-def test_what_can_never_be_applied_is_parked(service, events, clock, db, buy) -> None:
+def not_applied(events) -> list[dict[str, Any]]:
+    """The `payment_not_applied` events published, each held to its published schema."""
+    found = events.of("payment_not_applied")
+    for event in found:
+        PaymentNotAppliedEvent().load(event)
+    return found
+
+
+def test_what_can_never_be_applied_is_refused_to_billing_once(
+    service, events, clock, db, buy
+) -> None:
     _, foreign = buy()
+    _, suspended = buy()
+    service.suspend_license(suspended["license_id"], "chargeback")
     end = clock.now() + timedelta(days=30)
-    unknown_product = paid(end, product="nope")
-    no_license = paid(end, "renewal")
-    other_company = paid(end, "renewal", foreign["license_id"], customer=OTHER)
-    for event in (unknown_product, no_license, other_company):
-        service.on_payment_succeeded(event)
-        service.on_payment_succeeded(event)  # parked once
-    parked = {row.event_id: row.error for row in payment_rows(db) if row.status == "parked"}
-    assert parked == {
-        unknown_product["event_id"]: "product_not_found: No such product.",
-        no_license["event_id"]: "a renewal names no license_id",
-        other_company["event_id"]: "license_not_found: No such license.",
+    cases = {
+        "product_not_found": paid(end, product="nope"),
+        "license_not_found": paid(end, "renewal"),  # a renewal naming no license
+        "another company's": paid(end, "renewal", foreign["license_id"], customer=OTHER),
+        "license_suspended": paid(end, "renewal", suspended["license_id"]),
     }
-    assert len(events.of("license_issued")) == 1 and events.of("license_extended") == []
+    for event in cases.values():
+        service.on_payment_succeeded(event)
+        service.on_payment_succeeded(event)  # redelivered: told once
+    by_receipt = {event["receipt_number"]: event for event in not_applied(events)}
+    assert len(not_applied(events)) == len(cases)
+    assert {name: by_receipt[receipt(event)]["reason"] for name, event in cases.items()} == {
+        "product_not_found": "product_not_found",
+        "license_not_found": "license_not_found",
+        "another company's": "license_not_found",
+        "license_suspended": "license_suspended",
+    }
+    told = by_receipt[receipt(cases["another company's"])]
+    assert (told["customer_id"], told["message"]) == (OTHER, "No such license.")
+    rows = {row.event_id: row for row in payment_rows(db)}
+    for event in cases.values():
+        row = rows[event["event_id"]]
+        assert (row.status, row.license_id) == ("not_applied", None)
+        assert row.error.startswith(by_receipt[receipt(event)]["reason"] + ": ")
+        assert service.license_for_payment(receipt(event), event["customer_id"]) is None
+    assert len(events.of("license_issued")) == 2 and events.of("license_extended") == []
     assert service.list_licenses(OTHER) == []
+
+
+def test_a_product_archived_between_purchase_and_payment_is_refunded_once(
+    service, events, clock, db, buy
+) -> None:
+    _, license = buy()  # bought before: renewals go on
+    event = paid(clock.now() + timedelta(days=30))
+    service.archive_product("cadpro")  # ... the customer paid in between
+    service.on_payment_succeeded(event)
+    service.on_payment_succeeded(event)
+    service.on_payment_succeeded({**event, "event_id": uuid.uuid4().hex})  # the same receipt
+    [told] = not_applied(events)
+    assert told == {
+        **told,
+        "receipt_number": receipt(event),
+        "customer_id": COMPANY,
+        "reason": "product_archived",
+    }
+    assert len(events.of("license_issued")) == 1
+    renewal = paid(clock.now() + timedelta(days=60), "renewal", license["license_id"])
+    service.on_payment_succeeded(renewal)
+    extended = service.license_for_payment(receipt(renewal), COMPANY)
+    assert extended["expires_at"] == (clock.now() + timedelta(days=60)).isoformat()
+    assert len(not_applied(events)) == 1
+
+
+def test_identifiers_in_any_case_reach_the_same_objects(service, events, clock, buy) -> None:
+    _, license = buy()
+    end = clock.now() + timedelta(days=90)
+    renewal = paid(end, "renewal", f" {license['license_id'].lower()} ", customer=" c1111111")
+    renewal["payment"]["receipt_number"] = receipt(renewal).lower()
+    service.on_payment_succeeded(renewal)
+    found = service.license_for_payment(receipt(renewal).upper(), COMPANY)
+    assert (found["license_id"], found["expires_at"]) == (license["license_id"], end.isoformat())
+    assert service.license_for_payment(f" {receipt(renewal)} ", "c1111111") == found
+    [extended] = events.of("license_extended")
+    assert extended["receipt_number"] == receipt(renewal).upper()
+    new = paid(end, product=" CADPRO ", customer="c1111111")
+    service.on_payment_succeeded(new)
+    issued = service.license_for_payment(receipt(new), COMPANY)
+    assert (issued["customer_id"], issued["product"]["code"]) == (COMPANY, "cadpro")
+    assert not_applied(events) == []
 
 
 class DownDb:

@@ -1,0 +1,80 @@
+"""Licensing's migrations on real PostgreSQL: what an upgrade does to the data already there."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from common.db import alembic_config
+from services.licensing.service import MIGRATIONS
+from tests.support import infra
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+BEFORE_CANONICAL_IDS = "e437c7bd5aea"  # 0004: the last revision before 0005
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    name = f"lp_{infra.RUN_ID}_licensing_upgrade_{uuid.uuid4().hex[:8]}"
+    yield infra.create_database(name)
+    infra.drop_database(name)
+
+
+def upgrade(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config("licensing", MIGRATIONS)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def test_licenses_of_a_customer_id_typed_in_lower_case_come_home(database_url) -> None:
+    upgrade(database_url, BEFORE_CANONICAL_IDS)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, code, name, created_at) "
+                    "VALUES (1, 'cadpro', 'CAD Pro', now())"
+                )
+            )
+            for pk, customer in [(1, " c0559442 "), (2, "C0559442"), (3, "c1111111")]:
+                connection.execute(
+                    text(
+                        "INSERT INTO licenses (id, license_id, customer_id, product_id, seats, "
+                        "activation_password, password_rotated_at, created_at) "
+                        "VALUES (:pk, :lid, :customer, 1, 1, 'token', now(), now())"
+                    ),
+                    {"pk": pk, "lid": f"L-AAAA-AAA{pk}", "customer": customer},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO payment_events (event_id, receipt_number, customer_id, kind, "
+                    "status, received_at) VALUES ('e1', 'R-2026-000001', 'c0559442', 'new', "
+                    "'applied', now())"
+                )
+            )
+        upgrade(database_url, "head")
+        with engine.connect() as connection:
+            customers = connection.execute(
+                text("SELECT customer_id FROM licenses ORDER BY id")
+            ).scalars()
+            assert list(customers) == ["C0559442", "C0559442", "C1111111"]
+            paid_by = connection.execute(text("SELECT customer_id FROM payment_events")).scalar()
+            assert paid_by == "C0559442"
+            product = connection.execute(text("SELECT code, archived_at FROM products")).one()
+            assert tuple(product) == ("cadpro", None)
+            reason = connection.execute(text("SELECT suspension_reason FROM licenses")).scalars()
+            assert set(reason) == {None}
+    finally:
+        engine.dispose()

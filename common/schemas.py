@@ -81,6 +81,10 @@ def optional_text_arg(value: Any, name: str, max_length: int = 64) -> str | None
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CODE_RULE = "Use letters, digits, . _ - (any case; stored in lower case), at most 64."
+# IDs we hand out are letters, digits and dashes (`C0559442`, `L-EDPQ-YVV2`): an email or a
+# name is refused here, so it can never be stored as somebody's ID
+ID_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+ID_RULE = "Expected an ID such as C0559442 or L-EDPQ-YVV2 (letters, digits, -)."
 
 
 def _canonical_arg(canonical: Callable[[str], str], value: Any, name: str, max_length: int) -> str:
@@ -90,9 +94,16 @@ def _canonical_arg(canonical: Callable[[str], str], value: Any, name: str, max_l
     return value
 
 
+def _id_arg(canonical: Callable[[str], str], value: Any, name: str) -> str:
+    value = _canonical_arg(canonical, value, name, 64)
+    if not ID_PATTERN.match(value):
+        raise validation_error({name: [ID_RULE]})
+    return value
+
+
 def customer_id_arg(value: Any, name: str = "customer_id") -> str:
     """A customer ID argument in canonical form (`" c0559442"` → `"C0559442"`)."""
-    return _canonical_arg(identifiers.customer_id, value, name, 64)
+    return _id_arg(identifiers.customer_id, value, name)
 
 
 def optional_customer_id_arg(value: Any, name: str = "customer_id") -> str | None:
@@ -102,12 +113,12 @@ def optional_customer_id_arg(value: Any, name: str = "customer_id") -> str | Non
 
 def license_id_arg(value: Any, name: str = "license_id") -> str:
     """A license ID argument in canonical form (`"l-edpq-yvv2"` → `"L-EDPQ-YVV2"`)."""
-    return _canonical_arg(identifiers.license_id, value, name, 64)
+    return _id_arg(identifiers.license_id, value, name)
 
 
 def receipt_number_arg(value: Any, name: str = "receipt_number") -> str:
     """A receipt number argument in canonical form (upper case)."""
-    return _canonical_arg(identifiers.receipt_number, value, name, 64)
+    return _id_arg(identifiers.receipt_number, value, name)
 
 
 def code_arg(value: Any, name: str = "code") -> str:
@@ -146,6 +157,9 @@ def _not_blank(value: str) -> bool:
     return True
 
 
+_ID_RULE = validate.Regexp(ID_PATTERN, error=ID_RULE)
+
+
 def _canonical_field(cls: type[_Canonical], extra: list, **kwargs: Any) -> fields.String:
     validators = [validate.Length(max=64), _not_blank, _plain_text, *extra]
     more = kwargs.pop("validate", None)
@@ -156,12 +170,12 @@ def _canonical_field(cls: type[_Canonical], extra: list, **kwargs: Any) -> field
 
 def CustomerId(**kwargs: Any) -> fields.String:
     """A customer ID in any case, with spaces around: loaded as `C0559442`."""
-    return _canonical_field(_CustomerIdField, [], **kwargs)
+    return _canonical_field(_CustomerIdField, [_ID_RULE], **kwargs)
 
 
 def LicenseId(**kwargs: Any) -> fields.String:
     """A license ID in any case, with spaces around: loaded as `L-EDPQ-YVV2`."""
-    return _canonical_field(_LicenseIdField, [], **kwargs)
+    return _canonical_field(_LicenseIdField, [_ID_RULE], **kwargs)
 
 
 def Code(**kwargs: Any) -> fields.String:

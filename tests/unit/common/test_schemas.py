@@ -163,6 +163,8 @@ def test_identifier_fields_load_their_canonical_form(given, expected) -> None:
         ({"customer_id": "C1", "product": "x" * 65}, "product"),
         ({"customer_id": "C1\x00", "product": "a"}, "customer_id"),
         ({"customer_id": 7, "product": "a"}, "customer_id"),
+        ({"customer_id": "ada@acme.test", "product": "a"}, "customer_id"),
+        ({"customer_id": "C1", "license_id": "L 1", "product": "a"}, "license_id"),
     ],
 )
 def test_identifier_fields_name_what_is_wrong(given, field) -> None:
@@ -177,6 +179,11 @@ def test_identifier_arguments_are_canonical_and_refuse_blanks() -> None:
     assert license_id_arg("l-edpq-yvv2 ") == "L-EDPQ-YVV2"
     assert receipt_number_arg("r-2026-000001") == "R-2026-000001"
     assert code_arg(" CAD-PRO ") == "cad-pro"
-    for bad, check in [("  ", customer_id_arg), ("a b", code_arg), (None, license_id_arg)]:
+    for bad, check in [
+        ("  ", customer_id_arg),
+        ("ada@acme.test", customer_id_arg),
+        ("a b", code_arg),
+        (None, license_id_arg),
+    ]:
         with pytest.raises(ValidationFailed):
             check(bad)

@@ -38,11 +38,22 @@ class CompanyNotFound(NotFound):
     message = "No company with this customer ID."
 
 
+class PasswordAlreadySet(Conflict):
+    """`resend_invite` for a company that has a password: a reset is the tool then."""
+
+    code = "password_already_set"
+    message = (
+        "This company has already set its password: no invitation is sent. Its contact can"
+        ' use "Forgot password" on the sign-in page.'
+    )
+
+
 __all__ = [
     "CompanyNotFound",
     "EmailTaken",
     "InvalidCredentials",
     "InvalidToken",
+    "PasswordAlreadySet",
     "TooManyAttempts",
     "Unauthenticated",
     "WeakPassword",

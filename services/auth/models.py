@@ -1,5 +1,5 @@
 """The auth database: companies, sessions, password requests and their one-time tokens,
-failed password checks, and where reset requests came from."""
+failed password checks, where reset requests came from, and the requests handled."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.idempotency import HandledRequestColumns
 from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
 
@@ -112,6 +113,11 @@ class ResetRequestAddress(AuthBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HandledRequest(HandledRequestColumns, AuthBase):
+    """The request ledger: a redelivered RPC request answers its first answer
+    (common/idempotency.py)."""
 
 
 # events staged with the change that made them true (common/outbox.py)

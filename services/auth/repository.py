@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
+from common import identifiers
 from common.db import add_unique, advisory_xact_lock
 from services.auth.models import (
     AuthBase,
@@ -39,13 +40,22 @@ class AuthRepository:
         """
         return add_unique(self.session, company)
 
-    def company_by_customer_id(self, customer_id: str) -> Company | None:
-        return self.session.scalar(
-            select(Company).where(func.upper(Company.customer_id) == customer_id.strip().upper())
-        )
+    def company_by_customer_id(self, customer_id: str, lock: bool = False) -> Company | None:
+        """The company of `customer_id` in any case and with spaces around (stored canonical)."""
+        query = select(Company).where(Company.customer_id == identifiers.customer_id(customer_id))
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
 
     def company_by_email(self, email: str) -> Company | None:
+        """The company whose contact email is `email` (normalised: stored lower-cased)."""
         return self.session.scalar(select(Company).where(Company.contact_email == email))
+
+    def lock_email(self, email: str) -> None:
+        """Serialise the writes that give a company the (normalised) `email` until commit: a
+        create and a change of contact email to the same address, at the same moment, would
+        both find it free; the unique index would then fail the second with an error."""
+        advisory_xact_lock(self.session, "company-email", email)
 
     def company_by_id(self, company_id: int, lock: bool = False) -> Company | None:
         query = select(Company).where(Company.id == company_id)
@@ -66,7 +76,7 @@ class AuthRepository:
                 select(Company)
                 .where(
                     or_(
-                        func.upper(Company.customer_id) == text.upper(),
+                        Company.customer_id == identifiers.customer_id(text),
                         Company.contact_email == text.lower(),
                         func.lower(Company.name).like(pattern, escape="\\"),
                         Company.contact_email.like(pattern, escape="\\"),

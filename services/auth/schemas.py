@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.errors import ValidationFailed
 from common.schemas import (
@@ -22,11 +22,37 @@ QUERY_MAX = 200  # how much of a `find_companies` query is looked at
 REQUEST_ID_MAX = 32  # `password_link`'s request IDs (ours are 32 hex digits)
 
 
+def _not_blank(value: str) -> bool:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+    return True
+
+
+def _email(**kwargs: Any) -> fields.Email:
+    return fields.Email(validate=validate.Length(max=254), **kwargs)
+
+
 class CreateCompany(StrictSchema):
-    name = Text(200)
-    contact_name = Text(200)
-    contact_email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = Text(200, validate=_not_blank)
+    contact_name = Text(200, validate=_not_blank)
+    contact_email = _email(required=True)
     password = Text(PASSWORD_MAX, required=False, allow_none=True)
+
+
+COMPANY_FIELDS = ("name", "contact_name", "contact_email")
+
+
+class UpdateCompany(StrictSchema):
+    """`update_company`'s payload: the fields to change, at least one."""
+
+    name = Text(200, required=False, validate=_not_blank)
+    contact_name = Text(200, required=False, validate=_not_blank)
+    contact_email = _email(required=False)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError(f"Give at least one of: {', '.join(COMPANY_FIELDS)}.")
 
 
 class Login(StrictSchema):

@@ -13,12 +13,13 @@ from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
+from common.idempotency import Requests
 from common.rpc import BusCaller, rpc
-from common.schemas import TOKEN_MAX, load
+from common.schemas import TOKEN_MAX, customer_id_arg, load
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
-from services.auth import schemas, use_cases
-from services.auth.models import EventOutbox
+from services.auth import domain, schemas, use_cases
+from services.auth.models import EventOutbox, HandledRequest
 from services.auth.repository import AuthRepository
 from services.auth.schemas import (
     LOGIN_MAX,
@@ -34,6 +35,7 @@ DEFAULT_RESET_POLL_SECONDS = 1.0
 # how long one tick of `resolve_reset_requests` may keep taking batches off the queue; the
 # timer waits for the tick, so logins on this instance are never held up much longer
 RESOLVE_BUDGET_SECONDS = 0.5
+RESET_SCOPE_DIGITS = 56  # of the token's hash, in a ledger scope of at most 64 characters
 
 
 class AuthService:
@@ -43,10 +45,11 @@ class AuthService:
     events = EventBus()
     clock = Clock()
     caller = BusCaller()
+    request = Requests()
 
     @property
     def _uow(self) -> UnitOfWork[AuthRepository]:
-        return UnitOfWork(self.db, AuthRepository, EventOutbox, self.events)
+        return UnitOfWork(self.db, AuthRepository, EventOutbox, self.events, ledger=HandledRequest)
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -59,10 +62,47 @@ class AuthService:
         """Create a company; without `password` the contact is emailed a set-password link.
 
         `{"name": "Acme", "contact_name": "Ada", "contact_email": "ada@acme.test"}`
-        → `{"customer_id": "C1234567", "name": ..., "contact_email": ..., "has_password": false}`
+        → `{"customer_id": "C1234567", "name": ..., "contact_email": ..., "has_password": false}`;
+        `email_taken` (409) when another company has the email. A redelivered request
+        answers the company it created (common/idempotency.py).
         """
         data = load(schemas.CreateCompany(), payload)
-        return self._uow.run(use_cases.create_company, data, self.clock.now())
+        # the password stays out of the ledger: a fast hash of it is a guessing target
+        body = {**data, "password": data.get("password") is not None}
+        once = self.request.once(None, body)
+        return self._uow.run(use_cases.create_company, data, self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
+    def update_company(self, customer_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Staff: change a company's name, contact name and/or contact email.
+
+        `("c1234567", {"contact_email": "Grace@Acme.test"})` → the company, as `get_company`
+        answers it (`"contact_email": "grace@acme.test"`). At least one field;
+        `company_not_found` (404); `email_taken` (409) when another company has the email.
+        A new contact email voids the password links sent to the old one: `resend_invite`
+        sends a fresh one.
+        """
+        self.caller.check_kind("staff")
+        customer_id = customer_id_arg(customer_id)
+        data = load(schemas.UpdateCompany(), payload)
+        once = self.request.once(None, customer_id, data)
+        return self._uow.run(
+            use_cases.update_company, customer_id, data, self.clock.now(), once=once
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def resend_invite(self, customer_id: str) -> dict[str, Any]:
+        """Staff: email a company without a password a fresh set-password link.
+
+        `"c1234567"` → `{"customer_id": "C1234567", "contact_email": "ada@acme.test",
+        "sent": true}`; the links sent before stop working, and `company_invited` has notify
+        email the new one. `company_not_found` (404); `password_already_set` (409) when the
+        company has a password (its contact resets it with "Forgot password").
+        """
+        self.caller.check_kind("staff")
+        customer_id = customer_id_arg(customer_id)
+        once = self.request.once(None, customer_id)
+        return self._uow.run(use_cases.resend_invite, customer_id, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
     def find_companies(self, query: str) -> list[dict[str, Any]]:
@@ -70,9 +110,15 @@ class AuthService:
         return self._uow.read(use_cases.find_companies, query_arg(query))
 
     @rpc(expected_exceptions=PortalError)
-    def get_company(self, customer_id: str) -> dict[str, Any]:
-        """`"C1234567"` → the company; `company_not_found` otherwise."""
-        return self._uow.read(use_cases.get_company, lookup_arg(customer_id, LOGIN_MAX))
+    def get_company(self, customer_id_or_email: str) -> dict[str, Any]:
+        """A customer ID or a contact email, either in any case → the company.
+
+        `" c1234567 "` or `"Ada@Acme.test"` → `{"customer_id": "C1234567", "name": "Acme",
+        "contact_name": "Ada", "contact_email": "ada@acme.test", "has_password": true,
+        "created_at": "2026-11-28T09:30:00+00:00"}`; `company_not_found` (404) otherwise.
+        """
+        lookup = lookup_arg(customer_id_or_email, LOGIN_MAX)
+        return self._uow.read(use_cases.get_company, lookup)
 
     @rpc(expected_exceptions=PortalError)
     def login(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -108,20 +154,31 @@ class AuthService:
     @rpc(expected_exceptions=PortalError)
     def change_password(self, token: str, payload: dict[str, Any]) -> None:
         """`{"current_password", "new_password", "client_address": "203.0.113.7"}` (the
-        address optional); revokes every other session of the company.
+        address optional); revokes every other session of the company. A redelivered
+        request changes nothing twice (and counts no second failure).
 
         `invalid_credentials` ("The current password is incorrect.") counts toward the
         login throttle of the company from that address; `too_many_attempts` with
         `details.retry_after` while a delay runs.
         """
         data = load(schemas.ChangePassword(), payload)
+        token = lookup_arg(token, TOKEN_MAX)
+        now = self.clock.now()
+        # the ledger's scope is the session's company (unauthenticated: nothing to record)
+        company = self._uow.read(use_cases.authenticate, token, now)
+        # the passwords enter the fingerprint only with the session token (256 random bits,
+        # stored nowhere as such), so the stored hash cannot be used to guess them
+        once = self.request.once(
+            company["customer_id"], token, data["current_password"], data["new_password"]
+        )
         self._uow.run(
             use_cases.change_password,
-            lookup_arg(token, TOKEN_MAX),
+            token,
             data["current_password"],
             data["new_password"],
             data["client_address"],
-            self.clock.now(),
+            now,
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -143,11 +200,17 @@ class AuthService:
     def confirm_password_reset(self, payload: dict[str, Any]) -> None:
         """`{"token", "new_password"}`: sets the password once; `invalid_token` otherwise.
 
-        Revokes every session: a reset does not log anyone in.
+        Revokes every session: a reset does not log anyone in. A redelivered request
+        answers as the first did, not `invalid_token` for the token it used.
         """
         data = load(schemas.ResetConfirm(), payload)
+        token = data["token"]
+        # no company is known before the token is used: the token (its hash) is the scope,
+        # and the raw token in the fingerprint keeps the stored hash from revealing the password
+        scope = "reset:" + domain.hash_token(token)[:RESET_SCOPE_DIGITS]
+        once = self.request.once(scope, token, data["new_password"])
         self._uow.run(
-            use_cases.confirm_reset, data["token"], data["new_password"], self.clock.now()
+            use_cases.confirm_reset, token, data["new_password"], self.clock.now(), once=once
         )
 
     @rpc(expected_exceptions=PortalError)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common import identifiers
 from common.unit_of_work import Outcome
 from services.auth import domain, passwords, views
 from services.auth.exceptions import (
@@ -17,6 +18,7 @@ from services.auth.exceptions import (
     EmailTaken,
     InvalidCredentials,
     InvalidToken,
+    PasswordAlreadySet,
     TooManyAttempts,
     Unauthenticated,
     WeakPassword,
@@ -42,6 +44,26 @@ def _email_taken() -> EmailTaken:
     return EmailTaken(details={"fields": {"contact_email": ["Already registered."]}})
 
 
+def _company(repo: AuthRepository, customer_id: str, lock: bool = False) -> Company:
+    company = repo.company_by_customer_id(customer_id, lock=lock)
+    if company is None:
+        raise CompanyNotFound(details={"customer_id": customer_id})
+    return company
+
+
+def _setup_request(company: Company, now: datetime) -> PasswordRequest:
+    """A set-password request for a company without a password: its link is made when
+    notify sends the email (`password_link`)."""
+    return PasswordRequest(
+        request_id=domain.new_request_id(),
+        purpose="setup",
+        status=OPEN,
+        company_id=company.id,
+        created_at=now,
+        expires_at=now + domain.SETUP_LIFETIME,
+    )
+
+
 def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) -> Outcome:
     email = domain.normalize_email(data["contact_email"])
     password = data.get("password")
@@ -50,6 +72,7 @@ def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) ->
         customer_id = domain.new_customer_id()
     if password is not None:
         _check_password(password, None, "password", customer_id=customer_id, email=email)
+    repo.lock_email(email)
     if repo.company_by_email(email) is not None:
         raise _email_taken()
     company = Company(
@@ -65,28 +88,68 @@ def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) ->
         raise _email_taken()
     setup = None
     if password is None:
-        # the set-password link is made when notify sends the welcome email
-        setup = PasswordRequest(
-            request_id=domain.new_request_id(),
-            purpose="setup",
-            status=OPEN,
-            company_id=company.id,
-            created_at=now,
-            expires_at=now + domain.SETUP_LIFETIME,
-        )
+        setup = _setup_request(company, now)
         repo.add(setup)
     event = views.company_created(company, setup)
     return Outcome(views.company_view(company), [("company_created", event)])
+
+
+def update_company(
+    repo: AuthRepository, customer_id: str, changes: dict[str, Any], now: datetime
+) -> Outcome:
+    """Change the name, contact name and/or contact email of a company (staff).
+
+    `EmailTaken` when another company has the email (in any case). A new contact email
+    voids the password links sent to the old one (a typo's owner must not set the
+    password): `resend_invite` sends a fresh one to the new address.
+    """
+    company = _company(repo, customer_id, lock=True)
+    if "name" in changes:
+        company.name = changes["name"].strip()
+    if "contact_name" in changes:
+        company.contact_name = changes["contact_name"].strip()
+    if "contact_email" in changes:
+        email = domain.normalize_email(changes["contact_email"])
+        if email != company.contact_email:
+            repo.lock_email(email)
+            if repo.company_by_email(email) is not None:
+                raise _email_taken()
+            company.contact_email = email
+            repo.invalidate_tokens(company.id, now)
+    return Outcome(views.company_view(company))
+
+
+def resend_invite(repo: AuthRepository, customer_id: str, now: datetime) -> Outcome:
+    """A fresh set-password request for a company that has no password yet (staff).
+
+    The links of earlier requests stop working (their tokens are voided and the requests
+    closed, so notify gets no new link for them either); `company_invited` announces the new
+    request, which notify emails like the welcome. `PasswordAlreadySet` when the company
+    has a password: then a password reset is the tool, and nothing changes.
+    """
+    company = _company(repo, customer_id, lock=True)
+    if company.password_hash is not None:
+        raise PasswordAlreadySet(details={"customer_id": company.customer_id})
+    repo.invalidate_tokens(company.id, now)
+    setup = _setup_request(company, now)
+    repo.add(setup)
+    event = views.company_invited(company, setup)
+    return Outcome(views.invite_view(company), [("company_invited", event)])
 
 
 def find_companies(repo: AuthRepository, query: str) -> list[dict[str, Any]]:
     return [views.company_view(company) for company in repo.search_companies(query)]
 
 
-def get_company(repo: AuthRepository, customer_id: str) -> dict[str, Any]:
-    company = repo.company_by_customer_id(customer_id)
+def get_company(repo: AuthRepository, lookup: str) -> dict[str, Any]:
+    """The company of a customer ID or of a contact email (either in any case)."""
+    company = _find_company(repo, lookup) if lookup else None
     if company is None:
-        raise CompanyNotFound(details={"customer_id": customer_id})
+        if domain.looks_like_email(lookup):
+            raise CompanyNotFound(
+                "No company with this contact email.", details={"contact_email": lookup.strip()}
+            )
+        raise CompanyNotFound(details={"customer_id": identifiers.customer_id(lookup)})
     return views.company_view(company)
 
 

@@ -34,6 +34,27 @@ def company_created(company: Company, setup: PasswordRequest | None) -> dict[str
     return event
 
 
+def company_invited(company: Company, setup: PasswordRequest) -> dict[str, Any]:
+    """`company_invited`: a new set-up request for a company without a password (its ID and
+    expiry, never a link), with the company as `company_created` carries it."""
+    return {
+        "customer_id": company.customer_id,
+        "contact_email": company.contact_email,
+        "company": company_view(company),
+        "request_id": setup.request_id,
+        "expires_at": iso(setup.expires_at),
+    }
+
+
+def invite_view(company: Company) -> dict[str, Any]:
+    """`resend_invite`'s answer: the invitation is on its way to the contact email."""
+    return {
+        "customer_id": company.customer_id,
+        "contact_email": company.contact_email,
+        "sent": True,
+    }
+
+
 def password_reset_requested(company: Company, request: PasswordRequest) -> dict[str, Any]:
     """`password_reset_requested`: the request's ID and expiry, never a link."""
     return {

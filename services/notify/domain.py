@@ -37,7 +37,11 @@ MAX_SUBJECT_LENGTH = 200
 REDACTED = "[redacted]"
 # the field of the link that the email of a kind shows: auth's events name a password
 # request, and the link (with a fresh token) is asked of auth when the email is sent
-LINK_FIELDS = {"company_created": "set_password_url", "password_reset_requested": "reset_url"}
+LINK_FIELDS = {
+    "company_created": "set_password_url",
+    "company_invited": "set_password_url",
+    "password_reset_requested": "reset_url",
+}
 # payload keys whose values are credentials (links with single-use tokens): only events
 # published before issue 11 carry them
 SECRET_KEYS = frozenset(LINK_FIELDS.values())
@@ -45,15 +49,21 @@ SECRET_KEYS = frozenset(LINK_FIELDS.values())
 # event type -> the service that publishes it; one email kind per event type
 EVENT_SOURCES: dict[str, str] = {
     "company_created": "auth",
+    "company_invited": "auth",
     "password_reset_requested": "auth",
     "password_changed": "auth",
     "license_issued": "licensing",
     "license_extended": "licensing",
     "installation_activated": "licensing",
     "license_expiring": "licensing",
+    "license_suspended": "licensing",
+    "license_resumed": "licensing",
     "payment_succeeded": "billing",
     "payment_failed": "billing",
+    "payment_refunded": "billing",
     "recurring_payment_cancelled": "billing",
+    "recurring_payment_resumed": "billing",
+    "recurring_payment_card_changed": "billing",
     "offline_payment_recorded": "billing",
 }
 # the kinds whose payload names the recipient; the others are looked up in auth at send time
@@ -227,25 +237,79 @@ def clean_header_text(value: str, limit: int = MAX_SUBJECT_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def product_label(product: dict[str, Any] | None, fallback: str = "your software") -> str:
+    """What an email calls a product: its name; its code when the event has no name.
+
+    >>> product_label({"code": "cad-pro", "name": "CAD Pro"}), product_label({"code": "cad-pro"})
+    ('CAD Pro', 'cad-pro')
+    """
+    if not product:
+        return fallback
+    return product.get("name") or product["code"]
+
+
+# the kinds about a recurring payment (`recurring_payment` in the payload)
+RECURRING_KINDS = frozenset(
+    {
+        "payment_failed",
+        "recurring_payment_cancelled",
+        "recurring_payment_resumed",
+        "recurring_payment_card_changed",
+    }
+)
+
+# why billing refunded a payment (licensing's error codes), as the customer reads it
+REFUND_REASONS = {
+    "product_not_found": "the product you paid for is no longer available",
+    "product_archived": "the product you paid for is no longer sold",
+    "license_not_found": "the license to renew was not found in your account",
+    "license_suspended": "the license to renew is suspended",
+}
+REFUND_REASON_DEFAULT = "we could not deliver what you paid for"
+
+
+def refund_reason(code: str | None) -> str:
+    """`refund_reason("product_archived")` → `"the product you paid for is no longer sold"`;
+    an unknown code gets the general reason, never the code itself."""
+    return REFUND_REASONS.get(code or "", REFUND_REASON_DEFAULT)
+
+
+def license_product(data: dict[str, Any]) -> str:
+    """The product of a suspended or resumed license's event, or "" when it names none."""
+    license_ = data.get("license") or {}
+    return product_label(data.get("product") or license_.get("product"), "")
+
+
 def subject(kind: str, data: dict[str, Any]) -> str:
     """The subject line of the email an event of `kind` makes."""
     if kind == "company_created":
         line = f"Welcome to {PRODUCT_NAME}"
+    elif kind == "company_invited":
+        line = f"Set your {PRODUCT_NAME} password"
     elif kind == "password_reset_requested":
         line = f"Reset your {PRODUCT_NAME} password"
     elif kind == "password_changed":
         line = f"Your {PRODUCT_NAME} password was changed"
     elif kind in ("payment_succeeded", "offline_payment_recorded"):
         line = f"Your receipt {data['payment']['receipt_number']}"
-    elif kind == "payment_failed":
-        product = data["recurring_payment"]["product"]["code"]
-        if data["next_retry_at"] is None:
+    elif kind == "payment_refunded":
+        line = f"We refunded your payment {data['receipt_number']}"
+    elif kind in ("license_suspended", "license_resumed"):
+        product = license_product(data)
+        state = "is suspended" if kind == "license_suspended" else "is active again"
+        line = f"Your {product + ' ' if product else ''}license {data['license_id']} {state}"
+    elif kind in RECURRING_KINDS:
+        product = product_label(data["recurring_payment"]["product"])
+        if kind == "payment_failed" and data["next_retry_at"] is None:
             line = f"Action needed: the {product} renewal payment failed"
-        else:
+        elif kind == "payment_failed":
             line = f"Your {product} renewal payment did not go through"
-    elif kind == "recurring_payment_cancelled":
-        product = data["recurring_payment"]["product"]["code"]
-        line = f"Automatic renewal of {product} cancelled"
+        elif kind == "recurring_payment_cancelled":
+            line = f"Automatic renewal of {product} cancelled"
+        elif kind == "recurring_payment_resumed":
+            line = f"Automatic renewal of {product} resumed"
+        else:
+            line = f"New card for the automatic renewal of {product}"
     else:
         product = data["license"]["product"]["name"]
         if kind == "license_issued":

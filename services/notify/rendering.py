@@ -3,6 +3,10 @@
 Templates live in `templates/`: `<kind>.txt` and `<kind>.html`, extending `layout.txt` and
 `layout.html`. Only `.html` templates are autoescaped; values come from other services and
 from product software (machine names), so nothing in them is trusted as markup.
+
+Money is shown one way, by `common.money.format_money` (`EUR 2,450.00`, as the portal and
+the receipts show it), from the integer minor units and currency of the event; products by
+their names (`domain.product_label`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from common.money import format_money
 from common.timeutil import as_utc
 from services.notify import domain
 
@@ -50,6 +55,8 @@ def _environment() -> Environment:
     )
     environment.filters["date"] = format_date
     environment.filters["moment"] = format_moment
+    environment.filters["product"] = domain.product_label
+    environment.globals["money"] = format_money
     return environment
 
 
@@ -73,12 +80,29 @@ def context(
     if license_ is not None:
         values["license_url"] = domain.license_url(portal_url, license_["license_id"])
         values["license_facts"] = license_facts(license_)
+    if "license_id" in data and kind in LICENSE_STATUS_KINDS:
+        values["license_url"] = domain.license_url(portal_url, data["license_id"])
+        values["product_label"] = domain.license_product(data)
     if "days_left" in data:
         values["expires_phrase"] = domain.expires_in(data["days_left"])
     payment = data.get("payment")
     if payment is not None:
-        values["payment_facts"] = payment_facts(payment)
+        values["payment_facts"] = payment_facts(payment, data.get("purchase"))
+    recurring = data.get("recurring_payment")
+    if recurring is not None:
+        values["recurring_facts"] = recurring_facts(recurring)
+        values["recurring_product"] = domain.product_label(recurring["product"])
+    if kind == "payment_failed":
+        due = data if data.get("amount") is not None else recurring
+        values["amount_due"] = format_money(due["amount"], due["currency"])
+    if kind == "payment_refunded":
+        values["refund_facts"] = refund_facts(data)
+        values["refunded_amount"] = format_money(data["amount"], data["currency"])
+        values["refund_reason"] = domain.refund_reason(data["reason"])
     return values
+
+
+LICENSE_STATUS_KINDS = frozenset({"license_suspended", "license_resumed"})
 
 
 def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:
@@ -92,22 +116,63 @@ def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def payment_facts(payment: dict[str, Any]) -> list[tuple[str, str]]:
-    """The label/value rows of a receipt email (the HTML twin of payment_facts.txt)."""
-    amount = payment["amount_formatted"] or (
-        f"{payment['currency']} {payment['amount']} (minor units)"
-    )
+def _card(brand: str | None, last4: str | None) -> str | None:
+    return f"{brand.title()} ending in {last4}" if brand and last4 else None
+
+
+def _period(start: datetime | None, end: datetime | None) -> str | None:
+    return f"{format_date(start)} to {format_date(end)}" if start and end else None
+
+
+def payment_facts(
+    payment: dict[str, Any], purchase: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """The label/value rows of a receipt email: what its receipt page shows.
+
+    The period is the receipt's own (`payment.period_*`); an event that does not carry it
+    falls back to the purchase's.
+    """
     rows = [
         ("Receipt", payment["receipt_number"]),
         ("Date", format_date(payment["paid_at"])),
-        ("Item", payment["description"]),
-        ("Amount", amount),
+        ("Item", payment["description"] or domain.product_label(payment["product"], "")),
+        ("Amount", format_money(payment["amount"], payment["currency"])),
     ]
-    if payment["card_brand"]:
-        rows.append(
-            ("Paid with", f"{payment['card_brand'].title()} ending in {payment['card_last4']}")
-        )
-    return rows
+    period = _period(payment["period_start"], payment["period_end"])
+    if period is None and purchase is not None:
+        period = _period(purchase["period_start"], purchase["period_end"])
+    if period is not None:
+        rows.append(("Period", period))
+    card = _card(payment["card_brand"], payment["card_last4"])
+    if card is not None:
+        rows.append(("Paid with", card))
+    return [(label, value) for label, value in rows if value]
+
+
+def recurring_facts(recurring: dict[str, Any]) -> list[tuple[str, str]]:
+    """The label/value rows of an email about a recurring payment."""
+    rows = [
+        ("Product", domain.product_label(recurring["product"])),
+        ("License ID", recurring["license_id"]),
+        ("Amount", format_money(recurring["amount"], recurring["currency"])),
+        ("Renews", f"every {recurring['interval']}"),
+        ("Next charge", format_date(recurring["next_charge_at"])),
+        ("Card", _card(recurring["card_brand"], recurring["card_last4"])),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def refund_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The label/value rows of a refund email."""
+    rows = [
+        ("Receipt", data["receipt_number"]),
+        ("Item", data["description"] or domain.product_label(data["product"], "")),
+        ("Paid on", format_date(data["paid_at"])),
+        ("Refunded", format_money(data["amount"], data["currency"])),
+        ("Refunded on", format_date(data["refunded_at"])),
+        ("To the card", _card(data["card_brand"], data["card_last4"])),
+    ]
+    return [(label, value) for label, value in rows if value]
 
 
 def render(

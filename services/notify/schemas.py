@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from common.schemas import StrictSchema
 from services.notify.exceptions import InvalidEvent
@@ -47,6 +55,37 @@ def _name(max_length: int = 200) -> fields.String:
     return fields.String(required=True, validate=[validate.Length(min=1, max=max_length), _no_nul])
 
 
+def _optional(max_length: int) -> fields.String:
+    return fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=max_length), _no_nul]
+    )
+
+
+def _currency() -> fields.String:
+    """An ISO 4217 code such as `EUR`: the email formats the amount by its decimals."""
+    return fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="Not an ISO 4217 code.")
+    )
+
+
+def _amount(**kwargs: Any) -> fields.Integer:
+    """An amount in integer minor units (never a float: no email rounds money)."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+def _present(facts: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in facts.items() if value is not None}
+
+
+def _lift(data: Any, nested: str, keys: tuple[str, ...]) -> Any:
+    """A copy of `data` with `keys` taken from its object `nested` where `data` lacks them:
+    a producer may send the facts flat or inside an object, and the email needs them once."""
+    if not isinstance(data, dict) or not isinstance(data.get(nested), dict):
+        return data
+    inner = data[nested]
+    return {**{key: inner[key] for key in keys if key in inner}, **data}
+
+
 class EventSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -71,6 +110,14 @@ class Company(_Part):
 class Product(_Part):
     code = _name(64)
     name = _name()
+
+
+class ProductRef(_Part):
+    """A product as billing and licensing name it: its code, and its name when they know
+    it; emails show the name, and the code only when there is no name."""
+
+    code = _name(64)
+    name = _optional(200)
 
 
 class License(_Part):
@@ -104,6 +151,14 @@ class CompanyCreated(EventSchema):
     company = fields.Nested(Company, required=True)
     request_id = _request_id()  # None: a password was given, no set-password link
     set_password_url = _legacy_link()
+    expires_at = Moment(load_default=None, allow_none=True)
+
+
+class CompanyInvited(EventSchema):
+    """staff sent a company without a password a new set-password link (`resend_invite`)."""
+
+    company = fields.Nested(Company, required=True)
+    request_id = _name(32)
     expires_at = Moment(load_default=None, allow_none=True)
 
 
@@ -158,39 +213,41 @@ class LicenseExpiring(LicenseEvent):
 
 class PaymentFacts(_Part):
     receipt_number = _name(32)
-    amount = fields.Integer(required=True, strict=True)
-    currency = _name(3)
-    # formatted by billing, which owns the currency rules; notify never does money sums
+    amount = _amount(required=True)
+    currency = _currency()
+    # emails format the amount themselves (common.money, the one format); this is ignored
     amount_formatted = fields.String(load_default=None, allow_none=True, validate=_short)
     description = fields.String(load_default="", validate=[validate.Length(max=500), _no_nul])
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
     paid_at = Moment(required=True)
+    # the period this receipt covers, as its receipt page shows it
+    period_start = Moment(load_default=None, allow_none=True)
+    period_end = Moment(load_default=None, allow_none=True)
     card_brand = fields.String(load_default=None, allow_none=True, validate=_short)
     card_last4 = fields.String(load_default=None, allow_none=True, validate=_short)
 
 
 class PurchaseFacts(_Part):
     kind = fields.String(required=True, validate=validate.OneOf(["new", "renewal"]))
-    product_code = _name(64)
+    product_code = fields.String(load_default=None, allow_none=True, validate=_short)
     seats = fields.Integer(load_default=None, allow_none=True, strict=True)
     period_start = Moment(load_default=None, allow_none=True)
     period_end = Moment(load_default=None, allow_none=True)
     license_id = fields.String(load_default=None, allow_none=True, validate=_short)
 
 
-class ProductCode(_Part):
-    code = _name(64)
-
-
 class RecurringFacts(_Part):
     id = _name(64)
     license_id = fields.String(load_default=None, allow_none=True, validate=_short)
-    product = fields.Nested(ProductCode, required=True)
-    amount = fields.Integer(required=True, strict=True)
-    currency = _name(3)
+    product = fields.Nested(ProductRef, required=True)
+    amount = _amount(required=True)
+    currency = _currency()
     amount_formatted = fields.String(load_default=None, allow_none=True, validate=_short)
     interval = _name(16)
     next_charge_at = Moment(load_default=None, allow_none=True)
     status = _name(32)
+    card_brand = fields.String(load_default=None, allow_none=True, validate=_short)
+    card_last4 = fields.String(load_default=None, allow_none=True, validate=_short)
 
 
 class PaymentSucceeded(EventSchema):
@@ -210,12 +267,94 @@ class PaymentFailed(EventSchema):
     attempt = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     next_retry_at = Moment(load_default=None, allow_none=True)  # None: the last attempt
     reason = fields.String(load_default=None, allow_none=True, validate=_short)
+    # the invoice that failed (absent: the recurring payment's amount)
+    amount = _amount(load_default=None, allow_none=True)
+    currency = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$")
+    )
+
+    @validates_schema
+    def _amount_has_a_currency(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("amount") is None) != (data.get("currency") is None):
+            raise ValidationError("An amount needs its currency.", "currency")
 
 
 class RecurringPaymentCancelled(EventSchema):
     customer_id = _name(32)
     recurring_payment = fields.Nested(RecurringFacts, required=True)
     cancelled_at = Moment(load_default=None, allow_none=True)
+
+
+class RecurringPaymentResumed(EventSchema):
+    customer_id = _name(32)
+    recurring_payment = fields.Nested(RecurringFacts, required=True)
+    resumed_at = Moment(load_default=None, allow_none=True)
+
+
+class RecurringPaymentCardChanged(EventSchema):
+    customer_id = _name(32)
+    # with the new card's brand and last four digits
+    recurring_payment = fields.Nested(RecurringFacts, required=True)
+    previous_card_brand = fields.String(load_default=None, allow_none=True, validate=_short)
+    previous_card_last4 = fields.String(load_default=None, allow_none=True, validate=_short)
+    changed_at = Moment(load_default=None, allow_none=True)
+
+    @pre_load
+    def _card_beside(self, data: Any, **kwargs: Any) -> Any:
+        # the new card may come beside the recurring payment instead of in it
+        if not isinstance(data, dict) or not isinstance(data.get("recurring_payment"), dict):
+            return data
+        card = {key: data[key] for key in ("card_brand", "card_last4") if data.get(key)}
+        return {**data, "recurring_payment": {**card, **_present(data["recurring_payment"])}}
+
+    @validates_schema
+    def _names_the_card(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data["recurring_payment"].get("card_last4"):
+            raise ValidationError("The new card is missing.", "recurring_payment")
+
+
+class PaymentRefunded(EventSchema):
+    """billing refunded a payment it could not deliver: the facts flat (or in `payment`)."""
+
+    customer_id = _name(32)
+    receipt_number = _name(32)
+    amount = _amount(required=True, validate=validate.Range(min=0))
+    currency = _currency()
+    description = fields.String(load_default="", validate=[validate.Length(max=500), _no_nul])
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
+    # why, as an error code (`product_archived`, `license_suspended`, …)
+    reason = _optional(64)
+    paid_at = Moment(load_default=None, allow_none=True)
+    refunded_at = Moment(load_default=None, allow_none=True)
+    card_brand = fields.String(load_default=None, allow_none=True, validate=_short)
+    card_last4 = fields.String(load_default=None, allow_none=True, validate=_short)
+
+    @pre_load
+    def _flat(self, data: Any, **kwargs: Any) -> Any:
+        keys = ("receipt_number", "amount", "currency", "description", "product", "paid_at")
+        return _lift(data, "payment", (*keys, "card_brand", "card_last4"))
+
+
+class LicenseStatusEvent(EventSchema):
+    """A license suspended or resumed: the facts flat (as licensing sends them) or in
+    `license`; the whole license too, when it comes, for the facts table."""
+
+    customer_id = _name(32)
+    license_id = _name(64)
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
+    license = fields.Nested(License, load_default=None, allow_none=True)
+
+    @pre_load
+    def _flat(self, data: Any, **kwargs: Any) -> Any:
+        return _lift(data, "license", ("license_id", "product"))
+
+
+class LicenseSuspended(LicenseStatusEvent):
+    reason = _optional(500)  # staff's words, shown to the customer
+
+
+class LicenseResumed(LicenseStatusEvent):
+    pass
 
 
 EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
@@ -230,6 +369,12 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "payment_failed": PaymentFailed,
     "recurring_payment_cancelled": RecurringPaymentCancelled,
     "offline_payment_recorded": OfflinePaymentRecorded,
+    "company_invited": CompanyInvited,
+    "license_suspended": LicenseSuspended,
+    "license_resumed": LicenseResumed,
+    "payment_refunded": PaymentRefunded,
+    "recurring_payment_resumed": RecurringPaymentResumed,
+    "recurring_payment_card_changed": RecurringPaymentCardChanged,
 }
 
 

@@ -76,6 +76,10 @@ class NotifyService:
     def on_company_created(self, payload: Any) -> None:
         use_cases.accept(self._courier, "auth", "company_created", payload)
 
+    @reliable_handler("auth", "company_invited")
+    def on_company_invited(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "auth", "company_invited", payload)
+
     @reliable_handler("auth", "password_reset_requested")
     def on_password_reset_requested(self, payload: Any) -> None:
         use_cases.accept(self._courier, "auth", "password_reset_requested", payload)
@@ -100,6 +104,14 @@ class NotifyService:
     def on_license_expiring(self, payload: Any) -> None:
         use_cases.accept(self._courier, "licensing", "license_expiring", payload)
 
+    @reliable_handler("licensing", "license_suspended")
+    def on_license_suspended(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "licensing", "license_suspended", payload)
+
+    @reliable_handler("licensing", "license_resumed")
+    def on_license_resumed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "licensing", "license_resumed", payload)
+
     @reliable_handler("billing", "payment_succeeded")
     def on_payment_succeeded(self, payload: Any) -> None:
         use_cases.accept(self._courier, "billing", "payment_succeeded", payload)
@@ -115,6 +127,18 @@ class NotifyService:
     @reliable_handler("billing", "offline_payment_recorded")
     def on_offline_payment_recorded(self, payload: Any) -> None:
         use_cases.accept(self._courier, "billing", "offline_payment_recorded", payload)
+
+    @reliable_handler("billing", "payment_refunded")
+    def on_payment_refunded(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "billing", "payment_refunded", payload)
+
+    @reliable_handler("billing", "recurring_payment_resumed")
+    def on_recurring_payment_resumed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "billing", "recurring_payment_resumed", payload)
+
+    @reliable_handler("billing", "recurring_payment_card_changed")
+    def on_recurring_payment_card_changed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "billing", "recurring_payment_card_changed", payload)
 
     # --- delivery worker ------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ container's clock is a `FixedClock` at the real time, which a test may move.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,55 +21,13 @@ from common.rpc import standalone_client
 from services.auth import domain
 from services.auth.models import ResetRequestAddress
 from services.auth.service import AuthService
-from tests.support.bus import BusEvents, watch_events
-from tests.support.fakes import FixedClock
+from tests.integration.auth.conftest import Rpc
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple gun 4 ever!"
 EVENT_TYPES = ("company_created", "password_reset_requested", "password_changed")
-
-
-class Rpc:
-    """`rpc.auth("login", {...})` through a bounded standalone client."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def auth(self, method: str, *args: Any) -> Any:
-        return self.client.call("auth", method, *args)
-
-    def error(self, code: str, method: str, *args: Any) -> PortalError:
-        with pytest.raises(PortalError) as caught:
-            self.auth(method, *args)
-        assert caught.value.code == code, caught.value.to_dict()
-        return caught.value
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def auth(config, container_factory, clock: FixedClock):
-    container = container_factory(AuthService)
-    replace_dependencies(container, clock=clock)
-    container.start()
-    return container
-
-
-@pytest.fixture
-def rpc(auth) -> Iterator[Rpc]:
-    with standalone_client(timeout=10) as client:
-        yield Rpc(client)
-
-
-@pytest.fixture
-def bus_events(config, auth) -> Iterator[BusEvents]:
-    with watch_events(config["AMQP_URI"], "auth") as events:
-        yield events
 
 
 def unique_email() -> str:

@@ -62,6 +62,8 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
         "Your CAD Pro license has been extended",
         "New activation on WS-042",
         "Your CAD Pro license expires in 7 days",
+        f"Your CAD Pro license {events['license_suspended']['license_id']} is suspended",
+        f"Your CAD Pro license {events['license_resumed']['license_id']} is active again",
     }
     eventually(lambda: {m["Subject"] for m in sink.messages(to=email)} == expected, timeout=15)
     by_subject = {m["Subject"]: m for m in sink.messages(to=email)}

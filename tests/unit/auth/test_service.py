@@ -12,7 +12,6 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 
 from common.db import Db
@@ -27,17 +26,10 @@ from services.auth.models import (
     ResetRequestAddress,
 )
 from services.auth.service import AuthService
-from tests.support.fakes import FixedClock, RecordedEvents
+from tests.unit.auth.conftest import PORTAL_URL
 
-PORTAL_URL = "https://portal.example.test"
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple gun 4 ever!"
-
-
-@pytest.fixture
-def service(db: Db, events: RecordedEvents, clock: FixedClock, monkeypatch) -> AuthService:
-    monkeypatch.setenv("PORTAL_URL", PORTAL_URL + "/")
-    return worker_factory(AuthService, db=db, events=events, clock=clock)
 
 
 def unique_email() -> str:

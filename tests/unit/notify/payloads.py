@@ -65,6 +65,21 @@ def company_created(email: str | None = None, with_link: bool = True, **extra: A
     return event({**body, **extra})
 
 
+def company_invited(email: str | None = None) -> dict[str, Any]:
+    """auth's `resend_invite` event: a new set-up request (its link asked of auth at send)."""
+    now = datetime.now(UTC)
+    body = company(email)
+    return event(
+        {
+            "customer_id": body["customer_id"],
+            "contact_email": body["contact_email"],
+            "company": body,
+            "request_id": uuid.uuid4().hex,
+            "expires_at": iso(now + timedelta(days=7)),
+        }
+    )
+
+
 def password_reset_requested(email: str | None = None, expires_in: timedelta | None = None):
     now = datetime.now(UTC)
     return event(
@@ -134,6 +149,34 @@ def license_expiring(customer_id: str, days_left: int = 7) -> dict[str, Any]:
     return event({"customer_id": customer_id, "license": license_(), "days_left": days_left})
 
 
+def license_suspended(
+    customer_id: str, reason: str | None = "Unpaid invoice 2026-114."
+) -> dict[str, Any]:
+    """licensing's shape: the facts flat, and the whole license beside them."""
+    license = license_(status="suspended")
+    return event(
+        {
+            "license_id": license["license_id"],
+            "customer_id": customer_id,
+            "product": license["product"],
+            "reason": reason,
+            "license": license,
+        }
+    )
+
+
+def license_resumed(customer_id: str) -> dict[str, Any]:
+    license = license_()
+    return event(
+        {
+            "license_id": license["license_id"],
+            "customer_id": customer_id,
+            "product": license["product"],
+            "license": license,
+        }
+    )
+
+
 def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
     """One event of every licensing type notify emails about, keyed by event type."""
     return {
@@ -141,6 +184,8 @@ def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
         "license_extended": license_extended(customer_id),
         "installation_activated": installation_activated(customer_id),
         "license_expiring": license_expiring(customer_id),
+        "license_suspended": license_suspended(customer_id),
+        "license_resumed": license_resumed(customer_id),
     }
 
 
@@ -193,4 +238,39 @@ def billing_events(customer_id: str) -> dict[str, dict[str, Any]]:
             {"customer_id": customer_id, "recurring_payment": {**recurring, "status": "cancelled"}}
         ),
         "offline_payment_recorded": event({"customer_id": customer_id, "payment": payment}),
+        "payment_refunded": event(
+            {
+                "customer_id": customer_id,
+                "receipt_number": "R-2026-000124",
+                "amount": 245000,
+                "currency": "EUR",
+                "description": "CAD Pro, 5 seats, yearly (plan cad-y)",
+                "product": {"code": "cadpro", "name": "CAD Pro"},
+                "reason": "product_archived",
+                "message": "The product cadpro is archived.",
+                "refunded_at": "2026-11-28T09:31:00+00:00",
+            }
+        ),
+        "recurring_payment_resumed": event(
+            {
+                "customer_id": customer_id,
+                "recurring_payment": {
+                    **recurring,
+                    "product": {"code": "cadpro", "name": "CAD Pro"},
+                },
+                "resumed_at": "2026-11-29T10:00:00+00:00",
+            }
+        ),
+        "recurring_payment_card_changed": event(
+            {
+                "customer_id": customer_id,
+                "recurring_payment": {
+                    **recurring,
+                    "product": {"code": "cadpro", "name": "CAD Pro"},
+                    "card_brand": "mastercard",
+                    "card_last4": "4444",
+                },
+                "changed_at": "2026-11-29T10:00:00+00:00",
+            }
+        ),
     }

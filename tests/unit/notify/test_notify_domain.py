@@ -129,12 +129,15 @@ class TestSubjects:
     def test_every_kind_has_a_subject_and_templates(self) -> None:
         events = {
             "company_created": payloads.company_created(),
+            "company_invited": payloads.company_invited(),
             "password_reset_requested": payloads.password_reset_requested(),
             "password_changed": payloads.password_changed(),
             **payloads.licensing_events("C1234567"),
             **payloads.billing_events("C1234567"),
         }
         assert set(events) == set(domain.EVENT_SOURCES)
+        suspended = events["license_suspended"]["license_id"]
+        resumed = events["license_resumed"]["license_id"]
         subjects = {kind: domain.subject(kind, _data(kind, p)) for kind, p in events.items()}
         assert subjects == {
             "company_created": "Welcome to License Portal",
@@ -148,6 +151,12 @@ class TestSubjects:
             "payment_failed": "Your cadpro renewal payment did not go through",
             "recurring_payment_cancelled": "Automatic renewal of cadpro cancelled",
             "offline_payment_recorded": "Your receipt R-2026-000123",
+            "company_invited": "Set your License Portal password",
+            "license_suspended": f"Your CAD Pro license {suspended} is suspended",
+            "license_resumed": f"Your CAD Pro license {resumed} is active again",
+            "payment_refunded": "We refunded your payment R-2026-000124",
+            "recurring_payment_resumed": "Automatic renewal of CAD Pro resumed",
+            "recurring_payment_card_changed": "New card for the automatic renewal of CAD Pro",
         }
         for kind in events:
             assert domain.template_names(kind) == (f"{kind}.txt", f"{kind}.html")

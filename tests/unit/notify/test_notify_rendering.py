@@ -19,6 +19,7 @@ RECIPIENT = domain.Recipient(
 def _events() -> dict[str, dict]:
     return {
         "company_created": payloads.company_created("ada@acme.test"),
+        "company_invited": payloads.company_invited("ada@acme.test"),
         "password_reset_requested": payloads.password_reset_requested("ada@acme.test"),
         "password_changed": payloads.password_changed("ada@acme.test"),
         **payloads.licensing_events("C7"),
@@ -54,7 +55,7 @@ def test_every_email_renders_text_and_html(kind: str) -> None:
     assert f"<title>{domain.subject(kind, schemas.load_event(kind, payload))}</title>" in html
 
 
-@pytest.mark.parametrize("kind", ["company_created", "password_reset_requested"])
+@pytest.mark.parametrize("kind", ["company_created", "company_invited", "password_reset_requested"])
 def test_account_links_from_auth_are_in_both_bodies(kind: str) -> None:
     payload = _events()[kind]
     text, html = _render(kind, payload)

@@ -1,5 +1,9 @@
 """`portalctl plan|payment|billing …`: prices, offline sales and renewal passes, for staff.
 
+Amounts are typed as people write them, `120.00` (by the currency's decimals) or, as before,
+a whole number of minor units (`12000`); `common.money.parse_amount` is the one rule, and the
+services still take integer minor units.
+
 Also `seed_demo(rpc, company)`, which `portalctl demo` calls: demo plans, a payment history
 and a recurring payment with its next charge.
 """
@@ -10,8 +14,11 @@ import argparse
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from common import identifiers
 from common.errors import PortalError
+from common.money import parse_amount
 from portalctl.base import Rpc, Subparsers, command
+from portalctl.errors import UsageError
 
 DEMO_PRODUCT = {"code": "cadpro", "name": "CAD Pro"}
 DEMO_PLANS = (
@@ -19,6 +26,27 @@ DEMO_PLANS = (
     {"code": "cadpro-yearly", "amount": 49000, "currency": "EUR", "interval": "year"},
 )
 DEMO_SEATS = 5
+PAGE_MAX = 200
+AMOUNT_HELP = "e.g. 120.00 (the currency's decimals) or 12000 (minor units)"
+
+
+def minor_units(amount: str, currency: str) -> int:
+    """`--amount` in the currency's minor units: `("120.00", "EUR")` → 12000, `("12000",
+    "EUR")` → 12000, `("5000", "JPY")` → 5000; else a `UsageError` naming the problem."""
+    try:
+        return parse_amount(amount, currency.strip().upper())
+    except ValueError as exc:
+        raise UsageError(f"--amount: {exc}.", code="invalid_amount") from None
+
+
+def _limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= PAGE_MAX:
+        raise argparse.ArgumentTypeError(f"give a whole number from 1 to {PAGE_MAX}")
+    return limit
 
 
 def create_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
@@ -28,7 +56,7 @@ def create_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
         {
             "code": args.code,
             "product_code": args.product,
-            "amount": args.amount,
+            "amount": minor_units(args.amount, args.currency),
             "currency": args.currency,
             "interval": args.interval,
         },
@@ -39,13 +67,21 @@ def list_plans(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rpc("billing", "list_plans", args.all)
 
 
+def archive_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("billing", "archive_plan", args.code)
+
+
+def unarchive_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("billing", "unarchive_plan", args.code)
+
+
 def record_offline(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc(
         "billing",
         "record_offline_payment",
         {
             "customer_id": args.customer,
-            "amount": args.amount,
+            "amount": minor_units(args.amount, args.currency),
             "currency": args.currency,
             "description": args.description,
         },
@@ -53,7 +89,15 @@ def record_offline(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def list_payments(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
-    return rpc("billing", "list_payments", args.customer)
+    """Every channel's payments, newest first; `--before R` is the page after receipt R."""
+    return rpc(
+        "billing",
+        "list_all_payments",
+        status=args.status,
+        customer_id=args.customer,
+        limit=args.limit,
+        before=args.before,
+    )
 
 
 def show_receipt(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
@@ -120,16 +164,34 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
 def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("plan", help="prices of products")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parser = command(commands, common, "create", create_plan, "create a plan (price per seat)")
-    parser.add_argument("--code", required=True)
-    parser.add_argument("--product", required=True, help="the product code")
-    parser.add_argument(
-        "--amount", required=True, type=int, help="per seat and interval, in minor units"
+    parser = command(
+        commands,
+        common,
+        "create",
+        create_plan,
+        "create a plan (price per seat) of an existing product; it is on sale at once",
     )
+    parser.add_argument(
+        "--code", required=True, type=identifiers.code, help="any case; stored in lower case"
+    )
+    parser.add_argument("--product", required=True, type=identifiers.code, help="its code")
+    parser.add_argument("--amount", required=True, help=f"per seat and interval, {AMOUNT_HELP}")
     parser.add_argument("--currency", required=True, help="ISO 4217, e.g. EUR")
     parser.add_argument("--interval", required=True, choices=("month", "year"))
     parser = command(commands, common, "list", list_plans, "list plans on sale")
     parser.add_argument("--all", action="store_true", help="include plans no longer on sale")
+    parser = command(
+        commands,
+        common,
+        "archive",
+        archive_plan,
+        "take a plan off sale at once (its recurring payments go on)",
+    )
+    parser.add_argument("code", type=identifiers.code)
+    parser = command(
+        commands, common, "unarchive", unarchive_plan, "put an archived plan back on sale"
+    )
+    parser.add_argument("code", type=identifiers.code)
 
     group = groups.add_parser("payment", help="payments and receipts")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -140,14 +202,37 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         record_offline,
         "record an offline or phone sale; the receipt is emailed, not listed in the portal",
     )
-    parser.add_argument("--customer", required=True, help="the customer ID")
-    parser.add_argument("--amount", required=True, type=int, help="in minor units")
+    parser.add_argument(
+        "--customer", required=True, type=identifiers.customer_id, help="the customer ID"
+    )
+    parser.add_argument("--amount", required=True, help=AMOUNT_HELP)
     parser.add_argument("--currency", required=True, help="ISO 4217, e.g. EUR")
     parser.add_argument("--description", required=True)
-    parser = command(commands, common, "list", list_payments, "a company's portal payments")
-    parser.add_argument("--customer", required=True, help="the customer ID")
+    parser = command(
+        commands,
+        common,
+        "list",
+        list_payments,
+        "payments of every company and channel, newest first",
+    )
+    parser.add_argument(
+        "--status",
+        choices=("paid", "refunded"),
+        help="only these (refunded: paid, then refunded because no license could follow)",
+    )
+    parser.add_argument(
+        "--customer", type=identifiers.customer_id, help="only this company's (customer ID)"
+    )
+    parser.add_argument(
+        "--limit", type=_limit, default=50, help=f"at most this many, 1 to {PAGE_MAX} (50)"
+    )
+    parser.add_argument(
+        "--before",
+        type=identifiers.receipt_number,
+        help="the next page: the payments older than this receipt number",
+    )
     parser = command(commands, common, "receipt", show_receipt, "one receipt, any channel")
-    parser.add_argument("receipt_number")
+    parser.add_argument("receipt_number", type=identifiers.receipt_number)
 
     group = groups.add_parser("billing", help="billing operations")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)

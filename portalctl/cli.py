@@ -1,21 +1,32 @@
 """`portalctl`: staff and internal systems drive the services over RPC.
 
 Every command takes `--json` and then prints exactly one JSON document (the created or found
-object); a failure exits non-zero with a clear message on stderr. Command groups live in
-their own modules, each with `register(subparsers, common)`.
+object); a failure exits non-zero with one line on stderr that says what to do
+(`portalctl/errors.py`), never a traceback. Command groups live in their own modules, each
+with `register(subparsers, common)`.
+
+Each run of a command has a request key of its own, sent in the RPC context data
+(`request_key`): a request that the bus delivers twice changes nothing twice
+(common/idempotency.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NoReturn
 
+from amqp.exceptions import AMQPError
+
+from common import settings
+from common.bus import redacted
 from common.errors import PortalError
 from common.rpc import StandaloneRpc, standalone_client
 from portalctl import billing, bus, companies, demo, licensing
 from portalctl.base import Handler
+from portalctl.errors import one_line
 from portalctl.output import emit
 
 # in the order `portalctl --help` lists them
@@ -23,31 +34,52 @@ GROUPS = (companies, bus, demo, licensing, billing)
 
 
 class LazyRpc:
-    """Lazily connected RPC for a command: `rpc("auth", "get_company", "C1234567")`."""
+    """Lazily connected RPC for a command: `rpc("auth", "get_company", "C1234567")`.
 
-    def __init__(self, timeout: float | None) -> None:
+    The run's request key rides every call's context data (`request_key`); the client
+    derives one key per call from it (common/rpc.py), so `portalctl demo`, which issues
+    several licenses, sends each its own key, and a redelivered call repeats its key.
+    """
+
+    def __init__(self, timeout: float | None, request_key: str | None = None) -> None:
         self._timeout = timeout
+        self.request_key = request_key or uuid.uuid4().hex
         self._context: AbstractContextManager[StandaloneRpc] | None = None
         self._client: StandaloneRpc | None = None
 
     def __call__(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self._client is None:
-            self._context = standalone_client(self._timeout)
-            self._client = self._context.__enter__()
-        return self._client.call(service, method, *args, **kwargs)
+        try:
+            if self._client is None:
+                context = standalone_client(
+                    self._timeout, context_data={"request_key": self.request_key}
+                )
+                self._client = context.__enter__()
+                self._context = context
+            return self._client.call(service, method, *args, **kwargs)
+        except AMQPError as exc:
+            # the broker refused this user, vhost or call: a wrong AMQP_URI, not a bug
+            uri = redacted(settings.amqp_uri())
+            raise PortalError(f"RabbitMQ at {uri} refused: {exc}", code="bus_refused") from exc
 
     def close(self) -> None:
         if self._context is not None:
             self._context.__exit__(None, None, None)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are one line that points at `--help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}. See `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document")
     common.add_argument(
         "--timeout", type=float, default=None, help="seconds to wait for a service (default 5)"
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="portalctl",
         description="License Portal staff CLI (talks RPC over AMQP_URI).",
     )
@@ -65,10 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = handler(rpc, args)
     except PortalError as exc:
-        print(f"portalctl: {exc.message} ({exc.code})", file=sys.stderr)
-        fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
-        for name, problems in (fields or {}).items():
-            print(f"  {name}: {' '.join(map(str, problems))}", file=sys.stderr)
+        command = f"{args.group} {getattr(args, 'command', '')}".strip()
+        print(one_line(exc, command), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,10 @@
-"""`portalctl product create` and `portalctl license issue|show|suspend|resume|extend`.
+"""`portalctl product create|list|show|archive|unarchive` and
+`portalctl license issue|show|list|suspend|resume|extend|deactivate`.
+
+Identifiers are typed in any case: codes are sent lower case, customer and license IDs upper
+case (common/identifiers.py), as the services store them. The staff guardrails (an expired
+license, an extension that shortens, an end date for a perpetual license) are the
+services'; `--force` passes them on purpose.
 
 Also `seed_demo(rpc, company)`, which `portalctl demo` calls: two products, three licenses
 (one expiring soon, one perpetual) with installations and history.
@@ -10,8 +16,11 @@ import argparse
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from common import identifiers
 from common.errors import PortalError
 from portalctl.base import Rpc, Subparsers, command
+
+REASON_MAX = 500
 
 DEMO_PRODUCTS = (
     {"code": "cadpro", "name": "CAD Pro"},
@@ -26,21 +35,44 @@ def _date(value: str) -> str:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value}") from None
 
 
+def _reason(value: str) -> str:
+    reason = value.strip()
+    if not reason or len(reason) > REASON_MAX:
+        raise argparse.ArgumentTypeError(f"give 1 to {REASON_MAX} characters")
+    return reason
+
+
 def create_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "create_product", {"code": args.code, "name": args.name})
 
 
 def list_products(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.all:
+        return rpc("licensing", "list_products", include_archived=True)
     return rpc("licensing", "list_products")
 
 
+def show_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "get_product", args.code)
+
+
+def archive_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "archive_product", args.code)
+
+
+def unarchive_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    return rpc("licensing", "unarchive_product", args.code)
+
+
 def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
-    payload = {
+    payload: dict[str, Any] = {
         "customer_id": args.customer,
         "product": args.product,
         "seats": args.seats,
         "expires_at": args.expires,
     }
+    if args.force:
+        payload["force"] = True
     license = rpc("licensing", "issue_license", payload)
     return rpc("licensing", "get_license", license["license_id"])
 
@@ -54,7 +86,9 @@ def list_licenses(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def suspend(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
-    return rpc("licensing", "suspend_license", args.license_id)
+    if args.reason is None:
+        return rpc("licensing", "suspend_license", args.license_id)
+    return rpc("licensing", "suspend_license", args.license_id, args.reason)
 
 
 def resume(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
@@ -62,6 +96,8 @@ def resume(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def extend(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    if args.force:
+        return rpc("licensing", "extend_license", args.license_id, args.until, force=True)
     return rpc("licensing", "extend_license", args.license_id, args.until)
 
 
@@ -75,15 +111,37 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("product", help="products that licenses are issued for")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = command(commands, common, "create", create_product, "create a product")
-    parser.add_argument("--code", required=True, help="e.g. cadpro (a-z, 0-9, . _ -)")
+    parser.add_argument(
+        "--code",
+        required=True,
+        type=identifiers.code,
+        help="e.g. CAD-PRO: letters, digits, . _ - in any case (stored in lower case)",
+    )
     parser.add_argument("--name", required=True, help="e.g. 'CAD Pro'")
-    command(commands, common, "list", list_products, "list products")
+    parser = command(commands, common, "list", list_products, "list the products on sale")
+    parser.add_argument("--all", action="store_true", help="include archived products")
+    parser = command(commands, common, "show", show_product, "show one product")
+    parser.add_argument("code", type=identifiers.code)
+    parser = command(
+        commands,
+        common,
+        "archive",
+        archive_product,
+        "take a product off sale at once (its licenses and installations go on working)",
+    )
+    parser.add_argument("code", type=identifiers.code)
+    parser = command(
+        commands, common, "unarchive", unarchive_product, "put an archived product back on sale"
+    )
+    parser.add_argument("code", type=identifiers.code)
 
     group = groups.add_parser("license", help="licenses of companies")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parser = command(commands, common, "issue", issue, "issue a license to a company")
-    parser.add_argument("--customer", required=True, help="the customer ID, e.g. C4829113")
-    parser.add_argument("--product", required=True, help="the product code")
+    parser.add_argument(
+        "--customer", required=True, type=identifiers.customer_id, help="e.g. C4829113"
+    )
+    parser.add_argument("--product", required=True, type=identifiers.code, help="its code")
     parser.add_argument("--seats", required=True, type=int)
     parser.add_argument(
         "--expires",
@@ -91,21 +149,45 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         default=None,
         help="YYYY-MM-DD (valid through that day, UTC); without it the license is perpetual",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="issue it even if --expires is already past or the product is archived",
+    )
     parser = command(commands, common, "show", show, "show a license, its password and machines")
-    parser.add_argument("license_id")
+    parser.add_argument("license_id", type=identifiers.license_id)
     parser = command(commands, common, "list", list_licenses, "list a company's licenses")
-    parser.add_argument("--customer", required=True)
-    parser = command(commands, common, "suspend", suspend, "suspend a license (no activations)")
-    parser.add_argument("license_id")
-    parser = command(commands, common, "resume", resume, "lift a suspension")
-    parser.add_argument("license_id")
+    parser.add_argument("--customer", required=True, type=identifiers.customer_id)
+    parser = command(
+        commands,
+        common,
+        "suspend",
+        suspend,
+        "suspend a license (no activations; the company is emailed, with the reason)",
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
+    parser.add_argument(
+        "--reason",
+        type=_reason,
+        help=f"why, in words for the customer (at most {REASON_MAX} characters); the email "
+        "and the portal show it",
+    )
+    parser = command(
+        commands, common, "resume", resume, "lift a suspension (the company is emailed)"
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
     parser = command(commands, common, "extend", extend, "move a license's expiry date")
-    parser.add_argument("license_id")
+    parser.add_argument("license_id", type=identifiers.license_id)
     parser.add_argument("--until", required=True, type=_date, help="YYYY-MM-DD")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="also move it earlier, or give a perpetual license an end date",
+    )
     parser = command(
         commands, common, "deactivate", deactivate, "deactivate an installation (by staff)"
     )
-    parser.add_argument("license_id")
+    parser.add_argument("license_id", type=identifiers.license_id)
     parser.add_argument("installation_id")
 
 

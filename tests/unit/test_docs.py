@@ -2,7 +2,8 @@
 
 Every link in README.md and docs/ resolves inside the repository; every RPC method of every
 service is in docs/rpc.md; every event in SUBSCRIPTIONS is in docs/events.md; every setting
-the code reads is in docs/operations.md.
+the code reads and every `portalctl` command is in docs/operations.md; every API route and
+every error code the gateway answers is in docs/http-api.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from nameko.rpc import Rpc
 
 import gateway.service  # noqa: F401 - declaring the routes fills the registry
 from common.events import SUBSCRIPTIONS
+from gateway.errors import STATUS_BY_CODE
 from gateway.http import ROUTES
+from portalctl.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -121,3 +124,45 @@ def test_every_api_route_is_in_the_http_api_document() -> None:
     assert paths, "no routes found: the test would pass vacuously"
     missing = sorted(f"{method} {path}" for method, path in paths if f"`{method} {path}" not in api)
     assert not missing, f"docs/http-api.md does not describe {missing}"
+
+
+def test_every_error_code_is_in_the_http_api_document_with_its_status() -> None:
+    api = _text(ROOT / "docs" / "http-api.md")
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in api.split("### Error codes", 1)[-1].splitlines()
+        if re.match(r"^\| \d{3} \|", line)
+    }
+    assert rows, "no error-code table found: the test would pass vacuously"
+    missing = sorted(
+        f"{code} ({status})"
+        for code, status in STATUS_BY_CODE.items()
+        if f"`{code}`" not in rows.get(str(status), "")
+    )
+    assert not missing, f"docs/http-api.md's error codes lack {missing}"
+
+
+def _portalctl_commands() -> list[str]:
+    """Every `group command` of portalctl's parser (`demo` is a group without commands)."""
+    parser = build_parser()
+    [groups] = [action for action in parser._actions if action.dest == "group"]
+    commands = []
+    for name, group in groups.choices.items():
+        found = [action for action in group._actions if action.dest == "command"]
+        if not found:
+            commands.append(name)
+        for command in found[0].choices if found else ():
+            commands.append(f"{name} {command}")
+    return commands
+
+
+def test_every_portalctl_command_is_in_the_operations_document() -> None:
+    operations = _text(ROOT / "docs" / "operations.md")
+    documented = set()
+    for group, alternatives in re.findall(r"portalctl ([a-z-]+)(?: ([a-z|-]+))?", operations):
+        documented.add(group)
+        documented.update(f"{group} {name}" for name in alternatives.split("|") if name)
+    commands = _portalctl_commands()
+    assert len(commands) > 10, "no commands found: the test would pass vacuously"
+    missing = sorted(command for command in commands if command not in documented)
+    assert not missing, f"docs/operations.md does not show {missing}"

@@ -7,20 +7,23 @@ microseconds. Money is always an `int` of minor units with an ISO 4217 currency 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-# ISO 4217 codes we accept, with their minor-unit exponent (2 unless listed otherwise).
-CURRENCIES: dict[str, int] = {
-    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SEK": 2,
-    "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2, "RON": 2, "BGN": 2, "SGD": 2,
-    "HKD": 2, "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2, "ZAR": 2, "ILS": 2, "TRY": 2,
-    "JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0,
-    "KWD": 3, "BHD": 3, "OMR": 3, "JOD": 3, "TND": 3,
-}  # fmt: skip
+from common import money
+
+# ISO 4217 codes we accept; their minor units are `common.money.decimals` (ISO 4217).
+_ACCEPTED = (
+    "EUR", "USD", "GBP", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF",
+    "RON", "BGN", "SGD", "HKD", "CNY", "INR", "BRL", "MXN", "ZAR", "ILS", "TRY",
+    "JPY", "KRW", "ISK", "CLP", "VND",
+    "KWD", "BHD", "OMR", "JOD", "TND",
+)  # fmt: skip
+CURRENCIES: dict[str, int] = {code: money.decimals(code) for code in _ACCEPTED}
 INTERVALS = ("month", "year")
 MAX_AMOUNT = 10**12  # minor units: far above any plausible charge, far below int64
 MAX_SEATS = 10_000
@@ -41,17 +44,10 @@ def minor_unit_exponent(currency: str) -> int:
 
 
 def format_money(amount: int, currency: str) -> str:
-    """`format_money(123450, "EUR")` → `"EUR 1,234.50"`; integers only, never a float."""
-    if not isinstance(amount, int) or isinstance(amount, bool):
-        raise TypeError("amounts are integers of minor units")
-    currency = currency.upper()
-    exponent = minor_unit_exponent(currency)
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**exponent)
-    text = f"{whole:,}"
-    if exponent:
-        text += "." + str(fraction).rjust(exponent, "0")
-    return f"{sign}{currency} {text}"
+    """`format_money(123450, "EUR")` → `"EUR 1,234.50"`: the one format of `common.money`,
+    for the currencies billing accepts (another code is a `KeyError`)."""
+    minor_unit_exponent(currency)
+    return money.format_money(amount, currency)
 
 
 def line_total(unit_amount: int, seats: int) -> int:
@@ -139,12 +135,14 @@ def receipt_number(year: int, sequence: int) -> str:
     return f"{RECEIPT_PREFIX}-{year:04d}-{sequence:06d}"
 
 
-def describe_purchase(product: str, plan: str, seats: int, interval: str, kind: str) -> str:
-    """The line on a receipt: `"CADPRO, 5 seats, yearly (plan cadpro-yearly)"`."""
+def describe_purchase(product_name: str, plan: str, seats: int, interval: str, kind: str) -> str:
+    """The line on a receipt, with the product's name (never its code):
+    `describe_purchase("CAD Pro", "cadpro-yearly", 5, "year", "new")` →
+    `"CAD Pro, 5 seats, yearly (plan cadpro-yearly)"`."""
     every = "monthly" if interval == "month" else "yearly"
     what = "renewal" if kind == "renewal" else every
     noun = "seat" if seats == 1 else "seats"
-    return f"{product}, {seats} {noun}, {what} (plan {plan})"
+    return f"{product_name}, {seats} {noun}, {what} (plan {plan})"
 
 
 # --- purchases and charges ----------------------------------------------------------------
@@ -167,6 +165,8 @@ class Order:
     period_end: str
     license_id: str | None
     card: dict[str, Any]  # provider, token, brand, last4, exp_month, exp_year (never the number)
+    # the product's name when the order was priced (orders written before names: None)
+    product_name: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -179,6 +179,37 @@ class Order:
 def charge_key(charge_id: int) -> str:
     """The provider's idempotency key of a charge row: one row, one possible charge."""
     return f"billing-charge-{charge_id}"
+
+
+def refund_key(payment_id: int) -> str:
+    """The provider's idempotency key of a payment's refund: a payment is refunded once."""
+    return f"billing-refund-{payment_id}"
+
+
+def authorization_key(customer_id: str, request_key: str) -> str:
+    """The provider's key of a card check for one request: a redelivery checks it once.
+
+    `authorization_key("C1", "k")` → `"billing-auth-"` + 40 hex digits (fits 64).
+    """
+    digest = hashlib.sha256(f"{customer_id}\n{request_key}".encode()).hexdigest()
+    return f"billing-auth-{digest[:40]}"
+
+
+def purchase_fingerprint(
+    plan: str, seats: int, license_id: str | None, card: dict[str, Any]
+) -> str:
+    """What identifies a purchase request, to tell a retry from another request that reuses
+    its key: the plan, seats, license and the card's last four digits and expiry (never a
+    hash of the whole number, which could be searched back). 64 hex digits."""
+    number = normalize_card_number(str(card.get("number", "")))
+    body = {
+        "plan": plan,
+        "seats": seats,
+        "license_id": license_id,
+        "card": [number[-4:], card.get("exp_month"), card.get("exp_year")],
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def new_reference() -> str:
@@ -205,3 +236,44 @@ def next_retry_at(first_failed_at: datetime, failures: int) -> datetime | None:
 def max_attempts() -> int:
     """Charges tried per invoice: the first one and every retry."""
     return 1 + len(DUNNING_RETRY_DELAYS)
+
+
+# --- recurring payments a customer controls -----------------------------------------------
+
+CANCELLED_BY_CUSTOMER = "customer"
+CANCELLED_BY_STAFF = "staff"
+CANCELLED_BY_REFUND = "refund"
+
+
+def resumable(
+    status: str, cancelled_by: str | None, next_charge_at: datetime, now: datetime
+) -> bool:
+    """A cancelled recurring payment can be resumed while the period paid for runs and only
+    when the customer cancelled it (not one a refund or staff ended)."""
+    return status == "cancelled" and cancelled_by == CANCELLED_BY_CUSTOMER and next_charge_at > now
+
+
+# --- pages and billing details -------------------------------------------------------------
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+COMPANY_NAME_MAX = 200
+ADDRESS_MAX = 500
+VAT_ID_MAX = 32
+
+
+def normalize_address(text: str) -> str:
+    """A postal address as typed: line endings unified, each line and the whole trimmed,
+    empty lines in the middle kept out (`"Main St 1\r\n\r\n1010 Wien "` →
+    `"Main St 1\n1010 Wien"`)."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def normalize_vat_id(text: str | None) -> str | None:
+    """A VAT ID as printed on invoices: trimmed, upper case (`" de123456789 "` →
+    `"DE123456789"`); blank → None."""
+    if text is None:
+        return None
+    value = " ".join(text.split()).upper()
+    return value or None

@@ -1,6 +1,13 @@
 """Errors the billing service raises across the bus (codes are part of the public contract)."""
 
-from common.errors import Conflict, NotFound, PortalError, ServiceUnavailable, ValidationFailed
+from common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PortalError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 
 class CardDeclined(PortalError):
@@ -43,6 +50,26 @@ class PlanExists(Conflict):
     message = "A plan with this code already exists."
 
 
+class ProductArchived(Conflict):
+    """The plan's product is off sale (licensing archived it): nothing is sold for it."""
+
+    code = "product_archived"
+    message = "This product is no longer sold."
+
+
+class LicenseSuspended(Forbidden):
+    code = "license_suspended"
+    message = "This license is suspended and cannot be renewed. Please contact the vendor."
+
+
+class RecurringPaymentEnded(Conflict):
+    code = "recurring_payment_ended"
+    message = (
+        "This recurring payment has ended and cannot be resumed: its paid period is over, "
+        "or it was not cancelled by the customer. Buy a renewal of the license instead."
+    )
+
+
 def declined(decline_code: str | None) -> PortalError:
     """The error for a provider's decline code (unknown codes are a plain decline)."""
     if decline_code == InsufficientFunds.code:
@@ -63,8 +90,11 @@ __all__ = [
     "InsufficientFunds",
     "PaymentNotFound",
     "PaymentUnconfirmed",
+    "LicenseSuspended",
     "PlanExists",
     "PlanNotFound",
+    "ProductArchived",
+    "RecurringPaymentEnded",
     "RecurringPaymentNotFound",
     "declined",
     "invalid_field",

@@ -1,6 +1,10 @@
 """The billing database: plans, payment methods, payments (receipts), recurring payments,
-renewal invoices and the charges made for them, the sandbox provider's own charges, and the
-licensing events billing applied or parked.
+renewal invoices and the charges made for them, companies' billing details, the sandbox
+provider's own ledger, the licensing events billing applied or parked, and the requests it
+handled (common/idempotency.py).
+
+Identifiers are stored in their canonical form (common/identifiers.py): customer and license
+IDs upper case, plan and product codes lower case.
 
 Money columns are integers of minor units next to an ISO 4217 currency; never floats.
 """
@@ -22,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.idempotency import HandledRequestColumns
 from common.outbox import outbox_table
 from common.parking import ParkedEventColumns
 from common.timeutil import UTCDateTime
@@ -37,11 +42,14 @@ class Plan(BillingBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     product_code: Mapped[str] = mapped_column(String(64), index=True)
+    # licensing's name of the product when the plan was made (NULL for older plans)
+    product_name: Mapped[str | None] = mapped_column(String(200))
     amount: Mapped[int] = mapped_column(BigInteger)  # per seat and interval, minor units
     currency: Mapped[str] = mapped_column(String(3))
     interval: Mapped[str] = mapped_column(String(8))  # month | year
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: archived, off sale
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PaymentMethod(BillingBase):
@@ -81,11 +89,12 @@ class Payment(BillingBase):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(16))  # paid
+    status: Mapped[str] = mapped_column(String(16))  # paid | refunded
     channel: Mapped[str] = mapped_column(String(16))  # portal | offline
     kind: Mapped[str] = mapped_column(String(16))  # new | renewal | offline
     plan_code: Mapped[str | None] = mapped_column(String(64))
     product_code: Mapped[str | None] = mapped_column(String(64))
+    product_name: Mapped[str | None] = mapped_column(String(200))
     seats: Mapped[int | None] = mapped_column(Integer)
     unit_amount: Mapped[int | None] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -96,6 +105,18 @@ class Payment(BillingBase):
     card_last4: Mapped[str | None] = mapped_column(String(4))
     provider_charge_id: Mapped[str | None] = mapped_column(String(255))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the seller (settings) and the buyer's billing details when paid: a receipt is an
+    # invoice, it never changes afterwards
+    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    vendor_address: Mapped[str | None] = mapped_column(String(500))
+    vendor_vat_id: Mapped[str | None] = mapped_column(String(32))
+    buyer_company_name: Mapped[str | None] = mapped_column(String(200))
+    buyer_address: Mapped[str | None] = mapped_column(String(500))
+    buyer_vat_id: Mapped[str | None] = mapped_column(String(32))
+    # a paid payment that licensing could not apply is refunded through the provider
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_reason: Mapped[str | None] = mapped_column(String(64))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class RecurringPayment(BillingBase):
@@ -112,6 +133,7 @@ class RecurringPayment(BillingBase):
     origin_receipt: Mapped[str | None] = mapped_column(String(32))
     plan_code: Mapped[str] = mapped_column(String(64))
     product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str | None] = mapped_column(String(200))
     seats: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -122,6 +144,8 @@ class RecurringPayment(BillingBase):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # customer | staff | refund | duplicate: only a customer's cancellation can be resumed
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
 
 
 class Invoice(BillingBase):
@@ -174,7 +198,10 @@ class Charge(BillingBase):
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # new | renewal (a purchase), or invoice
-    request_key: Mapped[str | None] = mapped_column(String(64))
+    request_key: Mapped[str | None] = mapped_column(String(128))
+    # what the purchase asked (domain.purchase_fingerprint): the same key with another
+    # request is refused, not answered with this one's receipt
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
     customer_id: Mapped[str] = mapped_column(String(32), index=True)
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -192,17 +219,35 @@ class Charge(BillingBase):
 
 
 class SandboxCharge(BillingBase):
-    """The sandbox provider's own record of the charges it made, by idempotency key."""
+    """The sandbox provider's ledger, by idempotency key: its charges, refunds and card checks
+    (zero-amount authorizations)."""
 
     __tablename__ = "sandbox_charges"
+    # a refund's charge: at most one refund per charge
+    __table_args__ = (Index("uq_sandbox_refunded_charge", "refunded_charge_id", unique=True),)
 
     idempotency_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    charge_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # charge | refund | authorization
+    kind: Mapped[str] = mapped_column(String(16), server_default="charge")
+    charge_id: Mapped[str] = mapped_column(String(64), unique=True)  # ch_… | re_… | au_…
     status: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     decline_code: Mapped[str | None] = mapped_column(String(64))
+    refunded_charge_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BillingDetails(BillingBase):
+    """What a company's receipts name as the buyer; each receipt keeps a copy of its own."""
+
+    __tablename__ = "billing_details"
+
+    customer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500))
+    vat_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LicenseEvent(BillingBase):
@@ -220,6 +265,10 @@ class LicenseEvent(BillingBase):
 
 class ParkedEvent(ParkedEventColumns, BillingBase):
     """An event that can never be applied: kept for staff to look at, never retried."""
+
+
+class HandledRequest(HandledRequestColumns, BillingBase):
+    """A state-changing request already answered: a redelivery gets the same answer."""
 
 
 # events staged with the change that made them true (common/outbox.py): a paid purchase

@@ -4,11 +4,14 @@ Shaped like Stripe: a card is tokenized into a payment method (we keep the token
 and the last four digits, never the number or the CVC); a charge names an amount in minor
 units, a currency, a payment method and an idempotency key, and either succeeds or is
 declined with a code; `retrieve(idempotency_key)` tells what became of a charge whose answer
-was lost. A real provider implements `PaymentProvider` and is chosen by `PAYMENT_PROVIDER`.
+was lost; `refund` gives a charge's money back; `authorize` checks a card with a zero-amount
+authorization (nothing is charged). A real provider implements `PaymentProvider` and is
+chosen by `PAYMENT_PROVIDER`.
 
-The sandbox keeps its charges in a `Ledger` (the billing database's `sandbox_charges` table
-in the service, a dict in unit tests), keyed by idempotency key: a retried charge returns the
-first answer and never charges twice, from any instance.
+The sandbox keeps its charges, refunds and authorizations in a `Ledger` (the billing
+database's `sandbox_charges` table in the service, a dict in unit tests), keyed by
+idempotency key: a retried call returns the first answer and never charges or refunds
+twice, from any instance.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from services.billing import domain
 
 SUCCEEDED = "succeeded"
 DECLINED = "declined"
+# what a ledger record is
+CHARGE, REFUND, AUTHORIZATION = "charge", "refund", "authorization"
 
 # The usual test cards; any other Luhn-valid number succeeds in the sandbox.
 TEST_CARDS = {
@@ -72,6 +77,20 @@ class ChargeResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    charge_id: str  # the charge refunded
+    status: str  # SUCCEEDED
+    amount: int
+    currency: str
+
+
+class RefundRefused(Exception):
+    """The provider will not refund this (no such charge, not paid, more than was charged):
+    asking again gives the same answer."""
+
+
 class InvalidCard(Exception):
     """The provider refuses the card details themselves; `field` names the bad one."""
 
@@ -112,14 +131,46 @@ class PaymentProvider(ABC):
         Raises `ProviderUnavailable` when the provider cannot say.
         """
 
+    @abstractmethod
+    def refund(
+        self, charge_id: str, amount: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        """Give back `amount` of the charge `charge_id`, once per `idempotency_key` (a
+        repeated call returns the first refund) and at most once per charge.
+
+        Raises `RefundRefused` when the charge cannot be refunded, `ProviderUnavailable`
+        when the outcome is unknown (asking again with the same key is safe).
+        """
+
+    @abstractmethod
+    def authorize(self, payment_method: str, idempotency_key: str) -> ChargeResult:
+        """Check that a card can be charged with a zero-amount authorization: nothing is
+        charged; `declined` with a code as a charge would be. Once per `idempotency_key`.
+
+        Raises `ProviderUnavailable` when the outcome is unknown.
+        """
+
 
 class Ledger(Protocol):
-    """Where the sandbox keeps its charges, by idempotency key."""
+    """Where the sandbox keeps its charges, refunds and authorizations, by idempotency key.
+
+    A record: `{kind, charge_id, status, amount, currency, decline_code, refunded_charge_id}`
+    (`charge_id` is the record's own provider ID: `ch_…`, `re_…` or `au_…`).
+    """
 
     def get(self, idempotency_key: str) -> dict[str, Any] | None: ...
 
+    def find(self, charge_id: str) -> dict[str, Any] | None:
+        """The record whose provider ID is `charge_id`, or None."""
+        ...
+
+    def refund_of(self, charge_id: str) -> dict[str, Any] | None:
+        """The refund of the charge `charge_id`, or None."""
+        ...
+
     def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Store `record` unless the key is taken; return whichever record the key holds."""
+        """Store `record` unless the key is taken (or the charge it refunds has a refund);
+        return whichever record holds the key (or that refund)."""
         ...
 
 
@@ -132,8 +183,27 @@ class MemoryLedger:
     def get(self, idempotency_key: str) -> dict[str, Any] | None:
         return self.records.get(idempotency_key)
 
+    def find(self, charge_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.records.values() if r["charge_id"] == charge_id), None)
+
+    def refund_of(self, charge_id: str) -> dict[str, Any] | None:
+        return next(
+            (r for r in self.records.values() if r.get("refunded_charge_id") == charge_id), None
+        )
+
     def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        refunded = record.get("refunded_charge_id")
+        earlier = self.refund_of(refunded) if refunded else None
+        if earlier is not None and idempotency_key not in self.records:
+            return earlier
         return self.records.setdefault(idempotency_key, record)
+
+    def charges(self) -> list[dict[str, Any]]:
+        """The charges made (not refunds or card checks)."""
+        return [r for r in self.records.values() if r.get("kind", CHARGE) == CHARGE]
+
+    def refunds(self) -> list[dict[str, Any]]:
+        return [r for r in self.records.values() if r.get("kind") == REFUND]
 
 
 def sandbox_behaviour(token: str) -> str:
@@ -175,19 +245,89 @@ class SandboxProvider(PaymentProvider):
     ) -> ChargeResult:
         existing = self.ledger.get(idempotency_key)
         if existing is None:
-            behaviour = sandbox_behaviour(payment_method)
-            result = ChargeResult(
-                charge_id=f"ch_sandbox_{secrets.token_hex(10)}",
-                status=SUCCEEDED if behaviour == "ok" else DECLINED,
-                amount=amount,
-                currency=currency,
-                decline_code=None if behaviour == "ok" else behaviour,
+            existing = self.ledger.put_if_absent(
+                idempotency_key, self._answer(CHARGE, "ch", amount, currency, payment_method)
             )
-            existing = self.ledger.put_if_absent(idempotency_key, result.to_dict())
+        if existing.get("kind", CHARGE) != CHARGE:
+            raise IdempotencyMismatch(idempotency_key)
         if existing["amount"] != amount or existing["currency"] != currency:
             raise IdempotencyMismatch(idempotency_key)
-        return ChargeResult(**existing)
+        return _charge_result(existing)
 
     def retrieve(self, idempotency_key: str) -> ChargeResult | None:
         existing = self.ledger.get(idempotency_key)
-        return None if existing is None else ChargeResult(**existing)
+        if existing is None or existing.get("kind", CHARGE) != CHARGE:
+            return None
+        return _charge_result(existing)
+
+    def refund(
+        self, charge_id: str, amount: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        existing = self.ledger.get(idempotency_key)
+        if existing is None:
+            charge = self.ledger.find(charge_id)
+            if charge is None or charge.get("kind", CHARGE) != CHARGE:
+                raise RefundRefused(f"no charge {charge_id}")
+            if charge["status"] != SUCCEEDED:
+                raise RefundRefused(f"charge {charge_id} was not paid")
+            if not 0 < amount <= charge["amount"] or currency != charge["currency"]:
+                raise RefundRefused(
+                    f"cannot refund {amount} {currency} of {charge['amount']} {charge['currency']}"
+                )
+            existing = self.ledger.put_if_absent(
+                idempotency_key,
+                {
+                    "kind": REFUND,
+                    "charge_id": f"re_sandbox_{secrets.token_hex(10)}",
+                    "status": SUCCEEDED,
+                    "amount": amount,
+                    "currency": currency,
+                    "decline_code": None,
+                    "refunded_charge_id": charge_id,
+                },
+            )
+        if existing.get("kind") != REFUND or existing["refunded_charge_id"] != charge_id:
+            raise IdempotencyMismatch(idempotency_key)
+        return RefundResult(
+            refund_id=existing["charge_id"],
+            charge_id=existing["refunded_charge_id"],
+            status=existing["status"],
+            amount=existing["amount"],
+            currency=existing["currency"],
+        )
+
+    def authorize(self, payment_method: str, idempotency_key: str) -> ChargeResult:
+        existing = self.ledger.get(idempotency_key)
+        if existing is None:
+            existing = self.ledger.put_if_absent(
+                idempotency_key, self._answer(AUTHORIZATION, "au", 0, "XXX", payment_method)
+            )
+        if existing.get("kind") != AUTHORIZATION:
+            raise IdempotencyMismatch(idempotency_key)
+        return _charge_result(existing)
+
+    @staticmethod
+    def _answer(
+        kind: str, prefix: str, amount: int, currency: str, payment_method: str
+    ) -> dict[str, Any]:
+        """How the sandbox answers a charge or a card check with this payment method."""
+        behaviour = sandbox_behaviour(payment_method)
+        return {
+            "kind": kind,
+            "charge_id": f"{prefix}_sandbox_{secrets.token_hex(10)}",
+            "status": SUCCEEDED if behaviour == "ok" else DECLINED,
+            "amount": amount,
+            "currency": currency,
+            "decline_code": None if behaviour == "ok" else behaviour,
+            "refunded_charge_id": None,
+        }
+
+
+def _charge_result(record: dict[str, Any]) -> ChargeResult:
+    return ChargeResult(
+        charge_id=record["charge_id"],
+        status=record["status"],
+        amount=record["amount"],
+        currency=record["currency"],
+        decline_code=record.get("decline_code"),
+    )

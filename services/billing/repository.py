@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from common.db import Db, add_unique, insert_ignore
 from common.timeutil import utcnow
 from services.billing.models import (
     BillingBase,
+    BillingDetails,
     Charge,
     Invoice,
     LicenseEvent,
@@ -26,8 +28,12 @@ from services.billing.models import (
 
 
 class BillingRepository:
-    def __init__(self, session: Session) -> None:
+    """Billing's queries in one transaction; `vendor` is the seller a new receipt names
+    (`{name, address, vat_id}`, from the settings)."""
+
+    def __init__(self, session: Session, vendor: Mapping[str, Any] | None = None) -> None:
         self.session = session
+        self.vendor = vendor or {}
 
     def add(self, entity: BillingBase) -> None:
         self.session.add(entity)
@@ -38,8 +44,11 @@ class BillingRepository:
         return add_unique(self.session, entity)
 
     # plans
-    def plan_by_code(self, code: str) -> Plan | None:
-        return self.session.scalar(select(Plan).where(Plan.code == code))
+    def plan_by_code(self, code: str, lock: bool = False) -> Plan | None:
+        query = select(Plan).where(Plan.code == code)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
 
     def plans(self, active_only: bool = True) -> list[Plan]:
         query = select(Plan).order_by(Plan.product_code, Plan.amount, Plan.code)
@@ -63,15 +72,38 @@ class BillingRepository:
         return int(value)
 
     # payments
-    def portal_payments(self, customer_id: str, limit: int = 200) -> list[Payment]:
-        return list(
-            self.session.scalars(
-                select(Payment)
-                .where(Payment.customer_id == customer_id, Payment.channel == "portal")
-                .order_by(Payment.paid_at.desc(), Payment.id.desc())
-                .limit(limit)
-            )
+    def portal_payments(
+        self, customer_id: str, limit: int, before: Payment | None = None
+    ) -> list[Payment]:
+        """A page of the company's portal payments, newest first, after `before`."""
+        query = select(Payment).where(
+            Payment.customer_id == customer_id, Payment.channel == "portal"
         )
+        return self._page(query, limit, before)
+
+    def all_payments(
+        self,
+        limit: int,
+        before: Payment | None = None,
+        status: str | None = None,
+        customer_id: str | None = None,
+    ) -> list[Payment]:
+        """A page of every payment (portal and offline), newest first, for staff."""
+        query = select(Payment)
+        if status is not None:
+            query = query.where(Payment.status == status)
+        if customer_id is not None:
+            query = query.where(Payment.customer_id == customer_id)
+        return self._page(query, limit, before)
+
+    def _page(self, query: Any, limit: int, before: Payment | None) -> list[Payment]:
+        if before is not None:
+            query = query.where(
+                (Payment.paid_at < before.paid_at)
+                | ((Payment.paid_at == before.paid_at) & (Payment.id < before.id))
+            )
+        query = query.order_by(Payment.paid_at.desc(), Payment.id.desc()).limit(limit)
+        return list(self.session.scalars(query))
 
     def payment_by_receipt(self, receipt_number: str, customer_id: str | None) -> Payment | None:
         query = select(Payment).where(Payment.receipt_number == receipt_number)
@@ -79,8 +111,25 @@ class BillingRepository:
             query = query.where(Payment.customer_id == customer_id)
         return self.session.scalar(query)
 
-    def payment(self, payment_id: int) -> Payment | None:
-        return self.session.get(Payment, payment_id)
+    def payment(self, payment_id: int, lock: bool = False) -> Payment | None:
+        query = select(Payment).where(Payment.id == payment_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    # billing details
+    def billing_details(self, customer_id: str) -> BillingDetails | None:
+        return self.session.get(BillingDetails, customer_id)
+
+    def save_billing_details(self, values: dict[str, Any]) -> BillingDetails:
+        """Insert or replace a company's billing details (a concurrent first save: one wins,
+        the other replaces it)."""
+        insert_ignore(self.session, BillingDetails.__table__, values)
+        details = self.session.get(BillingDetails, values["customer_id"], with_for_update=True)
+        for key, value in values.items():
+            setattr(details, key, value)
+        self.session.flush()
+        return details
 
     def has_payments(self, customer_id: str) -> bool:
         return (
@@ -219,21 +268,39 @@ class SqlLedger:
             row = session.get(SandboxCharge, idempotency_key)
             return None if row is None else self._record(row)
 
+    def find(self, charge_id: str) -> dict[str, Any] | None:
+        with self.db.transaction() as session:
+            row = session.scalar(select(SandboxCharge).where(SandboxCharge.charge_id == charge_id))
+            return None if row is None else self._record(row)
+
+    def refund_of(self, charge_id: str) -> dict[str, Any] | None:
+        with self.db.transaction() as session:
+            row = session.scalar(
+                select(SandboxCharge).where(SandboxCharge.refunded_charge_id == charge_id)
+            )
+            return None if row is None else self._record(row)
+
     def put_if_absent(self, idempotency_key: str, record: dict[str, Any]) -> dict[str, Any]:
         with self.db.transaction() as session:
-            insert_ignore(
+            added = insert_ignore(
                 session,
                 SandboxCharge.__table__,
                 {"idempotency_key": idempotency_key, "created_at": utcnow(), **record},
             )
-        return self.get(idempotency_key)
+        found = self.get(idempotency_key)
+        if found is None and not added and record.get("refunded_charge_id"):
+            # another key refunded this charge first (a refund per charge)
+            return self.refund_of(record["refunded_charge_id"])
+        return found
 
     @staticmethod
     def _record(row: SandboxCharge) -> dict[str, Any]:
         return {
+            "kind": row.kind,
             "charge_id": row.charge_id,
             "status": row.status,
             "amount": row.amount,
             "currency": row.currency,
             "decline_code": row.decline_code,
+            "refunded_charge_id": row.refunded_charge_id,
         }

@@ -7,10 +7,9 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from common.schemas import StrictSchema, Text
+from common import identifiers
+from common.schemas import Code, CustomerId, LicenseId, StrictSchema, Text
 from services.billing import domain
-
-_code = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", error="Use letters, digits, - _ .")
 
 
 def _currency(value: str) -> bool:
@@ -36,8 +35,8 @@ def Money() -> fields.Integer:
 
 
 class CreatePlan(StrictSchema):
-    code = Text(64, validate=[_code])
-    product_code = Text(64, validate=[_code])
+    code = Code()
+    product_code = Code()
     amount = Money()
     currency = Currency(required=True, validate=_currency)
     interval = fields.String(required=True, validate=validate.OneOf(domain.INTERVALS))
@@ -54,18 +53,22 @@ class CardIn(StrictSchema):
 
 
 class Purchase(StrictSchema):
-    plan = Text(64)
+    plan = Code()
     seats = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_SEATS)
     )
     card = fields.Nested(CardIn, required=True)
-    license_id = Text(64, required=False, load_default=None, allow_none=True)
-    # the client's `Idempotency-Key` (the gateway passes the header on)
-    request_key = Text(64, required=False, load_default=None, allow_none=True)
+    license_id = LicenseId(required=False, load_default=None, allow_none=True)
+    # the client's `Idempotency-Key` as older gateways pass it; else the request's own key
+    request_key = Text(128, required=False, load_default=None, allow_none=True)
+
+
+class ReplaceCard(StrictSchema):
+    card = fields.Nested(CardIn, required=True)
 
 
 class RecordOffline(StrictSchema):
-    customer_id = Text(32)
+    customer_id = CustomerId()
     amount = Money()
     currency = Currency(required=True, validate=_currency)
     description = Text(500)
@@ -78,9 +81,54 @@ class RunRenewals(StrictSchema):
 class SeedDemo(StrictSchema):
     """`seed_demo_history`'s arguments: the demo company, its plan, 1 to 100 seats."""
 
-    customer_id = Text(64)
-    plan_code = Text(64)
+    customer_id = CustomerId()
+    plan_code = Code()
     seats = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+
+
+def _single_line(value: str) -> bool:
+    if "\n" in value or "\r" in value:
+        raise ValidationError("Must be one line.")
+    return True
+
+
+class BillingDetailsIn(StrictSchema):
+    """What a company's receipts name as the buyer (`update_billing_details`)."""
+
+    company_name = Text(domain.COMPANY_NAME_MAX, validate=[_single_line])
+    address = Text(domain.ADDRESS_MAX)
+    vat_id = Text(
+        domain.VAT_ID_MAX,
+        min_length=0,
+        required=False,
+        load_default=None,
+        allow_none=True,
+        validate=[_single_line],
+    )
+
+
+def _receipt_number(value: str) -> bool:
+    if not 0 < len(value) <= 32:
+        raise ValidationError("Expected a receipt number such as R-2026-000123.")
+    return True
+
+
+class Page(StrictSchema):
+    """A page of payments: `limit` 1 to 200 (50), `before` the last receipt number seen."""
+
+    limit = fields.Integer(
+        strict=True,
+        load_default=domain.PAGE_DEFAULT,
+        validate=validate.Range(min=1, max=domain.PAGE_MAX),
+    )
+    before = fields.String(load_default=None, allow_none=True, validate=_receipt_number)
+
+
+class StaffPage(Page):
+    status = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(("paid", "refunded"))
+    )
+    customer_id = CustomerId(required=False, load_default=None, allow_none=True)
 
 
 class _EventPart(Schema):
@@ -91,16 +139,26 @@ class _EventPart(Schema):
 
 
 class _EventLicense(_EventPart):
-    license_id = Text(64)
+    license_id = LicenseId()
 
 
 class LicenseEvent(_EventPart):
     """licensing's `license_issued` / `license_extended`, of a license a payment paid for."""
 
     event_id = Text(100)
-    customer_id = Text(32)
+    customer_id = CustomerId()
     receipt_number = Text(32)
     license = fields.Nested(_EventLicense, required=True)
+
+
+class PaymentNotApplied(_EventPart):
+    """licensing's `payment_not_applied`: a paid payment it could not turn into a license."""
+
+    event_id = Text(100)
+    customer_id = CustomerId()
+    receipt_number = Text(32)
+    reason = Text(64)  # an error code: product_archived, license_suspended, …
+    message = Text(2000, required=False, load_default=None, allow_none=True)
 
 
 def license_event(payload: Any) -> dict[str, Any] | None:
@@ -115,4 +173,14 @@ def license_event(payload: Any) -> dict[str, Any] | None:
         return None
     event = LicenseEvent().load(payload)
     license = event.pop("license")
-    return {**event, "license_id": license["license_id"]}
+    receipt = identifiers.receipt_number(event["receipt_number"])
+    return {**event, "receipt_number": receipt, "license_id": license["license_id"]}
+
+
+def payment_not_applied(payload: Any) -> dict[str, Any]:
+    """`{event_id, customer_id, receipt_number, reason, message}`; a `ValidationError` for a
+    malformed payload."""
+    if not isinstance(payload, dict):
+        raise ValidationError("Expected a JSON object.")
+    event = PaymentNotApplied().load(payload)
+    return {**event, "receipt_number": identifiers.receipt_number(event["receipt_number"])}

@@ -1,12 +1,16 @@
-"""The billing service: plans, purchases by card, receipts, recurring payments and renewals.
+"""The billing service: plans, purchases by card, receipts, refunds, recurring payments and
+renewals, and the billing details receipts name.
 
-Entrypoints only: each loads its arguments with a schema, runs one use case of
-`services.billing.use_cases` through the unit of work (which publishes the events after the
-transaction committed), and returns its view.
+Entrypoints only: each loads its arguments with a schema (identifiers in their canonical
+form, common/identifiers.py), runs one use case of `services.billing.use_cases` through the
+unit of work (which publishes the events after the transaction committed), and returns its
+view. State-changing methods pass their request's `Once` (common/idempotency.py), so that a
+redelivered request changes nothing twice.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -21,13 +25,21 @@ from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
+from common.idempotency import Requests
 from common.rpc import BusCaller, RpcClient, rpc
-from common.schemas import load, optional_text_arg, text_arg
+from common.schemas import (
+    code_arg,
+    customer_id_arg,
+    load,
+    optional_customer_id_arg,
+    receipt_number_arg,
+    text_arg,
+)
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.billing import schemas
 from services.billing.dependencies import Provider
-from services.billing.models import EventOutbox
+from services.billing.models import EventOutbox, HandledRequest
 from services.billing.repository import BillingRepository
 from services.billing.use_cases import (
     demo,
@@ -36,6 +48,7 @@ from services.billing.use_cases import (
     purchases,
     receipts,
     recurring,
+    refunds,
     renewals,
 )
 
@@ -45,11 +58,15 @@ DEFAULT_RENEWAL_SCAN_SECONDS = 300.0
 log = logging.getLogger(__name__)
 
 
-def vendor() -> dict[str, str]:
-    """Who sells: printed on every receipt."""
+def vendor() -> dict[str, str | None]:
+    """Who sells, printed on every receipt: `{name, address, vat_id, email}` from
+    BILLING_VENDOR_NAME, BILLING_VENDOR_ADDRESS, BILLING_VENDOR_VAT_ID and MAIL_FROM; each
+    receipt keeps the name, address and VAT ID of its payment time. The address's lines are
+    separated by newlines, or by `\\n` as an environment variable writes them."""
     return {
         "name": settings.get("BILLING_VENDOR_NAME", "License Portal Software"),
-        "address": settings.get("BILLING_VENDOR_ADDRESS", ""),
+        "address": (settings.get("BILLING_VENDOR_ADDRESS") or "").replace("\\n", "\n"),
+        "vat_id": settings.get("BILLING_VENDOR_VAT_ID"),
         "email": settings.get("MAIL_FROM", "portal@localhost"),
     }
 
@@ -64,10 +81,12 @@ class BillingService:
     auth = RpcClient("auth")
     licensing = RpcClient("licensing")
     caller = BusCaller()
+    request = Requests()
 
     @property
     def _uow(self) -> UnitOfWork[BillingRepository]:
-        return UnitOfWork(self.db, BillingRepository, EventOutbox, self.events)
+        repository = functools.partial(BillingRepository, vendor=vendor())
+        return UnitOfWork(self.db, repository, EventOutbox, self.events, ledger=HandledRequest)
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -79,22 +98,49 @@ class BillingService:
 
     @rpc(expected_exceptions=PortalError)
     def create_plan(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A price for a product, per seat and interval, in minor units.
+        """A price for a product licensing sells, per seat and interval, in minor units.
 
-        `{"code": "cadpro-yearly", "product_code": "CADPRO", "amount": 49000,
-        "currency": "EUR", "interval": "year"}` → the plan with `"price": "EUR 490.00"`;
+        `{"code": "CADPRO-Yearly", "product_code": "CAD-PRO", "amount": 49000,
+        "currency": "EUR", "interval": "year"}` → the plan, codes in lower case, with the
+        product's name: `{"code": "cadpro-yearly", "product_code": "cad-pro", "product":
+        {"code": "cad-pro", "name": "CAD Pro"}, "price": "EUR 490.00", "active": true, …}`.
+        `product_not_found` (licensing does not know it), `product_archived` (off sale),
         `plan_exists` if the code is taken.
         """
         data = load(schemas.CreatePlan(), payload)
-        return self._uow.run(plans.create_plan, data, self.clock.now())
+        product = self.licensing.get_product(data["product_code"])
+        once = self.request.once(None, data)
+        return self._uow.run(plans.create_plan, data, product, self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
+    def archive_plan(self, code: str) -> dict[str, Any]:
+        """Staff: take a plan off sale at once: `"CADPRO-Yearly"` → the plan with
+        `"active": false`. Its recurring payments go on. `plan_not_found`."""
+        code = code_arg(code)
+        once = self.request.once(None, code)
+        return self._uow.run(plans.set_on_sale, code, False, self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
+    def unarchive_plan(self, code: str) -> dict[str, Any]:
+        """Staff: put an archived plan on sale again: `"cadpro-yearly"` → the plan with
+        `"active": true` (listed while licensing sells its product). `plan_not_found`."""
+        code = code_arg(code)
+        once = self.request.once(None, code)
+        return self._uow.run(plans.set_on_sale, code, True, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
     def list_plans(self, include_inactive: bool = False) -> list[dict[str, Any]]:
-        """Plans on sale (all with `include_inactive`), by product then price.
+        """Plans on sale: active, of a product licensing sells (asked of licensing's
+        `list_products` each time, so a product archived there is off sale here at once),
+        by product then price. `include_inactive` (staff): every plan, without asking.
 
-        → `[{"code", "product_code", "amount", "currency", "price", "interval", "active"}]`
+        → `[{"code", "product_code", "product": {"code", "name"}, "amount", "currency",
+        "price", "amount_formatted", "interval", "active", "archived_at"}]`
         """
-        return self._uow.read(plans.list_plans, include_inactive)
+        if include_inactive is not True:
+            on_sale = {product["code"]: product for product in self.licensing.list_products()}
+            return self._uow.read(plans.list_plans, False, on_sale)
+        return self._uow.read(plans.list_plans, True, None)
 
     # --- purchases ------------------------------------------------------------------------
 
@@ -106,12 +152,18 @@ class BillingService:
         "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})` →
         `{"payment": {"receipt_number": "R-2026-000123", "amount": 245000, …},
         "recurring_payment": {"id": "rp_…", "next_charge_at": …}}`. Licensing issues (or
-        extends) the license when it receives `payment_succeeded`.
+        extends) the license when it receives `payment_succeeded`. A renewal of a license
+        that already renews automatically moves that recurring payment's `next_charge_at`.
+        The request key (payload `request_key`, else the RPC request's) makes a repeat
+        answer the first answer, never charge twice.
         Errors: `card_declined` / `insufficient_funds` (nothing created), `validation_error`
-        naming the field (expired card, unknown plan, bad number), `payment_unconfirmed`.
+        naming the field (expired card, plan not on sale, bad number), `product_not_found`,
+        `product_archived`, `license_not_found`, `license_suspended` (403),
+        `idempotency_key_reused` (the key with another request), `payment_unconfirmed`.
         """
-        customer_id = text_arg(customer_id, "customer_id")
+        customer_id = customer_id_arg(customer_id)
         data = load(schemas.Purchase(), payload)
+        data["request_key"] = data.get("request_key") or self.request.key
         return purchases.purchase(
             self._uow, self.provider, self.clock.now(), customer_id, data, self.licensing
         )
@@ -122,48 +174,122 @@ class BillingService:
 
         `{"customer_id": "C1234567", "amount": 120000, "currency": "EUR",
         "description": "CADPRO 10 seats, by phone"}` → the payment (`channel: "offline"`).
-        `company_not_found` for an unknown customer.
+        The amount is minor units (`portalctl` converts `120.00`). `company_not_found` for
+        an unknown customer.
         """
         data = load(schemas.RecordOffline(), payload)
         self.auth.get_company(data["customer_id"])  # company_not_found before any receipt
-        return self._uow.run(receipts.record_offline, data, self.clock.now())
+        once = self.request.once(None, data)
+        return self._uow.run(receipts.record_offline, data, self.clock.now(), once=once)
 
     # --- reads ----------------------------------------------------------------------------
 
     @rpc(expected_exceptions=PortalError)
-    def list_payments(self, customer_id: str) -> list[dict[str, Any]]:
-        """Receipts of portal purchases and renewals of the company, newest first.
+    def list_payments(
+        self, customer_id: str, limit: int = 50, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A page of the company's portal receipts (purchases and renewals), newest first.
 
-        → `[{"receipt_number", "paid_at", "amount", "currency", "description", "status",
-        "license_id", "plan", "seats", "period_start", "period_end", "card_brand",
-        "card_last4", …}]`. Offline payments are not listed. `license_id` is null until
-        licensing has issued the license.
+        `list_payments("C1234567", limit=50, before="R-2026-000123")` → up to `limit`
+        (1 to 200) payments older than `before` (the last receipt number of the page seen):
+        `[{"receipt_number", "paid_at", "amount", "currency", "amount_formatted",
+        "description", "status": "paid" | "refunded", "refunded_at", "refund_reason",
+        "license_id", "plan", "product": {"code", "name"}, "seats", "period_start",
+        "period_end", "card_brand", "card_last4", …}]`. Fewer than `limit`: the last page.
+        Offline payments are not listed. `license_id` is null until licensing has issued
+        the license.
         """
-        customer_id = text_arg(customer_id, "customer_id")
-        return self._uow.read(receipts.portal_payments, customer_id)
+        customer_id = customer_id_arg(customer_id)
+        page = load(schemas.Page(), {"limit": limit, "before": before})
+        return self._uow.read(
+            receipts.portal_payments, customer_id, page["limit"], self._receipt(page["before"])
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def list_all_payments(
+        self,
+        status: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Staff only: every payment (portal and offline), newest first, for `portalctl
+        payment list`.
+
+        `list_all_payments(status="refunded", customer_id="c1234567", limit=50,
+        before="R-2026-000123")` → a page of payments as `list_payments` shows them (with
+        `customer_id` and `channel`); `status` "paid" or "refunded".
+        """
+        self.caller.check_kind("staff")
+        page = load(
+            schemas.StaffPage(),
+            {"status": status, "customer_id": customer_id, "limit": limit, "before": before},
+        )
+        return self._uow.read(
+            receipts.all_payments,
+            page["limit"],
+            self._receipt(page["before"]),
+            page["status"],
+            page["customer_id"],
+        )
+
+    @staticmethod
+    def _receipt(value: str | None) -> str | None:
+        return None if value is None else receipt_number_arg(value, "before")
 
     @rpc(expected_exceptions=PortalError)
     def get_receipt(self, receipt_number: str, customer_id: str | None = None) -> dict[str, Any]:
-        """One receipt with vendor and line items; `payment_not_found` for another company's.
+        """One receipt with vendor, buyer and line items; `payment_not_found` for another
+        company's.
 
-        → the payment plus `{"vendor": {"name", "address", "email"}, "lines": [{"description",
-        "seats", "unit_amount", "unit_amount_formatted", "amount", "amount_formatted",
-        "period_start", "period_end"}]}`. Without `customer_id` (staff), any receipt.
+        `get_receipt("r-2026-000123", "C1234567")` → the payment plus `{"vendor": {"name",
+        "address", "vat_id", "email"}, "buyer": {"company_name", "address", "vat_id"} (the
+        company's billing details when it paid; nulls if it had none), "lines":
+        [{"description", "seats", "unit_amount", "unit_amount_formatted", "amount",
+        "amount_formatted", "period_start", "period_end"}]}`. Without `customer_id`
+        (staff), any receipt.
         """
-        receipt_number = text_arg(receipt_number, "receipt_number")
-        customer_id = optional_text_arg(customer_id, "customer_id")
+        receipt_number = receipt_number_arg(receipt_number)
+        customer_id = optional_customer_id_arg(customer_id)
         self.caller.check_scope(customer_id)
         return self._uow.read(receipts.get_receipt, receipt_number, customer_id, vendor())
+
+    # --- billing details ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=PortalError)
+    def get_billing_details(self, customer_id: str) -> dict[str, Any]:
+        """What the company's receipts name as the buyer: `"C1234567"` →
+        `{"company_name", "address", "vat_id", "updated_at"}` (nulls until first saved)."""
+        customer_id = customer_id_arg(customer_id)
+        return self._uow.read(receipts.get_billing_details, customer_id)
+
+    @rpc(expected_exceptions=PortalError)
+    def update_billing_details(self, customer_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Replace the company's billing details; receipts paid from now on name them.
+
+        `("C1234567", {"company_name": "Acme GmbH", "address": "Main St 1\n1010 Vienna",
+        "vat_id": "ATU12345678"})` → the details. `company_name` 1-200 characters (one
+        line), `address` 1-500 (several lines), `vat_id` up to 32, optional.
+        """
+        customer_id = customer_id_arg(customer_id)
+        data = load(schemas.BillingDetailsIn(), payload)
+        once = self.request.once(customer_id, data)
+        return self._uow.run(
+            receipts.update_billing_details, customer_id, data, self.clock.now(), once=once
+        )
+
+    # --- recurring payments ---------------------------------------------------------------
 
     @rpc(expected_exceptions=PortalError)
     def list_recurring_payments(self, customer_id: str) -> list[dict[str, Any]]:
         """What will be charged automatically, and when, soonest first.
 
-        → `[{"id": "rp_…", "license_id", "product": {"code"}, "plan", "seats", "amount",
-        "currency", "interval", "next_charge_at", "status": "active" | "past_due" |
-        "cancelled", "failures", "card_brand", "card_last4"}]`
+        → `[{"id": "rp_…", "license_id", "product": {"code", "name"}, "plan", "seats",
+        "amount", "currency", "amount_formatted", "interval", "next_charge_at", "status":
+        "active" | "past_due" | "cancelled", "cancelled_by", "failures", "card_brand",
+        "card_last4"}]`
         """
-        customer_id = text_arg(customer_id, "customer_id")
+        customer_id = customer_id_arg(customer_id)
         return self._uow.read(recurring.list_recurring, customer_id)
 
     @rpc(expected_exceptions=PortalError)
@@ -172,13 +298,67 @@ class BillingService:
     ) -> dict[str, Any]:
         """No more automatic charges; the license runs to its end. Idempotent.
 
-        → the recurring payment with `"status": "cancelled"`;
-        `recurring_payment_not_found` for another company's.
+        `("rp_…", "C1234567")` → the recurring payment with `"status": "cancelled"`;
+        `recurring_payment_not_found` for another company's. The customer can resume it
+        until `next_charge_at`.
         """
         reference = text_arg(recurring_payment_id, "id")
-        customer_id = optional_text_arg(customer_id, "customer_id")
+        customer_id = optional_customer_id_arg(customer_id)
         self.caller.check_scope(customer_id)
-        return self._uow.run(recurring.cancel_recurring, reference, customer_id, self.clock.now())
+        once = self.request.once(customer_id, reference)
+        return self._uow.run(
+            recurring.cancel_recurring, reference, customer_id, self.clock.now(), once=once
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def resume_recurring_payment(
+        self, recurring_payment_id: str, customer_id: str | None = None
+    ) -> dict[str, Any]:
+        """Charge automatically again, while the period paid for runs.
+
+        `("rp_…", "C1234567")` → the recurring payment with `"status": "active"` (one that
+        is active already: unchanged). `recurring_payment_ended` (409) once its period is
+        over, or when it was not cancelled by the customer (staff, a refund);
+        `recurring_payment_not_found`.
+        """
+        reference = text_arg(recurring_payment_id, "id")
+        customer_id = optional_customer_id_arg(customer_id)
+        self.caller.check_scope(customer_id)
+        once = self.request.once(customer_id, reference)
+        return self._uow.run(
+            recurring.resume_recurring, reference, customer_id, self.clock.now(), once=once
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def replace_card(
+        self, recurring_payment_id: str, customer_id: str | None, card: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Pay a recurring payment with another card, checked by a zero-amount authorization.
+
+        `("rp_…", "C1234567", {"number": "5555555555554444", "exp_month": 12,
+        "exp_year": 2031, "cvc": "123"})` → the recurring payment with the new
+        `card_brand` / `card_last4`. A past-due one has its failed charge tried again at the
+        next renewal pass. `card_declined` / `insufficient_funds` (402, nothing changed),
+        `validation_error` naming the card field, `recurring_payment_ended`,
+        `recurring_payment_not_found`.
+        """
+        reference = text_arg(recurring_payment_id, "id")
+        customer_id = optional_customer_id_arg(customer_id)
+        self.caller.check_scope(customer_id)
+        data = load(schemas.ReplaceCard(), {"card": card})
+        # the card's number never reaches the ledger: its last digits and expiry tell apart
+        last4 = data["card"]["number"].replace(" ", "").replace("-", "")[-4:]
+        body = [reference, last4, data["card"]["exp_month"], data["card"]["exp_year"]]
+        return recurring.replace_card(
+            self._uow,
+            self.provider,
+            self.clock.now(),
+            reference,
+            customer_id,
+            data["card"],
+            self.request.key,
+            self.request.once(customer_id, *body),
+        )
 
     # --- licenses, learnt from licensing's events -----------------------------------------
 
@@ -199,6 +379,33 @@ class BillingService:
             raise Poison(f"invalid payload: {exc.messages}") from exc
         if event is not None:
             self._uow.run(licenses.learn_license, event_type, event, self.clock.now())
+
+    # --- refunds ----------------------------------------------------------------------------
+
+    @reliable_handler("licensing", "payment_not_applied")
+    def on_payment_not_applied(self, payload: Any) -> None:
+        """A paid payment licensing cannot turn into a license: refund it through the
+        provider, mark it refunded, end its recurring payment, publish `payment_refunded`.
+
+        `{"event_id", "receipt_number": "R-2026-000123", "customer_id": "C1234567",
+        "reason": "product_archived", "message": "…"}`. A redelivered event refunds nothing
+        twice; a payment that cannot be refunded here is parked for staff.
+        """
+        try:
+            event = schemas.payment_not_applied(payload)
+        except ValidationError as exc:
+            raise Poison(f"invalid payload: {exc.messages}") from exc
+        try:
+            refunded = refunds.refund_not_applied(self._uow, self.provider, event, self.clock.now())
+        except refunds.NotRefundable as exc:
+            raise Poison(str(exc)) from exc
+        if refunded is not None:
+            log.info(
+                "refunded %s of %s: %s",
+                event["receipt_number"],
+                event["customer_id"],
+                event["reason"],
+            )
 
     def park(self, source: str, event_type: str, payload: Any, reason: str) -> None:
         """Keep an event that can never be applied (`reliable_handler` calls this)."""
@@ -232,7 +439,7 @@ class BillingService:
 
     @timer(interval=3600)
     def prune_outbox(self) -> None:
-        """Forget events published a week ago."""
+        """Forget events published, and requests handled, a week ago."""
         self._uow.prune()
 
     # --- demo -----------------------------------------------------------------------------

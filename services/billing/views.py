@@ -1,30 +1,50 @@
 """What leaves the billing service: the dicts its RPC methods return and its events carry.
 
-Money leaves as integer minor units with the formatted amount beside it; times as ISO 8601
-in UTC.
+Money leaves as integer minor units with the formatted amount beside it (`common.money`, the
+one format of the portal, receipts and emails); times as ISO 8601 in UTC. Products are named
+by licensing's name (the code stands in for records older than names).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from common.money import format_money
 from common.timeutil import iso
 from services.billing import domain
-from services.billing.models import Invoice, Payment, PaymentMethod, Plan, RecurringPayment
+from services.billing.models import (
+    BillingDetails,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    Plan,
+    RecurringPayment,
+)
 
 Event = tuple[str, dict[str, Any]]
 
 
+def product_ref(code: str | None, name: str | None) -> dict[str, Any] | None:
+    """`{code, name}` of a product; its code stands in for a name billing never learnt."""
+    return None if code is None else {"code": code, "name": name or code}
+
+
 def plan_view(plan: Plan) -> dict[str, Any]:
+    """`{code, product_code, product: {code, name}, amount, currency, price, interval,
+    active, archived_at}`; `active` false: archived, off sale."""
     return {
         "code": plan.code,
         "product_code": plan.product_code,
+        "product": product_ref(plan.product_code, plan.product_name),
         "amount": plan.amount,
         "currency": plan.currency,
-        "price": domain.format_money(plan.amount, plan.currency),
+        "price": format_money(plan.amount, plan.currency),
+        "amount_formatted": format_money(plan.amount, plan.currency),
         "interval": plan.interval,
         "active": plan.active,
+        "archived_at": iso(plan.archived_at),
     }
 
 
@@ -38,56 +58,103 @@ def payment_view(payment: Payment, license_id: str | None = None) -> dict[str, A
         "paid_at": iso(payment.paid_at),
         "amount": payment.amount,
         "currency": payment.currency,
-        "amount_formatted": domain.format_money(payment.amount, payment.currency),
+        "amount_formatted": format_money(payment.amount, payment.currency),
         "description": payment.description,
-        "status": payment.status,
+        "status": payment.status,  # paid | refunded
         "channel": payment.channel,
         "kind": payment.kind,
+        "customer_id": payment.customer_id,
         "license_id": payment.license_id or license_id,
         "plan": payment.plan_code,
         "product_code": payment.product_code,
+        "product": product_ref(payment.product_code, payment.product_name),
         "seats": payment.seats,
         "period_start": iso(payment.period_start),
         "period_end": iso(payment.period_end),
         "card_brand": payment.card_brand,
         "card_last4": payment.card_last4,
+        "refunded_at": iso(payment.refunded_at),
+        "refund_reason": payment.refund_reason,
+    }
+
+
+def vendor_view(payment: Payment, current: Mapping[str, Any]) -> dict[str, Any]:
+    """The seller on the receipt: `{name, address, vat_id, email}` as recorded when paid."""
+    if payment.vendor_name is None:
+        return dict(current)
+    return {
+        **current,
+        "name": payment.vendor_name,
+        "address": payment.vendor_address,
+        "vat_id": payment.vendor_vat_id,
+    }
+
+
+def buyer_view(payment: Payment) -> dict[str, Any]:
+    """The buyer as the receipt names it: the company's billing details when it paid."""
+    return {
+        "company_name": payment.buyer_company_name,
+        "address": payment.buyer_address,
+        "vat_id": payment.buyer_vat_id,
+    }
+
+
+def billing_details_view(details: BillingDetails | None) -> dict[str, Any]:
+    """`{company_name, address, vat_id, updated_at}`; nulls until the company saves them."""
+    if details is None:
+        return {"company_name": None, "address": None, "vat_id": None, "updated_at": None}
+    return {
+        "company_name": details.company_name,
+        "address": details.address,
+        "vat_id": details.vat_id,
+        "updated_at": iso(details.updated_at),
     }
 
 
 def receipt_view(
-    payment: Payment, vendor: dict[str, str], license_id: str | None = None
+    payment: Payment, vendor: dict[str, Any], license_id: str | None = None
 ) -> dict[str, Any]:
-    """Everything a printable receipt shows, money already formatted from minor units."""
+    """Everything a printable receipt shows, money already formatted from minor units: the
+    payment, `vendor` (who sold, as the payment recorded it; `vendor` as configured now for
+    receipts older than that), `buyer` (its details when it paid) and the line."""
     unit = payment.unit_amount
     line = {
         "description": payment.description,
         "seats": payment.seats,
         "unit_amount": unit,
-        "unit_amount_formatted": None
-        if unit is None
-        else domain.format_money(unit, payment.currency),
+        "unit_amount_formatted": None if unit is None else format_money(unit, payment.currency),
         "amount": payment.amount,
-        "amount_formatted": domain.format_money(payment.amount, payment.currency),
+        "amount_formatted": format_money(payment.amount, payment.currency),
         "period_start": iso(payment.period_start),
         "period_end": iso(payment.period_end),
     }
-    return {**payment_view(payment, license_id), "vendor": vendor, "lines": [line]}
+    return {
+        **payment_view(payment, license_id),
+        "vendor": vendor_view(payment, vendor),
+        "buyer": buyer_view(payment),
+        "lines": [line],
+    }
 
 
 def recurring_view(recurring: RecurringPayment, method: PaymentMethod | None) -> dict[str, Any]:
+    """`{id, customer_id, license_id, product: {code, name}, plan, seats, amount, currency,
+    amount_formatted, interval, next_charge_at, status, cancelled_by, failures, card_brand,
+    card_last4}`; `cancelled_by` "customer" (resumable while `next_charge_at` is ahead),
+    "staff", "refund" or "duplicate", null unless cancelled."""
     return {
         "id": recurring.reference,
         "customer_id": recurring.customer_id,
         "license_id": recurring.license_id,
-        "product": {"code": recurring.product_code},
+        "product": product_ref(recurring.product_code, recurring.product_name),
         "plan": recurring.plan_code,
         "seats": recurring.seats,
         "amount": recurring.amount,
         "currency": recurring.currency,
-        "amount_formatted": domain.format_money(recurring.amount, recurring.currency),
+        "amount_formatted": format_money(recurring.amount, recurring.currency),
         "interval": recurring.interval,
         "next_charge_at": iso(recurring.next_charge_at),
         "status": recurring.status,
+        "cancelled_by": recurring.cancelled_by if recurring.status == "cancelled" else None,
         "failures": recurring.failures,
         "card_brand": method.brand if method else None,
         "card_last4": method.last4 if method else None,
@@ -98,13 +165,17 @@ def recurring_view(recurring: RecurringPayment, method: PaymentMethod | None) ->
 
 
 def _event_payment(payment: Payment) -> dict[str, Any]:
+    """The receipt as events carry it; its period is the receipt's own (as its page shows)."""
     return {
         "receipt_number": payment.receipt_number,
         "amount": payment.amount,
         "currency": payment.currency,
-        "amount_formatted": domain.format_money(payment.amount, payment.currency),
+        "amount_formatted": format_money(payment.amount, payment.currency),
         "description": payment.description,
+        "product": product_ref(payment.product_code, payment.product_name),
         "paid_at": iso(payment.paid_at),
+        "period_start": iso(payment.period_start),
+        "period_end": iso(payment.period_end),
         "card_brand": payment.card_brand,
         "card_last4": payment.card_last4,
     }
@@ -113,14 +184,17 @@ def _event_payment(payment: Payment) -> dict[str, Any]:
 def payment_succeeded(
     payment: Payment, interval: str | None, period_end: datetime | None = None
 ) -> Event:
-    """`payment_succeeded`: licensing issues (`new`) or extends (`renewal`) the license.
+    """`payment_succeeded`: licensing issues (`new`) or extends (`renewal`) the license until
+    `purchase.period_end`; `payment` is the receipt (with its own period, for the email).
 
-    `period_end` overrides the payment's own (the demo's one event covers two periods).
+    `period_end` overrides the license's end (the demo's one event covers two periods, its
+    receipt only the first).
     """
     purchase = {
         "kind": payment.kind,
         "plan": payment.plan_code,
         "product_code": payment.product_code,
+        "product": product_ref(payment.product_code, payment.product_name),
         "seats": payment.seats,
         "interval": interval,
         "period_start": iso(payment.period_start),
@@ -163,7 +237,7 @@ def payment_failed(
             "reason": invoice.last_error,
             "amount": invoice.amount,
             "currency": invoice.currency,
-            "amount_formatted": domain.format_money(invoice.amount, invoice.currency),
+            "amount_formatted": format_money(invoice.amount, invoice.currency),
             "period_start": iso(invoice.period_start),
             "period_end": iso(invoice.period_end),
         },
@@ -180,5 +254,61 @@ def recurring_payment_cancelled(
             "customer_id": recurring.customer_id,
             "recurring_payment": recurring_view(recurring, method),
             "cancelled_at": iso(now),
+        },
+    )
+
+
+def payment_refunded(payment: Payment, message: str | None) -> Event:
+    """`payment_refunded`: notify emails "We refunded …" with the reason."""
+    return (
+        "payment_refunded",
+        {
+            "customer_id": payment.customer_id,
+            "receipt_number": payment.receipt_number,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "amount_formatted": format_money(payment.amount, payment.currency),
+            "description": payment.description,
+            "product": product_ref(payment.product_code, payment.product_name),
+            "license_id": payment.license_id,
+            "reason": payment.refund_reason,
+            "message": message,
+            "refunded_at": iso(payment.refunded_at),
+            "payment": _event_payment(payment),
+        },
+    )
+
+
+def recurring_payment_resumed(
+    recurring: RecurringPayment, method: PaymentMethod | None, now: datetime
+) -> Event:
+    """`recurring_payment_resumed`: emailed."""
+    return (
+        "recurring_payment_resumed",
+        {
+            "customer_id": recurring.customer_id,
+            "recurring_payment": recurring_view(recurring, method),
+            "resumed_at": iso(now),
+        },
+    )
+
+
+def recurring_payment_card_changed(
+    recurring: RecurringPayment,
+    method: PaymentMethod,
+    previous: PaymentMethod | None,
+    now: datetime,
+) -> Event:
+    """`recurring_payment_card_changed`: emailed (the new card's brand and last digits)."""
+    return (
+        "recurring_payment_card_changed",
+        {
+            "customer_id": recurring.customer_id,
+            "recurring_payment": recurring_view(recurring, method),
+            "card_brand": method.brand,
+            "card_last4": method.last4,
+            "previous_card_brand": previous.brand if previous else None,
+            "previous_card_last4": previous.last4 if previous else None,
+            "changed_at": iso(now),
         },
     )

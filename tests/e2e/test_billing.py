@@ -117,7 +117,7 @@ def test_a_declined_card_leaves_nothing(suite, api, shop, number, code):
     response = buy(api, token, shop["plan"], {**CARD, "number": number})
     assert response.status_code == 402, response.text
     assert response.json()["error"]["code"] == code
-    assert api.get("/api/v1/payments", token=token).json() == {"payments": []}
+    assert api.get("/api/v1/payments", token=token).json() == {"payments": [], "next_before": None}
     assert api.get("/api/v1/recurring-payments", token=token).json() == {"recurring_payments": []}
     assert api.get("/api/v1/licenses", token=token).json()["licenses"] == []
 
@@ -143,7 +143,10 @@ def test_cancel_a_recurring_payment_and_strangers_get_404(suite, api, shop, smtp
 
     assert api.get(f"/api/v1/payments/{receipt}/receipt", token=stranger).status_code == 404
     assert api.post(path, token=stranger).status_code == 404
-    assert api.get("/api/v1/payments", token=stranger).json() == {"payments": []}
+    assert api.get("/api/v1/payments", token=stranger).json() == {
+        "payments": [],
+        "next_before": None,
+    }
     assert api.get(f"/api/v1/payments/{receipt}/receipt").status_code == 401
 
     response = api.post(path, token=token)
@@ -164,7 +167,7 @@ def test_offline_payment_is_emailed_and_not_listed(suite, api, smtp_sink):
     assert payment["channel"] == "offline"
     message = mail(smtp_sink, company["contact_email"], payment["receipt_number"])
     assert "EUR 1,200.00" in message.get_body(preferencelist=("plain",)).get_content()
-    assert api.get("/api/v1/payments", token=token).json() == {"payments": []}
+    assert api.get("/api/v1/payments", token=token).json() == {"payments": [], "next_before": None}
     failed = suite.portalctl(
         "payment", "record-offline", "--customer", "C0000000", "--amount", "1",
         "--currency", "EUR", "--description", "x", check=False,

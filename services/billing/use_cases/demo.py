@@ -50,6 +50,7 @@ def seed_history(
         customer_id=customer_id,
         plan_code=plan.code,
         product_code=plan.product_code,
+        product_name=plan.product_name,
         seats=seats,
         amount=amount,
         currency=plan.currency,
@@ -73,12 +74,13 @@ def seed_history(
                 amount=amount,
                 currency=plan.currency,
                 description=domain.describe_purchase(
-                    plan.product_code, plan.code, seats, plan.interval, kind
+                    plan.product_name or plan.product_code, plan.code, seats, plan.interval, kind
                 ),
                 channel="portal",
                 kind=kind,
                 plan_code=plan.code,
                 product_code=plan.product_code,
+                product_name=plan.product_name,
                 seats=seats,
                 unit_amount=plan.amount,
                 period_start=start,

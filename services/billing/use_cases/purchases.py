@@ -2,31 +2,62 @@
 
 `purchase` is a flow of three transactions around the provider call (see `settlement`):
 check and price the order, write the charge row, charge, settle. The same request sent
-again (its `Idempotency-Key`) gets the first answer, never a second charge.
+again (its request key: the client's `Idempotency-Key`, or the key of the RPC request that
+a redelivery repeats) gets the first answer, never a second charge; the same key with
+another request is `idempotency_key_reused`. Nothing is charged unless the plan is on sale,
+licensing sells its product, and a renewed license is the company's and not suspended.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from common import identifiers
+from common.idempotency import IdempotencyKeyReused
 from common.timeutil import as_utc, iso
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain, views
-from services.billing.exceptions import PaymentUnconfirmed, declined, invalid_field
+from services.billing.exceptions import (
+    LicenseSuspended,
+    PaymentUnconfirmed,
+    ProductArchived,
+    declined,
+    invalid_field,
+)
 from services.billing.models import Charge
 from services.billing.providers import Card, InvalidCard, PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.settlement import PendingCharge, mark_unknown, settle
 
+# a redelivered purchase waits this long for its twin's charge (a provider answers within
+# seconds; callers wait RPC_TIMEOUT, 5 s by default, for the answer)
+IN_FLIGHT_WAIT_SECONDS = 3.0
+IN_FLIGHT_POLL_SECONDS = 0.1
+IN_FLIGHT = "in_flight"
+
 
 class Licensing(Protocol):
     """licensing over RPC, or a fake.
 
-    `get_license` raises `license_not_found` for an unknown license or another company's.
+    `get_license` raises `license_not_found` for an unknown license or another company's;
+    `get_product` → `{code, name, active}` or `product_not_found`.
     """
 
     def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]: ...
+
+    def get_product(self, code: str) -> dict[str, Any]: ...
+
+
+def product_for_sale(licensing: Licensing, code: str) -> dict[str, Any]:
+    """licensing's `{code, name, active}` of a product it sells: `product_not_found` (asked
+    of licensing) or `product_archived`."""
+    product = licensing.get_product(code)
+    if not product.get("active", True):
+        raise ProductArchived(details={"product_code": code})
+    return product
 
 
 def purchase(
@@ -40,17 +71,21 @@ def purchase(
     """Charge the card for a plan and seats: `{"payment", "recurring_payment"}`.
 
     Declined: `card_declined` / `insufficient_funds`, and nothing but the charge row exists.
-    `payment_succeeded` is published once the receipt is committed.
+    `payment_succeeded` is published once the receipt is committed. `request_key`: the
+    request's key (payload `request_key`, else the RPC request's own), per company.
     """
     request_key = data.get("request_key")
+    fingerprint = domain.purchase_fingerprint(
+        data["plan"], data["seats"], data.get("license_id"), data["card"]
+    )
     if request_key:
-        earlier = uow.read(replay, customer_id, request_key)
+        earlier = replayed(uow, customer_id, request_key, fingerprint)
         if earlier is not None:
             return earlier
     order = prepare(uow, provider, now, customer_id, data, licensing)
-    pending = uow.run(open_charge, order, request_key, now)
+    pending = uow.run(open_charge, order, request_key, fingerprint, now)
     if pending is None:  # the same request, sent twice at once: the other one charges
-        return uow.read(replay, customer_id, request_key)
+        return replayed(uow, customer_id, request_key, fingerprint)
     try:
         result = provider.charge(pending.amount, pending.currency, pending.token, pending.key)
     except ProviderUnavailable as exc:
@@ -70,18 +105,22 @@ def prepare(
     data: dict[str, Any],
     licensing: Licensing,
 ) -> domain.Order:
-    """Check the plan, the license (for a renewal) and the card; tokenize the card."""
+    """Check the plan and its product (on sale), the license (for a renewal) and the card;
+    tokenize the card."""
     card = data["card"]
     if domain.card_expired(card["exp_month"], card["exp_year"], now):
         raise invalid_field(["card", "exp_year"], "The card has expired.")
     plan = uow.read(plan_on_sale, data["plan"])
+    product = product_for_sale(licensing, plan["product_code"])
     expiry = None
     license_id = data.get("license_id")
     if license_id:
         # another company's license: license_not_found
         license = licensing.get_license(license_id, customer_id=customer_id)
-        product = license.get("product") or {}
-        if product.get("code") != plan["product_code"]:
+        if license.get("status") == "suspended":
+            raise LicenseSuspended(details={"license_id": license_id})
+        licensed = license.get("product") or {}
+        if identifiers.code(str(licensed.get("code", ""))) != plan["product_code"]:
             raise invalid_field(["plan"], "This plan is for another product than the license.")
         if license.get("seats") is not None and license["seats"] != data["seats"]:
             raise invalid_field(
@@ -106,6 +145,7 @@ def prepare(
         customer_id=customer_id,
         plan=plan["code"],
         product_code=plan["product_code"],
+        product_name=product.get("name") or plan["product"]["name"],
         interval=plan["interval"],
         seats=data["seats"],
         unit_amount=plan["amount"],
@@ -133,13 +173,18 @@ def plan_on_sale(repo: BillingRepository, code: str) -> dict[str, Any]:
 
 
 def open_charge(
-    repo: BillingRepository, order: domain.Order, request_key: str | None, now: datetime
+    repo: BillingRepository,
+    order: domain.Order,
+    request_key: str | None,
+    fingerprint: str,
+    now: datetime,
 ) -> Outcome:
     """The charge row of an order; None if the same request (its key) already has one."""
     charge = Charge(
         kind=order.kind,
         customer_id=order.customer_id,
         request_key=request_key,
+        fingerprint=fingerprint,
         amount=order.amount,
         currency=order.currency,
         order_json=order.to_json(),
@@ -155,15 +200,46 @@ def open_charge(
     return Outcome(pending)
 
 
-def replay(repo: BillingRepository, customer_id: str, request_key: str) -> dict[str, Any] | None:
-    """The answer already given to a purchase with this `Idempotency-Key`, if any.
+def replayed(
+    uow: UnitOfWork[BillingRepository],
+    customer_id: str,
+    request_key: str,
+    fingerprint: str,
+    wait: float = IN_FLIGHT_WAIT_SECONDS,
+    pause: Callable[[float], Any] = time.sleep,
+) -> dict[str, Any] | None:
+    """`replay`, waiting up to `wait` seconds while the same request's charge is in flight
+    (a redelivery that arrived while the first delivery was still charging): the twin then
+    answers the same receipt or decline, not `payment_unconfirmed`."""
+    deadline = time.monotonic() + wait
+    while True:
+        answer = uow.read(replay, customer_id, request_key, fingerprint)
+        if answer is not IN_FLIGHT:
+            return answer
+        if time.monotonic() >= deadline:
+            return uow.read(replay, customer_id, request_key, fingerprint, False)
+        pause(IN_FLIGHT_POLL_SECONDS)
 
-    A client that lost our answer (a timeout) and asks again gets the same receipt, the
-    same decline, or `payment_unconfirmed`, never a second charge.
+
+def replay(
+    repo: BillingRepository,
+    customer_id: str,
+    request_key: str,
+    fingerprint: str,
+    in_flight: bool = True,
+) -> dict[str, Any] | str | None:
+    """The answer already given to a purchase with this request key, if any.
+
+    A client that lost our answer (a timeout) and asks again, or a redelivered request, gets
+    the same receipt, the same decline, or `payment_unconfirmed`, never a second charge;
+    `IN_FLIGHT` (with `in_flight`) while the first one is still charging. The key with
+    another request (plan, seats, license, card) is `idempotency_key_reused`.
     """
     charge = repo.charge_by_request_key(customer_id, request_key)
     if charge is None:
         return None
+    if charge.fingerprint is not None and charge.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(details={"operation": "billing.purchase"})
     if charge.status == "succeeded" and charge.payment_id is not None:
         payment = repo.payment(charge.payment_id)
         recurring = repo.recurring(payment.recurring_payment_id)
@@ -174,4 +250,6 @@ def replay(repo: BillingRepository, customer_id: str, request_key: str) -> dict[
         }
     if charge.status == "declined":
         raise declined(charge.decline_code)
+    if in_flight and charge.status == "pending":
+        return IN_FLIGHT
     raise PaymentUnconfirmed(details={"reference": domain.charge_key(charge.id)})

@@ -1,4 +1,5 @@
-"""Receipts: numbered payments, offline sales, and the receipts a company reads."""
+"""Receipts: numbered payments, offline sales, the receipts a company (or staff) reads, and
+the billing details a receipt names as the buyer."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ from typing import Any
 
 from common.unit_of_work import Outcome
 from services.billing import domain, views
-from services.billing.exceptions import PaymentNotFound
+from services.billing.exceptions import PaymentNotFound, invalid_field
 from services.billing.models import Payment
 from services.billing.repository import BillingRepository
 
 
 def new_payment(repo: BillingRepository, paid_at: datetime, **values: Any) -> Payment:
-    """A receipt with the next number of its year (UTC), e.g. `R-2026-000123`."""
+    """A receipt with the next number of its year (UTC), e.g. `R-2026-000123`, naming the
+    seller and the buyer (the company's billing details) as they are now."""
     sequence = repo.next_receipt_sequence(paid_at.year)
+    buyer = repo.billing_details(values["customer_id"])
     payment = Payment(
         receipt_number=domain.receipt_number(paid_at.year, sequence),
         status="paid",
         paid_at=paid_at,
+        vendor_name=repo.vendor.get("name"),
+        vendor_address=repo.vendor.get("address"),
+        vendor_vat_id=repo.vendor.get("vat_id"),
+        buyer_company_name=buyer.company_name if buyer else None,
+        buyer_address=buyer.address if buyer else None,
+        buyer_vat_id=buyer.vat_id if buyer else None,
         **values,
     )
     repo.add(payment)
@@ -40,19 +49,54 @@ def record_offline(repo: BillingRepository, data: dict[str, Any], now: datetime)
     return Outcome(views.payment_view(payment), [views.offline_payment_recorded(payment)])
 
 
-def portal_payments(repo: BillingRepository, customer_id: str) -> list[dict[str, Any]]:
-    """The company's portal receipts, newest first; renewals show their subscription's license."""
-    licenses = {
-        recurring.id: recurring.license_id for recurring in repo.recurring_payments(customer_id)
-    }
+def portal_payments(
+    repo: BillingRepository, customer_id: str, limit: int, before: str | None
+) -> list[dict[str, Any]]:
+    """A page of the company's portal receipts, newest first, after the receipt `before`;
+    renewals show their subscription's license."""
+    after = _page_start(repo, before, customer_id)
+    payments = repo.portal_payments(customer_id, limit, after)
+    return _listed(repo, payments)
+
+
+def all_payments(
+    repo: BillingRepository,
+    limit: int,
+    before: str | None,
+    status: str | None,
+    customer_id: str | None,
+) -> list[dict[str, Any]]:
+    """A page of every payment (portal and offline), newest first, for staff."""
+    after = _page_start(repo, before, None)
+    return _listed(repo, repo.all_payments(limit, after, status, customer_id))
+
+
+def _page_start(
+    repo: BillingRepository, before: str | None, customer_id: str | None
+) -> Payment | None:
+    if before is None:
+        return None
+    payment = repo.payment_by_receipt(before, customer_id)
+    if payment is None:
+        raise invalid_field(["before"], "No payment with this receipt number.")
+    return payment
+
+
+def _listed(repo: BillingRepository, payments: list[Payment]) -> list[dict[str, Any]]:
+    licenses: dict[int, str | None] = {}
+    for payment in payments:
+        recurring_id = payment.recurring_payment_id
+        if payment.license_id is None and recurring_id is not None and recurring_id not in licenses:
+            recurring = repo.recurring(recurring_id)
+            licenses[recurring_id] = recurring.license_id if recurring else None
     return [
         views.payment_view(payment, licenses.get(payment.recurring_payment_id))
-        for payment in repo.portal_payments(customer_id)
+        for payment in payments
     ]
 
 
 def get_receipt(
-    repo: BillingRepository, receipt_number: str, customer_id: str | None, vendor: dict[str, str]
+    repo: BillingRepository, receipt_number: str, customer_id: str | None, vendor: dict[str, Any]
 ) -> dict[str, Any]:
     """One receipt (any company's without `customer_id`); `payment_not_found` otherwise."""
     payment = repo.payment_by_receipt(receipt_number, customer_id)
@@ -62,3 +106,30 @@ def get_receipt(
     if payment.license_id is None and payment.recurring_payment_id is not None:
         recurring = repo.recurring(payment.recurring_payment_id)
     return views.receipt_view(payment, vendor, recurring.license_id if recurring else None)
+
+
+def get_billing_details(repo: BillingRepository, customer_id: str) -> dict[str, Any]:
+    return views.billing_details_view(repo.billing_details(customer_id))
+
+
+def update_billing_details(
+    repo: BillingRepository, customer_id: str, data: dict[str, Any], now: datetime
+) -> Outcome:
+    """Replace the company's billing details; receipts paid from now on name them (earlier
+    receipts keep the details they were paid with)."""
+    address = domain.normalize_address(data["address"])
+    if not address:
+        raise invalid_field(["address"], "Must not be blank.")
+    company_name = data["company_name"].strip()
+    if not company_name:
+        raise invalid_field(["company_name"], "Must not be blank.")
+    details = repo.save_billing_details(
+        {
+            "customer_id": customer_id,
+            "company_name": company_name,
+            "address": address,
+            "vat_id": domain.normalize_vat_id(data.get("vat_id")),
+            "updated_at": now,
+        }
+    )
+    return Outcome(views.billing_details_view(details))

@@ -1,13 +1,29 @@
-"""Recurring payments: what will be charged automatically, and cancelling it."""
+"""Recurring payments a customer controls: listing, cancelling, resuming, changing the card.
+
+Replacing the card is a flow around the provider (like a purchase): the card is tokenized and
+checked with a zero-amount authorization outside any transaction, then `apply_new_card`
+records it. A declined card changes nothing.
+"""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
-from common.unit_of_work import Outcome
-from services.billing import views
-from services.billing.exceptions import RecurringPaymentNotFound
+from common.errors import ServiceUnavailable
+from common.idempotency import Once
+from common.timeutil import iso
+from common.unit_of_work import Outcome, UnitOfWork
+from services.billing import domain, views
+from services.billing.exceptions import (
+    RecurringPaymentEnded,
+    RecurringPaymentNotFound,
+    declined,
+    invalid_field,
+)
+from services.billing.models import PaymentMethod, RecurringPayment
+from services.billing.providers import Card, InvalidCard, PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
 
 
@@ -18,22 +34,179 @@ def list_recurring(repo: BillingRepository, customer_id: str) -> list[dict[str, 
     ]
 
 
-def cancel_recurring(
-    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
-) -> Outcome:
-    """No more charges; the license runs to its end. Cancelling twice changes nothing."""
+def _find(
+    repo: BillingRepository, reference: str, customer_id: str | None
+) -> tuple[RecurringPayment, PaymentMethod | None]:
     recurring = repo.recurring_by_reference(reference, customer_id, lock=True)
     if recurring is None:
         raise RecurringPaymentNotFound(details={"id": reference})
-    method = repo.payment_method(recurring.payment_method_id)
+    return recurring, repo.payment_method(recurring.payment_method_id)
+
+
+def cancel_recurring(
+    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
+) -> Outcome:
+    """No more charges; the license runs to its end. Cancelling twice changes nothing.
+
+    A customer's cancellation (`customer_id` given) can be resumed until the period ends;
+    staff's (no `customer_id`) cannot by the customer.
+    """
+    recurring, method = _find(repo, reference, customer_id)
     if recurring.status == "cancelled":
         return Outcome(views.recurring_view(recurring, method))
-    recurring.status = "cancelled"
-    recurring.cancelled_at = now
-    for invoice in repo.invoices_of(recurring.id, ("open",)):
-        invoice.status = "cancelled"
-        invoice.next_attempt_at = None
+    by = domain.CANCELLED_BY_CUSTOMER if customer_id else domain.CANCELLED_BY_STAFF
+    end_recurring(repo, recurring, by, now)
     return Outcome(
         views.recurring_view(recurring, method),
         [views.recurring_payment_cancelled(recurring, method, now)],
+    )
+
+
+def end_recurring(
+    repo: BillingRepository, recurring: RecurringPayment, by: str, now: datetime
+) -> None:
+    """Cancel `recurring` (`by` whom) and the invoices it has open."""
+    recurring.status = "cancelled"
+    recurring.cancelled_at = now
+    recurring.cancelled_by = by
+    for invoice in repo.invoices_of(recurring.id, ("open",)):
+        invoice.status = "cancelled"
+        invoice.next_attempt_at = None
+
+
+def resume_recurring(
+    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
+) -> Outcome:
+    """Charge automatically again: a recurring payment the customer cancelled, while the
+    period it paid for runs. One that is not cancelled is answered unchanged; an ended one
+    (period over, or cancelled by staff or a refund) is `recurring_payment_ended`.
+
+    It goes back to where the cancellation found it: an invoice in dunning is due again
+    (its attempts so far still count), and one whose last attempt failed leaves it past due
+    (a new card tries it again).
+    """
+    recurring, method = _find(repo, reference, customer_id)
+    if recurring.status != "cancelled":
+        return Outcome(views.recurring_view(recurring, method))
+    if not domain.resumable(
+        recurring.status, recurring.cancelled_by, recurring.next_charge_at, now
+    ):
+        raise RecurringPaymentEnded(
+            details={
+                "id": reference,
+                "cancelled_by": recurring.cancelled_by,
+                "next_charge_at": iso(recurring.next_charge_at),
+            }
+        )
+    recurring.status = "past_due" if repo.invoices_of(recurring.id, ("failed",)) else "active"
+    recurring.cancelled_at = None
+    recurring.cancelled_by = None
+    # the invoice of the coming period, if a pass opened it early, was cancelled with it
+    for invoice in repo.invoices_of(recurring.id, ("cancelled",)):
+        if invoice.period_start == recurring.next_charge_at and invoice.payment_id is None:
+            invoice.status = "open"
+            invoice.next_attempt_at = max(invoice.period_start, now)
+    return Outcome(
+        views.recurring_view(recurring, method),
+        [views.recurring_payment_resumed(recurring, method, now)],
+    )
+
+
+def replace_card(
+    uow: UnitOfWork[BillingRepository],
+    provider: PaymentProvider,
+    now: datetime,
+    reference: str,
+    customer_id: str | None,
+    card: dict[str, Any],
+    request_key: str | None,
+    once: Once | None,
+) -> dict[str, Any]:
+    """Check the new card (tokenize, zero-amount authorization), then put it on the recurring
+    payment. Declined: `card_declined` / `insufficient_funds` and nothing changed."""
+    uow.read(_replaceable, reference, customer_id, now)
+    if domain.card_expired(card["exp_month"], card["exp_year"], now):
+        raise invalid_field(["card", "exp_year"], "The card has expired.")
+    try:
+        method = provider.tokenize(
+            Card(
+                number=domain.normalize_card_number(card["number"]),
+                exp_month=card["exp_month"],
+                exp_year=card["exp_year"],
+                cvc=card["cvc"],
+            )
+        )
+    except InvalidCard as exc:
+        raise invalid_field(["card", exc.field], exc.message) from exc
+    key = domain.authorization_key(customer_id or "staff", request_key or secrets.token_hex(16))
+    try:
+        check = provider.authorize(method.token, key)
+    except ProviderUnavailable as exc:
+        raise ServiceUnavailable(
+            "The payment provider did not answer; the card was not changed. Try again.",
+            details={"service": "payment_provider"},
+        ) from exc
+    if not check.succeeded:
+        raise declined(check.decline_code)
+    new_card = {
+        "provider": provider.name,
+        "token": method.token,
+        "brand": method.brand,
+        "last4": method.last4,
+        "exp_month": method.exp_month,
+        "exp_year": method.exp_year,
+    }
+    return uow.run(apply_new_card, reference, customer_id, new_card, now, once=once)
+
+
+def _replaceable(
+    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
+) -> None:
+    """Not found or ended: refused before the card is sent to the provider."""
+    recurring = repo.recurring_by_reference(reference, customer_id)
+    if recurring is None:
+        raise RecurringPaymentNotFound(details={"id": reference})
+    _check_not_ended(recurring, reference, now)
+
+
+def _check_not_ended(recurring: RecurringPayment, reference: str, now: datetime) -> None:
+    if recurring.status == "cancelled" and not domain.resumable(
+        recurring.status, recurring.cancelled_by, recurring.next_charge_at, now
+    ):
+        raise RecurringPaymentEnded(details={"id": reference})
+
+
+def apply_new_card(
+    repo: BillingRepository,
+    reference: str,
+    customer_id: str | None,
+    card: dict[str, Any],
+    now: datetime,
+) -> Outcome:
+    """The checked card pays from now on. An invoice in dunning (or one that failed, making
+    the recurring payment past due) is tried again at the next renewal pass, with a fresh
+    dunning schedule."""
+    recurring, previous = _find(repo, reference, customer_id)
+    _check_not_ended(recurring, reference, now)
+    method = PaymentMethod(
+        customer_id=recurring.customer_id,
+        provider=card["provider"],
+        token=card["token"],
+        brand=card["brand"],
+        last4=card["last4"],
+        exp_month=card["exp_month"],
+        exp_year=card["exp_year"],
+        created_at=now,
+    )
+    repo.add(method)
+    recurring.payment_method_id = method.id
+    for invoice in repo.invoices_of(recurring.id, ("open", "failed")):
+        invoice.status = "open"
+        invoice.next_attempt_at = now
+        invoice.attempts = 0
+        invoice.first_failed_at = None
+        recurring.failures = 0
+    return Outcome(
+        views.recurring_view(recurring, method),
+        [views.recurring_payment_card_changed(recurring, method, previous, now)],
     )

@@ -109,12 +109,17 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
         amount=order.amount,
         currency=order.currency,
         description=domain.describe_purchase(
-            order.product_code, order.plan, order.seats, order.interval, order.kind
+            order.product_name or order.product_code,
+            order.plan,
+            order.seats,
+            order.interval,
+            order.kind,
         ),
         channel="portal",
         kind=order.kind,
         plan_code=order.plan,
         product_code=order.product_code,
+        product_name=order.product_name,
         seats=order.seats,
         unit_amount=order.unit_amount,
         period_start=_parse_time(order.period_start),
@@ -138,6 +143,7 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
             invoice.next_attempt_at = None
     recurring.plan_code = order.plan
     recurring.product_code = order.product_code
+    recurring.product_name = order.product_name or recurring.product_name
     recurring.seats = order.seats
     recurring.amount = order.amount
     recurring.currency = order.currency
@@ -147,6 +153,7 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
     recurring.status = "active"
     recurring.failures = 0
     recurring.cancelled_at = None
+    recurring.cancelled_by = None
     repo.add(recurring)
     payment.recurring_payment_id = recurring.id
     charge.payment_id = payment.id
@@ -173,7 +180,7 @@ def _settle_invoice(
             amount=invoice.amount,
             currency=invoice.currency,
             description=domain.describe_purchase(
-                recurring.product_code,
+                recurring.product_name or recurring.product_code,
                 recurring.plan_code,
                 recurring.seats,
                 recurring.interval,
@@ -183,6 +190,7 @@ def _settle_invoice(
             kind="renewal",
             plan_code=recurring.plan_code,
             product_code=recurring.product_code,
+            product_name=recurring.product_name,
             seats=recurring.seats,
             unit_amount=invoice.amount // max(1, recurring.seats),
             period_start=invoice.period_start,

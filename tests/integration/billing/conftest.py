@@ -1,8 +1,9 @@
 """billing against the real RabbitMQ and PostgreSQL, with a stand-in licensing service.
 
-The stand-in answers the one RPC billing asks licensing (`get_license`, for a renewal bought
-by hand) from a table the test fills, and `license_for` publishes the `license_issued` event
-licensing would, so renewals can be tested independently of the real licensing service.
+The stand-in answers the RPCs billing asks licensing (`get_license` for a renewal bought by
+hand, `get_product` / `list_products` for what is on sale) from tables the test fills, and
+`license_for` publishes the `license_issued` event licensing would, so renewals can be tested
+independently of the real licensing service.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ QUIET = {"BILLING_RENEWAL_SCAN_SECONDS": 3600}
 OK_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 
 LICENSES: dict[str, dict[str, Any]] = {}  # license ID → license
+# product code → product; "cadpro" is on sale unless a test archives it
+PRODUCTS: dict[str, dict[str, Any]] = {"cadpro": {"code": "cadpro", "name": "CAD Pro"}}
 
 
 class StandInLicensing:
-    """Answers `get_license` like licensing, for the licenses `license_for` issued."""
+    """Answers `get_license` like licensing, for the licenses `license_for` issued, and
+    `get_product` / `list_products` for `PRODUCTS`."""
 
     name = "licensing"
 
@@ -46,12 +50,24 @@ class StandInLicensing:
             raise NotFound(code="license_not_found", message="No such license.")
         return found
 
+    @rpc(expected_exceptions=NotFound)
+    def get_product(self, code: str) -> dict[str, Any]:
+        found = PRODUCTS.get(code)
+        if found is None:
+            raise NotFound(code="product_not_found", message="No such product.")
+        return {"active": True, **found}
+
+    @rpc
+    def list_products(self, include_archived: bool = False) -> list[dict[str, Any]]:
+        products = [{"active": True, **product} for product in PRODUCTS.values()]
+        return [p for p in products if include_archived or p["active"]]
+
 
 def license_for(rpc, receipt: str, customer_id: str) -> dict[str, Any]:
     """Issue the license `L-<receipt>` as licensing would, and wait until billing knows it."""
     license = {
         "license_id": f"L-{receipt}",
-        "product": {"code": "CADPRO", "name": "CAD Pro"},
+        "product": {"code": "cadpro", "name": "CAD Pro"},
         "seats": 2,
         "expires_at": None,
         "status": "active",

@@ -114,7 +114,8 @@ def test_a_purchase_issues_a_license_and_a_renewal_extends_it(suite, config) -> 
     # billing learns the license of the purchase and shows it
     listed = client.call("billing", "list_payments", who)
     assert {p["license_id"] for p in listed} == {license["license_id"]}
-    assert CALLS_FROM_BILLING == ["get_license"]  # the renewal's check, and nothing else
+    # the plan's product, each purchase's product, the renewal's license, and nothing else
+    assert CALLS_FROM_BILLING == ["get_product", "get_product", "get_product", "get_license"]
 
 
 def test_billing_learns_the_license_from_the_event_without_asking_licensing(suite, config) -> None:
@@ -129,6 +130,7 @@ def test_billing_learns_the_license_from_the_event_without_asking_licensing(suit
         return client.call("billing", "get_receipt", receipt, who)["license_id"]
 
     license_id = eventually(known)
+    CALLS_FROM_BILLING.clear()  # the plan and the purchase asked for their product
     [applied] = payment_rows(config, receipt)
     assert applied == ("applied", license_id)
     [listed] = client.call("billing", "list_payments", who)

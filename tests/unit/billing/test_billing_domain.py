@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from common import money
 from services.billing import domain
 
 T0 = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -122,3 +123,67 @@ def test_receipt_lines() -> None:
         "CADPRO, 3 seats, renewal (plan cad-m)"
     )
     assert domain.line_total(4900, 3) == 14700
+
+
+# --- issue 10: names, fingerprints, resuming, billing details -----------------------------
+
+
+def test_billing_formats_money_the_one_way() -> None:
+    for currency, places in domain.CURRENCIES.items():
+        assert money.decimals(currency) == places
+        assert domain.format_money(1234567, currency) == money.format_money(1234567, currency)
+
+
+def test_receipt_lines_name_the_product() -> None:
+    assert domain.describe_purchase("CAD Pro", "cadpro-yearly", 5, "year", "new") == (
+        "CAD Pro, 5 seats, yearly (plan cadpro-yearly)"
+    )
+    assert domain.describe_purchase("CAD Pro", "cad-m", 1, "month", "renewal") == (
+        "CAD Pro, 1 seat, renewal (plan cad-m)"
+    )
+
+
+def test_a_purchase_fingerprint_tells_requests_apart_without_the_card_number() -> None:
+    card = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "1"}
+    same = {**card, "number": "4242-4242-4242-4242", "cvc": "999"}
+    one = domain.purchase_fingerprint("cad-m", 2, None, card)
+    assert one == domain.purchase_fingerprint("cad-m", 2, None, same)
+    assert len(one) == 64 and "4242" not in one
+    assert one != domain.purchase_fingerprint("cad-m", 3, None, card)
+    assert one != domain.purchase_fingerprint("cad-y", 2, None, card)
+    assert one != domain.purchase_fingerprint("cad-m", 2, "L-1", card)
+    assert one != domain.purchase_fingerprint(
+        "cad-m", 2, None, {**card, "number": "5555555555554444"}
+    )
+
+
+def test_provider_keys_fit_the_ledger() -> None:
+    assert domain.refund_key(7) == "billing-refund-7"
+    key = domain.authorization_key("C1000001", "k" * 128)
+    assert key.startswith("billing-auth-") and len(key) <= 64
+    assert key == domain.authorization_key("C1000001", "k" * 128)
+    assert key != domain.authorization_key("C2000002", "k" * 128)
+
+
+@pytest.mark.parametrize(
+    ("status", "by", "ahead", "resumable"),
+    [
+        ("cancelled", "customer", True, True),
+        ("cancelled", "customer", False, False),
+        ("cancelled", "staff", True, False),
+        ("cancelled", "refund", True, False),
+        ("cancelled", None, True, False),
+        ("active", None, True, False),
+    ],
+)
+def test_only_a_customers_cancellation_is_resumable_within_its_period(
+    status, by, ahead, resumable
+) -> None:
+    next_charge = T0 + (timedelta(days=1) if ahead else -timedelta(seconds=1))
+    assert domain.resumable(status, by, next_charge, T0) is resumable
+
+
+def test_billing_details_are_kept_as_printed() -> None:
+    assert domain.normalize_address(" Main St 1 \r\n\r\n 1010 Wien \r") == "Main St 1\n1010 Wien"
+    assert domain.normalize_vat_id("  atu 1234  5678 ") == "ATU 1234 5678"
+    assert domain.normalize_vat_id("   ") is None and domain.normalize_vat_id(None) is None

@@ -8,17 +8,13 @@ are delivered by calling the handlers, as nameko would.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from nameko.testing.services import worker_factory
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from common import outbox
-from common.db import Db
-from common.errors import PortalError
 from services.billing.models import (
     Charge,
     EventOutbox,
@@ -29,128 +25,22 @@ from services.billing.models import (
     PaymentMethod,
     RecurringPayment,
 )
-from services.billing.providers import MemoryLedger, ProviderUnavailable, SandboxProvider
-from services.billing.service import MIGRATIONS, BillingService
-from tests.support.fakes import FixedClock, RecordedEvents, migrated_db_fixtures
-
-T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-CUSTOMER = "C1000001"
-OTHER = "C2000002"
-OK_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-DECLINED = {**OK_CARD, "number": "4000000000000002"}
-NO_FUNDS = {**OK_CARD, "number": "4000000000009995"}
-
-
-class FakeLicensing:
-    """licensing: `get_license` over RPC (the only call billing makes), and the
-    `license_issued` event it publishes when it issues the license of a receipt."""
-
-    def __init__(self) -> None:
-        self.licenses: dict[str, dict[str, Any]] = {}
-        self.calls: list[str] = []
-
-    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
-        self.calls.append("get_license")
-        found = self.licenses.get(license_id)
-        if found is None or (customer_id and found["customer_id"] != customer_id):
-            raise PortalError(code="license_not_found", message="No such license.")
-        return found
-
-    def issue_for(self, receipt: str, customer_id: str, expires_at: datetime) -> dict[str, Any]:
-        """Issue a license for `receipt`: the `license_issued` event licensing publishes."""
-        license_id = f"L-{len(self.licenses) + 1:04d}"
-        license = {
-            "license_id": license_id,
-            "product": {"code": "CADPRO", "name": "CAD Pro"},
-            "seats": 2,
-            "expires_at": expires_at.isoformat(),
-            "status": "active",
-        }
-        self.licenses[license_id] = {**license, "customer_id": customer_id}
-        return license_event(customer_id, license, receipt)
-
-
-def license_event(customer_id: str, license: dict[str, Any], receipt: str | None) -> dict:
-    event = {
-        "event_id": uuid.uuid4().hex,
-        "occurred_at": T0.isoformat(),
-        "customer_id": customer_id,
-        "license": license,
-    }
-    return event if receipt is None else {**event, "receipt_number": receipt}
-
-
-class FakeAuth:
-    def get_company(self, customer_id: str) -> dict[str, Any]:
-        if customer_id not in (CUSTOMER, OTHER):
-            raise PortalError(code="company_not_found", message="No company.")
-        return {"customer_id": customer_id}
-
-
-class LosingProvider(SandboxProvider):
-    """Charges, then loses the answer (a timeout after the provider acted)."""
-
-    def charge(self, amount, currency, payment_method, idempotency_key):
-        super().charge(amount, currency, payment_method, idempotency_key)
-        raise ProviderUnavailable("timeout")
-
-
-migrated_template, db = migrated_db_fixtures("billing", MIGRATIONS)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def licensing() -> FakeLicensing:
-    return FakeLicensing()
-
-
-@pytest.fixture
-def provider() -> SandboxProvider:
-    return SandboxProvider(MemoryLedger())
-
-
-@pytest.fixture
-def service(db, events, clock, licensing, provider) -> BillingService:
-    service = worker_factory(
-        BillingService,
-        db=db,
-        events=events,
-        clock=clock,
-        provider=provider,
-        licensing=licensing,
-        auth=FakeAuth(),
-    )
-    service.create_plan(
-        {
-            "code": "cad-m",
-            "product_code": "CADPRO",
-            "amount": 4900,
-            "currency": "eur",
-            "interval": "month",
-        }
-    )
-    return service
-
-
-def count(db: Db, model) -> int:
-    with db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(model))
-
-
-def raises_code(code: str, call, *args, **kwargs) -> PortalError:
-    with pytest.raises(PortalError) as caught:
-        call(*args, **kwargs)
-    assert caught.value.code == code, caught.value.to_dict()
-    return caught.value
-
-
-def buy(service, card=OK_CARD, seats: int = 2, **extra) -> dict[str, Any]:
-    return service.purchase(CUSTOMER, {"plan": "cad-m", "seats": seats, "card": card, **extra})
-
+from services.billing.providers import MemoryLedger, SandboxProvider
+from tests.support.fakes import RecordedEvents
+from tests.unit.billing.conftest import (
+    CUSTOMER,
+    DECLINED,
+    NO_FUNDS,
+    OK_CARD,
+    OTHER,
+    T0,
+    LosingProvider,
+    billing_worker,
+    buy,
+    count,
+    license_event,
+    raises_code,
+)
 
 # --- purchases ----------------------------------------------------------------------------
 
@@ -172,7 +62,8 @@ def test_a_purchase_makes_a_receipt_a_recurring_payment_and_one_event(service, e
     assert event["purchase"] == {
         "kind": "new",
         "plan": "cad-m",
-        "product_code": "CADPRO",
+        "product_code": "cadpro",
+        "product": {"code": "cadpro", "name": "CAD Pro"},
         "seats": 2,
         "interval": "month",
         "period_start": payment["period_start"],
@@ -228,20 +119,18 @@ def test_unknown_plan_and_bad_seats_are_named(service) -> None:
 
 def test_a_lost_answer_is_rechecked_not_recharged(db, events, clock, licensing) -> None:
     ledger = MemoryLedger()
-    losing = worker_factory(
-        BillingService, db=db, events=events, clock=clock, provider=LosingProvider(ledger),
-        licensing=licensing, auth=FakeAuth(),
-    )  # fmt: skip
+    losing = billing_worker(
+        db=db, events=events, clock=clock, provider=LosingProvider(ledger), licensing=licensing
+    )
     losing.create_plan(
         {"code": "cad-m", "product_code": "CADPRO", "amount": 4900, "currency": "EUR",
          "interval": "month"}
     )  # fmt: skip
     raises_code("payment_unconfirmed", buy, losing)
     assert count(db, Payment) == 0 and len(ledger.records) == 1
-    healthy = worker_factory(
-        BillingService, db=db, events=events, clock=clock, provider=SandboxProvider(ledger),
-        licensing=licensing, auth=FakeAuth(),
-    )  # fmt: skip
+    healthy = billing_worker(
+        db=db, events=events, clock=clock, provider=SandboxProvider(ledger), licensing=licensing
+    )
     report = healthy.run_renewals()
     assert report["reconciled"] == 1
     assert len(ledger.records) == 1  # asked, not charged again
@@ -306,6 +195,7 @@ def test_offline_payments_are_receipts_that_are_not_listed(service, events) -> N
 def test_the_license_of_a_receipt_is_learnt_from_license_issued(service, licensing) -> None:
     result = buy(service)
     receipt = result["payment"]["receipt_number"]
+    licensing.calls.clear()  # the purchase asked for its product
     assert service.list_payments(CUSTOMER)[0]["license_id"] is None
     assert service.get_receipt(receipt, CUSTOMER)["license_id"] is None
     assert service.list_recurring_payments(CUSTOMER)[0]["license_id"] is None
@@ -447,6 +337,7 @@ def test_cancelled_recurring_payments_are_not_charged(service, licensing, clock,
 
 def test_renewals_wait_for_licensing_to_name_the_license(service, licensing, clock) -> None:
     receipt = buy(service)["payment"]["receipt_number"]
+    licensing.calls.clear()  # the purchase asked for its product
     clock.at = T0 + timedelta(days=40)
     report = service.run_renewals()
     assert (report["waiting_for_license"], report["charged"]) == (1, 0)
@@ -500,14 +391,12 @@ def test_payment_succeeded_survives_a_broker_outage_in_the_outbox(db, clock, lic
     def broker_down(event_type, payload):
         raise ConnectionError("broker away")
 
-    down = worker_factory(
-        BillingService,
+    down = billing_worker(
         db=db,
         events=broker_down,
         clock=clock,
         provider=SandboxProvider(MemoryLedger()),
         licensing=licensing,
-        auth=FakeAuth(),
     )
     down.create_plan(_plan())
     receipt = down.purchase(CUSTOMER, {"plan": "cad-y", "seats": 1, "card": OK_CARD})
@@ -527,5 +416,8 @@ def test_a_repeated_idempotency_key_gets_the_same_answer_not_a_second_charge(
     assert again["payment"] == first["payment"]
     assert len(provider.ledger.records) == 1 and count(db, Payment) == 1
     raises_code("card_declined", buy, service, DECLINED, request_key="order-43")
-    raises_code("card_declined", buy, service, OK_CARD, request_key="order-43")
+    raises_code("card_declined", buy, service, DECLINED, request_key="order-43")
+    # the same key with another card is another request: refused, nothing charged
+    raises_code("idempotency_key_reused", buy, service, OK_CARD, request_key="order-43")
+    assert len(provider.ledger.records) == 2
     assert buy(service, request_key="order-44")["payment"]["receipt_number"] == "R-2026-000002"

@@ -23,6 +23,8 @@ from typing import Any
 import eventlet
 from nameko.events import event_handler
 
+from common.errors import PortalError
+
 log = logging.getLogger(__name__)
 
 # requeue_on_error hands the message straight back: pause so an outage is not a busy loop
@@ -47,6 +49,18 @@ def reliable_handler(source: str, event_type: str) -> Callable[[Handler], Handle
             except Poison as exc:
                 log.warning("%s.%s event parked: %s", source, event_type, exc)
                 service.park(source, event_type, payload, str(exc))
+            except PortalError as exc:
+                # an expected, passing refusal (another service or the provider down): one
+                # line, the event is retried
+                log.warning(
+                    "%s.%s event not applied yet (%s: %s); back to the queue",
+                    source,
+                    event_type,
+                    exc.code,
+                    exc,
+                )
+                eventlet.sleep(REQUEUE_PAUSE_SECONDS)
+                raise
             except Exception:
                 log.exception("%s.%s event not applied; back to the queue", source, event_type)
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)

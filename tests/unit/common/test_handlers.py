@@ -11,6 +11,7 @@ from nameko.events import SERVICE_POOL, EventHandler
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
 from common import handlers
+from common.errors import ServiceUnavailable
 from common.handlers import Poison, reliable_handler
 
 
@@ -28,6 +29,8 @@ class Consumer:
         """Applies a payment."""
         if payload.get("fail") == "transient":
             raise ConnectionError("database down")
+        if payload.get("fail") == "unavailable":
+            raise ServiceUnavailable("The payment provider did not answer.")
         if payload.get("fail") == "poison":
             raise Poison("no such receipt")
         self.applied.append(payload)
@@ -58,6 +61,16 @@ def test_a_transient_failure_pauses_then_raises_so_nameko_requeues(pauses) -> No
         service.on_payment_succeeded({"fail": "transient"})
     assert pauses == [0]  # REQUEUE_PAUSE_SECONDS, read when the failure happens
     assert service.parked == [] and service.applied == []
+
+
+def test_an_expected_refusal_is_requeued_with_one_line_and_no_traceback(pauses, caplog) -> None:
+    service = Consumer()
+    with pytest.raises(ServiceUnavailable):
+        service.on_payment_succeeded({"fail": "unavailable"})
+    assert pauses == [0]
+    [record] = [r for r in caplog.records if r.name == handlers.log.name]
+    assert record.exc_info is None
+    assert "service_unavailable" in record.getMessage()
 
 
 def test_poison_is_parked_and_acked(pauses) -> None:

@@ -13,6 +13,11 @@ auth="session", summary=...)` is nameko's `@http` plus:
   and the company it belongs to, asked of the service's `auth` client and handed to the
   method as `company`. A method that takes `token` instead gets the checked token and no
   company (for calls that give the token to auth, which checks it itself);
+- a POST, PUT, PATCH or DELETE runs its worker with the request key in the context data
+  (`request_key`: the `Idempotency-Key` header, else a new one; `gateway.request_keys`), so
+  every RPC the route makes carries it and a redelivered one changes nothing twice;
+- path parameters that name an identifier arrive in its canonical form
+  (`/licenses/l-edpq-yvv2` hands the method `L-EDPQ-YVV2`; `common/identifiers.py`);
 - a JSON result is dumped through the `response` schema (the one the OpenAPI document
   shows), so a client gets exactly its fields;
 - results become JSON (`dict`, or a `Reply` for another status, headers or cookies), 204
@@ -47,9 +52,10 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_content_length
 
+from common import identifiers
 from common.errors import PortalError, validation_error
 from common.schemas import load
-from gateway import clients, sessions
+from gateway import clients, request_keys, sessions
 from gateway.errors import error_response
 from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
 from gateway.server import CLOSE_CONNECTION, GuardedWebServer
@@ -62,6 +68,13 @@ TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"  # in a WSGI environ
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Handler = Callable[..., Any]
+
+# path parameters holding an identifier, and its canonical form (an installation ID is any
+# Unicode and stays exactly as the product sent it; a recurring payment ID is opaque)
+CANONICAL_PARAMETERS: dict[str, Callable[[str], str]] = {
+    "license_id": identifiers.license_id,
+    "receipt_number": identifiers.receipt_number,
+}
 
 
 @dataclass
@@ -203,6 +216,12 @@ class JsonWebServer(GuardedWebServer):
         clients.trusted_proxies()  # a wrong TRUSTED_PROXIES stops the start, not a login
         super().start()
 
+    def context_data_from_headers(self, request: Request) -> dict[str, Any]:
+        """The worker's context data: the request key of a state change (a malformed
+        `Idempotency-Key` is a 422 before the worker runs). Nothing else from the request
+        becomes context data: nameko's own headers are never read from HTTP."""
+        return request_keys.context_data(request)
+
     def get_wsgi_app(self) -> JsonWsgiApp:
         return JsonWsgiApp(self)
 
@@ -272,6 +291,7 @@ class JsonRoute(HttpRequestHandler):
 
     def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict[str, Any]]:
         args, kwargs = super().get_entrypoint_parameters(request)
+        kwargs = canonical_parameters(kwargs)
         if self.spec.body is not None:
             kwargs = {**kwargs, "body": read_json(request, self.spec.body())}
         return args, kwargs
@@ -295,6 +315,16 @@ class JsonRoute(HttpRequestHandler):
             return _http_error(exc)
         log.error("unhandled error in %s %s", self.method, self.url, exc_info=exc)
         return error_response("internal_error", "An internal error occurred.", status=500)
+
+
+def canonical_parameters(values: dict[str, Any]) -> dict[str, Any]:
+    """Path parameters with every identifier in its canonical form (the rest unchanged)."""
+    return {
+        name: CANONICAL_PARAMETERS[name](value)
+        if name in CANONICAL_PARAMETERS and isinstance(value, str)
+        else value
+        for name, value in values.items()
+    }
 
 
 def _caller(service: Any, request: Request, wanted: set[str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import lru_cache
 from typing import Any
@@ -13,8 +14,21 @@ from marshmallow import Schema
 from gateway import schemas
 from gateway.errors import status_for
 from gateway.http import ROUTES
+from gateway.request_keys import HEADER, KEY_MAX, changes_state
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX},
+    "description": "Any unique string of 1 to 64 printable characters (a UUID, for example) "
+    "that names this request: sent again with the same body (a retry after a lost answer), "
+    "it gets the first answer again and nothing happens twice; with a different body it is "
+    "422 `idempotency_key_reused`. Keys are per company. Without one, each HTTP request is "
+    "a request of its own.",
+}
 
 
 def _schema_name(schema: type[Schema] | Schema) -> str:
@@ -57,10 +71,13 @@ def build() -> dict[str, Any]:
                 "payload_too_large",
                 "unsupported_media_type",
             ]
+        if changes_state(entry.method):
+            parameters.append(copy.deepcopy(IDEMPOTENCY_KEY))  # apispec edits in place
+            error_codes += ["idempotency_key_reused", "validation_error"]
         if entry.auth == "session":
             error_codes.append("unauthenticated")
         error_codes.append("service_unavailable")
-        for code in error_codes:
+        for code in dict.fromkeys(error_codes):  # each once, in order
             status = str(status_for(code))
             described = responses.setdefault(
                 status,

@@ -114,9 +114,34 @@ def out_of_date() -> Response:
     )
 
 
+# why billing refunded a payment (licensing's error code), in a customer's words
+REFUND_REASONS = {
+    "product_archived": "the product is no longer sold",
+    "product_not_found": "the product could not be delivered",
+    "license_not_found": "the license to renew was not found",
+    "license_suspended": "the license to renew is suspended",
+    "company_not_found": "the account could not be found",
+}
+
+
+def refund_reason(code: str | None) -> str | None:
+    """`"product_archived"` → `"the product is no longer sold"`; text that is not a known
+    code is shown as it is."""
+    if not code:
+        return None
+    return REFUND_REASONS.get(code, code.replace("_", " ") if code.islower() else code)
+
+
 def receipt(receipt: dict[str, Any], company: dict[str, Any]) -> Response:
-    """The printable receipt: no script and nothing loaded, inline styles only."""
-    return render("receipt.html", csp=RECEIPT_CSP, r=receipt, company=company)
+    """The printable receipt: no script and nothing loaded, inline styles only. The buyer is
+    billing's snapshot at payment time (`buyer`), else the company of the session."""
+    return render(
+        "receipt.html",
+        csp=RECEIPT_CSP,
+        r=receipt,
+        company=company,
+        refund_reason=refund_reason(receipt.get("refund_reason")),
+    )
 
 
 def static_file(name: str) -> Response:

@@ -23,21 +23,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LICENSE_WAIT_SECONDS = 5.0
 LICENSE_POLL_SECONDS = 0.2
-REQUEST_KEY_MAX = 64
 
 
-def billing_payload(body: dict[str, Any], request_key: str | None) -> dict[str, Any]:
-    """The purchase as billing takes it: the body without its nulls, plus the client's
-    `Idempotency-Key` (1 to 64 printable characters) as `request_key`."""
+def billing_payload(body: dict[str, Any], request_key: str) -> dict[str, Any]:
+    """The purchase as billing takes it: the body without its nulls, plus the request's key
+    (`gateway.request_keys`: the client's `Idempotency-Key`, else the gateway's own) as
+    `request_key`, the same key the RPC context carries."""
     payload = {key: value for key, value in body.items() if value is not None}
-    if request_key is not None:
-        if not 0 < len(request_key) <= REQUEST_KEY_MAX or not request_key.isprintable():
-            raise PortalError(
-                "Invalid value for: Idempotency-Key.",
-                code="validation_error",
-                details={"fields": {"Idempotency-Key": ["1 to 64 printable characters."]}},
-            )
-        payload["request_key"] = request_key
+    payload["request_key"] = request_key
     return payload
 
 

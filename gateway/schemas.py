@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from common.schemas import TOKEN_MAX, StrictSchema, Text
+from common.schemas import TOKEN_MAX, Code, LicenseId, StrictSchema, Text
 
 PASSWORD_MAX = 1024
 
@@ -93,15 +93,51 @@ class CardBody(StrictSchema):
 
 
 class PurchaseBody(StrictSchema):
-    plan = Text(64, metadata={"example": "cadpro-yearly"})
+    plan = Code(metadata={"example": "cadpro-yearly", "description": "any case"})
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10_000))
     card = fields.Nested(CardBody, required=True)
-    license_id = Text(
-        64,
+    license_id = LicenseId(
         required=False,
         allow_none=True,
-        metadata={"description": "renew this license instead of buying a new one"},
+        metadata={"description": "renew this license instead of buying a new one (any case)"},
     )
+
+
+class CardChangeBody(StrictSchema):
+    card = fields.Nested(CardBody, required=True)
+
+
+ONE_LINE = validate.Regexp(r"^[^\r\n]*\Z", error="Must be one line.")
+
+
+class BillingDetailsBody(StrictSchema):
+    company_name = Text(200, validate=ONE_LINE, metadata={"example": "Acme Engineering GmbH"})
+    address = Text(
+        500,
+        metadata={
+            "description": "postal address, lines separated by line breaks",
+            "example": "Hauptstraße 1\n10115 Berlin\nGermany",
+        },
+    )
+    vat_id = Text(
+        32,
+        min_length=0,
+        required=False,
+        allow_none=True,
+        validate=ONE_LINE,
+        metadata={"description": "optional: null or empty for none", "example": "DE123456789"},
+    )
+
+
+class BillingDetailsOut(Out):
+    company_name = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    vat_id = fields.String(allow_none=True)
+
+
+class ProductRef(Out):
+    code = fields.String()
+    name = fields.String(allow_none=True)
 
 
 class PaymentOut(Out):
@@ -111,9 +147,14 @@ class PaymentOut(Out):
     currency = fields.String(metadata={"example": "EUR"})
     amount_formatted = fields.String(metadata={"example": "EUR 1,234.50"})
     description = fields.String()
-    status = fields.String(metadata={"example": "paid"})
+    status = fields.String(metadata={"description": "paid | refunded"})
+    refunded_at = Timestamp(allow_none=True)
+    refund_reason = fields.String(
+        allow_none=True, metadata={"description": "why it was refunded (null unless refunded)"}
+    )
     license_id = fields.String(allow_none=True)
     plan = fields.String(allow_none=True)
+    product = fields.Nested(ProductRef, allow_none=True)
     seats = fields.Integer(allow_none=True)
     period_start = Timestamp(allow_none=True)
     period_end = Timestamp(allow_none=True)
@@ -123,11 +164,20 @@ class PaymentOut(Out):
 
 class PaymentList(Out):
     payments = fields.List(fields.Nested(PaymentOut))
+    next_before = fields.String(
+        allow_none=True,
+        metadata={"description": "pass as `before` for the next, older page; null on the last"},
+    )
 
 
-class ProductRef(Out):
-    code = fields.String()
-    name = fields.String(allow_none=True)
+class PaymentsQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    before = Text(
+        64,
+        required=False,
+        load_default=None,
+        metadata={"description": "a receipt number: the page after it"},
+    )
 
 
 class RecurringPaymentOut(Out):
@@ -138,9 +188,17 @@ class RecurringPaymentOut(Out):
     seats = fields.Integer()
     amount = fields.Integer(metadata={"description": "minor units"})
     currency = fields.String()
+    amount_formatted = fields.String(metadata={"example": "EUR 1,470.00"})
     interval = fields.String(metadata={"example": "year"})
     next_charge_at = Timestamp()
     status = fields.String(metadata={"description": "active | past_due | cancelled"})
+    cancelled_by = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "null unless cancelled: customer (resumable while `next_charge_at` "
+            "is ahead), staff, refund or duplicate"
+        },
+    )
     card_brand = fields.String(allow_none=True)
     card_last4 = fields.String(allow_none=True)
 
@@ -193,6 +251,9 @@ class LicenseOut(Out):
     seats_in_use = fields.Integer()
     expires_at = Timestamp(allow_none=True, metadata={"description": "null: perpetual"})
     status = fields.String(metadata={"description": "active | expired | suspended"})
+    suspension_reason = fields.String(
+        allow_none=True, metadata={"description": "why it is suspended; null unless suspended"}
+    )
     created_at = Timestamp()
 
 

@@ -20,7 +20,17 @@ from werkzeug.wrappers import Request, Response
 
 from common.rpc import RpcClient
 from common.schemas import load
-from gateway import clients, health, openapi, pages, purchases, schemas, sessions, views
+from gateway import (
+    clients,
+    health,
+    openapi,
+    pages,
+    purchases,
+    request_keys,
+    schemas,
+    sessions,
+    views,
+)
 from gateway.http import Reply, route
 
 JWKS_MAX_AGE_SECONDS = 300
@@ -73,6 +83,37 @@ class GatewayService:
     def get_account(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
         """→ `{customer_id, name, contact_name, contact_email}`."""
         return company
+
+    @route(
+        "GET",
+        "/api/v1/account/billing-details",
+        summary="The name, address and VAT ID that receipts show for the company",
+        response=schemas.BillingDetailsOut,
+        auth="session",
+        tags=["account"],
+    )
+    def get_billing_details(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{company_name, address, vat_id}`; null fields until the company sets them."""
+        return self.billing.get_billing_details(company["customer_id"])
+
+    @route(
+        "PUT",
+        "/api/v1/account/billing-details",
+        summary="Set the name, address and VAT ID for the receipts of future payments",
+        body=schemas.BillingDetailsBody,
+        response=schemas.BillingDetailsOut,
+        auth="session",
+        tags=["account"],
+    )
+    def update_billing_details(
+        self, request: Request, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"company_name": "Acme Engineering GmbH", "address": "Hauptstraße 1\\n10115
+        Berlin", "vat_id": "DE123456789"}` → 200 the details. A PUT replaces them all: a
+        missing `vat_id` is none. Receipts already issued keep the details they were made
+        with."""
+        payload = {**body, "vat_id": body.get("vat_id")}
+        return self.billing.update_billing_details(company["customer_id"], payload)
 
     @route(
         "PUT",
@@ -201,15 +242,22 @@ class GatewayService:
     @route(
         "GET",
         "/api/v1/payments",
-        summary="Receipts of the company's portal purchases and renewals, newest first",
+        summary="Receipts of the company's portal purchases and renewals, newest first; page "
+        "with ?limit=1..200 (default 50) and ?before=<next_before of the previous page>",
         response=schemas.PaymentList,
         auth="session",
         tags=["billing"],
+        errors=["validation_error"],
     )
     def list_payments(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
-        """→ `{payments: [{receipt_number, paid_at, amount, currency, description, status,
-        license_id, …}]}`; amounts in minor units. Offline purchases are not listed."""
-        return {"payments": self.billing.list_payments(company["customer_id"])}
+        """→ `{payments: [{receipt_number, paid_at, amount, currency, amount_formatted,
+        description, status, refunded_at, refund_reason, license_id, …}], next_before}`;
+        amounts in minor units, `status` "paid" or "refunded", `next_before` null on the
+        last page. Offline purchases are not listed."""
+        query = load(schemas.PaymentsQuery(), request.args.to_dict())
+        return views.payments_page(
+            self.billing, company["customer_id"], query["limit"], query["before"]
+        )
 
     @route(
         "GET",
@@ -221,7 +269,9 @@ class GatewayService:
         content_type="text/html",
     )
     def receipt(self, request: Request, receipt_number: str, company: dict[str, Any]) -> Response:
-        """→ `text/html`: vendor and customer, line items, seats, period, amount, card."""
+        """→ `text/html`: the vendor (name, address, VAT ID) and the buyer as billed at payment
+        time (company name, address, VAT ID), line items by product name, seats, period,
+        amounts, card; a refunded payment says so. Any case: `r-2026-000123` is found."""
         receipt = self.billing.get_receipt(receipt_number, company["customer_id"])
         return pages.receipt(receipt, company)
 
@@ -234,10 +284,12 @@ class GatewayService:
         tags=["billing"],
     )
     def list_recurring_payments(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
-        """→ `{recurring_payments: [{id, license_id, product: {code, name}, amount, currency,
-        interval, next_charge_at, status}]}`."""
+        """→ `{recurring_payments: [{id, license_id, product: {code, name}, plan, seats,
+        amount, currency, amount_formatted, interval, next_charge_at, status, cancelled_by,
+        card_brand, card_last4}]}`; a `cancelled` one with `cancelled_by: "customer"` and
+        `next_charge_at` ahead can be resumed."""
         found = self.billing.list_recurring_payments(company["customer_id"])
-        names = views.product_names(self.licensing) if found else {}
+        names = views.product_names(self.licensing, archived=True) if found else {}
         return {"recurring_payments": [views.named_product(view, names) for view in found]}
 
     @route(
@@ -254,7 +306,54 @@ class GatewayService:
     ) -> dict[str, Any]:
         """→ 200 the recurring payment with `"status": "cancelled"` (again: the same)."""
         view = self.billing.cancel_recurring_payment(recurring_payment_id, company["customer_id"])
-        return views.named_product(view, views.product_names(self.licensing))
+        return views.named_product(view, views.product_names(self.licensing, archived=True))
+
+    @route(
+        "POST",
+        "/api/v1/recurring-payments/<recurring_payment_id>/resume",
+        summary="Start automatic charges again after a cancellation, while the paid period "
+        "has not ended",
+        response=schemas.RecurringPaymentOut,
+        auth="session",
+        tags=["billing"],
+        errors=["recurring_payment_not_found", "recurring_payment_ended"],
+    )
+    def resume_recurring_payment(
+        self, request: Request, recurring_payment_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the recurring payment with `"status": "active"` (an active one: unchanged);
+        409 `recurring_payment_ended` once its period is over (buy or renew instead)."""
+        view = self.billing.resume_recurring_payment(recurring_payment_id, company["customer_id"])
+        return views.named_product(view, views.product_names(self.licensing, archived=True))
+
+    @route(
+        "PUT",
+        "/api/v1/recurring-payments/<recurring_payment_id>/card",
+        summary="Charge another card from now on (checked with a zero-amount authorization)",
+        body=schemas.CardChangeBody,
+        response=schemas.RecurringPaymentOut,
+        auth="session",
+        tags=["billing"],
+        errors=[
+            "recurring_payment_not_found",
+            "recurring_payment_ended",
+            "card_declined",
+            "insufficient_funds",
+        ],
+    )
+    def replace_card(
+        self,
+        request: Request,
+        recurring_payment_id: str,
+        body: dict[str, Any],
+        company: dict[str, Any],
+    ) -> dict[str, Any]:
+        """`{"card": {"number": "5555555555554444", "exp_month": 8, "exp_year": 2030, "cvc":
+        "123"}}` → 200 the recurring payment with the new `card_brand` / `card_last4`; 402
+        `card_declined` / `insufficient_funds` and nothing changed. A past-due payment is
+        retried with the new card at the next renewal pass."""
+        view = self.billing.replace_card(recurring_payment_id, company["customer_id"], body["card"])
+        return views.named_product(view, views.product_names(self.licensing, archived=True))
 
     @route(
         "GET",
@@ -266,12 +365,15 @@ class GatewayService:
     )
     def catalog(self, request: Request) -> dict[str, Any]:
         """→ `{products: [{code, name, plans: [{code, amount, currency, price, interval}]}]}`,
-        the same for every logged-in company.
+        the same for every logged-in company: plans on sale of products on sale (an archived
+        plan, or any plan of an archived product, is absent).
 
-        Names come from licensing; while it is unavailable the product code stands in.
+        Billing lists only the plans on sale; licensing's active products name them and
+        drop those of a product archived since. While licensing is unavailable, billing's
+        list stands and the product code stands in for the name.
         """
         plans = self.billing.list_plans()
-        return views.catalog(plans, views.product_names(self.licensing) if plans else {})
+        return views.catalog(plans, views.product_names(self.licensing) if plans else None)
 
     @route(
         "POST",
@@ -282,7 +384,15 @@ class GatewayService:
         status=201,
         auth="session",
         tags=["billing"],
-        errors=["card_declined", "insufficient_funds", "payment_unconfirmed", "license_not_found"],
+        errors=[
+            "card_declined",
+            "insufficient_funds",
+            "payment_unconfirmed",
+            "license_not_found",
+            "license_suspended",
+            "plan_not_found",
+            "product_archived",
+        ],
     )
     def purchase(
         self, request: Request, body: dict[str, Any], company: dict[str, Any]
@@ -297,10 +407,13 @@ class GatewayService:
 
         Send an `Idempotency-Key` header (any unique string, ≤ 64 characters) to retry safely
         after a lost answer: the same key gets the same receipt or decline, never a second
-        charge. Use a new key for a new attempt (e.g. with another card).
+        charge; the same key with another body is 422 `idempotency_key_reused`. Use a new
+        key for a new attempt (e.g. with another card). A renewal of a license that already
+        renews automatically is charged and moves its `next_charge_at`; a suspended
+        license cannot be renewed (403 `license_suspended`).
         """
         customer_id = company["customer_id"]
-        payload = purchases.billing_payload(body, request.headers.get("Idempotency-Key"))
+        payload = purchases.billing_payload(body, request_keys.key_for(request))
         result = self.billing.purchase(customer_id, payload)
         license = purchases.wait_for_license(
             self.licensing,
@@ -324,7 +437,8 @@ class GatewayService:
     )
     def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
         """→ `{licenses: [{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, created_at}]}`; `expires_at` null means perpetual."""
+        expires_at, status, suspension_reason, created_at}]}`; `expires_at` null means
+        perpetual, `suspension_reason` is null unless the license is suspended."""
         return {"licenses": self.licensing.list_licenses(company["customer_id"])}
 
     @route(

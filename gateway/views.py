@@ -1,8 +1,8 @@
-"""Answers the gateway composes from more than one service: billing's plans and recurring
-payments named with licensing's product names.
+"""Answers the gateway composes: billing's plans and recurring payments named with licensing's
+product names, the catalog of what is on sale, and pages of payments.
 
-Names are a nicety: while licensing cannot say within CATALOG_NAMES_TIMEOUT, the product
-code stands in for the name and the answer is still given.
+Names are a nicety: while licensing cannot say within CATALOG_NAMES_TIMEOUT, the name billing
+gave (or the product code) stands in and the answer is still given.
 """
 
 from __future__ import annotations
@@ -11,34 +11,74 @@ from typing import Any
 
 import eventlet
 
+from common import identifiers
 from common.errors import PortalError
 
 CATALOG_NAMES_TIMEOUT = 2.0
 
 
-def product_names(licensing: Any) -> dict[str, str]:
-    """Product code → name from licensing; empty (codes stand in) when it cannot say."""
+def product_names(licensing: Any, archived: bool = False) -> dict[str, str] | None:
+    """Product code → name from licensing: the products on sale, or every product with
+    `archived` (a recurring payment of an archived product goes on, and keeps its name).
+    None when licensing cannot say."""
     try:
         with eventlet.Timeout(CATALOG_NAMES_TIMEOUT):
-            products = licensing.list_products()
+            if archived:
+                products = licensing.list_products(include_archived=True)
+            else:
+                products = licensing.list_products()
     except (PortalError, eventlet.Timeout):
-        return {}
-    return {product["code"]: product["name"] or product["code"] for product in products}
+        return None
+    return {
+        identifiers.code(product["code"]): product.get("name") or product["code"]
+        for product in products
+        if archived or product.get("active", True)
+    }
 
 
-def named_product(view: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    """A billing view whose `product: {code}` gets its name (the code when unknown)."""
-    code = view["product"]["code"]
-    return {**view, "product": {"code": code, "name": names.get(code, code)}}
+def named_product(view: dict[str, Any], names: dict[str, str] | None) -> dict[str, Any]:
+    """A billing view whose `product: {code}` gets its name: licensing's, else the one
+    billing gave, else the code."""
+    product = view["product"]
+    code = product["code"]
+    name = (names or {}).get(identifiers.code(code)) or product.get("name") or code
+    return {**view, "product": {"code": code, "name": name}}
 
 
-def catalog(plans: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    """Billing's plans grouped by product: `{products: [{code, name, plans: [...]}]}`."""
+def catalog(plans: list[dict[str, Any]], on_sale: dict[str, str] | None) -> dict[str, Any]:
+    """Billing's plans grouped by product: `{products: [{code, name, plans: [...]}]}`.
+
+    `on_sale` is licensing's products on sale (code → name): a plan of any other product is
+    left out, whatever billing still thinks. None (licensing cannot say): billing's list
+    stands, named by billing or by code.
+    """
     products: dict[str, dict[str, Any]] = {}
     for plan in plans:
+        if plan.get("active") is False:
+            continue
         code = plan["product_code"]
-        product = products.setdefault(
-            code, {"code": code, "name": names.get(code, code), "plans": []}
-        )
+        if on_sale is not None and identifiers.code(code) not in on_sale:
+            continue
+        named = (plan.get("product") or {}).get("name")
+        name = (on_sale or {}).get(identifiers.code(code)) or named or code
+        product = products.setdefault(code, {"code": code, "name": name, "plans": []})
         product["plans"].append(plan)
     return {"products": list(products.values())}
+
+
+def payments_page(billing: Any, customer_id: str, limit: int, before: str | None) -> dict[str, Any]:
+    """`{payments, next_before}`: up to `limit` payments older than the receipt `before`,
+    newest first; `next_before` (the last receipt shown) while older ones exist, else null.
+
+    A full page asks billing once more for one payment after it, so the last page says it is
+    the last instead of leading to an empty one.
+    """
+    if before is not None:
+        before = identifiers.receipt_number(before)
+    found = billing.list_payments(customer_id, limit=limit, before=before)
+    next_before = None
+    if found and len(found) >= limit:
+        last = found[-1]["receipt_number"]
+        if billing.list_payments(customer_id, limit=1, before=last):
+            next_before = last
+    return {"payments": found, "next_before": next_before}

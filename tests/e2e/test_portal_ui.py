@@ -13,10 +13,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from tests.e2e.ui_browser import DESKTOP, PHONE
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -289,10 +291,11 @@ def test_licenses_details_password_and_deactivation(ui, suite, api, catalog):
     license_id = company["license_id"]
     product = company["purchase"]["license"]["product"]["code"]
     today = datetime.now(UTC).date()
-    for days in (-40, 10):  # one expired, one expiring soon
+    for days in (-40, 10):  # one expired (staff must insist), one expiring soon
         suite.portalctl(
             "license", "issue", "--customer", company["customer_id"], "--product", product,
             "--seats", "1", "--expires", (today + timedelta(days=days)).isoformat(),
+            *(["--force"] if days < 0 else []),
         )  # fmt: skip
     log_in(ui, company["customer_id"])
     row = ui.visible(f"#licenses tbody tr a[href='/licenses/{license_id}']")
@@ -386,7 +389,136 @@ def test_another_companys_license_is_not_found(ui, suite, api, catalog):
     assert owner["activation_password"] not in ui.driver.page_source
 
 
+def test_a_suspended_license_shows_why_and_cannot_be_renewed(ui, suite, api, catalog):
+    company = licensed_company(suite, api)
+    license_id = company["license_id"]
+    reason = "Invoice 2026-17 is unpaid; call +49 30 1234 5678"
+    suite.portalctl("license", "suspend", license_id.lower(), "--reason", reason)
+    log_in(ui, company["customer_id"])
+    ui.text_in("#licenses tbody tr", "Suspended")
+    assert reason in ui.find("#licenses .suspension-reason").text
+    ui.screenshot("licenses-suspended")
+
+    ui.open(f"/licenses/{license_id.lower()}")  # any case finds the license
+    ui.visible("#details")
+    notice = ui.text_in("#suspension", "suspended")
+    assert reason in notice
+    assert ui.find("#f-suspension-reason").text == reason
+    assert not ui.find("#renew").is_displayed()
+    assert ui.find("#f-license-id").text == license_id
+    ui.screenshot("license-suspended")
+
+    suite.portalctl("license", "resume", license_id)
+    ui.open(f"/licenses/{license_id}")
+    ui.visible("#details")
+    ui.text_in("#f-status", "Active")
+    assert not ui.find("#suspension").is_displayed()
+    assert ui.find("#renew").is_displayed()
+
+
 # --- billing ----------------------------------------------------------------------------
+
+
+def test_billing_details_are_edited_and_make_out_the_next_receipt(ui, suite, api, catalog):
+    company = new_company(suite, name="Acme Engineering")
+    log_in(ui, company["customer_id"])
+    ui.open("/account")
+    ui.visible("#billing-form")
+    # nothing saved yet: the company's name is offered
+    assert ui.find("#billing-company").get_attribute("value") == "Acme Engineering"
+    ui.fill("#billing-address", "")
+    ui.click("#billing-form button[type=submit]")
+    ui.text_in("#billing-error", "billing address")
+    ui.fill("#billing-company", "Acme Engineering GmbH")
+    ui.fill("#billing-address", "Hauptstraße 1\n10115 Berlin\nGermany")
+    ui.fill("#billing-vat", "DE123456789")
+    ui.click("#billing-form button[type=submit]")
+    ui.text_in("#billing-done", "saved")
+    ui.screenshot("account-billing-details")
+    token = api.login(company["customer_id"], PASSWORD)
+    saved = api.get("/api/v1/account/billing-details", token=token).json()
+    assert saved == {
+        "company_name": "Acme Engineering GmbH",
+        "address": "Hauptstraße 1\n10115 Berlin\nGermany",
+        "vat_id": "DE123456789",
+    }
+    ui.open("/account")
+    ui.visible("#billing-form")
+    ui.wait(lambda _: ui.find("#billing-vat").get_attribute("value") == "DE123456789", what="vat")
+
+    receipt = buy(api, token, seats=1)["payment"]["receipt_number"]
+    ui.open(f"/api/v1/payments/{receipt.lower()}/receipt")
+    ui.wait(lambda d: receipt in d.find_element("tag name", "body").text, what="receipt")
+    buyer = ui.find("#buyer").text
+    for part in ("Acme Engineering GmbH", "Hauptstraße 1\n10115 Berlin\nGermany", "DE123456789"):
+        assert part in buyer, buyer
+    assert ui.find("#vendor").text.strip()
+    body = ui.find("body").text
+    assert "CAD Pro" in body and "EUR 490.00" in body
+    ui.screenshot("receipt-billed-to")
+
+
+def licensing_could_not_apply(suite, customer_id: str, receipt_number: str, reason: str) -> None:
+    """Licensing's `payment_not_applied` for a paid payment, published as licensing does
+    (its own bus user, a fresh event ID): billing refunds the payment."""
+    dispatch = event_dispatcher(uri=suite.env_of("licensing")["AMQP_URI"])
+    dispatch(
+        "licensing",
+        "payment_not_applied",
+        {
+            "event_id": uuid.uuid4().hex,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "customer_id": customer_id,
+            "receipt_number": receipt_number,
+            "reason": reason,
+            "message": "The product is no longer sold.",
+        },
+    )
+
+
+def test_a_refunded_payment_is_shown_as_refunded(ui, suite, api, catalog):
+    company = licensed_company(suite, api)
+    receipt = company["purchase"]["payment"]["receipt_number"]
+    licensing_could_not_apply(suite, company["customer_id"], receipt, "product_archived")
+
+    def refunded() -> dict | None:
+        payments = api.get("/api/v1/payments", token=company["token"]).json()["payments"]
+        return next((p for p in payments if p["status"] == "refunded"), None)
+
+    payment = eventually(refunded, timeout=30, what="the refund")
+    assert payment["receipt_number"] == receipt and payment["refunded_at"]
+    log_in(ui, company["customer_id"])
+    ui.open("/payments")
+    row = ui.text_in(f"#payments tr[data-receipt='{receipt}']", "Refunded")
+    assert "no longer sold" in row and "EUR 1,470.00" in row
+    assert ui.find_all(f"#payments tr[data-receipt='{receipt}'] s")  # the amount struck through
+    ui.screenshot("payments-refunded")
+    ui.open(f"/api/v1/payments/{receipt}/receipt")
+    ui.text_in("#refunded", "Refunded on")
+    ui.screenshot("receipt-refunded")
+    # the recurring payment it started has ended, and cannot be resumed
+    ui.open("/recurring-payments")
+    ui.text_in("#recurring tbody tr", "Cancelled")
+    assert not ui.find_all("#recurring tbody tr button")
+
+
+def test_payment_history_loads_more(ui, suite, api, catalog):
+    company = licensed_company(suite, api)
+    for _ in range(2):
+        buy(api, company["token"], seats=1)
+    payments = api.get("/api/v1/payments?limit=2", token=company["token"]).json()
+    assert len(payments["payments"]) == 2 and payments["next_before"]
+    log_in(ui, company["customer_id"])
+    ui.open("/payments?limit=2")
+    ui.visible("#payments")
+    assert len(ui.find_all("#payments tbody tr")) == 2
+    ui.click("#more")
+    ui.wait(lambda _: len(ui.find_all("#payments tbody tr")) == 3, what="the third payment")
+    ui.wait(lambda _: not ui.find("#more").is_displayed(), what="no more to load")
+    shown = [row.get_attribute("data-receipt") for row in ui.find_all("#payments tbody tr")]
+    assert shown[-1] == company["purchase"]["payment"]["receipt_number"]  # the oldest last
+    assert len(set(shown)) == 3
+    ui.screenshot("payments-load-more")
 
 
 def test_payment_history_receipt_and_recurring_cancel(ui, suite, api, catalog):
@@ -398,7 +530,7 @@ def test_payment_history_receipt_and_recurring_cancel(ui, suite, api, catalog):
     ui.visible("#payments")
     table = ui.find("#payments").text
     assert receipt in table
-    assert "€1,470.00" in table  # 3 seats × €490.00, from minor units
+    assert "EUR 1,470.00" in table  # 3 seats × EUR 490.00, the one money format
     ui.screenshot("payments")
 
     main_window = ui.driver.current_window_handle
@@ -415,18 +547,53 @@ def test_payment_history_receipt_and_recurring_cancel(ui, suite, api, catalog):
     ui.open("/recurring-payments")
     ui.visible("#recurring")
     row = ui.find("#recurring tbody tr").text
-    assert "CAD Pro" in row and "€1,470.00 / year" in row and "Active" in row
+    assert "CAD Pro" in row and "EUR 1,470.00 / year" in row and "Active" in row
     ui.screenshot("recurring-payments")
-    ui.click("#recurring tbody tr button")
+    ui.click("#recurring tbody tr button[data-action=cancel]")
     text = confirm_dialog(ui)
     assert "CAD Pro" in text and company["license_id"] in text
     ui.screenshot("recurring-cancel-confirm")
     ui.click("#confirm-ok")
     ui.text_in("#status", "cancelled")
     ui.text_in("#recurring tbody tr", "Cancelled")
-    assert not ui.find_all("#recurring tbody tr button")
+    assert not ui.find_all("#recurring tbody tr button[data-action=cancel]")
     items = api.get("/api/v1/recurring-payments", token=company["token"]).json()
     assert items["recurring_payments"][0]["status"] == "cancelled"
+
+    # changed their mind: the paid year has not ended, so it can be resumed
+    assert "paid until" in ui.find("#recurring tbody tr").text
+    ui.screenshot("recurring-cancelled-resumable")
+    ui.click("#recurring tbody tr button[data-action=resume]")
+    ui.text_in("#status", "on again")
+    ui.text_in("#recurring tbody tr", "Active")
+    items = api.get("/api/v1/recurring-payments", token=company["token"]).json()
+    assert items["recurring_payments"][0]["status"] == "active"
+
+    # a new card: a declined one changes nothing, a good one is charged from now on
+    ui.click("#recurring tbody tr button[data-action=card]")
+    ui.visible("#card-dialog")
+    assert "Visa •••• 4242" in ui.find("#card-text").text
+    ui.fill("#new-card-number", CARD_DECLINED)
+    ui.fill("#new-card-expiry", "0830")
+    ui.fill("#new-card-cvc", "123")
+    ui.click("#card-save")
+    ui.text_in("#card-error", "declined")
+    assert ui.find("#new-card-number").get_attribute("aria-invalid") == "true"
+    ui.screenshot("recurring-card-declined")
+    ui.fill("#new-card-number", "5555555555554444")
+    ui.click("#card-save")
+    ui.text_in("#status", "Mastercard •••• 4444")
+    ui.wait(lambda _: not ui.find("#card-dialog").is_displayed(), what="dialog closed")
+    assert "Mastercard •••• 4444" in ui.find("#recurring tbody tr").text
+    ui.screenshot("recurring-card-changed")
+    (item,) = api.get("/api/v1/recurring-payments", token=company["token"]).json()[
+        "recurring_payments"
+    ]
+    assert (item["card_brand"], item["card_last4"], item["status"]) == (
+        "mastercard",
+        "4444",
+        "active",
+    )
 
 
 def test_buy_a_plan_declined_then_paid(ui, suite, api, catalog):
@@ -440,9 +607,10 @@ def test_buy_a_plan_declined_then_paid(ui, suite, api, catalog):
     ui.fill("#card-number", CARD_DECLINED)
     ui.fill("#card-expiry", "1231")
     ui.fill("#card-cvc", "123")
-    ui.text_in("#sum-total", "€980.00")
+    ui.text_in("#sum-total", "EUR 980.00")
     assert ui.find("#card-number").get_attribute("value") == "4000 0000 0000 0002"
     ui.screenshot("buy")
+    record_purchase_keys(ui)
     ui.click("#pay")
     ui.text_in("#form-error", "declined")
     assert ui.find("#card-number").get_attribute("aria-invalid") == "true"
@@ -451,13 +619,72 @@ def test_buy_a_plan_declined_then_paid(ui, suite, api, catalog):
     ui.fill("#card-number", CARD_OK)
     ui.click("#pay")
     done = ui.text_in("#done", "payment went through", timeout=20)
-    assert "€980.00" in done
+    assert "EUR 980.00" in done
+    assert "Renews automatically" in done
     ui.screenshot("buy-done")
+    # each attempt had its own Idempotency-Key: the declined one, then the one with a new card
+    keys = ui.js("return window.__purchaseKeys")
+    assert (
+        len(keys) == 2
+        and len(set(keys)) == 2
+        and all(re.fullmatch("[0-9a-f]{32}", k) for k in keys)
+    )
     licenses = api.get("/api/v1/licenses", token=api.login(company["customer_id"], PASSWORD))
     bought = licenses.json()["licenses"]
     assert len(bought) == 1 and bought[0]["seats"] == 2
     ui.click("#done a.button")
     ui.at("/licenses")
+
+
+def record_purchase_keys(ui, lose_first_answer: bool = False) -> None:
+    """Records the `Idempotency-Key` of each purchase the page sends (`window.__purchaseKeys`);
+    with `lose_first_answer`, the first purchase reaches the gateway and is answered, but the
+    page sees a dropped connection instead, as after a network blip."""
+    ui.js(
+        """
+        const realFetch = window.fetch;
+        let lose = arguments[0];
+        window.__purchaseKeys = [];
+        window.fetch = async (url, options = {}) => {
+          const purchase = String(url).endsWith("/api/v1/purchases");
+          if (purchase) window.__purchaseKeys.push((options.headers || {})["Idempotency-Key"]);
+          const response = await realFetch(url, options);
+          if (purchase && lose) {
+            lose = false;
+            await response.text();
+            throw new TypeError("Failed to fetch");
+          }
+          return response;
+        };
+        """,
+        lose_first_answer,
+    )
+
+
+def test_a_purchase_whose_answer_was_lost_is_charged_once_when_paid_again(ui, suite, api, catalog):
+    company = new_company(suite)
+    log_in(ui, company["customer_id"])
+    ui.open("/buy")
+    ui.visible("#buy-form")
+    ui.click(f"label[for='plan-{PLAN}']")
+    ui.fill("#seats", "1")
+    ui.fill("#card-number", CARD_OK)
+    ui.fill("#card-expiry", "1231")
+    ui.fill("#card-cvc", "123")
+    record_purchase_keys(ui, lose_first_answer=True)
+    ui.click("#pay")
+    ui.text_in("#form-error", "never charged twice")
+    ui.screenshot("buy-answer-lost")
+    ui.click("#pay")  # the same attempt again: same plan, seats and card
+    ui.text_in("#done", "payment went through", timeout=20)
+    first, again = ui.js("return window.__purchaseKeys")
+    assert first == again
+    token = api.login(company["customer_id"], PASSWORD)
+    payments = api.get("/api/v1/payments", token=token).json()["payments"]
+    assert len(payments) == 1, payments
+    recurring = api.get("/api/v1/recurring-payments", token=token).json()["recurring_payments"]
+    assert len(recurring) == 1, recurring
+    assert len(api.get("/api/v1/licenses", token=token).json()["licenses"]) == 1
 
 
 def test_demo_company_walk_read_only(ui, catalog):

@@ -1,5 +1,6 @@
-// Account: change the company password (the server checks the rules again).
-import { $, busy, api, hide, passwordRules, showError } from "/static/portal.js";
+// Account: the billing details receipts are made out to, and the company password (the
+// server checks the rules again).
+import { $, ApiError, busy, api, fieldProblems, hide, passwordRules, showError } from "/static/portal.js";
 
 const main = document.querySelector("main");
 const form = $("#password-form");
@@ -52,3 +53,68 @@ form.addEventListener("submit", async (event) => {
     if (failure.code === "invalid_credentials") form.current_password.focus();
   }
 });
+
+// --- billing details ----------------------------------------------------------------------
+
+const billing = $("#billing-form");
+const billingError = $("#billing-error");
+const billingDone = $("#billing-done");
+const BILLING_LABELS = { company_name: "Company name", address: "Billing address", vat_id: "VAT ID" };
+
+function fillBilling(details) {
+  // nothing set yet: the company's own name is the likely answer
+  billing.company_name.value = details.company_name || main.dataset.companyName || "";
+  billing.address.value = details.address || "";
+  billing.vat_id.value = details.vat_id || "";
+}
+
+async function loadBilling() {
+  try {
+    fillBilling(await api("/api/v1/account/billing-details"));
+    billing.hidden = false;
+  } catch (failure) {
+    billing.hidden = false;
+    showError(billingError, failure);
+  } finally {
+    hide($("#billing-loading"));
+  }
+}
+
+billing.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  hide(billingError);
+  hide(billingDone);
+  for (const input of billing.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const body = {
+    company_name: billing.company_name.value.trim(),
+    address: billing.address.value.trim(),
+    vat_id: billing.vat_id.value.trim() || null,
+  };
+  for (const name of ["company_name", "address"]) {
+    if (!body[name]) {
+      billing[name].setAttribute("aria-invalid", "true");
+      billing[name].focus();
+      showError(billingError, `Enter the ${BILLING_LABELS[name].toLowerCase()}.`);
+      return;
+    }
+  }
+  const button = billing.querySelector("button[type=submit]");
+  try {
+    const saved = await busy(button, "Saving…", () =>
+      api("/api/v1/account/billing-details", { method: "PUT", body }));
+    fillBilling(saved);
+    billingDone.textContent = "Billing details saved. Your next receipts are made out to them.";
+    billingDone.hidden = false;
+    billingDone.focus();
+  } catch (failure) {
+    if (failure instanceof ApiError && failure.code === "validation_error") {
+      const problems = fieldProblems(failure.details.fields);
+      for (const [path] of problems) billing[path]?.setAttribute("aria-invalid", "true");
+      showError(billingError, problems.map(([path, text]) => `${BILLING_LABELS[path] || path}: ${text}`).join(" "));
+      return;
+    }
+    showError(billingError, failure);
+  }
+});
+
+loadBilling();

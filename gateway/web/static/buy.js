@@ -1,12 +1,31 @@
 // Buy or renew: a plan from the catalog, seats, an optional license to renew, a card.
 import {
-  $, ApiError, api, busy, fieldProblems, h, hide, loaded, messageFor, money, per, showError,
+  $, ApiError, amountOf, api, busy, date, fieldProblems, h, hide, loaded, messageFor, money,
+  newRequestKey, per, showError,
 } from "/static/portal.js";
+import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
 
 const form = $("#buy-form");
 const error = $("#form-error");
 let plans = [];
 let licenses = [];
+
+// One Idempotency-Key per purchase attempt. Paying again with the same plan, seats, license
+// and card after an answer that never came (a timeout, a lost connection, a 5xx) is the same
+// attempt: it keeps its key, so the card is charged at most once. Any change, or a definite
+// answer (declined, refused), makes the next payment a new attempt with a new key.
+let attempt = null;
+
+function attemptKey(body) {
+  const text = JSON.stringify(body);
+  if (!attempt || attempt.body !== text) attempt = { key: newRequestKey(), body: text };
+  return attempt.key;
+}
+
+function outcomeUnknown(failure) {
+  return !(failure instanceof ApiError) || failure.status === 0 || failure.status === 408 ||
+    failure.status >= 500;
+}
 
 function selectedPlan() {
   const checked = form.querySelector("input[name=plan]:checked");
@@ -24,11 +43,14 @@ function renderLicenseChoices() {
   for (const license of licenses) {
     if (plan && license.product?.code !== plan.product.code) continue;
     const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
-    options.push(h("option", { value: license.license_id },
-      `Renew ${license.license_id} (${license.seats} ${license.seats === 1 ? "seat" : "seats"}${until})`));
+    // a suspended license cannot be renewed (billing refuses it): shown, not chosen
+    const suspended = license.status === "suspended";
+    options.push(h("option", { value: license.license_id, disabled: suspended },
+      `Renew ${license.license_id} (${license.seats} ${license.seats === 1 ? "seat" : "seats"}${until})` +
+        (suspended ? " — suspended, contact support" : "")));
   }
   form.license_id.replaceChildren(...options);
-  if ([...form.license_id.options].some((option) => option.value === current)) {
+  if ([...form.license_id.options].some((option) => option.value === current && !option.disabled)) {
     form.license_id.value = current;
   }
 }
@@ -69,7 +91,7 @@ function renderPlans(products) {
         h("input", { type: "radio", name: "plan", id, value: plan.code, required: true }),
         h("span", { class: "plan-body" },
           h("span", { class: "plan-name" }, `${product.name} · ${entry.label}`),
-          h("span", { class: "plan-price" }, `${money(plan.amount, plan.currency)}`,
+          h("span", { class: "plan-price" }, plan.price || money(plan.amount, plan.currency),
             h("span", { class: "muted" }, ` per seat / ${per(plan.interval)}`)))));
     }
   }
@@ -77,37 +99,10 @@ function renderPlans(products) {
   if (first) first.checked = true;
 }
 
-/** "4242 4242 4242 4242" while typing; the API gets the digits. */
-function formatCardNumber() {
-  const digits = form.number.value.replace(/\D/g, "").slice(0, 19);
-  form.number.value = digits.replace(/(\d{4})(?=\d)/g, "$1 ");
-}
-
-function formatExpiry(event) {
-  const digits = form.expiry.value.replace(/\D/g, "").slice(0, 4);
-  if (event.inputType === "deleteContentBackward") return;
-  form.expiry.value = digits.length > 2 ? `${digits.slice(0, 2)} / ${digits.slice(2)}` : digits;
-}
-
-function card() {
-  const number = form.number.value.replace(/\D/g, "");
-  const [month, year] = form.expiry.value.split("/").map((part) => part.trim());
-  const cvc = form.cvc.value.trim();
-  if (number.length < 12) return [null, "Enter the full card number.", form.number];
-  const expMonth = Number.parseInt(month, 10);
-  let expYear = Number.parseInt(year, 10);
-  if (!(expMonth >= 1 && expMonth <= 12) || !Number.isFinite(expYear)) {
-    return [null, "Enter the expiry date as MM / YY, for example 08 / 29.", form.expiry];
-  }
-  if (expYear < 100) expYear += 2000;
-  if (!/^\d{3,4}$/.test(cvc)) return [null, "Enter the 3 or 4 digit security code.", form.cvc];
-  return [{ number, exp_month: expMonth, exp_year: expYear, cvc }, null, null];
-}
-
-const FIELD_INPUTS = { "card.number": "number", "card.exp_month": "expiry", "card.exp_year": "expiry", "card.cvc": "cvc", seats: "seats", plan: null };
+const FIELD_INPUTS = { ...CARD_FIELD_INPUTS, seats: "seats", plan: null };
 
 function done(result) {
-  const { payment, license, license_status: status } = result;
+  const { payment, license, license_status: status, recurring_payment: recurring } = result;
   const panel = $("#done");
   const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
   const licenseLine = license
@@ -117,9 +112,13 @@ function done(result) {
     : h("p", {}, "Your license is being prepared; it appears under Licenses in a moment.");
   panel.replaceChildren(
     h("h2", {}, "Thank you, your payment went through"),
-    h("p", {}, `${money(payment.amount, payment.currency)} paid. Receipt `,
+    h("p", {}, `${amountOf(payment)} paid. Receipt `,
       h("span", { class: "mono" }, payment.receipt_number), "."),
     licenseLine,
+    recurring?.next_charge_at && recurring.status !== "cancelled"
+      ? h("p", { id: "done-next-charge" },
+          `Renews automatically: next charge ${amountOf(recurring)} on ${date(recurring.next_charge_at)}.`)
+      : "",
     h("p", { class: "actions" },
       h("a", { class: "button", href: license ? `/licenses/${encodeURIComponent(license.license_id)}` : "/licenses" },
         license ? "Open the license" : "Go to licenses"),
@@ -139,7 +138,7 @@ form.addEventListener("submit", async (event) => {
     form.seats.focus();
     return showError(error, "Enter a number of seats between 1 and 10,000.");
   }
-  const [cardData, problem, input] = card();
+  const [cardData, problem, input] = readCard(form);
   if (problem) {
     input.setAttribute("aria-invalid", "true");
     input.focus();
@@ -148,12 +147,21 @@ form.addEventListener("submit", async (event) => {
   const body = { plan: plan.code, seats: seats(), card: cardData };
   if (form.license_id.value) body.license_id = form.license_id.value;
   const button = $("#pay");
+  const headers = { "Idempotency-Key": attemptKey(body) };
   try {
     const result = await busy(button, "Processing payment…", () =>
-      api("/api/v1/purchases", { method: "POST", body }));
+      api("/api/v1/purchases", { method: "POST", body, headers }));
+    attempt = null;
     done(result);
   } catch (failure) {
-    showError(error, failure);
+    const unknown = outcomeUnknown(failure);
+    if (!unknown) attempt = null;
+    const retry = "The answer to this payment did not arrive. Press Pay again without changing " +
+      "anything: the same payment is looked up, and your card is never charged twice.";
+    showError(error, failure, {
+      license_suspended: "This license is suspended, so it cannot be renewed. Please contact support.",
+      ...(unknown ? { network_error: retry, service_unavailable: retry, internal_error: retry } : {}),
+    });
     if (failure instanceof ApiError && failure.code === "validation_error") {
       for (const [path] of fieldProblems(failure.details.fields)) {
         const name = FIELD_INPUTS[path];
@@ -187,12 +195,15 @@ async function main() {
     const wanted = new URLSearchParams(window.location.search).get("license");
     renderLicenseChoices();
     if (wanted) {
-      const license = licenses.find((item) => item.license_id === wanted);
+      // license IDs are upper case, however the link spelt it
+      const license = licenses.find((item) => item.license_id === wanted.trim().toUpperCase());
       const plan = license && plans.find((item) => item.product.code === license.product?.code);
-      if (plan) {
+      if (license?.status === "suspended") {
+        showError(error, "This license is suspended, so it cannot be renewed. Please contact support.");
+      } else if (plan) {
         form.querySelector(`#plan-${CSS.escape(plan.code)}`).checked = true;
         renderLicenseChoices();
-        form.license_id.value = wanted;
+        form.license_id.value = license.license_id;
       }
     }
     form.addEventListener("change", (event) => {
@@ -200,8 +211,7 @@ async function main() {
       summarize();
     });
     form.seats.addEventListener("input", summarize);
-    form.number.addEventListener("input", formatCardNumber);
-    form.expiry.addEventListener("input", formatExpiry);
+    cardInputs(form);
     summarize();
     form.hidden = false;
   } catch (failure) {

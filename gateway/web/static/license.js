@@ -39,6 +39,13 @@ function renderLicense(license) {
   $("#f-seats").textContent = `${license.seats_in_use ?? 0} of ${license.seats}`;
   $("#f-expires").replaceChildren(expiryCell(license));
   $("#f-status").replaceChildren(badge(license.status));
+  const suspended = license.status === "suspended";
+  const reason = suspended ? license.suspension_reason || "" : "";
+  $("#suspension").hidden = !suspended;
+  $("#suspension-reason").textContent = reason ? `Reason: ${reason}${/[.!?]$/.test(reason) ? "" : "."}` : "";
+  $("#renew").hidden = suspended; // a suspended license cannot be renewed
+  $("#f-suspension-row").hidden = !reason;
+  $("#f-suspension-reason").textContent = reason;
   $("#f-created").textContent = date(license.created_at);
   document.title = `${product} ${license.license_id} · License Portal`;
 }

@@ -20,7 +20,10 @@ async function main() {
         h("td", { "data-label": "Product" }, license.product?.name || license.product?.code || "—"),
         h("td", { "data-label": "Seats in use" }, seatsCell(license)),
         h("td", { "data-label": "Expires" }, expiryCell(license)),
-        h("td", { "data-label": "Status" }, badge(license.status)));
+        h("td", { "data-label": "Status" }, badge(license.status),
+          license.status === "suspended" && license.suspension_reason
+            ? h("span", { class: "small muted block suspension-reason" }, license.suspension_reason)
+            : ""));
       row.addEventListener("click", (event) => {
         if (event.target.closest("a, button")) return;
         window.location.assign(href);

@@ -1,33 +1,91 @@
-// Payment history: the receipts of portal purchases; each opens as a printable page.
-import { $, api, badge, date, h, loaded, money, showError } from "/static/portal.js";
+// Payment history: the receipts of portal purchases, newest first, a page at a time; each
+// opens as a printable page. A refunded payment says so, with when and why.
+import { $, amountOf, api, badge, busy, date, h, loaded, showError } from "/static/portal.js";
+
+// payments a page: 50, or the page's own `?limit=` (1 to 200, as the API takes)
+const PAGE_SIZE = (() => {
+  const asked = Number.parseInt(new URLSearchParams(window.location.search).get("limit"), 10);
+  return asked >= 1 && asked <= 200 ? asked : 50;
+})();
+// why billing refunded a payment (an error code from licensing), in a customer's words
+const REFUND_REASONS = {
+  product_archived: "the product is no longer sold",
+  product_not_found: "the product could not be delivered",
+  license_not_found: "the license to renew was not found",
+  license_suspended: "the license to renew is suspended",
+  company_not_found: "the account could not be found",
+};
+
+let nextBefore = null;
+
+function refundNote(payment) {
+  if (payment.status !== "refunded") return "";
+  const reason = payment.refund_reason ? REFUND_REASONS[payment.refund_reason] || payment.refund_reason : "";
+  const when = payment.refunded_at ? ` on ${date(payment.refunded_at)}` : "";
+  return h("span", { class: "small refund-note block" },
+    `Refunded to the card${when}${reason ? `: ${reason}` : ""}.`);
+}
+
+function row(payment) {
+  const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
+  const refunded = payment.status === "refunded";
+  return h("tr", { dataset: { receipt: payment.receipt_number }, class: refunded ? "is-refunded" : null },
+    h("td", { "data-label": "Date" }, date(payment.paid_at)),
+    h("td", { "data-label": "Receipt" }, h("span", { class: "mono" }, payment.receipt_number)),
+    h("td", { "data-label": "Description" }, h("div", {}, payment.description || "—",
+      payment.license_id ? h("span", { class: "small muted block" }, `License ${payment.license_id}`) : "",
+      refundNote(payment))),
+    h("td", { "data-label": "Amount", class: "num strong" },
+      refunded ? h("s", { "aria-label": `${amountOf(payment)}, refunded` }, amountOf(payment)) : amountOf(payment)),
+    h("td", { "data-label": "Status" }, badge(payment.status)),
+    h("td", { class: "cell-action" },
+      h("a", { href: receipt, target: "_blank", rel: "noopener", class: "button button-secondary button-small" },
+        "View receipt", h("span", { class: "visually-hidden" }, ` ${payment.receipt_number} (opens in a new tab)`))));
+}
+
+async function loadPage() {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (nextBefore) query.set("before", nextBefore);
+  const page = await api(`/api/v1/payments?${query}`);
+  const table = $("#payments");
+  const first = !nextBefore;
+  for (const payment of page.payments) table.tBodies[0].append(row(payment));
+  nextBefore = page.next_before || null;
+  $("#more").hidden = !nextBefore;
+  if (first && !page.payments.length) {
+    $("#empty").hidden = false;
+    return;
+  }
+  table.hidden = false;
+  if (!first) {
+    const count = page.payments.length;
+    $("#more-status").textContent = `${count} older ${count === 1 ? "payment" : "payments"} shown` +
+      (nextBefore ? "." : ": that is all of them.");
+  }
+}
 
 async function main() {
-  const table = $("#payments");
   try {
-    const { payments } = await api("/api/v1/payments");
+    await loadPage();
     loaded();
-    if (!payments.length) {
-      $("#empty").hidden = false;
-      return;
-    }
-    for (const payment of payments) {
-      const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
-      table.tBodies[0].append(h("tr", {},
-        h("td", { "data-label": "Date" }, date(payment.paid_at)),
-        h("td", { "data-label": "Receipt" }, h("span", { class: "mono" }, payment.receipt_number)),
-        h("td", { "data-label": "Description" }, h("div", {}, payment.description || "—",
-          payment.license_id ? h("span", { class: "small muted block" }, `License ${payment.license_id}`) : "")),
-        h("td", { "data-label": "Amount", class: "num strong" }, money(payment.amount, payment.currency)),
-        h("td", { "data-label": "Status" }, badge(payment.status)),
-        h("td", { class: "cell-action" },
-          h("a", { href: receipt, target: "_blank", rel: "noopener", class: "button button-secondary button-small" },
-            "View receipt", h("span", { class: "visually-hidden" }, ` ${payment.receipt_number} (opens in a new tab)`)))));
-    }
-    table.hidden = false;
   } catch (failure) {
     loaded();
     showError($("#error"), failure);
+    return;
   }
+  $("#more").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    const error = $("#more-error");
+    error.hidden = true;
+    const before = $("#payments").tBodies[0].rows.length;
+    try {
+      await busy(button, "Loading…", loadPage);
+      // keyboard users continue where the new rows begin
+      $("#payments").tBodies[0].rows[before]?.querySelector("a")?.focus();
+    } catch (failure) {
+      showError(error, failure);
+    }
+  });
 }
 
 main();

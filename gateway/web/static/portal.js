@@ -55,12 +55,22 @@ export function goToLogin() {
 }
 
 /**
+ * A new request key for an `Idempotency-Key` header: 32 random hex digits. (Not
+ * crypto.randomUUID, which plain HTTP on another host than localhost does not have.)
+ */
+export function newRequestKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/**
  * Calls the JSON API; resolves to the parsed body (null for 204), rejects with ApiError.
- * A lost session sends the browser to the login page unless `options.stayOn401` is set.
+ * A lost session sends the browser to the login page unless `options.stayOn401` is set;
+ * `options.headers` adds headers (e.g. an `Idempotency-Key`).
  */
 export async function api(path, options = {}) {
   const method = options.method || "GET";
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
   let response;
@@ -126,6 +136,12 @@ const MESSAGES = {
   no_seats_available: "All seats of this license are in use.",
   license_expired: "This license has expired. Renew it to continue.",
   license_suspended: "This license is suspended. Please contact support.",
+  recurring_payment_ended:
+    "The paid period of this recurring payment has ended, so it cannot be resumed. Renew the license from Buy or renew.",
+  idempotency_key_reused:
+    "This payment attempt was already sent with other details. Reload the page and try again.",
+  product_archived: "This product is no longer on sale. Please contact sales.",
+  product_not_found: "This product is no longer on sale. Please contact sales.",
   service_unavailable: "This part of the portal is temporarily unavailable. Please try again in a moment.",
   internal_error: "Something went wrong on our side. Please try again; if it keeps happening, contact support.",
   not_found: "This item was not found. It may have been removed.",
@@ -169,15 +185,35 @@ export function messageFor(error, overrides = {}) {
 
 // --- formatting -------------------------------------------------------------------------
 
+// ISO 4217 minor units where they are not 2 (common/money.py `decimals` says the same)
+const DECIMALS = { JPY: 0, KRW: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
+
+/**
+ * Integer minor units in the one money format of the portal, receipts and emails (as
+ * common/money.py `format_money`): money(147000, "EUR") → "EUR 1,470.00", money(5000, "JPY")
+ * → "JPY 5,000". Integer arithmetic only: no float ever rounds a cent.
+ */
 export function money(amount, currency) {
-  if (amount === null || amount === undefined || !currency) return "—";
+  if (amount === null || amount === undefined || amount === "" || !currency) return "—";
+  const code = String(currency).toUpperCase();
+  const digits = DECIMALS[code] ?? 2;
+  let minor;
   try {
-    const format = new Intl.NumberFormat(LOCALE, { style: "currency", currency });
-    const digits = format.resolvedOptions().maximumFractionDigits;
-    return format.format(Number(amount) / 10 ** digits);
+    minor = BigInt(amount);
   } catch (cause) {
-    return `${currency} ${(Number(amount) / 100).toFixed(2)}`;
+    return "—";
   }
+  const negative = minor < 0n;
+  if (negative) minor = -minor;
+  const scale = 10n ** BigInt(digits);
+  const whole = (minor / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const fraction = digits ? "." + (minor % scale).toString().padStart(digits, "0") : "";
+  return `${negative ? "-" : ""}${code} ${whole}${fraction}`;
+}
+
+/** An API item's amount as the service formatted it (`amount_formatted`), else formatted here. */
+export function amountOf(item) {
+  return item?.amount_formatted || money(item?.amount, item?.currency);
 }
 
 export function date(iso) {

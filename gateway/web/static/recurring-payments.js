@@ -1,44 +1,105 @@
-// Recurring payments: what is charged next and when; cancel with a confirmation.
+// Recurring payments: what is charged next and when; cancel with a confirmation, resume one
+// cancelled while its paid period lasts, change the card it is charged to.
 import {
-  $, api, badge, busy, confirmDialog, date, h, loaded, messageFor, money, per, showError,
+  $, ApiError, amountOf, api, badge, busy, confirmDialog, date, fieldProblems, h, hide, loaded,
+  messageFor, per, showError,
 } from "/static/portal.js";
+import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
+
+const cardDialog = $("#card-dialog");
+const cardForm = $("#card-form");
+const cardError = $("#card-error");
+let cardFor = null; // the recurring payment whose card the dialog changes
+let cardOpener = null;
 
 function productName(item) {
   return item.product?.name || item.product?.code || item.plan || "Plan";
 }
 
+function cardText(item) {
+  if (!item.card_last4) return "—";
+  const brand = item.card_brand ? item.card_brand.charAt(0).toUpperCase() + item.card_brand.slice(1) : "Card";
+  return `${brand} •••• ${item.card_last4}`;
+}
+
+/** Cancelled by the customer, and the period paid for has not ended: it can be resumed. */
+function resumable(item) {
+  return item.status === "cancelled" && (item.cancelled_by || "customer") === "customer" &&
+    Boolean(item.next_charge_at) && new Date(item.next_charge_at).getTime() > Date.now();
+}
+
 function row(item) {
   const active = item.status === "active" || item.status === "past_due";
-  const card = item.card_last4
-    ? `${item.card_brand ? item.card_brand.charAt(0).toUpperCase() + item.card_brand.slice(1) : "Card"} •••• ${item.card_last4}`
-    : "—";
   const seats = item.seats ? ` · ${item.seats} ${item.seats === 1 ? "seat" : "seats"}` : "";
+  const name = productName(item);
+  const actions = [];
+  if (active) {
+    actions.push(
+      h("button", {
+        type: "button",
+        class: "button button-secondary button-small",
+        dataset: { action: "card" },
+        onclick: (event) => openCardDialog(item, event.currentTarget),
+      }, "Change card", h("span", { class: "visually-hidden" }, ` for ${name}`)),
+      h("button", {
+        type: "button",
+        class: "button button-danger-quiet button-small",
+        dataset: { action: "cancel" },
+        onclick: (event) => cancel(item, event.currentTarget),
+      }, "Cancel", h("span", { class: "visually-hidden" }, ` automatic payment for ${name}`)));
+  } else if (resumable(item)) {
+    actions.push(h("button", {
+      type: "button",
+      class: "button button-small",
+      dataset: { action: "resume" },
+      onclick: (event) => resume(item, event.currentTarget),
+    }, "Resume", h("span", { class: "visually-hidden" }, ` automatic payment for ${name}`)));
+  }
+  let next = h("span", { class: "muted" }, "None");
+  if (active) next = date(item.next_charge_at);
+  else if (resumable(item)) {
+    next = h("span", { class: "muted" }, `None (paid until ${date(item.next_charge_at)})`);
+  }
   return h("tr", { dataset: { id: item.id } },
-    h("td", { "data-label": "Product" }, h("div", {}, h("strong", {}, productName(item)),
+    h("td", { "data-label": "Product" }, h("div", {}, h("strong", {}, name),
       h("span", { class: "small muted block" }, `${item.plan || ""}${seats}`))),
     h("td", { "data-label": "License" },
       item.license_id ? h("a", { href: `/licenses/${encodeURIComponent(item.license_id)}`, class: "mono" }, item.license_id) : "—"),
-    h("td", { "data-label": "Amount", class: "num strong" },
-      `${money(item.amount, item.currency)} / ${per(item.interval)}`),
-    h("td", { "data-label": "Next charge" }, active ? date(item.next_charge_at) : h("span", { class: "muted" }, "None")),
-    h("td", { "data-label": "Card" }, card),
-    h("td", { "data-label": "Status" }, badge(item.status)),
-    h("td", { class: "cell-action" }, active
-      ? h("button", {
-          type: "button",
-          class: "button button-danger-quiet button-small",
-          onclick: (event) => cancel(item, event.currentTarget),
-        }, "Cancel", h("span", { class: "visually-hidden" }, ` automatic payment for ${productName(item)}`))
-      : ""));
+    h("td", { "data-label": "Amount", class: "num strong" }, `${amountOf(item)} / ${per(item.interval)}`),
+    h("td", { "data-label": "Next charge" }, next),
+    h("td", { "data-label": "Card", class: "card-cell" }, cardText(item)),
+    h("td", { "data-label": "Status" }, badge(item.status),
+      item.status === "past_due"
+        ? h("span", { class: "small muted block" }, "The last charge failed: change the card to pay.")
+        : item.status === "cancelled" && item.cancelled_by === "refund"
+          ? h("span", { class: "small muted block" }, "Ended: its payment was refunded.")
+          : ""),
+    h("td", { class: "cell-action" }, actions.length ? h("div", { class: "row-actions" }, ...actions) : ""));
+}
+
+/** Puts the updated recurring payment in its row (keeping the product name the list had). */
+function replaceRow(item, updated) {
+  const merged = { ...item, ...updated, product: updated.product?.name ? updated.product : item.product };
+  const current = $("#recurring").querySelector(`tr[data-id="${CSS.escape(item.id)}"]`);
+  const fresh = row(merged);
+  current.replaceWith(fresh);
+  return fresh;
+}
+
+function say(text, ok) {
+  const status = $("#status");
+  status.className = `status-line ${ok ? "status-ok" : "status-bad"}`;
+  status.textContent = text;
 }
 
 async function cancel(item, button) {
   const name = productName(item);
   const ok = await confirmDialog({
     title: `Cancel automatic payments for ${name}?`,
-    text: `${money(item.amount, item.currency)} per ${per(item.interval)} will no longer be charged` +
+    text: `${amountOf(item)} per ${per(item.interval)} will no longer be charged` +
       (item.next_charge_at ? ` (next charge was ${date(item.next_charge_at)})` : "") +
-      `. License ${item.license_id || ""} stays valid until it expires; you can renew it later from Buy or renew.`,
+      `. License ${item.license_id || ""} stays valid until it expires; you can resume the ` +
+      "payments until then, or renew the license later from Buy or renew.",
     confirm: "Cancel automatic payments",
     danger: true,
   });
@@ -46,23 +107,94 @@ async function cancel(item, button) {
     button.focus();
     return;
   }
-  const status = $("#status");
-  status.className = "status-line";
   try {
     const updated = await busy(button, "Cancelling…", () =>
       api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/cancel`, { method: "POST" }));
-    const current = $("#recurring").querySelector(`tr[data-id="${CSS.escape(item.id)}"]`);
-    current.replaceWith(row({ ...item, ...updated, product: updated.product?.name ? updated.product : item.product }));
-    status.textContent = `Automatic payments for ${name} are cancelled.`;
-    status.classList.add("status-ok");
+    replaceRow(item, updated).querySelector("button")?.focus();
+    say(`Automatic payments for ${name} are cancelled.`, true);
   } catch (failure) {
-    status.textContent = messageFor(failure);
-    status.classList.add("status-bad");
+    say(messageFor(failure), false);
+  }
+}
+
+async function resume(item, button) {
+  const name = productName(item);
+  try {
+    const updated = await busy(button, "Resuming…", () =>
+      api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/resume`, { method: "POST" }));
+    replaceRow(item, updated).querySelector("button")?.focus();
+    say(`Automatic payments for ${name} are on again: next charge ${date(updated.next_charge_at)}.`, true);
+  } catch (failure) {
+    say(messageFor(failure), false);
+    if (failure instanceof ApiError && failure.code === "recurring_payment_ended") {
+      replaceRow(item, { status: "cancelled", next_charge_at: null });
+    }
+  }
+}
+
+function openCardDialog(item, opener) {
+  cardFor = item;
+  cardOpener = opener;
+  cardForm.reset();
+  hide(cardError);
+  for (const input of cardForm.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  $("#card-title").textContent = `Change the card for ${productName(item)}`;
+  $("#card-text").textContent = `Now charged to ${cardText(item)}: ${amountOf(item)} per ${per(item.interval)}` +
+    (item.next_charge_at ? `, next on ${date(item.next_charge_at)}.` : ".");
+  cardDialog.showModal();
+  cardForm.number.focus();
+}
+
+function closeCardDialog() {
+  cardDialog.close();
+  cardOpener?.focus();
+}
+
+async function saveCard(event) {
+  event.preventDefault();
+  hide(cardError);
+  for (const input of cardForm.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const [card, problem, input] = readCard(cardForm);
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    showError(cardError, problem);
+    return;
+  }
+  const item = cardFor;
+  try {
+    const updated = await busy($("#card-save"), "Checking the card…", () =>
+      api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/card`, {
+        method: "PUT",
+        body: { card },
+      }));
+    cardDialog.close();
+    const fresh = replaceRow(item, updated);
+    fresh.querySelector("button[data-action=card]")?.focus();
+    say(`${productName(item)} is now charged to ${cardText(updated)}.`, true);
+  } catch (failure) {
+    showError(cardError, failure, {
+      card_declined: "The bank declined this card. Nothing changed: the old card stays in use. Try another card.",
+      insufficient_funds: "The bank declined this card. Nothing changed: the old card stays in use. Try another card.",
+    });
+    if (failure instanceof ApiError && failure.code === "validation_error") {
+      for (const [path] of fieldProblems(failure.details.fields)) {
+        const name = CARD_FIELD_INPUTS[path];
+        if (name) cardForm[name].setAttribute("aria-invalid", "true");
+      }
+    }
+    if (failure instanceof ApiError && ["card_declined", "insufficient_funds"].includes(failure.code)) {
+      cardForm.number.setAttribute("aria-invalid", "true");
+      cardForm.number.focus();
+    }
   }
 }
 
 async function main() {
   const table = $("#recurring");
+  cardInputs(cardForm);
+  cardForm.addEventListener("submit", saveCard);
+  $("#card-cancel").addEventListener("click", closeCardDialog);
   try {
     const { recurring_payments: items } = await api("/api/v1/recurring-payments");
     loaded();

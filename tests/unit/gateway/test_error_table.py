@@ -66,7 +66,9 @@ def test_the_collection_finds_what_we_know_is_there() -> None:
     )
     for module in exception_modules():
         assert module in {where.rsplit(".", 1)[0] for where in declared.values()}, module
-    assert {"csrf_failed", "invalid_json", "validation_error", "not_found"} <= set(ad_hoc_codes())
+    assert {"csrf_failed", "invalid_json", "unsupported_media_type", "not_found"} <= set(
+        ad_hoc_codes()
+    )
 
 
 def test_every_code_has_an_http_status() -> None:
@@ -80,6 +82,25 @@ def test_codes_of_one_kind_share_a_status() -> None:
             assert STATUS_BY_CODE[code] == 409, (code, where)
         if code.endswith("_not_found"):
             assert STATUS_BY_CODE[code] == 404, (code, where)
+
+
+def test_the_codes_of_issue_10_have_their_statuses() -> None:
+    # what the portal and the clients rely on, whichever service raises them
+    expected = {
+        "idempotency_key_reused": 422,
+        "product_archived": 409,
+        "license_suspended": 403,
+        "recurring_payment_ended": 409,
+        "expires_in_past": 422,
+        "extension_shortens": 422,
+        "license_is_perpetual": 422,
+        "password_already_set": 409,
+        "email_taken": 409,
+        "company_not_found": 404,
+        "product_not_found": 404,
+        "card_declined": 402,
+    }
+    assert {code: STATUS_BY_CODE.get(code) for code in expected} == expected
 
 
 def test_the_table_names_only_error_statuses() -> None:

@@ -27,6 +27,7 @@ LICENSE = {
     "seats_in_use": 1,
     "expires_at": None,
     "status": "active",
+    "suspension_reason": None,
     "created_at": "2026-01-05T10:00:00+00:00",
 }
 # licensing's license view holds more than a customer sees
@@ -112,6 +113,18 @@ def test_a_license_in_detail() -> None:
         "installations": [INSTALLATION],
     }
     assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001")]
+
+
+def test_a_suspended_license_says_why() -> None:
+    class Suspended(Licensing):
+        def list_licenses(self, customer_id: str) -> list[dict]:
+            reason = "Invoice 2026-17 is unpaid; call +49 30 1234"
+            return [{**LICENSE_VIEW, "status": "suspended", "suspension_reason": reason}]
+
+    service = worker_factory(GatewayService, auth=FakeAuth(), licensing=Suspended())
+    (license,) = service.list_licenses(make_request())["licenses"]
+    assert license["status"] == "suspended"
+    assert license["suspension_reason"] == "Invoice 2026-17 is unpaid; call +49 30 1234"
 
 
 def test_a_key_licensing_leaves_out_is_answered_as_null() -> None:

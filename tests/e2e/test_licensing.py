@@ -82,6 +82,7 @@ def test_a_company_sees_activates_deactivates_and_verifies_offline(suite, api, p
             "seats_in_use": 0,
             "expires_at": "2099-12-31T23:59:59+00:00",
             "status": "active",
+            "suspension_reason": None,
             "created_at": listed[0]["created_at"],
         }
     ]
@@ -184,7 +185,7 @@ def test_errors_of_the_activation_api(suite, api, product):
     by_company = api.post("/api/v1/activations", json=activation(license, "i", "m", PASSWORD))
     assert by_company.status_code == 201
 
-    expired = issue(suite, company["customer_id"], product, 1, "--expires", "2020-01-01")
+    expired = issue(suite, company["customer_id"], product, 1, "--expires", "2020-01-01", "--force")
     answer = api.post("/api/v1/activations", json=activation(expired, "i", "m"))
     assert answer.status_code == 403 and answer.json()["error"]["code"] == "license_expired"
     suspended = issue(suite, company["customer_id"], product, 1)

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request
 
 from common.db import Db, make_engine, migrate
 from common.errors import PortalError
+from common.idempotency import RequestInfo
 from gateway.service import GatewayService
 from services.auth import domain
 from services.auth.service import MIGRATIONS, AuthService
@@ -31,6 +32,9 @@ from tests.unit.gateway.support import TOKEN, FakeAuth
 
 PASSWORD, NEW_PASSWORD = "Quiet-Lantern-Harbour-7", "Amber-Tidal-Compass-58"
 ATTACKER, OWNER = "203.0.113.66", "198.51.100.7"
+
+# a worker called directly, as by a request without a key: nothing to deduplicate
+NO_KEY = RequestInfo(None, "auth.test")
 
 
 class RecordingAuth(FakeAuth):
@@ -63,7 +67,9 @@ def auth(tmp_path) -> Iterator[AuthService]:
     engine = make_engine(f"sqlite:///{tmp_path / 'auth.db'}")
     migrate(engine, "auth", MIGRATIONS)
     db = Db(sessionmaker(bind=engine, expire_on_commit=False))
-    yield worker_factory(AuthService, db=db, events=RecordedEvents(), clock=FixedClock())
+    yield worker_factory(
+        AuthService, db=db, events=RecordedEvents(), clock=FixedClock(), request=NO_KEY
+    )
     engine.dispose()
 
 

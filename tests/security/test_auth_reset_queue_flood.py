@@ -21,12 +21,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from common.db import Db, make_engine, migrate
+from common.idempotency import RequestInfo
 from services.auth import domain, use_cases
 from services.auth.models import PasswordRequest
 from services.auth.service import MIGRATIONS, AuthService
 from tests.support.fakes import FixedClock, RecordedEvents
 
 FLOODER, OWNER = "203.0.113.66", "198.51.100.7"
+
+# a worker called directly, as by a request without a key: nothing to deduplicate
+NO_KEY = RequestInfo(None, "auth.test")
 
 
 @pytest.fixture
@@ -44,7 +48,7 @@ def events() -> RecordedEvents:
 
 @pytest.fixture
 def service(db: Db, events: RecordedEvents) -> AuthService:
-    return worker_factory(AuthService, db=db, events=events, clock=FixedClock())
+    return worker_factory(AuthService, db=db, events=events, clock=FixedClock(), request=NO_KEY)
 
 
 def queue_rows(db: Db) -> int:

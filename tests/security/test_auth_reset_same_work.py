@@ -19,8 +19,12 @@ from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
 from common.db import Db, make_engine, migrate
+from common.idempotency import RequestInfo
 from services.auth.service import MIGRATIONS, AuthService
 from tests.support.fakes import FixedClock, RecordedEvents
+
+# a worker called directly, as by a request without a key: nothing to deduplicate
+NO_KEY = RequestInfo(None, "auth.test")
 
 
 @pytest.fixture
@@ -38,6 +42,7 @@ def test_a_reset_request_does_the_same_work_for_known_and_unknown_logins(engine)
         db=Db(sessionmaker(bind=engine, expire_on_commit=False)),
         events=events,
         clock=FixedClock(),
+        request=NO_KEY,
     )
     email = f"known.{uuid.uuid4().hex[:8]}@example.test"
     company = service.create_company(

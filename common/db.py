@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import zlib
 from collections.abc import Iterator
@@ -22,10 +23,14 @@ from eventlet.semaphore import Semaphore
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Engine, Table, create_engine, event, func, inspect, make_url, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from common import settings
+from common.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -183,28 +188,88 @@ def advisory_xact_lock(session: Session, namespace: str, key: str) -> None:
     session.execute(select(func.pg_advisory_xact_lock(lock_id)))
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The service's database cannot be reached, or dropped the connection mid-transaction.
+
+    A `ServiceUnavailable` (503 at the gateway, `Retry-After`), never an internal error: the
+    caller retries with the same request key, and the ledger (common/idempotency.py) answers
+    the first answer if the change did commit after all. `during_commit` says the outcome of
+    this transaction is unknown (the connection dropped while COMMIT was on its way).
+    """
+
+    def __init__(self, service: str | None = None, during_commit: bool = False) -> None:
+        super().__init__(
+            "The service's database is unavailable; try again shortly.",
+            details={"service": service} if service else {},
+        )
+        self.during_commit = during_commit
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (connection refused, dropped, terminated by
+    an administrator, pool exhausted), rather than that the statement was wrong.
+
+    Deadlocks and serialisation failures are operational errors too: transient, so the same
+    answer (503, try again) fits them.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError)
+    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)
+
+
 class Db:
     """What a worker gets: transactions on the service's database."""
 
-    def __init__(self, factory: sessionmaker) -> None:
+    def __init__(self, factory: sessionmaker, service: str | None = None) -> None:
         self._factory = factory
+        self.service = service
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """Commit on success, roll back on any exception, always close."""
+        """Commit on success, roll back on any exception, always close.
+
+        A database that is away raises `DatabaseUnavailable` (a 503 for the caller), never
+        SQLAlchemy's error (an internal error): a dropped connection is a fault of the moment.
+        """
         session = self._factory()
+        committing = False
         try:
             yield session
+            committing = True
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            _rollback(session)
+            if isinstance(exc, Exception) and is_unavailable(exc):
+                log.warning(
+                    "database unavailable%s: %s",
+                    " during commit" if committing else "",
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+                raise DatabaseUnavailable(self.service, during_commit=committing) from exc
             raise
         finally:
-            session.close()
+            _close(session)
 
     def ping(self) -> None:
         with self.transaction() as session:
             session.execute(text("SELECT 1"))
+
+
+def _rollback(session: Session) -> None:
+    """Roll back; on a connection already gone this fails too, and the pool discards it."""
+    try:
+        session.rollback()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+
+
+def _close(session: Session) -> None:
+    try:
+        session.close()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
 
 
 class Database(DependencyProvider):
@@ -230,4 +295,4 @@ class Database(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Db:
-        return Db(self.factory)
+        return Db(self.factory, self.service_name)

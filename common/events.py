@@ -21,6 +21,7 @@ from nameko.messaging import encode_to_headers
 from nameko.standalone.events import get_event_exchange
 
 from common import settings
+from common.context import REQUEST_ID, current_request_id
 from common.idempotency import REQUEST_KEY
 
 # (source service, event type, consuming service, handler method)
@@ -58,6 +59,7 @@ def queue_for(source: str, event_type: str, consumer: str, method: str) -> Queue
         durable=True,
         auto_delete=False,
         exclusive=False,
+        queue_arguments=settings.durable_queue_arguments() or None,
     )
 
 
@@ -76,12 +78,21 @@ def declare_subscriptions(amqp_uri: str | None = None, source: str | None = None
 
 
 def new_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload with a fresh `event_id` and `occurred_at` (UTC, ISO 8601)."""
-    return {
+    """The payload with a fresh `event_id` and `occurred_at` (UTC, ISO 8601), and the
+    `request_id` of the request that caused it (the current worker's), when there is one.
+
+    The outbox stores the stamped payload, so an event the relay publishes later still names
+    its request. A payload that already names a request keeps it.
+    """
+    event = {
         **payload,
         "event_id": uuid.uuid4().hex,
         "occurred_at": datetime.now(UTC).isoformat(),
     }
+    request_id = current_request_id()
+    if request_id and not event.get(REQUEST_ID):
+        event[REQUEST_ID] = request_id
+    return event
 
 
 class EventBus(EventDispatcher):

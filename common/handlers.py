@@ -10,7 +10,8 @@
   at, and the message is acked.
 
 Handlers record what they applied by `event_id` in their own database, so a redelivered
-event changes nothing.
+event changes nothing. Their queues have the configured `QUEUE_TYPE` (the same arguments as
+`common.events.queue_for`), and they drain on SIGTERM (`common.rpc.DrainingConsumer`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,31 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
-from nameko.events import event_handler
+from nameko.events import EventHandler
 
+from common import settings
 from common.errors import PortalError
+from common.rpc import DrainingConsumer, stop_draining
 
 log = logging.getLogger(__name__)
 
 # requeue_on_error hands the message straight back: pause so an outage is not a busy loop
 REQUEUE_PAUSE_SECONDS = 1.0
+
+
+class ReliableEventHandler(EventHandler):
+    """nameko's SERVICE_POOL `@event_handler`: its queue of the configured `QUEUE_TYPE`, and
+    a consumer that drains on stop."""
+
+    consumer_cls = DrainingConsumer
+
+    def setup(self) -> None:
+        super().setup()
+        # nameko built `self.queue` and gave the consumer a list holding it: same object
+        self.queue.queue_arguments = settings.durable_queue_arguments() or None
+
+    def stop(self) -> None:
+        stop_draining(self.consumer, self.container)
 
 
 class Poison(Exception):
@@ -66,6 +84,6 @@ def reliable_handler(source: str, event_type: str) -> Callable[[Handler], Handle
                 eventlet.sleep(REQUEUE_PAUSE_SECONDS)
                 raise
 
-        return event_handler(source, event_type, requeue_on_error=True)(handle)
+        return ReliableEventHandler.decorator(source, event_type, requeue_on_error=True)(handle)
 
     return decorate

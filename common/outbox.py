@@ -74,8 +74,10 @@ def stage(
 def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish events staged by a committed transaction and mark them published.
 
-    A failure here is logged, not raised: the change is committed, and the relay publishes
-    the event later.
+    Nothing here raises: the change is committed, so its caller must hear of its success. A
+    publish that fails leaves the rest to the relay; a mark that fails (the database dropped
+    the connection after the commit) leaves published rows unmarked, and the relay publishes
+    them once more, which consumers deduplicate by `event_id`.
     """
     if not staged:
         return
@@ -87,11 +89,19 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
             log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
             break
         published.append(event["event_id"])
-    if published:
+    if not published:
+        return
+    try:
         with db.transaction() as session:
             session.execute(
                 update(table).where(table.c.event_id.in_(published)).values(published_at=utcnow())
             )
+    except Exception as exc:
+        log.warning(
+            "%d published event(s) not marked (%s); the outbox relay publishes them again",
+            len(published),
+            exc,
+        )
 
 
 def relay(db: Db, table: Table, publish: Publish, older_than: timedelta = RELAY_AFTER) -> int:

@@ -14,19 +14,27 @@ later when the service comes back.
   gateway from staff without trusting anything the caller wrote (common/bus.py).
 - Requests and replies are transient (delivery mode 1): they live seconds, and card numbers
   in `billing.purchase` must never reach the broker's disk (nameko's default is persistent).
+- Every consumer of a service (`@rpc`, and `@reliable_handler` in common/handlers.py) is a
+  `DrainingConsumer`: on SIGTERM it stops taking messages, lets the ones it holds finish and
+  be acknowledged (bounded by `SHUTDOWN_TIMEOUT`), and only then closes its connection.
+- `rpc-<service>` is declared with `settings.durable_queue_arguments()` (`QUEUE_TYPE`).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import eventlet
 from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
 from kombu.message import Message
 from nameko import config as nameko_config
+from nameko.amqp.consume import Consumer
 from nameko.amqp.publish import Publisher, UndeliverableMessage, get_connection
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -54,7 +62,12 @@ from common.bus import kind_of, redacted, reply_queue_label, user_of
 from common.errors import Forbidden, ServiceUnavailable, error_from_reply
 from common.idempotency import REQUEST_KEY, derived_key
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 5.0
+# how long a stopping process waits for the messages it holds; Kubernetes' default grace
+# period is 30 s, so this leaves time for the rest of the shutdown before a SIGKILL
+DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 
 
 def rpc_timeout() -> float:
@@ -266,8 +279,114 @@ class _Responder(Responder):
     publisher_cls = TransientPublisher
 
 
+# --- consumers that drain on SIGTERM ---------------------------------------------------------
+
+
+def shutdown_timeout() -> float:
+    return settings.get_float("SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)
+
+
+class DrainingConsumer(Consumer):
+    """nameko's consumer, stopped gracefully: `stop()` drains before it closes.
+
+    nameko's own `stop()` ends the consuming loop at once: its connection closes within a
+    second while workers still run, so their acknowledgements fail and the broker hands their
+    messages to another instance to run again. Draining instead cancels the subscription
+    (nothing new arrives; what was prefetched goes back to the queue), waits until every
+    message it handed to a worker is acknowledged or requeued (`SHUTDOWN_TIMEOUT` at most),
+    and only then closes. Past the bound, what is still held goes back to the broker when
+    the connection closes, and is delivered to another instance: nothing acknowledged is
+    lost either way.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.draining = False
+        self._cancelled = False
+        self._kombu_consumers: list[Any] = []
+        self._held: set[int] = set()
+
+    @property
+    def held(self) -> int:
+        """How many messages a worker is handling (acknowledged or requeued when it ends)."""
+        return len(self._held)
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> list[Any]:
+        # called again after every reconnection: a drain cancels the new ones too
+        self._kombu_consumers = super().get_consumers(consumer_cls, channel)
+        self._cancelled = False
+        return self._kombu_consumers
+
+    def on_iteration(self) -> None:
+        # kombu's loop calls this on the consumer's own green thread, between two reads of
+        # the connection: the one place where cancelling touches the channel safely
+        if self.draining and not self._cancelled:
+            self._cancelled = True
+            for consumer in self._kombu_consumers:
+                try:
+                    consumer.cancel()
+                except Exception as exc:  # the connection is going anyway
+                    log.debug("cancelling a consumer while draining: %s", exc)
+
+    def on_message(self, body: Any, message: Message) -> None:
+        if self.draining or self.should_stop:
+            self.requeue_message(message)
+            return
+        self._held.add(id(message))
+        super().on_message(body, message)
+
+    def ack_message(self, message: Message) -> None:
+        try:
+            super().ack_message(message)
+        finally:
+            self._held.discard(id(message))
+
+    def requeue_message(self, message: Message) -> None:
+        try:
+            super().requeue_message(message)
+        finally:
+            self._held.discard(id(message))
+
+    def stop(self) -> None:
+        """Drain (bounded by `SHUTDOWN_TIMEOUT`), then end the consuming loop."""
+        if self.should_stop:
+            return
+        self.draining = True
+        deadline = time.monotonic() + shutdown_timeout()
+        while self._held and time.monotonic() < deadline:
+            eventlet.sleep(0.05)
+        if self._held:
+            log.warning(
+                "stopping with %d message(s) still being handled after %.0f s; the broker"
+                " delivers them again",
+                len(self._held),
+                shutdown_timeout(),
+            )
+        self.should_stop = True
+
+
+def stop_draining(consumer: DrainingConsumer, container: Any) -> None:
+    """Drain `consumer`; past the bound, end the container's workers that still run (the
+    broker has their messages back once the consumer's connection closes)."""
+    consumer.stop()
+    if consumer.held:
+        # nameko offers no public way to end workers without killing the container
+        container._kill_worker_threads()
+
+
 class VerifiedRpcConsumer(RpcConsumer):
-    """nameko's shared RPC consumer, answering with transient replies stamped with the user."""
+    """nameko's shared RPC consumer, answering with transient replies stamped with the user;
+    `rpc-<service>` of the configured `QUEUE_TYPE`; drained on stop (`DrainingConsumer`)."""
+
+    consumer_cls = DrainingConsumer
+
+    def setup(self) -> None:
+        super().setup()
+        # nameko built `self.queue` and gave the consumer a list holding it: same object
+        self.queue.queue_arguments = settings.durable_queue_arguments() or None
+
+    def stop(self) -> None:
+        stop_draining(self.consumer, self.container)
 
     def handle_result(self, message: Message, result: Any, exc_info: Any) -> tuple[Any, Any]:
         responder = _Responder(

@@ -62,3 +62,25 @@ def database_url(service_name: str) -> str:
 
 def portal_url() -> str:
     return get("PORTAL_URL", "http://localhost:8000").rstrip("/")
+
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_type() -> str:
+    """`QUEUE_TYPE`: `classic` (default) or `quorum`, for the durable RPC and event queues."""
+    value = (get("QUEUE_TYPE", "classic") or "classic").strip().lower()
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {value!r}")
+    return value
+
+
+def durable_queue_arguments() -> dict[str, str]:
+    """The arguments of every durable, shared queue (`rpc-<service>`, the event queues).
+
+    Every declaration of one queue must carry the same arguments (RabbitMQ refuses a
+    redeclaration that differs), so producers, consumers and `portalctl bus declare` all
+    take them from here. Reply and broadcast queues are exclusive or auto-deleted, which
+    quorum queues cannot be: they stay classic and never take these.
+    """
+    return {"x-queue-type": "quorum"} if queue_type() == "quorum" else {}

@@ -27,7 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from common import idempotency, outbox
-from common.db import Db
+from common.db import DatabaseUnavailable, Db
 from common.errors import PortalError
 
 Event = tuple[str, dict[str, Any]]
@@ -127,7 +127,17 @@ class UnitOfWork(Generic[Repo]):
         return self.run_outcome(use_case, *args, once=once).result
 
     def read(self, use_case: Callable[..., Any], *args: Any) -> Any:
-        """Run `use_case(repo, *args)` in a transaction that publishes nothing."""
+        """Run `use_case(repo, *args)` in a transaction that publishes nothing.
+
+        A read changes nothing, so a dropped database connection is retried once on a fresh
+        one (a backend terminated while idle in the pool fails only the first statement).
+        """
+        try:
+            return self._read(use_case, *args)
+        except DatabaseUnavailable:
+            return self._read(use_case, *args)
+
+    def _read(self, use_case: Callable[..., Any], *args: Any) -> Any:
         with self.db.transaction() as session:
             return use_case(self.repository(session), *args)
 

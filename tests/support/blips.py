@@ -4,6 +4,9 @@
   background green thread (`rabbitmqctl close_all_connections -p <vhost> <reason>`, or the
   management API where rabbitmqctl is missing), as a network blip does; it counts what it
   closed, so a test can show that its blips really happened.
+- `terminate_backends(database)` / `BackendTerminations(database)`: PostgreSQL's
+  `pg_terminate_backend` on every connection to a database, once or again and again, as a
+  database failover or an administrator does.
 - `settle(suite)`: after the blips, until every service answers again and billing's RPC
   queue is empty (redelivered requests have been worked off).
 - `portalctl_batch(suite, commands)`: many `portalctl` commands in one process (the real
@@ -30,6 +33,7 @@ from urllib.parse import quote, unquote, urlparse
 import eventlet
 import psycopg2
 import requests
+from kombu import Connection
 
 from tests.support import infra
 from tests.support.bus import wait_for_queue_depth
@@ -157,6 +161,46 @@ class ConnectionBlips:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def terminate_backends(database: str, pid: int | None = None) -> int:
+    """Terminate every backend connected to `database` (or the one of `pid`); how many."""
+    connection = psycopg2.connect(infra.PG_ADMIN_URL)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid() AND (%s IS NULL OR pid = %s)",
+                (database, pid, pid),
+            )
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+class BackendTerminations(ConnectionBlips):
+    """Terminate every backend of the PostgreSQL `databases` every `every` seconds until
+    stopped; `rounds`, `hits` and `closed` (backends terminated) as for `ConnectionBlips`."""
+
+    def __init__(self, *databases: str, every: tuple[float, float] = (0.3, 0.8)) -> None:
+        super().__init__("", every)
+        self.databases = databases
+
+    def _close(self) -> None:
+        try:
+            closed = sum(terminate_backends(database) for database in self.databases)
+            self.rounds += 1
+            self.hits += closed > 0
+            self.closed += closed
+        except Exception as exc:  # the test reports it
+            self.errors.append(repr(exc))
+
+
+def queue_consumers(amqp_uri: str, queue: str) -> int:
+    """Consumers of `queue` right now (a passive declare: exact, not a sampled figure)."""
+    with Connection(amqp_uri) as connection:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).consumer_count
 
 
 def settle(suite: Suite, timeout: float = 60.0) -> None:

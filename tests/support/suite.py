@@ -145,6 +145,20 @@ class Suite:
         for process in self.processes.pop(name, []):
             self._end(process, graceful)
 
+    def terminate(self, name: str, index: int = 0, timeout: float = 40.0) -> int:
+        """SIGTERM one process of `name` (as Kubernetes rolls a pod) and wait for it to end;
+        its exit code. The process leaves the suite: `start(name)` starts a new one."""
+        process = self.processes[name].pop(index)
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+            raise AssertionError(
+                f"{name}-{index} did not end within {timeout}s of SIGTERM"
+            ) from None
+
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
@@ -177,6 +191,12 @@ class Suite:
 
     def log(self, name: str, index: int = 0) -> str:
         return (self.log_dir / f"{name}-{index}.log").read_text(errors="replace")
+
+    def logs(self, name: str) -> str:
+        """Every log of `name`'s processes, past ones included, one after the other."""
+        return "".join(
+            path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"{name}-*.log"))
+        )
 
     def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = SERVICES) -> None:
         """Until `/readyz` says the given services answer; fail with the logs of dead ones."""

@@ -119,6 +119,18 @@ class Period:
     end: datetime
 
 
+def renewal_start(next_charge_at: datetime, interval: str, now: datetime) -> datetime:
+    """Where the next automatic charge's period starts: `next_charge_at` (the end of the last
+    period paid) unless the period starting there is already over (a payment past due for
+    months, a pass that did not run), then `now`: never a charge for a period already over.
+
+    `renewal_start(jan_10, "month", now=jan_20)` → `jan_10`; with `now=may_20` → `may_20`.
+    """
+    if add_interval(next_charge_at, interval) <= now:
+        return now
+    return next_charge_at
+
+
 def purchase_period(now: datetime, interval: str, current_expiry: datetime | None) -> Period:
     """A new purchase starts now; a renewal continues where the license ends (if later)."""
     start = now if current_expiry is None or current_expiry < now else current_expiry
@@ -186,13 +198,22 @@ def refund_key(payment_id: int) -> str:
     return f"billing-refund-{payment_id}"
 
 
-def authorization_key(customer_id: str, request_key: str) -> str:
-    """The provider's key of a card check for one request: a redelivery checks it once.
+def authorization_key(customer_id: str, request_key: str, card: str = "") -> str:
+    """The provider's key of a card check for one request and one card: a redelivery checks
+    it once, and the same request key with another card checks that card (never answers
+    the first card's result). `card`: `card_fingerprint(...)`.
 
-    `authorization_key("C1", "k")` → `"billing-auth-"` + 40 hex digits (fits 64).
+    `authorization_key("C1", "k", "visa/4242/12/2030")` → `"billing-auth-"` + 40 hex
+    digits (fits 64).
     """
-    digest = hashlib.sha256(f"{customer_id}\n{request_key}".encode()).hexdigest()
+    text = f"{customer_id}\n{request_key}\n{card}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return f"billing-auth-{digest[:40]}"
+
+
+def card_fingerprint(brand: str, last4: str, exp_month: int, exp_year: int) -> str:
+    """What tells two cards apart without their number: `"visa/4242/12/2030"`."""
+    return f"{brand}/{last4}/{exp_month}/{exp_year}"
 
 
 def purchase_fingerprint(

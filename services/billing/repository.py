@@ -15,6 +15,7 @@ from services.billing.models import (
     BillingBase,
     BillingDetails,
     Charge,
+    HandledRequest,
     Invoice,
     LicenseEvent,
     ParkedEvent,
@@ -214,6 +215,17 @@ class BillingRepository:
                 select(Invoice).where(
                     Invoice.recurring_payment_id == recurring_id, Invoice.status.in_(statuses)
                 )
+            )
+        )
+
+    # handled requests (common/idempotency.py)
+    def handled_fingerprint(self, scope: str, key: str, operation: str) -> str | None:
+        """The fingerprint of the request already handled under this key, if any."""
+        return self.session.scalar(
+            select(HandledRequest.fingerprint).where(
+                HandledRequest.scope == scope,
+                HandledRequest.key == key,
+                HandledRequest.operation == operation,
             )
         )
 

@@ -83,6 +83,7 @@ NOT_APPLICABLE: tuple[type[PortalError], ...] = (
     ProductArchived,
     LicenseNotFound,
     LicenseSuspended,
+    LicenseIsPerpetual,
 )
 
 

@@ -42,6 +42,8 @@ function renderLicenseChoices() {
   const options = [h("option", { value: "" }, "A new license")];
   for (const license of licenses) {
     if (plan && license.product?.code !== plan.product.code) continue;
+    // a perpetual license never expires: it needs no renewal (billing refuses it)
+    if (!license.expires_at) continue;
     const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
     // a suspended license cannot be renewed (billing refuses it): shown, not chosen
     const suspended = license.status === "suspended";

@@ -186,7 +186,7 @@ export function messageFor(error, overrides = {}) {
 // --- formatting -------------------------------------------------------------------------
 
 // ISO 4217 minor units where they are not 2 (common/money.py `decimals` says the same)
-const DECIMALS = { JPY: 0, KRW: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
+const DECIMALS = { JPY: 0, KRW: 0, ISK: 0, CLP: 0, VND: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
 
 /**
  * Integer minor units in the one money format of the portal, receipts and emails (as

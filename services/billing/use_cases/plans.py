@@ -60,7 +60,9 @@ def list_plans(
     products: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Plans on sale: active, of a product in `products` (licensing's products by code) that
-    licensing sells; with `include_inactive`, every plan (`products` not needed).
+    licensing sells; with `include_inactive`, every plan (`products` not needed). Without
+    `products` (licensing not answering), every active plan with its stored product name: a
+    purchase still asks licensing for the product before charging.
 
     Product names come from `products` when given (licensing's current names).
     """
@@ -68,7 +70,8 @@ def list_plans(
     for plan in repo.plans(active_only=not include_inactive):
         view = plan_view(plan)
         product = products.get(plan.product_code) if products is not None else None
-        if not include_inactive and (product is None or not product_on_sale(product)):
+        known = products is not None
+        if not include_inactive and known and (product is None or not product_on_sale(product)):
             continue
         if product is not None and product.get("name"):
             view["product"] = {"code": plan.product_code, "name": product["name"]}

@@ -5,7 +5,8 @@ check and price the order, write the charge row, charge, settle. The same reques
 again (its request key: the client's `Idempotency-Key`, or the key of the RPC request that
 a redelivery repeats) gets the first answer, never a second charge; the same key with
 another request is `idempotency_key_reused`. Nothing is charged unless the plan is on sale,
-licensing sells its product, and a renewed license is the company's and not suspended.
+licensing sells its product, and a renewed license is the company's, not suspended and not
+perpetual (a perpetual license needs no renewal).
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def prepare(
         license = licensing.get_license(license_id, customer_id=customer_id)
         if license.get("status") == "suspended":
             raise LicenseSuspended(details={"license_id": license_id})
+        if "expires_at" in license and not license["expires_at"]:
+            raise invalid_field(["license_id"], "A perpetual license needs no renewal.")
         licensed = license.get("product") or {}
         if identifiers.code(str(licensed.get("code", ""))) != plan["product_code"]:
             raise invalid_field(["plan"], "This plan is for another product than the license.")

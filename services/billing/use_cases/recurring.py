@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from common.errors import ServiceUnavailable
-from common.idempotency import Once
+from common.idempotency import IdempotencyKeyReused, Once
 from common.timeutil import iso
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain, views
@@ -103,7 +103,11 @@ def resume_recurring(
     recurring.cancelled_by = None
     # the invoice of the coming period, if a pass opened it early, was cancelled with it
     for invoice in repo.invoices_of(recurring.id, ("cancelled",)):
-        if invoice.period_start == recurring.next_charge_at and invoice.payment_id is None:
+        if (
+            invoice.period_start == recurring.next_charge_at
+            and invoice.payment_id is None
+            and invoice.period_end > now
+        ):
             invoice.status = "open"
             invoice.next_attempt_at = max(invoice.period_start, now)
     return Outcome(
@@ -125,6 +129,8 @@ def replace_card(
     """Check the new card (tokenize, zero-amount authorization), then put it on the recurring
     payment. Declined: `card_declined` / `insufficient_funds` and nothing changed."""
     uow.read(_replaceable, reference, customer_id, now)
+    if once is not None:  # the key of another card: refused before any authorization
+        uow.read(_same_request, once)
     if domain.card_expired(card["exp_month"], card["exp_year"], now):
         raise invalid_field(["card", "exp_year"], "The card has expired.")
     try:
@@ -138,7 +144,11 @@ def replace_card(
         )
     except InvalidCard as exc:
         raise invalid_field(["card", exc.field], exc.message) from exc
-    key = domain.authorization_key(customer_id or "staff", request_key or secrets.token_hex(16))
+    key = domain.authorization_key(
+        customer_id or "staff",
+        request_key or secrets.token_hex(16),
+        domain.card_fingerprint(method.brand, method.last4, method.exp_month, method.exp_year),
+    )
     try:
         check = provider.authorize(method.token, key)
     except ProviderUnavailable as exc:
@@ -169,11 +179,45 @@ def _replaceable(
     _check_not_ended(recurring, reference, now)
 
 
+def _same_request(repo: BillingRepository, once: Once) -> None:
+    """A key already used with another body (another card) is refused at once, so that a
+    retry with card B never gets card A's check nor saves B unchecked."""
+    found = repo.handled_fingerprint(once.scope, once.key, once.operation)
+    if found is not None and found != once.fingerprint:
+        raise IdempotencyKeyReused(details={"operation": once.operation})
+
+
 def _check_not_ended(recurring: RecurringPayment, reference: str, now: datetime) -> None:
     if recurring.status == "cancelled" and not domain.resumable(
         recurring.status, recurring.cancelled_by, recurring.next_charge_at, now
     ):
         raise RecurringPaymentEnded(details={"id": reference})
+
+
+def revive_or_drop(repo: BillingRepository, recurring: RecurringPayment, now: datetime) -> None:
+    """Invoices in dunning or failed are due again now (fresh dunning) while their period
+    runs; those of a period already over are cancelled. The recurring payment then charges
+    from `domain.renewal_start`: the end of the last period paid, or now if that period is
+    over too, so a payment past due for months is charged once, for a period starting now."""
+    revived = False
+    for invoice in repo.invoices_of(recurring.id, ("open", "failed")):
+        if invoice.period_end > now:
+            invoice.status = "open"
+            invoice.next_attempt_at = now
+            invoice.attempts = 0
+            invoice.first_failed_at = None
+            revived = True
+        else:
+            invoice.status = "cancelled"
+            invoice.next_attempt_at = None
+        recurring.failures = 0
+    if not revived:
+        recurring.next_charge_at = domain.renewal_start(
+            recurring.next_charge_at, recurring.interval, now
+        )
+        if recurring.status == "past_due":
+            recurring.status = "active"
+            recurring.failures = 0
 
 
 def apply_new_card(
@@ -185,7 +229,8 @@ def apply_new_card(
 ) -> Outcome:
     """The checked card pays from now on. An invoice in dunning (or one that failed, making
     the recurring payment past due) is tried again at the next renewal pass, with a fresh
-    dunning schedule."""
+    dunning schedule, while its period runs; one whose period is over is cancelled (nobody
+    pays for time gone by) and the next charge is for a period starting now, at most one."""
     recurring, previous = _find(repo, reference, customer_id)
     _check_not_ended(recurring, reference, now)
     method = PaymentMethod(
@@ -200,12 +245,7 @@ def apply_new_card(
     )
     repo.add(method)
     recurring.payment_method_id = method.id
-    for invoice in repo.invoices_of(recurring.id, ("open", "failed")):
-        invoice.status = "open"
-        invoice.next_attempt_at = now
-        invoice.attempts = 0
-        invoice.first_failed_at = None
-        recurring.failures = 0
+    revive_or_drop(repo, recurring, now)
     return Outcome(
         views.recurring_view(recurring, method),
         [views.recurring_payment_card_changed(recurring, method, previous, now)],

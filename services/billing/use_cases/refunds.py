@@ -3,7 +3,8 @@
 Licensing publishes `payment_not_applied` when a paid payment cannot become a license (its
 product unknown or archived, the license suspended or another company's). Billing then
 refunds the payment through the provider, marks it refunded, ends the recurring payment it
-paid for (no more charges for what cannot be delivered) and publishes `payment_refunded`,
+paid for (no more charges for what cannot be delivered; but a suspended license's goes on,
+see `KEEPS_RECURRING`) and publishes `payment_refunded`,
 which notify emails. Three steps, like a charge:
 
 1. `refund_target` reads what to refund (nothing if the payment is refunded already);
@@ -24,6 +25,9 @@ from services.billing.models import Payment, RecurringPayment
 from services.billing.providers import PaymentProvider, RefundRefused, RefundResult
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.recurring import end_recurring
+
+# refund reasons (licensing's error codes) that leave the recurring payment running
+KEEPS_RECURRING = frozenset({"license_suspended"})
 
 
 class NotRefundable(Exception):
@@ -98,7 +102,10 @@ def record_refund(
     payment.refund_reason = reason[:64]
     payment.provider_refund_id = result.refund_id
     ended = _recurring_paid_by(repo, payment)
-    if ended is not None and ended.status != "cancelled":
+    # a suspended license is lifted some day: its recurring payment goes on (the next pass
+    # charges the next period, refunded again while the suspension lasts); anything else
+    # can never be delivered, so nothing more is charged for it
+    if ended is not None and ended.status != "cancelled" and reason not in KEEPS_RECURRING:
         end_recurring(repo, ended, domain.CANCELLED_BY_REFUND, now)
     return Outcome(views.payment_view(payment), [views.payment_refunded(payment, message)])
 

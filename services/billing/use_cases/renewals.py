@@ -116,12 +116,14 @@ def open_invoice(
     repo: BillingRepository, recurring_id: int, horizon: datetime, now: datetime
 ) -> Outcome:
     """Whether this pass opened the due invoice; None while the license is not known yet."""
-    recurring = repo.recurring(recurring_id)
+    recurring = repo.recurring(recurring_id, lock=True)
     if recurring.license_id is None:
         return Outcome(None)
     if recurring.status != "active" or recurring.next_charge_at > horizon:
         return Outcome(False)
-    start = recurring.next_charge_at
+    # a period already over is never charged: one left for months starts now instead
+    start = domain.renewal_start(recurring.next_charge_at, recurring.interval, now)
+    recurring.next_charge_at = start
     created = repo.open_invoice(
         {
             "recurring_payment_id": recurring.id,

@@ -3,10 +3,11 @@
 nameko acks an event even when its handler raised (docs/events.md), so the effect and a
 `payment_events` row keyed by `event_id` commit in one transaction before the message is
 acked; a redelivered event finds the row and changes nothing. A well-formed payment that can
-never be applied (its product unknown or archived; its license unknown, suspended or of
-another company) is recorded `not_applied` and answered with `payment_not_applied` in the
-same transaction, once per event: billing refunds it, so no charge leads nowhere. A
-malformed payload is parked (`park`); anything else is transient and goes back to the queue.
+never be applied (its product unknown or archived; its license unknown, suspended, of
+another company, or perpetual for a renewal) is recorded `not_applied` and answered with
+`payment_not_applied` in the same transaction, once per event: billing refunds it, so no
+charge leads nowhere. A malformed payload is parked (`park`); anything else is transient and
+goes back to the queue.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
     NOT_APPLICABLE,
+    LicenseIsPerpetual,
     LicenseNotFound,
     LicenseSuspended,
     PaymentNotApplicable,
@@ -28,6 +30,8 @@ from services.licensing.exceptions import (
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases.licenses import find_license, move_expiry, new_license
 from services.licensing.use_cases.products import product_on_sale
+
+PERPETUAL_RENEWAL = "This license is perpetual: a renewal extends nothing."
 
 
 def apply_payment(
@@ -66,8 +70,10 @@ def _issue_or_extend(
     now: datetime,
 ) -> tuple[Outcome, str]:
     """Issue (`new`: a product on sale) or extend (`renewal`: a license of this company that
-    is not suspended, whatever became of its product); a renewal never shortens a license,
-    and a perpetual license stays perpetual. Staff's guardrails do not apply: paid is paid."""
+    is not suspended, whatever became of its product); a renewal never shortens a license.
+    A perpetual license stays perpetual, and a renewal of one (it extends nothing) is not
+    applicable (`license_is_perpetual`): billing refunds it. Staff's guardrails do not
+    apply otherwise: paid is paid."""
     period_end = as_utc(purchase["period_end"])
     try:
         if purchase["kind"] == "new":
@@ -84,6 +90,8 @@ def _issue_or_extend(
         license = find_license(repo, purchase["license_id"], customer_id, lock=True)
         if license.suspended_at is not None:
             raise LicenseSuspended(details={"license_id": license.license_id})
+        if license.expires_at is None:  # a renewal would extend nothing: refunded
+            raise PaymentNotApplicable(LicenseIsPerpetual.code, PERPETUAL_RENEWAL)
         if not domain.renewal_extends(license.expires_at, period_end):
             return Outcome(), license.license_id
         return move_expiry(repo, license, period_end, now), license.license_id

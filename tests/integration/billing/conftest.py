@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -69,7 +69,8 @@ def license_for(rpc, receipt: str, customer_id: str) -> dict[str, Any]:
         "license_id": f"L-{receipt}",
         "product": {"code": "cadpro", "name": "CAD Pro"},
         "seats": 2,
-        "expires_at": None,
+        # a bought license runs to its paid period's end (a perpetual one needs no renewal)
+        "expires_at": (datetime.now(UTC) + timedelta(days=31)).isoformat(),
         "status": "active",
     }
     LICENSES[license["license_id"]] = {**license, "customer_id": customer_id}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from common.errors import ServiceUnavailable
 from services.billing.models import Charge, Plan
 from tests.unit.billing.conftest import (
     CUSTOMER,
@@ -95,6 +97,23 @@ def test_the_catalog_lists_plans_whose_product_licensing_still_sells(service, li
     licensing.calls.clear()
     assert len(service.list_plans(include_inactive=True)) == 2
     assert licensing.calls == []  # staff's full list does not ask
+
+
+def test_the_catalog_stands_while_licensing_is_away(service, licensing, caplog) -> None:
+    """licensing not answering: every active plan, with the product name stored with it."""
+    service.create_plan(plan(code="cad-y", interval="year", amount=49000))
+    service.archive_plan("cad-y")
+    listed = service.list_plans()
+
+    def away() -> list[dict[str, Any]]:
+        raise ServiceUnavailable(details={"service": "licensing"})
+
+    licensing.list_products = away
+    with caplog.at_level(logging.INFO, logger="services.billing.service"):
+        assert service.list_plans() == listed
+    assert [(p["code"], p["product"]["name"]) for p in listed] == [("cad-m", "CAD Pro")]
+    [line] = [r for r in caplog.records if r.name == "services.billing.service"]
+    assert line.levelno == logging.INFO and not line.exc_info
 
 
 def test_nothing_is_charged_for_a_product_licensing_stopped_selling(

@@ -37,6 +37,19 @@ def test_a_suspended_license_is_not_renewed(service, db, licensing, provider) ->
     assert service.list_recurring_payments(CUSTOMER)[0]["id"] == result["recurring_payment"]["id"]
 
 
+def test_a_perpetual_license_is_not_renewed(service, db, licensing, provider) -> None:
+    """A perpetual license needs no renewal: refused before any charge, no recurring payment."""
+    result = bought_and_licensed(service, licensing)
+    license_id = service.list_payments(CUSTOMER)[0]["license_id"]
+    licensing.licenses[license_id]["expires_at"] = None  # made perpetual by staff
+    error = raises_code("validation_error", buy, service, license_id=license_id)
+    assert error.details["fields"] == {"license_id": ["A perpetual license needs no renewal."]}
+    assert count(db, Charge) == 1 and len(provider.ledger.charges()) == 1
+    assert count(db, RecurringPayment) == 1
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["next_charge_at"] == result["recurring_payment"]["next_charge_at"]
+
+
 def test_renewing_a_license_that_renews_itself_moves_its_next_charge(
     service, db, licensing
 ) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from services.billing.models import Invoice, PaymentMethod, RecurringPayment
+from services.billing.use_cases import recurring as use_case
 from tests.unit.billing.conftest import (
     CUSTOMER,
     DECLINED,
@@ -198,3 +200,86 @@ def test_redelivered_requests_change_nothing_twice(service, db, licensing, event
     )
     # another company's key of the same text is its own
     raises_code("recurring_payment_not_found", service.replace_card, reference, OTHER, MASTERCARD)
+
+
+def authorizations(service) -> list[dict]:
+    return [r for r in service.provider.ledger.records.values() if r["kind"] == "authorization"]
+
+
+def test_a_card_change_months_past_due_charges_once_for_a_period_from_now(
+    service, db, licensing, clock, events
+) -> None:
+    """Past due for five months, then a new card: no charge for any period already over;
+    at most one charge per pass, for a period starting now."""
+    result = bought_and_licensed(service, licensing)
+    card_stops_working(db)
+    due = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
+    for days in (0, 1, 3, 5):
+        clock.at = due + timedelta(days=days)
+        service.run_renewals()
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["status"] == "past_due"
+    clock.at = due + timedelta(days=150)
+    changed_at = clock.at
+    service.replace_card(recurring["id"], CUSTOMER, MASTERCARD)
+    before = len(events.of("payment_succeeded"))
+    for _ in range(5):
+        assert service.run_renewals()["charged"] <= 1
+        clock.advance(hours=1)
+    renewals = events.of("payment_succeeded")[before:]
+    assert len(renewals) == 1
+    period = renewals[0]["purchase"]
+    assert datetime.fromisoformat(period["period_start"]) >= changed_at
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert (recurring["status"], recurring["next_charge_at"]) == ("active", period["period_end"])
+    with db.transaction() as session:
+        stale = session.scalar(select(Invoice).where(Invoice.period_start == due))
+        assert (stale.status, stale.payment_id) == ("cancelled", None)
+
+
+def test_a_pass_that_did_not_run_for_months_charges_no_period_already_over(
+    service, licensing, clock, events
+) -> None:
+    result = bought_and_licensed(service, licensing)
+    due = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
+    clock.at = due + timedelta(days=120)
+    for _ in range(4):
+        service.run_renewals()
+        clock.advance(minutes=5)
+    [renewal] = [e for e in events.of("payment_succeeded") if e["purchase"]["kind"] == "renewal"]
+    assert renewal["purchase"]["period_start"] == (due + timedelta(days=120)).isoformat()
+
+
+def test_a_request_key_reused_with_another_card_is_refused_before_any_check(
+    service, db, licensing
+) -> None:
+    reference = bought_and_licensed(service, licensing)["recurring_payment"]["id"]
+    keyed(service, "http-card", "replace_card")
+    service.replace_card(reference, CUSTOMER, MASTERCARD)
+    checks = len(authorizations(service))
+    raises_code("idempotency_key_reused", service.replace_card, reference, CUSTOMER, DECLINED)
+    assert len(authorizations(service)) == checks  # refused before the provider was asked
+    assert service.list_recurring_payments(CUSTOMER)[0]["card_last4"] == "4444"
+
+
+def test_a_retry_with_another_card_after_a_rollback_checks_that_card(
+    service, db, licensing, monkeypatch
+) -> None:
+    """The card check of card A succeeded, then recording it rolled back; the same key with
+    card B (declining) must check B, never answer A's success and save B unchecked."""
+    reference = bought_and_licensed(service, licensing)["recurring_payment"]["id"]
+    real = use_case.apply_new_card
+
+    def lost(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(use_case, "apply_new_card", lost)
+    keyed(service, "http-retry", "replace_card")
+    with pytest.raises(RuntimeError):
+        service.replace_card(reference, CUSTOMER, MASTERCARD)
+    monkeypatch.setattr(use_case, "apply_new_card", real)
+    methods = count(db, PaymentMethod)
+    raises_code("card_declined", service.replace_card, reference, CUSTOMER, DECLINED)
+    assert count(db, PaymentMethod) == methods
+    assert service.list_recurring_payments(CUSTOMER)[0]["card_last4"] == "4242"
+    assert [c["status"] for c in authorizations(service)] == ["succeeded", "declined"]

@@ -115,11 +115,30 @@ def test_a_refunded_renewal_ends_the_recurring_payment_it_renewed(
     assert service.run_renewals()["succeeded"] == 1
     renewal = service.list_payments(CUSTOMER)[0]
     assert renewal["kind"] == "renewal"
-    service.on_payment_not_applied(not_applied(renewal["receipt_number"], "license_suspended"))
+    service.on_payment_not_applied(not_applied(renewal["receipt_number"], "product_archived"))
     [recurring] = service.list_recurring_payments(CUSTOMER)
     assert (recurring["status"], recurring["cancelled_by"]) == ("cancelled", "refund")
     first, second = service.list_payments(CUSTOMER)
     assert (first["status"], second["status"]) == ("refunded", "paid")
+
+
+def test_a_renewal_refunded_for_a_suspension_keeps_the_recurring_payment(
+    service, licensing, clock, events
+) -> None:
+    """A suspension is lifted some day: the renewal charged meanwhile is refunded, and
+    auto-renewal goes on (the next period is charged; licensing applies it once resumed)."""
+    result = bought_and_licensed(service, licensing)
+    clock.at = datetime.fromisoformat(result["recurring_payment"]["next_charge_at"])
+    assert service.run_renewals()["succeeded"] == 1
+    renewal = service.list_payments(CUSTOMER)[0]
+    service.on_payment_not_applied(not_applied(renewal["receipt_number"], "license_suspended"))
+    assert service.list_payments(CUSTOMER)[0]["status"] == "refunded"
+    assert len(events.of("payment_refunded")) == 1
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert (recurring["status"], recurring["cancelled_by"]) == ("active", None)
+    assert recurring["next_charge_at"] == renewal["period_end"]
+    clock.at = datetime.fromisoformat(recurring["next_charge_at"])  # suspension lifted
+    assert service.run_renewals()["succeeded"] == 1
 
 
 def test_a_refund_of_an_older_payment_leaves_a_recurring_payment_that_moved_on(

@@ -115,12 +115,23 @@ def test_a_renewal_never_shortens_a_license(service, events, clock, buy) -> None
     assert events.of("license_extended") == []
 
 
-def test_a_perpetual_license_stays_perpetual(service, events, clock) -> None:
+def test_a_renewal_of_a_perpetual_license_is_refused_to_billing_once(
+    service, events, clock, db
+) -> None:
+    """A perpetual license stays perpetual, and a renewal paid for it extends nothing: it is
+    not applied (billing refunds it), never recorded applied with no change."""
     perpetual = service.issue_license({"customer_id": COMPANY, "product": "cadpro", "seats": 1})
     renewal = paid(clock.now() + timedelta(days=30), "renewal", perpetual["license_id"])
     service.on_payment_succeeded(renewal)
-    assert service.license_for_payment(receipt(renewal), COMPANY)["expires_at"] is None
+    service.on_payment_succeeded(renewal)  # redelivered: told once
+    assert service.get_license(perpetual["license_id"])["expires_at"] is None
+    assert service.license_for_payment(receipt(renewal), COMPANY) is None
     assert events.of("license_extended") == []
+    [told] = events.of("payment_not_applied")
+    assert (told["receipt_number"], told["customer_id"]) == (receipt(renewal), COMPANY)
+    assert told["reason"] == "license_is_perpetual" and "perpetual" in told["message"]
+    [row] = [row for row in payment_rows(db) if row.event_id == renewal["event_id"]]
+    assert (row.status, row.license_id) == ("not_applied", None)
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,15 @@ import platform
 import sys
 import warnings
 
-from bench import client, licensing, reset_timing
+from bench import client, licensing, reset_timing, stages
 from bench.harness import running_suite
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 # the benchmarks play many clients from one machine: the gateway believes the address they
-# name in X-Forwarded-For (the throttles count per client address)
-BENCH_ENV = {"TRUSTED_PROXIES": "127.0.0.1"}
+# name in X-Forwarded-For (the throttles count per client address); every process serves its
+# metrics on a free port, for the per-stage split of `bench.stages`
+BENCH_ENV = {"TRUSTED_PROXIES": "127.0.0.1", **stages.ENV}
 
 MODULES = {
     "bench.licensing": licensing,

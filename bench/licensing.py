@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import requests
 
+from bench import stages
 from bench.harness import Figures, drive
 from tests.support.suite import Suite
 
@@ -114,9 +115,14 @@ def run(suite: Suite) -> list[str]:
     drive("warm-up", activate("warm"), WARMUP, CLIENTS)
     # the baseline runs before and after, and counts as one: the machine is shared
     before = drive("ping", ping, REQUESTS, CLIENTS)
+    scraper = stages.Stages(suite)
+    scrapes = [scraper.scrape()]
     activations = drive("activation (201, new seat)", activate("bench"), REQUESTS, CLIENTS)
+    scrapes.append(scraper.scrape())
     reactivations = drive("re-activation (200)", reactivate, REQUESTS, CLIENTS)
+    scrapes.append(scraper.scrape())
     validations = drive("validation (VALID)", validate, REQUESTS, CLIENTS)
+    scrapes.append(scraper.scrape())
     after = drive("ping", ping, REQUESTS, CLIENTS)
     baseline = Figures(
         "ping (gateway→RPC baseline)",
@@ -136,6 +142,19 @@ def run(suite: Suite) -> list[str]:
         validations.line(baseline),
     ]
     lines.append(_verdict(baseline, activations, validations))
+    lines.append("where the time goes (means per request, from the suite's metrics):")
+    for label, (first, last) in (
+        ("  activation", (0, 1)),
+        ("  re-activation", (1, 2)),
+        ("  validation", (2, 3)),
+    ):
+        method = "validate" if "validation" in label else "activate"
+        route = f"/api/v1/{'validations' if method == 'validate' else 'activations'}"
+        lines.append(
+            stages.split(
+                label, scrapes[first], scrapes[last], route, "POST", [("licensing", method)]
+            )
+        )
     return lines
 
 

@@ -1,9 +1,9 @@
 """One table from error code to HTTP status, and the JSON error envelope.
 
-Every error the gateway answers is `{"error": {"code", "message", "details"}}`. Services raise
-`PortalError`s with a code (they know nothing of HTTP); this table is the only place where a
-code becomes a status, and `tests/unit/gateway/test_error_table.py` fails while any code that
-a service or the gateway raises is missing from it.
+Every error the gateway answers is `{"error": {"code", "message", "details", "request_id"}}`.
+Services raise `PortalError`s with a code (they know nothing of HTTP); this table is the
+only place where a code becomes a status, and `tests/unit/gateway/test_error_table.py` fails
+while any code that a service or the gateway raises is missing from it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from common.context import current_request_id
 from gateway.responses import json_response
 
 STATUS_BY_CODE: dict[str, int] = {
@@ -74,7 +75,8 @@ def error_response(
     code: str, message: str, details: dict[str, Any] | None = None, status: int | None = None
 ) -> Response:
     """The error envelope with the status of `code` (or `status`) and a `Retry-After` when
-    waiting helps: the throttle's own delay, or 5 seconds for an unavailable service."""
+    waiting helps: the throttle's own delay, or 5 seconds for an unavailable service. Within
+    a request, the envelope also names its `request_id` (`gateway.request_ids`)."""
     status = status or status_for(code)
     headers = {}
     details = details or {}
@@ -82,6 +84,8 @@ def error_response(
         headers["Retry-After"] = str(int(details["retry_after"]))
     elif status == 503:
         headers["Retry-After"] = "5"
-    return json_response(
-        {"error": {"code": code, "message": message, "details": details}}, status, headers
-    )
+    error: dict[str, Any] = {"code": code, "message": message, "details": details}
+    request_id = current_request_id()
+    if request_id is not None:
+        error["request_id"] = request_id
+    return json_response({"error": error}, status, headers)

@@ -22,7 +22,12 @@ auth="session", summary=...)` is nameko's `@http` plus:
   shows), so a client gets exactly its fields;
 - results become JSON (`dict`, or a `Reply` for another status, headers or cookies), 204
   (`None`), or pass through (`Response`);
-- every exception becomes `{"error": {...}}` with the status from `gateway.errors`;
+- every exception becomes `{"error": {...}}` with the status from `gateway.errors`; a
+  refusal (a `PortalError`, a 404) is logged as one INFO line, never a traceback;
+- every request has an ID (`X-Request-ID`, `gateway.request_ids`): in the response header,
+  the error envelope, the worker's context data and the log lines of this process;
+- every answer is counted and timed by route, method and status
+  (`portal_http_requests_total`, `portal_http_request_duration_seconds`);
 - every answer, redirects and static files included, carries the security headers
   (`gateway.responses`);
 - the route is recorded for the OpenAPI document.
@@ -36,6 +41,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,17 +59,27 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_content_length
 
 from common import identifiers
+from common.context import set_request_id
 from common.errors import PortalError, validation_error
+from common.metrics import HTTP_DURATION, HTTP_REQUESTS
 from common.schemas import load
-from gateway import clients, request_keys, sessions
+from gateway import clients, request_ids, request_keys, sessions
 from gateway.errors import error_response
 from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
 from gateway.server import CLOSE_CONNECTION, GuardedWebServer
 
 log = logging.getLogger(__name__)
+# one line per answer (by route, never the path: a path or query may hold a token)
+access = logging.getLogger("gateway.access")
+QUIET_ROUTES = frozenset({"/healthz", "/readyz"})
 
 MAX_BODY_BYTES = 64 * 1024
 TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"  # in a WSGI environ
+# the WSGI environ key of the matched route's rule (`/api/v1/licenses/<license_id>`): the
+# `route` label of the HTTP metrics, a bounded set whatever paths clients send
+ROUTE_RULE = "gateway.route"
+UNMATCHED = "unmatched"
+REQUEST_METHOD = "REQUEST_METHOD"  # of a WSGI environ
 # half of a UTF-16 surrogate pair alone: JSON can spell it ("\ud800"), UTF-8 cannot hold it
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -177,10 +193,24 @@ class JsonWsgiApp(WsgiApp):
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        response = self._unreadable_body(environ) or self._dispatch(environ)
-        for name, value in security_headers(DEFAULT_CSP).items():
-            response.headers.setdefault(name, value)
-        return response(environ, start_response)
+        started = time.perf_counter()
+        request_id = request_ids.take(environ)
+        set_request_id(request_id)  # this greenthread's log lines and error envelopes
+        try:
+            response = self._unreadable_body(environ) or self._dispatch(environ)
+            for name, value in security_headers(DEFAULT_CSP).items():
+                response.headers.setdefault(name, value)
+            response.headers[request_ids.HEADER] = request_id
+            route = environ.get(ROUTE_RULE, UNMATCHED)
+            method = environ[REQUEST_METHOD]
+            HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
+            elapsed = time.perf_counter() - started
+            HTTP_DURATION.labels(route, method).observe(elapsed)
+            level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+            access.log(level, "%s %s %d in %.3fs", method, route, response.status_code, elapsed)
+            return response(environ, start_response)
+        finally:
+            set_request_id(None)
 
     def _unreadable_body(self, environ: dict[str, Any]) -> Response | None:
         """The answer to a body that cannot be taken, or None once it is in memory. What
@@ -204,7 +234,9 @@ class JsonWsgiApp(WsgiApp):
         request = GatewayRequest(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:
-            provider, values = adapter.match()
+            rule, values = adapter.match(return_rule=True)
+            environ[ROUTE_RULE] = rule.rule
+            provider = rule.endpoint
             request.path_values = values
             return provider.handle_request(request)
         except HTTPException as exc:
@@ -217,10 +249,13 @@ class JsonWebServer(GuardedWebServer):
         super().start()
 
     def context_data_from_headers(self, request: Request) -> dict[str, Any]:
-        """The worker's context data: the request key of a state change (a malformed
-        `Idempotency-Key` is a 422 before the worker runs). Nothing else from the request
-        becomes context data: nameko's own headers are never read from HTTP."""
-        return request_keys.context_data(request)
+        """The worker's context data: the request ID, and the request key of a state change
+        (a malformed `Idempotency-Key` is a 422 before the worker runs). Nothing else from
+        the request becomes context data: nameko's own headers are never read from HTTP."""
+        return {
+            **request_ids.context_data(request.environ),
+            **request_keys.context_data(request),
+        }
 
     def get_wsgi_app(self) -> JsonWsgiApp:
         return JsonWsgiApp(self)
@@ -384,7 +419,10 @@ def route(
                 kwargs.update(_caller(service, request, wanted))
             return _dump(dumper, handler(service, request, *args, **kwargs))
 
-        declared = JsonRoute.decorator(method, path, spec=spec, expected_exceptions=PortalError)
+        # a refusal, a 404 of a static file included, is one INFO line (`common.logs`)
+        declared = JsonRoute.decorator(
+            method, path, spec=spec, expected_exceptions=(PortalError, HTTPException)
+        )
         return declared(entrypoint)
 
     return declare

@@ -45,7 +45,8 @@ def build() -> dict[str, Any]:
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
         info={
             "description": "Customer portal and product activation API. Errors are always "
-            '`{"error": {"code", "message", "details"}}`.'
+            '`{"error": {"code", "message", "details", "request_id"}}`; every answer carries '
+            "`X-Request-ID` (the client's, if it sent a safe one)."
         },
     )
     spec.components.schema("Error", schema=schemas.Error)

@@ -37,6 +37,8 @@ class ErrorDetail(Schema):
     code = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
     details = fields.Dict()
+    # the request's `X-Request-ID`: what finds its log lines in every process
+    request_id = fields.String(metadata={"example": "4f0c2a9d8b7e4c1a9e3f5b6d7c8a9b0e"})
 
 
 class Error(Schema):

@@ -18,6 +18,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from common.metrics import Metrics
 from common.rpc import RpcClient
 from common.schemas import load
 from gateway import (
@@ -43,6 +44,7 @@ class GatewayService:
     licensing = RpcClient("licensing")
     billing = RpcClient("billing")
     notify = RpcClient("notify")
+    metrics = Metrics()
 
     # --- sessions, the account and its password (docs/http-api.md) -----------------
 

@@ -14,6 +14,7 @@ from common.db import Database
 from common.errors import PortalError
 from common.events import EventBus
 from common.idempotency import Requests
+from common.metrics import Metrics
 from common.rpc import BusCaller, rpc
 from common.schemas import TOKEN_MAX, customer_id_arg, load
 from common.timers import configured_timer
@@ -46,6 +47,7 @@ class AuthService:
     clock = Clock()
     caller = BusCaller()
     request = Requests()
+    metrics = Metrics(outbox=True)
 
     @property
     def _uow(self) -> UnitOfWork[AuthRepository]:

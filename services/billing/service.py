@@ -22,10 +22,11 @@ from nameko.timer import timer
 from common import settings
 from common.clock import Clock
 from common.db import Database
-from common.errors import PortalError
+from common.errors import PortalError, ServiceUnavailable
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
 from common.idempotency import Requests
+from common.metrics import PURCHASE_OUTCOME, RENEWAL_OUTCOMES_OF_PASS, Metrics
 from common.rpc import BusCaller, RpcClient, rpc
 from common.schemas import (
     code_arg,
@@ -82,6 +83,14 @@ class BillingService:
     licensing = RpcClient("licensing")
     caller = BusCaller()
     request = Requests()
+    metrics = Metrics(
+        outbox=True,
+        business={
+            "purchase": PURCHASE_OUTCOME,
+            "run_renewals": RENEWAL_OUTCOMES_OF_PASS,
+            "renewal_scan": RENEWAL_OUTCOMES_OF_PASS,
+        },
+    )
 
     @property
     def _uow(self) -> UnitOfWork[BillingRepository]:
@@ -133,12 +142,20 @@ class BillingService:
         """Plans on sale: active, of a product licensing sells (asked of licensing's
         `list_products` each time, so a product archived there is off sale here at once),
         by product then price. `include_inactive` (staff): every plan, without asking.
+        While licensing does not answer, every active plan with its stored product name
+        (a purchase still checks the product before charging).
 
         → `[{"code", "product_code", "product": {"code", "name"}, "amount", "currency",
         "price", "amount_formatted", "interval", "active", "archived_at"}]`
         """
         if include_inactive is not True:
-            on_sale = {product["code"]: product for product in self.licensing.list_products()}
+            try:
+                products = self.licensing.list_products()
+            except ServiceUnavailable as exc:
+                # billing's list stands: active plans, their stored product names
+                log.info("catalog without licensing's products (%s): active plans listed", exc)
+                return self._uow.read(plans.list_plans, False, None)
+            on_sale = {product["code"]: product for product in products}
             return self._uow.read(plans.list_plans, False, on_sale)
         return self._uow.read(plans.list_plans, True, None)
 
@@ -426,11 +443,13 @@ class BillingService:
         return renewals.run_pass(self._uow, self.provider, self.clock.now(), horizon)
 
     @configured_timer("BILLING_RENEWAL_SCAN_SECONDS", default=DEFAULT_RENEWAL_SCAN_SECONDS)
-    def renewal_scan(self) -> None:
-        """Charge due recurring payments; a retried or concurrent pass charges nothing twice."""
+    def renewal_scan(self) -> dict[str, int]:
+        """Charge due recurring payments; a retried or concurrent pass charges nothing twice.
+        The report (`run_renewals`'s) is what `portal_payments_total` counts."""
         report = renewals.run_pass(self._uow, self.provider, self.clock.now())
         if any(report.values()):
             log.info("renewal pass: %s", report)
+        return report
 
     @timer(interval=5)
     def relay_outbox(self) -> None:

@@ -19,6 +19,7 @@ from common.errors import PortalError
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
 from common.idempotency import Requests
+from common.metrics import ACTIVATION_RESULT, VALIDATION_CODE, Metrics
 from common.rpc import BusCaller, RpcClient, rpc
 from common.schemas import (
     code_arg,
@@ -53,6 +54,9 @@ class LicensingService:
     clock = Clock()
     caller = BusCaller()
     request = Requests()
+    metrics = Metrics(
+        outbox=True, business={"activate": ACTIVATION_RESULT, "validate": VALIDATION_CODE}
+    )
 
     @property
     def _uow(self) -> UnitOfWork[LicensingRepository]:

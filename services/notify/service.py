@@ -12,19 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from common.clock import Clock
-from common.db import Database
+from common.db import Database, Db
 from common.errors import PortalError
 from common.handlers import reliable_handler
+from common.metrics import NOTIFY_EMAILS_PENDING, Metrics
 from common.rpc import RpcClient, rpc
 from common.schemas import load
 from common.timers import configured_timer
 from services.notify import schemas, use_cases
 from services.notify.dependencies import DeliverySettings, MailerProvider
+from services.notify.models import Delivery
 from services.notify.repository import Store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_POLL_SECONDS = 1.0
+
+
+def emails_pending(db: Db) -> int:
+    """Emails not sent yet (pending, or claimed by a sender): `portal_notify_emails_pending`."""
+    with db.transaction() as session:
+        query = select(func.count()).where(Delivery.status.in_(("pending", "sending")))
+        return session.execute(query).scalar_one()
 
 
 class NotifyService:
@@ -35,6 +46,7 @@ class NotifyService:
     options = DeliverySettings()
     clock = Clock()
     auth = RpcClient("auth")
+    metrics = Metrics(gauges={NOTIFY_EMAILS_PENDING: emails_pending})
 
     # --- RPC ------------------------------------------------------------------------------
 

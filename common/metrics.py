@@ -116,6 +116,11 @@ VALIDATIONS = Counter("portal_validations", "Certificate validations, by answer 
 # where an RPC's time goes (`make bench` splits it): time in SQL, summed, and statements
 DB_SECONDS = Counter("portal_db_seconds", "Seconds spent executing SQL statements", ["service"])
 DB_QUERIES = Counter("portal_db_queries", "SQL statements executed", ["service"])
+OUTBOX_PUBLISH_SECONDS = Counter(
+    "portal_outbox_publish_seconds",
+    "Seconds spent publishing committed events, inside the request that committed them",
+    ["service"],
+)
 PAYMENTS = Counter(
     "portal_payments", "Card payments, by outcome (paid, or the refusal's code)", ["outcome"]
 )
@@ -147,6 +152,7 @@ NAMES = frozenset(
         "portal_timer_runs_total",
         "portal_timer_last_success_timestamp_seconds",
         "portal_db_queries_total",
+        "portal_outbox_publish_seconds_total",
         *SCRAPED,
     }
 )
@@ -479,3 +485,10 @@ def request_id_of(worker_ctx: Any) -> str | None:
         payload = worker_ctx.args[0]
         value = payload.get(REQUEST_ID) if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None
+
+
+def observe_outbox_publish(seconds: float) -> None:
+    """Count time a worker spent publishing its committed events (common/outbox.flush)."""
+    service = logs.current_service()
+    if service:
+        OUTBOX_PUBLISH_SECONDS.labels(service).inc(seconds)

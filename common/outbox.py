@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
+from common import metrics
 from common.db import Db
 from common.events import new_event
 from common.timeutil import UTCDateTime, utcnow
@@ -82,6 +84,7 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
     if not staged:
         return
     published = []
+    started = time.perf_counter()
     for event_type, event in staged:
         try:
             publish(event_type, event)
@@ -89,6 +92,7 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
             log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
             break
         published.append(event["event_id"])
+    metrics.observe_outbox_publish(time.perf_counter() - started)
     if not published:
         return
     try:

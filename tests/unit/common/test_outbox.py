@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.orm import sessionmaker
 
-from common import outbox
+from common import logs, metrics, outbox
 from common.db import Db
 
 
@@ -72,3 +73,21 @@ def test_a_failed_publish_is_left_for_the_relay_which_sends_it_once(store):
     assert [e["event_id"] for _, e in relay.sent] == [e["event_id"] for _, e in staged]
     assert outbox.relay(db, table, relay, older_than=timedelta(0)) == 0
     assert unpublished(db, table) == []
+
+
+def test_the_time_a_worker_spends_publishing_is_counted_for_its_service(store):
+    db, table = store
+    with db.transaction() as session:
+        staged = outbox.stage(session, table, [("thing_happened", {"x": 1})])
+    counter = metrics.OUTBOX_PUBLISH_SECONDS.labels("outbox_test")
+    before = counter._value.get()
+
+    def slow_publish(event_type: str, event: dict) -> None:
+        time.sleep(0.02)
+
+    logs.set_worker_service("outbox_test")
+    try:
+        outbox.flush(db, table, slow_publish, staged)
+    finally:
+        logs.set_worker_service(None)
+    assert counter._value.get() - before >= 0.02

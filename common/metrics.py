@@ -18,7 +18,9 @@
   any of `SCRAPED` (`gauges={NOTIFY_EMAILS_PENDING: count}`), from the service's database;
 - with `METRICS_ADDRESS` (`host:port`) set, the process serves `GET /metrics` there (one
   server per process, however many containers it runs; port 0 takes a free one and logs it).
-  The gateway's own port never serves it.
+  The gateway's own port never serves it;
+- with `OTEL_EXPORTER_OTLP_ENDPOINT` set, its hooks also trace every RPC and event handled,
+  and the SQL they run (`common.tracing`).
 
 Outcomes: `ok`, `refused` (an expected `PortalError`: bad input, a declined card) or `error`
 (anything else). The gateway's HTTP metrics are recorded by `gateway.http`.
@@ -54,7 +56,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event, text
 
-from common import logs, settings
+from common import logs, settings, tracing
 from common.context import REQUEST_ID, set_request_id
 from common.db import Database, Db
 from common.errors import PortalError
@@ -344,6 +346,7 @@ class Metrics(DependencyProvider):
         return super().bind(container, attr_name)
 
     def setup(self) -> None:
+        tracing.configure()
         service = self.container.service_name
         WORKERS_MAX.labels(service).set(int(getattr(self.container, "max_workers", 10) or 10))
         WORKERS_BUSY.labels(service)  # present (0) before the first worker
@@ -361,6 +364,7 @@ class Metrics(DependencyProvider):
         database = self._database(required=False)
         if database is not None and database.engine is not None:
             time_sql(database.engine, self.container.service_name)
+            tracing.trace_sql(database.engine, self.container.service_name)
         address = settings.get("METRICS_ADDRESS")
         if not address:
             return
@@ -372,6 +376,7 @@ class Metrics(DependencyProvider):
         for key, (database, _) in list(SCRAPED_GAUGES.probes.items()):
             if database.container is self.container:
                 SCRAPED_GAUGES.probes.pop(key, None)
+        tracing.flush()
         if self._serving:
             self._serving = False
             SERVER.release()
@@ -404,11 +409,13 @@ class Metrics(DependencyProvider):
         logs.set_worker_service(self.container.service_name)
         WORKERS_BUSY.labels(self.container.service_name).inc()
         self._started[id(worker_ctx)] = time.perf_counter()
+        tracing.start_worker(worker_ctx, self.container.service_name)
 
     def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
         started = self._started.pop(id(worker_ctx), None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         error = exc_info[1] if exc_info else None
+        tracing.finish_worker(worker_ctx, error)
         entrypoint = worker_ctx.entrypoint
         service = self.container.service_name
         method = entrypoint.method_name
@@ -441,6 +448,7 @@ class Metrics(DependencyProvider):
                 log.warning("business counter of %s.%s not recorded", service, method)
 
     def worker_teardown(self, worker_ctx: Any) -> None:
+        tracing.end_worker(worker_ctx)
         self._started.pop(id(worker_ctx), None)
         WORKERS_BUSY.labels(self.container.service_name).dec()
         set_request_id(None)

@@ -57,7 +57,7 @@ from nameko.rpc import (
 )
 from nameko.standalone.rpc import ClusterRpcClient
 
-from common import settings
+from common import settings, tracing
 from common.bus import kind_of, redacted, reply_queue_label, user_of
 from common.errors import Forbidden, ServiceUnavailable, error_from_reply
 from common.idempotency import REQUEST_KEY, derived_key
@@ -146,21 +146,23 @@ class ServiceClient:
         context = dict(self._context_data())
         if context.get(REQUEST_KEY):
             context[REQUEST_KEY] = self._call_key(str(context[REQUEST_KEY]), method)
-        try:
-            self._publish(
-                {"args": args, "kwargs": kwargs},
-                routing_key=f"{self.service}.{method}",
-                mandatory=True,
-                correlation_id=correlation_id,
-                extra_headers=encode_to_headers(context),
-                expiration=self.timeout,
-            )
-            response = wait(self.timeout)
-        except (UndeliverableMessage, UnknownService, OperationalError, OSError) as exc:
-            raise _unavailable(self.service) from exc
-        finally:
-            self._reply_listener.pending.pop(correlation_id, None)
-        return interpret(response, self.service)
+        # a client span (when tracing is on), whose `traceparent` the context data carries
+        with tracing.client_span(self.service, method, context):
+            try:
+                self._publish(
+                    {"args": args, "kwargs": kwargs},
+                    routing_key=f"{self.service}.{method}",
+                    mandatory=True,
+                    correlation_id=correlation_id,
+                    extra_headers=encode_to_headers(context),
+                    expiration=self.timeout,
+                )
+                response = wait(self.timeout)
+            except (UndeliverableMessage, UnknownService, OperationalError, OSError) as exc:
+                raise _unavailable(self.service) from exc
+            finally:
+                self._reply_listener.pending.pop(correlation_id, None)
+            return interpret(response, self.service)
 
 
 class RpcClient(ClusterRpc):

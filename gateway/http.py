@@ -27,7 +27,9 @@ auth="session", summary=...)` is nameko's `@http` plus:
 - every request has an ID (`X-Request-ID`, `gateway.request_ids`): in the response header,
   the error envelope, the worker's context data and the log lines of this process;
 - every answer is counted and timed by route, method and status
-  (`portal_http_requests_total`, `portal_http_request_duration_seconds`);
+  (`portal_http_requests_total`, `portal_http_request_duration_seconds`), and with tracing on
+  (`common.tracing`) is a server span named by its route, whose trace context the worker's
+  context data carries on to every RPC the route makes;
 - every answer, redirects and static files included, carries the security headers
   (`gateway.responses`);
 - the route is recorded for the OpenAPI document.
@@ -58,7 +60,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_content_length
 
-from common import identifiers
+from common import identifiers, tracing
 from common.context import set_request_id
 from common.errors import PortalError, validation_error
 from common.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -80,6 +82,7 @@ TRANSFER_ENCODING = "HTTP_TRANSFER_ENCODING"  # in a WSGI environ
 ROUTE_RULE = "gateway.route"
 UNMATCHED = "unmatched"
 REQUEST_METHOD = "REQUEST_METHOD"  # of a WSGI environ
+PATH_INFO = "PATH_INFO"  # of a WSGI environ
 # half of a UTF-16 surrogate pair alone: JSON can spell it ("\ud800"), UTF-8 cannot hold it
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -196,13 +199,16 @@ class JsonWsgiApp(WsgiApp):
         started = time.perf_counter()
         request_id = request_ids.take(environ)
         set_request_id(request_id)  # this greenthread's log lines and error envelopes
+        method = environ[REQUEST_METHOD]
         try:
-            response = self._unreadable_body(environ) or self._dispatch(environ)
-            for name, value in security_headers(DEFAULT_CSP).items():
-                response.headers.setdefault(name, value)
-            response.headers[request_ids.HEADER] = request_id
-            route = environ.get(ROUTE_RULE, UNMATCHED)
-            method = environ[REQUEST_METHOD]
+            quiet = environ.get(PATH_INFO) in QUIET_ROUTES  # probes make no traces
+            with tracing.http_span(self.server.container.service_name, method, quiet) as span:
+                response = self._unreadable_body(environ) or self._dispatch(environ)
+                for name, value in security_headers(DEFAULT_CSP).items():
+                    response.headers.setdefault(name, value)
+                response.headers[request_ids.HEADER] = request_id
+                route = environ.get(ROUTE_RULE, UNMATCHED)
+                tracing.http_answered(span, route, method, response.status_code)
             HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
             elapsed = time.perf_counter() - started
             HTTP_DURATION.labels(route, method).observe(elapsed)
@@ -249,12 +255,15 @@ class JsonWebServer(GuardedWebServer):
         super().start()
 
     def context_data_from_headers(self, request: Request) -> dict[str, Any]:
-        """The worker's context data: the request ID, and the request key of a state change
-        (a malformed `Idempotency-Key` is a 422 before the worker runs). Nothing else from
-        the request becomes context data: nameko's own headers are never read from HTTP."""
+        """The worker's context data: the request ID, the request key of a state change
+        (a malformed `Idempotency-Key` is a 422 before the worker runs) and, with tracing
+        on, the trace context of the request's span (never a client's `traceparent`).
+        Nothing else from the request becomes context data: nameko's own headers are never
+        read from HTTP."""
         return {
             **request_ids.context_data(request.environ),
             **request_keys.context_data(request),
+            **tracing.context_data(),  # the request's span (nothing when tracing is off)
         }
 
     def get_wsgi_app(self) -> JsonWsgiApp:

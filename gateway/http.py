@@ -202,7 +202,8 @@ class JsonWsgiApp(WsgiApp):
         method = environ[REQUEST_METHOD]
         try:
             quiet = environ.get(PATH_INFO) in QUIET_ROUTES  # probes make no traces
-            with tracing.http_span(self.server.container.service_name, method, quiet) as span:
+            service = getattr(getattr(self.server, "container", None), "service_name", "gateway")
+            with tracing.http_span(service, method, quiet) as span:
                 response = self._unreadable_body(environ) or self._dispatch(environ)
                 for name, value in security_headers(DEFAULT_CSP).items():
                     response.headers.setdefault(name, value)

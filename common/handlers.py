@@ -24,9 +24,8 @@ from typing import Any
 import eventlet
 from nameko.events import EventHandler
 
-from common import settings
 from common.errors import PortalError
-from common.rpc import DrainingConsumer, stop_draining
+from common.rpc import DurableQueueConsumer
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +33,9 @@ log = logging.getLogger(__name__)
 REQUEUE_PAUSE_SECONDS = 1.0
 
 
-class ReliableEventHandler(EventHandler):
+class ReliableEventHandler(DurableQueueConsumer, EventHandler):
     """nameko's SERVICE_POOL `@event_handler`: its queue of the configured `QUEUE_TYPE`, and
     a consumer that drains on stop."""
-
-    consumer_cls = DrainingConsumer
-
-    def setup(self) -> None:
-        super().setup()
-        # nameko built `self.queue` and gave the consumer a list holding it: same object
-        self.queue.queue_arguments = settings.durable_queue_arguments() or None
-
-    def stop(self) -> None:
-        stop_draining(self.consumer, self.container)
 
 
 class Poison(Exception):

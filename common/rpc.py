@@ -376,9 +376,9 @@ def stop_draining(consumer: DrainingConsumer, container: Any) -> None:
         container._kill_worker_threads()
 
 
-class VerifiedRpcConsumer(RpcConsumer):
-    """nameko's shared RPC consumer, answering with transient replies stamped with the user;
-    `rpc-<service>` of the configured `QUEUE_TYPE`; drained on stop (`DrainingConsumer`)."""
+class DurableQueueConsumer:
+    """Mixin for nameko's queue consumers (the RPC consumer, event handlers): their durable
+    queue of the configured `QUEUE_TYPE`, and a consumer that drains on stop."""
 
     consumer_cls = DrainingConsumer
 
@@ -389,6 +389,11 @@ class VerifiedRpcConsumer(RpcConsumer):
 
     def stop(self) -> None:
         stop_draining(self.consumer, self.container)
+
+
+class VerifiedRpcConsumer(DurableQueueConsumer, RpcConsumer):
+    """nameko's shared RPC consumer, answering with transient replies stamped with the user;
+    `rpc-<service>` of the configured `QUEUE_TYPE`; drained on stop (`DrainingConsumer`)."""
 
     def handle_result(self, message: Message, result: Any, exc_info: Any) -> tuple[Any, Any]:
         responder = _Responder(

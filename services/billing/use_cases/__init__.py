@@ -7,6 +7,7 @@ One module per subject, importing one way (nothing here imports `service`):
   pages, and the billing details receipts name as the buyer;
 - `recurring`: recurring payments: listing, cancelling, resuming, changing the card;
 - `licenses`: the license licensing issued for a receipt, learnt from its events;
+- `cards`: a typed card, checked and tokenized (purchases and card changes);
 - `settlement`: recording the provider's answer for a charge (a purchase or a renewal);
 - `purchases`: buying by card (uses `settlement`);
 - `renewals`: the renewal pass with its dunning (uses `settlement`);

@@ -29,8 +29,9 @@ from services.billing.exceptions import (
     invalid_field,
 )
 from services.billing.models import Charge
-from services.billing.providers import Card, InvalidCard, PaymentProvider, ProviderUnavailable
+from services.billing.providers import PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
+from services.billing.use_cases import cards
 from services.billing.use_cases.settlement import PendingCharge, mark_unknown, settle
 
 # a redelivered purchase waits this long for its twin's charge (a provider answers within
@@ -132,17 +133,7 @@ def prepare(
         if license.get("expires_at"):
             expiry = as_utc(datetime.fromisoformat(str(license["expires_at"])))
     period = domain.purchase_period(now, plan["interval"], expiry)
-    try:
-        method = provider.tokenize(
-            Card(
-                number=domain.normalize_card_number(card["number"]),
-                exp_month=card["exp_month"],
-                exp_year=card["exp_year"],
-                cvc=card["cvc"],
-            )
-        )
-    except InvalidCard as exc:
-        raise invalid_field(["card", exc.field], exc.message) from exc
+    method = cards.tokenize(provider, card, now)
     return domain.Order(
         kind="renewal" if license_id else "new",
         customer_id=customer_id,

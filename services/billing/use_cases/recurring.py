@@ -20,11 +20,11 @@ from services.billing.exceptions import (
     RecurringPaymentEnded,
     RecurringPaymentNotFound,
     declined,
-    invalid_field,
 )
 from services.billing.models import PaymentMethod, RecurringPayment
-from services.billing.providers import Card, InvalidCard, PaymentProvider, ProviderUnavailable
+from services.billing.providers import PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
+from services.billing.use_cases import cards
 
 
 def list_recurring(repo: BillingRepository, customer_id: str) -> list[dict[str, Any]]:
@@ -131,19 +131,7 @@ def replace_card(
     uow.read(_replaceable, reference, customer_id, now)
     if once is not None:  # the key of another card: refused before any authorization
         uow.read(_same_request, once)
-    if domain.card_expired(card["exp_month"], card["exp_year"], now):
-        raise invalid_field(["card", "exp_year"], "The card has expired.")
-    try:
-        method = provider.tokenize(
-            Card(
-                number=domain.normalize_card_number(card["number"]),
-                exp_month=card["exp_month"],
-                exp_year=card["exp_year"],
-                cvc=card["cvc"],
-            )
-        )
-    except InvalidCard as exc:
-        raise invalid_field(["card", exc.field], exc.message) from exc
+    method = cards.tokenize(provider, card, now)
     key = domain.authorization_key(
         customer_id or "staff",
         request_key or secrets.token_hex(16),

@@ -1,4 +1,5 @@
-"""Watch a service's events, and count what waits in a queue, on the real bus during a test."""
+"""Watch a service's events, count what waits in a queue, and deliver a request again, on
+the real bus during a test."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import eventlet
-from kombu import Connection, Consumer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 from nameko.standalone.events import get_event_exchange
+
+from common.errors import PortalError
+from common.rpc import interpret
 
 
 class BusEvents:
@@ -86,3 +90,50 @@ def wait_for_queue_depth(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{queue} holds {depth} messages after {timeout}s")
         time.sleep(0.05)
+
+
+def deliver_again(
+    amqp_uri: str, service: str, method: str, args: list, times: int = 2, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Publish one RPC request message `times` times, as the broker redelivers a request
+    whose acknowledgement was lost: the same correlation ID, no request key. The reply
+    bodies that arrive within `timeout`, in arrival order."""
+    exchange = Exchange("nameko-rpc", type="topic", durable=True)
+    reply_to = f"rpc.reply-test-{uuid.uuid4().hex}"
+    queue = Queue(reply_to, exchange=exchange, routing_key=reply_to, exclusive=True)
+    replies: list[dict[str, Any]] = []
+
+    def on_reply(body: Any, message: Any) -> None:
+        replies.append(json.loads(body) if isinstance(body, str | bytes) else body)
+        message.ack()
+
+    with Connection(amqp_uri) as connection, Consumer(connection, [queue], callbacks=[on_reply]):
+        producer = Producer(connection.channel(), exchange=exchange)
+        correlation_id = str(uuid.uuid4())
+        for _ in range(times):
+            producer.publish(
+                {"args": list(args), "kwargs": {}},
+                routing_key=f"{service}.{method}",
+                serializer="json",
+                reply_to=reply_to,
+                correlation_id=correlation_id,
+                delivery_mode=1,
+            )
+        deadline = time.monotonic() + timeout
+        while len(replies) < times and time.monotonic() < deadline:
+            try:
+                connection.drain_events(timeout=1)
+            except TimeoutError:
+                continue
+    return replies
+
+
+def answers(replies: list[dict[str, Any]], service: str) -> list[Any]:
+    """Each reply's result, or the `PortalError` it carries."""
+    found: list[Any] = []
+    for reply in replies:
+        try:
+            found.append(interpret(reply, service))
+        except PortalError as error:
+            found.append(error)
+    return found

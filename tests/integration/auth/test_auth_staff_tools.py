@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from eventlet.greenpool import GreenPool
-from kombu import Connection, Consumer, Exchange, Producer, Queue
 from sqlalchemy import create_engine, select, text
 
 from common.errors import PortalError
 from common.idempotency import REQUEST_KEY
-from common.rpc import interpret, standalone_client
+from common.rpc import standalone_client
 from services.auth.models import HandledRequest
 from tests.integration.auth.conftest import Rpc
+from tests.support.bus import answers, deliver_again
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -162,42 +162,14 @@ def test_a_create_run_twice_with_its_key_makes_one_company(rpc, tables) -> None:
     assert not any(PASSWORD in (answer or "") for answer in answers)
 
 
-def _deliver_twice(amqp_uri: str, method: str, *args: Any) -> list[Any]:
-    """The same RPC request message delivered twice (a lost ack), with no request key:
-    the answers of both deliveries, or the errors they carry."""
-    exchange = Exchange("nameko-rpc", type="topic", durable=True)
-    reply_to = f"rpc.reply-test-{uuid.uuid4().hex}"
-    queue = Queue(reply_to, exchange=exchange, routing_key=reply_to, exclusive=True)
-    replies: list[Any] = []
-    with Connection(amqp_uri) as connection:
-
-        def on_reply(body: Any, message: Any) -> None:
-            try:
-                replies.append(interpret(body, "auth"))
-            except PortalError as error:
-                replies.append(error)
-            message.ack()
-
-        with Consumer(connection, queues=[queue], callbacks=[on_reply]):
-            producer = Producer(connection.channel(), exchange=exchange)
-            correlation_id = str(uuid.uuid4())
-            for _ in range(2):
-                producer.publish(
-                    {"args": list(args), "kwargs": {}},
-                    routing_key=f"auth.{method}",
-                    serializer="json",
-                    reply_to=reply_to,
-                    correlation_id=correlation_id,
-                    headers={},
-                )
-            while len(replies) < 2:
-                connection.drain_events(timeout=10)
-    return replies
+def redelivered(amqp_uri: str, method: str, *args: Any) -> list[Any]:
+    """The answers of one auth request delivered twice (a lost ack), with no request key."""
+    return answers(deliver_again(amqp_uri, "auth", method, list(args)), "auth")
 
 
 def test_a_redelivered_message_without_a_key_changes_nothing_twice(config, rpc, bus_events) -> None:
     company = new_company(rpc)
-    first, second = _deliver_twice(config["AMQP_URI"], "resend_invite", company["customer_id"])
+    first, second = redelivered(config["AMQP_URI"], "resend_invite", company["customer_id"])
     assert (
         first
         == second
@@ -210,7 +182,7 @@ def test_a_redelivered_message_without_a_key_changes_nothing_twice(config, rpc, 
     [invited] = bus_events.wait_for("company_invited")
     # nothing voided the one invitation's request
     assert rpc.auth("password_link", invited["request_id"])["url"]
-    renamed = _deliver_twice(
+    renamed = redelivered(
         config["AMQP_URI"], "update_company", company["customer_id"], {"name": "Twice Ltd"}
     )
     assert renamed[0] == renamed[1] and renamed[0]["name"] == "Twice Ltd"

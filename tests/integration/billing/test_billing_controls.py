@@ -4,20 +4,19 @@ details on receipts, and payment history in pages."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import eventlet
 import pytest
-from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from common.errors import PortalError
 from common.idempotency import REQUEST_KEY
-from common.rpc import interpret, standalone_client
+from common.rpc import standalone_client
 from services.billing.providers import SandboxProvider
 from tests.integration.billing.conftest import OK_CARD, PRODUCTS, license_for
+from tests.support.bus import answers, deliver_again
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -41,37 +40,9 @@ def error_of(call, *args, **kwargs) -> PortalError:
 
 
 def deliver_twice(amqp_uri: str, method: str, *args: Any) -> list[Any]:
-    """One RPC request message delivered twice, as the broker does when the ack of the first
+    """The same billing request message delivered twice, as when the acknowledgement of a
     delivery is lost: the same correlation ID, no request key. The answers of both."""
-    exchange = Exchange("nameko-rpc", type="topic", durable=True)
-    reply_to = f"rpc.reply-test-{uuid.uuid4().hex}"
-    queue = Queue(reply_to, exchange=exchange, routing_key=reply_to, exclusive=True)
-    replies: list[Any] = []
-    with Connection(amqp_uri) as connection:
-
-        def on_reply(body: Any, message: Any) -> None:
-            body = json.loads(body) if isinstance(body, str | bytes) else body
-            try:
-                replies.append(interpret(body, "billing"))
-            except PortalError as error:
-                replies.append(error)
-            message.ack()
-
-        with Consumer(connection, queues=[queue], callbacks=[on_reply]):
-            producer = Producer(connection.channel(), exchange=exchange)
-            correlation_id = str(uuid.uuid4())
-            for _ in range(2):
-                producer.publish(
-                    {"args": list(args), "kwargs": {}},
-                    routing_key=f"billing.{method}",
-                    serializer="json",
-                    reply_to=reply_to,
-                    correlation_id=correlation_id,
-                    delivery_mode=1,
-                )
-            while len(replies) < 2:
-                connection.drain_events(timeout=15)
-    return replies
+    return answers(deliver_again(amqp_uri, "billing", method, list(args)), "billing")
 
 
 # --- what is on sale --------------------------------------------------------------------------

@@ -7,14 +7,12 @@ delivered twice (fixtures: conftest.py).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Producer, Queue
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher
 from sqlalchemy import create_engine, text
@@ -34,7 +32,7 @@ from tests.integration.licensing.support import (
     new_company,
     payload,
 )
-from tests.support.bus import BusEvents, watch_events
+from tests.support.bus import BusEvents, deliver_again, watch_events
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -255,47 +253,12 @@ def test_a_product_archived_before_the_payment_is_applied_is_refunded_once(confi
 # --- requests delivered twice -------------------------------------------------------------
 
 
-def send_raw(amqp_uri: str, method: str, args: list, correlation_id: str, times: int) -> list:
-    """Publish one RPC request message `times` times, as a broker redelivers it (the same
-    correlation ID, no request key), and collect the replies."""
-    reply_to = f"test-replies-{uuid.uuid4().hex}"
-    exchange = Exchange("nameko-rpc", type="topic", durable=True)
-    replies: list[dict] = []
-    with Connection(amqp_uri) as connection:
-        queue = Queue(reply_to, exchange=exchange, routing_key=reply_to, exclusive=True)
-        queue(connection.default_channel).declare()
-        producer = Producer(connection.default_channel, exchange=exchange)
-        for _ in range(times):
-            producer.publish(
-                {"args": args, "kwargs": {}},
-                routing_key=f"licensing.{method}",
-                serializer="json",
-                reply_to=reply_to,
-                correlation_id=correlation_id,
-                delivery_mode=1,
-            )
-        with connection.Consumer(
-            queue, callbacks=[lambda body, message: (replies.append(body), message.ack())]
-        ):
-            deadline = datetime.now(UTC) + timedelta(seconds=15)
-            while len(replies) < times and datetime.now(UTC) < deadline:
-                try:
-                    connection.drain_events(timeout=1)
-                except TimeoutError:
-                    continue
-    return [json.loads(r) if isinstance(r, str | bytes) else r for r in replies]
-
-
 def test_a_redelivered_rotation_keeps_the_password_the_user_was_shown(
     config, rpc, company, product
 ) -> None:
     license_id, old = issue(rpc, company, product)
-    replies = send_raw(
-        config["AMQP_URI"],
-        "rotate_activation_password",
-        [license_id, company],
-        correlation_id=str(uuid.uuid4()),
-        times=3,
+    replies = deliver_again(
+        config["AMQP_URI"], "licensing", "rotate_activation_password", [license_id, company], 3
     )
     passwords = {reply["result"]["activation_password"] for reply in replies}
     assert len(replies) == 3 and len(passwords) == 1, replies

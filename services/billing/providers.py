@@ -35,6 +35,8 @@ TEST_CARDS = {
     "4000000000009995": "insufficient_funds",
 }
 _METHOD_PREFIX = "pm_sandbox_"
+# ISO 4217's code for "no currency": a zero-amount card check moves no money
+NO_CURRENCY = "XXX"
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class SandboxProvider(PaymentProvider):
         existing = self.ledger.get(idempotency_key)
         if existing is None:
             existing = self.ledger.put_if_absent(
-                idempotency_key, self._answer(AUTHORIZATION, "au", 0, "XXX", payment_method)
+                idempotency_key, self._answer(AUTHORIZATION, "au", 0, NO_CURRENCY, payment_method)
             )
         if existing.get("kind") != AUTHORIZATION:
             raise IdempotencyMismatch(idempotency_key)

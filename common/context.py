@@ -13,6 +13,7 @@ import re
 from eventlet import corolocal
 
 REQUEST_ID = "request_id"  # the context-data key, and the field in logs and event payloads
+ACTOR = "actor"  # the context-data key of who acts (common/audit.py)
 REQUEST_ID_MAX = 128
 _SAFE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 

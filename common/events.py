@@ -21,8 +21,11 @@ from nameko.messaging import encode_to_headers
 from nameko.standalone.events import get_event_exchange
 
 from common import settings
-from common.context import REQUEST_ID, current_request_id
+from common.context import ACTOR, REQUEST_ID, current_request_id
 from common.idempotency import REQUEST_KEY
+
+# what stays with the request that made a fact: its key and who acted
+PRIVATE_CONTEXT = frozenset({REQUEST_KEY, ACTOR})
 
 # (source service, event type, consuming service, handler method)
 SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
@@ -109,8 +112,9 @@ class EventBus(EventDispatcher):
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Callable[[str, dict[str, Any]], dict]:
         def dispatch(event_type: str, payload: dict[str, Any]) -> None:
-            # the request key is the request's own: a handler is idempotent by event_id
-            context = {k: v for k, v in worker_ctx.context_data.items() if k != REQUEST_KEY}
+            # the request key is the request's own: a handler is idempotent by event_id; a
+            # handler acts as the system, not as the user whose request made the fact
+            context = {k: v for k, v in worker_ctx.context_data.items() if k not in PRIVATE_CONTEXT}
             self.publisher.publish(
                 payload,
                 exchange=self.exchange,

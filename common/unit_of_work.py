@@ -4,7 +4,8 @@ A use case takes a repository and plain data and returns an `Outcome`: its resul
 events that its change makes true, and optionally a refusal to raise *after* the commit (a
 refusal that the use case recorded, such as an activation refused for lack of seats, must
 be committed before the caller hears of it). `UnitOfWork.run` opens the transaction, stages
-the events in the service's outbox with the change, commits, publishes, then answers:
+the events in the service's outbox with the change, writes its audit events
+(common/audit.py) in the same transaction, commits, publishes, then answers:
 
     uow = UnitOfWork(self.db, LicensingRepository, EventOutbox, self.events)
     license = uow.run(licenses.issue_license, self.keys.box, data, self.clock.now())
@@ -26,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from common import idempotency, outbox
+from common import audit, idempotency, outbox
 from common.db import DatabaseUnavailable, Db
 from common.errors import PortalError
 
@@ -42,6 +43,8 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     # an answer to give *after* the transaction commits (a refusal that the change records)
     error: PortalError | None = None
+    # the audit trail's facts of this change, written in its transaction (common/audit.py)
+    audit: list[audit.AuditEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class UnitOfWork(Generic[Repo]):
         outbox_table: Table,
         publish: outbox.Publish,
         ledger: Any = None,
+        audit_table: Any = None,
     ) -> None:
         self.db = db
         self.repository = repository
@@ -75,6 +79,8 @@ class UnitOfWork(Generic[Repo]):
         self.publish = publish
         # the service's `handled_requests` table (mapped class or Table), for `once=`
         self.ledger = ledger
+        # the service's `audit_events` table (mapped class or Table), for `Outcome.audit`
+        self.audit_table = audit_table
 
     @contextmanager
     def begin(self) -> Iterator[Staging[Repo]]:
@@ -111,6 +117,10 @@ class UnitOfWork(Generic[Repo]):
                     return Outcome(replay["result"])
             outcome = use_case(work.repo, *args)
             work.stage(outcome.events)
+            if outcome.audit:
+                if self.audit_table is None:
+                    raise TypeError("this unit of work has no audit table for Outcome.audit")
+                audit.record(work.session, self.audit_table, outcome.audit)
             if once is not None:
                 idempotency.record(work.session, self.ledger, once, outcome.result, outcome.error)
         if outcome.error is not None:

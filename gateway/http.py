@@ -10,9 +10,13 @@ auth="session", summary=...)` is nameko's `@http` plus:
   fields) *before* a worker runs, and hands it to the method as `body`;
 - `auth="session"` authenticates the caller before the method runs: the session token
   (bearer, or the portal's cookie with its CSRF header on a state change; 401/403 otherwise)
-  and the company it belongs to, asked of the service's `auth` client and handed to the
-  method as `company`. A method that takes `token` instead gets the checked token and no
-  company (for calls that give the token to auth, which checks it itself);
+  and the company it belongs to with the session's user (`company["user"]`), asked of the
+  service's `auth` client and handed to the method as `company`. The route's `roles`
+  (required, `gateway.roles`) are checked then: another role is 403 `forbidden`. The user
+  becomes the worker's actor (`actor` in the context data, common/audit.py), so every RPC
+  the route makes knows who acts. A method that takes `token` instead gets the checked token
+  and no company (for calls that give the token to auth, which checks it itself; only for
+  routes every role may use);
 - a POST, PUT, PATCH or DELETE runs its worker with the request key in the context data
   (`request_key`: the `Idempotency-Key` header, else a new one; `gateway.request_keys`), so
   every RPC the route makes carries it and a redelivered one changes nothing twice;
@@ -52,6 +56,8 @@ from urllib.parse import urlsplit
 import eventlet
 from eventlet.wsgi import ChunkReadError
 from marshmallow import Schema
+from nameko.containers import WorkerContext
+from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -61,11 +67,12 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_content_length
 
 from common import identifiers, tracing
-from common.context import set_request_id
+from common.audit import user_actor
+from common.context import ACTOR, set_request_id
 from common.errors import PortalError, validation_error
 from common.metrics import HTTP_DURATION, HTTP_REQUESTS
 from common.schemas import load
-from gateway import clients, request_ids, request_keys, sessions
+from gateway import clients, request_ids, request_keys, roles, sessions
 from gateway.errors import error_response
 from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
 from gateway.server import CLOSE_CONNECTION, GuardedWebServer
@@ -105,6 +112,7 @@ class RouteSpec:
     response: type[Schema] | None = None
     status: int = 200
     auth: str | None = None  # None | "session" | "credential"
+    roles: tuple[str, ...] = ()  # of a session route: who may use it (gateway.roles)
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     content_type: str = "application/json"
@@ -372,12 +380,26 @@ def canonical_parameters(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _caller(service: Any, request: Request, wanted: set[str]) -> dict[str, Any]:
-    """The `token` and/or `company` of a session route's caller, as the handler names them."""
+class WorkerData(DependencyProvider):
+    """Dependency: the worker's context data itself, so a route can name who acts once the
+    session is known (every RPC the worker makes after that carries it)."""
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> dict[str, Any]:
+        return worker_ctx.data
+
+
+def _caller(
+    service: Any, request: Request, wanted: set[str], allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    """The `token` and/or `company` of a session route's caller, as the handler names them,
+    once the session's role is among `allowed` (403 `forbidden` otherwise)."""
     token = sessions.require_token(request)
     given: dict[str, Any] = {"token": token} if "token" in wanted else {}
-    if "company" in wanted or "token" not in wanted:
+    if "company" in wanted or "token" not in wanted or set(allowed) != set(roles.EVERYONE):
         company = service.auth.authenticate(token)
+        roles.check(company, allowed)
+        if company.get("user"):
+            service.context_data[ACTOR] = user_actor(company["user"]).to_dict()
         if "company" in wanted:
             given["company"] = company
     return given
@@ -400,11 +422,14 @@ def route(
     response: type[Schema] | None = None,
     status: int = 200,
     auth: str | None = None,
+    roles: tuple[str, ...] | None = None,
     tags: list[str] | None = None,
     errors: list[str] | None = None,
     content_type: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     """Declare a route (see the module docstring); also records it for OpenAPI."""
+    if (auth == "session") != (roles is not None):
+        raise TypeError(f"{method} {path}: a session route, and only one, declares its roles")
     spec = RouteSpec(
         method=method,
         path=path,
@@ -413,6 +438,7 @@ def route(
         response=response,
         status=status,
         auth=auth,
+        roles=tuple(roles or ()),
         tags=tags or [],
         errors=errors or [],
         content_type=content_type,
@@ -426,7 +452,7 @@ def route(
         @functools.wraps(handler)
         def entrypoint(service: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
             if auth == "session":
-                kwargs.update(_caller(service, request, wanted))
+                kwargs.update(_caller(service, request, wanted, spec.roles))
             return _dump(dumper, handler(service, request, *args, **kwargs))
 
         # a refusal, a 404 of a static file included, is one INFO line (`common.logs`)

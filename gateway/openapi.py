@@ -15,6 +15,7 @@ from gateway import schemas
 from gateway.errors import status_for
 from gateway.http import ROUTES
 from gateway.request_keys import HEADER, KEY_MAX, changes_state
+from gateway.roles import EVERYONE
 
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 
@@ -77,6 +78,8 @@ def build() -> dict[str, Any]:
             error_codes += ["idempotency_key_reused", "validation_error"]
         if entry.auth == "session":
             error_codes.append("unauthenticated")
+            if set(entry.roles) != set(EVERYONE):
+                error_codes.append("forbidden")
         error_codes.append("service_unavailable")
         for code in dict.fromkeys(error_codes):  # each once, in order
             status = str(status_for(code))
@@ -101,6 +104,7 @@ def build() -> dict[str, Any]:
             }
         if entry.auth == "session":
             operation["security"] = [{"session": []}]
+            operation["x-roles"] = list(entry.roles)
         paths.setdefault(path, {})[entry.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

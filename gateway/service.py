@@ -28,11 +28,12 @@ from gateway import (
     pages,
     purchases,
     request_keys,
+    roles,
     schemas,
     sessions,
     views,
 )
-from gateway.http import Reply, route
+from gateway.http import Reply, WorkerData, route
 
 JWKS_MAX_AGE_SECONDS = 300
 
@@ -45,6 +46,7 @@ class GatewayService:
     billing = RpcClient("billing")
     notify = RpcClient("notify")
     metrics = Metrics()
+    context_data = WorkerData()
 
     # --- sessions, the account and its password (docs/http-api.md) -----------------
 
@@ -68,6 +70,7 @@ class GatewayService:
         summary="Log out (revoke this session)",
         status=204,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["account"],
     )
     def delete_session(self, request: Request, token: str) -> None:
@@ -80,6 +83,7 @@ class GatewayService:
         summary="The logged-in company's account",
         response=schemas.Company,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["account"],
     )
     def get_account(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +96,7 @@ class GatewayService:
         summary="The name, address and VAT ID that receipts show for the company",
         response=schemas.BillingDetailsOut,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["account"],
     )
     def get_billing_details(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +110,7 @@ class GatewayService:
         body=schemas.BillingDetailsBody,
         response=schemas.BillingDetailsOut,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["account"],
     )
     def update_billing_details(
@@ -124,6 +130,7 @@ class GatewayService:
         body=schemas.ChangePasswordBody,
         status=204,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["account"],
         errors=["invalid_credentials", "weak_password", "too_many_attempts"],
     )
@@ -248,6 +255,7 @@ class GatewayService:
         "with ?limit=1..200 (default 50) and ?before=<next_before of the previous page>",
         response=schemas.PaymentList,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=["validation_error"],
     )
@@ -266,6 +274,7 @@ class GatewayService:
         "/api/v1/payments/<receipt_number>/receipt",
         summary="A receipt as a printable HTML page",
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=["payment_not_found"],
         content_type="text/html",
@@ -283,6 +292,7 @@ class GatewayService:
         summary="What will be charged automatically, and when",
         response=schemas.RecurringPaymentList,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
     )
     def list_recurring_payments(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +310,7 @@ class GatewayService:
         summary="Stop automatic charges; the license runs to its end",
         response=schemas.RecurringPaymentOut,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=["recurring_payment_not_found"],
     )
@@ -317,6 +328,7 @@ class GatewayService:
         "has not ended",
         response=schemas.RecurringPaymentOut,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=["recurring_payment_not_found", "recurring_payment_ended"],
     )
@@ -335,6 +347,7 @@ class GatewayService:
         body=schemas.CardChangeBody,
         response=schemas.RecurringPaymentOut,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=[
             "recurring_payment_not_found",
@@ -363,6 +376,7 @@ class GatewayService:
         summary="Products on sale and their plans, with prices",
         response=schemas.Catalog,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
     )
     def catalog(self, request: Request) -> dict[str, Any]:
@@ -385,6 +399,7 @@ class GatewayService:
         response=schemas.PurchaseOut,
         status=201,
         auth="session",
+        roles=roles.BILLING_USERS,
         tags=["billing"],
         errors=[
             "card_declined",
@@ -435,6 +450,7 @@ class GatewayService:
         summary="Every license of the company: product, seats in use / total, expiry, status",
         response=schemas.LicenseList,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["licenses"],
     )
     def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
@@ -449,6 +465,7 @@ class GatewayService:
         summary="One license with its activation password and installations",
         response=schemas.LicenseDetail,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["licenses"],
         errors=["license_not_found"],
     )
@@ -465,6 +482,7 @@ class GatewayService:
         summary="Where the license is or was activated",
         response=schemas.InstallationList,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["licenses"],
         errors=["license_not_found"],
     )
@@ -483,6 +501,7 @@ class GatewayService:
         "?before=<next_before of the previous page>",
         response=schemas.HistoryPage,
         auth="session",
+        roles=roles.EVERYONE,
         tags=["licenses"],
         errors=["license_not_found", "validation_error"],
     )
@@ -501,6 +520,7 @@ class GatewayService:
         "at once; percent-encode the installation ID",
         response=schemas.InstallationOut,
         auth="session",
+        roles=roles.LICENSE_ADMINS,
         tags=["licenses"],
         errors=["license_not_found", "installation_not_found"],
     )
@@ -518,6 +538,7 @@ class GatewayService:
         summary="Rotate the license's activation password; the old one stops working at once",
         response=schemas.ActivationPasswordOut,
         auth="session",
+        roles=roles.LICENSE_ADMINS,
         tags=["licenses"],
         errors=["license_not_found"],
     )

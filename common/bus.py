@@ -53,13 +53,24 @@ API_TIMEOUT = 10.0
 # services themselves to a gateway caller (`common.rpc.Caller`).
 GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
     "auth": (
+        "accept_invitation",
         "authenticate",
         "change_password",
         "confirm_password_reset",
+        "disable_user",
+        "enable_user",
+        "get_notification_preferences",
+        "invite_user",
+        "list_audit_events",
+        "list_users",
         "login",
         "logout",
         "ping",
+        "remove_user",
         "request_password_reset",
+        "resend_invitation",
+        "update_notification_preferences",
+        "update_user",
     ),
     "licensing": (
         "activate",
@@ -68,6 +79,7 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
         "get_license",
         "history",
         "license_for_payment",
+        "list_audit_events",
         "list_installations",
         "list_licenses",
         "list_products",
@@ -80,6 +92,7 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
         "cancel_recurring_payment",
         "get_billing_details",
         "get_receipt",
+        "list_audit_events",
         "list_payments",
         "list_plans",
         "list_recurring_payments",
@@ -103,7 +116,7 @@ SERVICE_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
         "auth": ("get_company",),
         "licensing": ("get_license", "get_product", "list_products"),
     },
-    "notify": {"auth": ("get_company", "password_link")},
+    "notify": {"auth": ("get_company", "notice_recipients", "password_link")},
 }
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -29,3 +29,8 @@ def receipt_number(value: str) -> str:
 def code(value: str) -> str:
     """A product or plan code: `" CAD-PRO "` → `"cad-pro"`."""
     return value.strip().lower()
+
+
+def user_id(value: str) -> str:
+    """A user of a company: `" u-7kqx-m2pd "` → `"U-7KQX-M2PD"`."""
+    return value.strip().upper()

@@ -100,6 +100,7 @@ Handler = Callable[..., Any]
 CANONICAL_PARAMETERS: dict[str, Callable[[str], str]] = {
     "license_id": identifiers.license_id,
     "receipt_number": identifiers.receipt_number,
+    "user_id": identifiers.user_id,
 }
 
 

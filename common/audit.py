@@ -37,7 +37,7 @@ from typing import Any
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Index, String, Table, Text, and_, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from common.bus import kind_of
 from common.context import ACTOR as ACTOR_KEY
@@ -166,7 +166,11 @@ class AuditEventColumns:
     (and a migration creating `audit_events` with these columns and indexes)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_customer_at", "customer_id", "at", "event_id"),)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index, ...]:
+        # an Index object belongs to one table: each service's model gets its own
+        return (Index("ix_audit_events_customer_at", "customer_id", "at", "event_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH), unique=True)

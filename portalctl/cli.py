@@ -7,12 +7,15 @@ with `register(subparsers, common)`.
 
 Each run of a command has a request key of its own, sent in the RPC context data
 (`request_key`): a request that the bus delivers twice changes nothing twice
-(common/idempotency.py).
+(common/idempotency.py). Every call also names who acts (`actor`: staff, and the login that
+ran portalctl), which the services write into the company's activity log (common/audit.py;
+the services trust only the broker for the *staff* part).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import uuid
 from contextlib import AbstractContextManager
@@ -22,15 +25,26 @@ from amqp.exceptions import AMQPError
 
 from common import settings
 from common.bus import redacted
+from common.context import ACTOR
 from common.errors import PortalError
 from common.rpc import StandaloneRpc, standalone_client
-from portalctl import billing, bus, companies, demo, licensing
+from portalctl import billing, bus, companies, demo, licensing, users
 from portalctl.base import Handler
 from portalctl.errors import one_line
 from portalctl.output import emit
 
 # in the order `portalctl --help` lists them
-GROUPS = (companies, bus, demo, licensing, billing)
+GROUPS = (companies, users, bus, demo, licensing, billing)
+
+
+def staff_actor() -> dict[str, str]:
+    """The context data `actor` of staff's calls: `{"type": "staff", "name": <login>}`
+    (no name when the login cannot be told)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        return {"type": "staff"}
+    return {"type": "staff", "name": name}
 
 
 class LazyRpc:
@@ -50,9 +64,8 @@ class LazyRpc:
     def __call__(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             if self._client is None:
-                context = standalone_client(
-                    self._timeout, context_data={"request_key": self.request_key}
-                )
+                context_data = {"request_key": self.request_key, ACTOR: staff_actor()}
+                context = standalone_client(self._timeout, context_data=context_data)
                 self._client = context.__enter__()
                 self._context = context
             return self._client.call(service, method, *args, **kwargs)

@@ -1,5 +1,6 @@
-"""`portalctl company create|find|show|update|resend-invite`: sales and support look
-companies up, create them, correct them and re-send the set-password invitation."""
+"""`portalctl company create|find|show|update|resend-invite|users`: sales and support look
+companies up, create them, correct them, re-send the set-password invitation and list
+their users (`portalctl/users.py`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from common import identifiers
 from portalctl.base import Rpc, Subparsers, command
 from portalctl.errors import UsageError
+from portalctl.users import register_company_users
 
 
 def create(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
@@ -83,3 +85,4 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         "company that has not set its password yet",
     )
     parser.add_argument("customer_id", type=identifiers.customer_id, metavar="CUSTOMER_ID")
+    register_company_users(commands, common)

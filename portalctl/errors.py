@@ -47,12 +47,21 @@ FIXES: dict[str, str] = {
     "bus_refused": "Check AMQP_URI: staff's bus user, its password and the vhost "
     "(docs/operations.md, Bus users).",
     "internal_error": "A bug in a service: its log has the details.",
+    "user_not_found": "`portalctl company users CUSTOMER_ID` lists a company's users (IDs look "
+    "like U-7KQX-M2PD); `portalctl user show EMAIL` finds one by email.",
+    "last_owner": "The company would have no active owner left: `portalctl company users "
+    "CUSTOMER_ID` shows its owners; another owner must be active first (a contact who has "
+    "not set a password yet gets a new link with `portalctl company resend-invite`).",
+    "contact_is_owner": "To take this person's access away, make someone else the contact first "
+    "(`portalctl company update CUSTOMER_ID --email NEW_EMAIL`).",
     "idempotency_key_reused": "Run the command again (each run has a request key of its own).",
 }
 
 
 # (command, code) → a fix that only that command offers
 COMMAND_FIXES: dict[tuple[str, str], str] = {
+    ("user invite", "email_taken"): "Every email belongs to one user in one company: "
+    "`portalctl user show EMAIL` shows who has it.",
     ("license issue", "product_archived"): "`portalctl product unarchive CODE` puts it back on "
     "sale; or pass --force to issue a license of the archived product anyway.",
 }

@@ -1,13 +1,30 @@
-"""How portalctl prints: exactly one JSON document with --json, readable lines otherwise."""
+"""How portalctl prints: exactly one JSON document with --json, readable lines otherwise
+(a `Table` as aligned columns)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Table:
+    """What a listing command answers: `rows` under `columns` (key, heading) for people;
+    `data` (the service's answer, unchanged) with --json."""
+
+    columns: tuple[tuple[str, str], ...]
+    rows: list[dict[str, str]]
+    data: Any
+
+
 def emit(obj: Any, as_json: bool, title: str | None = None) -> None:
+    if isinstance(obj, Table):
+        if not as_json:
+            _table(obj)
+            return
+        obj = obj.data
     if as_json:
         json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -15,6 +32,22 @@ def emit(obj: Any, as_json: bool, title: str | None = None) -> None:
     if title:
         print(title)
     _human(obj, indent=0)
+
+
+def _table(table: Table) -> None:
+    if not table.rows:
+        print("(none)")
+        return
+    widths = {
+        key: max(len(heading), *(len(str(row.get(key, ""))) for row in table.rows))
+        for key, heading in table.columns
+    }
+    lines = [[heading for _, heading in table.columns]]
+    lines += [[str(row.get(key, "")) for key, _ in table.columns] for row in table.rows]
+    keys = [key for key, _ in table.columns]
+    for cells in lines:
+        padded = (cell.ljust(widths[key]) for cell, key in zip(cells, keys, strict=True))
+        print("  ".join(padded).rstrip())
 
 
 def _human(obj: Any, indent: int) -> None:

@@ -1,5 +1,11 @@
 """Email rules as plain Python: which email an event makes, subjects, retries and claims.
 
+Who an email goes to: auth's events name their recipient (the user concerned, or the
+company's contact for the events without a user); the preference notices (`NOTICES`) go to
+every user who has that notice on, asked of auth (`notice_recipients`) when the email is
+due: the event's own row is then *split* into one delivery per recipient (`user_id`), each
+idempotent and retried on its own; every other email goes to the company's contact.
+
 Delivery states: a row is `pending` until the worker claims it (`sending`, with a lease in
 `next_attempt_at`), then `sent`, `failed` (never retried), or `pending` again with a
 backed-off `next_attempt_at`. A `sending` row whose lease ran out is claimable again: its
@@ -23,6 +29,8 @@ PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+# a notice's own row once it was split into one delivery per recipient (maybe none)
+DONE = "done"
 RETRY = "retry"  # an outcome, not a stored status: the row goes back to pending
 CLAIMABLE = (PENDING, SENDING)
 
@@ -41,6 +49,7 @@ LINK_FIELDS = {
     "company_created": "set_password_url",
     "company_invited": "set_password_url",
     "password_reset_requested": "reset_url",
+    "user_invited": "accept_url",
 }
 # payload keys whose values are credentials (links with single-use tokens): only events
 # published before issue 11 carry them
@@ -52,6 +61,9 @@ EVENT_SOURCES: dict[str, str] = {
     "company_invited": "auth",
     "password_reset_requested": "auth",
     "password_changed": "auth",
+    "user_invited": "auth",
+    "user_role_changed": "auth",
+    "user_disabled": "auth",
     "license_issued": "licensing",
     "license_extended": "licensing",
     "installation_activated": "licensing",
@@ -68,6 +80,44 @@ EVENT_SOURCES: dict[str, str] = {
 }
 # the kinds whose payload names the recipient; the others are looked up in auth at send time
 RECIPIENT_IN_PAYLOAD = frozenset(kind for kind, src in EVENT_SOURCES.items() if src == "auth")
+
+# email kind -> the notice (auth's notification preference) it is: these go to every active
+# user who may receive the notice and has it on (`auth.notice_recipients`), not the contact
+NOTICES: dict[str, str] = {
+    "installation_activated": "installation_activated",
+    "license_expiring": "license_expiring",
+    "payment_succeeded": "receipts",
+    "offline_payment_recorded": "receipts",
+    "payment_refunded": "receipts",
+    "payment_failed": "payment_failed",
+}
+
+# role -> how emails name it, and what it lets a user do (it completes "This role lets you
+# …" and "As <role> you can …"; DESIGN §10)
+ROLES: dict[str, tuple[str, str]] = {
+    "owner": (
+        "Owner",
+        "do everything: view licenses and activation passwords, manage installations,"
+        " payments and purchases, and manage the company's users and activity log",
+    ),
+    "license_admin": (
+        "License admin",
+        "view licenses and their activation passwords, manage installations (deactivate"
+        " machines, activate offline) and rotate activation passwords",
+    ),
+    "billing": (
+        "Billing",
+        "view payments and receipts, manage recurring payments and buy or renew licenses",
+    ),
+    "viewer": (
+        "Viewer",
+        "view licenses, installations and their history, without activation passwords and"
+        " without changing anything",
+    ),
+}
+# where a notice's delivery keeps whom it goes to, beside the event in its payload
+RECIPIENT_KEY = "notice_recipient"
+STAFF = "staff"  # `invited_by`, `changed_by`, `disabled_by` when staff acted (portalctl)
 
 
 @dataclass(frozen=True)
@@ -91,6 +141,36 @@ class Claim:
     attempts: int
     payload: dict[str, Any]
     customer_id: str | None
+    # the user a notice's delivery goes to; "" for the event's own row
+    user_id: str = ""
+    source: str = ""
+    # who it goes to, when the row knows it (a notice's delivery: recorded at the split)
+    recipient: str | None = None
+
+    @property
+    def splits(self) -> bool:
+        """Whether this is a notice's own row, to be split into one delivery per recipient."""
+        return self.kind in NOTICES and not self.user_id
+
+
+@dataclass(frozen=True)
+class NoticeRecipient:
+    """One user a notice goes to (`auth.notice_recipients`), with their company's name."""
+
+    user_id: str
+    email: str
+    name: str
+    company_name: str
+    customer_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "company_name": self.company_name,
+            "customer_id": self.customer_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,6 +193,10 @@ class DeliveryResult:
     recipient: str | None = None
     # the mail server or auth failed, not this message: the rest of the pass would fail too
     halts_pass: bool = False
+    # a notice split (`DONE`): whom its deliveries go to, one each (maybe nobody), and the
+    # ids of the rows recorded for them
+    recipients: tuple[NoticeRecipient, ...] = ()
+    deliveries: tuple[int, ...] = ()
 
 
 # --- claims, leases and retries ----------------------------------------------------------
@@ -163,6 +247,11 @@ def sent(recipient: str) -> DeliveryResult:
     return DeliveryResult(SENT, None, None, recipient)
 
 
+def split(recipients: tuple[NoticeRecipient, ...]) -> DeliveryResult:
+    """A notice handed on: one delivery per recipient is recorded with this outcome."""
+    return DeliveryResult(DONE, recipients=recipients)
+
+
 def clean_error(error: str) -> str:
     """One line, bounded: `last_error` is for a human scanning a table."""
     return " ".join(str(error).split())[:MAX_ERROR_LENGTH]
@@ -199,7 +288,16 @@ def link_expired(kind: str, data: dict[str, Any], now: datetime) -> bool:
 
 
 def recipient_from_payload(data: dict[str, Any]) -> Recipient:
+    """The user an auth event is about (`user`), else the company's contact (older events)."""
     company = data["company"]
+    user = data.get("user")
+    if user:
+        return Recipient(
+            email=user["email"].strip().lower(),
+            name=user["name"],
+            company_name=company["name"],
+            customer_id=company["customer_id"],
+        )
     return Recipient(
         email=company["contact_email"].strip().lower(),
         name=company["contact_name"],
@@ -218,6 +316,41 @@ def recipient_from_company(company: dict[str, Any]) -> Recipient:
         name=str(company.get("contact_name") or company.get("name") or ""),
         company_name=str(company.get("name") or ""),
         customer_id=str(company.get("customer_id") or ""),
+    )
+
+
+def notice_recipients(
+    users: list[dict[str, Any]], company: dict[str, Any]
+) -> tuple[NoticeRecipient, ...]:
+    """auth's `notice_recipients` answer as recipients, once per user and per address;
+    `ValueError` if an entry has no user ID or no usable email (auth's contract broken)."""
+    recipients: dict[str, NoticeRecipient] = {}
+    seen: set[str] = set()
+    for user in users:
+        user_id = str(user.get("user_id") or "").strip()
+        email = str(user.get("email") or "").strip().lower()
+        if not user_id or "@" not in email:
+            raise ValueError("auth named a notice recipient without a user ID or an email")
+        if user_id in recipients or email in seen:
+            continue
+        seen.add(email)
+        recipients[user_id] = NoticeRecipient(
+            user_id=user_id,
+            email=email,
+            name=str(user.get("name") or ""),
+            company_name=str(company.get("name") or ""),
+            customer_id=str(company.get("customer_id") or ""),
+        )
+    return tuple(recipients.values())
+
+
+def recipient_of_notice(recipient: dict[str, Any]) -> Recipient:
+    """The recipient a notice's delivery recorded at the split (`NoticeRecipient.to_dict`)."""
+    return Recipient(
+        email=recipient["email"],
+        name=recipient["name"],
+        company_name=recipient["company_name"],
+        customer_id=recipient["customer_id"],
     )
 
 
@@ -290,6 +423,13 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         line = f"Reset your {PRODUCT_NAME} password"
     elif kind == "password_changed":
         line = f"Your {PRODUCT_NAME} password was changed"
+    elif kind == "user_invited":
+        company = data["company"]["name"]
+        line = f"{inviter(data['invited_by'])} invited you to {company}'s license portal"
+    elif kind == "user_role_changed":
+        line = f"Your role at {data['company']['name']} is now {role_label(data['new_role'])}"
+    elif kind == "user_disabled":
+        line = f"Your access to {data['company']['name']}'s license portal was disabled"
     elif kind in ("payment_succeeded", "offline_payment_recorded"):
         line = f"Your receipt {data['payment']['receipt_number']}"
     elif kind == "payment_refunded":
@@ -325,6 +465,38 @@ def subject(kind: str, data: dict[str, Any]) -> str:
     return clean_header_text(line)
 
 
+def role_label(role: str) -> str:
+    """`role_label("license_admin")` → `"License admin"`; an unknown role as it came."""
+    return ROLES.get(role, (role, ""))[0]
+
+
+def role_abilities(role: str) -> str:
+    """What a role lets a user do, as the role-change email says it."""
+    return ROLES.get(role, ("", "what your company's owners allow"))[1]
+
+
+def inviter(invited_by: str | None) -> str:
+    """Who an invitation names: the inviting user's email, or the portal's team for staff.
+
+    >>> inviter("ada@acme.test"), inviter("staff")
+    ('ada@acme.test', 'The License Portal team')
+    """
+    if not invited_by or invited_by == STAFF:
+        return f"The {PRODUCT_NAME} team"
+    return invited_by
+
+
+def acted_by(actor: str | None) -> str:
+    """Who changed a user's role or access: an owner (with their email) or staff.
+
+    >>> acted_by("ada@acme.test"), acted_by("staff")
+    ('an owner of the account (ada@acme.test)', "our support team, on your company's behalf")
+    """
+    if not actor or actor == STAFF:
+        return "our support team, on your company's behalf"
+    return f"an owner of the account ({actor})"
+
+
 def expires_in(days_left: int) -> str:
     if days_left <= 0:
         return "expires today"
@@ -351,9 +523,12 @@ def license_url(portal_url: str, license_id: str) -> str:
 _MESSAGE_ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
-def message_id(event_id: str, kind: str, sender: str) -> str:
-    """A Message-ID stable across retries, so a mail system can drop a duplicate send."""
+def message_id(event_id: str, kind: str, sender: str, user_id: str = "") -> str:
+    """A Message-ID stable across retries, so a mail system can drop a duplicate send; one
+    per recipient of a notice (`user_id`), so no two recipients' emails look like one."""
     local = event_id if _MESSAGE_ID_PART.match(event_id) else _digest(event_id)
+    if user_id:
+        local += "." + (user_id if _MESSAGE_ID_PART.match(user_id) else _digest(user_id))
     _, at, domain = parseaddr(sender)[1].rpartition("@")
     if not (at and _MESSAGE_ID_PART.match(domain)):
         domain = "license-portal.invalid"

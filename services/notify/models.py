@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text, text
+from sqlalchemy import JSON, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.parking import ParkedEventColumns
@@ -25,10 +25,16 @@ class Delivery(NotifyBase):
     `payload` holds the event until the email is sent, because the email is rendered at send
     time; it is cleared then. auth's events name a password request, not a link: the link is
     asked of auth at send time and only ever in the message, never in this table.
+
+    A notice (`domain.NOTICES`) goes to every user who has it on: its event's row (`user_id`
+    "") is split at send time into one row per recipient (`user_id` theirs, same `event_id`)
+    and ends `done`; each recipient's row is sent, retried and deduplicated on its own.
     """
 
     __tablename__ = "deliveries"
     __table_args__ = (
+        # the idempotency key: a redelivered event (or a split done twice) adds nothing
+        UniqueConstraint("event_id", "user_id", name="uq_deliveries_event_user"),
         # the worker's poll touches open rows only; finished rows stay out of the index
         Index(
             "ix_deliveries_due",
@@ -41,15 +47,18 @@ class Delivery(NotifyBase):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # the idempotency key: a redelivered event finds its row and adds nothing
-    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_id: Mapped[str] = mapped_column(String(100))
+    # the user a notice's row goes to; "" for the event's own row (never NULL: NULLs would
+    # not collide in the unique key)
+    user_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
     source: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[str | None] = mapped_column(String(32))
     # unknown until send time for licensing events (looked up in auth then)
     recipient: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed
+    # pending | sending | sent | failed | done (a notice split into its recipients' rows)
+    status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[Any | None] = mapped_column(JSON)

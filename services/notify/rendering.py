@@ -95,6 +95,18 @@ def context(
     if kind == "payment_failed":
         due = data if data.get("amount") is not None else recurring
         values["amount_due"] = format_money(due["amount"], due["currency"])
+    if kind in USER_KINDS:
+        # the role the user has now: the invited role, or the new one
+        role = data.get("new_role") or data["user"]["role"]
+        values["role_label"] = domain.role_label(role)
+        values["role_abilities"] = domain.role_abilities(role)
+        values["old_role_label"] = (
+            domain.role_label(data["old_role"]) if data.get("old_role") else ""
+        )
+        values["inviter"] = domain.inviter(data.get("invited_by"))
+        values["acted_by"] = domain.acted_by(data.get("changed_by") or data.get("disabled_by"))
+    # the notices users choose say so, and where to turn them off
+    values["notice_setting"] = NOTICE_SETTINGS.get(domain.NOTICES.get(kind, ""), "")
     if kind == "payment_refunded":
         values["refund_facts"] = refund_facts(data)
         values["refunded_amount"] = format_money(data["amount"], data["currency"])
@@ -103,6 +115,14 @@ def context(
 
 
 LICENSE_STATUS_KINDS = frozenset({"license_suspended", "license_resumed"})
+USER_KINDS = frozenset({"user_invited", "user_role_changed", "user_disabled"})
+# notice -> its name in the portal's notification settings
+NOTICE_SETTINGS = {
+    "installation_activated": "New activations",
+    "license_expiring": "Licenses expiring",
+    "receipts": "Receipts",
+    "payment_failed": "Failed payments",
+}
 
 
 def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:
@@ -204,7 +224,7 @@ def compose(
         addr_spec=recipient.email,
     )
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = domain.message_id(claim.event_id, claim.kind, sender)
+    message["Message-ID"] = domain.message_id(claim.event_id, claim.kind, sender, claim.user_id)
     # RFC 3834: an automatic message; out-of-office replies should not answer it
     message["Auto-Submitted"] = "auto-generated"
     message["X-License-Portal-Kind"] = claim.kind

@@ -1,7 +1,8 @@
 """The queries of the mail queue, behind one small class per transaction.
 
 `Store` is what a worker's use cases get: `with store.repository() as repo:` is one
-transaction. Inserts are idempotent by `event_id` (`common.db.insert_ignore`), and claims
+transaction. Inserts are idempotent by (`event_id`, `user_id`) (`common.db.insert_ignore`):
+an event's own row, and one row per recipient of a notice. Claims
 use `FOR UPDATE SKIP LOCKED` so that several notify instances polling the same table never
 wait for each other or claim the same row.
 """
@@ -32,7 +33,8 @@ class NotifyRepository:
         self.session = session
 
     def _insert_new(self, table: Table, values: dict[str, Any]) -> bool:
-        """`insert_ignore` (event_id is the only unique key a caller sets); True if new.
+        """`insert_ignore` (event_id, with user_id, is the only unique key a caller sets);
+        True if new.
 
         `ValuesRefused` when the database (or its driver, for NUL characters) refuses the
         values themselves rather than the connection.
@@ -72,7 +74,44 @@ class NotifyRepository:
         }
         if not self._insert_new(Delivery.__table__, values):
             return None
-        return self.session.scalar(select(Delivery.id).where(Delivery.event_id == event_id))
+        return self.session.scalar(
+            select(Delivery.id).where(Delivery.event_id == event_id, Delivery.user_id == "")
+        )
+
+    def add_notice_deliveries(
+        self, claim: domain.Claim, recipients: tuple[domain.NoticeRecipient, ...], now: datetime
+    ) -> list[int]:
+        """One pending delivery per recipient of a split notice, due now: the ids of the new
+        ones (a recipient whose row exists already, from an earlier split, is skipped).
+
+        Each row keeps a copy of the event (the email is rendered from it) and whom it goes to.
+        """
+        added = []
+        for recipient in recipients:
+            values = {
+                "event_id": claim.event_id,
+                "user_id": recipient.user_id,
+                "source": claim.source,
+                "kind": claim.kind,
+                "customer_id": claim.customer_id,
+                "recipient": recipient.email,
+                "subject": claim.subject,
+                "status": domain.PENDING,
+                "attempts": 0,
+                "payload": {**claim.payload, domain.RECIPIENT_KEY: recipient.to_dict()},
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            if self._insert_new(Delivery.__table__, values):
+                added.append(
+                    self.session.scalar(
+                        select(Delivery.id).where(
+                            Delivery.event_id == claim.event_id,
+                            Delivery.user_id == recipient.user_id,
+                        )
+                    )
+                )
+        return added
 
     def park(self, values: dict[str, Any]) -> None:
         """Keep a `common.parking.parked_row`, once per `event_id` (None never collides)."""
@@ -109,10 +148,13 @@ class NotifyRepository:
                 )
                 .returning(
                     Delivery.event_id,
+                    Delivery.source,
                     Delivery.kind,
                     Delivery.subject,
                     Delivery.payload,
                     Delivery.customer_id,
+                    Delivery.user_id,
+                    Delivery.recipient,
                 )
             ).first()
             if claimed is not None:
@@ -124,6 +166,9 @@ class NotifyRepository:
                     attempts=attempts + 1,
                     payload=claimed.payload,
                     customer_id=claimed.customer_id,
+                    user_id=claimed.user_id,
+                    recipient=claimed.recipient,
+                    source=claimed.source,
                 )
         return None
 
@@ -139,6 +184,9 @@ class NotifyRepository:
         if result.status == domain.SENT:
             # the payload may hold a reset link: it has done its job, so it goes
             values.update(status=domain.SENT, sent_at=now, next_attempt_at=None, payload=None)
+        elif result.status == domain.DONE:
+            # split: each recipient's row holds its own copy of the event until it is sent
+            values.update(status=domain.DONE, next_attempt_at=None, payload=None)
         elif result.status == domain.FAILED:
             values.update(
                 status=domain.FAILED, next_attempt_at=None, payload=domain.redact(claim.payload)

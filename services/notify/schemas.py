@@ -107,6 +107,34 @@ class Company(_Part):
     contact_email = fields.Email(required=True, validate=validate.Length(max=254))
 
 
+class CompanyRef(_Part):
+    """The company an event about one of its users names: no contact needed."""
+
+    customer_id = _name(32)
+    name = _name()
+
+
+class User(_Part):
+    """The user an auth event is about, and whom its email goes to."""
+
+    user_id = _name(32)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(load_default="", validate=[validate.Length(max=200), _no_nul])
+    # an unknown role still makes an email (its name as it came): a new role is no poison
+    role = _name(32)
+
+
+def _user(**kwargs: Any) -> fields.Nested:
+    return fields.Nested(User, **kwargs)
+
+
+def _actor() -> fields.String:
+    """Who acted: a user's email, or `staff`."""
+    return fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=254), _no_nul]
+    )
+
+
 class Product(_Part):
     code = _name(64)
     name = _name()
@@ -164,6 +192,8 @@ class CompanyInvited(EventSchema):
 
 class PasswordResetRequested(EventSchema):
     company = fields.Nested(Company, required=True)
+    # the user whose password it is (absent in events before team accounts: the contact)
+    user = _user(load_default=None, allow_none=True)
     request_id = _request_id()
     reset_url = _legacy_link()
     expires_at = Moment(required=True)
@@ -186,8 +216,33 @@ class PasswordLink(Schema):
 
 class PasswordChanged(EventSchema):
     company = fields.Nested(Company, required=True)
+    user = _user(load_default=None, allow_none=True)  # absent before team accounts
     how = fields.String(required=True, validate=validate.OneOf(["change", "reset"]))
     changed_at = Moment(required=True)
+
+
+class UserInvited(EventSchema):
+    """An owner (or staff) invited a user; the accept link is asked of auth at send time."""
+
+    company = fields.Nested(CompanyRef, required=True)
+    user = _user(required=True)
+    request_id = _name(32)
+    expires_at = Moment(load_default=None, allow_none=True)
+    invited_by = _actor()
+
+
+class UserRoleChanged(EventSchema):
+    company = fields.Nested(CompanyRef, required=True)
+    user = _user(required=True)
+    old_role = fields.String(load_default=None, allow_none=True, validate=_short)
+    new_role = _name(32)
+    changed_by = _actor()
+
+
+class UserDisabled(EventSchema):
+    company = fields.Nested(CompanyRef, required=True)
+    user = _user(required=True)
+    disabled_by = _actor()
 
 
 class LicenseEvent(EventSchema):
@@ -375,6 +430,9 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "payment_refunded": PaymentRefunded,
     "recurring_payment_resumed": RecurringPaymentResumed,
     "recurring_payment_card_changed": RecurringPaymentCardChanged,
+    "user_invited": UserInvited,
+    "user_role_changed": UserRoleChanged,
+    "user_disabled": UserDisabled,
 }
 
 
@@ -394,6 +452,19 @@ def load_event(kind: str, payload: Any) -> dict[str, Any]:
 class ListDeliveries(StrictSchema):
     limit = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
     recipient = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
+
+
+class NoticeRecipient(Schema):
+    """One entry of auth's `notice_recipients` answer."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    user_id = _name(32)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(
+        load_default="", allow_none=True, validate=[validate.Length(max=200), _no_nul]
+    )
 
 
 class ListParked(StrictSchema):

@@ -65,8 +65,11 @@ class NotifyService:
         "customer_id": "C1234567", "recipient": "ada@acme.test",
         "subject": "Reset your License Portal password", "status": "sent", "attempts": 1,
         "last_error": null, "next_attempt_at": null, "created_at": "2026-11-28T09:30:00+00:00",
-        "sent_at": "2026-11-28T09:30:01+00:00"}, …]`. `status` is `pending`, `sending`, `sent`
-        or `failed`; `last_error` keeps the reason of the latest failed attempt.
+        "sent_at": "2026-11-28T09:30:01+00:00", "user_id": null}, …]`. `status` is `pending`,
+        `sending`, `sent`, `failed` or `done`; `last_error` keeps the reason of the latest
+        failed attempt. A notice (new activation, license expiring, receipts, payment failed)
+        goes to each user who has it on: its event's row (`recipient` and `user_id` null)
+        ends `done` once split, and each recipient has a row of their own (`user_id`).
         """
         data = load(schemas.ListDeliveries(), {"limit": limit, "recipient": recipient})
         return Store(self.db).read(use_cases.list_deliveries, data["limit"], data["recipient"])
@@ -99,6 +102,18 @@ class NotifyService:
     @reliable_handler("auth", "password_changed")
     def on_password_changed(self, payload: Any) -> None:
         use_cases.accept(self._courier, "auth", "password_changed", payload)
+
+    @reliable_handler("auth", "user_invited")
+    def on_user_invited(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "auth", "user_invited", payload)
+
+    @reliable_handler("auth", "user_role_changed")
+    def on_user_role_changed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "auth", "user_role_changed", payload)
+
+    @reliable_handler("auth", "user_disabled")
+    def on_user_disabled(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "auth", "user_disabled", payload)
 
     @reliable_handler("licensing", "license_issued")
     def on_license_issued(self, payload: Any) -> None:

@@ -8,10 +8,13 @@ A crash between the two loses nothing: the row is still due, or its lease runs o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from marshmallow import ValidationError
 
 from common.clock import Now
 from common.errors import PortalError
@@ -32,10 +35,13 @@ NOT_STORABLE = " (payload not storable)"
 
 class CompanyDirectory(Protocol):
     """What notify asks auth over RPC (a fake in unit tests): who a company's emails go to
-    (`get_company`), and the set-up or reset link of a password request (`password_link`),
-    asked for at send time so that no link is ever stored."""
+    (`get_company`; `notice_recipients` for the notices users choose), and the set-up,
+    reset or invitation link of a password request (`password_link`), asked for at send
+    time so that no link is ever stored."""
 
     def get_company(self, customer_id: str) -> dict[str, Any]: ...
+
+    def notice_recipients(self, customer_id: str, notice: str) -> list[dict[str, Any]]: ...
 
     def password_link(self, request_id: str) -> dict[str, Any]: ...
 
@@ -163,30 +169,41 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
 def deliver_due(
     courier: Courier, *, only_id: int | None = None, limit: int = 100
 ) -> list[domain.DeliveryResult]:
-    """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`).
+    """Claim and deliver due emails one at a time, up to `limit` (or just `only_id`, and
+    the deliveries a notice's row was split into).
 
     One claim per transaction keeps every lease as long as one send, not a batch. The pass
     stops at the first failure of the mail server or of auth: the rest would most likely
-    fail the same way (each after a timeout), and the next pass comes soon.
+    fail the same way (each after a timeout), and the next pass comes soon. The recipients
+    of a split notice are tried each in turn: one refused address stops nobody else's email.
     """
     results: list[domain.DeliveryResult] = []
+    targets = [only_id] if only_id is not None else []
     while len(results) < limit:
+        if only_id is not None and not targets:
+            break
+        target = targets.pop(0) if targets else None
         with courier.store.repository() as repo:
-            claim = repo.claim_next(courier.clock.now(), courier.options.lease, only_id)
+            claim = repo.claim_next(courier.clock.now(), courier.options.lease, target)
         if claim is None:
+            if target is not None:
+                continue  # another worker has it, or it is not due
             break
         result = deliver(courier, claim)
         results.append(result)
-        if only_id is not None or result.halts_pass:
+        if only_id is not None:
+            targets.extend(result.deliveries)
+        elif result.halts_pass and not claim.user_id:
             break
     return results
 
 
 def deliver(courier: Courier, claim: domain.Claim) -> domain.DeliveryResult:
-    """Attempt one claimed delivery and record the outcome (sent, retry later, or failed)."""
+    """Attempt one claimed delivery and record the outcome (sent, retry later, or failed);
+    a notice's own row is split instead, into one delivery per recipient (`done`)."""
     now = courier.clock.now()
     try:
-        result = attempt(courier, claim, now)
+        result = split(courier, claim, now) if claim.splits else attempt(courier, claim, now)
     except Exception as exc:
         log.exception("delivery %s (%s): unexpected error", claim.id, claim.kind)
         result = domain.retry(
@@ -196,9 +213,51 @@ def deliver(courier: Courier, claim: domain.Claim) -> domain.DeliveryResult:
             courier.options.retry_base,
         )
     with courier.store.repository() as repo:
-        recorded = repo.finish(claim, result, courier.clock.now())
+        finished_at = courier.clock.now()
+        recorded = repo.finish(claim, result, finished_at)
+        if recorded and result.status == domain.DONE:
+            # in the transaction that closes the notice's row: both happen, or neither
+            added = repo.add_notice_deliveries(claim, result.recipients, finished_at)
+            result = dataclasses.replace(result, deliveries=tuple(added))
     _log_result(claim, result, recorded)
     return result
+
+
+def split(courier: Courier, claim: domain.Claim, now: datetime) -> domain.DeliveryResult:
+    """Whom a notice goes to: the users auth names for it now (`notice_recipients`).
+
+    Asked when the email is due, not when the event came: a user who turned the notice off
+    meanwhile gets nothing. Nobody is a fine answer: the notice is done, nothing is sent.
+    """
+    options = courier.options
+    notice = domain.NOTICES[claim.kind]
+    try:
+        company = courier.directory.get_company(claim.customer_id)
+        answer = courier.directory.notice_recipients(claim.customer_id, notice)
+    except PortalError as exc:
+        if exc.code == COMPANY_NOT_FOUND:
+            return domain.fail(
+                f"No company with customer ID {claim.customer_id} ({COMPANY_NOT_FOUND}):"
+                " there is nobody to send this email to."
+            )
+        return domain.retry(
+            claim.attempts,
+            now,
+            f"Cannot look up the recipients: auth answered {exc.code}.",
+            options.retry_base,
+            halts_pass=True,
+        )
+    try:
+        users = schemas.NoticeRecipient(many=True).load(answer)
+        recipients = domain.notice_recipients(users, company)
+    except (ValidationError, ValueError, TypeError):
+        return domain.retry(
+            claim.attempts,
+            now,
+            f"auth's notice_recipients answer for {notice} is unusable.",
+            options.retry_base,
+        )
+    return domain.split(recipients)
 
 
 def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.DeliveryResult:
@@ -264,7 +323,10 @@ def attempt(courier: Courier, claim: domain.Claim, now: datetime) -> domain.Deli
 def resolve_recipient(
     claim: domain.Claim, data: dict[str, Any], directory: CompanyDirectory
 ) -> domain.Recipient:
-    """From the payload for auth's events; from auth, at send time, for the others."""
+    """From the payload for auth's events; recorded at the split for a notice's recipient;
+    from auth, at send time, for the others (the company's contact)."""
+    if claim.user_id:
+        return domain.recipient_of_notice(claim.payload[domain.RECIPIENT_KEY])
     if claim.kind in domain.RECIPIENT_IN_PAYLOAD:
         return domain.recipient_from_payload(data)
     return domain.recipient_from_company(directory.get_company(claim.customer_id))
@@ -281,6 +343,13 @@ def _log_result(claim: domain.Claim, result: domain.DeliveryResult, recorded: bo
         )
     elif result.status == domain.SENT:
         log.info("delivery %s (%s) sent to %s", claim.id, claim.kind, result.recipient)
+    elif result.status == domain.DONE:
+        log.info(
+            "delivery %s (%s) split into %d deliveries, one per recipient of the notice",
+            claim.id,
+            claim.kind,
+            len(result.recipients),
+        )
     elif result.status == domain.FAILED:
         log.error("delivery %s (%s) failed for good: %s", claim.id, claim.kind, result.error)
     else:

@@ -24,6 +24,8 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": iso(delivery.next_attempt_at),
         "created_at": iso(delivery.created_at),
         "sent_at": iso(delivery.sent_at),
+        # the user a notice's delivery goes to (null for the event's own row)
+        "user_id": delivery.user_id or None,
     }
 
 

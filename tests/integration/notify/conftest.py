@@ -77,6 +77,18 @@ class NotifyTables:
         with self.engine.connect() as connection:
             return connection.execute(select(Delivery.__table__)).all()
 
+    def deliveries_of(self, event_id: str) -> list:
+        """An event's rows: its own first, then a notice's one row per recipient."""
+        with self.engine.connect() as connection:
+            query = select(Delivery.__table__).where(Delivery.event_id == event_id)
+            return connection.execute(query.order_by(Delivery.id)).all()
+
+    def emails_sent(self, event_id: str) -> bool:
+        """Whether the event made an email and every one was sent (a notice's own row, once
+        split into its recipients' rows, is `done`: it is no email)."""
+        rows = [row for row in self.deliveries_of(event_id) if row.status != "done"]
+        return bool(rows) and all(row.status == "sent" for row in rows)
+
     def parked(self, event_id: str) -> list:
         with self.engine.connect() as connection:
             return connection.execute(

@@ -108,7 +108,7 @@ def test_billing_and_licensing_news_arrive_in_the_one_format(
         messages["New card for the automatic renewal of CAD Pro"]
     )
     for payload in (refund, billing["recurring_payment_resumed"], card):
-        assert eventually(lambda p=payload: tables.delivery(p["event_id"]).status == "sent")
+        assert eventually(lambda p=payload: tables.emails_sent(p["event_id"]))
 
 
 def test_a_malformed_refund_is_parked_with_its_reason(start_notify, dispatch, tables) -> None:

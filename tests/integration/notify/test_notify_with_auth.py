@@ -17,6 +17,7 @@ from tests.unit.notify import payloads
 pytestmark = pytest.mark.integration
 
 LINK = re.compile(r"http://portal\.test/reset-password#token=[A-Za-z0-9_\-]+")
+PASSWORD = "Harbour-Lantern-97"
 
 
 def _start_auth(container_factory):
@@ -25,20 +26,20 @@ def _start_auth(container_factory):
     return container
 
 
-def _new_company(rpc) -> dict:
-    return rpc.call(
-        "auth",
-        "create_company",
-        {
-            "name": "Orbital Tooling",
-            "contact_name": "Grace Hopper",
-            "contact_email": payloads.unique_email("grace"),
-        },
-    )
+def _new_company(rpc, password: str | None = None) -> dict:
+    """A company; with `password` its contact is an active owner, without one `invited`."""
+    payload = {
+        "name": "Orbital Tooling",
+        "contact_name": "Grace Hopper",
+        "contact_email": payloads.unique_email("grace"),
+    }
+    if password is not None:
+        payload["password"] = password
+    return rpc.call("auth", "create_company", payload)
 
 
 def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
-    config, container_factory, start_notify, sink, rpc
+    config, container_factory, start_notify, sink, rpc, tables
 ) -> None:
     # producers declare notify's queues at their start: auth does so itself, and the
     # licensing service (not running here) is stood in for by declare_subscriptions
@@ -74,6 +75,12 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
     assert "Hello Grace Hopper," in text_body(activation)
     license_id = events["installation_activated"]["license"]["license_id"]
     assert f"http://portal.test/licenses/{license_id}" in text_body(activation)
+    # the notices went to the users auth names for them: the contact (its address of record,
+    # even before it set a password), each as a delivery of its own beside the event's row
+    for kind in ("installation_activated", "license_expiring"):
+        assert eventually(lambda k=kind: tables.emails_sent(events[k]["event_id"]))
+        rows = tables.deliveries_of(events[kind]["event_id"])
+        assert [(r.status, r.recipient) for r in rows] == [("done", None), ("sent", email)]
     # the links auth made at send time are the ones that arrive
     welcome = text_body(by_subject["Welcome to License Portal"])
     assert "http://portal.test/reset-password#token=" in welcome
@@ -103,7 +110,7 @@ def test_auth_down_is_retried_until_auth_answers(
     container_factory, start_notify, dispatch, sink, rpc, tables
 ) -> None:
     auth = _start_auth(container_factory)
-    company = _new_company(rpc)
+    company = _new_company(rpc, PASSWORD)
     auth.stop()
     # a short RPC timeout: the lookup fails fast while auth is down
     start_notify(RPC_TIMEOUT=0.5)
@@ -125,7 +132,7 @@ def test_auth_down_is_retried_until_auth_answers(
         timeout=15,
     )
     assert "expires tomorrow" in text_body(message)
-    assert eventually(lambda: tables.delivery(payload["event_id"]).status == "sent")
+    assert eventually(lambda: tables.emails_sent(payload["event_id"]))
 
 
 def test_the_link_is_made_at_send_time_works_once_and_is_stored_nowhere(

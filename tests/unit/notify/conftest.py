@@ -23,16 +23,21 @@ from tests.unit.notify.payloads import PORTAL_URL, link_for
 
 
 class FakeMailer(Mailer):
-    """Keeps sent messages in `sent`; fails the next `failures` sends with `error`."""
+    """Keeps sent messages in `sent`; fails the next `failures` sends with `error`, and every
+    send to an address in `refused`."""
 
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
         self.failures = 0
         self.error: Exception = DeliveryError("SMTP server smtp.test:25 answered 451: try later")
         self.attempts = 0
+        self.refused: set[str] = set()
 
     def send(self, message: EmailMessage) -> None:
         self.attempts += 1
+        address = message["To"].addresses[0].addr_spec
+        if address in self.refused:
+            raise DeliveryError(f"SMTP server smtp.test:25 refused the recipient {address}")
         if self.failures > 0:
             self.failures -= 1
             raise self.error
@@ -43,16 +48,20 @@ class FakeMailer(Mailer):
 
 
 class FakeDirectory:
-    """auth's `get_company` and `password_link` as notify sees them over RPC: a dict, or a
-    `PortalError` by code. Every request has a link (`payloads.link_for`) unless it is in
-    `closed`."""
+    """auth's `get_company`, `notice_recipients` and `password_link` as notify sees them over
+    RPC: a dict, or a `PortalError` by code. Every request has a link (`payloads.link_for`)
+    unless it is in `closed`. A company's notices go to its contact (as auth's defaults do:
+    the contact is an owner, with every notice on) unless `recipients` says otherwise."""
 
     def __init__(self) -> None:
         self.companies: dict[str, dict[str, Any]] = {}
         self.unavailable = False
         self.calls: list[str] = []
         self.link_calls: list[str] = []
+        self.notice_calls: list[tuple[str, str]] = []
         self.closed: set[str] = set()
+        # customer ID -> notice -> users (`{user_id, email, name}`), contact first
+        self.recipients: dict[str, dict[str, list[dict[str, Any]]]] = {}
 
     def add(self, company: dict[str, Any]) -> dict[str, Any]:
         self.companies[company["customer_id"]] = company
@@ -66,6 +75,22 @@ class FakeDirectory:
             # what common.errors.error_from_reply rebuilds from auth's CompanyNotFound
             raise PortalError(code="company_not_found", message="No company with this ID.")
         return self.companies[customer_id]
+
+    def notice_recipients(self, customer_id: str, notice: str) -> list[dict[str, Any]]:
+        self.notice_calls.append((customer_id, notice))
+        if self.unavailable:
+            raise ServiceUnavailable("The auth service did not answer in time.")
+        if customer_id not in self.companies:
+            raise PortalError(code="company_not_found", message="No company with this ID.")
+        if customer_id in self.recipients:
+            return self.recipients[customer_id].get(notice, [])
+        company = self.companies[customer_id]
+        contact = {
+            "user_id": "U-" + customer_id[1:5] + "-CONT",
+            "email": company["contact_email"],
+            "name": company["contact_name"],
+        }
+        return [contact]
 
     def password_link(self, request_id: str) -> dict[str, Any]:
         self.link_calls.append(request_id)

@@ -80,15 +80,89 @@ def company_invited(email: str | None = None) -> dict[str, Any]:
     )
 
 
-def password_reset_requested(email: str | None = None, expires_in: timedelta | None = None):
+def password_reset_requested(
+    email: str | None = None,
+    expires_in: timedelta | None = None,
+    user: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """auth's event; with `user` (team accounts) the email goes to that user, not `email`."""
     now = datetime.now(UTC)
+    body = {
+        "company": company(email),
+        "request_id": uuid.uuid4().hex,
+        "expires_at": iso(now + (expires_in or timedelta(minutes=30))),
+    }
+    if user is not None:
+        body["user"] = user
+    return event(body)
+
+
+def new_user_id() -> str:
+    """A user ID in auth's shape (`U-XXXX-XXXX`)."""
+    digits = uuid.uuid4().hex.upper()
+    return f"U-{digits[:4]}-{digits[4:8]}"
+
+
+def user(email: str | None = None, role: str = "license_admin", **overrides: Any) -> dict:
+    """A user as auth's events name one: `{user_id, email, name, role}`."""
+    values = {
+        "user_id": new_user_id(),
+        "email": email or unique_email("user"),
+        "name": "Grace Hopper",
+        "role": role,
+    }
+    values.update(overrides)
+    return values
+
+
+def company_ref(customer_id: str | None = None) -> dict[str, Any]:
+    """The company as auth's user events name it: `{customer_id, name}`."""
+    return {"customer_id": customer_id or "C" + str(uuid.uuid4().int)[:7], "name": "Acme"}
+
+
+def user_invited(
+    email: str | None = None, role: str = "license_admin", invited_by: str = "ada@acme.test"
+) -> dict[str, Any]:
+    """auth's `invite_user` / `resend_invitation` event: the accept link is asked at send."""
     return event(
         {
-            "company": company(email),
+            "company": company_ref(),
+            "user": user(email, role=role),
             "request_id": uuid.uuid4().hex,
-            "expires_at": iso(now + (expires_in or timedelta(minutes=30))),
+            "expires_at": iso(datetime.now(UTC) + timedelta(days=7)),
+            "invited_by": invited_by,
         }
     )
+
+
+def user_role_changed(
+    email: str | None = None,
+    old_role: str = "viewer",
+    new_role: str = "billing",
+    changed_by: str = "ada@acme.test",
+) -> dict[str, Any]:
+    return event(
+        {
+            "company": company_ref(),
+            "user": user(email, role=new_role),
+            "old_role": old_role,
+            "new_role": new_role,
+            "changed_by": changed_by,
+        }
+    )
+
+
+def user_disabled(email: str | None = None, disabled_by: str = "ada@acme.test") -> dict:
+    return event({"company": company_ref(), "user": user(email), "disabled_by": disabled_by})
+
+
+def user_events() -> dict[str, dict[str, Any]]:
+    """One event of every auth user-management type notify emails about, keyed by type."""
+    return {
+        "user_invited": user_invited(),
+        "user_role_changed": user_role_changed(),
+        "user_disabled": user_disabled(),
+    }
 
 
 def legacy_company_created(email: str | None = None) -> dict[str, Any]:
@@ -113,8 +187,13 @@ def legacy_password_reset_requested(email: str | None = None) -> dict[str, Any]:
     )
 
 
-def password_changed(email: str | None = None, how: str = "change") -> dict[str, Any]:
-    return event({"company": company(email), "how": how, "changed_at": iso(datetime.now(UTC))})
+def password_changed(
+    email: str | None = None, how: str = "change", user: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body = {"company": company(email), "how": how, "changed_at": iso(datetime.now(UTC))}
+    if user is not None:
+        body["user"] = user
+    return event(body)
 
 
 def license_issued(customer_id: str, **license_overrides: Any) -> dict[str, Any]:

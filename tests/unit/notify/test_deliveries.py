@@ -225,13 +225,14 @@ class TestDeliver:
         self, courier, store, row_of, mailer, directory, clock
     ):
         company = directory.add(payloads.company("Grace@Navy.TEST", contact_name="Grace"))
-        payload = payloads.installation_activated(company["customer_id"], machine_name="LAB-9")
-        use_cases.record(store, "licensing", "installation_activated", payload, clock.now())
+        payload = payloads.license_issued(company["customer_id"])
+        use_cases.record(store, "licensing", "license_issued", payload, clock.now())
         (outcome,) = use_cases.deliver_due(courier)
         assert outcome.status == "sent"
         assert directory.calls == [company["customer_id"]]
+        assert directory.notice_calls == []  # not a notice: the contact's
         (message,) = mailer.to("grace@navy.test")
-        assert message["Subject"] == "New activation on LAB-9"
+        assert message["Subject"] == "Your new CAD Pro license is ready"
         assert "Hello Grace," in message.get_body(("plain",)).get_content()
         assert row_of(payload["event_id"]).recipient == "grace@navy.test"
 

@@ -134,6 +134,7 @@ class TestSubjects:
             "password_changed": payloads.password_changed(),
             **payloads.licensing_events("C1234567"),
             **payloads.billing_events("C1234567"),
+            **payloads.user_events(),
         }
         assert set(events) == set(domain.EVENT_SOURCES)
         suspended = events["license_suspended"]["license_id"]
@@ -157,6 +158,9 @@ class TestSubjects:
             "payment_refunded": "We refunded your payment R-2026-000124",
             "recurring_payment_resumed": "Automatic renewal of CAD Pro resumed",
             "recurring_payment_card_changed": "New card for the automatic renewal of CAD Pro",
+            "user_invited": "ada@acme.test invited you to Acme's license portal",
+            "user_role_changed": "Your role at Acme is now Billing",
+            "user_disabled": "Your access to Acme's license portal was disabled",
         }
         for kind in events:
             assert domain.template_names(kind) == (f"{kind}.txt", f"{kind}.html")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from markupsafe import escape
 
 from services.notify import domain, rendering, schemas
 from tests.unit.notify import payloads
@@ -24,6 +25,7 @@ def _events() -> dict[str, dict]:
         "password_changed": payloads.password_changed("ada@acme.test"),
         **payloads.licensing_events("C7"),
         **payloads.billing_events("C7"),
+        **payloads.user_events(),
     }
 
 
@@ -52,7 +54,8 @@ def test_every_email_renders_text_and_html(kind: str) -> None:
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert "<html" not in text
     # the subject is the HTML title too
-    assert f"<title>{domain.subject(kind, schemas.load_event(kind, payload))}</title>" in html
+    subject = domain.subject(kind, schemas.load_event(kind, payload))
+    assert f"<title>{escape(subject)}</title>" in html
 
 
 @pytest.mark.parametrize("kind", ["company_created", "company_invited", "password_reset_requested"])

@@ -139,6 +139,7 @@ def test_list_deliveries_most_recent_first_filtered_without_bodies(notify, maile
             "next_attempt_at",
             "created_at",
             "sent_at",
+            "user_id",
         }
 
 

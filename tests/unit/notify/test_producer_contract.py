@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from services.auth import views as auth_views
-from services.auth.models import Company, PasswordRequest
+from services.auth.models import Company, PasswordRequest, User
 from services.billing import views as billing_views
 from services.billing.models import Payment, PaymentMethod, RecurringPayment
 from services.licensing import views as licensing_views
@@ -190,3 +190,59 @@ def test_auths_invitation() -> None:
     data = schemas.load_event("company_invited", published(payload))
     assert domain.link_request("company_invited", data) == request.request_id
     assert domain.customer_id_of("company_invited", data) == "C4829113"
+
+
+# --- auth's team accounts ----------------------------------------------------------------------
+
+
+def _company() -> Company:
+    return Company(
+        customer_id="C4829113",
+        name="Acme",
+        contact_name="Ada Lovelace",
+        contact_email="ada@acme.test",
+        created_at=NOW,
+    )
+
+
+def _user(role: str = "license_admin") -> User:
+    return User(user_id="U-7KQX-M2PD", email="lin@acme.test", name="Lin Wu", role=role)
+
+
+def test_auths_user_invitation() -> None:
+    request = PasswordRequest(request_id=uuid.uuid4().hex, expires_at=NOW + timedelta(days=7))
+    payload = auth_views.user_invited(_company(), _user(), request, "ada@acme.test")
+    subject, text, html = emailed("user_invited", payload)
+    assert subject == "ada@acme.test invited you to Acme's license portal"
+    assert "as License admin. This role lets you" in text
+    assert f"{PORTAL_URL}/reset-password#token=t" in html  # the link auth answers at send time
+    data = schemas.load_event("user_invited", published(payload))
+    assert domain.link_request("user_invited", data) == request.request_id
+    assert domain.recipient_from_payload(data).email == "lin@acme.test"
+    assert domain.customer_id_of("user_invited", data) == "C4829113"
+
+
+def test_auths_role_change_and_disabled_user() -> None:
+    user = _user(role="billing")
+    payload = auth_views.user_role_changed(_company(), user, "viewer", "staff")
+    subject, text, _ = emailed("user_role_changed", payload)
+    assert subject == "Your role at Acme is now Billing"
+    assert "from Viewer to Billing by our support team" in text
+    payload = auth_views.user_disabled(_company(), user, "ada@acme.test")
+    subject, text, _ = emailed("user_disabled", payload)
+    assert subject == "Your access to Acme's license portal was disabled"
+    assert "by an owner of the account (ada@acme.test)" in text
+
+
+def test_auths_password_events_name_the_user() -> None:
+    request = PasswordRequest(request_id=uuid.uuid4().hex, expires_at=NOW + timedelta(minutes=30))
+    for kind, payload in (
+        (
+            "password_reset_requested",
+            auth_views.password_reset_requested(_company(), _user(), request),
+        ),
+        ("password_changed", auth_views.password_changed(_company(), _user(), "change", NOW)),
+    ):
+        data = schemas.load_event(kind, published(payload))
+        assert domain.recipient_from_payload(data).email == "lin@acme.test"
+        emailed(kind, payload)  # renders

@@ -46,6 +46,7 @@ class FakeBus:
                         "args": args,
                         "kwargs": kwargs,
                         "request_key": dict(context_data or {}).get("request_key"),
+                        "context": dict(context_data or {}),
                     }
                 )
                 answer = bus.answers.get(f"{service}.{method}", bus.default)
@@ -258,6 +259,25 @@ COMMANDS = [
         ),
     ),
     (["payment", "receipt", "r-2026-000001"], ("billing.get_receipt", ("R-2026-000001",), {})),
+    (["company", "users", " c0559442 "], ("auth.list_users", ("C0559442",), {})),
+    (
+        ["user", "invite", "c0559442", " Lin@Acme.test ", "--name", " Lin Wu ", "--role", "viewer"],
+        (
+            "auth.invite_user",
+            ("C0559442", {"email": "Lin@Acme.test", "name": "Lin Wu", "role": "viewer"}),
+            {},
+        ),
+    ),
+    (
+        ["user", "invite", "C1", "a@b.test", "--name", "A", "--role", "License-Admin"],
+        (
+            "auth.invite_user",
+            ("C1", {"email": "a@b.test", "name": "A", "role": "license_admin"}),
+            {},
+        ),
+    ),
+    (["user", "show", " u-7kqx-m2pd "], ("auth.find_user", ("U-7KQX-M2PD",), {})),
+    (["user", "show", " Lin@Acme.test"], ("auth.find_user", ("Lin@Acme.test",), {})),
 ]
 
 
@@ -265,6 +285,7 @@ COMMANDS = [
     "argv, expected", COMMANDS, ids=[" ".join(argv)[:60] for argv, _ in COMMANDS]
 )
 def test_each_command_makes_its_call(bus, capsys, argv, expected) -> None:
+    bus.answers["auth.list_users"] = {"users": []}
     code, out, err = run(capsys, *argv, "--json")
     assert (code, err) == (0, "")
     assert one_call(bus) == expected
@@ -501,3 +522,168 @@ def test_without_json_the_answer_is_readable_lines(bus, capsys) -> None:
     code, out, _ = run(capsys, "product", "archive", "cad-pro")
     assert code == 0
     assert out.splitlines() == ["code    cad-pro", "name    CAD Pro", "active  False"]
+
+
+# --- users of companies ---------------------------------------------------------------------
+
+FOUND = {
+    "user_id": "U-7KQX-M2PD",
+    "email": "lin@acme.test",
+    "name": "Lin Wu",
+    "role": "viewer",
+    "status": "active",
+    "contact": False,
+    "customer_id": "C0559442",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "method"), [("disable", "disable_user"), ("enable", "enable_user")]
+)
+@pytest.mark.parametrize("given", [" LIN@acme.test ", "u-7kqx-m2pd"])
+def test_disable_and_enable_find_the_user_then_act_for_their_company(
+    bus, capsys, command, method, given
+) -> None:
+    bus.answers["auth.find_user"] = FOUND
+    answer = {key: value for key, value in FOUND.items() if key != "customer_id"}
+    bus.answers[f"auth.{method}"] = {**answer, "status": "disabled"}
+    code, out, err = run(capsys, "user", command, given, "--json")
+    assert (code, err) == (0, "")
+    found, changed = bus.calls
+    expected = given.strip() if "@" in given else "U-7KQX-M2PD"
+    assert (found["method"], found["args"]) == ("auth.find_user", (expected,))
+    assert (changed["method"], changed["args"]) == (f"auth.{method}", ("C0559442", "U-7KQX-M2PD"))
+    assert json.loads(out) == {**answer, "status": "disabled", "customer_id": "C0559442"}
+
+
+def test_staff_calls_name_staff_and_the_login_as_the_actor(bus, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(cli.getpass, "getuser", lambda: "mia")
+    bus.answers["auth.find_user"] = FOUND
+    run(capsys, "user", "disable", "lin@acme.test")
+    for call in bus.calls:
+        assert call["context"]["actor"] == {"type": "staff", "name": "mia"}
+        assert call["context"]["request_key"]
+
+
+def test_without_a_login_name_staff_is_still_the_actor(bus, capsys, monkeypatch) -> None:
+    def unknown() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(cli.getpass, "getuser", unknown)
+    bus.answers["auth.list_users"] = {"users": []}
+    run(capsys, "company", "users", "C1")
+    assert bus.calls[0]["context"]["actor"] == {"type": "staff"}
+
+
+USERS = {
+    "users": [
+        {
+            "user_id": "U-AAAA-0001",
+            "email": "ada@acme.test",
+            "name": "Ada Lovelace",
+            "role": "owner",
+            "status": "active",
+            "contact": True,
+            "created_at": "2026-11-01T08:00:00+00:00",
+            "last_login_at": "2026-12-02T09:30:12.5+00:00",
+            "invitation_expires_at": None,
+        },
+        {
+            "user_id": "U-AAAA-0002",
+            "email": "lin@acme.test",
+            "name": "Lin Wu",
+            "role": "license_admin",
+            "status": "invited",
+            "contact": False,
+            "created_at": "2026-12-02T09:00:00+00:00",
+            "last_login_at": None,
+            "invitation_expires_at": "2026-12-09T09:00:00+00:00",
+        },
+    ]
+}
+
+
+def test_company_users_is_a_table(bus, capsys) -> None:
+    bus.answers["auth.list_users"] = USERS
+    code, out, err = run(capsys, "company", "users", "c0559442")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["USER", "ID", "EMAIL", "NAME", "ROLE", "STATUS", "LAST", "LOGIN"]
+    assert lines[1].split("  ")[0] == "U-AAAA-0001"
+    assert "owner (contact)" in lines[1] and "2026-12-02 09:30 UTC" in lines[1]
+    assert "license_admin" in lines[2] and "never" in lines[2]
+    assert "invited until 2026-12-09 09:00 UTC" in lines[2]
+    # the columns line up
+    assert lines[1].index("ada@acme.test") == lines[0].index("EMAIL") == lines[2].index("lin@")
+
+
+def test_company_users_with_json_is_auths_answer(bus, capsys) -> None:
+    bus.answers["auth.list_users"] = USERS
+    code, out, _ = run(capsys, "company", "users", "C0559442", "--json")
+    assert code == 0 and json.loads(out) == USERS
+
+
+def test_a_company_without_users_says_none(bus, capsys) -> None:
+    bus.answers["auth.list_users"] = {"users": []}
+    assert run(capsys, "company", "users", "C1")[1] == "(none)\n"
+
+
+@pytest.mark.parametrize(
+    "argv, error, expected",
+    [
+        (
+            ["user", "disable", "ada@acme.test"],
+            PortalError("The contact is always an owner.", code="contact_is_owner"),
+            "portalctl: contact_is_owner: The contact is always an owner. To take this person's "
+            "access away, make someone else the contact first (`portalctl company update "
+            "CUSTOMER_ID --email NEW_EMAIL`).",
+        ),
+        (
+            ["user", "disable", "U-AAAA-0003"],
+            PortalError("No active owner would be left.", code="last_owner"),
+            "portalctl: last_owner: No active owner would be left. The company would have no "
+            "active owner left: `portalctl company users CUSTOMER_ID` shows its owners",
+        ),
+        (
+            ["user", "enable", "nobody@acme.test"],
+            PortalError("No such user.", code="user_not_found"),
+            "portalctl: user_not_found: No such user. `portalctl company users CUSTOMER_ID` "
+            "lists a company's users",
+        ),
+        (
+            ["user", "invite", "C1", "ada@acme.test", "--name", "Ada", "--role", "owner"],
+            PortalError("This email is taken.", code="email_taken"),
+            "portalctl: email_taken: This email is taken. Every email belongs to one user in one "
+            "company: `portalctl user show EMAIL` shows who has it.",
+        ),
+    ],
+    ids=lambda value: value.split(":")[1].strip() if isinstance(value, str) else "",
+)
+def test_user_errors_are_one_line_with_the_fix(bus, capsys, argv, error, expected) -> None:
+    bus.default = error
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith(expected), err
+
+
+def test_an_error_after_the_lookup_stops_there(bus, capsys) -> None:
+    bus.answers["auth.find_user"] = FOUND
+    bus.answers["auth.disable_user"] = PortalError("No owner left.", code="last_owner")
+    code, _, err = run(capsys, "user", "disable", "lin@acme.test")
+    assert code == 1 and err.startswith("portalctl: last_owner:")
+    assert [call["method"] for call in bus.calls] == ["auth.find_user", "auth.disable_user"]
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["user", "invite", "C1", "a@b.test", "--name", "A", "--role", "admin"], "invalid role"),
+        (["user", "invite", "C1", "a@b.test", "--role", "viewer"], "--name"),
+        (["user", "disable"], "EMAIL_OR_USER_ID"),
+        (["company", "users"], "CUSTOMER_ID"),
+    ],
+)
+def test_bad_user_commands_are_one_line_and_call_nothing(bus, capsys, argv, problem) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and bus.calls == []
+    assert problem in err and err.count("\n") == 1, err

@@ -32,6 +32,27 @@ IDEMPOTENCY_KEY = {
 }
 
 
+# what a route's declaration cannot say: the query parameters a GET reads (the schema the
+# route loads `request.args` with), and another content type an `Accept` header may choose
+QUERIES: dict[tuple[str, str], type[Schema]] = {
+    ("GET", "/api/v1/payments"): schemas.PaymentsQuery,
+    ("GET", "/api/v1/licenses/<license_id>/history"): schemas.HistoryQuery,
+    ("GET", "/api/v1/audit-events"): schemas.AuditEventsQuery,
+}
+ALTERNATE_CONTENT: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/v1/audit-events"): {
+        "text/csv": {
+            "schema": {
+                "type": "string",
+                "description": "`audit-events.csv` (`Accept: text/csv` or `?format=csv`): "
+                "at, actor_type, actor_email, action, target_type, target_id, details; "
+                "every matching event, at most 10,000",
+            }
+        }
+    },
+}
+
+
 def _schema_name(schema: type[Schema] | Schema) -> str:
     cls = schema if isinstance(schema, type) else type(schema)
     return cls.__name__
@@ -59,11 +80,17 @@ def build() -> dict[str, Any]:
             {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
             for name in _PARAM.findall(entry.path)
         ]
+        query = QUERIES.get((entry.method, entry.path))
+        if query is not None:
+            parameters.append({"in": "query", "schema": query})  # apispec: one per field
         success: dict[str, Any] = {"description": "OK"}
         if entry.response is not None:
             success["content"] = {entry.content_type: {"schema": entry.response}}
         elif entry.content_type != "application/json":
             success["content"] = {entry.content_type: {"schema": {"type": "string"}}}
+        alternate = ALTERNATE_CONTENT.get((entry.method, entry.path))
+        if alternate is not None:
+            success.setdefault("content", {}).update(copy.deepcopy(alternate))
         responses: dict[str, Any] = {str(entry.status): success}
         error_codes = list(entry.errors)
         if entry.body is not None:

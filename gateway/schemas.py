@@ -8,11 +8,15 @@ these field lists are exactly the keys a client gets, no more, no fewer.
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from common.audit import ACTIONS, CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
 from common.schemas import TOKEN_MAX, Code, LicenseId, StrictSchema, Text
+from gateway.roles import ROLES
 
 PASSWORD_MAX = 1024
+EMAIL_MAX = 254
+USER_NAME_MAX = 200
 
 
 class Out(Schema):
@@ -52,8 +56,24 @@ class Company(Out):
     contact_email = fields.String()
 
 
+class UserRef(Out):
+    """Who the session's user is (`user` of the session answers and of the account)."""
+
+    user_id = fields.String(metadata={"example": "U-7KQX-M2PD"})
+    email = fields.String(metadata={"example": "grace@acme.test"})
+    name = fields.String()
+    role = fields.String(metadata={"description": "owner | license_admin | billing | viewer"})
+
+
+class Account(Company):
+    user = fields.Nested(UserRef, allow_none=True)
+
+
 class LoginBody(StrictSchema):
-    login = Text(254, metadata={"description": "customer ID or contact email (any case)"})
+    login = Text(
+        254,
+        metadata={"description": "customer ID (the contact's login) or a user's email (any case)"},
+    )
     password = Text(PASSWORD_MAX)
 
 
@@ -61,6 +81,7 @@ class SessionOut(Out):
     token = fields.String(required=True)
     expires_at = Timestamp(required=True)
     company = fields.Nested(Company)
+    user = fields.Nested(UserRef, allow_none=True)
 
 
 class ChangePasswordBody(StrictSchema):
@@ -229,7 +250,13 @@ class Catalog(Out):
 
 class PurchaseOut(Out):
     payment = fields.Nested(PaymentOut)
-    license = fields.Dict(allow_none=True)
+    license = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "the license issued or extended; its `activation_password` only "
+            "for the roles owner and license_admin"
+        },
+    )
     license_status = fields.String(metadata={"description": "issued | extended | pending"})
     recurring_payment = fields.Nested(RecurringPaymentOut)
 
@@ -280,8 +307,23 @@ class InstallationList(Out):
 
 
 class LicenseDetail(LicenseOut):
-    activation_password = fields.String(metadata={"example": "K7QX-M2PD-9TRW-H4NC"})
+    activation_password = fields.String(
+        allow_none=True,
+        metadata={
+            "example": "K7QX-M2PD-9TRW-H4NC",
+            "description": "null unless the session's role is owner or license_admin",
+        },
+    )
     installations = fields.List(fields.Nested(InstallationOut))
+
+
+class ActorOut(Out):
+    """Who acted: `{type: "user", user_id, email}`, `{type: "staff"}`, `{type: "product"}`
+    or `{type: "system"}`; fields a type does not have are null."""
+
+    type = fields.String(metadata={"description": "user | staff | product | system"})
+    user_id = fields.String(metadata={"description": "a user's, while the user exists"})
+    email = fields.String(metadata={"description": "a user's email when they acted"})
 
 
 class HistoryEventOut(Out):
@@ -294,6 +336,7 @@ class HistoryEventOut(Out):
     machine_name = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "product | portal | staff"})
     reason = fields.String(allow_none=True, metadata={"example": "no_seats_available"})
+    actor = fields.Nested(ActorOut, allow_none=True)
 
 
 class HistoryPage(Out):
@@ -392,3 +435,126 @@ class WebSessionOut(Out):
 
     expires_at = Timestamp(required=True)
     company = fields.Nested(Company)
+    user = fields.Nested(UserRef, allow_none=True)
+
+
+# --- team accounts: users, invitations, notification preferences, the audit trail ------------
+
+
+class UserOut(Out):
+    user_id = fields.String(metadata={"example": "U-7KQX-M2PD"})
+    email = fields.String(metadata={"example": "grace@acme.test"})
+    name = fields.String()
+    role = fields.String(metadata={"description": "owner | license_admin | billing | viewer"})
+    status = fields.String(metadata={"description": "invited | active | disabled"})
+    contact = fields.Boolean(
+        metadata={"description": "the company's contact: always an owner, staff change it"}
+    )
+    created_at = Timestamp()
+    last_login_at = Timestamp(allow_none=True)
+    invitation_expires_at = Timestamp(
+        allow_none=True, metadata={"description": "while invited: when the emailed link expires"}
+    )
+
+
+class UserList(Out):
+    users = fields.List(fields.Nested(UserOut))
+
+
+class InviteBody(StrictSchema):
+    email = Text(EMAIL_MAX, validate=validate.Email(), metadata={"example": "grace@acme.test"})
+    name = Text(USER_NAME_MAX, validate=ONE_LINE, metadata={"example": "Grace Hopper"})
+    role = fields.String(
+        required=True, validate=validate.OneOf(ROLES), metadata={"example": "license_admin"}
+    )
+
+
+class UpdateUserBody(StrictSchema):
+    name = Text(USER_NAME_MAX, required=False, validate=ONE_LINE)
+    role = fields.String(validate=validate.OneOf(ROLES), metadata={"example": "viewer"})
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send `name`, `role` or both.", "_schema")
+
+
+class AcceptInvitationBody(StrictSchema):
+    token = Text(TOKEN_MAX, metadata={"description": "from the invitation link's #token="})
+    password = Text(PASSWORD_MAX, metadata={"description": "the user's own new password"})
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON `true` or `false` only: "yes", 1 or null are a 422, not a guess."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class NoticeFlags(Out):
+    installation_activated = fields.Boolean(metadata={"description": "a new machine activated"})
+    license_expiring = fields.Boolean(metadata={"description": "30, 7 and 1 days before"})
+    receipts = fields.Boolean(metadata={"description": "payments, offline payments, refunds"})
+    payment_failed = fields.Boolean(metadata={"description": "an automatic renewal failed"})
+
+
+class NoticeSwitches(StrictSchema):
+    installation_activated = StrictBoolean()
+    license_expiring = StrictBoolean()
+    receipts = StrictBoolean()
+    payment_failed = StrictBoolean()
+
+
+class NotificationPreferencesOut(Out):
+    preferences = fields.Nested(NoticeFlags)
+    available = fields.List(
+        fields.String(),
+        metadata={
+            "description": "the notices the user's role may receive",
+            "example": ["installation_activated", "license_expiring"],
+        },
+    )
+
+
+class NotificationPreferencesBody(StrictSchema):
+    preferences = fields.Nested(
+        NoticeSwitches,
+        required=True,
+        metadata={"description": "some or all of the notices: on (true) or off (false)"},
+    )
+
+
+class AuditTarget(Out):
+    type = fields.String(metadata={"example": "license"})
+    id = fields.String(allow_none=True, metadata={"example": "L-7KQX-M2PD"})
+
+
+class AuditEventOut(Out):
+    event_id = fields.String()
+    at = Timestamp()
+    actor = fields.Nested(ActorOut)
+    action = fields.String(metadata={"example": "installation_deactivated"})
+    target = fields.Nested(AuditTarget)
+    details = fields.Dict(
+        metadata={"example": {"installation_id": "ws-07", "machine_name": "CAD-WS-07"}}
+    )
+
+
+class AuditPage(Out):
+    events = fields.List(fields.Nested(AuditEventOut))
+    next_before = fields.String(
+        allow_none=True,
+        metadata={"description": "pass as `before` for the next, older page; null on the last"},
+    )
+
+
+class AuditEventsQuery(StrictSchema):
+    limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
+    before = Text(CURSOR_MAX, required=False, load_default=None)
+    user_id = Text(32, required=False, load_default=None)
+    action = fields.String(load_default=None, validate=validate.OneOf(ACTIONS))
+    since = Text(64, required=False, load_default=None)
+    until = Text(64, required=False, load_default=None)
+    format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))

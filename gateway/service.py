@@ -1,15 +1,18 @@
 """The HTTP gateway: every route of the JSON API under /api/v1 and of the portal's pages.
 
 Each route is declared by `@route` (`gateway/http.py`), which validates the body,
-authenticates `auth="session"` callers (handing the method `company`), dumps the result
+authenticates `auth="session"` callers (handing the method `company`, with the session's
+`user`) and checks their role against the route's `roles` (`gateway.roles`), dumps the result
 through the `response` schema and turns errors into the JSON envelope. The methods here only
 ask one service and answer; what is not an entrypoint lives beside: `sessions` (tokens,
 cookies, CSRF), `pages` (HTML), `views` (answers made of two services), `purchases` (the
-wait for a purchase's license) and `health`.
+wait for a purchase's license), `audit_trail` (the three services' trails as one, and its
+CSV) and `health`.
 
 Every route acts for the company of the session: the services are always asked with that
-company's customer ID, so another company's license, receipt or recurring payment is a 404,
-never a 403 and never data.
+company's customer ID, so another company's license, receipt, recurring payment or user is
+a 404, never a 403 and never data. A 403 `forbidden` says the session's role may not use the
+route at all.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from common.errors import PortalError
 from common.metrics import Metrics
 from common.rpc import RpcClient
 from common.schemas import load
 from gateway import (
+    audit_trail,
     clients,
     health,
     openapi,
@@ -61,7 +66,9 @@ class GatewayService:
         errors=["invalid_credentials", "too_many_attempts"],
     )
     def create_session(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        """`{"login": "C4829113", "password": "..."}` → 201 `{token, expires_at, company}`."""
+        """`{"login": "C4829113", "password": "..."}` → 201 `{token, expires_at, company, user:
+        {user_id, email, name, role}}`. The customer ID or the contact email logs in the
+        company's contact; another user logs in with their own email and password."""
         return self.auth.login(clients.with_client_address(body, request))
 
     @route(
@@ -81,14 +88,52 @@ class GatewayService:
         "GET",
         "/api/v1/account",
         summary="The logged-in company's account",
-        response=schemas.Company,
+        response=schemas.Account,
         auth="session",
         roles=roles.EVERYONE,
         tags=["account"],
     )
     def get_account(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
-        """→ `{customer_id, name, contact_name, contact_email}`."""
+        """→ `{customer_id, name, contact_name, contact_email, user: {user_id, email, name,
+        role}}`: `user` is the session's own user."""
         return company
+
+    @route(
+        "GET",
+        "/api/v1/account/notifications",
+        summary="Which notices the session's user gets by email, and which their role offers",
+        response=schemas.NotificationPreferencesOut,
+        auth="session",
+        roles=roles.EVERYONE,
+        tags=["account"],
+    )
+    def get_notifications(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{"preferences": {"installation_activated": true, "license_expiring": true,
+        "receipts": false, "payment_failed": false}, "available": ["installation_activated",
+        "license_expiring"]}` (a license admin's defaults)."""
+        return self.auth.get_notification_preferences(
+            company["customer_id"], _session_user_id(company)
+        )
+
+    @route(
+        "PUT",
+        "/api/v1/account/notifications",
+        summary="Turn the session's user's email notices on or off (only those given change)",
+        body=schemas.NotificationPreferencesBody,
+        response=schemas.NotificationPreferencesOut,
+        auth="session",
+        roles=roles.EVERYONE,
+        tags=["account"],
+    )
+    def update_notifications(
+        self, request: Request, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"preferences": {"license_expiring": false}}` → 200 `{preferences, available}`;
+        422 `validation_error` naming a notice the role may not receive. Security notices
+        (password, invitation, role changes) are always sent and are not preferences."""
+        return self.auth.update_notification_preferences(
+            company["customer_id"], _session_user_id(company), body
+        )
 
     @route(
         "GET",
@@ -126,7 +171,8 @@ class GatewayService:
     @route(
         "PUT",
         "/api/v1/account/password",
-        summary="Change the company password; every other session is revoked",
+        summary="Change your own password (the contact's is the company password); your "
+        "other sessions are revoked",
         body=schemas.ChangePasswordBody,
         status=204,
         auth="session",
@@ -438,7 +484,8 @@ class GatewayService:
             customer_id,
             purchases.license_wait_seconds(),
         )
-        return purchases.answer(result, license, renewal=bool(body.get("license_id")))
+        answer = purchases.answer(result, license, renewal=bool(body.get("license_id")))
+        return views.purchase_for_role(answer, roles.may(company, roles.PASSWORD_READERS))
 
     # --- licenses & activations in the portal (docs/http-api.md) ---------------------
     # Installation IDs are any Unicode: in a path, percent-encode them (UTF-8); slashes are
@@ -462,7 +509,8 @@ class GatewayService:
     @route(
         "GET",
         "/api/v1/licenses/<license_id>",
-        summary="One license with its activation password and installations",
+        summary="One license with its installations and, for owners and license admins, its "
+        "activation password",
         response=schemas.LicenseDetail,
         auth="session",
         roles=roles.EVERYONE,
@@ -472,9 +520,14 @@ class GatewayService:
     def get_license(
         self, request: Request, license_id: str, company: dict[str, Any]
     ) -> dict[str, Any]:
-        """→ the license plus `activation_password` (activates this license only) and
-        `installations` (newest first)."""
-        return self.licensing.get_license(license_id, company["customer_id"])
+        """→ the license plus `activation_password` (activates this license only; null
+        unless the session's role is owner or license_admin, and a password shown to a user
+        is in the audit trail) and `installations` (newest first)."""
+        return self.licensing.get_license(
+            license_id,
+            company["customer_id"],
+            reveal_password=roles.may(company, roles.PASSWORD_READERS),
+        )
 
     @route(
         "GET",
@@ -547,6 +600,160 @@ class GatewayService:
     ) -> dict[str, Any]:
         """→ 200 `{license_id, activation_password}` (the new one)."""
         return self.licensing.rotate_activation_password(license_id, company["customer_id"])
+
+    # --- the company's users and its audit trail (owners; docs/http-api.md) -------------
+
+    @route(
+        "GET",
+        "/api/v1/users",
+        summary="The company's users: the contact first, then by email",
+        response=schemas.UserList,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+    )
+    def list_users(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
+        """→ `{users: [{user_id, email, name, role, status, contact, created_at,
+        last_login_at, invitation_expires_at}]}`; `status` is invited, active or disabled."""
+        return self.auth.list_users(company["customer_id"])
+
+    @route(
+        "POST",
+        "/api/v1/users",
+        summary="Invite a user: an email with a link valid 7 days to set their password",
+        body=schemas.InviteBody,
+        response=schemas.UserOut,
+        status=201,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["email_taken"],
+    )
+    def invite_user(
+        self, request: Request, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"email": "grace@acme.test", "name": "Grace Hopper", "role": "license_admin"}` →
+        201 the user (`status: "invited"`); 409 `email_taken` when any account has the email."""
+        return self.auth.invite_user(company["customer_id"], body)
+
+    @route(
+        "PATCH",
+        "/api/v1/users/<user_id>",
+        summary="Rename a user or change their role",
+        body=schemas.UpdateUserBody,
+        response=schemas.UserOut,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["user_not_found", "last_owner", "contact_is_owner"],
+    )
+    def update_user(
+        self, request: Request, user_id: str, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"role": "viewer"}` (and/or `"name"`) → 200 the user; 409 `last_owner` when no
+        active owner would be left, 409 `contact_is_owner` for the contact's role."""
+        return self.auth.update_user(company["customer_id"], user_id, body)
+
+    @route(
+        "DELETE",
+        "/api/v1/users/<user_id>",
+        summary="Remove a user (or revoke an invitation); their sessions end at once",
+        status=204,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["user_not_found", "last_owner", "contact_is_owner"],
+    )
+    def remove_user(self, request: Request, user_id: str, company: dict[str, Any]) -> None:
+        """→ 204; the audit trail keeps the user's email. 409 `last_owner`,
+        `contact_is_owner`."""
+        self.auth.remove_user(company["customer_id"], user_id)
+
+    @route(
+        "POST",
+        "/api/v1/users/<user_id>/disable",
+        summary="Disable a user: no more logins, their sessions end at once",
+        response=schemas.UserOut,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["user_not_found", "last_owner", "contact_is_owner"],
+    )
+    def disable_user(
+        self, request: Request, user_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the user with `status: "disabled"` (again: the same)."""
+        return self.auth.disable_user(company["customer_id"], user_id)
+
+    @route(
+        "POST",
+        "/api/v1/users/<user_id>/enable",
+        summary="Enable a disabled user again",
+        response=schemas.UserOut,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["user_not_found"],
+    )
+    def enable_user(
+        self, request: Request, user_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the user with `status: "active"` (`invited` if they never set a password)."""
+        return self.auth.enable_user(company["customer_id"], user_id)
+
+    @route(
+        "POST",
+        "/api/v1/users/<user_id>/invitation",
+        summary="Send an invited user a new invitation link (the old links stop working)",
+        response=schemas.UserOut,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["user_not_found", "invitation_not_pending"],
+    )
+    def resend_invitation(
+        self, request: Request, user_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the user with its new `invitation_expires_at`; 409 `invitation_not_pending`
+        once the user has accepted."""
+        return self.auth.resend_invitation(company["customer_id"], user_id)
+
+    @route(
+        "POST",
+        "/api/v1/invitations/accept",
+        summary="Accept an invitation: set your password with the token from the email",
+        body=schemas.AcceptInvitationBody,
+        status=204,
+        tags=["users"],
+        errors=["invalid_token", "weak_password"],
+    )
+    def accept_invitation(self, request: Request, body: dict[str, Any]) -> None:
+        """`{"token": "…", "password": "…"}` → 204 (no session: log in next); 400
+        `invalid_token` for an unknown, used or expired token."""
+        self.auth.accept_invitation(body)
+
+    @route(
+        "GET",
+        "/api/v1/audit-events",
+        summary="The company's audit trail, newest first: who did what, when; filter with "
+        "?user_id=&action=&since=&until=, page with ?limit=1..200 (default 50) and "
+        "?before=<next_before>; `Accept: text/csv` or ?format=csv downloads it as CSV",
+        response=schemas.AuditPage,
+        auth="session",
+        roles=roles.OWNERS,
+        tags=["users"],
+        errors=["validation_error"],
+    )
+    def audit_events(self, request: Request, company: dict[str, Any]) -> Any:
+        """→ `{events: [{event_id, at, actor: {type, user_id, email}, action, target: {type,
+        id}, details}], next_before}`; as CSV (`audit-events.csv`, columns `at, actor_type,
+        actor_email, action, target_type, target_id, details`) every matching event from
+        `before` on, at most 10,000 rows."""
+        query, as_csv = audit_trail.query_of(request, company["customer_id"])
+        if as_csv:
+            events = audit_trail.every_event(self.auth, self.licensing, self.billing, query)
+            return audit_trail.csv_response(events)
+        return audit_trail.page(self.auth, self.licensing, self.billing, query)
 
     # --- health, readiness and the API description --------------------------------------
 
@@ -645,7 +852,12 @@ class GatewayService:
     @route("GET", "/payments", summary="Payment history", tags=["web"], content_type="text/html")
     def payments_page(self, request: Request) -> Response:
         return pages.portal_page(
-            self.auth, request, "payments.html", title="Payment history", nav="payments"
+            self.auth,
+            request,
+            "payments.html",
+            roles=roles.BILLING_USERS,
+            title="Payment history",
+            nav="payments",
         )
 
     @route(
@@ -660,13 +872,21 @@ class GatewayService:
             self.auth,
             request,
             "recurring-payments.html",
+            roles=roles.BILLING_USERS,
             title="Recurring payments",
             nav="recurring",
         )
 
     @route("GET", "/buy", summary="Buy or renew a plan", tags=["web"], content_type="text/html")
     def buy_page(self, request: Request) -> Response:
-        return pages.portal_page(self.auth, request, "buy.html", title="Buy or renew", nav="buy")
+        return pages.portal_page(
+            self.auth,
+            request,
+            "buy.html",
+            roles=roles.BILLING_USERS,
+            title="Buy or renew",
+            nav="buy",
+        )
 
     @route(
         "GET",
@@ -677,6 +897,33 @@ class GatewayService:
     )
     def account_page(self, request: Request) -> Response:
         return pages.portal_page(self.auth, request, "account.html", title="Account", nav="account")
+
+    @route("GET", "/users", summary="The company's users", tags=["web"], content_type="text/html")
+    def users_page(self, request: Request) -> Response:
+        return pages.portal_page(
+            self.auth, request, "users.html", roles=roles.OWNERS, title="Users", nav="users"
+        )
+
+    @route("GET", "/activity", summary="The audit trail", tags=["web"], content_type="text/html")
+    def activity_page(self, request: Request) -> Response:
+        return pages.portal_page(
+            self.auth,
+            request,
+            "activity.html",
+            roles=roles.OWNERS,
+            title="Activity",
+            nav="activity",
+        )
+
+    @route(
+        "GET",
+        "/accept-invitation",
+        summary="The page an invitation email links to (the token travels in the URL fragment)",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def accept_invitation_page(self, request: Request) -> Response:
+        return pages.public_page("accept-invitation.html", title="Accept your invitation")
 
     # --- the portal's browser session ----------------------------------------------------
 
@@ -725,3 +972,12 @@ class GatewayService:
     )
     def static(self, request: Request, name: str) -> Response:
         return pages.static_file(name)
+
+
+def _session_user_id(company: dict[str, Any]) -> str:
+    """The session's own user (auth's `authenticate` names it); an older auth that names
+    none answers `unauthenticated`, as for a session it no longer knows."""
+    user = company.get("user") or {}
+    if not user.get("user_id"):
+        raise PortalError("Please log in again.", code="unauthenticated")
+    return user["user_id"]

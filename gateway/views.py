@@ -1,5 +1,6 @@
 """Answers the gateway composes: billing's plans and recurring payments named with licensing's
-product names, the catalog of what is on sale, and pages of payments.
+product names, the catalog of what is on sale, pages of payments, and a purchase as the
+session's role may see it.
 
 Names are a nicety: while licensing cannot say within CATALOG_NAMES_TIMEOUT, the name billing
 gave (or the product code) stands in and the answer is still given.
@@ -82,3 +83,12 @@ def payments_page(billing: Any, customer_id: str, limit: int, before: str | None
         if billing.list_payments(customer_id, limit=1, before=last):
             next_before = last
     return {"payments": found, "next_before": next_before}
+
+
+def purchase_for_role(answer: dict[str, Any], may_read_passwords: bool) -> dict[str, Any]:
+    """A purchase answer as the session's role may see it: the license's
+    `activation_password` (when licensing gave one) only for owners and license admins."""
+    license = answer.get("license")
+    if may_read_passwords or not license or "activation_password" not in license:
+        return answer
+    return {**answer, "license": {**license, "activation_password": None}}

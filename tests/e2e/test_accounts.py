@@ -60,12 +60,16 @@ def test_login_with_customer_id_or_email_in_any_case(api, suite):
         assert body["company"]["customer_id"] == company["customer_id"]
         assert len(body["token"]) >= 32 and body["expires_at"]
         account = api.get("/api/v1/account", token=body["token"]).json()
+        user = account.pop("user")
         assert account == {
             "customer_id": company["customer_id"],
             "name": "Acme Engineering",
             "contact_name": "Ada",
             "contact_email": company["contact_email"].lower(),
         }
+        # the company-wide login is its contact's, who is always an owner
+        assert (user["email"], user["role"]) == (company["contact_email"].lower(), "owner")
+        assert body["user"] == user
 
 
 def test_unknown_login_gets_exactly_the_answer_of_a_wrong_password(api, suite):

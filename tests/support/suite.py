@@ -62,6 +62,9 @@ class Api:
     def put(self, path: str, **kwargs: Any):
         return self.request("PUT", path, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any):
+        return self.request("PATCH", path, **kwargs)
+
     def delete(self, path: str, **kwargs: Any):
         return self.request("DELETE", path, **kwargs)
 

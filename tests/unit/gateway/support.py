@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request
 from common.errors import PortalError
 
 TOKEN = "t0ken"
+USER = {"user_id": "U-7KQX-M2PD", "email": "ada@acme.test", "name": "Ada", "role": "owner"}
 COMPANY = {
     "customer_id": "C1000001",
     "name": "Acme <b>Evil</b>",
@@ -23,6 +24,7 @@ COMPANY = {
     # auth's company view holds more than a client may see
     "has_password": True,
     "created_at": "2026-01-05T10:00:00+00:00",
+    "user": USER,
 }
 PUBLIC_COMPANY = {
     "customer_id": "C1000001",
@@ -34,11 +36,16 @@ EXPIRES_AT = "2026-03-10T21:00:00+00:00"
 
 
 class FakeAuth:
-    """Knows one live session, `TOKEN`; records what it was asked."""
+    """Knows one live session, `TOKEN`, of a user with `role`; records what it was asked."""
 
-    def __init__(self, error: PortalError | None = None) -> None:
+    def __init__(self, error: PortalError | None = None, role: str = "owner") -> None:
         self.error = error
+        self.role = role
         self.calls: list[tuple[str, Any]] = []
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return {**USER, "role": self.role}
 
     def authenticate(self, token: str) -> dict[str, Any]:
         self.calls.append(("authenticate", token))
@@ -46,11 +53,11 @@ class FakeAuth:
             raise self.error
         if token != TOKEN:
             raise PortalError("Please log in.", code="unauthenticated")
-        return COMPANY
+        return {**COMPANY, "user": self.user}
 
     def login(self, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("login", body["login"]))
-        return {"token": TOKEN, "expires_at": EXPIRES_AT, "company": COMPANY}
+        return {"token": TOKEN, "expires_at": EXPIRES_AT, "company": COMPANY, "user": self.user}
 
     def logout(self, token: str) -> None:
         self.calls.append(("logout", token))

@@ -16,6 +16,7 @@ from tests.unit.gateway.support import (
     EXPIRES_AT,
     PUBLIC_COMPANY,
     TOKEN,
+    USER,
     FakeAuth,
     make_request,
 )
@@ -28,11 +29,18 @@ def gateway(auth: FakeAuth | None = None) -> GatewayService:
 def test_a_session_answers_the_public_company() -> None:
     login = {"login": "C1000001", "password": "pw"}
     session = gateway().create_session(make_request("POST", token=None), body=login)
-    assert session == {"token": TOKEN, "expires_at": EXPIRES_AT, "company": PUBLIC_COMPANY}
+    assert session == {
+        "token": TOKEN,
+        "expires_at": EXPIRES_AT,
+        "company": PUBLIC_COMPANY,
+        "user": USER,
+    }
 
 
-def test_the_account_is_the_public_company() -> None:
-    assert gateway().get_account(make_request()) == PUBLIC_COMPANY
+def test_the_account_is_the_public_company_and_the_session_user() -> None:
+    assert gateway().get_account(make_request()) == {**PUBLIC_COMPANY, "user": USER}
+    viewer = gateway(FakeAuth(role="viewer")).get_account(make_request())
+    assert viewer["user"] == {**USER, "role": "viewer"}
 
 
 def test_a_password_change_hands_auth_the_token() -> None:
@@ -54,7 +62,7 @@ def web_login(**headers: str):
 
 def test_the_portal_login_puts_the_session_in_cookies_not_in_the_body() -> None:
     reply = web_login(**{"Sec-Fetch-Site": "same-origin"})
-    assert reply.body == {"expires_at": EXPIRES_AT, "company": PUBLIC_COMPANY}
+    assert reply.body == {"expires_at": EXPIRES_AT, "company": PUBLIC_COMPANY, "user": USER}
     response = Response()
     reply.finish(response)
     cookies = response.headers.getlist("Set-Cookie")

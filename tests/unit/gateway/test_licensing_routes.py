@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from nameko.testing.services import worker_factory
 
 from gateway.http import Reply
@@ -34,12 +35,13 @@ LICENSE = {
 LICENSE_VIEW = {**LICENSE, "customer_id": "C1000001", "suspended_at": None}
 EVENT = {
     "id": "17",
-    "type": "activated",
+    "type": "deactivated",
     "at": "2026-03-01T08:00:00+00:00",
     "installation_id": "ws-07/𝔸",
     "machine_name": "CAD-WS-07",
-    "source": "product",
+    "source": "portal",
     "reason": None,
+    "actor": {"type": "user", "user_id": "U-7KQX-M2PD", "email": "ada@acme.test"},
 }
 
 
@@ -51,9 +53,10 @@ class Licensing:
         self.calls.append(("list_licenses", customer_id))
         return [LICENSE_VIEW]
 
-    def get_license(self, license_id: str, customer_id: str) -> dict:
-        self.calls.append(("get_license", license_id, customer_id))
-        return {**LICENSE_VIEW, "activation_password": "K7QX", "installations": [INSTALLATION]}
+    def get_license(self, license_id: str, customer_id: str, reveal_password: bool) -> dict:
+        self.calls.append(("get_license", license_id, customer_id, reveal_password))
+        password = "K7QX" if reveal_password else None
+        return {**LICENSE_VIEW, "activation_password": password, "installations": [INSTALLATION]}
 
     def list_installations(self, license_id: str, customer_id: str) -> list[dict]:
         return [INSTALLATION]
@@ -94,9 +97,10 @@ class Licensing:
         return {"keys": [{**key, "alg": "EdDSA"}]}
 
 
-def gateway() -> tuple[GatewayService, Licensing]:
+def gateway(role: str = "owner") -> tuple[GatewayService, Licensing]:
     licensing = Licensing()
-    return worker_factory(GatewayService, auth=FakeAuth(), licensing=licensing), licensing
+    auth = FakeAuth(role=role)
+    return worker_factory(GatewayService, auth=auth, licensing=licensing), licensing
 
 
 def test_licenses_are_listed_for_the_session_company_without_licensing_internals() -> None:
@@ -112,7 +116,20 @@ def test_a_license_in_detail() -> None:
         "activation_password": "K7QX",
         "installations": [INSTALLATION],
     }
-    assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001")]
+    assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001", True)]
+
+
+@pytest.mark.parametrize(
+    ("role", "reveal"),
+    [("owner", True), ("license_admin", True), ("billing", False), ("viewer", False)],
+)
+def test_only_owners_and_license_admins_are_shown_the_activation_password(
+    role: str, reveal: bool
+) -> None:
+    service, licensing = gateway(role)
+    detail = service.get_license(make_request(), "L-7KQX-M2PD")
+    assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001", reveal)]
+    assert detail["activation_password"] == ("K7QX" if reveal else None)
 
 
 def test_a_suspended_license_says_why() -> None:

@@ -183,7 +183,9 @@ def test_a_lower_case_license_path_asks_licensing_for_the_canonical_id() -> None
     asked: list[Any] = []
 
     class Recording(Licensing):
-        def get_license(self, license_id: str, customer_id: str) -> dict:
+        def get_license(
+            self, license_id: str, customer_id: str, reveal_password: bool = True
+        ) -> dict:
             asked.append(license_id)
             return {"license_id": license_id, "product": {"code": "cadpro"}}
 

@@ -179,6 +179,9 @@ class Order:
     card: dict[str, Any]  # provider, token, brand, last4, exp_month, exp_year (never the number)
     # the product's name when the order was priced (orders written before names: None)
     product_name: str | None = None
+    # who bought (common/audit.py Actor.to_dict()), for the audit trail's `purchase` when
+    # the charge settles, even in a later pass (orders written before the trail: None)
+    actor: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)

@@ -1,7 +1,7 @@
 """The billing database: plans, payment methods, payments (receipts), recurring payments,
 renewal invoices and the charges made for them, companies' billing details, the sandbox
-provider's own ledger, the licensing events billing applied or parked, and the requests it
-handled (common/idempotency.py).
+provider's own ledger, the licensing events billing applied or parked, the requests it
+handled (common/idempotency.py) and the company's audit trail of billing (common/audit.py).
 
 Identifiers are stored in their canonical form (common/identifiers.py): customer and license
 IDs upper case, plan and product codes lower case.
@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.audit import AuditEventColumns
 from common.idempotency import HandledRequestColumns
 from common.outbox import outbox_table
 from common.parking import ParkedEventColumns
@@ -269,6 +270,10 @@ class ParkedEvent(ParkedEventColumns, BillingBase):
 
 class HandledRequest(HandledRequestColumns, BillingBase):
     """A state-changing request already answered: a redelivery gets the same answer."""
+
+
+class AuditEvent(AuditEventColumns, BillingBase):
+    """One fact of a company's audit trail, written in the transaction of its change."""
 
 
 # events staged with the change that made them true (common/outbox.py): a paid purchase

@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from common import audit
 from common.db import Db, add_unique, insert_ignore
 from common.timeutil import utcnow
 from services.billing.models import (
+    AuditEvent,
     BillingBase,
     BillingDetails,
     Charge,
@@ -217,6 +219,11 @@ class BillingRepository:
                 )
             )
         )
+
+    # the audit trail
+    def audit_page(self, query: audit.AuditQuery) -> list[dict[str, Any]]:
+        """A page of the company's billing trail, newest first (common/audit.py)."""
+        return audit.page(self.session, AuditEvent, query)
 
     # handled requests (common/idempotency.py)
     def handled_fingerprint(self, scope: str, key: str, operation: str) -> str | None:

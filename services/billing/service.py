@@ -5,7 +5,9 @@ Entrypoints only: each loads its arguments with a schema (identifiers in their c
 form, common/identifiers.py), runs one use case of `services.billing.use_cases` through the
 unit of work (which publishes the events after the transaction committed), and returns its
 view. State-changing methods pass their request's `Once` (common/idempotency.py), so that a
-redelivered request changes nothing twice.
+redelivered request changes nothing twice. A change names who acted
+(`self.actor.current(default)`, common/audit.py): its use case records the fact in the
+company's audit trail in the change's own transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from marshmallow import ValidationError
 from nameko.timer import timer
 
 from common import settings
+from common.audit import STAFF, SYSTEM, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError, ServiceUnavailable
@@ -40,9 +43,10 @@ from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.billing import schemas
 from services.billing.dependencies import Provider
-from services.billing.models import EventOutbox, HandledRequest
+from services.billing.models import AuditEvent, EventOutbox, HandledRequest
 from services.billing.repository import BillingRepository
 from services.billing.use_cases import (
+    audit_trail,
     demo,
     licenses,
     plans,
@@ -83,6 +87,7 @@ class BillingService:
     licensing = RpcClient("licensing")
     caller = BusCaller()
     request = Requests()
+    actor = AuditActor()
     metrics = Metrics(
         outbox=True,
         business={
@@ -95,7 +100,14 @@ class BillingService:
     @property
     def _uow(self) -> UnitOfWork[BillingRepository]:
         repository = functools.partial(BillingRepository, vendor=vendor())
-        return UnitOfWork(self.db, repository, EventOutbox, self.events, ledger=HandledRequest)
+        return UnitOfWork(
+            self.db,
+            repository,
+            EventOutbox,
+            self.events,
+            ledger=HandledRequest,
+            audit_table=AuditEvent,
+        )
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -182,7 +194,13 @@ class BillingService:
         data = load(schemas.Purchase(), payload)
         data["request_key"] = data.get("request_key") or self.request.key
         return purchases.purchase(
-            self._uow, self.provider, self.clock.now(), customer_id, data, self.licensing
+            self._uow,
+            self.provider,
+            self.clock.now(),
+            customer_id,
+            data,
+            self.licensing,
+            self.actor.current(SYSTEM),
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -197,7 +215,9 @@ class BillingService:
         data = load(schemas.RecordOffline(), payload)
         self.auth.get_company(data["customer_id"])  # company_not_found before any receipt
         once = self.request.once(None, data)
-        return self._uow.run(receipts.record_offline, data, self.clock.now(), once=once)
+        return self._uow.run(
+            receipts.record_offline, data, self.actor.current(STAFF), self.clock.now(), once=once
+        )
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -292,7 +312,12 @@ class BillingService:
         data = load(schemas.BillingDetailsIn(), payload)
         once = self.request.once(customer_id, data)
         return self._uow.run(
-            receipts.update_billing_details, customer_id, data, self.clock.now(), once=once
+            receipts.update_billing_details,
+            customer_id,
+            data,
+            self.actor.current(SYSTEM),
+            self.clock.now(),
+            once=once,
         )
 
     # --- recurring payments ---------------------------------------------------------------
@@ -324,7 +349,12 @@ class BillingService:
         self.caller.check_scope(customer_id)
         once = self.request.once(customer_id, reference)
         return self._uow.run(
-            recurring.cancel_recurring, reference, customer_id, self.clock.now(), once=once
+            recurring.cancel_recurring,
+            reference,
+            customer_id,
+            self.actor.current(SYSTEM),
+            self.clock.now(),
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -343,7 +373,12 @@ class BillingService:
         self.caller.check_scope(customer_id)
         once = self.request.once(customer_id, reference)
         return self._uow.run(
-            recurring.resume_recurring, reference, customer_id, self.clock.now(), once=once
+            recurring.resume_recurring,
+            reference,
+            customer_id,
+            self.actor.current(SYSTEM),
+            self.clock.now(),
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -375,7 +410,28 @@ class BillingService:
             data["card"],
             self.request.key,
             self.request.once(customer_id, *body),
+            self.actor.current(SYSTEM),
         )
+
+    # --- the audit trail -------------------------------------------------------------------
+
+    @rpc(expected_exceptions=PortalError)
+    def list_audit_events(
+        self, customer_id: str, query: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """A page of the company's audit trail of billing, newest first.
+
+        `("C1234567", {"limit": 50, "before": "<next_before>", "user_id": "U-7KQX-M2PD",
+        "action": "purchase", "since": "2026-12-01", "until": "2026-12-02T12:00:00+00:00"})`
+        (every key optional) → `[{"event_id", "at", "actor": {"type": "user", "user_id",
+        "email"}, "action": "purchase", "target": {"type": "payment", "id":
+        "R-2026-000123"}, "details": {"receipt_number", "plan", "seats", "amount",
+        "currency", "kind", "automatic"}}]`. The gateway merges it with auth's and
+        licensing's pages (`common.audit.merge`). `validation_error` naming a bad key.
+        """
+        customer_id = customer_id_arg(customer_id)
+        audit_query = query_from(customer_id, query if isinstance(query, dict) else {})
+        return self._uow.read(audit_trail.list_audit_events, audit_query)
 
     # --- licenses, learnt from licensing's events -----------------------------------------
 

@@ -27,6 +27,8 @@ LICENSE_ID_PREFIX = "L-"
 ACTIVE, EXPIRED, SUSPENDED = "active", "expired", "suspended"
 INSTALLATION_ACTIVE, INSTALLATION_DEACTIVATED = "active", "deactivated"
 SOURCES = ("product", "portal", "staff")
+# who acted on a history row written before rows named their actor: what the source implies
+SOURCE_ACTORS = {"product": "product", "portal": "user", "staff": "staff"}
 
 # History event types
 ACTIVATED, REACTIVATED, DEACTIVATED, ACTIVATION_REFUSED = (
@@ -273,3 +275,9 @@ def validation_code(installation_active: bool, status: str) -> str:
     if status == EXPIRED:
         return CODE_EXPIRED
     return VALID
+
+
+def actor_type_of_source(source: str | None) -> str:
+    """The actor type a history row's `source` implies: product, user (the portal), staff,
+    else system (common/audit.py ACTOR_TYPES)."""
+    return SOURCE_ACTORS.get(source or "", "system")

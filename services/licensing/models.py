@@ -1,5 +1,6 @@
 """The licensing database: products, licenses, installations, history, throttling, notices,
-payments applied, and the requests handled (common/idempotency.py)."""
+payments applied, the requests handled (common/idempotency.py) and the company's audit trail
+of licensing (common/audit.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from common.audit import AuditEventColumns
 from common.idempotency import HandledRequestColumns
 from common.outbox import outbox_table
 from common.timeutil import UTCDateTime
@@ -90,6 +92,12 @@ class HistoryEvent(LicensingBase):
     machine_name: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
+    # who acted (common/audit.py Actor). Rows older than the audit trail have what their
+    # `source` implied (migration 0006); a row an older instance writes during an upgrade
+    # has none, and is read as its source implies (views.history_actor)
+    actor_type: Mapped[str | None] = mapped_column(String(16))
+    actor_user_id: Mapped[str | None] = mapped_column(String(32))
+    actor_email: Mapped[str | None] = mapped_column(String(254))
 
 
 class ActivationFailure(LicensingBase):
@@ -149,6 +157,10 @@ class PaymentEvent(LicensingBase):
 
 class HandledRequest(HandledRequestColumns, LicensingBase):
     """A state-changing request and its answer: a redelivery answers the same."""
+
+
+class AuditEvent(AuditEventColumns, LicensingBase):
+    """One fact of a company's audit trail, written in the transaction of its change."""
 
 
 # events staged with the change that made them true (common/outbox.py)

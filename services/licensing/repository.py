@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from common import audit
 from common.db import add_unique, advisory_xact_lock, insert_ignore
 from common.parking import ERROR_MAX
 from services.licensing import domain
 from services.licensing.models import (
     ActivationFailure,
+    AuditEvent,
     ExpiryNotice,
     HistoryEvent,
     Installation,
@@ -278,6 +280,11 @@ class LicensingRepository:
         if before is not None:
             query = query.where(HistoryEvent.id < before)
         return list(self.session.scalars(query.order_by(HistoryEvent.id.desc()).limit(limit)))
+
+    # the audit trail
+    def audit_page(self, query: audit.AuditQuery) -> list[dict[str, Any]]:
+        """A page of the company's licensing trail, newest first (common/audit.py)."""
+        return audit.page(self.session, AuditEvent, query)
 
     # failed attempts
     def lock_attempts(self, key: str) -> None:

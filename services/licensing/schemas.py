@@ -82,6 +82,11 @@ class ListProducts(StrictSchema):
     include_archived = Flag()
 
 
+class LicenseQuery(StrictSchema):
+    # true unless the caller says false: staff and the product's owner see the password
+    reveal_password = _StrictBoolean(load_default=True)
+
+
 class IssueLicense(StrictSchema):
     customer_id = CustomerId(validate=ID_MAX)
     product = Code()

@@ -1,7 +1,9 @@
 """The licensing service: products, licenses, activations and activation certificates.
 
 Every entrypoint of the service is here: it loads its payload, runs one use case of
-`use_cases/` through the unit of work and answers the result.
+`use_cases/` through the unit of work and answers the result. A change names who acted
+(`self.actor.current(default)`, common/audit.py) and its use case records the fact in the
+company's audit trail in the change's own transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from marshmallow import ValidationError
 from nameko.timer import timer
 
+from common.audit import PRODUCT, STAFF, SYSTEM, Actor, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
@@ -34,14 +37,24 @@ from common.unit_of_work import UnitOfWork
 from services.licensing import domain, schemas, views
 from services.licensing.crypto import VALIDATION_TYP, BadSignature
 from services.licensing.dependencies import LicensingKeys
-from services.licensing.models import EventOutbox, HandledRequest
+from services.licensing.models import AuditEvent, EventOutbox, HandledRequest
 from services.licensing.repository import LicensingRepository
-from services.licensing.use_cases import activations, expiry, licenses, payments, products
+from services.licensing.use_cases import (
+    activations,
+    audit_trail,
+    expiry,
+    licenses,
+    payments,
+    products,
+)
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
+# who frees a seat when the caller names nobody: what the source says (a portal user whose
+# name the caller did not pass is still a user)
+DEACTIVATION_ACTORS = {"product": PRODUCT, "portal": Actor("user"), "staff": STAFF}
 
 
 class LicensingService:
@@ -54,6 +67,7 @@ class LicensingService:
     clock = Clock()
     caller = BusCaller()
     request = Requests()
+    actor = AuditActor()
     metrics = Metrics(
         outbox=True, business={"activate": ACTIVATION_RESULT, "validate": VALIDATION_CODE}
     )
@@ -61,7 +75,12 @@ class LicensingService:
     @property
     def _uow(self) -> UnitOfWork[LicensingRepository]:
         return UnitOfWork(
-            self.db, LicensingRepository, EventOutbox, self.events, ledger=HandledRequest
+            self.db,
+            LicensingRepository,
+            EventOutbox,
+            self.events,
+            ledger=HandledRequest,
+            audit_table=AuditEvent,
         )
 
     @rpc
@@ -127,24 +146,48 @@ class LicensingService:
         self.auth.get_company(data["customer_id"])
         once = self.request.once(None, data)
         return self._uow.run(
-            licenses.issue_license, self.keys.box, data, self.clock.now(), once=once
+            licenses.issue_license,
+            self.keys.box,
+            data,
+            self.actor.current(SYSTEM),
+            self.clock.now(),
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
-    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
-        """`"L-7KQX-M2PD"` (, `"C4829113"`) → the license with `activation_password`,
-        `seats_in_use` and `installations` (newest first). IDs in any case.
+    def get_license(
+        self, license_id: str, customer_id: str | None = None, reveal_password: bool = True
+    ) -> dict[str, Any]:
+        """`("L-7KQX-M2PD", "C4829113", reveal_password=True)` → the license with
+        `activation_password`, `seats_in_use` and `installations` (newest first). IDs in
+        any case.
 
         With `customer_id`, another company's license is `license_not_found`, as is a
-        license that does not exist.
+        license that does not exist. `reveal_password=False`: `activation_password` is
+        null (a viewer's or billing user's page). The password shown to a portal *user*
+        (the actor in the context data) is `activation_password_viewed` in the company's
+        audit trail, once per request; staff, billing and the system read without a trace.
         """
         self.caller.check_scope(customer_id)
+        query = load(schemas.LicenseQuery(), {"reveal_password": reveal_password})
+        license_id = license_id_arg(license_id)
+        customer_id = optional_customer_id_arg(customer_id)
+        actor = self.actor.current(SYSTEM)
+        if query["reveal_password"] and actor.type == "user":
+            # a password shown to a person is a fact of the trail: a write, once per request
+            # (the ledger keeps the answer with the password sealed, as the license does)
+            once = self.request.once(customer_id, license_id)
+            sealed = self._uow.run(
+                licenses.reveal_license, license_id, customer_id, actor, self.clock.now(), once=once
+            )
+            return views.opened_detail(sealed, self.keys.box.decrypt(sealed["sealed_password"]))
         return self._uow.read(
             licenses.get_license,
             self.keys.box,
-            license_id_arg(license_id),
-            optional_customer_id_arg(customer_id),
+            license_id,
+            customer_id,
             self.clock.now(),
+            query["reveal_password"],
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -179,8 +222,11 @@ class LicensingService:
         """Activations, re-activations, deactivations and refusals, newest first.
 
         `("L-7KQX-M2PD", "C4829113", limit=50, before=None)` → `{"events": [{"id", "type",
-        "at", "installation_id", "machine_name", "source", "reason"}], "next_before": "812"
-        | null}`; pass `next_before` as `before` for the next (older) page.
+        "at", "installation_id", "machine_name", "source", "reason", "actor": {"type":
+        "user", "user_id": "U-7KQX-M2PD", "email": "ada@acme.test"}}], "next_before": "812"
+        | null}`; pass `next_before` as `before` for the next (older) page. `actor.type` is
+        product, user, staff or system (rows older than the audit trail: what `source`
+        implied, a portal user without ID or email).
         """
         self.caller.check_scope(customer_id)
         query = load(schemas.HistoryQuery(), {"limit": limit, "before": before})
@@ -204,7 +250,8 @@ class LicensingService:
 
         `("C4829113", "L-7KQX-M2PD", "0f3c…", "portal")` → the installation with
         `status: "deactivated"`, `deactivated_by: "portal"`; `customer_id` None for staff
-        (`source: "staff"`). `license_not_found`, `installation_not_found`.
+        (`source: "staff"`). `license_not_found`, `installation_not_found`. Audited as
+        `installation_deactivated` by the context's actor (else what `source` implies).
         """
         self.caller.check_scope(customer_id)
         data = load(
@@ -220,6 +267,7 @@ class LicensingService:
             customer_id,
             data["installation_id"],
             data["source"],
+            self.actor.current(DEACTIVATION_ACTORS.get(data["source"], SYSTEM)),
             self.clock.now(),
             once=once,
         )
@@ -240,6 +288,7 @@ class LicensingService:
             self.keys.box,
             license_id,
             customer_id,
+            self.actor.current(SYSTEM),
             self.clock.now(),
             once=once,
         )
@@ -257,7 +306,12 @@ class LicensingService:
         license_id = license_id_arg(license_id)
         once = self.request.once(None, license_id, data)
         return self._uow.run(
-            licenses.suspend, license_id, data["reason"], self.clock.now(), once=once
+            licenses.suspend,
+            license_id,
+            data["reason"],
+            self.actor.current(SYSTEM),
+            self.clock.now(),
+            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -266,7 +320,9 @@ class LicensingService:
         `suspension_reason: null`; publishes `license_resumed` when it was suspended."""
         license_id = license_id_arg(license_id)
         once = self.request.once(None, license_id)
-        return self._uow.run(licenses.resume, license_id, self.clock.now(), once=once)
+        return self._uow.run(
+            licenses.resume, license_id, self.actor.current(SYSTEM), self.clock.now(), once=once
+        )
 
     @rpc(expected_exceptions=PortalError)
     def extend_license(
@@ -284,9 +340,30 @@ class LicensingService:
             license_id,
             data["expires_at"],
             data["force"],
+            self.actor.current(SYSTEM),
             self.clock.now(),
             once=once,
         )
+
+    # --- the audit trail ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=PortalError)
+    def list_audit_events(
+        self, customer_id: str, query: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """A page of the company's audit trail of licensing, newest first.
+
+        `("C4829113", {"limit": 50, "before": "<next_before>", "user_id": "U-7KQX-M2PD",
+        "action": "activation_password_viewed", "since": "2026-12-01", "until":
+        "2026-12-02T12:00:00+00:00"})` (every key optional) → `[{"event_id", "at",
+        "actor": {"type": "user", "user_id", "email"}, "action", "target": {"type":
+        "license", "id": "L-7KQX-M2PD"}, "details": {"installation_id", "machine_name"}}]`.
+        The gateway merges it with auth's and billing's pages (`common.audit.merge`).
+        `validation_error` naming a bad key.
+        """
+        customer_id = customer_id_arg(customer_id)
+        audit_query = query_from(customer_id, query if isinstance(query, dict) else {})
+        return self._uow.read(audit_trail.list_audit_events, audit_query)
 
     # --- the product's activation API ---------------------------------------------------
 
@@ -305,6 +382,7 @@ class LicensingService:
         """
         data = load(schemas.Activate(), payload)
         now = self.clock.now()
+        actor = self.actor.current(PRODUCT)
         result = activations.authorize(
             self._uow,
             self.auth.verify_company_password,
@@ -312,7 +390,9 @@ class LicensingService:
             data["license_id"],
             data["password"],
             now,
-            lambda repo, license, seats: activations.activate(repo, license, data, now, seats),
+            lambda repo, license, seats: activations.activate(
+                repo, license, data, now, seats, actor
+            ),
             data["installation_id"],
             data["client_address"],
         )
@@ -327,6 +407,7 @@ class LicensingService:
         `invalid_credentials`, `too_many_attempts`, `installation_not_found`."""
         data = load(schemas.Deactivate(), payload)
         now = self.clock.now()
+        actor = self.actor.current(PRODUCT)
         return activations.authorize(
             self._uow,
             self.auth.verify_company_password,
@@ -335,7 +416,7 @@ class LicensingService:
             data["password"],
             now,
             lambda repo, license, _seats: activations.deactivate(
-                repo, license, data["installation_id"], "product", now
+                repo, license, data["installation_id"], "product", actor, now
             ),
             client_address=data["client_address"],
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common.audit import Actor
 from common.timeutil import iso
 from services.licensing import domain
 from services.licensing.models import HistoryEvent, Installation, License, Product
@@ -45,15 +46,31 @@ def license_view(
 
 
 def license_detail_view(
-    license: License, now: datetime, installations: list[Installation], password: str
+    license: License, now: datetime, installations: list[Installation], password: str | None
 ) -> dict[str, Any]:
-    """The license with its activation password and every installation (newest first)."""
+    """The license with its activation password (None: not shown to this reader) and every
+    installation (newest first)."""
     in_use = sum(1 for item in installations if item.status == domain.INSTALLATION_ACTIVE)
     return {
         **license_view(license, now, in_use),
         "activation_password": password,
         "installations": [installation_view(item) for item in installations],
     }
+
+
+def sealed_detail(
+    license: License, now: datetime, installations: list[Installation]
+) -> dict[str, Any]:
+    """`license_detail_view` with the password as the license keeps it (a Fernet token) in
+    `sealed_password`, for the request ledger; `opened_detail` makes the answer of it."""
+    view = license_detail_view(license, now, installations, None)
+    return {**view, "sealed_password": license.activation_password}
+
+
+def opened_detail(sealed: dict[str, Any], password: str) -> dict[str, Any]:
+    """The answer of a `sealed_detail`: its `activation_password` the opened `password`."""
+    view = {key: value for key, value in sealed.items() if key != "sealed_password"}
+    return {**view, "activation_password": password}
 
 
 def password_view(license_id: str, password: str) -> dict[str, Any]:
@@ -79,6 +96,12 @@ def installation_view(installation: Installation) -> dict[str, Any]:
     }
 
 
+def history_actor(event: HistoryEvent) -> dict[str, Any]:
+    """Who acted: `{type, user_id?, email?}`; a row without one, what its source implies."""
+    kind = event.actor_type or domain.actor_type_of_source(event.source)
+    return Actor(kind, user_id=event.actor_user_id, email=event.actor_email).to_dict()
+
+
 def history_view(event: HistoryEvent) -> dict[str, Any]:
     return {
         "id": str(event.id),
@@ -88,6 +111,7 @@ def history_view(event: HistoryEvent) -> dict[str, Any]:
         "machine_name": event.machine_name,
         "source": event.source,
         "reason": event.reason,
+        "actor": history_actor(event),
     }
 
 

@@ -6,7 +6,8 @@ again (its request key: the client's `Idempotency-Key`, or the key of the RPC re
 a redelivery repeats) gets the first answer, never a second charge; the same key with
 another request is `idempotency_key_reused`. Nothing is charged unless the plan is on sale,
 licensing sells its product, and a renewed license is the company's, not suspended and not
-perpetual (a perpetual license needs no renewal).
+perpetual (a perpetual license needs no renewal). The order keeps who bought: the audit
+trail's `purchase` names them when the charge settles (`settlement`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from common import identifiers
+from common.audit import Actor
 from common.idempotency import IdempotencyKeyReused
 from common.timeutil import as_utc, iso
 from common.unit_of_work import Outcome, UnitOfWork
@@ -48,7 +50,9 @@ class Licensing(Protocol):
     `get_product` → `{code, name, active}` or `product_not_found`.
     """
 
-    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]: ...
+    def get_license(
+        self, license_id: str, customer_id: str | None = None, reveal_password: bool = True
+    ) -> dict[str, Any]: ...
 
     def get_product(self, code: str) -> dict[str, Any]: ...
 
@@ -69,6 +73,7 @@ def purchase(
     customer_id: str,
     data: dict[str, Any],
     licensing: Licensing,
+    actor: Actor,
 ) -> dict[str, Any]:
     """Charge the card for a plan and seats: `{"payment", "recurring_payment"}`.
 
@@ -84,7 +89,7 @@ def purchase(
         earlier = replayed(uow, customer_id, request_key, fingerprint)
         if earlier is not None:
             return earlier
-    order = prepare(uow, provider, now, customer_id, data, licensing)
+    order = prepare(uow, provider, now, customer_id, data, licensing, actor)
     pending = uow.run(open_charge, order, request_key, fingerprint, now)
     if pending is None:  # the same request, sent twice at once: the other one charges
         return replayed(uow, customer_id, request_key, fingerprint)
@@ -106,6 +111,7 @@ def prepare(
     customer_id: str,
     data: dict[str, Any],
     licensing: Licensing,
+    actor: Actor,
 ) -> domain.Order:
     """Check the plan and its product (on sale), the license (for a renewal) and the card;
     tokenize the card."""
@@ -117,8 +123,9 @@ def prepare(
     expiry = None
     license_id = data.get("license_id")
     if license_id:
-        # another company's license: license_not_found
-        license = licensing.get_license(license_id, customer_id=customer_id)
+        # another company's license: license_not_found. Billing needs no activation
+        # password (nor should a purchase read as the buyer viewing it in the trail)
+        license = licensing.get_license(license_id, customer_id=customer_id, reveal_password=False)
         if license.get("status") == "suspended":
             raise LicenseSuspended(details={"license_id": license_id})
         if "expires_at" in license and not license["expires_at"]:
@@ -156,6 +163,7 @@ def prepare(
             "exp_month": method.exp_month,
             "exp_year": method.exp_year,
         },
+        actor=actor.to_dict(),
     )
 
 

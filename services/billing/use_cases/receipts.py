@@ -1,11 +1,15 @@
 """Receipts: numbered payments, offline sales, the receipts a company (or staff) reads, and
-the billing details a receipt names as the buyer."""
+the billing details a receipt names as the buyer. Each receipt is a `purchase` in the
+company's audit trail (`purchase_fact`), and a change of billing details is
+`billing_details_changed`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from common import audit
+from common.audit import Actor
 from common.unit_of_work import Outcome
 from services.billing import domain, views
 from services.billing.exceptions import PaymentNotFound, invalid_field
@@ -34,8 +38,32 @@ def new_payment(repo: BillingRepository, paid_at: datetime, **values: Any) -> Pa
     return payment
 
 
-def record_offline(repo: BillingRepository, data: dict[str, Any], now: datetime) -> Outcome:
-    """An offline or phone sale: a receipt that is emailed, never listed in the portal."""
+def purchase_fact(
+    payment: Payment, actor: Actor, now: datetime, automatic: bool
+) -> audit.AuditEntry:
+    """The audit trail's `purchase` of a receipt (its target): what was bought, for how
+    much, `kind` new, renewal or offline; never the card."""
+    return audit.entry(
+        payment.customer_id,
+        actor,
+        "purchase",
+        ("payment", payment.receipt_number),
+        now,
+        receipt_number=payment.receipt_number,
+        plan=payment.plan_code,
+        seats=payment.seats,
+        amount=payment.amount,
+        currency=payment.currency,
+        kind=payment.kind,
+        automatic=automatic,
+    )
+
+
+def record_offline(
+    repo: BillingRepository, data: dict[str, Any], actor: Actor, now: datetime
+) -> Outcome:
+    """An offline or phone sale: a receipt that is emailed, never listed in the portal; a
+    `purchase` of kind `offline` in the audit trail (by staff, who record them)."""
     payment = new_payment(
         repo,
         now,
@@ -46,7 +74,11 @@ def record_offline(repo: BillingRepository, data: dict[str, Any], now: datetime)
         channel="offline",
         kind="offline",
     )
-    return Outcome(views.payment_view(payment), [views.offline_payment_recorded(payment)])
+    return Outcome(
+        views.payment_view(payment),
+        [views.offline_payment_recorded(payment)],
+        audit=[purchase_fact(payment, actor, now, automatic=False)],
+    )
 
 
 def portal_payments(
@@ -113,16 +145,22 @@ def get_billing_details(repo: BillingRepository, customer_id: str) -> dict[str, 
 
 
 def update_billing_details(
-    repo: BillingRepository, customer_id: str, data: dict[str, Any], now: datetime
+    repo: BillingRepository,
+    customer_id: str,
+    data: dict[str, Any],
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """Replace the company's billing details; receipts paid from now on name them (earlier
-    receipts keep the details they were paid with)."""
+    receipts keep the details they were paid with). `billing_details_changed` in the audit
+    trail names the fields that changed."""
     address = domain.normalize_address(data["address"])
     if not address:
         raise invalid_field(["address"], "Must not be blank.")
     company_name = data["company_name"].strip()
     if not company_name:
         raise invalid_field(["company_name"], "Must not be blank.")
+    before = views.billing_details_view(repo.billing_details(customer_id))
     details = repo.save_billing_details(
         {
             "customer_id": customer_id,
@@ -132,4 +170,18 @@ def update_billing_details(
             "updated_at": now,
         }
     )
-    return Outcome(views.billing_details_view(details))
+    view = views.billing_details_view(details)
+    changed = [key for key in ("company_name", "address", "vat_id") if before[key] != view[key]]
+    if not changed:  # the same details saved again: nothing happened to record
+        return Outcome(view)
+    fact = audit.entry(
+        customer_id,
+        actor,
+        "billing_details_changed",
+        ("billing_details", customer_id),
+        now,
+        fields=changed,
+        company_name=view["company_name"],
+        vat_id=view["vat_id"],
+    )
+    return Outcome(view, audit=[fact])

@@ -3,6 +3,10 @@
 Replacing the card is a flow around the provider (like a purchase): the card is tokenized and
 checked with a zero-amount authorization outside any transaction, then `apply_new_card`
 records it. A declined card changes nothing.
+
+Each change is a fact of the company's audit trail (`recurring_payment_cancelled`,
+`recurring_payment_resumed`, `recurring_payment_card_changed`, target the recurring
+payment), by the actor the entrypoint names; a call that changes nothing records nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from common import audit
+from common.audit import Actor
 from common.errors import ServiceUnavailable
 from common.idempotency import IdempotencyKeyReused, Once
 from common.timeutil import iso
@@ -43,8 +49,28 @@ def _find(
     return recurring, repo.payment_method(recurring.payment_method_id)
 
 
+def _fact(
+    recurring: RecurringPayment, actor: Actor, action: str, now: datetime, **details: Any
+) -> audit.AuditEntry:
+    """The audit trail's entry of `action` on `recurring` (its license and plan named)."""
+    return audit.entry(
+        recurring.customer_id,
+        actor,
+        action,
+        ("recurring_payment", recurring.reference),
+        now,
+        license_id=recurring.license_id,
+        plan=recurring.plan_code,
+        **details,
+    )
+
+
 def cancel_recurring(
-    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
+    repo: BillingRepository,
+    reference: str,
+    customer_id: str | None,
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """No more charges; the license runs to its end. Cancelling twice changes nothing.
 
@@ -59,6 +85,7 @@ def cancel_recurring(
     return Outcome(
         views.recurring_view(recurring, method),
         [views.recurring_payment_cancelled(recurring, method, now)],
+        audit=[_fact(recurring, actor, "recurring_payment_cancelled", now)],
     )
 
 
@@ -75,7 +102,11 @@ def end_recurring(
 
 
 def resume_recurring(
-    repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
+    repo: BillingRepository,
+    reference: str,
+    customer_id: str | None,
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """Charge automatically again: a recurring payment the customer cancelled, while the
     period it paid for runs. One that is not cancelled is answered unchanged; an ended one
@@ -113,6 +144,7 @@ def resume_recurring(
     return Outcome(
         views.recurring_view(recurring, method),
         [views.recurring_payment_resumed(recurring, method, now)],
+        audit=[_fact(recurring, actor, "recurring_payment_resumed", now)],
     )
 
 
@@ -125,6 +157,7 @@ def replace_card(
     card: dict[str, Any],
     request_key: str | None,
     once: Once | None,
+    actor: Actor,
 ) -> dict[str, Any]:
     """Check the new card (tokenize, zero-amount authorization), then put it on the recurring
     payment. Declined: `card_declined` / `insufficient_funds` and nothing changed."""
@@ -154,7 +187,7 @@ def replace_card(
         "exp_month": method.exp_month,
         "exp_year": method.exp_year,
     }
-    return uow.run(apply_new_card, reference, customer_id, new_card, now, once=once)
+    return uow.run(apply_new_card, reference, customer_id, new_card, actor, now, once=once)
 
 
 def _replaceable(
@@ -213,6 +246,7 @@ def apply_new_card(
     reference: str,
     customer_id: str | None,
     card: dict[str, Any],
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """The checked card pays from now on. An invoice in dunning (or one that failed, making
@@ -234,7 +268,16 @@ def apply_new_card(
     repo.add(method)
     recurring.payment_method_id = method.id
     revive_or_drop(repo, recurring, now)
+    fact = _fact(
+        recurring,
+        actor,
+        "recurring_payment_card_changed",
+        now,
+        card_brand=method.brand,
+        card_last4=method.last4,
+    )
     return Outcome(
         views.recurring_view(recurring, method),
         [views.recurring_payment_card_changed(recurring, method, previous, now)],
+        audit=[fact],
     )

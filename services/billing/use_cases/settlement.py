@@ -10,6 +10,9 @@ leaves a record to re-check instead of a doubt:
    a renewal's decline the next dunning step; for a purchase's decline only the charge
    row's status (nothing is listed anywhere). A lost answer marks the charge `unknown`
    (`mark_unknown`); the renewal pass asks the provider (`retrieve`) and settles it then.
+
+A paid charge is a `purchase` in the company's audit trail, in the transaction of its
+receipt: by who bought (kept on the order), or the system for an automatic renewal.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from common.audit import SYSTEM, Actor
 from common.timeutil import as_utc
 from common.unit_of_work import Outcome
 from services.billing import domain, views
 from services.billing.models import Charge, PaymentMethod, RecurringPayment
 from services.billing.providers import ChargeResult
 from services.billing.repository import BillingRepository
-from services.billing.use_cases.receipts import new_payment
+from services.billing.use_cases.receipts import new_payment, purchase_fact
 
 IN_FLIGHT = ("pending", "unknown")
 
@@ -161,7 +165,9 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
         "payment": views.payment_view(payment),
         "recurring_payment": views.recurring_view(recurring, method),
     }
-    return Outcome(result, [views.payment_succeeded(payment, order.interval)])
+    buyer = Actor.from_dict(order.actor) or SYSTEM
+    fact = purchase_fact(payment, buyer, now, automatic=False)
+    return Outcome(result, [views.payment_succeeded(payment, order.interval)], audit=[fact])
 
 
 def _settle_invoice(
@@ -214,6 +220,7 @@ def _settle_invoice(
         return Outcome(
             {"payment": payment.receipt_number, "recurring_payment": view},
             [views.payment_succeeded(payment, recurring.interval)],
+            audit=[purchase_fact(payment, SYSTEM, now, automatic=True)],
         )
     charge.status = "declined"
     charge.decline_code = result.decline_code or "card_declined"

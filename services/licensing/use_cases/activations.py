@@ -8,7 +8,11 @@ activation happens in that same transaction (the hot path). Otherwise a failure 
 and committed *before* the company-wide password goes to auth over RPC (no row lock is held
 across a call to another service), so concurrent guesses never outrun the limit; a success
 takes it back (`admit`, or `take_back` when the work then fails). `authorize` runs the whole
-attempt through the unit of work.
+attempt through the unit of work, writing the step's audit facts (common/audit.py) in the
+step's transaction.
+
+Every history row names who acted (`actor`): the product for its own activations and
+deactivations, a portal user, staff or the system for a seat freed from outside.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common import audit
+from common.audit import PRODUCT, Actor
 from common.errors import PortalError
 from common.timeutil import iso
-from common.unit_of_work import Outcome, UnitOfWork
+from common.unit_of_work import Outcome, Staging, UnitOfWork
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
@@ -138,7 +144,7 @@ def authorize(
         gate = open_gate(work.repo, box, license_id, password, now, installation_id, client_address)
         if gate.authorized:
             outcome = step(work.repo, gate.license, gate.seats)
-            work.stage(outcome.events)
+            _commit_with(uow, work, outcome)
     if not gate.authorized:
         try:
             # an unknown license costs auth the same dummy hash: no timing difference
@@ -155,7 +161,7 @@ def authorize(
             with uow.begin() as work:
                 license = admit(work.repo, gate.failure_id, license_id)
                 outcome = step(work.repo, license, None)
-                work.stage(outcome.events)
+                _commit_with(uow, work, outcome)
         except PortalError:
             uow.run(take_back, gate.failure_id)  # no failure to count
             raise
@@ -164,22 +170,60 @@ def authorize(
     return outcome.result
 
 
+def _commit_with(
+    uow: UnitOfWork[LicensingRepository], work: Staging[LicensingRepository], outcome: Outcome
+) -> None:
+    """Stage the step's events and write its audit facts, in the step's transaction."""
+    work.stage(outcome.events)
+    if outcome.audit:
+        if uow.audit_table is None:
+            raise TypeError("this unit of work has no audit table for Outcome.audit")
+        audit.record(work.session, uow.audit_table, outcome.audit)
+
+
+def history_event(
+    license: License,
+    type_: str,
+    now: datetime,
+    installation_id: str,
+    machine_name: str | None,
+    source: str,
+    actor: Actor,
+    reason: str | None = None,
+) -> HistoryEvent:
+    """A history row of `license`, naming who acted."""
+    return HistoryEvent(
+        license_pk=license.id,
+        type=type_,
+        at=now,
+        installation_id=installation_id,
+        machine_name=machine_name,
+        source=source,
+        reason=reason,
+        actor_type=actor.type,
+        actor_user_id=actor.user_id,
+        actor_email=actor.email,
+    )
+
+
 def _refusal(
     repo: LicensingRepository,
     license: License,
     data: dict[str, Any],
     reason: str,
+    actor: Actor,
     now: datetime,
 ) -> None:
     repo.add_later(
-        HistoryEvent(
-            license_pk=license.id,
-            type=domain.ACTIVATION_REFUSED,
-            at=now,
-            installation_id=data["installation_id"],
-            machine_name=data["machine_name"],
-            source="product",
-            reason=reason,
+        history_event(
+            license,
+            domain.ACTIVATION_REFUSED,
+            now,
+            data["installation_id"],
+            data["machine_name"],
+            "product",
+            actor,
+            reason,
         )
     )
 
@@ -190,19 +234,21 @@ def activate(
     data: dict[str, Any],
     now: datetime,
     seats: SeatFacts | None = None,
+    actor: Actor = PRODUCT,
 ) -> Outcome:
     """Activate on a machine; the caller holds the license row lock.
 
     Result: `{"activation": {...}, "claims": {...}, "created": bool}`. A refusal (expired,
     suspended, no seat) is recorded in history and returned as `Outcome.error`, to be raised
-    after commit.
+    after commit. A new installation is `installation_activated` in the audit trail (a
+    re-activation takes no new seat and is history only).
     """
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
-        _refusal(repo, license, data, LicenseSuspended.code, now)
+        _refusal(repo, license, data, LicenseSuspended.code, actor, now)
         return Outcome(error=LicenseSuspended(details={"license_id": license.license_id}))
     if status == domain.EXPIRED:
-        _refusal(repo, license, data, LicenseExpired.code, now)
+        _refusal(repo, license, data, LicenseExpired.code, actor, now)
         return Outcome(
             error=LicenseExpired(
                 details={
@@ -217,7 +263,7 @@ def activate(
         current = repo.touch_installation(current_pk, data["machine_name"], now)
         history_type, created = domain.REACTIVATED, False
     elif not domain.has_free_seat(license.seats, in_use):
-        _refusal(repo, license, data, NoSeatsAvailable.code, now)
+        _refusal(repo, license, data, NoSeatsAvailable.code, actor, now)
         return Outcome(
             error=NoSeatsAvailable(
                 details={
@@ -239,18 +285,21 @@ def activate(
         repo.insert(current)
         history_type, created = domain.ACTIVATED, True
     repo.insert(
-        HistoryEvent(
-            license_pk=license.id,
-            type=history_type,
-            at=now,
-            installation_id=current.installation_id,
-            machine_name=current.machine_name,
-            source="product",
+        history_event(
+            license,
+            history_type,
+            now,
+            current.installation_id,
+            current.machine_name,
+            "product",
+            actor,
         )
     )
     view = views.installation_view(current)
+    facts = []
     if created:
         events.append(("installation_activated", views.installation_event(license, view, now)))
+        facts.append(_fact(license, actor, "installation_activated", now, current))
     claims = domain.certificate_claims(
         license_id=license.license_id,
         customer_id=license.customer_id,
@@ -265,7 +314,23 @@ def activate(
         jti=secrets.token_hex(8),
     )
     activation = views.activation_view(license, view, status)
-    return Outcome({"activation": activation, "claims": claims, "created": created}, events)
+    result = {"activation": activation, "claims": claims, "created": created}
+    return Outcome(result, events, audit=facts)
+
+
+def _fact(
+    license: License, actor: Actor, action: str, now: datetime, installation: Installation
+) -> audit.AuditEntry:
+    """The audit trail's entry of `action` on an installation of `license`."""
+    return audit.entry(
+        license.customer_id,
+        actor,
+        action,
+        ("license", license.license_id),
+        now,
+        installation_id=installation.installation_id,
+        machine_name=installation.machine_name,
+    )
 
 
 def deactivate(
@@ -273,11 +338,13 @@ def deactivate(
     license: License,
     installation_id: str,
     source: str,
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """Free the seat of an active installation (the license row is locked by the caller).
 
-    Deactivating an installation that is no longer active answers it again, unchanged.
+    Deactivating an installation that is no longer active answers it again, unchanged (and
+    records nothing).
     """
     installation = repo.latest_installation(license.id, installation_id)
     if installation is None:
@@ -288,18 +355,23 @@ def deactivate(
     installation.deactivated_at = now
     installation.deactivated_by = source
     repo.add(
-        HistoryEvent(
-            license_pk=license.id,
-            type=domain.DEACTIVATED,
-            at=now,
-            installation_id=installation.installation_id,
-            machine_name=installation.machine_name,
-            source=source,
+        history_event(
+            license,
+            domain.DEACTIVATED,
+            now,
+            installation.installation_id,
+            installation.machine_name,
+            source,
+            actor,
         )
     )
     view = views.installation_view(installation)
+    fact = _fact(license, actor, "installation_deactivated", now, installation)
+    fact.details["source"] = source
     return Outcome(
-        view, [("installation_deactivated", views.installation_event(license, view, now))]
+        view,
+        [("installation_deactivated", views.installation_event(license, view, now))],
+        audit=[fact],
     )
 
 
@@ -309,11 +381,12 @@ def deactivate_installation(
     customer_id: str | None,
     installation_id: str,
     source: str,
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """The portal or staff free a seat (the machine is dead, lost or stolen)."""
     license = find_license(repo, license_id, customer_id, lock=True)
-    return deactivate(repo, license, installation_id, source, now)
+    return deactivate(repo, license, installation_id, source, actor, now)
 
 
 def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -4,6 +4,9 @@ A company asking about another company's license gets `LicenseNotFound`, exactly
 license that does not exist. IDs and codes arrive canonical (the entrypoints load them with
 common.schemas); staff guardrails (`domain.issue_refusal`, `domain.extension_refusal`)
 refuse what is almost surely a mistake unless the request says `force`.
+
+Each change states its fact of the company's audit trail (common/audit.py) with the actor
+the entrypoint names: staff through portalctl, a portal user, or the system (a payment).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common import audit
+from common.audit import Actor
 from common.timeutil import iso
 from common.unit_of_work import Outcome
 from services.licensing import domain, views
@@ -38,7 +43,11 @@ def refuse_unless(refusal: str | None, force: bool, details: dict[str, Any]) -> 
 
 
 def issue_license(
-    repo: LicensingRepository, box: PasswordBox, data: dict[str, Any], now: datetime
+    repo: LicensingRepository,
+    box: PasswordBox,
+    data: dict[str, Any],
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """Staff: `{customer_id, product, seats, expires_at, force}` → the license, and
     `license_issued`. Refused unless `force`: an archived product (`ProductArchived`), an
@@ -51,7 +60,7 @@ def issue_license(
         force,
         {"expires_at": iso(expires_at), "now": iso(now)},
     )
-    return new_license(repo, box, product, data, now)
+    return new_license(repo, box, product, data, actor, now)
 
 
 def new_license(
@@ -59,6 +68,7 @@ def new_license(
     box: PasswordBox,
     product: Product,
     data: dict[str, Any],
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """Issue `{customer_id, seats, expires_at}` of `product` (checked by the caller)."""
@@ -79,6 +89,26 @@ def new_license(
     return Outcome(
         views.license_view(license, now, 0),
         [("license_issued", views.license_issued(license, now))],
+        audit=[
+            _fact(
+                license,
+                actor,
+                "license_issued",
+                now,
+                product=product.code,
+                seats=license.seats,
+                expires_at=iso(license.expires_at),
+            )
+        ],
+    )
+
+
+def _fact(
+    license: License, actor: Actor, action: str, now: datetime, **details: Any
+) -> audit.AuditEntry:
+    """The audit trail's entry of `action` on `license` (its target) by `actor`."""
+    return audit.entry(
+        license.customer_id, actor, action, ("license", license.license_id), now, **details
     )
 
 
@@ -88,11 +118,31 @@ def get_license(
     license_id: str,
     customer_id: str | None,
     now: datetime,
+    reveal_password: bool = True,
 ) -> dict[str, Any]:
-    """The license with its activation password and every installation (newest first)."""
+    """The license with every installation (newest first), and its activation password
+    unless `reveal_password` is false (then `activation_password` is null)."""
     license = find_license(repo, license_id, customer_id)
-    password = box.decrypt(license.activation_password)
+    password = box.decrypt(license.activation_password) if reveal_password else None
     return views.license_detail_view(license, now, repo.installations(license.id), password)
+
+
+def reveal_license(
+    repo: LicensingRepository,
+    license_id: str,
+    customer_id: str | None,
+    actor: Actor,
+    now: datetime,
+) -> Outcome:
+    """A portal user is shown the license with its activation password: the trail records
+    `activation_password_viewed`. The result holds the password sealed (as the license
+    keeps it), since the request ledger stores it; the entrypoint opens it
+    (`views.opened_detail`), as for a rotation."""
+    license = find_license(repo, license_id, customer_id)
+    return Outcome(
+        views.sealed_detail(license, now, repo.installations(license.id)),
+        audit=[_fact(license, actor, "activation_password_viewed", now)],
+    )
 
 
 def list_licenses(
@@ -127,6 +177,7 @@ def rotate_activation_password(
     box: PasswordBox,
     license_id: str,
     customer_id: str | None,
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """A new activation password; the old one stops working with this commit.
@@ -138,38 +189,54 @@ def rotate_activation_password(
     license = find_license(repo, license_id, customer_id, lock=True)
     license.activation_password = box.encrypt(domain.new_activation_password())
     license.password_rotated_at = now
-    return Outcome(views.sealed_password(license))
+    return Outcome(
+        views.sealed_password(license),
+        audit=[_fact(license, actor, "activation_password_rotated", now)],
+    )
 
 
 def suspend(
-    repo: LicensingRepository, license_id: str, reason: str | None, now: datetime
+    repo: LicensingRepository,
+    license_id: str,
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """Staff: activations are refused from now on; `license_suspended` tells the customer.
 
     Suspending a suspended license changes only its reason (when one is given), and tells
-    nobody again.
+    nobody again; the trail records the new reason (`already_suspended: true`).
     """
     license = find_license(repo, license_id, None, lock=True)
     reason = domain.suspension_reason(reason)
     events = []
+    facts = []
     if license.suspended_at is None:
         license.suspended_at = now
         license.suspension_reason = reason
         events.append(("license_suspended", views.license_suspended(license, now)))
-    elif reason is not None:
+        facts.append(_fact(license, actor, "license_suspended", now, reason=reason))
+    elif reason is not None and reason != license.suspension_reason:
         license.suspension_reason = reason
-    return Outcome(views.license_view(license, now, repo.seats_in_use_of(license.id)), events)
+        facts.append(
+            _fact(license, actor, "license_suspended", now, reason=reason, already_suspended=True)
+        )
+    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    return Outcome(view, events, audit=facts)
 
 
-def resume(repo: LicensingRepository, license_id: str, now: datetime) -> Outcome:
+def resume(repo: LicensingRepository, license_id: str, actor: Actor, now: datetime) -> Outcome:
     """Staff: lift a suspension (`license_resumed`); a license not suspended is unchanged."""
     license = find_license(repo, license_id, None, lock=True)
     events = []
+    facts = []
     if license.suspended_at is not None:
         license.suspended_at = None
         license.suspension_reason = None
         events.append(("license_resumed", views.license_resumed(license, now)))
-    return Outcome(views.license_view(license, now, repo.seats_in_use_of(license.id)), events)
+        facts.append(_fact(license, actor, "license_resumed", now))
+    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    return Outcome(view, events, audit=facts)
 
 
 def extend(
@@ -177,6 +244,7 @@ def extend(
     license_id: str,
     expires_at: datetime,
     force: bool,
+    actor: Actor,
     now: datetime,
 ) -> Outcome:
     """Staff: move the expiry. Refused unless `force`: a perpetual license
@@ -192,11 +260,15 @@ def extend(
             "requested": iso(expires_at),
         },
     )
-    return move_expiry(repo, license, expires_at, now)
+    return move_expiry(repo, license, expires_at, actor, now)
 
 
 def move_expiry(
-    repo: LicensingRepository, license: License, expires_at: datetime, now: datetime
+    repo: LicensingRepository,
+    license: License,
+    expires_at: datetime,
+    actor: Actor,
+    now: datetime,
 ) -> Outcome:
     """Set the locked license's expiry (`license_extended`); expiry notices start again."""
     previous = license.expires_at
@@ -204,4 +276,14 @@ def move_expiry(
     return Outcome(
         views.license_view(license, now, repo.seats_in_use_of(license.id)),
         [("license_extended", views.license_extended(license, previous, now))],
+        audit=[
+            _fact(
+                license,
+                actor,
+                "license_extended",
+                now,
+                previous_expires_at=iso(previous),
+                expires_at=iso(expires_at),
+            )
+        ],
     )

@@ -8,6 +8,9 @@ another company, or perpetual for a renewal) is recorded `not_applied` and answe
 `payment_not_applied` in the same transaction, once per event: billing refunds it, so no
 charge leads nowhere. A malformed payload is parked (`park`); anything else is transient and
 goes back to the queue.
+
+The license it issues or extends is the system's doing in the company's audit trail
+(`license_issued` / `license_extended` with the payment's `receipt_number`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from common.audit import SYSTEM
 from common.parking import event_id_of
 from common.timeutil import as_utc
 from common.unit_of_work import Outcome
@@ -58,8 +62,10 @@ def apply_payment(
         return Outcome(result, [("payment_not_applied", notice)])
     repo.set_payment_license(event["event_id"], license_id)
     events = [(kind, {**body, "receipt_number": receipt}) for kind, body in outcome.events]
+    for fact in outcome.audit:
+        fact.details["receipt_number"] = receipt
     result = {"status": domain.PAYMENT_APPLIED, "receipt_number": receipt, "license_id": license_id}
-    return Outcome(result, events)
+    return Outcome(result, events, audit=outcome.audit)
 
 
 def _issue_or_extend(
@@ -83,7 +89,7 @@ def _issue_or_extend(
                 "seats": purchase["seats"],
                 "expires_at": period_end,
             }
-            outcome = new_license(repo, box, product, data, now)
+            outcome = new_license(repo, box, product, data, SYSTEM, now)
             return outcome, outcome.result["license_id"]
         if not purchase.get("license_id"):
             raise LicenseNotFound("The renewal names no license.")
@@ -94,7 +100,7 @@ def _issue_or_extend(
             raise PaymentNotApplicable(LicenseIsPerpetual.code, PERPETUAL_RENEWAL)
         if not domain.renewal_extends(license.expires_at, period_end):
             return Outcome(), license.license_id
-        return move_expiry(repo, license, period_end, now), license.license_id
+        return move_expiry(repo, license, period_end, SYSTEM, now), license.license_id
     except NOT_APPLICABLE as exc:
         raise PaymentNotApplicable(exc.code, exc.message) from exc
 

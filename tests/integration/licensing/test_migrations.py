@@ -78,3 +78,64 @@ def test_licenses_of_a_customer_id_typed_in_lower_case_come_home(database_url) -
             assert set(reason) == {None}
     finally:
         engine.dispose()
+
+
+BEFORE_AUDIT_TRAIL = "34564771c437"  # 0005: the last revision before the audit trail
+
+
+def test_history_written_before_the_audit_trail_names_what_its_source_implied(
+    database_url,
+) -> None:
+    upgrade(database_url, BEFORE_AUDIT_TRAIL)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, code, name, created_at) "
+                    "VALUES (1, 'cadpro', 'CAD Pro', now())"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO licenses (id, license_id, customer_id, product_id, seats, "
+                    "activation_password, password_rotated_at, created_at) "
+                    "VALUES (1, 'L-AAAA-AAA1', 'C0559442', 1, 1, 'token', now(), now())"
+                )
+            )
+            for pk, source in enumerate(["product", "portal", "staff", "system"], start=1):
+                connection.execute(
+                    text(
+                        "INSERT INTO history (id, license_pk, type, at, installation_id, "
+                        "machine_name, source) VALUES (:pk, 1, 'deactivated', now(), 'i', "
+                        "'PC', :source)"
+                    ),
+                    {"pk": pk, "source": source},
+                )
+        upgrade(database_url, "head")
+        with engine.connect() as connection:
+            actors = connection.execute(
+                text(
+                    "SELECT source, actor_type, actor_user_id, actor_email FROM history ORDER BY id"
+                )
+            ).all()
+            assert [tuple(row) for row in actors] == [
+                ("product", "product", None, None),
+                ("portal", "user", None, None),
+                ("staff", "staff", None, None),
+                ("system", "system", None, None),
+            ]
+            assert connection.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
+        # a row an instance of the previous release writes during the upgrade has no actor
+        # (the history view reads it as its source implies, views.history_actor)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO history (id, license_pk, type, at, installation_id, source) "
+                    "VALUES (5, 1, 'activated', now(), 'j', 'product')"
+                )
+            )
+            latest = connection.execute(text("SELECT actor_type FROM history WHERE id = 5"))
+            assert latest.scalar() is None
+    finally:
+        engine.dispose()

@@ -18,6 +18,7 @@ import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import func, select
 
+from common.audit import ActorInfo
 from common.db import Db
 from common.errors import PortalError
 from common.idempotency import RequestInfo
@@ -55,8 +56,12 @@ class FakeLicensing:
         self.calls.append("list_products")
         return [product for product in self.products.values() if product["active"]]
 
-    def get_license(self, license_id: str, customer_id: str | None = None) -> dict[str, Any]:
+    def get_license(
+        self, license_id: str, customer_id: str | None = None, reveal_password: bool = True
+    ) -> dict[str, Any]:
         self.calls.append("get_license")
+        # billing never asks for the activation password (nor audits a view of it)
+        assert reveal_password is False
         found = self.licenses.get(license_id)
         if found is None or (customer_id and found["customer_id"] != customer_id):
             raise PortalError(code="license_not_found", message="No such license.")
@@ -109,6 +114,8 @@ def billing_worker(**dependencies: Any) -> BillingService:
     RequestInfo(key, operation)` gives the next calls one, as a redelivery repeats it)."""
     dependencies.setdefault("auth", FakeAuth())
     dependencies.setdefault("request", RequestInfo(None, "billing.test"))
+    # no actor in the context data unless a test passes `actor=ActorInfo({...})`
+    dependencies.setdefault("actor", ActorInfo({}))
     return worker_factory(BillingService, **dependencies)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from common.db import alembic_config
+from services.billing.domain import Order
 from services.billing.service import MIGRATIONS
 
 BEFORE = "ed3d0c2d365b"  # 0002: the last revision before canonical identifiers
@@ -98,4 +100,38 @@ def test_existing_records_become_canonical_and_one_license_keeps_one_recurring_p
         assert db.execute(text("SELECT status FROM invoices")).scalar() == "cancelled"
         methods = db.execute(text("SELECT customer_id FROM payment_methods")).scalar()
         assert methods == "C1000001"
+    engine.dispose()
+
+
+AUDIT_TRAIL = "c3a8f1e05d72"  # 0004: the audit trail
+BEFORE_AUDIT_TRAIL = "6d42dd746948"  # 0003
+
+
+def test_the_audit_trail_starts_empty_and_orders_written_before_it_still_settle(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    upgrade(engine, BEFORE_AUDIT_TRAIL)
+    # an order priced before orders kept their buyer, still pending when the release ships
+    old_order = {
+        "kind": "new", "customer_id": "C1000001", "plan": "cad-m", "product_code": "cadpro",
+        "interval": "month", "seats": 2, "unit_amount": 4900, "amount": 9800,
+        "currency": "EUR", "period_start": T0.isoformat(), "period_end": T0.isoformat(),
+        "license_id": None, "card": {"token": "t"}, "product_name": "CAD Pro",
+    }  # fmt: skip
+    upgrade(engine, "head")
+    with engine.connect() as db:
+        assert db.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
+        indexes = {row[1] for row in db.execute(text("PRAGMA index_list('audit_events')"))}
+        assert "ix_audit_events_customer_at" in indexes
+    assert Order.from_json(json.dumps(old_order)).actor is None
+    config = alembic_config("billing", MIGRATIONS)
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, BEFORE_AUDIT_TRAIL)
+        connection.commit()
+    with engine.connect() as db:
+        tables = {row[0] for row in db.execute(text("SELECT name FROM sqlite_master"))}
+        assert "audit_events" not in tables
+    upgrade(engine, AUDIT_TRAIL)
     engine.dispose()

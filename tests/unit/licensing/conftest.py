@@ -2,15 +2,19 @@
 
 `worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, real
 keys, a fake auth (a dict of company passwords), a list that records what would be
-published and a `FixedClock` that tests move.
+published, a `FixedClock` that tests move, and the worker's context data (`actor_context`:
+set `actor_context["actor"]` to act as a portal user, as the gateway does).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.testing.services import worker_factory
 
+from common.audit import ActorInfo
 from services.licensing.crypto import Keyring, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
@@ -32,7 +36,13 @@ def request_key() -> FakeRequest:
 
 
 @pytest.fixture
-def service(db, events, clock, auth, request_key) -> LicensingService:
+def actor_context() -> dict[str, Any]:
+    """The worker's context data as `AuditActor` reads it; empty: no actor (the default)."""
+    return {}
+
+
+@pytest.fixture
+def service(db, events, clock, auth, request_key, actor_context) -> LicensingService:
     """A worker with the product `cadpro` in its catalogue."""
     keys = Keys(Keyring.build(Ed25519PrivateKey.generate()), PasswordBox(b"unit-test-secret"))
     service = worker_factory(
@@ -43,6 +53,7 @@ def service(db, events, clock, auth, request_key) -> LicensingService:
         keys=keys,
         clock=clock,
         request=request_key,
+        actor=ActorInfo(actor_context),
     )
     service.create_product({"code": "cadpro", "name": "CAD Pro"})
     return service

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from common.audit import PRODUCT
 from common.db import Db
 from common.errors import PortalError
 from common.unit_of_work import UnitOfWork
 from services.licensing import domain
-from services.licensing.models import EventOutbox
+from services.licensing.models import AuditEvent, EventOutbox
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases import activations
 from tests.unit.licensing.support import COMPANY, COMPANY_PASSWORD
@@ -25,7 +26,7 @@ from tests.unit.licensing.support import COMPANY, COMPANY_PASSWORD
 
 @pytest.fixture
 def uow(db, events) -> UnitOfWork[LicensingRepository]:
-    return UnitOfWork(db, LicensingRepository, EventOutbox, events)
+    return UnitOfWork(db, LicensingRepository, EventOutbox, events, audit_table=AuditEvent)
 
 
 @pytest.fixture
@@ -112,10 +113,11 @@ def test_the_license_password_path_is_one_transaction_and_never_asks_auth(
     assert result["created"] is True
     assert auth.asked == []
     # the locked license, the failures with the seat facts, the installation, its history,
-    # the staged event; then the event marked published
+    # the staged event, the audit trail's fact; then the event marked published
     assert statements()[seen:] == [
         "SELECT",
         "SELECT",
+        "INSERT",
         "INSERT",
         "INSERT",
         "INSERT",
@@ -175,7 +177,7 @@ def test_when_the_admitted_work_fails_no_failure_counts(uow, service, clock, db,
             COMPANY_PASSWORD,
             now,
             lambda repo, license, _seats: activations.deactivate(
-                repo, license, "never-activated", "product", now
+                repo, license, "never-activated", "product", PRODUCT, now
             ),
         )
     assert caught.value.code == "installation_not_found"

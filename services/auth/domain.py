@@ -1,4 +1,5 @@
-"""Account rules as plain Python: logins, passwords, tokens, throttling and password requests."""
+"""Account rules as plain Python: logins, passwords, tokens, throttling, password requests,
+and the users of a company (roles, statuses, notices, the last owner)."""
 
 from __future__ import annotations
 
@@ -184,3 +185,100 @@ def may_send_reset_email(recent_requests: list[datetime], now: datetime) -> bool
 
 def reset_url(portal_url: str, raw_token: str) -> str:
     return f"{portal_url}/reset-password#token={raw_token}"
+
+
+def accept_url(portal_url: str, raw_token: str) -> str:
+    """The link of an invitation: the token rides the fragment, which no server logs."""
+    return f"{portal_url}/accept-invitation#token={raw_token}"
+
+
+# --- users of a company ----------------------------------------------------------------------
+
+OWNER, LICENSE_ADMIN, BILLING, VIEWER = "owner", "license_admin", "billing", "viewer"
+ROLES = (OWNER, LICENSE_ADMIN, BILLING, VIEWER)
+INVITED, ACTIVE, DISABLED = "invited", "active", "disabled"
+STATUSES = (INVITED, ACTIVE, DISABLED)
+
+USER_ID_PREFIX = "U-"
+# the alphabet of license IDs (services/licensing/domain.py): no 0/O, 1/I/L to misread
+USER_ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+USER_ID_GROUP = 4
+
+# The notices a user may choose (security notices are no preference: they always go).
+INSTALLATION_ACTIVATED = "installation_activated"
+LICENSE_EXPIRING = "license_expiring"
+RECEIPTS = "receipts"
+PAYMENT_FAILED = "payment_failed"
+NOTICES = (INSTALLATION_ACTIVATED, LICENSE_EXPIRING, RECEIPTS, PAYMENT_FAILED)
+LICENSE_NOTICES = (INSTALLATION_ACTIVATED, LICENSE_EXPIRING)
+BILLING_NOTICES = (RECEIPTS, PAYMENT_FAILED)
+
+# which notices a role may receive: what its work is about
+ROLE_NOTICES: dict[str, tuple[str, ...]] = {
+    OWNER: NOTICES,
+    LICENSE_ADMIN: LICENSE_NOTICES,
+    BILLING: BILLING_NOTICES,
+    VIEWER: LICENSE_NOTICES,
+}
+# which are on for a new user of the role: a viewer reads, and chooses what to hear of
+ROLE_DEFAULT_NOTICES: dict[str, tuple[str, ...]] = {
+    OWNER: NOTICES,
+    LICENSE_ADMIN: LICENSE_NOTICES,
+    BILLING: BILLING_NOTICES,
+    VIEWER: (),
+}
+
+
+def new_user_id() -> str:
+    """An opaque user ID such as `U-7KQX-M2PD` (about 40 bits; uniqueness is checked)."""
+    groups = (
+        "".join(secrets.choice(USER_ID_ALPHABET) for _ in range(USER_ID_GROUP)) for _ in range(2)
+    )
+    return USER_ID_PREFIX + "-".join(groups)
+
+
+def notices_of(role: str) -> tuple[str, ...]:
+    """The notices `role` may receive.
+
+    >>> notices_of("billing")
+    ('receipts', 'payment_failed')
+    """
+    return ROLE_NOTICES[role]
+
+
+def default_preferences(role: str) -> dict[str, bool]:
+    """The preferences of a new user of `role`: each notice on or off.
+
+    >>> default_preferences("viewer")["license_expiring"]
+    False
+    """
+    return {notice: notice in ROLE_DEFAULT_NOTICES[role] for notice in NOTICES}
+
+
+def preferences_for_role(preferences: dict[str, bool], role: str) -> dict[str, bool]:
+    """`preferences` with the notices `role` may not receive turned off (a new role keeps
+    what it may still have, and hears nothing that its work is not about)."""
+    allowed = ROLE_NOTICES[role]
+    return {notice: bool(preferences.get(notice)) and notice in allowed for notice in NOTICES}
+
+
+def refused_notices(changes: dict[str, bool], role: str) -> list[str]:
+    """The notices of `changes` turned on that `role` may not receive (sorted)."""
+    return sorted(n for n, on in changes.items() if on and n not in ROLE_NOTICES[role])
+
+
+def leaves_no_active_owner(active_owners: set[str], user_id: str, active_owner_after: bool) -> bool:
+    """Whether a change to `user_id` (a new role, disabled, removed) leaves the company
+    without an active owner: `active_owners` are the user IDs of its active owners now.
+
+    A change to anyone who is not an active owner now takes no owner away (a company
+    whose contact has not set a password yet may have none at all).
+
+    >>> leaves_no_active_owner({"U-A"}, "U-A", False)
+    True
+    >>> leaves_no_active_owner({"U-A", "U-B"}, "U-A", False)
+    False
+    """
+    if user_id not in active_owners or active_owner_after:
+        return False
+    return not (active_owners - {user_id})

@@ -48,13 +48,37 @@ class PasswordAlreadySet(Conflict):
     )
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    message = "No user with this ID in this company."
+
+
+class LastOwner(Conflict):
+    code = "last_owner"
+    message = "The company must keep at least one active owner."
+
+
+class ContactIsOwner(Conflict):
+    code = "contact_is_owner"
+    message = "The company's contact is always an owner; staff can change the contact."
+
+
+class InvitationNotPending(Conflict):
+    code = "invitation_not_pending"
+    message = "This user has accepted the invitation or is disabled: there is none to resend."
+
+
 __all__ = [
     "CompanyNotFound",
+    "ContactIsOwner",
     "EmailTaken",
     "InvalidCredentials",
     "InvalidToken",
+    "InvitationNotPending",
+    "LastOwner",
     "PasswordAlreadySet",
     "TooManyAttempts",
     "Unauthenticated",
+    "UserNotFound",
     "WeakPassword",
 ]

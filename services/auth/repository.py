@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from common import identifiers
+from common import audit, identifiers
 from common.db import add_unique, advisory_xact_lock
 from services.auth.models import (
+    AuditEvent,
     AuthBase,
     Company,
     LoginFailure,
@@ -17,6 +19,7 @@ from services.auth.models import (
     PasswordToken,
     ResetRequestAddress,
     Session,
+    User,
 )
 
 QUEUED, OPEN, CLOSED = "queued", "open", "closed"  # PasswordRequest.status
@@ -97,10 +100,9 @@ class AuthRepository:
             )
         )
 
-    def revoke_sessions(self, company_id: int, now: datetime, keep_id: int | None = None) -> int:
-        query = update(Session).where(
-            Session.company_id == company_id, Session.revoked_at.is_(None)
-        )
+    def revoke_sessions(self, user_pk: int, now: datetime, keep_id: int | None = None) -> int:
+        """Revoke the live sessions of one user (but `keep_id`'s)."""
+        query = update(Session).where(Session.user_pk == user_pk, Session.revoked_at.is_(None))
         if keep_id is not None:
             query = query.where(Session.id != keep_id)
         return self.session.execute(query.values(revoked_at=now)).rowcount
@@ -129,9 +131,10 @@ class AuthRepository:
         self.session.delete(request)
         self.session.flush()
 
-    def open_request(self, request: PasswordRequest, company_id: int) -> None:
-        """A resolved reset request: it names its company now, and no longer the login."""
-        request.status, request.company_id, request.login = OPEN, company_id, None
+    def open_request(self, request: PasswordRequest, user: User) -> None:
+        """A resolved reset request: it names its user now, and no longer the login."""
+        request.status, request.company_id, request.login = OPEN, user.company_id, None
+        request.user_pk = user.id
         self.session.flush()
 
     def live_request(self, request_id: str, now: datetime) -> PasswordRequest | None:
@@ -144,12 +147,12 @@ class AuthRepository:
             )
         )
 
-    def recent_reset_requests(self, company_id: int, since: datetime) -> list[datetime]:
-        """When the reset requests of the company that were emailed since `since` were made."""
+    def recent_reset_requests(self, user_pk: int, since: datetime) -> list[datetime]:
+        """When the reset requests of the user that were emailed since `since` were made."""
         return list(
             self.session.scalars(
                 select(PasswordRequest.created_at).where(
-                    PasswordRequest.company_id == company_id,
+                    PasswordRequest.user_pk == user_pk,
                     PasswordRequest.purpose == "reset",
                     PasswordRequest.status != QUEUED,
                     PasswordRequest.created_at > since,
@@ -176,32 +179,47 @@ class AuthRepository:
     def prune_queued_resets(self, before: datetime) -> None:
         self.session.execute(delete(ResetRequestAddress).where(ResetRequestAddress.at < before))
 
-    def consume_token(self, token_hash: str, now: datetime) -> int | None:
-        """Mark the token used, atomically; the company ID, or None if it was not usable."""
+    def consume_token(
+        self, token_hash: str, purposes: tuple[str, ...], now: datetime
+    ) -> int | None:
+        """Mark the token used, atomically, if it is of one of `purposes`; its user's
+        primary key, or None if it was not usable."""
         result = self.session.execute(
             update(PasswordToken)
             .where(
                 PasswordToken.token_hash == token_hash,
+                PasswordToken.purpose.in_(purposes),
                 PasswordToken.used_at.is_(None),
                 PasswordToken.expires_at > now,
             )
             .values(used_at=now)
-            .returning(PasswordToken.company_id)
+            .returning(PasswordToken.user_pk)
         )
         return result.scalar()
 
-    def invalidate_tokens(self, company_id: int, now: datetime) -> None:
-        """Void every outstanding token of the company, and close its open requests (no
+    def invalidate_tokens(self, user_pk: int, now: datetime) -> None:
+        """Void every outstanding token of the user, and close their open requests (no
         new link is made for them)."""
         self.session.execute(
             update(PasswordToken)
-            .where(PasswordToken.company_id == company_id, PasswordToken.used_at.is_(None))
+            .where(PasswordToken.user_pk == user_pk, PasswordToken.used_at.is_(None))
             .values(used_at=now)
         )
         self.session.execute(
             update(PasswordRequest)
-            .where(PasswordRequest.company_id == company_id, PasswordRequest.status == OPEN)
+            .where(PasswordRequest.user_pk == user_pk, PasswordRequest.status == OPEN)
             .values(status=CLOSED, closed_at=now)
+        )
+
+    def invitation_expires_at(self, user_pk: int, now: datetime) -> datetime | None:
+        """When the user's open invitation expires (None: none open)."""
+        return self.session.scalar(
+            select(func.max(PasswordRequest.expires_at)).where(
+                PasswordRequest.user_pk == user_pk,
+                PasswordRequest.purpose.in_(("invite", "setup")),
+                PasswordRequest.status == OPEN,
+                PasswordRequest.expires_at > now,
+            )
         )
 
     def prune_requests(self, expired_before: datetime) -> None:
@@ -211,6 +229,59 @@ class AuthRepository:
         self.session.execute(
             delete(PasswordRequest).where(PasswordRequest.expires_at < expired_before)
         )
+
+    # users
+    def lock_company(self, company_id: int) -> None:
+        """Serialise the changes to a company's users until commit: two owners demoting
+        each other at once must not both find another active owner."""
+        self.company_by_id(company_id, lock=True)
+
+    def user_by_pk(self, user_pk: int, lock: bool = False) -> User | None:
+        """The user of a primary key; with `lock`, locked until commit and read afresh (a
+        copy read before the lock may predate another transaction's change)."""
+        query = select(User).where(User.id == user_pk)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def user_by_email(self, email: str) -> User | None:
+        """The user whose email is `email` (normalised: stored lower-cased), in any company."""
+        return self.session.scalar(select(User).where(User.email == email))
+
+    def user_by_user_id(self, user_id: str) -> User | None:
+        """The user of `user_id` in any case and with spaces around (stored canonical)."""
+        return self.session.scalar(select(User).where(User.user_id == identifiers.user_id(user_id)))
+
+    def contact_of(self, company_id: int) -> User | None:
+        return self.session.scalar(
+            select(User).where(User.company_id == company_id, User.is_contact.is_(True))
+        )
+
+    def users_of(self, company_id: int) -> list[User]:
+        """The company's users: the contact first, then by email."""
+        return list(
+            self.session.scalars(
+                select(User)
+                .where(User.company_id == company_id)
+                .order_by(User.is_contact.desc(), User.email)
+            )
+        )
+
+    def user_id_exists(self, user_id: str) -> bool:
+        return self.user_by_user_id(user_id) is not None
+
+    def delete_user(self, user: User) -> None:
+        """Forget a user with their sessions, requests and tokens (the audit trail keeps
+        their email)."""
+        self.session.execute(delete(PasswordToken).where(PasswordToken.user_pk == user.id))
+        self.session.execute(delete(PasswordRequest).where(PasswordRequest.user_pk == user.id))
+        self.session.execute(delete(Session).where(Session.user_pk == user.id))
+        self.session.delete(user)
+        self.session.flush()
+
+    # the audit trail
+    def audit_page(self, query: audit.AuditQuery) -> list[dict[str, Any]]:
+        return audit.page(self.session, AuditEvent, query)
 
     # failed password checks
     def lock_attempts(self, key: str) -> None:

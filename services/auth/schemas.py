@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from common.errors import ValidationFailed
+from common.identifiers import user_id as canonical_user_id
 from common.schemas import (
     CLIENT_ADDRESS_MAX,
     TOKEN_MAX,
@@ -15,11 +16,14 @@ from common.schemas import (
     Text,
     text_arg,
 )
+from services.auth.domain import NOTICES, ROLES
 
 LOGIN_MAX = 254
 PASSWORD_MAX = 1024  # a bound on what we hash; the policy's own maximum is lower
 QUERY_MAX = 200  # how much of a `find_companies` query is looked at
 REQUEST_ID_MAX = 32  # `password_link`'s request IDs (ours are 32 hex digits)
+USER_ID_MAX = 32  # a bound on what is looked up (ours are U-XXXX-XXXX)
+NOTICE_MAX = 64
 
 
 def _not_blank(value: str) -> bool:
@@ -53,6 +57,47 @@ class UpdateCompany(StrictSchema):
     def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data:
             raise ValidationError(f"Give at least one of: {', '.join(COMPANY_FIELDS)}.")
+
+
+class InviteUser(StrictSchema):
+    email = _email(required=True)
+    name = Text(200, validate=_not_blank)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class UpdateUser(StrictSchema):
+    """`update_user`'s payload: the fields to change, at least one."""
+
+    name = Text(200, required=False, validate=_not_blank)
+    role = fields.String(required=False, validate=validate.OneOf(ROLES))
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one of: name, role.")
+
+
+def _strict_boolean() -> fields.Boolean:
+    """true or false only: "yes" or 1 is more likely a client's mistake than a choice."""
+    return fields.Boolean(required=False, truthy={True}, falsy={False})
+
+
+class Preferences(StrictSchema):
+    """Notices to turn on (true) or off (false); those not named stay as they are."""
+
+    installation_activated = _strict_boolean()
+    license_expiring = _strict_boolean()
+    receipts = _strict_boolean()
+    payment_failed = _strict_boolean()
+
+
+class UpdatePreferences(StrictSchema):
+    preferences = fields.Nested(Preferences, required=True)
+
+
+class AcceptInvitation(StrictSchema):
+    token = Text(TOKEN_MAX)
+    password = Text(PASSWORD_MAX)
 
 
 class Login(StrictSchema):
@@ -100,3 +145,19 @@ def address_arg(value: Any) -> str | None:
 def query_arg(value: Any) -> str:
     """`find_companies`' query: any value, as text, cut to QUERY_MAX ("" lists the first 50)."""
     return str(value)[:QUERY_MAX]
+
+
+def user_id_arg(value: Any) -> str:
+    """A user ID argument in canonical form, or "" (names nobody: `user_not_found`) when
+    `lookup_arg` refuses it."""
+    return canonical_user_id(lookup_arg(value, USER_ID_MAX))
+
+
+def notice_arg(value: Any) -> str:
+    """A notice name (`domain.NOTICES`), or a `validation_error` naming `notice`."""
+    if value not in NOTICES:
+        raise ValidationFailed(
+            "Invalid value for: notice.",
+            details={"fields": {"notice": [f"Use one of: {', '.join(NOTICES)}."]}},
+        )
+    return value

@@ -1,4 +1,5 @@
-"""The auth service: companies, the company-wide password, sessions and password resets."""
+"""The auth service: companies and their users, the company-wide password, sessions,
+password resets, invitations, notification preferences, and auth's part of the audit trail."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from nameko.timer import timer
 
-from common import settings
+from common import audit, identifiers, settings
+from common.audit import AuditActor
 from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
@@ -19,8 +21,8 @@ from common.rpc import BusCaller, rpc
 from common.schemas import TOKEN_MAX, customer_id_arg, load
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
-from services.auth import domain, schemas, use_cases
-from services.auth.models import EventOutbox, HandledRequest
+from services.auth import domain, schemas, use_cases, users
+from services.auth.models import AuditEvent, EventOutbox, HandledRequest
 from services.auth.repository import AuthRepository
 from services.auth.schemas import (
     LOGIN_MAX,
@@ -28,7 +30,9 @@ from services.auth.schemas import (
     REQUEST_ID_MAX,
     address_arg,
     lookup_arg,
+    notice_arg,
     query_arg,
+    user_id_arg,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,11 +51,19 @@ class AuthService:
     clock = Clock()
     caller = BusCaller()
     request = Requests()
+    actor = AuditActor()
     metrics = Metrics(outbox=True)
 
     @property
     def _uow(self) -> UnitOfWork[AuthRepository]:
-        return UnitOfWork(self.db, AuthRepository, EventOutbox, self.events, ledger=HandledRequest)
+        return UnitOfWork(
+            self.db,
+            AuthRepository,
+            EventOutbox,
+            self.events,
+            ledger=HandledRequest,
+            audit_table=AuditEvent,
+        )
 
     @rpc
     def ping(self) -> dict[str, str]:
@@ -125,10 +137,14 @@ class AuthService:
     @rpc(expected_exceptions=PortalError)
     def login(self, payload: dict[str, Any]) -> dict[str, Any]:
         """`{"login": "C1234567" | "ada@acme.test", "password": "...", "client_address":
-        "203.0.113.7"}` (the address optional) → a session.
+        "203.0.113.7"}` (the address optional) → a session of the user the login names (a
+        customer ID names the company's contact, an email its user).
 
-        → `{"token": "...", "expires_at": "...", "company": {...}}`; `invalid_credentials`
-        for a wrong password and an unknown login alike; `too_many_attempts` with
+        → `{"token": "...", "expires_at": "...", "company": {...}, "user": {"user_id":
+        "U-7KQX-M2PD", "email": "ada@acme.test", "name": "Ada", "role": "owner"}}`;
+        `invalid_credentials` for a wrong password, an unknown login, an invited or a
+        disabled user alike (audited `login_failed` when it names a user, `login_succeeded`
+        on success); `too_many_attempts` with
         `details.retry_after` (seconds) while the failures of this login from this address,
         or of this address, make it wait (growing delays; another address is not slowed).
         """
@@ -143,7 +159,9 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def authenticate(self, token: str) -> dict[str, Any]:
-        """A session token → its company; `unauthenticated` when missing, expired or revoked."""
+        """A session token → its company with its user: `{"customer_id": "C1234567", …,
+        "user": {"user_id": "U-7KQX-M2PD", "email": …, "name": …, "role": "owner"}}`;
+        `unauthenticated` when missing, expired, revoked, or its user disabled or removed."""
         return self._uow.read(
             use_cases.authenticate, lookup_arg(token, TOKEN_MAX), self.clock.now()
         )
@@ -156,8 +174,9 @@ class AuthService:
     @rpc(expected_exceptions=PortalError)
     def change_password(self, token: str, payload: dict[str, Any]) -> None:
         """`{"current_password", "new_password", "client_address": "203.0.113.7"}` (the
-        address optional); revokes every other session of the company. A redelivered
-        request changes nothing twice (and counts no second failure).
+        address optional): changes the session user's password (the contact's is the
+        company-wide one); revokes every other session of that user. A redelivered request
+        changes nothing twice (and counts no second failure). Audited `password_changed`.
 
         `invalid_credentials` ("The current password is incorrect.") counts toward the
         login throttle of the company from that address; `too_many_attempts` with
@@ -200,10 +219,12 @@ class AuthService:
 
     @rpc(expected_exceptions=PortalError)
     def confirm_password_reset(self, payload: dict[str, Any]) -> None:
-        """`{"token", "new_password"}`: sets the password once; `invalid_token` otherwise.
+        """`{"token", "new_password"}`: sets the password once; `invalid_token` otherwise
+        (also for an invitation's token: `accept_invitation` takes those).
 
-        Revokes every session: a reset does not log anyone in. A redelivered request
-        answers as the first did, not `invalid_token` for the token it used.
+        Revokes every session of the user: a reset does not log anyone in. A redelivered
+        request answers as the first did, not `invalid_token` for the token it used.
+        Audited `password_reset`.
         """
         data = load(schemas.ResetConfirm(), payload)
         token = data["token"]
@@ -239,7 +260,8 @@ class AuthService:
         """For notify, when it sends a set-up or reset email: a link with a fresh token.
 
         `"9f3c…"` (the `request_id` of `company_created` or `password_reset_requested`) →
-        `{"url": "https://portal.example/reset-password#token=…", "expires_at": "…"}`;
+        `{"url": "https://portal.example/reset-password#token=…", "expires_at": "…"}`; for
+        the `request_id` of `user_invited` the URL is `…/accept-invitation#token=…`;
         `invalid_token` once the request is unknown, expired or closed (password set);
         `forbidden` to any caller but notify and staff (a link opens the account).
         """
@@ -249,6 +271,177 @@ class AuthService:
             lookup_arg(request_id, REQUEST_ID_MAX),
             self.clock.now(),
             settings.portal_url(),
+        )
+
+    # --- the users of a company ------------------------------------------------------------
+
+    @rpc(expected_exceptions=PortalError)
+    def list_users(self, customer_id: str) -> dict[str, Any]:
+        """`"C1234567"` → `{"users": [{"user_id": "U-7KQX-M2PD", "email": "ada@acme.test",
+        "name": "Ada", "role": "owner", "status": "active", "contact": true, "created_at":
+        "…", "last_login_at": "…", "invitation_expires_at": null}, …]}`, the contact first,
+        then by email; `company_not_found`."""
+        return self._uow.read(users.list_users, customer_id_arg(customer_id), self.clock.now())
+
+    @rpc(expected_exceptions=PortalError)
+    def invite_user(self, customer_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """`("C1234567", {"email": "bob@acme.test", "name": "Bob", "role": "license_admin"})`
+        → the user (`"status": "invited"`, `invitation_expires_at` in 7 days); `user_invited`
+        has notify email the invitation link. `email_taken` (409) when any user of any
+        company has the email. Audited `user_invited`."""
+        customer_id = customer_id_arg(customer_id)
+        data = load(schemas.InviteUser(), payload)
+        once = self.request.once(customer_id, data)
+        return self._uow.run(
+            users.invite_user, customer_id, data, self._actor(), self.clock.now(), once=once
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def resend_invitation(self, customer_id: str, user_id: str) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD")` → the user, with a new invitation (earlier links
+        stop working; a new `user_invited`). `invitation_not_pending` (409) for a user who is
+        not `invited`; `user_not_found`. Audited `invitation_resent`."""
+        customer_id, user_id = customer_id_arg(customer_id), user_id_arg(user_id)
+        once = self.request.once(customer_id, user_id)
+        return self._uow.run(
+            users.resend_invitation,
+            customer_id,
+            user_id,
+            self._actor(),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def accept_invitation(self, payload: dict[str, Any]) -> None:
+        """`{"token": "<from the invitation link>", "password": "…"}` → null: the user is
+        `active` and logs in with their email (no session is opened). `invalid_token` (400)
+        for unknown, used or expired tokens and tokens of another purpose; `weak_password`
+        (422, naming `password`). Audited `invitation_accepted`."""
+        data = load(schemas.AcceptInvitation(), payload)
+        token = data["token"]
+        # as confirm_password_reset: the token's hash is the scope
+        scope = "invite:" + domain.hash_token(token)[:RESET_SCOPE_DIGITS]
+        once = self.request.once(scope, token, data["password"])
+        self._uow.run(users.accept_invitation, token, data["password"], self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
+    def update_user(
+        self, customer_id: str, user_id: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD", {"role": "viewer"})` (`name` and/or `role`) → the
+        user. A new role turns off the notices it may not receive and publishes
+        `user_role_changed`; `contact_is_owner` (409) for the contact's role; `last_owner`
+        (409) when no active owner would remain; `user_not_found`. Audited
+        `user_role_changed`."""
+        customer_id, user_id = customer_id_arg(customer_id), user_id_arg(user_id)
+        data = load(schemas.UpdateUser(), payload)
+        once = self.request.once(customer_id, user_id, data)
+        return self._uow.run(
+            users.update_user,
+            customer_id,
+            user_id,
+            data,
+            self._actor(),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def disable_user(self, customer_id: str, user_id: str) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD")` → the user (`"status": "disabled"`): their sessions
+        end at once, they cannot log in; `user_disabled` is published. `contact_is_owner`,
+        `last_owner` (409); `user_not_found`. Audited `user_disabled`."""
+        return self._user_change(users.disable_user, customer_id, user_id)
+
+    @rpc(expected_exceptions=PortalError)
+    def enable_user(self, customer_id: str, user_id: str) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD")` → the user, `active` again (`invited` if they never
+        set a password); `user_not_found`. Audited `user_enabled`."""
+        return self._user_change(users.enable_user, customer_id, user_id)
+
+    @rpc(expected_exceptions=PortalError)
+    def remove_user(self, customer_id: str, user_id: str) -> None:
+        """`("C1234567", "U-7KQX-M2PD")` → null: the user, their sessions and links are
+        gone (removing an invited user revokes the invitation). `contact_is_owner`,
+        `last_owner` (409); `user_not_found`. Audited `user_removed` (with their email)."""
+        self._user_change(users.remove_user, customer_id, user_id)
+
+    @rpc(expected_exceptions=PortalError)
+    def find_user(self, email_or_user_id: str) -> dict[str, Any]:
+        """Staff: `"bob@acme.test"` or `"u-7kqx-m2pd"` → the user view plus its
+        `customer_id`; `user_not_found`."""
+        self.caller.check_kind("staff")
+        lookup = lookup_arg(email_or_user_id, LOGIN_MAX)
+        return self._uow.read(users.find_user, lookup, self.clock.now())
+
+    @rpc(expected_exceptions=PortalError)
+    def get_notification_preferences(self, customer_id: str, user_id: str) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD")` → `{"preferences": {"installation_activated": true,
+        "license_expiring": true, "receipts": false, "payment_failed": false}, "available":
+        ["installation_activated", "license_expiring"]}` (the notices the role may receive);
+        `user_not_found`."""
+        return self._uow.read(
+            users.get_preferences, customer_id_arg(customer_id), user_id_arg(user_id)
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def update_notification_preferences(
+        self, customer_id: str, user_id: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`("C1234567", "U-7KQX-M2PD", {"preferences": {"license_expiring": false}})`
+        (notices not named stay) → as `get_notification_preferences`. Turning on a notice
+        the role may not receive is `validation_error` naming it
+        (`details.fields.preferences.receipts`). Audited `notification_preferences_changed`."""
+        customer_id, user_id = customer_id_arg(customer_id), user_id_arg(user_id)
+        data = load(schemas.UpdatePreferences(), payload)
+        once = self.request.once(customer_id, user_id, data)
+        return self._uow.run(
+            users.update_preferences,
+            customer_id,
+            user_id,
+            data["preferences"],
+            self._actor(),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def notice_recipients(self, customer_id: str, notice: str) -> list[dict[str, Any]]:
+        """For notify (and staff): `("C1234567", "receipts")` → `[{"user_id": "U-7KQX-M2PD",
+        "email": "ada@acme.test", "name": "Ada"}, …]`, the company's users who receive the
+        notice (`installation_activated`, `license_expiring`, `receipts`, `payment_failed`),
+        contact first; `company_not_found`; `forbidden` to any other caller."""
+        self.caller.check_kind("notify", "staff")
+        return self._uow.read(
+            users.notice_recipients, customer_id_arg(customer_id), notice_arg(notice)
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def list_audit_events(
+        self, customer_id: str, query: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """auth's page of a company's audit trail: `("C1234567", {"limit": 50, "before":
+        "<next_before of the previous page>", "user_id": null, "action": "login_failed",
+        "since": "2026-12-01", "until": null})` → `[{"event_id", "at", "actor": {"type":
+        "user", "user_id", "email"}, "action", "target": {"type": "user", "id"}, "details"},
+        …]`, newest first (the gateway merges it with licensing's and billing's)."""
+        customer_id = customer_id_arg(customer_id)
+        query = dict(query) if isinstance(query, dict) else {}
+        if isinstance(query.get("user_id"), str):
+            query["user_id"] = identifiers.user_id(query["user_id"])
+        audit_query = audit.query_from(customer_id, query)
+        return self._uow.read(users.list_audit_events, audit_query)
+
+    def _actor(self) -> audit.Actor:
+        """Who acts: the gateway's user, staff; else the system."""
+        return self.actor.current(audit.SYSTEM)
+
+    def _user_change(self, use_case: Any, customer_id: str, user_id: str) -> Any:
+        customer_id, user_id = customer_id_arg(customer_id), user_id_arg(user_id)
+        once = self.request.once(customer_id, user_id)
+        return self._uow.run(
+            use_case, customer_id, user_id, self._actor(), self.clock.now(), once=once
         )
 
     # eager: requests queued while the service was down are resolved at once

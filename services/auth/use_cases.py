@@ -1,5 +1,8 @@
 """The account use cases: each takes the repository, plain data and `now`.
 
+Companies, logins, sessions and passwords live here; the users of a company (invitations,
+roles, preferences, and the helpers that make and change a user) in `users.py`.
+
 Writes return an `Outcome` that `UnitOfWork.run` commits with its events; a refused password
 check is an `Outcome(error=...)`, so the failure that counts toward the throttle is committed
 before the caller hears `invalid_credentials`. Reads return the view itself.
@@ -21,60 +24,40 @@ from services.auth.exceptions import (
     PasswordAlreadySet,
     TooManyAttempts,
     Unauthenticated,
-    WeakPassword,
 )
-from services.auth.models import Company, PasswordRequest, PasswordToken, Session
-from services.auth.repository import OPEN, QUEUED, AuthRepository
+from services.auth.models import Company, PasswordRequest, PasswordToken, Session, User
+from services.auth.repository import QUEUED, AuthRepository
+from services.auth.users import (
+    check_password,
+    company_of,
+    email_in_use,
+    new_user,
+    password_request,
+    store_password,
+    token_user,
+    user_entry,
+)
 
 RESOLVE_BATCH = 100  # queued reset requests resolved per transaction (the timer loops)
 
 
-def _check_password(
-    password: str, company: Company | None, field: str = "new_password", **identity: str
-) -> None:
-    """Raise `WeakPassword` naming `field`, the payload field the password came in."""
-    if company is not None:
-        identity = {"customer_id": company.customer_id, "email": company.contact_email}
-    problems = domain.password_problems(password, **identity)
-    if problems:
-        raise WeakPassword(" ".join(problems), details={"fields": {field: problems}})
-
-
-def _email_taken() -> EmailTaken:
+def email_taken() -> EmailTaken:
     return EmailTaken(details={"fields": {"contact_email": ["Already registered."]}})
 
 
-def _company(repo: AuthRepository, customer_id: str, lock: bool = False) -> Company:
-    company = repo.company_by_customer_id(customer_id, lock=lock)
-    if company is None:
-        raise CompanyNotFound(details={"customer_id": customer_id})
-    return company
-
-
-def _setup_request(company: Company, now: datetime) -> PasswordRequest:
-    """A set-password request for a company without a password: its link is made when
-    notify sends the email (`password_link`)."""
-    return PasswordRequest(
-        request_id=domain.new_request_id(),
-        purpose="setup",
-        status=OPEN,
-        company_id=company.id,
-        created_at=now,
-        expires_at=now + domain.SETUP_LIFETIME,
-    )
-
-
 def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) -> Outcome:
+    """A company and its contact user (an owner): `active` with `password`, else `invited`
+    and emailed a set-password link."""
     email = domain.normalize_email(data["contact_email"])
     password = data.get("password")
     customer_id = domain.new_customer_id()
     while repo.customer_id_exists(customer_id):
         customer_id = domain.new_customer_id()
     if password is not None:
-        _check_password(password, None, "password", customer_id=customer_id, email=email)
+        check_password(password, None, "password", customer_id=customer_id, email=email)
     repo.lock_email(email)
-    if repo.company_by_email(email) is not None:
-        raise _email_taken()
+    if email_in_use(repo, email):
+        raise email_taken()
     company = Company(
         customer_id=customer_id,
         name=data["name"].strip(),
@@ -85,10 +68,14 @@ def create_company(repo: AuthRepository, data: dict[str, Any], now: datetime) ->
         created_at=now,
     )
     if not repo.add_unique(company):  # a concurrent create with the same email won the race
-        raise _email_taken()
+        raise email_taken()
+    status = domain.ACTIVE if password else domain.INVITED
+    contact_data = {"email": email, "name": company.contact_name, "role": domain.OWNER}
+    contact = new_user(repo, company, contact_data, status, now, contact=True)
+    contact.password_changed_at = company.password_changed_at
     setup = None
     if password is None:
-        setup = _setup_request(company, now)
+        setup = password_request(contact, "setup", now)
         repo.add(setup)
     event = views.company_created(company, setup)
     return Outcome(views.company_view(company), [("company_created", event)])
@@ -99,23 +86,25 @@ def update_company(
 ) -> Outcome:
     """Change the name, contact name and/or contact email of a company (staff).
 
-    `EmailTaken` when another company has the email (in any case). A new contact email
-    voids the password links sent to the old one (a typo's owner must not set the
-    password): `resend_invite` sends a fresh one to the new address.
+    `EmailTaken` when another company or another user has the email (in any case). The
+    contact user keeps the company's contact name and email. A new contact email voids the
+    password links sent to the old one (a typo's owner must not set the password):
+    `resend_invite` sends a fresh one to the new address.
     """
-    company = _company(repo, customer_id, lock=True)
+    company = company_of(repo, customer_id, lock=True)
+    contact = repo.contact_of(company.id)
     if "name" in changes:
         company.name = changes["name"].strip()
     if "contact_name" in changes:
-        company.contact_name = changes["contact_name"].strip()
+        company.contact_name = contact.name = changes["contact_name"].strip()
     if "contact_email" in changes:
         email = domain.normalize_email(changes["contact_email"])
         if email != company.contact_email:
             repo.lock_email(email)
-            if repo.company_by_email(email) is not None:
-                raise _email_taken()
-            company.contact_email = email
-            repo.invalidate_tokens(company.id, now)
+            if email_in_use(repo, email, contact):
+                raise email_taken()
+            company.contact_email = contact.email = email
+            repo.invalidate_tokens(contact.id, now)
     return Outcome(views.company_view(company))
 
 
@@ -127,11 +116,12 @@ def resend_invite(repo: AuthRepository, customer_id: str, now: datetime) -> Outc
     request, which notify emails like the welcome. `PasswordAlreadySet` when the company
     has a password: then a password reset is the tool, and nothing changes.
     """
-    company = _company(repo, customer_id, lock=True)
+    company = company_of(repo, customer_id, lock=True)
     if company.password_hash is not None:
         raise PasswordAlreadySet(details={"customer_id": company.customer_id})
-    repo.invalidate_tokens(company.id, now)
-    setup = _setup_request(company, now)
+    contact = repo.contact_of(company.id)
+    repo.invalidate_tokens(contact.id, now)
+    setup = password_request(contact, "setup", now)
     repo.add(setup)
     event = views.company_invited(company, setup)
     return Outcome(views.invite_view(company), [("company_invited", event)])
@@ -160,10 +150,41 @@ def _find_company(repo: AuthRepository, login: str) -> Company | None:
     return repo.company_by_customer_id(login)
 
 
-def _throttle_key(login: str, company: Company | None) -> str:
-    # both login forms of one company share one counter, and so does its company-wide
-    # password tried at an activation (by customer ID)
-    return f"company:{company.id}" if company else f"login:{domain.normalize_login(login)}"
+def _find_user(repo: AuthRepository, login: str) -> tuple[Company | None, User | None]:
+    """The user a login names: an email names its user (in any company), a customer ID
+    the company's contact user."""
+    login = login.strip()
+    if domain.looks_like_email(login):
+        user = repo.user_by_email(domain.normalize_email(login))
+        if user is None:
+            return None, None
+        return repo.company_by_id(user.company_id), user
+    company = repo.company_by_customer_id(login)
+    if company is None:
+        return None, None
+    return company, repo.contact_of(company.id)
+
+
+def _company_key(company: Company) -> str:
+    return f"company:{company.id}"
+
+
+def _throttle_key(login: str, user: User | None) -> str:
+    # both login forms of the contact share one counter with the company-wide password
+    # tried at an activation (by customer ID); every other user has their own
+    if user is None:
+        return f"login:{domain.normalize_login(login)}"
+    return f"company:{user.company_id}" if user.is_contact else f"user:{user.id}"
+
+
+def _password_hash(company: Company | None, user: User | None) -> str | None:
+    """The hash a login of `user` is checked against; None (no password matches) for an
+    unknown login and for users who are invited or disabled."""
+    if user is None or company is None:
+        return None
+    if user.is_contact:
+        return company.password_hash  # the company-wide password
+    return user.password_hash if user.status == domain.ACTIVE else None
 
 
 def _check_throttle(repo: AuthRepository, key: str, address: str, now: datetime) -> None:
@@ -216,34 +237,66 @@ def login(
     client_address: str | None,
     now: datetime,
 ) -> Outcome:
-    """A session for the company, or `InvalidCredentials`; unknown logins look the same."""
-    company = _find_company(repo, login_name)
-    key = _throttle_key(login_name, company)
+    """A session for the user the login names, or `InvalidCredentials`; unknown logins,
+    invited and disabled users look the same (and cost the same work).
+
+    Audited: `login_succeeded`, and `login_failed` for a login that names a user (an unknown
+    login names no company to file it under).
+    """
+    company, user = _find_user(repo, login_name)
+    key = _throttle_key(login_name, user)
     address = domain.address_key(client_address)
-    password_hash = company.password_hash if company else None
+    password_hash = _password_hash(company, user)
     if not _password_matches(repo, key, address, password_hash, password, now):
-        return Outcome(error=InvalidCredentials())
+        entries = []
+        if user is not None:
+            entries.append(user_entry(company, user, "login_failed", now, reason=_why(user)))
+        return Outcome(error=InvalidCredentials(), audit=entries)
     raw, token_hash = domain.new_token()
     expires_at = now + domain.SESSION_LIFETIME
     repo.add(
-        Session(company_id=company.id, token_hash=token_hash, created_at=now, expires_at=expires_at)
+        Session(
+            company_id=company.id,
+            user_pk=user.id,
+            token_hash=token_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
     )
-    if passwords.needs_rehash(company.password_hash):
-        company.password_hash = passwords.hash_password(password)
-    return Outcome(views.session_view(raw, expires_at, company))
+    user.last_login_at = now
+    if passwords.needs_rehash(password_hash):
+        if user.is_contact:
+            company.password_hash = passwords.hash_password(password)
+        else:
+            user.password_hash = passwords.hash_password(password)
+    return Outcome(
+        views.session_view(raw, expires_at, company, user),
+        audit=[user_entry(company, user, "login_succeeded", now)],
+    )
 
 
-def _live_session(repo: AuthRepository, token: str, now: datetime) -> tuple[Session, Company]:
+def _why(user: User) -> str:
+    """The `login_failed` reason the trail gives an owner (the caller hears none)."""
+    if user.is_contact or user.status == domain.ACTIVE:
+        return "wrong_password"
+    return "user_disabled" if user.status == domain.DISABLED else "invitation_pending"
+
+
+def _live_session(repo: AuthRepository, token: str, now: datetime) -> tuple[Session, Company, User]:
+    """The live session of `token`, its company and its user; `Unauthenticated` also when
+    the user was disabled or removed since (their sessions are revoked then anyway)."""
     session = repo.live_session(domain.hash_token(token), now) if token else None
-    if session is None:
+    user = repo.user_by_pk(session.user_pk) if session is not None else None
+    if session is None or user is None or user.status == domain.DISABLED:
         raise Unauthenticated()
-    return session, repo.company_by_id(session.company_id)
+    return session, repo.company_by_id(session.company_id), user
 
 
 def authenticate(repo: AuthRepository, token: str, now: datetime) -> dict[str, Any]:
-    """The company of a live session; `Unauthenticated` for "" and any unknown token."""
-    _, company = _live_session(repo, token, now)
-    return views.company_view(company)
+    """The company of a live session with its `user`; `Unauthenticated` for "" and any
+    unknown token."""
+    _, company, user = _live_session(repo, token, now)
+    return views.authenticated(company, user)
 
 
 def logout(repo: AuthRepository, token: str, now: datetime) -> Outcome:
@@ -260,20 +313,25 @@ def change_password(
     client_address: str | None,
     now: datetime,
 ) -> Outcome:
-    """A wrong current password is counted like a failed login of the company from
-    `client_address` (None: unknown)."""
-    session, company = _live_session(repo, token, now)
-    key = _throttle_key("", company)
+    """Change the session user's password (the contact's is the company-wide one). A wrong
+    current password is counted like a failed login of that user from `client_address`
+    (None: unknown). Revokes the user's other sessions; audited `password_changed`."""
+    session, company, user = _live_session(repo, token, now)
+    key = _throttle_key("", user)
     address = domain.address_key(client_address)
-    if not _password_matches(repo, key, address, company.password_hash, current, now):
+    if not _password_matches(repo, key, address, _password_hash(company, user), current, now):
         return Outcome(error=InvalidCredentials("The current password is incorrect."))
-    _check_password(new, company)
+    check_password(new, company, user=user)
     company = repo.company_by_id(company.id, lock=True)
-    company.password_hash = passwords.hash_password(new)
-    company.password_changed_at = now
-    repo.revoke_sessions(company.id, now, keep_id=session.id)
-    repo.invalidate_tokens(company.id, now)
-    return Outcome(None, [("password_changed", views.password_changed(company, "change", now))])
+    user = repo.user_by_pk(user.id, lock=True)
+    store_password(company, user, new, now)
+    repo.revoke_sessions(user.id, now, keep_id=session.id)
+    repo.invalidate_tokens(user.id, now)
+    return Outcome(
+        None,
+        [("password_changed", views.password_changed(company, user, "change", now))],
+        audit=[user_entry(company, user, "password_changed", now)],
+    )
 
 
 def request_reset(
@@ -306,26 +364,28 @@ def request_reset(
 
 
 def resolve_reset_requests(repo: AuthRepository, now: datetime) -> Outcome:
-    """Work off up to RESOLVE_BATCH queued reset requests: one whose login names a company
-    that has not had RESET_EMAIL_LIMIT reset emails within RESET_EMAIL_WINDOW is opened and
-    announced (`password_reset_requested`, which notify emails); the others are forgotten.
-    The result is how many left the queue: fewer than RESOLVE_BATCH when it is empty (of
-    what another instance is not resolving)."""
+    """Work off up to RESOLVE_BATCH queued reset requests: one whose login names a user (an
+    email names its user, a customer ID the contact) who may reset (the contact, or an
+    active user) and has not had RESET_EMAIL_LIMIT reset emails within RESET_EMAIL_WINDOW is
+    opened and announced (`password_reset_requested`, which notify emails to the user); the
+    others are forgotten. The result is how many left the queue: fewer than RESOLVE_BATCH
+    when it is empty (of what another instance is not resolving)."""
     events = []
     requests = repo.queued_requests(RESOLVE_BATCH)
     for request in requests:
-        company = _find_company(repo, request.login or "")
-        if company is None or request.expires_at <= now:
+        company, user = _find_user(repo, request.login or "")
+        may_reset = user is not None and (user.is_contact or user.status == domain.ACTIVE)
+        if not may_reset or request.expires_at <= now:
             repo.drop_request(request)
             continue
-        # the company's row lock serialises the count with other instances
-        company = repo.company_by_id(company.id, lock=True)
-        recent = repo.recent_reset_requests(company.id, now - domain.RESET_EMAIL_WINDOW)
+        # the user's row lock serialises the count with other instances
+        user = repo.user_by_pk(user.id, lock=True)
+        recent = repo.recent_reset_requests(user.id, now - domain.RESET_EMAIL_WINDOW)
         if not domain.may_send_reset_email(recent, now):
             repo.drop_request(request)
             continue
-        repo.open_request(request, company.id)
-        event = views.password_reset_requested(company, request)
+        repo.open_request(request, user)
+        event = views.password_reset_requested(company, user, request)
         events.append(("password_reset_requested", event))
     return Outcome(len(requests), events)
 
@@ -347,6 +407,7 @@ def password_link(repo: AuthRepository, request_id: str, now: datetime, portal_u
     repo.add(
         PasswordToken(
             company_id=request.company_id,
+            user_pk=request.user_pk,
             request_pk=request.id,
             token_hash=token_hash,
             purpose=request.purpose,
@@ -354,22 +415,27 @@ def password_link(repo: AuthRepository, request_id: str, now: datetime, portal_u
             expires_at=request.expires_at,
         )
     )
-    return Outcome(views.password_link(domain.reset_url(portal_url, raw), request.expires_at))
+    if request.purpose == "invite":
+        url = domain.accept_url(portal_url, raw)
+    else:
+        url = domain.reset_url(portal_url, raw)
+    return Outcome(views.password_link(url, request.expires_at))
 
 
 def confirm_reset(repo: AuthRepository, token: str, new_password: str, now: datetime) -> Outcome:
-    """Set a new password with a reset (or set-up) token; the token works once."""
-    company_id = repo.consume_token(domain.hash_token(token), now) if token else None
-    if company_id is None:
-        raise InvalidToken()
-    company = repo.company_by_id(company_id, lock=True)
-    _check_password(new_password, company)
-    company.password_hash = passwords.hash_password(new_password)
-    company.password_changed_at = now
-    repo.revoke_sessions(company.id, now)
-    repo.invalidate_tokens(company.id, now)
-    repo.clear_failures(_throttle_key("", company))
-    return Outcome(None, [("password_changed", views.password_changed(company, "reset", now))])
+    """Set a new password with a reset (or set-up) token; the token works once. Revokes the
+    user's sessions and lifts their login throttle; audited `password_reset`."""
+    company, user = token_user(repo, token, ("reset", "setup"), now)
+    check_password(new_password, company, user=user)
+    store_password(company, user, new_password, now)
+    repo.revoke_sessions(user.id, now)
+    repo.invalidate_tokens(user.id, now)
+    repo.clear_failures(_throttle_key("", user))
+    return Outcome(
+        None,
+        [("password_changed", views.password_changed(company, user, "reset", now))],
+        audit=[user_entry(company, user, "password_reset", now)],
+    )
 
 
 def verify_company_password(
@@ -383,7 +449,7 @@ def verify_company_password(
     customer ID (one budget of guesses whichever way the password is tried); an unknown
     company costs the same time and answers False; `TooManyAttempts` while a delay runs."""
     company = repo.company_by_customer_id(customer_id) if customer_id else None
-    key = _throttle_key(customer_id, company)
+    key = _company_key(company) if company else f"login:{domain.normalize_login(customer_id)}"
     address = domain.address_key(client_address)
     password_hash = company.password_hash if company else None
     return Outcome(_password_matches(repo, key, address, password_hash, password, now))

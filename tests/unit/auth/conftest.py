@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from nameko.testing.services import worker_factory
 
+from common.audit import ActorInfo
+from common.context import ACTOR
 from common.db import Db
 from common.idempotency import Once, RequestInfo
 from services.auth.service import MIGRATIONS, AuthService
@@ -37,10 +39,33 @@ def request_info() -> FakeRequest:
 PORTAL_URL = "https://portal.example.test"
 
 
+class FakeActor(ActorInfo):
+    """`AuditActor()` of a worker: nobody by default (the system); `act_as(user)` plays the
+    gateway's user, `act_as(None)` the system again."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def act_as(self, user: dict[str, Any] | None) -> None:
+        self._context = {} if user is None else {ACTOR: {"type": "user", **user}}
+
+
+@pytest.fixture
+def actor() -> FakeActor:
+    return FakeActor()
+
+
 @pytest.fixture
 def service(
-    db: Db, events: RecordedEvents, clock: FixedClock, request_info: FakeRequest, monkeypatch
+    db: Db,
+    events: RecordedEvents,
+    clock: FixedClock,
+    request_info: FakeRequest,
+    actor: FakeActor,
+    monkeypatch,
 ) -> AuthService:
     """An auth worker over the test's database, recording events, at the test's time."""
     monkeypatch.setenv("PORTAL_URL", PORTAL_URL + "/")
-    return worker_factory(AuthService, db=db, events=events, clock=clock, request=request_info)
+    return worker_factory(
+        AuthService, db=db, events=events, clock=clock, request=request_info, actor=actor
+    )

@@ -542,7 +542,15 @@ def test_reset_link_is_built_from_the_portal_url_and_expires_in_30_minutes(
     service.request_password_reset({"login": email})
     service.resolve_reset_requests()
     [event] = events.of("password_reset_requested")
-    assert set(event) == {"company", "request_id", "expires_at", "event_id", "occurred_at"}
+    assert set(event) == {
+        "company",
+        "user",
+        "request_id",
+        "expires_at",
+        "event_id",
+        "occurred_at",
+    }
+    assert event["user"]["email"] == email and event["user"]["role"] == "owner"
     assert datetime.fromisoformat(event["expires_at"]) == clock.now() + timedelta(minutes=30)
     clock.advance(minutes=5)  # notify sends a little later: the link still ends on time
     link = service.password_link(event["request_id"])

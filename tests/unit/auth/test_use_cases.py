@@ -7,8 +7,10 @@ from unittest.mock import call, create_autospec
 
 import pytest
 
-from services.auth import domain, use_cases
-from services.auth.models import PasswordRequest
+from common.audit import SYSTEM
+from services.auth import domain, passwords, use_cases, users
+from services.auth.exceptions import InvalidCredentials, LastOwner
+from services.auth.models import Company, PasswordRequest, User
 from services.auth.repository import AuthRepository
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -58,3 +60,71 @@ def test_callers_without_an_address_share_the_larger_unknown_share() -> None:
     use_cases.request_reset(repo, "ada@acme.test", None, NOW)
     assert not repo.add.called
     assert repo.queued_resets_from.call_args == call(domain.UNKNOWN_ADDRESS, SINCE)
+
+
+# --- users (issue 13) -----------------------------------------------------------------------
+
+
+def _company() -> Company:
+    return Company(id=7, customer_id="C1234567", name="Acme", contact_email="ada@acme.test")
+
+
+def _user(pk: int, status: str, role: str = "owner", contact: bool = False) -> User:
+    return User(
+        id=pk,
+        user_id=f"U-AAAA-{pk:04d}",
+        company_id=7,
+        email=f"u{pk}@acme.test",
+        name="U",
+        role=role,
+        status=status,
+        password_hash="$argon2id$stored",
+        is_contact=contact,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [("disabled", "user_disabled"), ("invited", "invitation_pending")]
+)
+def test_an_invited_or_disabled_user_is_checked_like_an_unknown_login(
+    monkeypatch, status: str, reason: str
+) -> None:
+    repo = create_autospec(AuthRepository, instance=True)
+    repo.user_by_email.return_value = _user(3, status)
+    repo.company_by_id.return_value = _company()
+    repo.failures.return_value = []
+    checked = []
+    monkeypatch.setattr(
+        passwords, "verify_password", lambda stored, given: checked.append(stored) or False
+    )
+    outcome = use_cases.login(repo, "U3@acme.test", "right password", "203.0.113.7", NOW)
+    assert checked == [None]  # the dummy hash's work, whatever their own hash
+    assert isinstance(outcome.error, InvalidCredentials)
+    assert repo.record_failure.call_args == call("user:3", "203.0.113.7", NOW)
+    [entry] = outcome.audit
+    assert (entry.action, entry.details, entry.actor.user_id) == (
+        "login_failed",
+        {"reason": reason},
+        "U-AAAA-0003",
+    )
+    assert not repo.add.called  # no session
+
+
+@pytest.mark.parametrize("change", ["disable", "remove", "demote"])
+def test_the_last_active_owner_is_refused_before_anything_changes(change: str) -> None:
+    repo = create_autospec(AuthRepository, instance=True)
+    owner = _user(3, "active")
+    repo.company_by_customer_id.return_value = _company()
+    repo.user_by_user_id.return_value = owner
+    # the contact has not set its password: the owner is the only active one
+    repo.users_of.return_value = [_user(1, "invited", contact=True), owner, _user(4, "invited")]
+    with pytest.raises(LastOwner):
+        if change == "disable":
+            users.disable_user(repo, "C1234567", owner.user_id, SYSTEM, NOW)
+        elif change == "remove":
+            users.remove_user(repo, "C1234567", owner.user_id, SYSTEM, NOW)
+        else:
+            users.update_user(repo, "C1234567", owner.user_id, {"role": "viewer"}, SYSTEM, NOW)
+    assert repo.company_by_customer_id.call_args == call("C1234567", lock=True)
+    assert not repo.revoke_sessions.called and not repo.delete_user.called
+    assert owner.status == "active" and owner.role == "owner"

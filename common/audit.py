@@ -32,13 +32,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Index, String, Table, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from common import identifiers
 from common.bus import kind_of
 from common.context import ACTOR as ACTOR_KEY
 from common.errors import validation_error
@@ -116,13 +117,9 @@ class Actor:
             fields[key] = str(value)[:254] if value is not None else None
         return cls(str(data["type"]), **fields)
 
-    @property
-    def label(self) -> str:
-        """How history and emails name the actor: the user's email, else the type."""
-        return self.email or self.name or self.type
-
 
 SYSTEM = Actor("system")
+_UNSET = Actor("system", name="unset")  # only AuditActor's marker: "no actor given"
 PRODUCT = Actor("product")
 STAFF = Actor("staff")
 
@@ -186,6 +183,23 @@ class AuditEventColumns:
     details: Mapped[str] = mapped_column(Text)  # JSON
 
 
+def _details_text(details: dict[str, Any]) -> str:
+    """The JSON of `details`, at most DETAILS_MAX characters and always valid: values that
+    would make it longer are cut (each to a share of the room), never the JSON itself."""
+    text = json.dumps(details, default=str, ensure_ascii=False)
+    if len(text) <= DETAILS_MAX:
+        return text
+    share = max(16, DETAILS_MAX // (2 * max(1, len(details))))
+    cut = {
+        str(key)[:64]: value[:share] if isinstance(value, str) else value
+        for key, value in details.items()
+    }
+    text = json.dumps({**cut, "truncated": True}, default=str, ensure_ascii=False)
+    if len(text) <= DETAILS_MAX:
+        return text
+    return json.dumps({"truncated": True})
+
+
 def _table(model: Any) -> Table:
     return model if isinstance(model, Table) else model.__table__
 
@@ -204,7 +218,7 @@ def record(session: Session, model: Any, entries: Iterable[AuditEntry]) -> None:
             "actor_name": item.actor.name,
             "target_type": item.target_type,
             "target_id": item.target_id,
-            "details": json.dumps(item.details, default=str)[:DETAILS_MAX],
+            "details": _details_text(item.details),
         }
         for item in entries
     ]
@@ -263,7 +277,7 @@ def query_from(customer_id: str, data: Mapping[str, Any]) -> AuditQuery:
         customer_id,
         limit,
         before,
-        str(user_id)[:32] if user_id else None,
+        identifiers.user_id(str(user_id))[:32] if user_id else None,
         action,
         times["since"],
         times["until"],
@@ -303,6 +317,18 @@ def page(session: Session, model: Any, query: AuditQuery) -> list[dict[str, Any]
     return [view(row._mapping) for row in session.execute(statement)]
 
 
+class AuditPages(Protocol):
+    """What a service's repository offers the trail's reader."""
+
+    def audit_page(self, query: AuditQuery) -> list[dict[str, Any]]: ...
+
+
+def list_events(repo: AuditPages, query: AuditQuery) -> list[dict[str, Any]]:
+    """The read use case every service's `list_audit_events` runs (`uow.read`): up to
+    `query.limit` events of the company, newest first, as `view` shows them."""
+    return repo.audit_page(query)
+
+
 def view(row: Mapping[str, Any]) -> dict[str, Any]:
     """`{event_id, at, actor, action, target: {type, id}, details}` of a stored row."""
     actor = Actor(
@@ -317,8 +343,17 @@ def view(row: Mapping[str, Any]) -> dict[str, Any]:
         "actor": actor.to_dict(),
         "action": row["action"],
         "target": {"type": row["target_type"], "id": row["target_id"]},
-        "details": json.loads(row["details"] or "{}"),
+        "details": _details(row["details"]),
     }
+
+
+def _details(text: str | None) -> dict[str, Any]:
+    """Stored details; a row no JSON reader understands still shows (as unreadable)."""
+    try:
+        details = json.loads(text or "{}")
+    except ValueError:
+        return {"unreadable": True}
+    return details if isinstance(details, dict) else {"value": details}
 
 
 def encode_cursor(at: datetime, event_id: str) -> str:
@@ -384,7 +419,17 @@ class ActorInfo:
 
 
 class AuditActor(DependencyProvider):
-    """Dependency: `actor = AuditActor()`, then `self.actor.current()` in a worker."""
+    """Dependency: `actor = AuditActor()`, then `self.actor.current()` in a worker.
+
+    The context's actor is settled here once, and the worker's calls carry the settled one
+    on: an actor this service would not accept (a gateway claiming staff) never reaches the
+    next service through it, where the caller would look like this service.
+    """
 
     def get_dependency(self, worker_ctx: WorkerContext) -> ActorInfo:
+        settled = ActorInfo(worker_ctx.data).current(_UNSET)
+        if settled is _UNSET:
+            worker_ctx.data.pop(ACTOR_KEY, None)
+        else:
+            worker_ctx.data[ACTOR_KEY] = settled.to_dict()
         return ActorInfo(worker_ctx.data)

@@ -54,6 +54,15 @@ def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:
     return fields.String(required=kwargs.pop("required", True), validate=validators, **kwargs)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON `true` or `false` only: "yes", 1 or null are a 422, not a guess."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class StrictSchema(Schema):
     """Unknown fields are an error, so typos in a client are found, not ignored."""
 

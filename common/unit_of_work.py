@@ -55,10 +55,19 @@ class Staging(Generic[Repo]):
     session: Session
     table: Table
     staged: list[Event] = field(default_factory=list)
+    audit_table: Any = None
 
     def stage(self, events: list[Event]) -> None:
         """Store `events` in the outbox in this transaction; published after the commit."""
         self.staged.extend(outbox.stage(self.session, self.table, events))
+
+    def stage_outcome(self, outcome: Outcome) -> None:
+        """Stage an outcome's events and write its audit facts, in this transaction."""
+        self.stage(outcome.events)
+        if outcome.audit:
+            if self.audit_table is None:
+                raise TypeError("this unit of work has no audit table for Outcome.audit")
+            audit.record(self.session, self.audit_table, outcome.audit)
 
 
 class UnitOfWork(Generic[Repo]):
@@ -89,7 +98,9 @@ class UnitOfWork(Generic[Repo]):
         The staged events are published once the block commits (not if it raised).
         """
         with self.db.transaction() as session:
-            work = Staging(self.repository(session), session, self.outbox_table)
+            work = Staging(
+                self.repository(session), session, self.outbox_table, audit_table=self.audit_table
+            )
             yield work
         self.flush(work.staged)
 
@@ -116,11 +127,7 @@ class UnitOfWork(Generic[Repo]):
                 if replay is not None:
                     return Outcome(replay["result"])
             outcome = use_case(work.repo, *args)
-            work.stage(outcome.events)
-            if outcome.audit:
-                if self.audit_table is None:
-                    raise TypeError("this unit of work has no audit table for Outcome.audit")
-                audit.record(work.session, self.audit_table, outcome.audit)
+            work.stage_outcome(outcome)
             if once is not None:
                 idempotency.record(work.session, self.ledger, once, outcome.result, outcome.error)
         if outcome.error is not None:

@@ -34,12 +34,15 @@ BILLING_USERS = (OWNER, BILLING)
 PASSWORD_READERS = LICENSE_ADMINS
 
 
-def role_of(company: Mapping[str, Any]) -> str:
+def role_of(company: Mapping[str, Any]) -> str | None:
     """The role of the session's user (`company["user"]`, as auth's `authenticate`
-    answers); a session of a company without users (an older auth) is its owner's."""
-    user = company.get("user") or {}
+    answers); a session of a company without users (an older auth) is its owner's. A role
+    this gateway does not know is None: it may do nothing, rather than everything."""
+    user = company.get("user")
+    if user is None:
+        return OWNER
     role = user.get("role")
-    return role if role in ROLES else OWNER
+    return role if role in ROLES else None
 
 
 def check(company: Mapping[str, Any], allowed: Iterable[str]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from common.audit import ACTIONS, CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
-from common.schemas import TOKEN_MAX, Code, LicenseId, StrictSchema, Text
+from common.schemas import TOKEN_MAX, Code, LicenseId, StrictBoolean, StrictSchema, Text
 from gateway.roles import ROLES
 
 PASSWORD_MAX = 1024
@@ -482,15 +482,6 @@ class UpdateUserBody(StrictSchema):
 class AcceptInvitationBody(StrictSchema):
     token = Text(TOKEN_MAX, metadata={"description": "from the invitation link's #token="})
     password = Text(PASSWORD_MAX, metadata={"description": "the user's own new password"})
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON `true` or `false` only: "yes", 1 or null are a 422, not a guess."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
 
 
 class NoticeFlags(Out):

@@ -12,6 +12,7 @@ from common.schemas import (
     CLIENT_ADDRESS_MAX,
     TOKEN_MAX,
     ClientAddress,
+    StrictBoolean,
     StrictSchema,
     Text,
     text_arg,
@@ -77,18 +78,13 @@ class UpdateUser(StrictSchema):
             raise ValidationError("Give at least one of: name, role.")
 
 
-def _strict_boolean() -> fields.Boolean:
-    """true or false only: "yes" or 1 is more likely a client's mistake than a choice."""
-    return fields.Boolean(required=False, truthy={True}, falsy={False})
-
-
 class Preferences(StrictSchema):
     """Notices to turn on (true) or off (false); those not named stay as they are."""
 
-    installation_activated = _strict_boolean()
-    license_expiring = _strict_boolean()
-    receipts = _strict_boolean()
-    payment_failed = _strict_boolean()
+    installation_activated = StrictBoolean(required=False)
+    license_expiring = StrictBoolean(required=False)
+    receipts = StrictBoolean(required=False)
+    payment_failed = StrictBoolean(required=False)
 
 
 class UpdatePreferences(StrictSchema):

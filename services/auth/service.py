@@ -9,7 +9,7 @@ from typing import Any
 
 from nameko.timer import timer
 
-from common import audit, identifiers, settings
+from common import audit, settings
 from common.audit import AuditActor
 from common.clock import Clock
 from common.db import Database
@@ -427,11 +427,8 @@ class AuthService:
         "user", "user_id", "email"}, "action", "target": {"type": "user", "id"}, "details"},
         …]`, newest first (the gateway merges it with licensing's and billing's)."""
         customer_id = customer_id_arg(customer_id)
-        query = dict(query) if isinstance(query, dict) else {}
-        if isinstance(query.get("user_id"), str):
-            query["user_id"] = identifiers.user_id(query["user_id"])
-        audit_query = audit.query_from(customer_id, query)
-        return self._uow.read(users.list_audit_events, audit_query)
+        audit_query = audit.query_from(customer_id, query if isinstance(query, dict) else {})
+        return self._uow.read(audit.list_events, audit_query)
 
     def _actor(self) -> audit.Actor:
         """Who acts: the gateway's user, staff; else the system."""

@@ -406,8 +406,3 @@ def notice_recipients(repo: AuthRepository, customer_id: str, notice: str) -> li
         and notice in domain.notices_of(user.role)
         and views.preferences(user)[notice]
     ]
-
-
-def list_audit_events(repo: AuthRepository, query: audit.AuditQuery) -> list[dict[str, Any]]:
-    """auth's page of the company's trail, newest first (`common.audit.page`)."""
-    return repo.audit_page(query)

@@ -7,6 +7,7 @@ microseconds. Money is always an `int` of minor units with an ISO 4217 currency 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -188,7 +189,10 @@ class Order:
 
     @classmethod
     def from_json(cls, raw: str) -> Order:
-        return cls(**json.loads(raw))
+        # fields a newer release added are left out, so that an instance still on the
+        # previous release reads the orders a newer one wrote during a rolling upgrade
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in json.loads(raw).items() if key in known})
 
 
 def charge_key(charge_id: int) -> str:

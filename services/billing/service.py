@@ -21,7 +21,7 @@ from typing import Any
 from marshmallow import ValidationError
 from nameko.timer import timer
 
-from common import settings
+from common import audit, settings
 from common.audit import STAFF, SYSTEM, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
@@ -46,7 +46,6 @@ from services.billing.dependencies import Provider
 from services.billing.models import AuditEvent, EventOutbox, HandledRequest
 from services.billing.repository import BillingRepository
 from services.billing.use_cases import (
-    audit_trail,
     demo,
     licenses,
     plans,
@@ -431,7 +430,7 @@ class BillingService:
         """
         customer_id = customer_id_arg(customer_id)
         audit_query = query_from(customer_id, query if isinstance(query, dict) else {})
-        return self._uow.read(audit_trail.list_audit_events, audit_query)
+        return self._uow.read(audit.list_events, audit_query)
 
     # --- licenses, learnt from licensing's events -----------------------------------------
 

@@ -14,7 +14,15 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from common import identifiers
-from common.schemas import ClientAddress, Code, CustomerId, LicenseId, StrictSchema, Text
+from common.schemas import (
+    ClientAddress,
+    Code,
+    CustomerId,
+    LicenseId,
+    StrictBoolean,
+    StrictSchema,
+    Text,
+)
 from services.licensing import domain
 from services.licensing.exceptions import NOT_APPLICABLE
 
@@ -57,16 +65,9 @@ class Expiry(fields.Field):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-class _StrictBoolean(fields.Boolean):
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
-
-
 def Flag() -> fields.Boolean:
     """An optional true/false, nothing else (`"no"` or `1` is an error, not a guess)."""
-    return _StrictBoolean(load_default=False)
+    return StrictBoolean(load_default=False)
 
 
 # the stored columns are 32 characters: a longer ID names nothing here
@@ -84,7 +85,7 @@ class ListProducts(StrictSchema):
 
 class LicenseQuery(StrictSchema):
     # true unless the caller says false: staff and the product's owner see the password
-    reveal_password = _StrictBoolean(load_default=True)
+    reveal_password = StrictBoolean(load_default=True)
 
 
 class IssueLicense(StrictSchema):

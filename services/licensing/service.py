@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import ValidationError
 from nameko.timer import timer
 
+from common import audit
 from common.audit import PRODUCT, STAFF, SYSTEM, Actor, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
@@ -41,7 +42,6 @@ from services.licensing.models import AuditEvent, EventOutbox, HandledRequest
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases import (
     activations,
-    audit_trail,
     expiry,
     licenses,
     payments,
@@ -363,7 +363,7 @@ class LicensingService:
         """
         customer_id = customer_id_arg(customer_id)
         audit_query = query_from(customer_id, query if isinstance(query, dict) else {})
-        return self._uow.read(audit_trail.list_audit_events, audit_query)
+        return self._uow.read(audit.list_events, audit_query)
 
     # --- the product's activation API ---------------------------------------------------
 

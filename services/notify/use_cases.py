@@ -193,7 +193,7 @@ def deliver_due(
         results.append(result)
         if only_id is not None:
             targets.extend(result.deliveries)
-        elif result.halts_pass and not claim.user_id:
+        elif result.halts_pass:
             break
     return results
 

@@ -27,7 +27,7 @@ from common import audit
 from common.audit import PRODUCT, Actor
 from common.errors import PortalError
 from common.timeutil import iso
-from common.unit_of_work import Outcome, Staging, UnitOfWork
+from common.unit_of_work import Outcome, UnitOfWork
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
@@ -144,7 +144,7 @@ def authorize(
         gate = open_gate(work.repo, box, license_id, password, now, installation_id, client_address)
         if gate.authorized:
             outcome = step(work.repo, gate.license, gate.seats)
-            _commit_with(uow, work, outcome)
+            work.stage_outcome(outcome)
     if not gate.authorized:
         try:
             # an unknown license costs auth the same dummy hash: no timing difference
@@ -161,24 +161,13 @@ def authorize(
             with uow.begin() as work:
                 license = admit(work.repo, gate.failure_id, license_id)
                 outcome = step(work.repo, license, None)
-                _commit_with(uow, work, outcome)
+                work.stage_outcome(outcome)
         except PortalError:
             uow.run(take_back, gate.failure_id)  # no failure to count
             raise
     if outcome.error is not None:
         raise outcome.error
     return outcome.result
-
-
-def _commit_with(
-    uow: UnitOfWork[LicensingRepository], work: Staging[LicensingRepository], outcome: Outcome
-) -> None:
-    """Stage the step's events and write its audit facts, in the step's transaction."""
-    work.stage(outcome.events)
-    if outcome.audit:
-        if uow.audit_table is None:
-            raise TypeError("this unit of work has no audit table for Outcome.audit")
-        audit.record(work.session, uow.audit_table, outcome.audit)
 
 
 def history_event(

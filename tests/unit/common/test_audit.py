@@ -205,3 +205,43 @@ def test_the_gateway_cannot_act_as_staff_but_names_its_user():
 def test_without_an_actor_the_default_acts():
     assert ActorInfo({}).current() == audit.SYSTEM
     assert ActorInfo({"actor": {"type": "wizard"}}).current(audit.PRODUCT) == audit.PRODUCT
+
+
+def test_long_details_are_cut_inside_the_json_never_through_it(db):
+    reason = "🔒" * 5000
+
+    def suspend(repo: Repo) -> Outcome:
+        fact = audit.entry(
+            "C1234567", ADA, "license_suspended", ("license", "L-AAAA-BBBB"), T0, reason=reason
+        )
+        return Outcome(None, audit=[fact])
+
+    _uow(db).run(suspend)
+    with db.transaction() as session:
+        (event,) = audit.page(session, AuditEvent, audit.AuditQuery("C1234567"))
+    assert event["details"]["truncated"] is True
+    assert reason.startswith(event["details"]["reason"]) and event["details"]["reason"]
+
+
+def test_a_stored_row_that_is_not_json_still_shows(db):
+    _fill(db, 1)
+    with db.transaction() as session:
+        session.execute(AuditEvent.__table__.update().values(details="{broken"))
+    with db.transaction() as session:
+        (event,) = audit.page(session, AuditEvent, audit.AuditQuery("C1234567"))
+    assert event["details"] == {"unreadable": True}
+
+
+def test_the_settled_actor_is_what_the_next_call_carries():
+    class Worker:
+        data = {"bus_user": "portal-gateway", "actor": {"type": "staff"}}
+
+    audit.AuditActor().get_dependency(Worker)
+    assert "actor" not in Worker.data  # a forged staff actor goes no further
+    Worker.data = {"bus_user": "portal-staff", "actor": ADA.to_dict()}
+    audit.AuditActor().get_dependency(Worker)
+    assert Worker.data["actor"] == {"type": "staff"}
+
+
+def test_a_user_filter_matches_whatever_the_case_it_was_typed_in():
+    assert audit.query_from("C1234567", {"user_id": " u-aaaa-bbbb "}).user_id == "U-AAAA-BBBB"

@@ -61,9 +61,10 @@ class AuthRepository:
         advisory_xact_lock(self.session, "company-email", email)
 
     def company_by_id(self, company_id: int, lock: bool = False) -> Company | None:
+        """The company of a primary key; with `lock`, locked until commit and read afresh."""
         query = select(Company).where(Company.id == company_id)
         if lock:
-            query = query.with_for_update()
+            query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalar(query)
 
     def customer_id_exists(self, customer_id: str) -> bool:
@@ -231,10 +232,10 @@ class AuthRepository:
         )
 
     # users
-    def lock_company(self, company_id: int) -> None:
-        """Serialise the changes to a company's users until commit: two owners demoting
-        each other at once must not both find another active owner."""
-        self.company_by_id(company_id, lock=True)
+    def lock_company(self, company_id: int) -> Company | None:
+        """Serialise with the changes to a company's users until commit (each locks the
+        company's row first); the company, read afresh."""
+        return self.company_by_id(company_id, lock=True)
 
     def user_by_pk(self, user_pk: int, lock: bool = False) -> User | None:
         """The user of a primary key; with `lock`, locked until commit and read afresh (a

@@ -248,10 +248,14 @@ def login(
     address = domain.address_key(client_address)
     password_hash = _password_hash(company, user)
     if not _password_matches(repo, key, address, password_hash, password, now):
-        entries = []
-        if user is not None:
-            entries.append(user_entry(company, user, "login_failed", now, reason=_why(user)))
-        return Outcome(error=InvalidCredentials(), audit=entries)
+        return _login_failed(company, user, now)
+    # The user was read unlocked, and the password check is slow: a removal, a disabling or
+    # a new password may have committed since. They all lock the company's row first, so
+    # take it (then the user's, in that order) and look again before opening a session.
+    company = repo.lock_company(company.id)
+    user = repo.user_by_pk(user.id, lock=True)
+    if user is None or _password_hash(company, user) != password_hash:
+        return _login_failed(company, user, now)
     raw, token_hash = domain.new_token()
     expires_at = now + domain.SESSION_LIFETIME
     repo.add(
@@ -273,6 +277,14 @@ def login(
         views.session_view(raw, expires_at, company, user),
         audit=[user_entry(company, user, "login_succeeded", now)],
     )
+
+
+def _login_failed(company: Company | None, user: User | None, now: datetime) -> Outcome:
+    """`InvalidCredentials`, audited `login_failed` when the login names a user."""
+    entries = []
+    if user is not None:
+        entries.append(user_entry(company, user, "login_failed", now, reason=_why(user)))
+    return Outcome(error=InvalidCredentials(), audit=entries)
 
 
 def _why(user: User) -> str:

@@ -27,7 +27,9 @@ LICENSE_ID_PREFIX = "L-"
 ACTIVE, EXPIRED, SUSPENDED = "active", "expired", "suspended"
 INSTALLATION_ACTIVE, INSTALLATION_DEACTIVATED = "active", "deactivated"
 SOURCES = ("product", "portal", "staff")
-# who acted on a history row written before rows named their actor: what the source implies
+# the actor type a source implies: who acted on a history row written before rows named
+# their actor, and who frees a seat when the caller names nobody (a portal user whose name
+# the caller did not pass is still a user)
 SOURCE_ACTORS = {"product": "product", "portal": "user", "staff": "staff"}
 
 # History event types
@@ -278,6 +280,20 @@ def validation_code(installation_active: bool, status: str) -> str:
 
 
 def actor_type_of_source(source: str | None) -> str:
-    """The actor type a history row's `source` implies: product, user (the portal), staff,
-    else system (common/audit.py ACTOR_TYPES)."""
+    """The actor type a `source` implies: product, user (the portal), staff, else system
+    (common/audit.py ACTOR_TYPES).
+
+    >>> actor_type_of_source("portal"), actor_type_of_source(None)
+    ('user', 'system')
+    """
     return SOURCE_ACTORS.get(source or "", "system")
+
+
+def password_view_audited(reveal_password: bool, actor_type: str) -> bool:
+    """Whether showing the activation password is a fact of the audit trail: when it is
+    shown to a person, a portal user; staff, billing and the system read without a trace.
+
+    >>> password_view_audited(True, "user"), password_view_audited(True, "staff")
+    (True, False)
+    """
+    return reveal_password and actor_type == "user"

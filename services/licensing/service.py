@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from nameko.timer import timer
 
 from common import audit
-from common.audit import PRODUCT, STAFF, SYSTEM, Actor, AuditActor, query_from
+from common.audit import PRODUCT, SYSTEM, Actor, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
 from common.errors import PortalError
@@ -52,9 +52,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
-# who frees a seat when the caller names nobody: what the source says (a portal user whose
-# name the caller did not pass is still a user)
-DEACTIVATION_ACTORS = {"product": PRODUCT, "portal": Actor("user"), "staff": STAFF}
 
 
 class LicensingService:
@@ -173,22 +170,15 @@ class LicensingService:
         license_id = license_id_arg(license_id)
         customer_id = optional_customer_id_arg(customer_id)
         actor = self.actor.current(SYSTEM)
-        if query["reveal_password"] and actor.type == "user":
-            # a password shown to a person is a fact of the trail: a write, once per request
-            # (the ledger keeps the answer with the password sealed, as the license does)
+        reveal = query["reveal_password"]
+        args = (self.keys.box, license_id, customer_id, reveal, actor, self.clock.now())
+        if domain.password_view_audited(reveal, actor.type):
+            # a write (its trail entry), once per request
             once = self.request.once(customer_id, license_id)
-            sealed = self._uow.run(
-                licenses.reveal_license, license_id, customer_id, actor, self.clock.now(), once=once
-            )
-            return views.opened_detail(sealed, self.keys.box.decrypt(sealed["sealed_password"]))
-        return self._uow.read(
-            licenses.get_license,
-            self.keys.box,
-            license_id,
-            customer_id,
-            self.clock.now(),
-            query["reveal_password"],
-        )
+            detail = self._uow.run(licenses.show_license, *args, once=once)
+        else:
+            detail = self._uow.read(licenses.show_license, *args).result
+        return licenses.open_detail(self.keys.box, detail)
 
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
@@ -267,7 +257,7 @@ class LicensingService:
             customer_id,
             data["installation_id"],
             data["source"],
-            self.actor.current(DEACTIVATION_ACTORS.get(data["source"], SYSTEM)),
+            self.actor.current(Actor(domain.actor_type_of_source(data["source"]))),
             self.clock.now(),
             once=once,
         )

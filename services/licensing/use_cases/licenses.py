@@ -112,37 +112,40 @@ def _fact(
     )
 
 
-def get_license(
+def show_license(
     repo: LicensingRepository,
     box: PasswordBox,
     license_id: str,
     customer_id: str | None,
-    now: datetime,
-    reveal_password: bool = True,
-) -> dict[str, Any]:
-    """The license with every installation (newest first), and its activation password
-    unless `reveal_password` is false (then `activation_password` is null)."""
-    license = find_license(repo, license_id, customer_id)
-    password = box.decrypt(license.activation_password) if reveal_password else None
-    return views.license_detail_view(license, now, repo.installations(license.id), password)
-
-
-def reveal_license(
-    repo: LicensingRepository,
-    license_id: str,
-    customer_id: str | None,
+    reveal_password: bool,
     actor: Actor,
     now: datetime,
 ) -> Outcome:
-    """A portal user is shown the license with its activation password: the trail records
-    `activation_password_viewed`. The result holds the password sealed (as the license
-    keeps it), since the request ledger stores it; the entrypoint opens it
-    (`views.opened_detail`), as for a rotation."""
+    """The license with every installation (newest first), and its activation password
+    unless `reveal_password` is false (then `activation_password` is null).
+
+    Shown to a portal user (`domain.password_view_audited`), the password is the trail's
+    `activation_password_viewed`: the entrypoint runs this as a write, once per request, and
+    the result holds the password sealed (`views.sealed_detail`), since the request ledger
+    stores it; `open_detail` makes the answer, as for a rotation. Otherwise it is a read,
+    and the result is the answer.
+    """
     license = find_license(repo, license_id, customer_id)
-    return Outcome(
-        views.sealed_detail(license, now, repo.installations(license.id)),
-        audit=[_fact(license, actor, "activation_password_viewed", now)],
-    )
+    installations = repo.installations(license.id)
+    if domain.password_view_audited(reveal_password, actor.type):
+        return Outcome(
+            views.sealed_detail(license, now, installations),
+            audit=[_fact(license, actor, "activation_password_viewed", now)],
+        )
+    password = box.decrypt(license.activation_password) if reveal_password else None
+    return Outcome(views.license_detail_view(license, now, installations, password))
+
+
+def open_detail(box: PasswordBox, detail: dict[str, Any]) -> dict[str, Any]:
+    """The answer of `show_license`'s result: a sealed password opened."""
+    if "sealed_password" not in detail:
+        return detail
+    return views.opened_detail(detail, box.decrypt(detail["sealed_password"]))
 
 
 def list_licenses(

@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import eventlet
 import pytest
 from alembic import command
 from eventlet.greenpool import GreenPool
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
-from common.audit import encode_cursor
+from common.audit import SYSTEM, encode_cursor
 from common.context import ACTOR
 from common.db import alembic_config
 from common.errors import PortalError
 from common.rpc import standalone_client
+from services.auth import users
+from services.auth.repository import AuthRepository
 from services.auth.service import MIGRATIONS
 from tests.integration.auth.conftest import Rpc
 from tests.support import infra
@@ -167,23 +172,86 @@ def test_the_last_owner_stays(rpc, bus_events) -> None:
     assert (event["old_role"], event["new_role"]) == ("owner", "billing")
 
 
-def test_two_owners_demoting_each_other_at_once_leave_one_owner(rpc, bus_events) -> None:
+def outcome_of(actor: dict | None, method: str, *args: Any) -> str:
+    """The call's error code, or "ok" (called as `actor`; None: as the system)."""
+    try:
+        if actor is None:
+            with standalone_client(timeout=10) as client:
+                client.call("auth", method, *args)
+        else:
+            as_user(actor, method, *args)
+    except PortalError as error:
+        return error.code
+    return "ok"
+
+
+def wait_for_lock_waits(tables, count: int) -> None:
+    """Until `count` transactions of the auth database wait for a row lock (never a sleep
+    that hopes they got there)."""
+    deadline = time.monotonic() + 10
+    with tables.connect() as probe:
+        while True:
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+            probe.commit()  # pg_stat_activity is read once per transaction
+            if waiting >= count:
+                return
+            assert time.monotonic() < deadline, f"{waiting} of {count} calls wait for a lock"
+            eventlet.sleep(0.01)
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(rpc, bus_events, tables) -> None:
     company = new_company(rpc, password=None)
     cid = company["customer_id"]
     first, second = (active_user(rpc, bus_events, cid, "owner") for _ in range(2))
-
-    def demote(pair: tuple[dict, dict]) -> str:
-        actor, target = pair
-        try:
-            as_user(actor, "update_user", cid, target["user_id"], {"role": "viewer"})
-        except PortalError as error:
-            return error.code
-        return "ok"
-
-    outcomes = sorted(GreenPool(2).imap(demote, [(first, second), (second, first)]))
-    assert outcomes == ["last_owner", "ok"]
+    # Both demotions must be under way together. Holding their targets' rows keeps each
+    # from writing until both have started: without the company's row lock both would
+    # have found another active owner by then; with it, the second waits for the first.
+    with Session(tables) as holder, holder.begin():
+        holder.execute(
+            text("SELECT id FROM users WHERE user_id IN (:a, :b) FOR UPDATE"),
+            {"a": first["user_id"], "b": second["user_id"]},
+        )
+        pool = GreenPool(2)
+        demotions = [
+            pool.spawn(outcome_of, actor, "update_user", cid, target["user_id"], {"role": "viewer"})
+            for actor, target in ((first, second), (second, first))
+        ]
+        wait_for_lock_waits(tables, 2)
+    assert sorted(demotion.wait() for demotion in demotions) == ["last_owner", "ok"]
     roles = sorted(u["role"] for u in rpc.auth("list_users", cid)["users"] if not u["contact"])
     assert roles == ["owner", "viewer"]
+
+
+def test_a_login_overtaken_by_the_users_removal_is_refused(rpc, bus_events, tables) -> None:
+    company = new_company(rpc)
+    cid = company["customer_id"]
+    user = active_user(rpc, bus_events, cid, "viewer")
+    # the removal runs in our transaction and commits only once the login, its password
+    # checked against the user it read, waits to open the session
+    with Session(tables) as holder, holder.begin():
+        users.remove_user(AuthRepository(holder), cid, user["user_id"], SYSTEM, datetime.now(UTC))
+        login = eventlet.spawn(
+            outcome_of, None, "login", {"login": user["email"], "password": BOB_PASSWORD}
+        )
+        wait_for_lock_waits(tables, 1)
+    assert login.wait() == "invalid_credentials"
+    assert [u["user_id"] for u in rpc.auth("list_users", cid)["users"]] == [
+        contact_of(rpc, cid)["user_id"]
+    ]
+    with tables.connect() as connection:
+        sessions = connection.execute(
+            text(
+                "SELECT count(*) FROM sessions s JOIN companies c ON c.id = s.company_id"
+                " WHERE c.customer_id = :cid"
+            ),
+            {"cid": cid},
+        ).scalar()
+    assert sessions == 0
 
 
 def test_an_email_is_one_users_across_companies(rpc) -> None:

@@ -110,6 +110,59 @@ def test_an_invited_or_disabled_user_is_checked_like_an_unknown_login(
     assert not repo.add.called  # no session
 
 
+def _login_repo(monkeypatch, locked: User | None) -> AuthRepository:
+    """A repository whose user 3 logs in with the right password, and is `locked` once the
+    login takes the locks (what a removal, disabling or reset committed meanwhile left)."""
+    repo = create_autospec(AuthRepository, instance=True)
+    repo.user_by_email.return_value = _user(3, "active")
+    repo.company_by_id.return_value = _company()
+    repo.lock_company.return_value = _company()
+    repo.user_by_pk.return_value = locked
+    repo.failures.return_value = []
+    monkeypatch.setattr(passwords, "verify_password", lambda stored, given: True)
+    monkeypatch.setattr(passwords, "needs_rehash", lambda stored: False)
+    return repo
+
+
+def test_a_login_locks_the_company_then_the_user_before_opening_a_session(monkeypatch) -> None:
+    locked = _user(3, "active")
+    repo = _login_repo(monkeypatch, locked)
+    outcome = use_cases.login(repo, "u3@acme.test", "right password", "203.0.113.7", NOW)
+    assert outcome.error is None
+    assert repo.lock_company.call_args == call(7)
+    assert repo.user_by_pk.call_args == call(3, lock=True)
+    [session] = [c.args[0] for c in repo.add.call_args_list]
+    assert session.user_pk == 3
+    assert locked.last_login_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("locked", "reason"),
+    [
+        (None, None),
+        (_user(3, "disabled"), "user_disabled"),
+        (_user(3, "invited"), "invitation_pending"),
+    ],
+)
+def test_a_user_removed_or_disabled_during_the_password_check_gets_no_session(
+    monkeypatch, locked: User | None, reason: str | None
+) -> None:
+    repo = _login_repo(monkeypatch, locked)
+    outcome = use_cases.login(repo, "u3@acme.test", "right password", "203.0.113.7", NOW)
+    assert isinstance(outcome.error, InvalidCredentials)
+    assert not repo.add.called  # no session
+    assert [entry.details for entry in outcome.audit] == ([{"reason": reason}] if reason else [])
+
+
+def test_a_password_changed_during_the_check_gets_no_session(monkeypatch) -> None:
+    changed = _user(3, "active")
+    changed.password_hash = "$argon2id$new"
+    repo = _login_repo(monkeypatch, changed)
+    outcome = use_cases.login(repo, "u3@acme.test", "old password", "203.0.113.7", NOW)
+    assert isinstance(outcome.error, InvalidCredentials)
+    assert not repo.add.called
+
+
 @pytest.mark.parametrize("change", ["disable", "remove", "demote"])
 def test_the_last_active_owner_is_refused_before_anything_changes(change: str) -> None:
     repo = create_autospec(AuthRepository, instance=True)

@@ -199,3 +199,35 @@ def test_extension_refusals(current, requested, refusal) -> None:
 )
 def test_a_suspension_reason_is_stripped_and_blank_is_none(given, stored) -> None:
     assert domain.suspension_reason(given) == stored
+
+
+@pytest.mark.parametrize(
+    ("source", "actor_type"),
+    [
+        ("product", "product"),
+        ("portal", "user"),
+        ("staff", "staff"),
+        (None, "system"),
+        ("x", "system"),
+    ],
+)
+def test_a_source_names_the_actor_who_frees_a_seat_when_the_caller_names_nobody(
+    source: str | None, actor_type: str
+) -> None:
+    assert domain.actor_type_of_source(source) == actor_type
+
+
+@pytest.mark.parametrize(
+    ("reveal", "actor_type", "audited"),
+    [
+        (True, "user", True),
+        (False, "user", False),
+        (True, "staff", False),
+        (True, "system", False),
+        (True, "product", False),
+    ],
+)
+def test_only_a_password_shown_to_a_portal_user_is_audited(
+    reveal: bool, actor_type: str, audited: bool
+) -> None:
+    assert domain.password_view_audited(reveal, actor_type) is audited

@@ -78,6 +78,7 @@ ACTIONS = (
     "license_suspended",
     "license_resumed",
     "license_extended",
+    "license_features_changed",
 )
 
 PAGE_DEFAULT = 50

@@ -74,7 +74,9 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
     ),
     "licensing": (
         "activate",
+        "activate_offline",
         "deactivate",
+        "deactivate_offline",
         "deactivate_installation",
         "get_license",
         "history",

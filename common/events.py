@@ -52,6 +52,7 @@ SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
     ("licensing", "license_expiring", "notify", "on_license_expiring"),
     ("licensing", "license_suspended", "notify", "on_license_suspended"),
     ("licensing", "license_resumed", "notify", "on_license_resumed"),
+    ("licensing", "license_features_changed", "notify", "on_license_features_changed"),
     ("licensing", "payment_not_applied", "billing", "on_payment_not_applied"),
 ]
 

@@ -1,11 +1,13 @@
 """Licensing rules as plain Python: IDs, activation passwords, status, seats, renewals,
-expiry notices, validation codes."""
+expiry notices, validation codes, features (offline activation's files: offline.py)."""
 
 from __future__ import annotations
 
 import hmac
 import math
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +33,8 @@ SOURCES = ("product", "portal", "staff")
 # their actor, and who frees a seat when the caller names nobody (a portal user whose name
 # the caller did not pass is still a user)
 SOURCE_ACTORS = {"product": "product", "portal": "user", "staff": "staff"}
+# an offline activation or deactivation (a file carried to and from the portal)
+OFFLINE = "offline"
 
 # History event types
 ACTIVATED, REACTIVATED, DEACTIVATED, ACTIVATION_REFUSED = (
@@ -216,8 +220,10 @@ def certificate_claims(
     activated_at: datetime,
     now: datetime,
     jti: str,
+    features: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The claims of an activation certificate; `exp` only when the license expires."""
+    """The claims of an activation certificate; `exp` only when the license expires;
+    `features`: the codes the license unlocks, sorted."""
     claims: dict[str, Any] = {
         "iss": "license-portal",
         "sub": license_id,
@@ -230,6 +236,7 @@ def certificate_claims(
         "installation_id": installation_id,
         "machine_name": machine_name,
         "activated_at": int(activated_at.timestamp()),
+        "features": sorted(features),
         "iat": int(now.timestamp()),
     }
     if expires_at is not None:
@@ -297,3 +304,50 @@ def password_view_audited(reveal_password: bool, actor_type: str) -> bool:
     (True, False)
     """
     return reveal_password and actor_type == "user"
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def feature_codes(codes: Iterable[str]) -> list[str]:
+    """Codes in their canonical form (lower case, like product codes), once each, sorted.
+
+    >>> feature_codes([" Steel", "dynamic", "STEEL"])
+    ['dynamic', 'steel']
+    """
+    return sorted({identifiers.code(code) for code in codes})
+
+
+def unknown_features(codes: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The codes that are no feature of the product (`known`), sorted.
+
+    >>> unknown_features(["steel", "bim"], ["steel", "dynamic"])
+    ['bim']
+    """
+    return sorted(set(feature_codes(codes)) - set(known))
+
+
+@dataclass(frozen=True)
+class FeatureChange:
+    """A license's features after a change, and what the change added and removed."""
+
+    features: list[str]
+    added: list[str]
+    removed: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def change_features(
+    current: Iterable[str], add: Iterable[str] = (), remove: Iterable[str] = ()
+) -> FeatureChange:
+    """Add then remove (a code in both ends up removed); only real differences count.
+
+    >>> change_features(["steel"], add=["steel", "dynamic"], remove=["bim"])
+    FeatureChange(features=['dynamic', 'steel'], added=['dynamic'], removed=[])
+    """
+    before = set(current)
+    after = (before | set(feature_codes(add))) - set(feature_codes(remove))
+    return FeatureChange(sorted(after), sorted(after - before), sorted(before - after))

@@ -71,6 +71,31 @@ class LicenseIsPerpetual(PortalError):
     message = "This license is perpetual; extending it would give it an end date."
 
 
+class InvalidRequest(PortalError):
+    """A malformed or foreign activation request file: `details.problem` says what, in
+    words, and `details.field` which field (when one is to blame)."""
+
+    code = "invalid_request"
+    message = "This activation request file cannot be used."
+
+
+class InvalidProof(PortalError):
+    """A malformed, forged, reused or foreign deactivation proof."""
+
+    code = "invalid_proof"
+    message = "This deactivation proof cannot be used."
+
+
+class UnknownFeature(PortalError):
+    code = "unknown_feature"
+    message = "This product has no such feature."
+
+
+class FeatureExists(Conflict):
+    code = "feature_exists"
+    message = "This product already has a feature with this code."
+
+
 # a staff guardrail's refusal code (domain) → the error that says it
 GUARDRAILS: dict[str, type[PortalError]] = {
     error.code: error for error in (ExpiresInPast, ExtensionShortens, LicenseIsPerpetual)
@@ -104,7 +129,10 @@ __all__ = [
     "NOT_APPLICABLE",
     "ExpiresInPast",
     "ExtensionShortens",
+    "FeatureExists",
     "InstallationNotFound",
+    "InvalidProof",
+    "InvalidRequest",
     "InvalidCredentials",
     "LicenseExpired",
     "LicenseIsPerpetual",
@@ -116,4 +144,5 @@ __all__ = [
     "ProductExists",
     "ProductNotFound",
     "TooManyAttempts",
+    "UnknownFeature",
 ]

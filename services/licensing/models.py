@@ -1,4 +1,5 @@
-"""The licensing database: products, licenses, installations, history, throttling, notices,
+"""The licensing database: products and their features, licenses and the features they hold,
+installations, history, throttling, notices,
 payments applied, the requests handled (common/idempotency.py) and the company's audit trail
 of licensing (common/audit.py)."""
 
@@ -29,6 +30,27 @@ class Product(LicensingBase):
     # set: off sale (no new licenses, no new purchases); its licenses go on working
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # loaded when read (not on the activation hot path, which names only codes); lists
+    # load them for every product at once (repository)
+    features: Mapped[list[ProductFeature]] = relationship(
+        order_by="ProductFeature.code", viewonly=True
+    )
+
+
+class ProductFeature(LicensingBase):
+    """A module of a product (`steel`, "Steel design") that a license may unlock."""
+
+    __tablename__ = "product_features"
+    __table_args__ = (
+        UniqueConstraint("product_id", "code", name="uq_product_features_product_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    code: Mapped[str] = mapped_column(String(64))  # lower case, like product codes
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
 
 class License(LicensingBase):
     __tablename__ = "licenses"
@@ -47,6 +69,21 @@ class License(LicensingBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
+    # the codes of the product's features this license unlocks (views add their names)
+    features: Mapped[list[LicenseFeature]] = relationship(
+        order_by="LicenseFeature.code", cascade="all, delete-orphan"
+    )
+
+
+class LicenseFeature(LicensingBase):
+    """A feature of its product that a license unlocks (a code of `product_features`)."""
+
+    __tablename__ = "license_features"
+    __table_args__ = (UniqueConstraint("license_pk", "code", name="uq_license_features_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    code: Mapped[str] = mapped_column(String(64))
 
 
 class Installation(LicensingBase):
@@ -75,7 +112,11 @@ class Installation(LicensingBase):
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    deactivated_by: Mapped[str | None] = mapped_column(String(16))  # product | portal | staff
+    # product | portal | staff | offline
+    deactivated_by: Mapped[str | None] = mapped_column(String(16))
+    # SHA-256 (hex) of the deactivation secret of its latest offline activation: a proof
+    # carrying that secret frees the seat once. None: activated online (or proof used)
+    offline_secret_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class HistoryEvent(LicensingBase):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from common import audit
 from common.db import add_unique, advisory_xact_lock, insert_ignore
@@ -21,6 +21,7 @@ from services.licensing.models import (
     HistoryEvent,
     Installation,
     License,
+    LicenseFeature,
     LicensingBase,
     PaymentEvent,
     Product,
@@ -37,6 +38,10 @@ _VALIDATION_FACTS = select(
         Installation.status == domain.INSTALLATION_ACTIVE,
     )
     .exists(),
+    # the feature codes in the same round trip (codes hold no comma: common.schemas.Code)
+    select(func.aggregate_strings(LicenseFeature.code, ","))
+    .where(LicenseFeature.license_pk == License.id)
+    .scalar_subquery(),
 ).where(License.license_id == bindparam("license_id"))
 
 
@@ -71,6 +76,10 @@ class LicensingRepository:
         included); True when this call inserted it."""
         return add_unique(self.session, entity)
 
+    def reload(self, entity: LicensingBase, *attributes: str) -> None:
+        """Read `attributes` of `entity` again (a collection that rows were added to)."""
+        self.session.expire(entity, list(attributes))
+
     # products
     def product_by_code(self, code: str, lock: bool = False, share: bool = False) -> Product | None:
         """The product of a canonical code. `lock`: its row is held until the transaction
@@ -82,7 +91,7 @@ class LicensingRepository:
         return self.session.scalar(query)
 
     def products(self, include_archived: bool = False) -> list[Product]:
-        query = select(Product).order_by(Product.code)
+        query = select(Product).options(selectinload(Product.features)).order_by(Product.code)
         if not include_archived:
             query = query.where(Product.archived_at.is_(None))
         return list(self.session.scalars(query))
@@ -151,6 +160,10 @@ class LicensingRepository:
         return list(
             self.session.scalars(
                 select(License)
+                .options(
+                    selectinload(License.features),
+                    selectinload(License.product, Product.features),
+                )
                 .where(License.customer_id == customer_id)
                 .order_by(License.created_at, License.id)
             )
@@ -219,12 +232,20 @@ class LicensingRepository:
         ).one()
         return row[0], row[1]
 
-    def touch_installation(self, pk: int, machine_name: str, now: datetime) -> Installation:
-        """Re-activation: the machine name may have changed; one UPDATE … RETURNING."""
+    def touch_installation(
+        self, pk: int, machine_name: str, now: datetime, offline_secret_hash: str | None = None
+    ) -> Installation:
+        """Re-activation: the machine name may have changed, and the offline deactivation
+        secret is the new response's (None: activated online, no proof frees it now); one
+        UPDATE … RETURNING."""
         return self.session.scalars(
             update(Installation)
             .where(Installation.id == pk)
-            .values(machine_name=machine_name, last_seen_at=now)
+            .values(
+                machine_name=machine_name,
+                last_seen_at=now,
+                offline_secret_hash=offline_secret_hash,
+            )
             .returning(Installation),
             execution_options={"synchronize_session": False},
         ).one()
@@ -266,13 +287,16 @@ class LicensingRepository:
 
     def validation_facts(
         self, license_id: str, installation_id: str
-    ) -> tuple[datetime | None, datetime | None, bool] | None:
-        """For an online validation, in one query: the license's expiry and suspension, and
-        whether the installation is active on it (columns only: this path is hot)."""
+    ) -> tuple[datetime | None, datetime | None, bool, list[str]] | None:
+        """For an online validation, in one query: the license's expiry and suspension,
+        whether the installation is active on it, and the license's feature codes, sorted
+        (columns only: this path is hot)."""
         row = self.session.execute(
             _VALIDATION_FACTS, {"license_id": license_id, "installation_id": installation_id}
         ).first()
-        return None if row is None else (row[0], row[1], bool(row[2]))
+        if row is None:
+            return None
+        return row[0], row[1], bool(row[2]), sorted(row[3].split(",")) if row[3] else []
 
     # history
     def history(self, license_pk: int, limit: int, before: int | None = None) -> list[HistoryEvent]:

@@ -79,6 +79,23 @@ class CreateProduct(StrictSchema):
     name = Text(200)
 
 
+def FeatureCodes() -> fields.List:
+    """An optional list of feature codes (any case; stored lower case), at most 100."""
+    return fields.List(Code(), load_default=list, validate=validate.Length(max=100))
+
+
+class AddProductFeature(StrictSchema):
+    code = Code()  # `Steel` is stored as `steel`
+    name = Text(200)
+
+
+class ChangeLicenseFeatures(StrictSchema):
+    """Codes to grant and to withdraw; a code in both is withdrawn."""
+
+    add = FeatureCodes()
+    remove = FeatureCodes()
+
+
 class ListProducts(StrictSchema):
     include_archived = Flag()
 
@@ -93,6 +110,7 @@ class IssueLicense(StrictSchema):
     product = Code()
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=100_000))
     expires_at = Expiry(load_default=None, allow_none=True)
+    features = FeatureCodes()
     # issue it even though its product is archived or its expiry already past
     force = Flag()
 
@@ -188,10 +206,20 @@ class _Purchase(_EventPart):
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     period_end = fields.AwareDateTime(required=True, default_timezone=UTC)
     license_id = LicenseId(load_default=None, allow_none=True, required=False)
+    # the plan's feature codes at purchase time (none from a billing older than features)
+    features = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=list,
+        validate=validate.Length(max=100),
+    )
 
     @post_load
     def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {**data, "product_code": identifiers.code(data["product_code"])}
+        return {
+            **data,
+            "product_code": identifiers.code(data["product_code"]),
+            "features": domain.feature_codes(data["features"]),
+        }
 
 
 class PaymentSucceeded(_EventPart):

@@ -35,7 +35,7 @@ from common.schemas import (
 )
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
-from services.licensing import domain, schemas, views
+from services.licensing import domain, offline, schemas, views
 from services.licensing.crypto import VALIDATION_TYP, BadSignature
 from services.licensing.dependencies import LicensingKeys
 from services.licensing.models import AuditEvent, EventOutbox, HandledRequest
@@ -98,14 +98,27 @@ class LicensingService:
         return self._uow.run(products.create_product, data, self.clock.now(), once=once)
 
     @rpc(expected_exceptions=PortalError)
+    def add_product_feature(self, product_code: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Staff: `("cad-pro", {"code": "Steel", "name": "Steel design"})` → the product,
+        `{"code": "cad-pro", "name": "CAD Pro", "active": true, "features": [{"code":
+        "steel", "name": "Steel design"}]}` (codes stored in lower case);
+        `product_not_found`, `feature_exists` (409)."""
+        code = code_arg(product_code)
+        data = load(schemas.AddProductFeature(), payload)
+        once = self.request.once(None, code, data)
+        return self._uow.run(products.add_product_feature, code, data, self.clock.now(), once=once)
+
+    @rpc(expected_exceptions=PortalError)
     def get_product(self, code: str) -> dict[str, Any]:
-        """`"CAD-PRO"` → `{"code": "cad-pro", "name": "CAD Pro", "active": true}` (false:
-        archived, off sale); `product_not_found`."""
+        """`"CAD-PRO"` → `{"code": "cad-pro", "name": "CAD Pro", "active": true,
+        "features": [{"code": "steel", "name": "Steel design"}]}` (active false: archived,
+        off sale; features by code); `product_not_found`."""
         return self._uow.read(products.get_product, code_arg(code))
 
     @rpc(expected_exceptions=PortalError)
     def list_products(self, include_archived: bool = False) -> list[dict[str, Any]]:
-        """→ `[{"code": "cad-pro", "name": "CAD Pro", "active": true}, ...]`, by code: the
+        """→ `[{"code": "cad-pro", "name": "CAD Pro", "active": true, "features": [{"code",
+        "name"}]}, ...]`, by code: the
         products on sale, or every product with `include_archived=True`."""
         query = load(schemas.ListProducts(), {"include_archived": include_archived})
         return self._uow.read(products.list_products, query["include_archived"])
@@ -129,14 +142,15 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def issue_license(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Staff: `{"customer_id": "c4829113", "product": "CAD-PRO", "seats": 5,
-        "expires_at": "2027-12-31" | ISO date-time | null, "force": false}` → the license
-        (publishes `license_issued`). IDs and codes in any case; a date means through the
-        end of that day (UTC); null: perpetual.
+        "expires_at": "2027-12-31" | ISO date-time | null, "features": ["steel"] (optional),
+        "force": false}` → the license (publishes `license_issued`). IDs and codes in any
+        case; a date means through the end of that day (UTC); null: perpetual.
 
         → `{"license_id": "L-7KQX-M2PD", "customer_id": "C4829113", "product": {"code",
         "name"}, "seats", "seats_in_use": 0, "expires_at", "suspended_at": null,
-        "suspension_reason": null, "status": "active", "created_at"}`.
-        `company_not_found` (asked of auth), `product_not_found`; unless `force`:
+        "suspension_reason": null, "status": "active", "created_at", "features": [{"code":
+        "steel", "name": "Steel design"}]}`. `company_not_found` (asked of auth),
+        `product_not_found`, `unknown_feature` (422, naming it); unless `force`:
         `product_archived` (409), `expires_in_past` (422).
         """
         data = load(schemas.IssueLicense(), payload)
@@ -287,6 +301,27 @@ class LicensingService:
         )
 
     @rpc(expected_exceptions=PortalError)
+    def change_license_features(self, license_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Staff: `("L-7KQX-M2PD", {"add": ["steel"], "remove": ["dynamic"]})` (both
+        optional, codes in any case; a code in both is removed) → the license with
+        `features: [{code, name}]`. Publishes `license_features_changed` {customer_id,
+        license_id, product, features, added, removed, changed_by} only when something
+        changed (audited as such). `license_not_found`, `unknown_feature` (422, naming
+        the code its product lacks)."""
+        data = load(schemas.ChangeLicenseFeatures(), payload)
+        license_id = license_id_arg(license_id)
+        once = self.request.once(None, license_id, data)
+        return self._uow.run(
+            licenses.change_license_features,
+            license_id,
+            data["add"],
+            data["remove"],
+            self.actor.current(Actor("staff")),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
     def suspend_license(self, license_id: str, reason: str | None = None) -> dict[str, Any]:
         """Staff: `("L-7KQX-M2PD", "Payment disputed; call us.")` → the license with
         `status: "suspended"` and `suspension_reason` (≤ 500 characters, optional);
@@ -412,11 +447,86 @@ class LicensingService:
         )
 
     @rpc(expected_exceptions=PortalError)
+    def activate_offline(
+        self, customer_id: str | None, license_id: str, request_text: Any
+    ) -> dict[str, Any]:
+        """An air-gapped machine's activation request file (its text) → the activation and
+        the response file to carry back.
+
+        `("C4829113", "L-7KQX-M2PD", '{"type": "activation_request", "version": 1,
+        "license_id": "L-7KQX-M2PD", "installation_id": "…", "machine_name": "CAD-WS-07",
+        "product": "cadpro", "requested_at": "2026-12-02T10:00:00+00:00", "nonce": "…"}')` →
+        `{"activation": {…as online, "source": "offline"}, "certificate": "<compact JWS>",
+        "response": "<activation_response file text>", "created": true | false}` (false:
+        already active there, no new seat; a fresh response all the same). The session is
+        the authorisation (the gateway checked role and company); `customer_id` None: staff
+        (any company, refused to the gateway). Seat rules, refusals, history (source
+        offline), `installation_activated` as online; audited `offline_activation`.
+        `invalid_request` (422, `details.problem`, `details.field`), `license_not_found`,
+        `license_expired`, `license_suspended`, `no_seats_available`.
+        """
+        self.caller.check_scope(customer_id)
+        customer_id = optional_customer_id_arg(customer_id)
+        license_id = license_id_arg(license_id)
+        once = self.request.once(customer_id, license_id, request_text)
+        result = self._uow.run(
+            activations.activate_offline,
+            self.keys.box,
+            license_id,
+            customer_id,
+            request_text,
+            self.actor.current(Actor("staff" if customer_id is None else "user")),
+            self.clock.now(),
+            once=once,
+        )
+        # signed after the commit: the license row lock is not held for it
+        certificate = self.keys.keyring.sign(result["claims"])
+        activation = result["activation"]
+        response = offline.response_text(
+            license_id=activation["license_id"],
+            installation_id=activation["installation_id"],
+            product=activation["product"]["code"],
+            nonce=result["nonce"],
+            issued_at=result["issued_at"],
+            certificate=certificate,
+            secret=self.keys.box.decrypt(result["sealed_secret"]),
+        )
+        return {**views.activation_reply(result, certificate), "response": response}
+
+    @rpc(expected_exceptions=PortalError)
+    def deactivate_offline(
+        self, customer_id: str | None, license_id: str, proof_text: Any
+    ) -> dict[str, Any]:
+        """An air-gapped machine's deactivation proof file (its text) → the installation,
+        `status: "deactivated"`, `deactivated_by: "offline"`; the seat is free at once.
+
+        `("C4829113", "L-7KQX-M2PD", '{"type": "deactivation_proof", "version": 1,
+        "license_id": "L-7KQX-M2PD", "installation_id": "…", "deactivated_at":
+        "2026-12-09T08:00:00+00:00", "secret": "<the response's deactivation_secret>"}')`.
+        Valid once; `invalid_proof` (422: malformed, forged, reused, another license's),
+        `license_not_found`. Audited `installation_deactivated` (`source: "offline"`).
+        """
+        self.caller.check_scope(customer_id)
+        customer_id = optional_customer_id_arg(customer_id)
+        license_id = license_id_arg(license_id)
+        once = self.request.once(customer_id, license_id, proof_text)
+        return self._uow.run(
+            activations.deactivate_offline,
+            license_id,
+            customer_id,
+            proof_text,
+            self.actor.current(Actor("staff" if customer_id is None else "user")),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
     def validate(self, certificate: Any, nonce: str | None = None) -> dict[str, Any]:
         """`("<compact JWS>", "q3Vd…" | None)` → `{"valid": true, "code": "VALID",
-        "license_id", "installation_id", "expires_at", "signed_answer"}`; code one of VALID,
-        EXPIRED, SUSPENDED, DEACTIVATED, BAD_SIGNATURE (malformed, unknown key or tampered:
-        never an error). `signed_answer`: the same answer as a compact JWS (EdDSA, the
+        "license_id", "installation_id", "expires_at", "features": ["steel"],
+        "signed_answer"}` (`features`: the license's as of now, `[]` unless VALID); code
+        one of VALID, EXPIRED, SUSPENDED, DEACTIVATED, BAD_SIGNATURE (malformed, unknown key
+        or tampered: never an error). `signed_answer`: the same answer as a compact JWS (EdDSA, the
         certificate signing key, `typ: license-validation+jwt`) with `iat` and the `nonce`
         (1-64 printable ASCII; otherwise `validation_error`)."""
         query = load(schemas.ValidationNonce(), {"nonce": nonce})

@@ -19,15 +19,31 @@ def product_ref(product: Product) -> dict[str, Any]:
 
 
 def product_view(product: Product) -> dict[str, Any]:
-    """The catalogue's product: `{code, name, active}` (false: archived, off sale)."""
-    return {**product_ref(product), "active": product.archived_at is None}
+    """The catalogue's product: `{code, name, active, features: [{code, name}]}` (active
+    false: archived, off sale; features by code)."""
+    return {
+        **product_ref(product),
+        "active": product.archived_at is None,
+        "features": [{"code": item.code, "name": item.name} for item in product.features],
+    }
+
+
+def feature_codes(license: License) -> list[str]:
+    """The codes of the features `license` unlocks, sorted."""
+    return sorted(item.code for item in license.features)
+
+
+def features_view(product: Product, codes: list[str]) -> list[dict[str, str]]:
+    """`[{code, name}]` of `codes` (features of `product`), by code."""
+    names = {item.code: item.name for item in product.features}
+    return [{"code": code, "name": names.get(code, code)} for code in sorted(codes)]
 
 
 def license_view(
     license: License, now: datetime, seats_in_use: int | None = None
 ) -> dict[str, Any]:
     """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
-    suspended_at, suspension_reason, status, created_at}`."""
+    suspended_at, suspension_reason, status, created_at, features: [{code, name}]}`."""
     view = {
         "license_id": license.license_id,
         "customer_id": license.customer_id,
@@ -39,6 +55,7 @@ def license_view(
         "suspension_reason": license.suspension_reason if license.suspended_at else None,
         "status": domain.license_status(license.expires_at, license.suspended_at, now),
         "created_at": iso(license.created_at),
+        "features": features_view(license.product, feature_codes(license)),
     }
     if seats_in_use is not None:
         view["seats_in_use"] = seats_in_use
@@ -125,15 +142,21 @@ def history_page(events: list[HistoryEvent], limit: int) -> dict[str, Any]:
     }
 
 
-def activation_view(license: License, installation: dict[str, Any], status: str) -> dict[str, Any]:
-    """The installation as the product sees it after activating, with its license's facts."""
-    return {
+def activation_view(
+    license: License, installation: dict[str, Any], status: str, source: str | None = None
+) -> dict[str, Any]:
+    """The installation as the product sees it after activating, with its license's facts
+    (and `source: "offline"` for an offline activation)."""
+    view = {
         **installation,
         "license_id": license.license_id,
         "product": product_ref(license.product),
         "expires_at": iso(license.expires_at),
         "license_status": status,
     }
+    if source is not None:
+        view["source"] = source
+    return view
 
 
 def activation_reply(result: dict[str, Any], certificate: str) -> dict[str, Any]:
@@ -150,8 +173,10 @@ def validation_view(
     license_id: Any = None,
     installation_id: Any = None,
     expires_at: datetime | None = None,
+    features: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`validate`'s answer: `{valid, code, license_id, installation_id, expires_at}`.
+    """`validate`'s answer: `{valid, code, license_id, installation_id, expires_at,
+    features}`; `features` (the codes the license unlocks now) is `[]` unless VALID.
 
     `validation_view(domain.BAD_SIGNATURE)` is the answer to a certificate we cannot trust.
     """
@@ -161,6 +186,7 @@ def validation_view(
         "license_id": license_id,
         "installation_id": installation_id,
         "expires_at": iso(expires_at),
+        "features": sorted(features or []) if code == domain.VALID else [],
     }
 
 
@@ -174,9 +200,15 @@ def signed_validation(answer: dict[str, Any], signed_answer: str) -> dict[str, A
 
 def event_license(license: License, now: datetime) -> dict[str, Any]:
     """The license as events carry it: `{license_id, product, seats, expires_at, status}`."""
-    view = license_view(license, now)
-    keys = ("license_id", "product", "seats", "expires_at", "status")
-    return {key: view[key] for key in keys}
+    # not made from `license_view`: the names of its features would cost the activation hot
+    # path a query, and no consumer reads them here
+    return {
+        "license_id": license.license_id,
+        "product": product_ref(license.product),
+        "seats": license.seats,
+        "expires_at": iso(license.expires_at),
+        "status": domain.license_status(license.expires_at, license.suspended_at, now),
+    }
 
 
 def license_issued(license: License, now: datetime) -> dict[str, Any]:
@@ -233,6 +265,26 @@ def license_resumed(license: License, now: datetime) -> dict[str, Any]:
         "customer_id": license.customer_id,
         "product": product_ref(license.product),
         "license": event_license(license, now),
+    }
+
+
+def license_features_changed(
+    license: License, added: list[str], removed: list[str], changed_by: Actor
+) -> dict[str, Any]:
+    """`{customer_id, license_id, product: {code, name}, features: [{code, name}], added,
+    removed, changed_by: {type, user_id?, email?}}` (added/removed: codes)."""
+    product = license.product
+    return {
+        "customer_id": license.customer_id,
+        "license_id": license.license_id,
+        "product": product_ref(product),
+        "features": features_view(product, feature_codes(license)),
+        "added": sorted(added),
+        "removed": sorted(removed),
+        # the names of what was removed, for the email (the codes alone say little)
+        "added_features": features_view(product, added),
+        "removed_features": features_view(product, removed),
+        "changed_by": changed_by.to_dict(),
     }
 
 

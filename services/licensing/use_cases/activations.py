@@ -13,6 +13,11 @@ step's transaction.
 
 Every history row names who acted (`actor`): the product for its own activations and
 deactivations, a portal user, staff or the system for a seat freed from outside.
+
+An offline activation (a request file carried to the portal, offline.py) takes its seat
+through the same step as an online one (`activate`, under the license row lock), with
+`source: "offline"` and the hash of the response's deactivation secret on the installation;
+the proof carrying that secret frees the seat once (`deactivate_offline`).
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from common.audit import PRODUCT, Actor
 from common.errors import PortalError
 from common.timeutil import iso
 from common.unit_of_work import Outcome, UnitOfWork
-from services.licensing import domain, views
+from services.licensing import domain, offline, views
 from services.licensing.crypto import PasswordBox
 from services.licensing.exceptions import (
     InstallationNotFound,
     InvalidCredentials,
+    InvalidProof,
+    InvalidRequest,
     LicenseExpired,
     LicenseSuspended,
     NoSeatsAvailable,
@@ -202,6 +209,7 @@ def _refusal(
     reason: str,
     actor: Actor,
     now: datetime,
+    source: str,
 ) -> None:
     repo.add_later(
         history_event(
@@ -210,7 +218,7 @@ def _refusal(
             now,
             data["installation_id"],
             data["machine_name"],
-            "product",
+            source,
             actor,
             reason,
         )
@@ -224,20 +232,26 @@ def activate(
     now: datetime,
     seats: SeatFacts | None = None,
     actor: Actor = PRODUCT,
+    source: str = "product",
+    offline_secret_hash: str | None = None,
 ) -> Outcome:
     """Activate on a machine; the caller holds the license row lock.
 
     Result: `{"activation": {...}, "claims": {...}, "created": bool}`. A refusal (expired,
     suspended, no seat) is recorded in history and returned as `Outcome.error`, to be raised
     after commit. A new installation is `installation_activated` in the audit trail (a
-    re-activation takes no new seat and is history only).
+    re-activation takes no new seat and is history only); an offline one (`source:
+    "offline"`) is `offline_activation` each time, as each issues a new response.
+
+    `offline_secret_hash` is stored on the installation (None, as online: a proof of an
+    earlier offline response no longer frees the seat).
     """
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
-        _refusal(repo, license, data, LicenseSuspended.code, actor, now)
+        _refusal(repo, license, data, LicenseSuspended.code, actor, now, source)
         return Outcome(error=LicenseSuspended(details={"license_id": license.license_id}))
     if status == domain.EXPIRED:
-        _refusal(repo, license, data, LicenseExpired.code, actor, now)
+        _refusal(repo, license, data, LicenseExpired.code, actor, now, source)
         return Outcome(
             error=LicenseExpired(
                 details={
@@ -249,10 +263,12 @@ def activate(
     in_use, current_pk = seats or repo.seat_facts(license.id, data["installation_id"])
     events = []
     if current_pk is not None:
-        current = repo.touch_installation(current_pk, data["machine_name"], now)
+        current = repo.touch_installation(
+            current_pk, data["machine_name"], now, offline_secret_hash
+        )
         history_type, created = domain.REACTIVATED, False
     elif not domain.has_free_seat(license.seats, in_use):
-        _refusal(repo, license, data, NoSeatsAvailable.code, actor, now)
+        _refusal(repo, license, data, NoSeatsAvailable.code, actor, now, source)
         return Outcome(
             error=NoSeatsAvailable(
                 details={
@@ -270,6 +286,7 @@ def activate(
             status=domain.INSTALLATION_ACTIVE,
             activated_at=now,
             last_seen_at=now,
+            offline_secret_hash=offline_secret_hash,
         )
         repo.insert(current)
         history_type, created = domain.ACTIVATED, True
@@ -280,7 +297,7 @@ def activate(
             now,
             current.installation_id,
             current.machine_name,
-            "product",
+            source,
             actor,
         )
     )
@@ -288,6 +305,9 @@ def activate(
     facts = []
     if created:
         events.append(("installation_activated", views.installation_event(license, view, now)))
+    if source == domain.OFFLINE:
+        facts.append(_fact(license, actor, "offline_activation", now, current))
+    elif created:
         facts.append(_fact(license, actor, "installation_activated", now, current))
     claims = domain.certificate_claims(
         license_id=license.license_id,
@@ -301,10 +321,88 @@ def activate(
         activated_at=current.activated_at,
         now=now,
         jti=secrets.token_hex(8),
+        features=views.feature_codes(license),
     )
-    activation = views.activation_view(license, view, status)
+    offline_source = source if source == domain.OFFLINE else None
+    activation = views.activation_view(license, view, status, offline_source)
     result = {"activation": activation, "claims": claims, "created": created}
     return Outcome(result, events, audit=facts)
+
+
+def activate_offline(
+    repo: LicensingRepository,
+    box: PasswordBox,
+    license_id: str,
+    customer_id: str | None,
+    request_text: Any,
+    actor: Actor,
+    now: datetime,
+) -> Outcome:
+    """An activation request file → the activation, as `activate` makes it, with what the
+    response file needs: `{"activation", "claims", "created", "nonce", "issued_at",
+    "sealed_secret"}`. The deactivation secret is sealed (Fernet, like a rotated password):
+    the request ledger stores the result, and a redelivered request answers the same
+    response; the entrypoint opens it. Only its hash is kept on the installation.
+
+    `InvalidRequest` (malformed, or for another license or product), `LicenseNotFound`
+    (missing, or another company's); refusals as online, recorded with source offline.
+    """
+    # the license first: another company's is not found, whatever the file holds
+    license = find_license(repo, license_id, customer_id, lock=True)
+    try:
+        request = offline.parse_request(request_text)
+    except offline.FileProblem as problem:
+        raise InvalidRequest(problem.problem, details=problem.details()) from None
+    problem = offline.request_problem(request, license.license_id, license.product.code)
+    if problem is not None:
+        raise InvalidRequest(problem.problem, details=problem.details())
+    secret = offline.new_secret()
+    data = {"installation_id": request.installation_id, "machine_name": request.machine_name}
+    outcome = activate(
+        repo, license, data, now, None, actor, domain.OFFLINE, offline.secret_hash(secret)
+    )
+    if outcome.error is None:
+        outcome.result.update(
+            nonce=request.nonce, issued_at=iso(now), sealed_secret=box.encrypt(secret)
+        )
+    return outcome
+
+
+def deactivate_offline(
+    repo: LicensingRepository,
+    license_id: str,
+    customer_id: str | None,
+    proof_text: Any,
+    actor: Actor,
+    now: datetime,
+) -> Outcome:
+    """A deactivation proof file → the installation, deactivated (`deactivated_by:
+    "offline"`). Valid once: the installation must be active with the hash of the proof's
+    secret, which is cleared. `InvalidProof` (malformed, forged, reused, foreign),
+    `LicenseNotFound`."""
+    license = find_license(repo, license_id, customer_id, lock=True)
+    try:
+        proof = offline.parse_proof(proof_text)
+    except offline.FileProblem as problem:
+        raise InvalidProof(problem.problem, details=problem.details()) from None
+    if proof.license_id != license.license_id:
+        message = f"This proof is for license {proof.license_id}, not {license.license_id}."
+        raise InvalidProof(message, details={"problem": message, "field": "license_id"})
+    installation = repo.latest_installation(license.id, proof.installation_id)
+    if installation is None or installation.status != domain.INSTALLATION_ACTIVE:
+        message = (
+            "No active installation of this license has this ID: the proof was used "
+            "already, or it belongs to another license."
+        )
+        raise InvalidProof(message, details={"problem": message, "field": "installation_id"})
+    if not offline.secret_matches(installation.offline_secret_hash, proof.secret):
+        message = (
+            "The proof does not match the installation's latest offline activation (forged, "
+            "used already, or of an earlier response)."
+        )
+        raise InvalidProof(message, details={"problem": message, "field": "secret"})
+    installation.offline_secret_hash = None
+    return deactivate(repo, license, proof.installation_id, domain.OFFLINE, actor, now)
 
 
 def _fact(
@@ -380,7 +478,7 @@ def deactivate_installation(
 
 def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A verified certificate's claims → `{valid, code, license_id, installation_id,
-    expires_at}` as of now (the license may since have been extended, suspended, …)."""
+    expires_at, features}` as of now (the license may since have been extended, suspended, …)."""
     license_id = claims.get("license_id")
     installation_id = claims.get("installation_id")
     facts = None
@@ -388,6 +486,8 @@ def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -
         facts = repo.validation_facts(license_id, installation_id)
     if facts is None:
         return views.validation_view(domain.CODE_DEACTIVATED, license_id, installation_id)
-    expires_at, suspended_at, active = facts
+    expires_at, suspended_at, active, features = facts
     code = domain.validation_code(active, domain.license_status(expires_at, suspended_at, now))
-    return views.validation_view(code, license_id, installation_id, expires_at)
+    # the features as of now (a removed one stops working at the next online check); the
+    # view answers them only when VALID
+    return views.validation_view(code, license_id, installation_id, expires_at, features)

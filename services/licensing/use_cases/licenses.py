@@ -1,4 +1,5 @@
-"""License use cases for staff and the portal: issue, read, rotate, suspend, extend.
+"""License use cases for staff and the portal: issue, read, rotate, suspend, extend, and the
+features a license unlocks.
 
 A company asking about another company's license gets `LicenseNotFound`, exactly as for a
 license that does not exist. IDs and codes arrive canonical (the entrypoints load them with
@@ -20,8 +21,8 @@ from common.timeutil import iso
 from common.unit_of_work import Outcome
 from services.licensing import domain, views
 from services.licensing.crypto import PasswordBox
-from services.licensing.exceptions import GUARDRAILS, LicenseNotFound
-from services.licensing.models import License, Product
+from services.licensing.exceptions import GUARDRAILS, LicenseNotFound, UnknownFeature
+from services.licensing.models import License, LicenseFeature, Product
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases.products import product_on_sale
 
@@ -49,11 +50,13 @@ def issue_license(
     actor: Actor,
     now: datetime,
 ) -> Outcome:
-    """Staff: `{customer_id, product, seats, expires_at, force}` → the license, and
-    `license_issued`. Refused unless `force`: an archived product (`ProductArchived`), an
-    expiry already past (`ExpiresInPast`)."""
+    """Staff: `{customer_id, product, seats, expires_at, features, force}` → the license,
+    and `license_issued`. `UnknownFeature` for a code the product lacks. Refused unless
+    `force`: an archived product (`ProductArchived`), an expiry already past
+    (`ExpiresInPast`)."""
     force = data.get("force", False)
     product = product_on_sale(repo, data["product"], force)
+    check_features(product, data.get("features", ()))
     expires_at = data.get("expires_at")
     refuse_unless(
         domain.issue_refusal(expires_at, now),
@@ -71,7 +74,8 @@ def new_license(
     actor: Actor,
     now: datetime,
 ) -> Outcome:
-    """Issue `{customer_id, seats, expires_at}` of `product` (checked by the caller)."""
+    """Issue `{customer_id, seats, expires_at, features?}` of `product` (checked by the
+    caller, features included)."""
     license_id = domain.new_license_id()
     while repo.license_id_exists(license_id):
         license_id = domain.new_license_id()
@@ -84,6 +88,9 @@ def new_license(
         activation_password=box.encrypt(domain.new_activation_password()),
         password_rotated_at=now,
         created_at=now,
+        features=[
+            LicenseFeature(code=code) for code in domain.feature_codes(data.get("features", ()))
+        ],
     )
     repo.add(license)
     return Outcome(
@@ -98,9 +105,60 @@ def new_license(
                 product=product.code,
                 seats=license.seats,
                 expires_at=iso(license.expires_at),
+                features=views.feature_codes(license),
             )
         ],
     )
+
+
+def check_features(product: Product, codes: Any) -> None:
+    """`UnknownFeature` naming the first of `codes` that is no feature of `product`."""
+    unknown = domain.unknown_features(codes, [item.code for item in product.features])
+    if unknown:
+        raise UnknownFeature(
+            f"Product {product.code} has no feature {unknown[0]}.",
+            details={"product": product.code, "feature": unknown[0], "features": unknown},
+        )
+
+
+def change_features(
+    license: License, add: Any, remove: Any, actor: Actor, now: datetime
+) -> Outcome:
+    """Add and remove feature codes (of its product) on a locked license; the outcome has
+    `license_features_changed` and its audit fact only when something changed."""
+    change = domain.change_features(views.feature_codes(license), add, remove)
+    if not change.changed:
+        return Outcome()
+    kept = {item.code: item for item in license.features}
+    # removed rows are deleted (delete-orphan), kept ones stay as they are
+    license.features = [kept.get(code) or LicenseFeature(code=code) for code in change.features]
+    event = views.license_features_changed(license, change.added, change.removed, actor)
+    fact = _fact(
+        license,
+        actor,
+        "license_features_changed",
+        now,
+        added=change.added,
+        removed=change.removed,
+    )
+    return Outcome(events=[("license_features_changed", event)], audit=[fact])
+
+
+def change_license_features(
+    repo: LicensingRepository,
+    license_id: str,
+    add: list[str],
+    remove: list[str],
+    actor: Actor,
+    now: datetime,
+) -> Outcome:
+    """Staff: grant and withdraw features → the license. `UnknownFeature` naming a code its
+    product lacks; nothing to change: the license as it is, no event."""
+    license = find_license(repo, license_id, None, lock=True)
+    check_features(license.product, [*add, *remove])
+    outcome = change_features(license, add, remove, actor, now)
+    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    return Outcome(view, outcome.events, audit=outcome.audit)
 
 
 def _fact(

@@ -31,8 +31,14 @@ from services.licensing.exceptions import (
     LicenseSuspended,
     PaymentNotApplicable,
 )
+from services.licensing.models import Product
 from services.licensing.repository import LicensingRepository
-from services.licensing.use_cases.licenses import find_license, move_expiry, new_license
+from services.licensing.use_cases.licenses import (
+    change_features,
+    find_license,
+    move_expiry,
+    new_license,
+)
 from services.licensing.use_cases.products import product_on_sale
 
 PERPETUAL_RENEWAL = "This license is perpetual: a renewal extends nothing."
@@ -79,7 +85,10 @@ def _issue_or_extend(
     is not suspended, whatever became of its product); a renewal never shortens a license.
     A perpetual license stays perpetual, and a renewal of one (it extends nothing) is not
     applicable (`license_is_perpetual`): billing refunds it. Staff's guardrails do not
-    apply otherwise: paid is paid."""
+    apply otherwise: paid is paid.
+
+    The plan's features (`purchase.features`) go to a new license, and are added to a
+    renewed one (`license_features_changed` when that adds any)."""
     period_end = as_utc(purchase["period_end"])
     try:
         if purchase["kind"] == "new":
@@ -88,6 +97,7 @@ def _issue_or_extend(
                 "customer_id": customer_id,
                 "seats": purchase["seats"],
                 "expires_at": period_end,
+                "features": _granted(product, purchase),
             }
             outcome = new_license(repo, box, product, data, SYSTEM, now)
             return outcome, outcome.result["license_id"]
@@ -98,11 +108,24 @@ def _issue_or_extend(
             raise LicenseSuspended(details={"license_id": license.license_id})
         if license.expires_at is None:  # a renewal would extend nothing: refunded
             raise PaymentNotApplicable(LicenseIsPerpetual.code, PERPETUAL_RENEWAL)
+        granted = change_features(license, _granted(license.product, purchase), (), SYSTEM, now)
         if not domain.renewal_extends(license.expires_at, period_end):
-            return Outcome(), license.license_id
-        return move_expiry(repo, license, period_end, SYSTEM, now), license.license_id
+            return granted, license.license_id
+        moved = move_expiry(repo, license, period_end, SYSTEM, now)
+        outcome = Outcome(
+            moved.result, moved.events + granted.events, audit=moved.audit + granted.audit
+        )
+        return outcome, license.license_id
     except NOT_APPLICABLE as exc:
         raise PaymentNotApplicable(exc.code, exc.message) from exc
+
+
+def _granted(product: Product, purchase: dict[str, Any]) -> list[str]:
+    """The purchase's features that its product has. billing checked them against the
+    product when the plan was made, and features are never deleted: one missing is a plan
+    older than that check, and paid is paid, so the rest is granted rather than refunded."""
+    known = {item.code for item in product.features}
+    return [code for code in domain.feature_codes(purchase.get("features", ())) if code in known]
 
 
 def park(repo: LicensingRepository, payload: Any, reason: str, now: datetime) -> Outcome:

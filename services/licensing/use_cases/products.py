@@ -12,8 +12,13 @@ from typing import Any
 
 from common.unit_of_work import Outcome
 from services.licensing import views
-from services.licensing.exceptions import ProductArchived, ProductExists, ProductNotFound
-from services.licensing.models import Product
+from services.licensing.exceptions import (
+    FeatureExists,
+    ProductArchived,
+    ProductExists,
+    ProductNotFound,
+)
+from services.licensing.models import Product, ProductFeature
 from services.licensing.repository import LicensingRepository
 
 
@@ -60,4 +65,20 @@ def set_archived(repo: LicensingRepository, code: str, archived: bool, now: date
         product.archived_at = now
     elif not archived:
         product.archived_at = None
+    return Outcome(views.product_view(product))
+
+
+def add_product_feature(
+    repo: LicensingRepository, code: str, data: dict[str, Any], now: datetime
+) -> Outcome:
+    """Staff: `{"code": "steel", "name": "Steel design"}` → the product with its features;
+    `FeatureExists` (also when a concurrent add won). An archived product may get one too:
+    its licenses go on working, and staff may still grant them features."""
+    product = find_product(repo, code)
+    feature = ProductFeature(
+        product_id=product.id, code=data["code"], name=data["name"].strip(), created_at=now
+    )
+    if not repo.add_unique(feature):
+        raise FeatureExists(details={"product": product.code, "code": data["code"]})
+    repo.reload(product, "features")
     return Outcome(views.product_view(product))

@@ -218,6 +218,7 @@ def test_validation_codes(rpc, company, product) -> None:
         "license_id": license_id,
         "installation_id": "inst-1",
         "expires_at": None,
+        "features": [],
     }
     jwks = jwt.PyJWKSet.from_dict(rpc("signing_keys"))
     assert jwt.get_unverified_header(signed)["typ"] == "license-validation+jwt"

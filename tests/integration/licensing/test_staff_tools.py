@@ -88,7 +88,7 @@ def test_each_extend_guardrail_with_and_without_force(rpc, company, product, bus
 def test_every_spelling_of_an_id_reaches_the_same_license(rpc, company, bus_events) -> None:
     code = f"CAD-{uuid.uuid4().hex[:6].upper()}"
     created = rpc("create_product", {"code": code, "name": "CAD Pro"})
-    assert created == {"code": code.lower(), "name": "CAD Pro", "active": True}
+    assert created == {"code": code.lower(), "name": "CAD Pro", "active": True, "features": []}
     assert rpc("get_product", f" {code} ") == created
     license = rpc(
         "issue_license", {"customer_id": f" {company.lower()} ", "product": code, "seats": 2}

@@ -113,12 +113,14 @@ def test_the_license_password_path_is_one_transaction_and_never_asks_auth(
     assert result["created"] is True
     assert auth.asked == []
     # the locked license, the failures with the seat facts, the installation, its history,
-    # the staged event, the audit trail's fact; then the event marked published
+    # the license's feature codes (the certificate's claims), the staged event, the audit
+    # trail's fact; then the event marked published
     assert statements()[seen:] == [
         "SELECT",
         "SELECT",
         "INSERT",
         "INSERT",
+        "SELECT",
         "INSERT",
         "INSERT",
         "COMMIT",

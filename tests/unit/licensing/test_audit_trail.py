@@ -223,6 +223,7 @@ def test_staff_changes_are_in_the_trail_once_each(service, db, request_key, acto
         "product": "cadpro",
         "seats": 2,
         "expires_at": "2027-01-31T23:59:59+00:00",
+        "features": [],
     }
     assert events[1]["details"] == {"reason": "Payment disputed"}
     assert events[2]["details"] == {"reason": "Call us", "already_suspended": True}

@@ -261,6 +261,7 @@ def test_validation_codes(service, clock) -> None:
         "license_id": None,
         "installation_id": None,
         "expires_at": None,
+        "features": [],
     }
 
 

@@ -6,12 +6,12 @@ import pytest
 
 from tests.unit.licensing.support import COMPANY, activate, issue, raises_code
 
-CAD_PRO = {"code": "cadpro", "name": "CAD Pro", "active": True}
+CAD_PRO = {"code": "cadpro", "name": "CAD Pro", "active": True, "features": []}
 
 
 def test_a_code_is_accepted_in_any_case_and_kept_in_lower_case(service) -> None:
     created = service.create_product({"code": " CAD-Pro.2 ", "name": " CAD Pro 2 "})
-    assert created == {"code": "cad-pro.2", "name": "CAD Pro 2", "active": True}
+    assert created == {"code": "cad-pro.2", "name": "CAD Pro 2", "active": True, "features": []}
     for typed in ("CAD-PRO.2", "cad-pro.2", "  Cad-Pro.2\t"):
         assert service.get_product(typed) == created
     raises_code("product_exists", service.create_product, {"code": "Cad-Pro.2", "name": "x"})
@@ -42,7 +42,7 @@ def test_archiving_takes_a_product_off_sale_and_back(service) -> None:
     assert [p["code"] for p in service.list_products()] == ["viewer"]
     assert service.list_products(include_archived=True) == [
         archived,
-        {"code": "viewer", "name": "Viewer", "active": True},
+        {"code": "viewer", "name": "Viewer", "active": True, "features": []},
     ]
     raises_code("validation_error", service.list_products, "yes")
     assert service.unarchive_product(" CadPro ") == CAD_PRO

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
+from common import identifiers
+
 
 class Rpc(Protocol):
     """`rpc(service, method, *args)`: one call to a service over the bus."""
@@ -32,3 +34,12 @@ def command(
     parser = subparsers.add_parser(name, parents=[common], help=help, description=help)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def feature_codes(value: str) -> list[str]:
+    """`--features "Steel, dynamics"` → `["steel", "dynamics"]` (codes in any case, comma
+    separated); an empty list is a mistake, not "none"."""
+    codes = [identifiers.code(item) for item in value.split(",") if item.strip()]
+    if not codes:
+        raise argparse.ArgumentTypeError("give feature codes separated by commas, e.g. steel,dyn")
+    return list(dict.fromkeys(codes))

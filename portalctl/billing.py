@@ -17,7 +17,7 @@ from typing import Any
 from common import identifiers
 from common.errors import PortalError
 from common.money import parse_amount
-from portalctl.base import Rpc, Subparsers, command
+from portalctl.base import Rpc, Subparsers, command, feature_codes
 from portalctl.errors import UsageError
 
 DEMO_PRODUCT = {"code": "cadpro", "name": "CAD Pro"}
@@ -50,17 +50,16 @@ def _limit(value: str) -> int:
 
 
 def create_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
-    return rpc(
-        "billing",
-        "create_plan",
-        {
-            "code": args.code,
-            "product_code": args.product,
-            "amount": minor_units(args.amount, args.currency),
-            "currency": args.currency,
-            "interval": args.interval,
-        },
-    )
+    payload: dict[str, Any] = {
+        "code": args.code,
+        "product_code": args.product,
+        "amount": minor_units(args.amount, args.currency),
+        "currency": args.currency,
+        "interval": args.interval,
+    }
+    if args.features:
+        payload["features"] = args.features
+    return rpc("billing", "create_plan", payload)
 
 
 def list_plans(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -178,6 +177,12 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--amount", required=True, help=f"per seat and interval, {AMOUNT_HELP}")
     parser.add_argument("--currency", required=True, help="ISO 4217, e.g. EUR")
     parser.add_argument("--interval", required=True, choices=("month", "year"))
+    parser.add_argument(
+        "--features",
+        type=feature_codes,
+        default=None,
+        help="the product's feature codes a purchase grants, comma separated (default: none)",
+    )
     parser = command(commands, common, "list", list_plans, "list plans on sale")
     parser.add_argument("--all", action="store_true", help="include plans no longer on sale")
     parser = command(

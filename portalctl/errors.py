@@ -55,6 +55,15 @@ FIXES: dict[str, str] = {
     "contact_is_owner": "To take this person's access away, make someone else the contact first "
     "(`portalctl company update CUSTOMER_ID --email NEW_EMAIL`).",
     "idempotency_key_reused": "Run the command again (each run has a request key of its own).",
+    "unknown_feature": "`portalctl product show CODE` lists the product's features; "
+    "`portalctl product feature add --product CODE --code C --name N` adds one.",
+    "feature_exists": "The product already has it: `portalctl product show CODE` lists its "
+    "features.",
+    "invalid_request": "Give the activation request file exactly as the machine wrote it "
+    "(`license-client offline-request --license-id L --product P --out FILE`), for this "
+    "license.",
+    "no_seats_available": "`portalctl license show LICENSE` lists its machines; `portalctl "
+    "license deactivate LICENSE INSTALLATION` frees a seat.",
 }
 
 
@@ -94,9 +103,15 @@ def one_line(error: PortalError, command: str = "") -> str:
     if message and message[-1] not in ".!?":
         message += "."
     parts = [f"portalctl: {error.code}: {message}"]
-    fields = error.details.get("fields") if isinstance(error.details, dict) else None
+    details = error.details if isinstance(error.details, dict) else {}
+    fields = details.get("fields")
     if isinstance(fields, dict) and fields:
         parts.append("(" + "; ".join(_fields(fields)) + ")")
+    # a file's problem in words (`invalid_request`: "nonce: too short"), unless said already
+    problem = details.get("problem")
+    if isinstance(problem, str) and problem.strip() and problem.strip() not in message:
+        field = details.get("field")
+        parts.append(f"({field}: {problem.strip()})" if field else f"({problem.strip()})")
     fix = COMMAND_FIXES.get((command, error.code)) or FIXES.get(error.code)
     if fix:
         parts.append(fix)

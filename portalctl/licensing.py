@@ -1,5 +1,5 @@
-"""`portalctl product create|list|show|archive|unarchive` and
-`portalctl license issue|show|list|suspend|resume|extend|deactivate`.
+"""`portalctl product create|list|show|archive|unarchive|feature add` and
+`portalctl license issue|show|list|suspend|resume|extend|deactivate|features|activate-offline`.
 
 Identifiers are typed in any case: codes are sent lower case, customer and license IDs upper
 case (common/identifiers.py), as the services store them. The staff guardrails (an expired
@@ -13,14 +13,24 @@ Also `seed_demo(rpc, company)`, which `portalctl demo` calls: two products, thre
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import tempfile
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from common import identifiers
 from common.errors import PortalError
-from portalctl.base import Rpc, Subparsers, command
+from portalctl.base import Rpc, Subparsers, command, feature_codes
+from portalctl.errors import UsageError
+from portalctl.output import Table, emit
 
 REASON_MAX = 500
+# a request file is at most 16 KiB (licensing says what is wrong with a longer one); reading
+# a little more lets licensing see that it is too long, not a cut-off copy
+REQUEST_READ_MAX = 16 * 1024 + 1
+FEATURE_COLUMNS = (("code", "Code"), ("name", "Name"))
 
 DEMO_PRODUCTS = (
     {"code": "cadpro", "name": "CAD Pro"},
@@ -64,6 +74,13 @@ def unarchive_product(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     return rpc("licensing", "unarchive_product", args.code)
 
 
+def add_feature(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    """The product with its features, the new one among them."""
+    return rpc(
+        "licensing", "add_product_feature", args.product, {"code": args.code, "name": args.name}
+    )
+
+
 def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "customer_id": args.customer,
@@ -71,6 +88,8 @@ def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
         "seats": args.seats,
         "expires_at": args.expires,
     }
+    if args.features:
+        payload["features"] = args.features
     if args.force:
         payload["force"] = True
     license = rpc("licensing", "issue_license", payload)
@@ -107,6 +126,93 @@ def deactivate(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def features(rpc: Rpc, args: argparse.Namespace) -> Table:
+    """A license's features; changed first with `--add` / `--remove` (a code in both is
+    removed, as licensing has it). With --json: `{license_id, product, features}`."""
+    if args.add or args.remove:
+        change = {"add": args.add or [], "remove": args.remove or []}
+        license = rpc("licensing", "change_license_features", args.license_id, change)
+    else:
+        # the features only: no reason to fetch (and audit a view of) the password
+        license = rpc("licensing", "get_license", args.license_id, reveal_password=False)
+    shown = {key: license.get(key) for key in ("license_id", "product", "features")}
+    rows = [{"code": item["code"], "name": item["name"]} for item in license.get("features") or []]
+    return Table(FEATURE_COLUMNS, rows, shown)
+
+
+def read_request(path: Path) -> str:
+    """The request file's text; a `UsageError` saying why it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(REQUEST_READ_MAX)
+    except OSError as exc:
+        raise UsageError(f"--request: cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--request: {path} is not a text file; give the activation request file the "
+            "machine wrote (license-client offline-request)."
+        ) from None
+
+
+def write_response(path: Path, text: str) -> None:
+    """Write the response file whole or not at all: a half-written file on a USB stick
+    would only fail later, on the offline machine."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write in {directory}: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def activate_offline(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Staff turn an air-gapped machine's request file into its response file.
+
+    The response goes to `--out` (or stdout, exactly the file's text, for `> FILE`); what to
+    do with it goes to stderr, so stdout stays the file or the one JSON document.
+    """
+    if args.out is not None and args.out.resolve() == args.request.resolve():
+        raise UsageError("--out would overwrite the request file; give another file name.")
+    text = read_request(args.request)
+    result = rpc("licensing", "activate_offline", None, args.license_id, text)
+    activation = result.get("activation") or {}
+    machine = activation.get("machine_name") or activation.get("installation_id") or "?"
+    seat = "a new seat" if result.get("created") else "already active there, no new seat"
+    if args.out is not None:
+        write_response(args.out, result["response"])
+        where = f"The response file is {args.out}"
+    else:
+        where = "The response file went to standard output (save it as a file)"
+    print(
+        f"Activated {args.license_id} offline on {machine} ({seat}). {where}: carry it to "
+        "that machine and install it there with `license-client offline-install FILE`; it "
+        "works only on the machine that wrote the request.",
+        file=sys.stderr,
+    )
+    shown = {"activation": activation, "created": result.get("created")}
+    if args.json:
+        if args.out is None:
+            shown["response"] = result["response"]
+        else:
+            shown["out"] = str(args.out)
+        emit(shown, True)
+    elif args.out is None:
+        sys.stdout.write(result["response"])
+        if not result["response"].endswith("\n"):
+            sys.stdout.write("\n")
+    else:
+        emit(activation, False)
+    return None
+
+
 def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     group = groups.add_parser("product", help="products that licenses are issued for")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -134,6 +240,21 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         commands, common, "unarchive", unarchive_product, "put an archived product back on sale"
     )
     parser.add_argument("code", type=identifiers.code)
+    feature = commands.add_parser(
+        "feature", help="features (modules) of a product, which plans and licenses grant"
+    )
+    feature_commands = feature.add_subparsers(
+        dest="feature_command", metavar="COMMAND", required=True
+    )
+    parser = command(feature_commands, common, "add", add_feature, "add a feature to a product")
+    parser.add_argument("--product", required=True, type=identifiers.code, help="its code")
+    parser.add_argument(
+        "--code",
+        required=True,
+        type=identifiers.code,
+        help="e.g. steel: letters, digits, . _ - in any case (stored in lower case)",
+    )
+    parser.add_argument("--name", required=True, help="e.g. 'Steel design'")
 
     group = groups.add_parser("license", help="licenses of companies")
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -148,6 +269,12 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         type=_date,
         default=None,
         help="YYYY-MM-DD (valid through that day, UTC); without it the license is perpetual",
+    )
+    parser.add_argument(
+        "--features",
+        type=feature_codes,
+        default=None,
+        help="the product's feature codes it unlocks, comma separated (default: none)",
     )
     parser.add_argument(
         "--force",
@@ -189,6 +316,33 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("license_id", type=identifiers.license_id)
     parser.add_argument("installation_id")
+    parser = command(
+        commands,
+        common,
+        "features",
+        features,
+        "show a license's features, or add and remove some (the company is emailed)",
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
+    parser.add_argument("--add", type=feature_codes, help="feature codes, comma separated")
+    parser.add_argument("--remove", type=feature_codes, help="feature codes, comma separated")
+    parser = command(
+        commands,
+        common,
+        "activate-offline",
+        activate_offline,
+        "activate an air-gapped machine from its request file; writes the response file",
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
+    parser.add_argument(
+        "--request",
+        required=True,
+        type=Path,
+        help="the activation request file the machine wrote (license-client offline-request)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write the response file (default: standard output)"
+    )
 
 
 def _ensure_products(rpc: Rpc) -> None:

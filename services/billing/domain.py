@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,6 +184,8 @@ class Order:
     # who bought (common/audit.py Actor.to_dict()), for the audit trail's `purchase` when
     # the charge settles, even in a later pass (orders written before the trail: None)
     actor: dict[str, Any] | None = None
+    # the plan's feature codes when priced: what the buyer saw is what the license gets
+    features: list[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -193,6 +196,24 @@ class Order:
         # previous release reads the orders a newer one wrote during a rolling upgrade
         known = {item.name for item in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in json.loads(raw).items() if key in known})
+
+
+def feature_codes(codes: Iterable[str] | None) -> list[str]:
+    """Feature codes as stored and sent: each once, sorted; None (an older plan) is none.
+
+    >>> feature_codes(["steel", "dynamics", "steel"])
+    ['dynamics', 'steel']
+    """
+    return sorted(set(codes or ()))
+
+
+def unknown_features(codes: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The codes of `codes` that are not in `known` (the product's features), sorted.
+
+    >>> unknown_features(["steel", "wind"], {"steel", "dynamics"})
+    ['wind']
+    """
+    return sorted(set(codes) - set(known))
 
 
 def charge_key(charge_id: int) -> str:

@@ -57,6 +57,21 @@ class ProductArchived(Conflict):
     message = "This product is no longer sold."
 
 
+class UnknownFeature(ValidationFailed):
+    """A plan names a feature its product does not have (licensing's `get_product`)."""
+
+    code = "unknown_feature"
+    message = "The product has no such feature."
+
+
+def unknown_feature(code: str, product_code: str) -> UnknownFeature:
+    """`unknown_feature` naming the code: "Product cadpro has no feature 'steel'."."""
+    return UnknownFeature(
+        f"Product {product_code} has no feature '{code}'.",
+        details={"feature": code, "product_code": product_code},
+    )
+
+
 class LicenseSuspended(Forbidden):
     code = "license_suspended"
     message = "This license is suspended and cannot be renewed. Please contact the vendor."
@@ -96,6 +111,8 @@ __all__ = [
     "ProductArchived",
     "RecurringPaymentEnded",
     "RecurringPaymentNotFound",
+    "UnknownFeature",
     "declined",
     "invalid_field",
+    "unknown_feature",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -49,6 +50,8 @@ class Plan(BillingBase):
     currency: Mapped[str] = mapped_column(String(3))
     interval: Mapped[str] = mapped_column(String(8))  # month | year
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: archived, off sale
+    # the product's feature codes (licensing's) the plan grants, sorted; NULL for older plans
+    features: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -97,6 +100,9 @@ class Payment(BillingBase):
     product_code: Mapped[str | None] = mapped_column(String(64))
     product_name: Mapped[str | None] = mapped_column(String(200))
     seats: Mapped[int | None] = mapped_column(Integer)
+    # the plan's feature codes when paid: a plan changed later does not change what was
+    # bought (NULL: paid before features, or no plan)
+    features: Mapped[list[str] | None] = mapped_column(JSON)
     unit_amount: Mapped[int | None] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())

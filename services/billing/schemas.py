@@ -41,6 +41,8 @@ class CreatePlan(StrictSchema):
     currency = Currency(required=True, validate=_currency)
     interval = fields.String(required=True, validate=validate.OneOf(domain.INTERVALS))
     active = fields.Boolean(load_default=True)
+    # codes of the product's features (licensing's `get_product`) the plan grants
+    features = fields.List(Code(), load_default=list, validate=validate.Length(max=100))
 
 
 class CardIn(StrictSchema):

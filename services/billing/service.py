@@ -121,11 +121,14 @@ class BillingService:
         """A price for a product licensing sells, per seat and interval, in minor units.
 
         `{"code": "CADPRO-Yearly", "product_code": "CAD-PRO", "amount": 49000,
-        "currency": "EUR", "interval": "year"}` → the plan, codes in lower case, with the
-        product's name: `{"code": "cadpro-yearly", "product_code": "cad-pro", "product":
-        {"code": "cad-pro", "name": "CAD Pro"}, "price": "EUR 490.00", "active": true, …}`.
+        "currency": "EUR", "interval": "year", "features": ["steel"]}` → the plan, codes in
+        lower case, with the product's name and the feature codes it grants (of the
+        product's `features` in licensing; none by default): `{"code": "cadpro-yearly",
+        "product_code": "cad-pro", "product": {"code": "cad-pro", "name": "CAD Pro"},
+        "price": "EUR 490.00", "active": true, "features": ["steel"], …}`.
         `product_not_found` (licensing does not know it), `product_archived` (off sale),
-        `plan_exists` if the code is taken.
+        `unknown_feature` (422, naming a code the product lacks), `plan_exists` if the code
+        is taken.
         """
         data = load(schemas.CreatePlan(), payload)
         product = self.licensing.get_product(data["product_code"])
@@ -157,7 +160,8 @@ class BillingService:
         (a purchase still checks the product before charging).
 
         → `[{"code", "product_code", "product": {"code", "name"}, "amount", "currency",
-        "price", "amount_formatted", "interval", "active", "archived_at"}]`
+        "price", "amount_formatted", "interval", "active", "archived_at", "features"}]`
+        (`features`: the feature codes the plan grants)
         """
         if include_inactive is not True:
             try:

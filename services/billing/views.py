@@ -33,7 +33,8 @@ def product_ref(code: str | None, name: str | None) -> dict[str, Any] | None:
 
 def plan_view(plan: Plan) -> dict[str, Any]:
     """`{code, product_code, product: {code, name}, amount, currency, price, interval,
-    active, archived_at}`; `active` false: archived, off sale."""
+    active, archived_at, features}`; `active` false: archived, off sale; `features` the
+    product's feature codes the plan grants, sorted."""
     return {
         "code": plan.code,
         "product_code": plan.product_code,
@@ -45,6 +46,7 @@ def plan_view(plan: Plan) -> dict[str, Any]:
         "interval": plan.interval,
         "active": plan.active,
         "archived_at": iso(plan.archived_at),
+        "features": domain.feature_codes(plan.features),
     }
 
 
@@ -185,7 +187,9 @@ def payment_succeeded(
     payment: Payment, interval: str | None, period_end: datetime | None = None
 ) -> Event:
     """`payment_succeeded`: licensing issues (`new`) or extends (`renewal`) the license until
-    `purchase.period_end`; `payment` is the receipt (with its own period, for the email).
+    `purchase.period_end`, with `purchase.features` (the plan's feature codes when paid:
+    a new license holds them, a renewed one gains them); `payment` is the receipt (with its
+    own period, for the email).
 
     `period_end` overrides the license's end (the demo's one event covers two periods, its
     receipt only the first).
@@ -200,6 +204,7 @@ def payment_succeeded(
         "period_start": iso(payment.period_start),
         "period_end": iso(period_end or payment.period_end),
         "license_id": payment.license_id,
+        "features": domain.feature_codes(payment.features),
     }
     return (
         "payment_succeeded",

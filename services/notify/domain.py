@@ -70,6 +70,7 @@ EVENT_SOURCES: dict[str, str] = {
     "license_expiring": "licensing",
     "license_suspended": "licensing",
     "license_resumed": "licensing",
+    "license_features_changed": "licensing",
     "payment_succeeded": "billing",
     "payment_failed": "billing",
     "payment_refunded": "billing",
@@ -413,6 +414,33 @@ def license_product(data: dict[str, Any]) -> str:
     return product_label(data.get("product") or license_.get("product"), "")
 
 
+def feature_names(codes: list[str], *known: list[dict[str, Any]]) -> list[str]:
+    """What an email calls features: their names from `known` (`[{code, name}]` lists),
+    the code of one no list names (a removed feature licensing no longer names).
+
+    >>> feature_names(["dynamics", "steel"], [{"code": "steel", "name": "Steel design"}])
+    ['dynamics', 'Steel design']
+    """
+    names = {item["code"]: item.get("name") for items in known for item in items}
+    return [names.get(code) or code for code in codes]
+
+
+def features_change(added: list[str], removed: list[str]) -> str:
+    """The change in words, names already looked up (`feature_names`).
+
+    >>> features_change(["Steel design"], ["Dynamic analysis"])
+    'added Steel design; removed Dynamic analysis'
+    >>> features_change([], ["Wind loads", "Dynamic analysis"])
+    'removed Wind loads, Dynamic analysis'
+    """
+    parts = []
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    return "; ".join(parts) or "no change"
+
+
 def subject(kind: str, data: dict[str, Any]) -> str:
     """The subject line of the email an event of `kind` makes."""
     if kind == "company_created":
@@ -438,6 +466,10 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         product = license_product(data)
         state = "is suspended" if kind == "license_suspended" else "is active again"
         line = f"Your {product + ' ' if product else ''}license {data['license_id']} {state}"
+    elif kind == "license_features_changed":
+        product = license_product(data)
+        named = f"{product} license" if product else "license"
+        line = f"Modules of your {named} {data['license_id']} changed"
     elif kind in RECURRING_KINDS:
         product = product_label(data["recurring_payment"]["product"])
         if kind == "payment_failed" and data["next_retry_at"] is None:

@@ -83,6 +83,10 @@ def context(
     if "license_id" in data and kind in LICENSE_STATUS_KINDS:
         values["license_url"] = domain.license_url(portal_url, data["license_id"])
         values["product_label"] = domain.license_product(data)
+    if kind == "license_features_changed":
+        values["license_url"] = domain.license_url(portal_url, data["license_id"])
+        values["product_label"] = domain.license_product(data)
+        values.update(features_context(data))
     if "days_left" in data:
         values["expires_phrase"] = domain.expires_in(data["days_left"])
     payment = data.get("payment")
@@ -123,6 +127,19 @@ NOTICE_SETTINGS = {
     "receipts": "Receipts",
     "payment_failed": "Failed payments",
 }
+
+
+def features_context(data: dict[str, Any]) -> dict[str, Any]:
+    """A feature change in names: `features_change` ("added Steel design; removed
+    Dynamic analysis") and `feature_list`, what the license holds now ("" for none)."""
+    known = (data["features"], data["added_features"], data["removed_features"])
+    added = domain.feature_names(data["added"], *known)
+    removed = domain.feature_names(data["removed"], *known)
+    now = domain.feature_names([item["code"] for item in data["features"]], *known)
+    return {
+        "features_change": domain.features_change(added, removed),
+        "feature_list": ", ".join(now),
+    }
 
 
 def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:

@@ -404,6 +404,39 @@ class LicenseStatusEvent(EventSchema):
         return _lift(data, "license", ("license_id", "product"))
 
 
+class Feature(_Part):
+    """A feature (module) of a product: `{code, name}`."""
+
+    code = _name(64)
+    name = _optional(200)
+
+
+def _codes() -> fields.List:
+    return fields.List(fields.String(validate=[validate.Length(min=1, max=64), _no_nul]))
+
+
+class LicenseFeaturesChanged(EventSchema):
+    """Staff (or a purchase) changed the features of a license: `features` are the ones it
+    holds now; `added` / `removed` codes, named from `features` and, when licensing sends
+    them, `added_features` / `removed_features` (a removed one is no longer in `features`)."""
+
+    customer_id = _name(32)
+    license_id = _name(64)
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
+    features = fields.List(fields.Nested(Feature), load_default=list)
+    added = _codes()
+    removed = _codes()
+    added_features = fields.List(fields.Nested(Feature), load_default=list)
+    removed_features = fields.List(fields.Nested(Feature), load_default=list)
+    # a user's email, `staff`, or licensing's actor `{type, email?}`: no email names it
+    changed_by = fields.Raw(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("added") and not data.get("removed"):
+            raise ValidationError("Neither added nor removed names a feature.", "added")
+
+
 class LicenseSuspended(LicenseStatusEvent):
     reason = _optional(500)  # staff's words, shown to the customer
 
@@ -427,6 +460,7 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "company_invited": CompanyInvited,
     "license_suspended": LicenseSuspended,
     "license_resumed": LicenseResumed,
+    "license_features_changed": LicenseFeaturesChanged,
     "payment_refunded": PaymentRefunded,
     "recurring_payment_resumed": RecurringPaymentResumed,
     "recurring_payment_card_changed": RecurringPaymentCardChanged,

@@ -139,6 +139,10 @@ class NotifyService:
     def on_license_resumed(self, payload: Any) -> None:
         use_cases.accept(self._courier, "licensing", "license_resumed", payload)
 
+    @reliable_handler("licensing", "license_features_changed")
+    def on_license_features_changed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "licensing", "license_features_changed", payload)
+
     @reliable_handler("billing", "payment_succeeded")
     def on_payment_succeeded(self, payload: Any) -> None:
         use_cases.accept(self._courier, "billing", "payment_succeeded", payload)

@@ -78,6 +78,7 @@ def seed_history(
                 ),
                 channel="portal",
                 kind=kind,
+                features=domain.feature_codes(plan.features),
                 plan_code=plan.code,
                 product_code=plan.product_code,
                 product_name=plan.product_name,

@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from common.unit_of_work import Outcome
-from services.billing.exceptions import PlanExists, PlanNotFound, ProductArchived
+from services.billing import domain
+from services.billing.exceptions import (
+    PlanExists,
+    PlanNotFound,
+    ProductArchived,
+    unknown_feature,
+)
 from services.billing.models import Plan
 from services.billing.repository import BillingRepository
 from services.billing.views import plan_view
@@ -27,11 +33,17 @@ def product_on_sale(product: Mapping[str, Any]) -> bool:
 def create_plan(
     repo: BillingRepository, data: dict[str, Any], product: Mapping[str, Any], now: datetime
 ) -> Outcome:
-    """A new plan of `product` (licensing's answer), with its name; `product_archived` for
-    a product off sale, `plan_exists` if the code is taken (also by a concurrent create)."""
+    """A new plan of `product` (licensing's answer), with its name and the features it
+    grants; `product_archived` for a product off sale, `unknown_feature` naming a code the
+    product lacks, `plan_exists` if the code is taken (also by a concurrent create)."""
     if not product_on_sale(product):
         raise ProductArchived(details={"product_code": data["product_code"]})
-    plan = Plan(**data, product_name=product.get("name"), created_at=now)
+    known = {str(feature["code"]) for feature in product.get("features") or []}
+    missing = domain.unknown_features(data.get("features", []), known)
+    if missing:
+        raise unknown_feature(missing[0], data["product_code"])
+    values = {**data, "features": domain.feature_codes(data.get("features", []))}
+    plan = Plan(**values, product_name=product.get("name"), created_at=now)
     if not plan.active:
         plan.archived_at = now
     if repo.plan_by_code(data["code"]) is not None or not repo.add_unique(plan):

@@ -164,6 +164,7 @@ def prepare(
             "exp_year": method.exp_year,
         },
         actor=actor.to_dict(),
+        features=list(plan["features"]),
     )
 
 

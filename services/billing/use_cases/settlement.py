@@ -125,6 +125,7 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
         product_code=order.product_code,
         product_name=order.product_name,
         seats=order.seats,
+        features=domain.feature_codes(order.features),
         unit_amount=order.unit_amount,
         period_start=_parse_time(order.period_start),
         period_end=period_end,
@@ -179,6 +180,8 @@ def _settle_invoice(
     method = repo.payment_method(charge.payment_method_id)
     if result.succeeded:
         charge.status = "succeeded"
+        # a renewal grants what its plan grants now (an archived plan still has its features)
+        plan = repo.plan_by_code(recurring.plan_code)
         payment = new_payment(
             repo,
             now,
@@ -198,6 +201,7 @@ def _settle_invoice(
             product_code=recurring.product_code,
             product_name=recurring.product_name,
             seats=recurring.seats,
+            features=domain.feature_codes(plan.features if plan else None),
             unit_amount=invoice.amount // max(1, recurring.seats),
             period_start=invoice.period_start,
             period_end=invoice.period_end,

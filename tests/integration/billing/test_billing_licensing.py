@@ -212,3 +212,30 @@ def test_a_redelivered_payment_event_issues_or_extends_once(suite, config) -> No
         config, "SELECT status FROM payment_events WHERE event_id = :e", e=poison["event_id"]
     )
     assert parked == [("parked",)]
+
+
+def test_a_purchase_gives_the_license_its_plans_features_and_a_renewal_adds_them(
+    suite, config
+) -> None:
+    client, product, _ = suite
+    for code, name in (("steel", "Steel design"), ("dynamics", "Dynamic analysis")):
+        client.call("licensing", "add_product_feature", product, {"code": code, "name": name})
+    plan = {"product_code": product, "amount": 4900, "currency": "EUR", "interval": "month"}
+    steel = client.call(
+        "billing", "create_plan", {**plan, "code": f"s-{product}", "features": ["steel"]}
+    )
+    both = client.call(
+        "billing",
+        "create_plan",
+        {**plan, "code": f"b-{product}", "features": ["dynamics", "steel"]},
+    )
+    assert (steel["features"], both["features"]) == (["steel"], ["dynamics", "steel"])
+    who = "C" + uuid.uuid4().hex[:7].upper()
+    body = {"plan": steel["code"], "seats": 1, "card": OK_CARD}
+    receipt = client.call("billing", "purchase", who, body)["payment"]["receipt_number"]
+    license = eventually(lambda: client.call("licensing", "license_for_payment", receipt, who))
+    assert license["features"] == [{"code": "steel", "name": "Steel design"}]
+    renewal = {**body, "plan": both["code"], "license_id": license["license_id"]}
+    receipt2 = client.call("billing", "purchase", who, renewal)["payment"]["receipt_number"]
+    extended = eventually(lambda: client.call("licensing", "license_for_payment", receipt2, who))
+    assert [item["code"] for item in extended["features"]] == ["dynamics", "steel"]

@@ -65,6 +65,8 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
         "Your CAD Pro license expires in 7 days",
         f"Your CAD Pro license {events['license_suspended']['license_id']} is suspended",
         f"Your CAD Pro license {events['license_resumed']['license_id']} is active again",
+        f"Modules of your CAD Pro license {events['license_features_changed']['license_id']}"
+        " changed",
     }
     eventually(lambda: {m["Subject"] for m in sink.messages(to=email)} == expected, timeout=15)
     by_subject = {m["Subject"]: m for m in sink.messages(to=email)}

@@ -69,6 +69,7 @@ def test_a_purchase_makes_a_receipt_a_recurring_payment_and_one_event(service, e
         "period_start": payment["period_start"],
         "period_end": payment["period_end"],
         "license_id": None,
+        "features": [],  # the plan grants none
     }
     assert buy(service)["payment"]["receipt_number"] == "R-2026-000002"
     assert [p["receipt_number"] for p in service.list_payments(CUSTOMER)] == [

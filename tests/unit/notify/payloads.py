@@ -256,6 +256,25 @@ def license_resumed(customer_id: str) -> dict[str, Any]:
     )
 
 
+def license_features_changed(customer_id: str) -> dict[str, Any]:
+    """licensing's shape: the features the license holds now, the codes added and
+    removed, and the names of both."""
+    license = license_()
+    return event(
+        {
+            "customer_id": customer_id,
+            "license_id": license["license_id"],
+            "product": license["product"],
+            "features": [{"code": "steel", "name": "Steel design"}],
+            "added": ["steel"],
+            "removed": ["dynamics"],
+            "added_features": [{"code": "steel", "name": "Steel design"}],
+            "removed_features": [{"code": "dynamics", "name": "Dynamic analysis"}],
+            "changed_by": {"type": "staff"},
+        }
+    )
+
+
 def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
     """One event of every licensing type notify emails about, keyed by event type."""
     return {
@@ -265,6 +284,7 @@ def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
         "license_expiring": license_expiring(customer_id),
         "license_suspended": license_suspended(customer_id),
         "license_resumed": license_resumed(customer_id),
+        "license_features_changed": license_features_changed(customer_id),
     }
 
 

@@ -139,6 +139,7 @@ class TestSubjects:
         assert set(events) == set(domain.EVENT_SOURCES)
         suspended = events["license_suspended"]["license_id"]
         resumed = events["license_resumed"]["license_id"]
+        changed = events["license_features_changed"]["license_id"]
         subjects = {kind: domain.subject(kind, _data(kind, p)) for kind, p in events.items()}
         assert subjects == {
             "company_created": "Welcome to License Portal",
@@ -155,6 +156,7 @@ class TestSubjects:
             "company_invited": "Set your License Portal password",
             "license_suspended": f"Your CAD Pro license {suspended} is suspended",
             "license_resumed": f"Your CAD Pro license {resumed} is active again",
+            "license_features_changed": f"Modules of your CAD Pro license {changed} changed",
             "payment_refunded": "We refunded your payment R-2026-000124",
             "recurring_payment_resumed": "Automatic renewal of CAD Pro resumed",
             "recurring_payment_card_changed": "New card for the automatic renewal of CAD Pro",

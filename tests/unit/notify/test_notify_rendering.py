@@ -210,3 +210,28 @@ def test_a_saved_message_keeps_the_reset_link_whole_in_its_raw_text() -> None:
     data = _data(claim.kind, payload)
     message = rendering.compose(claim, data, RECIPIENT, "portal@portal.test", PORTAL_URL, NOW)
     assert payloads.link_for(payload["request_id"]).encode() in message.as_bytes()
+
+
+def test_a_feature_change_names_added_and_removed_modules() -> None:
+    payload = payloads.license_features_changed("C7")
+    text, html = _render("license_features_changed", payload)
+    license_id = payload["license_id"]
+    for body in (text, html):
+        assert (
+            f"Modules of license {license_id} for CAD Pro changed: added Steel design;"
+            " removed Dynamic analysis." in body
+        )
+        assert "Your software sees the change at its next online check" in body
+        assert f"{PORTAL_URL}/licenses/{license_id}" in body
+    assert "Modules now: Steel design" in text
+    # without the names of what was removed (an older licensing): the code stands in
+    older = {**payload, "removed_features": [], "added": [], "features": []}
+    text, html = _render("license_features_changed", older)
+    assert f"Modules of license {license_id} for CAD Pro changed: removed dynamics." in text
+    assert "Modules now: none" in text
+
+
+def test_a_feature_change_that_changes_nothing_is_refused() -> None:
+    payload = {**payloads.license_features_changed("C7"), "added": [], "removed": []}
+    with pytest.raises(schemas.InvalidEvent):
+        schemas.load_event("license_features_changed", payload)

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from common.audit import STAFF
 from services.auth import views as auth_views
 from services.auth.models import Company, PasswordRequest, User
 from services.billing import views as billing_views
 from services.billing.models import Payment, PaymentMethod, RecurringPayment
 from services.licensing import views as licensing_views
-from services.licensing.models import License, Product
+from services.licensing.models import License, LicenseFeature, Product, ProductFeature
 from services.notify import domain, rendering, schemas
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
@@ -107,6 +108,27 @@ def suspended_license() -> License:
         suspension_reason="Unpaid invoice 2026-114.",
         created_at=NOW,
     )
+
+
+def test_licensings_feature_change_names_the_modules() -> None:
+    product = Product(
+        code="cad-pro",
+        name="CAD Pro",
+        created_at=NOW,
+        features=[
+            ProductFeature(code="dynamics", name="Dynamic analysis"),
+            ProductFeature(code="steel", name="Steel design"),
+        ],
+    )
+    license = suspended_license()
+    license.product, license.suspended_at = product, None
+    license.features = [LicenseFeature(code="steel")]
+    payload = licensing_views.license_features_changed(license, ["steel"], ["dynamics"], STAFF)
+    subject, text, html = emailed("license_features_changed", payload)
+    assert subject == "Modules of your CAD Pro license L-7KQX-M2PD changed"
+    for body in (text, html):
+        assert "added Steel design; removed Dynamic analysis." in body
+        assert "at its next online check (or with a new certificate)" in body
 
 
 # --- billing ----------------------------------------------------------------------------------

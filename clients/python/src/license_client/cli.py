@@ -5,6 +5,13 @@
     license-client deactivate
     license-client id
 
+    license-client offline-request --license-id L --product P [--machine-name N] --out FILE
+    license-client offline-install FILE [--product P] [--jwks FILE]
+    license-client deactivate --offline --out FILE
+
+The three offline commands never use the network: pass the JWKS shipped with the product with
+`--jwks FILE` (or rely on keys cached at an earlier online contact).
+
 Options go before or after the command: `--server URL` (else `$LICENSE_SERVER_URL`, else the
 server the activation was made with), `--product CODE` (`$LICENSE_CLIENT_PRODUCT`),
 `--data-dir DIR` (`$LICENSE_CLIENT_DATA_DIR`), `--installation-id ID`, `--jwks FILE` (pinned
@@ -12,7 +19,9 @@ keys), `--timeout S`, `--retries N`, `--json` (exactly one JSON document on stdo
 
 Exit codes: 0 done / license valid; 1 license not valid; 2 usage error; 3 not activated;
 4 refused by the server (credentials, seats, expired, suspended, throttled, bad input);
-5 server unreachable or unavailable; 6 local data folder unusable.
+5 server unreachable or unavailable; 6 local data folder (or the --out file) unusable;
+7 offline file refused (malformed or cut short, answers another request, or its certificate
+does not verify).
 """
 
 from __future__ import annotations
@@ -33,12 +42,15 @@ from .errors import (
     LicenseError,
     NoSeatsAvailable,
     NotActivated,
+    OfflineFileError,
     ProtocolError,
     ServiceUnavailable,
     StorageError,
     TooManyAttempts,
 )
+from .offline import MAX_FILE_BYTES
 from .results import NOT_ACTIVATED, Status
+from .storage import atomic_write
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -47,6 +59,7 @@ EXIT_NOT_ACTIVATED = 3
 EXIT_REFUSED = 4
 EXIT_UNREACHABLE = 5
 EXIT_STORAGE = 6
+EXIT_FILE_REFUSED = 7
 
 SERVER_ENV = "LICENSE_SERVER_URL"
 PRODUCT_ENV = "LICENSE_CLIENT_PRODUCT"
@@ -88,6 +101,10 @@ def cmd_activate(client: LicenseClient, args: argparse.Namespace) -> int:
 
 
 def cmd_deactivate(client: LicenseClient, args: argparse.Namespace) -> int:
+    if args.offline:
+        return deactivate_offline(client, args)
+    if args.out:
+        raise usage_error("--out is for `deactivate --offline` (the proof file).")
     status = client.status(online=False)
     client.deactivate(password=args.password or os.environ.get(PASSWORD_ENV) or None)
     if args.json:
@@ -101,6 +118,65 @@ def cmd_deactivate(client: LicenseClient, args: argparse.Namespace) -> int:
     else:
         print(f"Deactivated license {status.license_id} on this machine; its seat is free.")
     return EXIT_OK
+
+
+def deactivate_offline(client: LicenseClient, args: argparse.Namespace) -> int:
+    if not args.out:
+        raise usage_error("`deactivate --offline` needs --out FILE: where to write the proof.")
+    status = client.status(online=False)
+    # the proof is written out before the certificate is deleted: a failed write loses nothing
+    client.deactivate_offline(out=args.out)
+    license_id = status.license_id or _kept_license(client)
+    if args.json:
+        emit(
+            {
+                "deactivated": True,
+                "offline": True,
+                "license_id": license_id,
+                "installation_id": client.installation_id,
+                "proof_file": args.out,
+            }
+        )
+    else:
+        print(
+            f"Deleted this machine's certificate of license {license_id} and wrote the "
+            f"deactivation proof to {args.out}.\n"
+            "Upload the proof on the license's page in the portal (Offline deactivation) to "
+            "free the seat."
+        )
+    return EXIT_OK
+
+
+def cmd_offline_request(client: LicenseClient, args: argparse.Namespace) -> int:
+    text = client.offline_request(args.license_id, machine_name=args.machine_name)
+    write_file(args.out, text)
+    request = json.loads(text)
+    if args.json:
+        emit(
+            {
+                "request_file": args.out,
+                "license_id": request["license_id"],
+                "installation_id": request["installation_id"],
+                "machine_name": request["machine_name"],
+                "product": request["product"],
+                "requested_at": request["requested_at"],
+            }
+        )
+    else:
+        print(
+            f"Wrote the activation request for license {request['license_id']} to {args.out}.\n"
+            "Take it to the portal (the license's page, Offline activation), then install the "
+            "response file here with: license-client offline-install FILE"
+        )
+    return EXIT_OK
+
+
+def cmd_offline_install(client: LicenseClient, args: argparse.Namespace) -> int:
+    text = read_file(args.file)
+    validation = client.install_offline_response(text)
+    if not args.json:
+        print(f"Installed the offline activation of license {validation.license_id}.")
+    return show_status(client.status(online=False), args)
 
 
 def cmd_status(client: LicenseClient, args: argparse.Namespace) -> int:
@@ -118,6 +194,8 @@ def cmd_id(client: LicenseClient, args: argparse.Namespace) -> int:
 COMMANDS = {
     "activate": cmd_activate,
     "deactivate": cmd_deactivate,
+    "offline-request": cmd_offline_request,
+    "offline-install": cmd_offline_install,
     "status": cmd_status,
     "id": cmd_id,
 }
@@ -146,7 +224,8 @@ def show_status(status: Status, args: argparse.Namespace) -> int:
         ("machine", status.machine_name),
         ("customer", status.customer_id),
         ("expires", _when(status.expires_at) if status.activated else None),
-        ("activated", _when(status.activated_at)),
+        ("features", ", ".join(status.features) or "none" if status.activated else None),
+        ("activated", _activated(status)),
         ("last online", _when(status.last_online_check)),
         ("grace until", _when(status.grace_until)),
         ("server", status.server),
@@ -156,6 +235,43 @@ def show_status(status: Status, args: argparse.Namespace) -> int:
         if value:
             print(f"  {label:<13} {value}")
     return code
+
+
+def _activated(status: Status) -> str | None:
+    when = _when(status.activated_at)
+    if when and status.source:
+        return f"{when} ({status.source})"
+    return when
+
+
+def _kept_license(client: LicenseClient) -> str | None:
+    kept = client.store.read_json("deactivation-proof.json") or {}
+    value = kept.get("license_id")
+    return value if isinstance(value, str) else None
+
+
+def usage_error(message: str) -> LicenseError:
+    return LicenseError(message, code="usage_error")
+
+
+def read_file(name: str) -> bytes:
+    """A file the user carried in; at most one byte over the limit is read, so a huge file
+    is refused without reading it all."""
+    try:
+        with open(name, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise usage_error(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+
+
+def write_file(name: str, text: str) -> None:
+    try:
+        # readable by others: a request holds no secret, and it is copied to a USB stick
+        atomic_write(Path(name), text.encode("utf-8"), mode=0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {name}: {exc.strerror or exc}.", code="cannot_write_file"
+        ) from exc
 
 
 def fail(args: argparse.Namespace, error: LicenseError, code: int | None = None) -> int:
@@ -174,11 +290,22 @@ def fail(args: argparse.Namespace, error: LicenseError, code: int | None = None)
 def exit_code(error: LicenseError) -> int:
     if isinstance(error, NotActivated):
         return EXIT_NOT_ACTIVATED
+    if isinstance(error, OfflineFileError):
+        return EXIT_FILE_REFUSED
     if isinstance(error, (ServiceUnavailable, ProtocolError)):
         return EXIT_UNREACHABLE
     if isinstance(error, StorageError):
         return EXIT_STORAGE
-    if error.code in ("no_server", "password_required", "bad_url"):
+    if error.code in (
+        "no_server",
+        "password_required",
+        "bad_url",
+        "usage_error",
+        "product_required",
+        "bad_license_id",
+        "no_signing_keys",
+        "not_offline_activation",
+    ):
         return EXIT_USAGE
     return EXIT_REFUSED
 
@@ -241,7 +368,7 @@ def build_parser(secrets: Sequence[str] = ()) -> argparse.ArgumentParser:
         prog="license-client",
         description="Activate, deactivate and check this machine's License Portal license.",
         epilog="Exit codes: 0 ok/valid, 1 not valid, 2 usage, 3 not activated, 4 refused by "
-        "the server, 5 server unreachable, 6 data folder unusable.",
+        "the server, 5 server unreachable, 6 data folder unusable, 7 offline file refused.",
     )
     parser.add_argument("--version", action="version", version=f"license-client {__version__}")
     _add_common(parser, suppress=False)
@@ -262,6 +389,32 @@ def build_parser(secrets: Sequence[str] = ()) -> argparse.ArgumentParser:
         "deactivate", parents=[common], help="release this machine's seat", secrets=secrets
     )
     deactivate.add_argument("--password", help="if it changed since the activation")
+    deactivate.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network: delete the offline certificate and write a deactivation proof",
+    )
+    deactivate.add_argument(
+        "--out", metavar="FILE", help="with --offline: where to write the proof (required)"
+    )
+
+    request = commands.add_parser(
+        "offline-request",
+        parents=[common],
+        help="write an activation request file for an offline machine (no network)",
+        secrets=secrets,
+    )
+    request.add_argument("--license-id", required=True, help="the license ID, e.g. L-7KQX-M2PD")
+    request.add_argument("--machine-name", help="the name shown in the portal (default: hostname)")
+    request.add_argument("--out", required=True, metavar="FILE", help="the request file to write")
+
+    install = commands.add_parser(
+        "offline-install",
+        parents=[common],
+        help="install the portal's activation response file (no network)",
+        secrets=secrets,
+    )
+    install.add_argument("file", metavar="FILE", help="the response file from the portal")
 
     status = commands.add_parser(
         "status",

@@ -6,14 +6,21 @@ Three files in the data folder hold everything (each replaced atomically, mode 0
   server URL and (unless `remember_password=False`) the password, which `deactivate()` and a
   certificate refresh need;
 - `keys.json`: the server's JWKS as last fetched from `GET /api/v1/signing-keys`;
-- `state.json`: the last successful online check, the last verdict of the server, and the
-  latest time this client has seen (for the clock-rollback check).
+- `state.json`: the last successful online check, the last verdict of the server (and the
+  features it answered), and the latest time this client has seen (for the clock-rollback
+  check).
+
+Offline activation adds two: `offline-request.json`, the pending request (its nonce, license,
+installation, product and time) that only its own response may answer, and
+`deactivation-proof.json`, the last deactivation proof, kept so it can be written out again.
+An offline activation's `activation.json` also holds its `deactivation_secret`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import secrets
 import socket
 import threading
@@ -21,24 +28,30 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from . import jws
+from . import jws, offline
 from . import results as r
 from .errors import (
     InvalidCertificate,
     LicenseError,
     NotActivated,
+    NotOfflineActivation,
     ProtocolError,
+    ResponseMismatch,
     ServiceUnavailable,
+    StorageError,
     TooManyAttempts,
+    UntrustedResponse,
 )
 from .installation import installation_id as derive_installation_id
 from .results import Status, Validation
-from .storage import Store, default_data_dir
+from .storage import Store, atomic_write, default_data_dir
 from .transport import Api, Transport
 
 ACTIVATION_FILE = "activation.json"
 KEYS_FILE = "keys.json"
 STATE_FILE = "state.json"
+PENDING_FILE = "offline-request.json"
+PROOF_FILE = "deactivation-proof.json"
 # the server's verdicts that keep holding offline until an online check says otherwise
 STICKY_VERDICTS = (r.DEACTIVATED, r.SUSPENDED, r.EXPIRED, r.BAD_SIGNATURE)
 # the latest time seen is written at most this often: validating stays cheap, and a rollback
@@ -177,14 +190,18 @@ class LicenseClient:
                 "machine_name": certificate.machine_name or machine_name,
                 "certificate": certificate.token,
                 "activated_at": _iso(now),
+                "source": "online",
             }
             if isinstance(answer.get("activation"), dict):
                 activation["activation"] = answer["activation"]
             if self.remember_password:
                 activation["password"] = password
             self.store.write_json(ACTIVATION_FILE, activation)
+            # a proof of an earlier offline activation cannot free this one's seat
+            self.store.remove(PROOF_FILE)
             state = self._state()
             state.update(last_online_ok=_iso(now), verdict=None)
+            state.pop("features", None)
             self._set_last_seen(state, now, reset=True)
             self.store.write_json(STATE_FILE, state)
             self._cache.clear()
@@ -224,6 +241,222 @@ class LicenseClient:
                     raise
             self.forget()
 
+    # -- offline activation -----------------------------------------------------------------
+
+    def offline_request(self, license_id: str, machine_name: str | None = None) -> str:
+        """The text of an activation request file for this machine; no network.
+
+        Take the file to the portal (the license's page, "Offline activation"), and install
+        the response it gives with `install_offline_response`. The request is remembered as
+        pending (its nonce, license, installation, product and time): only the response to
+        the latest request installs, so a new request makes the responses to older ones
+        useless.
+
+        >>> text = client.offline_request("L-7KQX-M2PD", machine_name="CAD-WS-07")
+        >>> json.loads(text)["type"]
+        'activation_request'
+        """
+        if not self.product:
+            raise LicenseError(
+                "An offline request names the product: pass product= (or --product CODE).",
+                code="product_required",
+            )
+        license_id = (license_id or "").strip()
+        if not license_id or len(license_id) > offline.MAX_ID_LENGTH:
+            raise LicenseError(
+                "The license ID is missing or too long (e.g. L-7KQX-M2PD).", code="bad_license_id"
+            )
+        machine_name = (machine_name or socket.gethostname() or "unknown").strip()
+        # the portal refuses control characters: a machine name goes into emails and logs
+        machine_name = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", machine_name).strip()
+        machine_name = machine_name[: offline.MAX_NAME_LENGTH] or "unknown"
+        with self._lock:
+            now = self.clock()
+            document = offline.request_document(
+                license_id,
+                self.installation_id,
+                machine_name,
+                self.product,
+                now,
+                offline.new_nonce(),
+            )
+            pending = {
+                key: document[key]
+                for key in ("license_id", "installation_id", "product", "requested_at", "nonce")
+            }
+            pending["machine_name"] = machine_name
+            self.store.write_json(PENDING_FILE, pending)
+        return offline.dumps(document)
+
+    def install_offline_response(self, text: str | bytes) -> Validation:
+        """Install the portal's activation response (the file's text); no network.
+
+        The response must answer this machine's pending request (same nonce, license,
+        installation and product), and its certificate must verify against the keys this
+        client trusts: the pinned `jwks`, else the JWKS cached at an earlier online contact;
+        never a key that travels with the file. Then the certificate and the deactivation
+        secret are stored (one atomic write), the pending request is forgotten, and the
+        offline validation is returned (VALID, with the license's features).
+
+        Raises `InvalidResponseFile` (malformed, cut short, unknown field), `ResponseMismatch`
+        (answers another request, or none is pending), `UntrustedResponse` (the certificate
+        does not verify), `LicenseError(code="no_signing_keys")` when no key is known.
+        Installing the same response again just returns the validation.
+        """
+        fields = offline.parse_response(text)
+        with self._lock:
+            pending = self.store.read_json(PENDING_FILE)
+            if pending is None or not _same(pending.get("nonce"), fields["nonce"]):
+                installed = self._activation() or {}
+                if _same(installed.get("request_nonce"), fields["nonce"]) and (
+                    installed.get("certificate") == fields["certificate"]
+                ):
+                    return self.validate(online=False)
+                prefix = (
+                    ""
+                    if pending
+                    else "No activation request is pending on this machine (for this product "
+                    "and data folder). "
+                )
+                raise ResponseMismatch(
+                    prefix + "This response answers another request; make a new request on "
+                    "this machine.",
+                    details={"problem": "nonce"},
+                )
+            self._check_response_names(fields, pending)
+            keys = self._pinned or self._cached_keys()
+            if not keys:
+                raise LicenseError(
+                    "No signing keys to verify the response with: pass the JWKS shipped with "
+                    "the product (jwks= or --jwks FILE).",
+                    code="no_signing_keys",
+                )
+            try:
+                certificate = keys.verify(fields["certificate"])
+            except jws.CertificateError as error:
+                raise UntrustedResponse(
+                    f"The response's certificate does not verify against the signing keys "
+                    f"this program trusts ({error.message}); it was not issued by the "
+                    "license portal for this product. Ask the portal for a new response.",
+                    details={"reason": error.reason},
+                ) from None
+            self._check_certificate_names(certificate, fields)
+            now = self.clock()
+            activation: dict[str, Any] = {
+                "version": 1,
+                "license_id": fields["license_id"],
+                "installation_id": self.installation_id,
+                "machine_name": certificate.machine_name or _str(pending.get("machine_name")),
+                "certificate": certificate.token,
+                "activated_at": _iso(now),
+                "source": "offline",
+                "request_nonce": fields["nonce"],
+                "deactivation_secret": fields["deactivation_secret"],
+            }
+            if self.base_url:
+                activation["server"] = self.base_url
+            # certificate and secret in one atomic write: never one without the other
+            self.store.write_json(ACTIVATION_FILE, activation)
+            self.store.remove(PENDING_FILE)
+            self.store.remove(PROOF_FILE)
+            state = self._state()
+            # no online check happened: the grace period starts at the next one
+            state.update(verdict=None, last_online_ok=None)
+            state.pop("features", None)
+            with contextlib.suppress(LicenseError):
+                self.store.write_json(STATE_FILE, state)
+            self._cache.clear()
+        return self.validate(online=False)
+
+    def deactivate_offline(self, out: str | Path | None = None) -> str:
+        """Delete this machine's offline certificate and return the deactivation proof's text;
+        no network.
+
+        With `out`, the proof is first written there (atomically): if that fails
+        (`StorageError`), nothing is deleted. The proof is also kept in the data folder, and
+        calling this again once deactivated returns (and writes) that same proof, so a lost
+        file can be written again. Upload the proof on the license's page in the portal
+        ("Offline deactivation") to free the seat; it is valid once.
+
+        Raises `NotActivated` when nothing is stored (and no proof is kept),
+        `NotOfflineActivation` when the activation was made online (deactivate online).
+        """
+        with self._lock:
+            activation = self._activation()
+            if activation is None:
+                kept = self.store.read_json(PROOF_FILE)
+                if kept is None or not isinstance(kept.get("text"), str):
+                    raise NotActivated()
+                if out is not None:
+                    _write_out(out, kept["text"])
+                return kept["text"]
+            secret = _str(activation.get("deactivation_secret"))
+            if secret is None:
+                raise NotOfflineActivation()
+            license_id = _str(activation.get("license_id")) or ""
+            installation = _str(activation.get("installation_id")) or self.installation_id
+            proof = offline.dumps(
+                offline.proof_document(license_id, installation, self.clock(), secret)
+            )
+            if out is not None:
+                _write_out(out, proof)
+            self.store.write_json(PROOF_FILE, {"license_id": license_id, "text": proof})
+            self.store.remove(ACTIVATION_FILE)
+            state = self._state()
+            state.update(verdict=None, last_online_ok=None)
+            state.pop("features", None)
+            with contextlib.suppress(LicenseError):
+                self.store.write_json(STATE_FILE, state)
+            self._cache.clear()
+            return proof
+
+    def _check_response_names(self, fields: dict[str, Any], pending: dict[str, Any]) -> None:
+        """The response names what the pending request named: same license, this
+        installation, this product."""
+        expected = {
+            "license_id": pending.get("license_id"),
+            "installation_id": self.installation_id,
+            "product": self.product or pending.get("product"),
+        }
+        for name, value in expected.items():
+            found = fields[name]
+            if name != "installation_id":
+                # the portal answers canonical IDs and codes ("l-7kqx-m2pd" → "L-7KQX-M2PD")
+                found, value = found.strip().casefold(), str(value).strip().casefold()
+            if found != value:
+                raise ResponseMismatch(
+                    f"This response is for {name.replace('_', ' ')} {fields[name]!r}, but the "
+                    f"request was for {expected[name]!r}: it answers another request; make a new "
+                    "request on this machine.",
+                    details={"problem": name, "field": name},
+                )
+
+    def _check_certificate_names(
+        self, certificate: jws.Certificate, fields: dict[str, Any]
+    ) -> None:
+        problem = self._identity_problem(certificate)
+        if problem is None and certificate.license_id != fields["license_id"]:
+            problem = (r.MALFORMED, "The certificate is for another license than the response.")
+        if problem is not None:
+            raise ResponseMismatch(
+                f"{problem[1]} This response answers another request; make a new request on "
+                "this machine.",
+                details={"problem": problem[0].lower()},
+            )
+
+    # -- features ---------------------------------------------------------------------------
+
+    def has_feature(self, code: str) -> bool:
+        """Whether the license unlocks the feature (module) `code`; no network.
+
+        From the certificate's `features`, or from the last online validation's answer when
+        that is newer than the certificate. False whenever the license is not valid here.
+
+        >>> if client.has_feature("steel"):
+        ...     enable_steel_design()
+        """
+        return code in self.validate(online=False).features
+
     def forget(self) -> None:
         """Drop the stored activation without asking the server (the seat stays taken)."""
         with self._lock:
@@ -240,7 +473,9 @@ class LicenseClient:
 
         Online: the server's verdict on the stored certificate (plus the local checks of
         machine and product); if the server cannot be reached, the certificate alone, but only
-        within `grace_period` of the last successful online check. Offline: the certificate's
+        within `grace_period` of the last successful online check (an installation activated
+        offline, from a response file, has no grace period to run out: air-gapped is its
+        normal state). Offline: the certificate's
         signature, expiry, installation ID and product, and the clock-rollback check.
         """
         with self._lock:
@@ -270,6 +505,8 @@ class LicenseClient:
                 expires_at=claims.expires_at if claims else None,
                 last_online_check=last_ok,
                 grace_until=last_ok + self.grace_period if last_ok else None,
+                features=validation.features,
+                source=(_str(activation.get("source")) or "online") if activation else None,
             )
 
     @property
@@ -322,10 +559,16 @@ class LicenseClient:
                 "validate online to update.",
                 certificate=certificate,
             )
+        features = self._features(certificate, state)
         self._set_last_seen(state, now)
         until = f" until {_iso(expires)}" if expires else " (perpetual)"
         return self._result(
-            now, r.VALID, f"The certificate is valid{until}.", certificate=certificate, valid=True
+            now,
+            r.VALID,
+            f"The certificate is valid{until}.",
+            certificate=certificate,
+            valid=True,
+            features=features,
         )
 
     def _validate_online(self) -> Validation:
@@ -366,12 +609,25 @@ class LicenseClient:
         valid = answer.get("valid") is True and code == r.VALID
         state = self._state()
         expires = _parse_time(answer.get("expires_at")) if answer.get("expires_at") else None
+        features: tuple[str, ...] = ()
         if valid:
             # the server vouches for the time too: forget a clock that once ran ahead
             state.update(last_online_ok=_iso(now), verdict=None)
             self._set_last_seen(state, now, reset=True)
+            if "features" in answer:  # as of now: newer than the certificate's
+                features = jws.feature_codes(answer.get("features"))
+                state["features"] = {
+                    "codes": list(features),
+                    "at": _iso(now),
+                    "license_id": claims.license_id,
+                    "installation_id": claims.installation_id,
+                }
+            else:  # a server from before features
+                state.pop("features", None)
+                features = claims.features
         else:
             state["verdict"] = {"code": code, "at": _iso(now), "certificate": token}
+            state.pop("features", None)
         self.store.write_json(STATE_FILE, state)
         self._cache.pop(STATE_FILE, None)
         if valid:
@@ -387,6 +643,7 @@ class LicenseClient:
             valid=valid,
             online=True,
             expires_at=expires if "expires_at" in answer else claims.expires_at,
+            features=features,
         )
 
     def _signed_answer(
@@ -430,6 +687,14 @@ class LicenseClient:
         offline = self._validate_offline(now)
         if not offline.valid:
             return offline
+        if (self._activation() or {}).get("source") == "offline":
+            # activated from a response file: the machine is air-gapped by design, so no
+            # grace period runs out; the signed certificate (and its expiry) decides
+            return self._copy(
+                offline,
+                reason=f"The license server cannot be reached ({error.message}); this "
+                f"installation was activated offline and its certificate is valid.",
+            )
         last_ok = _parse_time(self._state().get("last_online_ok"))
         if last_ok is None or now > last_ok + self.grace_period:
             since = f" since {_iso(last_ok)}" if last_ok else ""
@@ -450,6 +715,22 @@ class LicenseClient:
         )
 
     # -- checks -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _features(certificate: jws.Certificate, state: dict[str, Any]) -> tuple[str, ...]:
+        """The certificate's features, unless the server answered others for the same
+        activation after the certificate was issued (features changed since)."""
+        online = state.get("features")
+        if (
+            isinstance(online, dict)
+            and online.get("license_id") == certificate.license_id
+            and online.get("installation_id") == certificate.installation_id
+        ):
+            at = _parse_time(online.get("at"))
+            issued = certificate.issued_at
+            if at is not None and (issued is None or at >= issued):
+                return jws.feature_codes(online.get("codes"))
+        return certificate.features
 
     def _identity_problem(self, certificate: jws.Certificate) -> tuple[str, str] | None:
         if certificate.installation_id != self.installation_id:
@@ -637,6 +918,7 @@ class LicenseClient:
         valid: bool = False,
         online: bool = False,
         expires_at: datetime | None = None,
+        features: tuple[str, ...] = (),
     ) -> Validation:
         return Validation(
             valid=valid,
@@ -650,12 +932,31 @@ class LicenseClient:
             product=certificate.product if certificate else None,
             customer_id=certificate.customer_id if certificate else None,
             expires_at=expires_at or (certificate.expires_at if certificate else None),
+            features=features if valid else (),
         )
 
     @staticmethod
     def _copy(validation: Validation, **changes: Any) -> Validation:
         values = {**validation.__dict__, **changes}
+        if not values["valid"]:
+            values["features"] = ()  # an invalid license unlocks nothing
         return Validation(**values)
+
+
+def _write_out(out: str | Path, text: str) -> None:
+    """Write a file for the user to carry (atomically: a half-written proof helps nobody)."""
+    path = Path(out)
+    try:
+        atomic_write(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {path}: {exc.strerror or exc}; nothing was deleted, try another place.",
+            code="cannot_write_file",
+        ) from exc
+
+
+def _same(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and secrets.compare_digest(a, b)
 
 
 def _load_keyset(source: JwksSource) -> jws.KeySet:

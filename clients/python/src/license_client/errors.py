@@ -148,6 +148,48 @@ class StorageError(LicenseError):
     default_message = "The license data folder could not be read or written."
 
 
+class OfflineFileError(LicenseError):
+    """An offline activation file this installation cannot use (base of the next three)."""
+
+    code = "offline_file_refused"
+    default_message = "The offline activation file cannot be used on this machine."
+
+
+class InvalidResponseFile(OfflineFileError):
+    """The response file is malformed: not JSON, cut short, a field missing, mistyped or
+    unknown. `details` has `problem` (in words) and, when one field is at fault, `field`."""
+
+    code = "invalid_response"
+    default_message = "The file is not a usable activation response."
+
+
+class ResponseMismatch(OfflineFileError):
+    """The response answers another request (another nonce, license, installation or
+    product), or no request is pending on this machine."""
+
+    code = "response_mismatch"
+    default_message = "This response answers another request; make a new request on this machine."
+
+
+class UntrustedResponse(OfflineFileError, InvalidCertificate):
+    """The response's certificate does not verify against the keys this kit trusts (the
+    pinned JWKS or the cached one; never a key that came with the file)."""
+
+    code = "invalid_certificate"
+    default_message = "The response's certificate does not verify."
+
+
+class NotOfflineActivation(LicenseError):
+    """An offline deactivation was asked for, but this installation was activated online (no
+    deactivation secret to prove anything with)."""
+
+    code = "not_offline_activation"
+    default_message = (
+        "This installation was activated online; release its seat with `license-client "
+        "deactivate` (online) instead."
+    )
+
+
 ERRORS_BY_CODE: dict[str, type[LicenseError]] = {
     cls.code: cls
     for cls in (

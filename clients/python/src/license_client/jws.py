@@ -83,6 +83,12 @@ class Certificate:
         return _str(value)
 
     @functools.cached_property
+    def features(self) -> tuple[str, ...]:
+        """The feature codes the license unlocks (the `features` claim), sorted; none for a
+        certificate issued before licenses had features."""
+        return feature_codes(self.claims.get("features"))
+
+    @functools.cached_property
     def issued_at(self) -> datetime | None:
         return _numeric_date(self.claims.get("iat"))
 
@@ -244,6 +250,20 @@ def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
         "kid": kid,
         "x": _b64encode(raw),
     }
+
+
+def feature_codes(value: Any) -> tuple[str, ...]:
+    """Feature codes from a `features` claim or answer field: a list of codes (or of
+    `{code, name}` objects), sorted and without duplicates; anything else means none."""
+    if not isinstance(value, list):
+        return ()
+    codes = set()
+    for item in value:
+        if isinstance(item, dict):
+            item = item.get("code")
+        if isinstance(item, str) and item:
+            codes.add(item)
+    return tuple(sorted(codes))
 
 
 def b64url_decode(text: str) -> bytes:

@@ -27,6 +27,9 @@ GRACE_EXPIRED = "GRACE_EXPIRED"
 class Validation:
     """The answer to "may the product run?". Truthy when `valid`.
 
+    `features` are the codes of the modules the license unlocks (from the certificate, or
+    from the server's answer when that is newer); empty unless `valid`.
+
     `code` is `VALID` or why not; `reason` says it in words for a log or a dialog. `online` is
     True when the license server gave the verdict, False when it came from the certificate
     alone; `grace_until` is set when the server was unreachable and the offline verdict holds
@@ -45,6 +48,8 @@ class Validation:
     customer_id: str | None = None
     expires_at: datetime | None = None
     grace_until: datetime | None = None
+    # the feature codes (modules) the license unlocks; none unless `valid`
+    features: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.valid
@@ -70,6 +75,9 @@ class Status:
     expires_at: datetime | None = None
     last_online_check: datetime | None = None
     grace_until: datetime | None = None
+    features: tuple[str, ...] = ()
+    # "online" or "offline": how the stored certificate was obtained
+    source: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -82,6 +90,8 @@ class Status:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     return value

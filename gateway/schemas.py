@@ -230,12 +230,23 @@ class RecurringPaymentList(Out):
     recurring_payments = fields.List(fields.Nested(RecurringPaymentOut))
 
 
+class FeatureOut(Out):
+    """A feature (module) of a product that a license or a plan holds."""
+
+    code = fields.String(metadata={"example": "steel"})
+    name = fields.String(metadata={"example": "Steel design"})
+
+
 class PlanOut(Out):
     code = fields.String()
     amount = fields.Integer(metadata={"description": "per seat and interval, minor units"})
     currency = fields.String()
     price = fields.String(metadata={"example": "EUR 490.00"})
     interval = fields.String()
+    features = fields.List(
+        fields.Nested(FeatureOut),
+        metadata={"description": "the features a license bought with this plan holds"},
+    )
 
 
 class CatalogProduct(Out):
@@ -284,6 +295,10 @@ class LicenseOut(Out):
         allow_none=True, metadata={"description": "why it is suspended; null unless suspended"}
     )
     created_at = Timestamp()
+    features = fields.List(
+        fields.Nested(FeatureOut),
+        metadata={"description": "the features (modules) the license unlocks, by code"},
+    )
 
 
 class LicenseList(Out):
@@ -298,7 +313,7 @@ class InstallationOut(Out):
     last_seen_at = Timestamp()
     deactivated_at = Timestamp(allow_none=True)
     deactivated_by = fields.String(
-        allow_none=True, metadata={"description": "product | portal | staff"}
+        allow_none=True, metadata={"description": "product | portal | staff | offline"}
     )
 
 
@@ -334,7 +349,7 @@ class HistoryEventOut(Out):
     at = Timestamp()
     installation_id = fields.String()
     machine_name = fields.String(allow_none=True)
-    source = fields.String(metadata={"description": "product | portal | staff"})
+    source = fields.String(metadata={"description": "product | portal | staff | offline"})
     reason = fields.String(allow_none=True, metadata={"example": "no_seats_available"})
     actor = fields.Nested(ActorOut, allow_none=True)
 
@@ -406,10 +421,63 @@ class ValidationOut(Out):
     license_id = fields.String(allow_none=True)
     installation_id = fields.String(allow_none=True)
     expires_at = Timestamp(allow_none=True)
+    features = fields.List(
+        fields.String(),
+        metadata={
+            "description": "the license's feature codes as of now; empty unless VALID",
+            "example": ["steel"],
+        },
+    )
     signed_answer = fields.String(
         metadata={
             "description": "this answer as a compact JWS (EdDSA, the certificate keys, typ "
             "license-validation+jwt): its fields + iat + the nonce sent"
+        }
+    )
+
+
+# --- offline activation (design §11): files carried to and from an air-gapped machine -------
+
+OFFLINE_FILE_MAX = 16 * 1024  # bytes of UTF-8: the largest request or proof file
+
+
+class OfflineActivationBody(StrictSchema):
+    # no length bound here: a file over OFFLINE_FILE_MAX is an `invalid_request` that says
+    # so (`views.offline_file`), as for any other fault of the file, not a validation_error
+    request = fields.String(
+        required=True,
+        metadata={
+            "description": "the text of the activation request file the product wrote "
+            "(JSON, at most 16 KiB)",
+            "example": '{"type": "activation_request", "version": 1, ...}',
+        },
+    )
+
+
+class OfflineDeactivationBody(StrictSchema):
+    proof = fields.String(
+        required=True,
+        metadata={
+            "description": "the text of the deactivation proof file the product wrote "
+            "(JSON, at most 16 KiB)",
+            "example": '{"type": "deactivation_proof", "version": 1, ...}',
+        },
+    )
+
+
+class OfflineActivationOut(Out):
+    activation = fields.Dict(
+        metadata={
+            "description": "as an online activation's, with source: offline: "
+            "installation_id, machine_name, status, activated_at, license_id, product, "
+            "expires_at, license_status, features"
+        }
+    )
+    certificate = fields.String(metadata={"description": "compact JWS, EdDSA/Ed25519"})
+    response = fields.String(
+        metadata={
+            "description": "the text of the activation response file to carry back to the "
+            "machine (JSON; holds the certificate and the deactivation secret)"
         }
     )
 

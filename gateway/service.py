@@ -265,8 +265,9 @@ class GatewayService:
     )
     def validate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """`{"certificate": "eyJ…", "nonce": "q3Vd…" (optional)}` → `{valid, code, license_id,
-        installation_id, expires_at, signed_answer}`; `signed_answer` is the same answer as
-        a JWS signed with the certificate keys, with `iat` and the nonce."""
+        installation_id, expires_at, features: ["steel"], signed_answer}`; `features` are the
+        license's as of now (empty unless VALID); `signed_answer` is the same answer as a
+        JWS signed with the certificate keys, with `iat` and the nonce."""
         return self.licensing.validate(body["certificate"], body.get("nonce"))
 
     @route(
@@ -426,16 +427,19 @@ class GatewayService:
         tags=["billing"],
     )
     def catalog(self, request: Request) -> dict[str, Any]:
-        """→ `{products: [{code, name, plans: [{code, amount, currency, price, interval}]}]}`,
-        the same for every logged-in company: plans on sale of products on sale (an archived
-        plan, or any plan of an archived product, is absent).
+        """→ `{products: [{code, name, plans: [{code, amount, currency, price, interval,
+        features: [{"code": "steel", "name": "Steel design"}]}]}]}`, the same for every
+        logged-in company: plans on sale of products on sale (an archived plan, or any plan
+        of an archived product, is absent); a plan's `features` are what a license bought
+        with it holds.
 
-        Billing lists only the plans on sale; licensing's active products name them and
-        drop those of a product archived since. While licensing is unavailable, billing's
-        list stands and the product code stands in for the name.
+        Billing lists only the plans on sale; licensing's active products name them (and
+        their features) and drop those of a product archived since. While licensing is
+        unavailable, billing's list stands and codes stand in for the names.
         """
         plans = self.billing.list_plans()
-        return views.catalog(plans, views.product_names(self.licensing) if plans else None)
+        products = views.product_views(self.licensing) if plans else None
+        return views.catalog(plans, views.names_of(products), views.feature_names_of(products))
 
     @route(
         "POST",
@@ -502,8 +506,10 @@ class GatewayService:
     )
     def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
         """→ `{licenses: [{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, suspension_reason, created_at}]}`; `expires_at` null means
-        perpetual, `suspension_reason` is null unless the license is suspended."""
+        expires_at, status, suspension_reason, created_at, features: [{"code": "steel",
+        "name": "Steel design"}]}]}`; `expires_at` null means perpetual,
+        `suspension_reason` is null unless the license is suspended, `features` (by code)
+        are the modules the license unlocks."""
         return {"licenses": self.licensing.list_licenses(company["customer_id"])}
 
     @route(
@@ -600,6 +606,66 @@ class GatewayService:
     ) -> dict[str, Any]:
         """→ 200 `{license_id, activation_password}` (the new one)."""
         return self.licensing.rotate_activation_password(license_id, company["customer_id"])
+
+    # --- offline activation of air-gapped machines (design §11; docs/http-api.md) ---------
+
+    @route(
+        "POST",
+        "/api/v1/licenses/<license_id>/offline-activations",
+        summary="Activate an offline machine from its activation request file: 201 new, 200 "
+        "the same installation again (no new seat); answers the response file to carry back",
+        body=schemas.OfflineActivationBody,
+        response=schemas.OfflineActivationOut,
+        status=201,
+        auth="session",
+        roles=roles.LICENSE_ADMINS,
+        tags=["licenses"],
+        errors=[
+            "invalid_request",
+            "license_not_found",
+            "license_expired",
+            "license_suspended",
+            "no_seats_available",
+        ],
+    )
+    def activate_offline(
+        self, request: Request, license_id: str, body: dict[str, Any], company: dict[str, Any]
+    ) -> Reply:
+        """`{"request": "<the request file's text>"}` (the file: `{"type":
+        "activation_request", "version": 1, "license_id": "L-7KQX-M2PD", "installation_id":
+        "…", "machine_name": "CAD-WS-07", "product": "cadpro", "requested_at": "…", "nonce":
+        "…"}`) → 201 `{activation, certificate, response}`: `response` is the text of the
+        response file (save it as `activation-response-L-7KQX-M2PD.json`); the same
+        installation again is 200 with a fresh response and takes no seat. 422
+        `invalid_request` with `details.problem` for a malformed or foreign file; 409
+        `no_seats_available` lists the machines in use in `details.machines`."""
+        text = views.offline_file(body["request"], "invalid_request", "request")
+        result = self.licensing.activate_offline(company["customer_id"], license_id, text)
+        return Reply(result, status=201 if result.get("created") else 200)
+
+    @route(
+        "POST",
+        "/api/v1/licenses/<license_id>/offline-deactivations",
+        summary="Free the seat of an offline machine with the deactivation proof file it "
+        "wrote when it deleted its certificate",
+        body=schemas.OfflineDeactivationBody,
+        response=schemas.InstallationOut,
+        auth="session",
+        roles=roles.LICENSE_ADMINS,
+        tags=["licenses"],
+        errors=["invalid_proof", "license_not_found"],
+    )
+    def deactivate_offline(
+        self, request: Request, license_id: str, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"proof": "<the proof file's text>"}` (the file: `{"type": "deactivation_proof",
+        "version": 1, "license_id": "L-7KQX-M2PD", "installation_id": "…", "deactivated_at":
+        "…", "secret": "…"}`) → 200 the installation with
+        `status: "deactivated"`, `deactivated_by: "offline"`; its seat is free at once. 422
+        `invalid_proof` with `details.problem` for a malformed, forged, reused or foreign
+        proof."""
+        text = views.offline_file(body["proof"], "invalid_proof", "proof")
+        return self.licensing.deactivate_offline(company["customer_id"], license_id, text)
 
     # --- the company's users and its audit trail (owners; docs/http-api.md) -------------
 

@@ -1,9 +1,10 @@
 """Answers the gateway composes: billing's plans and recurring payments named with licensing's
-product names, the catalog of what is on sale, pages of payments, and a purchase as the
-session's role may see it.
+product names, the catalog of what is on sale (each plan's features named by its product),
+pages of payments, a purchase as the session's role may see it, and the size check of an
+offline activation's files.
 
 Names are a nicety: while licensing cannot say within CATALOG_NAMES_TIMEOUT, the name billing
-gave (or the product code) stands in and the answer is still given.
+gave (or the product or feature code) stands in and the answer is still given.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import eventlet
 
 from common import identifiers
 from common.errors import PortalError
+from gateway.schemas import OFFLINE_FILE_MAX
 
 CATALOG_NAMES_TIMEOUT = 2.0
 
 
-def product_names(licensing: Any, archived: bool = False) -> dict[str, str] | None:
-    """Product code → name from licensing: the products on sale, or every product with
-    `archived` (a recurring payment of an archived product goes on, and keeps its name).
-    None when licensing cannot say."""
+def product_views(licensing: Any, archived: bool = False) -> dict[str, dict[str, Any]] | None:
+    """Product code → licensing's product view (`{code, name, active, features}`): the
+    products on sale, or every product with `archived`. None when licensing cannot say."""
     try:
         with eventlet.Timeout(CATALOG_NAMES_TIMEOUT):
             if archived:
@@ -31,9 +32,33 @@ def product_names(licensing: Any, archived: bool = False) -> dict[str, str] | No
     except (PortalError, eventlet.Timeout):
         return None
     return {
-        identifiers.code(product["code"]): product.get("name") or product["code"]
+        identifiers.code(product["code"]): product
         for product in products
         if archived or product.get("active", True)
+    }
+
+
+def product_names(licensing: Any, archived: bool = False) -> dict[str, str] | None:
+    """Product code → name from licensing: the products on sale, or every product with
+    `archived` (a recurring payment of an archived product goes on, and keeps its name).
+    None when licensing cannot say."""
+    return names_of(product_views(licensing, archived))
+
+
+def names_of(products: dict[str, dict[str, Any]] | None) -> dict[str, str] | None:
+    """Product code → name of `product_views`' answer (None stays None)."""
+    if products is None:
+        return None
+    return {code: product.get("name") or product["code"] for code, product in products.items()}
+
+
+def feature_names_of(products: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, str]]:
+    """Product code → {feature code → name} of `product_views`' answer (empty when
+    licensing could not say, or its products name no features)."""
+    return {
+        code: {feature["code"]: feature.get("name") or feature["code"] for feature in features}
+        for code, product in (products or {}).items()
+        if (features := product.get("features"))
     }
 
 
@@ -46,12 +71,18 @@ def named_product(view: dict[str, Any], names: dict[str, str] | None) -> dict[st
     return {**view, "product": {"code": code, "name": name}}
 
 
-def catalog(plans: list[dict[str, Any]], on_sale: dict[str, str] | None) -> dict[str, Any]:
+def catalog(
+    plans: list[dict[str, Any]],
+    on_sale: dict[str, str] | None,
+    features: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
     """Billing's plans grouped by product: `{products: [{code, name, plans: [...]}]}`.
 
     `on_sale` is licensing's products on sale (code → name): a plan of any other product is
     left out, whatever billing still thinks. None (licensing cannot say): billing's list
-    stands, named by billing or by code.
+    stands, named by billing or by code. A plan's `features` (billing's codes) become
+    `[{code, name}]`, named by `features` (product code → {feature code → name}), else by
+    code.
     """
     products: dict[str, dict[str, Any]] = {}
     for plan in plans:
@@ -63,7 +94,12 @@ def catalog(plans: list[dict[str, Any]], on_sale: dict[str, str] | None) -> dict
         named = (plan.get("product") or {}).get("name")
         name = (on_sale or {}).get(identifiers.code(code)) or named or code
         product = products.setdefault(code, {"code": code, "name": name, "plans": []})
-        product["plans"].append(plan)
+        names = (features or {}).get(identifiers.code(code), {})
+        granted = [
+            {"code": feature, "name": names.get(feature, feature)}
+            for feature in plan.get("features") or []
+        ]
+        product["plans"].append({**plan, "features": granted})
     return {"products": list(products.values())}
 
 
@@ -92,3 +128,26 @@ def purchase_for_role(answer: dict[str, Any], may_read_passwords: bool) -> dict[
     if may_read_passwords or not license or "activation_password" not in license:
         return answer
     return {**answer, "license": {**license, "activation_password": None}}
+
+
+def offline_file(text: str, code: str, kind: str) -> str:
+    """The text of an offline activation's file (`kind`: "request" or "proof") as sent, or
+    422 `code` (`invalid_request` / `invalid_proof`) with `details.problem` when it is
+    larger than OFFLINE_FILE_MAX bytes of UTF-8: no file the client kit writes comes near
+    it, so licensing is not asked to parse one.
+
+    >>> offline_file('{"type": "activation_request"}', "invalid_request", "request")
+    '{"type": "activation_request"}'
+    """
+    size = len(text.encode("utf-8"))
+    if size > OFFLINE_FILE_MAX:
+        problem = (
+            f"The {kind} file is {size} bytes; a {kind} file is at most {OFFLINE_FILE_MAX} "
+            "bytes (16 KiB). Upload the file exactly as the product wrote it."
+        )
+        raise PortalError(
+            f"This is not a valid {kind} file: {problem}",
+            code=code,
+            details={"problem": problem, "limit": OFFLINE_FILE_MAX},
+        )
+    return text

@@ -24,7 +24,7 @@ PASSWORD = "Quarry-Lighthouse-31"
 def product(suite) -> str:
     code = f"cad-{uuid.uuid4().hex[:8]}"
     created = suite.portalctl("product", "create", "--code", code, "--name", "CAD Pro")
-    assert created == {"code": code, "name": "CAD Pro", "active": True}
+    assert created == {"code": code, "name": "CAD Pro", "active": True, "features": []}
     return code
 
 

@@ -54,6 +54,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
         "/api/v1/licenses/<license_id>/installations/<path:installation_id>/deactivate",
     ): LICENSES,
     ("POST", "/api/v1/licenses/<license_id>/activation-password"): LICENSES,
+    ("POST", "/api/v1/licenses/<license_id>/offline-activations"): LICENSES,
+    ("POST", "/api/v1/licenses/<license_id>/offline-deactivations"): LICENSES,
     ("GET", "/api/v1/users"): OWNERS,
     ("POST", "/api/v1/users"): OWNERS,
     ("PATCH", "/api/v1/users/<user_id>"): OWNERS,
@@ -92,6 +94,11 @@ def body_of(method: str, path: str, team) -> dict | None:
         return {"email": team.members[VIEWER].email, "name": "Again", "role": "viewer"}
     if path == "/api/v1/users/<user_id>":
         return {"name": "Nobody"} if method == "PATCH" else None
+    # admitted, licensing refuses these files (422 invalid_request / invalid_proof)
+    if path.endswith("/offline-activations"):
+        return {"request": "not a request file"}
+    if path.endswith("/offline-deactivations"):
+        return {"proof": "not a proof file"}
     return None
 
 

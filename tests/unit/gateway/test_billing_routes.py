@@ -325,6 +325,7 @@ def test_the_catalog_falls_back_to_product_codes_when_licensing_is_down() -> Non
                         "currency": "EUR",
                         "price": "EUR 49.00",
                         "interval": "month",
+                        "features": [],
                     }
                 ],  # fmt: skip
             }

@@ -30,6 +30,7 @@ LICENSE = {
     "status": "active",
     "suspension_reason": None,
     "created_at": "2026-01-05T10:00:00+00:00",
+    "features": [{"code": "steel", "name": "Steel design"}],
 }
 # licensing's license view holds more than a customer sees
 LICENSE_VIEW = {**LICENSE, "customer_id": "C1000001", "suspended_at": None}
@@ -89,6 +90,7 @@ class Licensing:
             "expires_at": None,
             "valid": True,
             "code": "VALID",
+            "features": ["steel"],
             "signed_answer": f"signed.{nonce}.answer",
         }
 
@@ -197,6 +199,7 @@ def test_the_product_api_answers() -> None:
         "license_id": "L-7KQX-M2PD",
         "installation_id": "ws-07/𝔸",
         "expires_at": None,
+        "features": ["steel"],
         "signed_answer": "signed.n1.answer",
     }
     keys = service.signing_keys(make_request(token=None))

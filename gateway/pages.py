@@ -3,6 +3,11 @@
 Pages are Jinja templates (autoescaped), rendered with the company of the session for the
 header; each page's script (`gateway/web/static/*.js`, ES modules) then fills it from the
 JSON API. No CDN, no build step.
+
+A portal page knows the role of the session's user (`role`, also `data-role` on `<body>` for
+the scripts) and what that role may do (`can`): the templates leave out the links and
+buttons the role cannot use, so nothing fails on click; the API still checks every call. A
+page the role may not use at all answers 403 with a page that says so.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
+from gateway import roles as access
 from gateway import sessions
 from gateway.responses import (
     DEFAULT_CSP,
@@ -49,11 +55,54 @@ def public_page(template: str, **context: Any) -> Response:
     return render(template, company=None, **context)
 
 
-def portal_page(auth: Any, request: Request, template: str, **context: Any) -> Response:
+# how the pages name the roles
+ROLE_LABELS = {
+    access.OWNER: "Owner",
+    access.LICENSE_ADMIN: "License admin",
+    access.BILLING: "Billing",
+    access.VIEWER: "Viewer",
+}
+
+# what each page element needs: `can.<name>` in the templates
+CAPABILITIES = {
+    "billing": access.BILLING_USERS,  # payments, recurring payments, buy, billing details
+    "licenses_admin": access.LICENSE_ADMINS,  # activation password, deactivate, offline files
+    "users": access.OWNERS,
+    "activity": access.OWNERS,
+}
+
+
+def role_context(company: dict[str, Any]) -> dict[str, Any]:
+    """`role`, `role_label`, `user`, `is_contact` and `can` of the session's user, for the
+    templates."""
+    role = access.role_of(company)
+    user = company.get("user") or {}
+    email = str(user.get("email") or "").lower()
+    return {
+        "role": role,
+        "role_label": ROLE_LABELS[role],
+        "user": user,
+        # the contact's password is the company-wide one (it also activates licenses); a
+        # session of an older auth, without a user, is the contact's too
+        "is_contact": not email or email == str(company.get("contact_email") or "").lower(),
+        "can": {name: role in allowed for name, allowed in CAPABILITIES.items()},
+    }
+
+
+def portal_page(
+    auth: Any,
+    request: Request,
+    template: str,
+    *,
+    roles: tuple[str, ...] = access.EVERYONE,
+    **context: Any,
+) -> Response:
     """A page for the company of the portal cookie, or the way to the login page.
 
     No live session: a redirect to the login page (which comes back here), clearing a dead
-    cookie. Auth unavailable: a 503 page.
+    cookie. Auth unavailable: a 503 page. A role not in `roles`: a 403 page in the portal's
+    layout that names the role (`portal_page(auth, request, "users.html", title="Users",
+    nav="users", roles=roles.OWNERS)`).
     """
     token = sessions.cookie_token(request)
     if token is None:
@@ -67,7 +116,19 @@ def portal_page(auth: Any, request: Request, template: str, **context: Any) -> R
             return response
         return render("unavailable.html", status=503, title="Temporarily unavailable", company=None)
     csrf = sessions.csrf_token_for(token)
-    response = render(template, company=company, csrf=csrf, **context)
+    who = role_context(company)
+    if who["role"] not in tuple(roles):
+        response = render(
+            "forbidden.html",
+            status=403,
+            company=company,
+            csrf=csrf,
+            **who,
+            title="Not available for your role",
+            nav=context.get("nav"),
+        )
+    else:
+        response = render(template, company=company, csrf=csrf, **who, **context)
     sessions.refresh_csrf_cookie(request, response, token)
     return response
 

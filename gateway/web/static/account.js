@@ -1,6 +1,7 @@
-// Account: the billing details receipts are made out to, and the company password (the
-// server checks the rules again).
-import { $, ApiError, busy, api, fieldProblems, hide, passwordRules, showError } from "/static/portal.js";
+// Account: the user's password (the server checks the rules again), the email notifications
+// they receive, and, for owners and billing users, the billing details receipts are made
+// out to.
+import { $, ApiError, busy, api, fieldProblems, h, hide, passwordRules, showError } from "/static/portal.js";
 
 const main = document.querySelector("main");
 const form = $("#password-form");
@@ -42,7 +43,7 @@ form.addEventListener("submit", async (event) => {
       }));
     form.reset();
     form.new_password.dispatchEvent(new Event("input"));
-    done.textContent = "Your password is changed. Every other session was signed out.";
+    done.textContent = "Your password is changed. Your other sessions were signed out.";
     done.hidden = false;
     done.focus();
   } catch (failure) {
@@ -80,7 +81,7 @@ async function loadBilling() {
   }
 }
 
-billing.addEventListener("submit", async (event) => {
+billing?.addEventListener("submit", async (event) => {
   event.preventDefault();
   hide(billingError);
   hide(billingDone);
@@ -117,4 +118,68 @@ billing.addEventListener("submit", async (event) => {
   }
 });
 
-loadBilling();
+if (billing) loadBilling(); // only roles that may see billing details have the form
+
+// --- email notifications ----------------------------------------------------------------
+
+const notices = $("#notifications-form");
+const noticesError = $("#notifications-error");
+const noticesDone = $("#notifications-done");
+const NOTICES = {
+  installation_activated: ["A license is activated on a new machine", "Each time the software is activated on another machine."],
+  license_expiring: ["A license expires soon", "A reminder before the end of a license."],
+  receipts: ["Receipts", "After each payment, refund or payment recorded by our staff."],
+  payment_failed: ["A payment failed", "When a renewal could not be charged."],
+};
+
+function fillNotices({ preferences = {}, available = [] }) {
+  const list = $("#notifications-list");
+  list.replaceChildren();
+  for (const notice of available) {
+    const [label, hint] = NOTICES[notice] || [notice.replace(/_/g, " "), ""];
+    const id = `notice-${notice}`;
+    list.append(h("div", { class: "check" },
+      h("input", {
+        type: "checkbox", id, name: notice, checked: Boolean(preferences[notice]),
+        "aria-describedby": hint ? `${id}-hint` : null,
+      }),
+      h("label", { for: id }, label),
+      hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : ""));
+  }
+  $("#notifications-none").hidden = available.length > 0;
+  notices.querySelector("fieldset").hidden = available.length === 0;
+  $("#notifications-save").hidden = available.length === 0;
+}
+
+async function loadNotices() {
+  try {
+    fillNotices(await api("/api/v1/account/notifications"));
+  } catch (failure) {
+    showError(noticesError, failure);
+  } finally {
+    notices.hidden = false;
+    hide($("#notifications-loading"));
+  }
+}
+
+notices.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  hide(noticesError);
+  hide(noticesDone);
+  const preferences = {};
+  for (const input of notices.querySelectorAll("input[type=checkbox]")) {
+    preferences[input.name] = input.checked;
+  }
+  try {
+    const saved = await busy($("#notifications-save"), "Saving…", () =>
+      api("/api/v1/account/notifications", { method: "PUT", body: { preferences } }));
+    fillNotices(saved);
+    noticesDone.textContent = "Your email notifications are saved.";
+    noticesDone.hidden = false;
+    noticesDone.focus();
+  } catch (failure) {
+    showError(noticesError, failure);
+  }
+});
+
+loadNotices();

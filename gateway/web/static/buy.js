@@ -1,7 +1,7 @@
 // Buy or renew: a plan from the catalog, seats, an optional license to renew, a card.
 import {
-  $, ApiError, amountOf, api, busy, date, fieldProblems, h, hide, loaded, messageFor, money,
-  newRequestKey, per, showError,
+  $, ApiError, LICENSE_ADMINS, amountOf, api, busy, date, fieldProblems, h, hide, loaded, may,
+  messageFor, money, newRequestKey, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
 
@@ -110,7 +110,10 @@ function done(result) {
   const licenseLine = license
     ? h("p", {}, status === "extended" ? "License " : "Your new license ",
         h("a", { href: `/licenses/${encodeURIComponent(license.license_id)}`, class: "mono" }, license.license_id),
-        status === "extended" ? " is extended." : " is ready. Open it to see its activation password.")
+        status === "extended" ? " is extended."
+          // a billing user never sees activation passwords: an owner or license admin does
+          : may(LICENSE_ADMINS) ? " is ready. Open it to see its activation password."
+            : " is ready. An owner or a license admin of your account can see its activation password.")
     : h("p", {}, "Your license is being prepared; it appears under Licenses in a moment.");
   panel.replaceChildren(
     h("h2", {}, "Thank you, your payment went through"),

@@ -34,11 +34,20 @@ def load(schema: Schema, data: Any) -> dict[str, Any]:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _plain_text(value: str) -> bool:
+def plain_text_problem(value: str) -> str | None:
+    """Why `value` is not text every database and UTF-8 encoder takes (a NUL character, a
+    lone surrogate), or None when it is: `"CAD-WS-07"` → None."""
     if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
+        return "Must not contain NUL characters."
     if _LONE_SURROGATE.search(value):
-        raise ValidationError("Must be valid Unicode text (no lone surrogates).")
+        return "Must be valid Unicode text (no lone surrogates)."
+    return None
+
+
+def _plain_text(value: str) -> bool:
+    problem = plain_text_problem(value)
+    if problem is not None:
+        raise ValidationError(problem)
     return True
 
 

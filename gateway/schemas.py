@@ -469,8 +469,9 @@ class OfflineActivationOut(Out):
     activation = fields.Dict(
         metadata={
             "description": "as an online activation's, with source: offline: "
-            "installation_id, machine_name, status, activated_at, license_id, product, "
-            "expires_at, license_status, features"
+            "installation_id, machine_name, status, activated_at, last_seen_at, "
+            "deactivated_at, deactivated_by, license_id, product, expires_at, "
+            "license_status (the features are in the certificate's claims)"
         }
     )
     certificate = fields.String(metadata={"description": "compact JWS, EdDSA/Ed25519"})

@@ -10,7 +10,9 @@ keys that still verify but no longer sign, separated by commas: PEM (public or p
 the same base64 raw private key form, or `x:<base64url raw public key>` (a JWK's `x`).
 
 Activation passwords are encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key
-derived from `SECRET_KEY` with HKDF, so the database alone never reveals them.
+derived from `SECRET_KEY` with HKDF, so the database alone never reveals them. Offline
+deactivation secrets are HMAC-SHA256 of their request under another key derived the same way
+(`OfflineSecrets`): each purpose has its own key, never the raw `SECRET_KEY`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -193,16 +196,18 @@ class Keyring:
         }
 
 
+def _derive(secret_key: bytes, purpose: bytes) -> bytes:
+    """A 32-byte key for one `purpose` of `SECRET_KEY` (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"license-portal", info=purpose).derive(
+        secret_key
+    )
+
+
 class PasswordBox:
     """Encrypts activation passwords at rest with a key derived from `SECRET_KEY`."""
 
     def __init__(self, secret_key: bytes) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=b"license-portal",
-            info=b"licensing: activation passwords",
-        ).derive(secret_key)
+        derived = _derive(secret_key, b"licensing: activation passwords")
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
 
     def encrypt(self, password: str) -> str:
@@ -213,3 +218,22 @@ class PasswordBox:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken as exc:
             raise ValueError("activation password cannot be decrypted with SECRET_KEY") from exc
+
+
+class OfflineSecrets:
+    """The deactivation secret of an offline activation request, derived from the request
+    (HMAC-SHA256 under a key derived from `SECRET_KEY` for this purpose alone).
+
+    The same request always gives the same secret, so a response made twice (a double
+    upload) still frees the seat; a new request (a new nonce) gives a new one. Nothing
+    stores the secret: licensing keeps its hash and derives it again when answering.
+    """
+
+    def __init__(self, secret_key: bytes) -> None:
+        self._key = _derive(secret_key, b"licensing: offline deactivation secrets")
+
+    def secret(self, license_id: str, installation_id: str, nonce: str) -> str:
+        """43 URL-safe characters (256 bits). `|` separates unambiguously: a license ID and
+        a nonce never hold one, so only the installation ID, in the middle, may."""
+        message = f"{license_id}|{installation_id}|{nonce}".encode()
+        return b64url(hmac.new(self._key, message, hashlib.sha256).digest())

@@ -1,4 +1,5 @@
-"""nameko dependencies of the licensing service: its certificate keys and password box."""
+"""nameko dependencies of the licensing service: its certificate keys, password box and
+offline deactivation secrets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from common import settings
 from common.secrets import load_or_create, secret_key
 from services.licensing.crypto import (
     Keyring,
+    OfflineSecrets,
     PasswordBox,
     generate_private_key_text,
     load_key_list,
@@ -22,17 +24,19 @@ SIGNING_KEY_FILE = "license_signing_key"
 
 @dataclass(frozen=True)
 class Keys:
-    """What a worker gets: the certificate keyring and the activation-password box."""
+    """What a worker gets: the certificate keyring, the activation-password box and the
+    deriver of offline deactivation secrets (each with its own key from `SECRET_KEY`)."""
 
     keyring: Keyring
     box: PasswordBox
+    offline: OfflineSecrets
 
 
 @lru_cache(maxsize=8)
 def _keys(signing: bytes, retired: bytes, secret: bytes) -> Keys:
     # parsed once per process and configuration: the hot paths only sign, verify, decrypt
     keyring = Keyring.build(load_private_key(signing), load_key_list(retired))
-    return Keys(keyring, PasswordBox(secret))
+    return Keys(keyring, PasswordBox(secret), OfflineSecrets(secret))
 
 
 def load_keys() -> Keys:

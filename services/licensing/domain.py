@@ -45,6 +45,7 @@ ACTIVATED, REACTIVATED, DEACTIVATED, ACTIVATION_REFUSED = (
 )
 
 # Lengths are counted in Unicode code points; anything in between is stored exactly.
+LICENSE_ID_MAX = 64  # as typed (any case, spaces around); canonical IDs are much shorter
 INSTALLATION_ID_MAX = 128
 MACHINE_NAME_MAX = 200
 
@@ -221,9 +222,12 @@ def certificate_claims(
     now: datetime,
     jti: str,
     features: Iterable[str] = (),
+    offline_nonce: str | None = None,
 ) -> dict[str, Any]:
     """The claims of an activation certificate; `exp` only when the license expires;
-    `features`: the codes the license unlocks, sorted."""
+    `features`: the codes the license unlocks, sorted. An offline activation's
+    (`offline_nonce`: its request's nonce) adds `source: "offline"` and that `nonce`, so
+    the kit reads both from the signed certificate, not from a file anyone could edit."""
     claims: dict[str, Any] = {
         "iss": "license-portal",
         "sub": license_id,
@@ -241,6 +245,9 @@ def certificate_claims(
     }
     if expires_at is not None:
         claims["exp"] = int(expires_at.timestamp())
+    if offline_nonce is not None:
+        claims["source"] = OFFLINE
+        claims["nonce"] = offline_nonce
     return claims
 
 

@@ -87,11 +87,18 @@ class InvalidProof(PortalError):
 
 
 class UnknownFeature(PortalError):
+    """A feature code the product does not offer (422): the message and `details.feature`
+    name the first, `details.features` lists every unknown one, `details.product` the
+    product."""
+
     code = "unknown_feature"
     message = "This product has no such feature."
 
 
 class FeatureExists(Conflict):
+    """The product already offers a feature with this code (409): `details.product`,
+    `details.code`."""
+
     code = "feature_exists"
     message = "This product already has a feature with this code."
 

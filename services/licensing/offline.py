@@ -7,8 +7,9 @@ must not be half understood). A file that breaks a rule raises `FileProblem`, na
 wrong in words and the field when there is one; the use cases turn it into `invalid_request`
 or `invalid_proof`.
 
-The response carries a deactivation secret (256 random bits); licensing keeps only its
-SHA-256, so a proof carrying the secret can only come from the holder of that response.
+The response carries a deactivation secret (256 bits, derived from the request under a
+server-side key: crypto.OfflineSecrets); licensing keeps only its SHA-256, so a proof
+carrying the secret can only come from the holder of that response.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from common import identifiers
+from common.schemas import plain_text_problem
+from services.licensing.domain import INSTALLATION_ID_MAX, LICENSE_ID_MAX, MACHINE_NAME_MAX
 
 FILE_MAX_BYTES = 16 * 1024
 VERSION = 1
@@ -31,14 +33,12 @@ REQUEST_TYPE, RESPONSE_TYPE, PROOF_TYPE = (
     "activation_response",
     "deactivation_proof",
 )
-LICENSE_ID_MAX = 64
-INSTALLATION_ID_MAX = 128
-MACHINE_NAME_MAX = 200
 PRODUCT_MAX = 64
 NONCE_MIN, NONCE_MAX = 22, 128
 TIME_MAX = 40
-SECRET_BYTES = 32  # 256 bits: 43 url-safe characters
-SECRET_LENGTH = 43
+SECRET_LENGTH = 43  # 256 bits, URL-safe
+# a field's name as errors echo it: a file's own key may be up to 16 KiB long
+NAME_ECHO_MAX = 64
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 # C0 (CR, LF, tab, …), DEL and C1: a machine name goes into emails and logs
@@ -97,7 +97,8 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise FileProblem(f"The field {key} appears more than once.", key)
+            name = key[:NAME_ECHO_MAX]
+            raise FileProblem(f"The field {name} appears more than once.", name)
         seen[key] = value
     return seen
 
@@ -136,11 +137,15 @@ def _object(text: Any, kind: str, type_: str, fields: tuple[str, ...]) -> dict[s
             raise FileProblem(f"The field {name} is missing.", name)
     for name in data:
         if name not in fields:
-            raise FileProblem(f"The field {name} is not expected here.", str(name)[:64])
+            name = str(name)[:NAME_ECHO_MAX]
+            raise FileProblem(f"The field {name} is not expected here.", name)
     return data
 
 
 def _text(data: dict[str, Any], name: str, max_length: int, control_ok: bool = False) -> str:
+    """The text of field `name`; `control_ok` admits control characters other than NUL
+    (an installation ID as the online API stores it). NUL and lone surrogates never pass:
+    no database or UTF-8 encoder takes them."""
     value = data[name]
     if not isinstance(value, str):
         raise FileProblem(f"The field {name} must be text.", name)
@@ -148,6 +153,10 @@ def _text(data: dict[str, Any], name: str, max_length: int, control_ok: bool = F
         raise FileProblem(f"The field {name} is empty.", name)
     if len(value) > max_length:
         raise FileProblem(f"The field {name} is longer than {max_length} characters.", name)
+    reason = plain_text_problem(value)
+    if reason is not None:
+        # "Must not contain …" → "The field x must not contain …"
+        raise FileProblem(f"The field {name} {reason[:1].lower()}{reason[1:]}", name)
     if not control_ok and _CONTROL.search(value):
         raise FileProblem(f"The field {name} contains control characters.", name)
     return value
@@ -216,11 +225,6 @@ def request_problem(
             f"This request is for product {request.product}, not {product}.", "product"
         )
     return None
-
-
-def new_secret() -> str:
-    """A deactivation secret: 43 URL-safe characters (256 bits)."""
-    return secrets.token_urlsafe(SECRET_BYTES)
 
 
 def secret_hash(secret: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from common import audit
 from common.db import add_unique, advisory_xact_lock, insert_ignore
@@ -98,15 +98,22 @@ class LicensingRepository:
 
     # licenses
     def license(self, license_id: str, lock: bool = False) -> License | None:
-        """The license with its product; `lock` holds its row until the transaction ends.
+        """The license with its product and feature codes, in one query; `lock` holds its
+        row (only its row: `of=License`) until the transaction ends.
 
         Every activation of one license takes this lock first, so the seat count and the
-        insert that follows are one atomic step, whichever instance runs them.
+        insert that follows are one atomic step, whichever instance runs them. The feature
+        codes come joined, as the certificate needs them: no second query on the hot path.
         """
-        query = select(License).where(License.license_id == license_id)
+        query = (
+            select(License)
+            .options(joinedload(License.features))
+            .where(License.license_id == license_id)
+        )
         if lock:
             query = query.with_for_update(of=License)
-        return self.session.scalar(query)
+        # unique(): the joined collection repeats the license once per feature
+        return self.session.execute(query).unique().scalar_one_or_none()
 
     def attempt_facts(
         self,

@@ -27,7 +27,6 @@ from services.licensing import domain
 from services.licensing.exceptions import NOT_APPLICABLE
 
 PASSWORD_MAX = 1024
-LICENSE_ID_MAX = 64
 SOURCE = validate.OneOf(domain.SOURCES)
 
 
@@ -130,7 +129,7 @@ class Suspend(StrictSchema):
 
 
 class Activate(StrictSchema):
-    license_id = Text(LICENSE_ID_MAX)
+    license_id = Text(domain.LICENSE_ID_MAX)
     password = Text(PASSWORD_MAX)
     installation_id = Text(domain.INSTALLATION_ID_MAX, validate=_no_control_characters)
     machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
@@ -138,7 +137,7 @@ class Activate(StrictSchema):
 
 
 class Deactivate(StrictSchema):
-    license_id = Text(LICENSE_ID_MAX)
+    license_id = Text(domain.LICENSE_ID_MAX)
     password = Text(PASSWORD_MAX)
     # not refused here: an installation activated before control characters were refused
     # can still release its seat

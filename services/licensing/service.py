@@ -35,7 +35,7 @@ from common.schemas import (
 )
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
-from services.licensing import domain, offline, schemas, views
+from services.licensing import domain, schemas, views
 from services.licensing.crypto import VALIDATION_TYP, BadSignature
 from services.licensing.dependencies import LicensingKeys
 from services.licensing.models import AuditEvent, EventOutbox, HandledRequest
@@ -456,7 +456,8 @@ class LicensingService:
         `("C4829113", "L-7KQX-M2PD", '{"type": "activation_request", "version": 1,
         "license_id": "L-7KQX-M2PD", "installation_id": "…", "machine_name": "CAD-WS-07",
         "product": "cadpro", "requested_at": "2026-12-02T10:00:00+00:00", "nonce": "…"}')` →
-        `{"activation": {…as online, "source": "offline"}, "certificate": "<compact JWS>",
+        `{"activation": {…as online, "source": "offline"}, "certificate": "<compact JWS, as
+        online, with the claims source: offline and the request's nonce>",
         "response": "<activation_response file text>", "created": true | false}` (false:
         already active there, no new seat; a fresh response all the same). The session is
         the authorisation (the gateway checked role and company); `customer_id` None: staff
@@ -471,7 +472,7 @@ class LicensingService:
         once = self.request.once(customer_id, license_id, request_text)
         result = self._uow.run(
             activations.activate_offline,
-            self.keys.box,
+            self.keys.offline,
             license_id,
             customer_id,
             request_text,
@@ -482,16 +483,10 @@ class LicensingService:
         # signed after the commit: the license row lock is not held for it
         certificate = self.keys.keyring.sign(result["claims"])
         activation = result["activation"]
-        response = offline.response_text(
-            license_id=activation["license_id"],
-            installation_id=activation["installation_id"],
-            product=activation["product"]["code"],
-            nonce=result["nonce"],
-            issued_at=result["issued_at"],
-            certificate=certificate,
-            secret=self.keys.box.decrypt(result["sealed_secret"]),
+        secret = self.keys.offline.secret(
+            activation["license_id"], activation["installation_id"], result["nonce"]
         )
-        return {**views.activation_reply(result, certificate), "response": response}
+        return views.offline_reply(result, certificate, secret)
 
     @rpc(expected_exceptions=PortalError)
     def deactivate_offline(

@@ -7,7 +7,7 @@ from typing import Any
 
 from common.audit import Actor
 from common.timeutil import iso
-from services.licensing import domain
+from services.licensing import domain, offline
 from services.licensing.models import HistoryEvent, Installation, License, Product
 
 # --- RPC answers ---------------------------------------------------------------------------
@@ -166,6 +166,22 @@ def activation_reply(result: dict[str, Any], certificate: str) -> dict[str, Any]
         "certificate": certificate,
         "created": result["created"],
     }
+
+
+def offline_reply(result: dict[str, Any], certificate: str, secret: str) -> dict[str, Any]:
+    """`activate_offline`'s answer: `activation_reply` with `response`, the text of the
+    response file (the request's nonce, the certificate and the deactivation `secret`)."""
+    activation = result["activation"]
+    response = offline.response_text(
+        license_id=activation["license_id"],
+        installation_id=activation["installation_id"],
+        product=activation["product"]["code"],
+        nonce=result["nonce"],
+        issued_at=result["issued_at"],
+        certificate=certificate,
+        secret=secret,
+    )
+    return {**activation_reply(result, certificate), "response": response}
 
 
 def validation_view(

@@ -151,3 +151,27 @@ def claims_of(certificate: str) -> dict[str, Any]:
     """The claims of a compact JWS, unverified (the kit's and the server's checks verify)."""
     payload = certificate.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def request_file(
+    license_id: str, product: str, installation_id: str = "air-1", **changes: Any
+) -> str:
+    """An activation request's text for the licensing tests: a fresh nonce, the machine
+    named `WS-<installation_id>`, and `changes` over any field (None values included)."""
+    body = request_document(license_id, installation_id, product, f"WS-{installation_id}")
+    body.update(changes)
+    return json.dumps(body)
+
+
+def proof_file(license_id: str, installation_id: str, secret: str) -> str:
+    """A deactivation proof's text, as the kit writes it when it lets its seat go."""
+    return json.dumps(
+        {
+            "type": "deactivation_proof",
+            "version": 1,
+            "license_id": license_id,
+            "installation_id": installation_id,
+            "deactivated_at": now_text(),
+            "secret": secret,
+        }
+    )

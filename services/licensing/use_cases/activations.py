@@ -17,7 +17,9 @@ deactivations, a portal user, staff or the system for a seat freed from outside.
 An offline activation (a request file carried to the portal, offline.py) takes its seat
 through the same step as an online one (`activate`, under the license row lock), with
 `source: "offline"` and the hash of the response's deactivation secret on the installation;
-the proof carrying that secret frees the seat once (`deactivate_offline`).
+the proof carrying that secret frees the seat once (`deactivate_offline`). The secret is
+derived from the request (crypto.OfflineSecrets), so the same request uploaded twice makes
+the same secret (the machine's response still works) and is never stored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from common.errors import PortalError
 from common.timeutil import iso
 from common.unit_of_work import Outcome, UnitOfWork
 from services.licensing import domain, offline, views
-from services.licensing.crypto import PasswordBox
+from services.licensing.crypto import OfflineSecrets, PasswordBox
 from services.licensing.exceptions import (
     InstallationNotFound,
     InvalidCredentials,
@@ -234,6 +236,7 @@ def activate(
     actor: Actor = PRODUCT,
     source: str = "product",
     offline_secret_hash: str | None = None,
+    offline_nonce: str | None = None,
 ) -> Outcome:
     """Activate on a machine; the caller holds the license row lock.
 
@@ -244,7 +247,8 @@ def activate(
     "offline"`) is `offline_activation` each time, as each issues a new response.
 
     `offline_secret_hash` is stored on the installation (None, as online: a proof of an
-    earlier offline response no longer frees the seat).
+    earlier offline response no longer frees the seat); `offline_nonce` (the request's)
+    goes into the certificate's claims with `source: "offline"`.
     """
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
@@ -322,6 +326,7 @@ def activate(
         now=now,
         jti=secrets.token_hex(8),
         features=views.feature_codes(license),
+        offline_nonce=offline_nonce,
     )
     offline_source = source if source == domain.OFFLINE else None
     activation = views.activation_view(license, view, status, offline_source)
@@ -331,7 +336,7 @@ def activate(
 
 def activate_offline(
     repo: LicensingRepository,
-    box: PasswordBox,
+    offline_secrets: OfflineSecrets,
     license_id: str,
     customer_id: str | None,
     request_text: Any,
@@ -339,10 +344,10 @@ def activate_offline(
     now: datetime,
 ) -> Outcome:
     """An activation request file → the activation, as `activate` makes it, with what the
-    response file needs: `{"activation", "claims", "created", "nonce", "issued_at",
-    "sealed_secret"}`. The deactivation secret is sealed (Fernet, like a rotated password):
-    the request ledger stores the result, and a redelivered request answers the same
-    response; the entrypoint opens it. Only its hash is kept on the installation.
+    response file needs: `{"activation", "claims", "created", "nonce", "issued_at"}`. The
+    deactivation secret is derived from the request (`offline_secrets`): only its hash is
+    kept (on the installation), and the entrypoint derives it again for the response, so
+    neither the database nor the request ledger ever holds it.
 
     `InvalidRequest` (malformed, or for another license or product), `LicenseNotFound`
     (missing, or another company's); refusals as online, recorded with source offline.
@@ -356,15 +361,21 @@ def activate_offline(
     problem = offline.request_problem(request, license.license_id, license.product.code)
     if problem is not None:
         raise InvalidRequest(problem.problem, details=problem.details())
-    secret = offline.new_secret()
+    secret = offline_secrets.secret(license.license_id, request.installation_id, request.nonce)
     data = {"installation_id": request.installation_id, "machine_name": request.machine_name}
     outcome = activate(
-        repo, license, data, now, None, actor, domain.OFFLINE, offline.secret_hash(secret)
+        repo,
+        license,
+        data,
+        now,
+        None,
+        actor,
+        domain.OFFLINE,
+        offline.secret_hash(secret),
+        request.nonce,
     )
     if outcome.error is None:
-        outcome.result.update(
-            nonce=request.nonce, issued_at=iso(now), sealed_secret=box.encrypt(secret)
-        )
+        outcome.result.update(nonce=request.nonce, issued_at=iso(now))
     return outcome
 
 

@@ -7,12 +7,9 @@ through two licensing instances, released together, and fill exactly its seats.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import eventlet
-import jwt
 import pytest
 from eventlet.event import Event
 from eventlet.greenpool import GreenPool
@@ -22,40 +19,9 @@ from common.errors import PortalError
 from common.rpc import standalone_client
 from tests.integration.licensing.support import Rpc, issue, issued_of, payload
 from tests.integration.licensing.test_staff_tools import paid
+from tests.support.offline_kit import claims_of, proof_file, request_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-def request_text(license_id: str, product: str, installation_id: str = "air-1") -> str:
-    return json.dumps(
-        {
-            "type": "activation_request",
-            "version": 1,
-            "license_id": license_id,
-            "installation_id": installation_id,
-            "machine_name": f"WS {installation_id}",
-            "product": product,
-            "requested_at": datetime.now(UTC).isoformat(),
-            "nonce": uuid.uuid4().hex,
-        }
-    )
-
-
-def proof_text(license_id: str, installation_id: str, secret: str) -> str:
-    return json.dumps(
-        {
-            "type": "deactivation_proof",
-            "version": 1,
-            "license_id": license_id,
-            "installation_id": installation_id,
-            "deactivated_at": datetime.now(UTC).isoformat(),
-            "secret": secret,
-        }
-    )
-
-
-def claims_of(certificate: str) -> dict[str, Any]:
-    return jwt.decode(certificate, options={"verify_signature": False})
 
 
 def in_use(rpc: Rpc, license_id: str, company: str) -> int:
@@ -64,13 +30,13 @@ def in_use(rpc: Rpc, license_id: str, company: str) -> int:
 
 def test_offline_activation_and_deactivation(rpc, company, product, bus_events) -> None:
     license_id, _ = issue(rpc, company, product, seats=2)
-    first = rpc("activate_offline", company, license_id, request_text(license_id, product))
+    first = rpc("activate_offline", company, license_id, request_file(license_id, product))
     assert first["created"] is True and first["activation"]["source"] == "offline"
     response = json.loads(first["response"])
     assert response["certificate"] == first["certificate"]
     assert rpc("validate", first["certificate"])["code"] == "VALID"
     assert in_use(rpc, license_id, company) == 1
-    again = rpc("activate_offline", company, license_id, request_text(license_id, product))
+    again = rpc("activate_offline", company, license_id, request_file(license_id, product))
     assert again["created"] is False
     assert in_use(rpc, license_id, company) == 1
     [activated] = [
@@ -80,13 +46,13 @@ def test_offline_activation_and_deactivation(rpc, company, product, bus_events) 
     ]
     assert activated["installation"]["installation_id"] == "air-1"
 
-    # the first response's secret was replaced by the second's
-    old = proof_text(license_id, "air-1", response["deactivation_secret"])
+    # the second request (a new nonce) replaced the first response's secret
+    old = proof_file(license_id, "air-1", response["deactivation_secret"])
     rpc.error("invalid_proof", "deactivate_offline", company, license_id, old)
-    forged = proof_text(license_id, "air-1", "B" * 43)
+    forged = proof_file(license_id, "air-1", "B" * 43)
     rpc.error("invalid_proof", "deactivate_offline", company, license_id, forged)
     secret = json.loads(again["response"])["deactivation_secret"]
-    proof = proof_text(license_id, "air-1", secret)
+    proof = proof_file(license_id, "air-1", secret)
     freed = rpc("deactivate_offline", company, license_id, proof)
     assert freed["deactivated_by"] == "offline" and freed["status"] == "deactivated"
     assert in_use(rpc, license_id, company) == 0
@@ -105,16 +71,57 @@ def test_malformed_and_foreign_requests(rpc, company, product) -> None:
     license_id, _ = issue(rpc, company, product)
     other_id, _ = issue(rpc, company, product)
     foreign = rpc.error(
-        "invalid_request", "activate_offline", company, license_id, request_text(other_id, product)
+        "invalid_request", "activate_offline", company, license_id, request_file(other_id, product)
     )
     assert foreign.details == {
         "problem": f"This request is for license {other_id}, not {license_id}.",
         "field": "license_id",
     }
-    truncated = request_text(license_id, product)[:50]
+    truncated = request_file(license_id, product)[:50]
     rpc.error("invalid_request", "activate_offline", company, license_id, truncated)
     rpc.error("invalid_request", "activate_offline", company, license_id, "x" * 17000)
     rpc.error("license_not_found", "activate_offline", "C0000001", license_id, "{}")
+    assert in_use(rpc, license_id, company) == 0
+
+
+def escaped(text: str, field: str, raw: str) -> str:
+    """`text` (a file's JSON) with `field`'s value replaced by `raw` JSON escapes (such as
+    `\\ud800`, which json.dumps never writes but a broken kit may)."""
+    body = json.loads(text)
+    body[field] = "PLACEHOLDER"
+    return json.dumps(body).replace('"PLACEHOLDER"', f'"ws{raw}"')
+
+
+def test_nul_and_lone_surrogates_are_invalid_files_not_internal_errors(
+    rpc, company, product
+) -> None:
+    license_id, _ = issue(rpc, company, product)
+    for field, raw in [
+        ("machine_name", "\\ud800"),
+        ("installation_id", "\\udc00"),
+        ("installation_id", "\\u0000"),
+    ]:
+        text = escaped(request_file(license_id, product), field, raw)
+        error = rpc.error("invalid_request", "activate_offline", company, license_id, text)
+        assert error.details["field"] == field
+    assert in_use(rpc, license_id, company) == 0
+    answer = rpc("activate_offline", company, license_id, request_file(license_id, product))
+    secret = json.loads(answer["response"])["deactivation_secret"]
+    proof = escaped(proof_file(license_id, "air-1", secret), "installation_id", "\\u0000")
+    error = rpc.error("invalid_proof", "deactivate_offline", company, license_id, proof)
+    assert error.details["field"] == "installation_id"
+    assert in_use(rpc, license_id, company) == 1
+
+
+def test_a_request_uploaded_twice_keeps_the_first_response_working(rpc, company, product):
+    license_id, _ = issue(rpc, company, product, seats=1)
+    text = request_file(license_id, product)
+    installed = json.loads(rpc("activate_offline", company, license_id, text)["response"])
+    again = json.loads(rpc("activate_offline", company, license_id, text)["response"])
+    secret = installed["deactivation_secret"]
+    assert again["deactivation_secret"] == secret
+    freed = rpc("deactivate_offline", company, license_id, proof_file(license_id, "air-1", secret))
+    assert freed["status"] == "deactivated"
     assert in_use(rpc, license_id, company) == 0
 
 
@@ -132,7 +139,7 @@ def test_online_and_offline_activations_racing_on_two_instances_fill_exactly_the
             start.wait()  # every client connected: released together
             try:
                 if index % 2:
-                    text = request_text(license_id, product, f"air-{index}")
+                    text = request_file(license_id, product, f"air-{index}")
                     result = Rpc(client)("activate_offline", company, license_id, text)
                 else:
                     body = payload(license_id, password, f"online-{index}", f"PC {index}")
@@ -170,7 +177,7 @@ def test_features_in_certificates_validation_and_changes(rpc, company, product, 
     assert [f["code"] for f in license["features"]] == ["dynamic", "steel"]
     password = rpc("get_license", license_id, company)["activation_password"]
     online = rpc("activate", payload(license_id, password))["certificate"]
-    offline = rpc("activate_offline", company, license_id, request_text(license_id, product))
+    offline = rpc("activate_offline", company, license_id, request_file(license_id, product))
     assert claims_of(online)["features"] == ["dynamic", "steel"]
     assert claims_of(offline["certificate"])["features"] == ["dynamic", "steel"]
     assert rpc("validate", online)["features"] == ["dynamic", "steel"]

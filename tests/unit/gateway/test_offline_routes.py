@@ -35,7 +35,6 @@ ACTIVATION = {
     "activated_at": "2026-12-02T10:00:01+00:00",
     "license_id": "L-7KQX-M2PD",
     "source": "offline",
-    "features": ["steel"],
 }
 INSTALLATION = {
     "installation_id": "ws-07",

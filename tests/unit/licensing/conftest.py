@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.testing.services import worker_factory
 
 from common.audit import ActorInfo
-from services.licensing.crypto import Keyring, PasswordBox
+from services.licensing.crypto import Keyring, OfflineSecrets, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
 from tests.support.fakes import migrated_db_fixtures
@@ -44,7 +44,11 @@ def actor_context() -> dict[str, Any]:
 @pytest.fixture
 def service(db, events, clock, auth, request_key, actor_context) -> LicensingService:
     """A worker with the product `cadpro` in its catalogue."""
-    keys = Keys(Keyring.build(Ed25519PrivateKey.generate()), PasswordBox(b"unit-test-secret"))
+    keys = Keys(
+        Keyring.build(Ed25519PrivateKey.generate()),
+        PasswordBox(b"unit-test-secret"),
+        OfflineSecrets(b"unit-test-secret"),
+    )
     service = worker_factory(
         LicensingService,
         db=db,

@@ -1,9 +1,13 @@
-"""Certificates (JWS EdDSA) verified by us and by PyJWT; activation passwords at rest."""
+"""Certificates (JWS EdDSA) verified by us and by PyJWT; activation passwords at rest;
+offline deactivation secrets."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import re
 import time
 
 import jwt
@@ -15,6 +19,7 @@ from services.licensing.crypto import (
     VALIDATION_TYP,
     BadSignature,
     Keyring,
+    OfflineSecrets,
     PasswordBox,
     b64url,
     b64url_decode,
@@ -155,3 +160,23 @@ def test_activation_passwords_are_encrypted_at_rest() -> None:
     assert box.decrypt(token) == "K7QX-M2PD-9TRW-H4NC"
     with pytest.raises(ValueError):
         PasswordBox(b"secret-two").decrypt(token)
+
+
+def test_offline_secrets_are_derived_from_the_request_under_their_own_key() -> None:
+    derive = OfflineSecrets(b"secret-one").secret
+    secret = derive("L-7KQX-M2PD", "0f3c", "n" * 22)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", secret)  # 256 bits, URL-safe
+    # the same request, the same secret: a double upload leaves the first response working
+    assert derive("L-7KQX-M2PD", "0f3c", "n" * 22) == secret
+    # anything else of the request, or another SECRET_KEY: another secret
+    others = {
+        derive("L-2222-2222", "0f3c", "n" * 22),
+        derive("L-7KQX-M2PD", "0f3d", "n" * 22),
+        derive("L-7KQX-M2PD", "0f3c", "m" * 22),
+        derive("L-7KQX-M2PD", "0f3c|" + "n" * 22, "n" * 22),
+        OfflineSecrets(b"secret-two").secret("L-7KQX-M2PD", "0f3c", "n" * 22),
+    }
+    assert secret not in others and len(others) == 5
+    # never the raw SECRET_KEY as the HMAC key (one key, one purpose)
+    raw = hmac.new(b"secret-one", f"L-7KQX-M2PD|0f3c|{'n' * 22}".encode(), hashlib.sha256)
+    assert b64url(raw.digest()) != secret

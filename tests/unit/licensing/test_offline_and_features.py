@@ -5,51 +5,21 @@ valid once, features in views, certificates, validation and events."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
-from typing import Any
 
-import jwt
 import pytest
+from sqlalchemy import select
 
 from common.errors import PortalError
 from common.rpc import Caller
 from services.licensing import domain
+from services.licensing.models import HandledRequest, Installation
+from tests.support.offline_kit import claims_of, proof_file, request_file
 from tests.unit.licensing.support import COMPANY, OTHER, activate, issue, raises_code
 from tests.unit.licensing.test_audit_trail import USER, actions, trail
 from tests.unit.licensing.test_payments import paid
 
-
-def request_text(license_id: str, installation_id: str = "air-1", **changes: Any) -> str:
-    body = {
-        "type": "activation_request",
-        "version": 1,
-        "license_id": license_id,
-        "installation_id": installation_id,
-        "machine_name": f"WS-{installation_id}",
-        "product": "cadpro",
-        "requested_at": "2026-11-28T08:00:00+00:00",
-        "nonce": uuid.uuid4().hex,
-    }
-    body.update(changes)
-    return json.dumps(body)
-
-
-def proof_text(license_id: str, installation_id: str, secret: str) -> str:
-    return json.dumps(
-        {
-            "type": "deactivation_proof",
-            "version": 1,
-            "license_id": license_id,
-            "installation_id": installation_id,
-            "deactivated_at": "2026-11-29T08:00:00+00:00",
-            "secret": secret,
-        }
-    )
-
-
-def claims_of(certificate: str) -> dict[str, Any]:
-    return jwt.decode(certificate, options={"verify_signature": False})
+PRODUCT = "cadpro"
 
 
 def seats_in_use(service, license_id: str) -> int:
@@ -64,7 +34,7 @@ def test_offline_activation_takes_a_seat_once_and_answers_a_response(
 ) -> None:
     license_id, _ = issue(service, seats=2)
     actor_context["actor"] = USER
-    text = request_text(license_id)
+    text = request_file(license_id, PRODUCT)
     first = service.activate_offline(COMPANY, license_id, text)
     assert first["created"] is True
     assert first["activation"]["source"] == "offline"
@@ -82,7 +52,7 @@ def test_offline_activation_takes_a_seat_once_and_answers_a_response(
     assert seats_in_use(service, license_id) == 1
 
     # the same installation again: no second seat, a fresh response (a new secret)
-    again = service.activate_offline(COMPANY, license_id, request_text(license_id))
+    again = service.activate_offline(COMPANY, license_id, request_file(license_id, PRODUCT))
     assert again["created"] is False
     secret = json.loads(again["response"])["deactivation_secret"]
     assert secret != response["deactivation_secret"]
@@ -112,26 +82,36 @@ def test_offline_activation_keeps_the_seat_rules(service, clock) -> None:
         service.activate_offline,
         COMPANY,
         license_id,
-        request_text(license_id),
+        request_file(license_id, PRODUCT),
     )
     assert refused.details["machines"] == ["PC-1"]
     assert service.history(license_id)["events"][0]["source"] == "offline"
     assert service.history(license_id)["events"][0]["reason"] == "no_seats_available"
     service.suspend_license(license_id)
     raises_code(
-        "license_suspended", service.activate_offline, None, license_id, request_text(license_id)
+        "license_suspended",
+        service.activate_offline,
+        None,
+        license_id,
+        request_file(license_id, PRODUCT),
     )
     service.resume_license(license_id)
     expiring, _ = issue(service, seats=1, expires_at="2026-12-01")
     clock.advance(days=5)
-    raises_code("license_expired", service.activate_offline, None, expiring, request_text(expiring))
+    raises_code(
+        "license_expired", service.activate_offline, None, expiring, request_file(expiring, PRODUCT)
+    )
 
 
 def test_requests_of_another_license_product_or_company_are_refused(service) -> None:
     license_id, _ = issue(service)
     other_id, _ = issue(service)
     foreign = raises_code(
-        "invalid_request", service.activate_offline, COMPANY, license_id, request_text(other_id)
+        "invalid_request",
+        service.activate_offline,
+        COMPANY,
+        license_id,
+        request_file(other_id, PRODUCT),
     )
     assert foreign.message == f"This request is for license {other_id}, not {license_id}."
     assert foreign.details == {"problem": foreign.message, "field": "license_id"}
@@ -140,18 +120,22 @@ def test_requests_of_another_license_product_or_company_are_refused(service) -> 
         service.activate_offline,
         COMPANY,
         license_id,
-        request_text(license_id, product="viewer"),
+        request_file(license_id, "viewer"),
     )
     assert product.details["field"] == "product"
     raises_code(
-        "license_not_found", service.activate_offline, OTHER, license_id, request_text(license_id)
+        "license_not_found",
+        service.activate_offline,
+        OTHER,
+        license_id,
+        request_file(license_id, PRODUCT),
     )
     broken = raises_code(
         "invalid_request",
         service.activate_offline,
         COMPANY,
         license_id,
-        request_text(license_id)[:-9],
+        request_file(license_id, PRODUCT)[:-9],
     )
     assert "JSON" in broken.details["problem"]
     assert seats_in_use(service, license_id) == 0
@@ -159,7 +143,9 @@ def test_requests_of_another_license_product_or_company_are_refused(service) -> 
 
 def test_an_online_activation_clears_the_offline_secret(service) -> None:
     license_id, password = issue(service)
-    answer = service.activate_offline(COMPANY, license_id, request_text(license_id, "both"))
+    answer = service.activate_offline(
+        COMPANY, license_id, request_file(license_id, PRODUCT, "both")
+    )
     secret = json.loads(answer["response"])["deactivation_secret"]
     activate(service, license_id, password, "both", "PC")
     raises_code(
@@ -167,7 +153,7 @@ def test_an_online_activation_clears_the_offline_secret(service) -> None:
         service.deactivate_offline,
         COMPANY,
         license_id,
-        proof_text(license_id, "both", secret),
+        proof_file(license_id, "both", secret),
     )
     assert seats_in_use(service, license_id) == 1
 
@@ -177,10 +163,10 @@ def test_an_online_activation_clears_the_offline_secret(service) -> None:
 
 def test_a_proof_frees_the_seat_once(service, events, db, actor_context) -> None:
     license_id, _ = issue(service, seats=1)
-    answer = service.activate_offline(COMPANY, license_id, request_text(license_id))
+    answer = service.activate_offline(COMPANY, license_id, request_file(license_id, PRODUCT))
     secret = json.loads(answer["response"])["deactivation_secret"]
     actor_context["actor"] = USER
-    proof = proof_text(license_id, "air-1", secret)
+    proof = proof_file(license_id, "air-1", secret)
     freed = service.deactivate_offline(COMPANY, license_id, proof)
     assert freed["status"] == "deactivated" and freed["deactivated_by"] == "offline"
     assert seats_in_use(service, license_id) == 0
@@ -194,25 +180,59 @@ def test_a_proof_frees_the_seat_once(service, events, db, actor_context) -> None
     reused = raises_code("invalid_proof", service.deactivate_offline, COMPANY, license_id, proof)
     assert reused.details["field"] == "installation_id"
     # activated again offline: the old proof is no key to the new activation
-    service.activate_offline(COMPANY, license_id, request_text(license_id))
+    service.activate_offline(COMPANY, license_id, request_file(license_id, PRODUCT))
     again = raises_code("invalid_proof", service.deactivate_offline, COMPANY, license_id, proof)
     assert again.details["field"] == "secret"
     assert seats_in_use(service, license_id) == 1
 
 
+def test_a_request_uploaded_twice_answers_the_same_secret(service, db, request_key) -> None:
+    license_id, _ = issue(service, seats=1)
+    text = request_file(license_id, PRODUCT)
+    request_key.key = "upload-1"
+    installed = json.loads(service.activate_offline(COMPANY, license_id, text)["response"])
+    request_key.key = "upload-2"  # a second upload, not a redelivery
+    second = service.activate_offline(COMPANY, license_id, text)
+    assert second["created"] is False
+    secret = installed["deactivation_secret"]
+    assert json.loads(second["response"])["deactivation_secret"] == secret
+    # nowhere in the database, not even sealed in the request ledger
+    with db.transaction() as session:
+        ledger = [row._mapping for row in session.execute(select(HandledRequest.__table__))]
+        stored = json.dumps([dict(row) for row in ledger], default=str)
+        hashes = session.scalars(select(Installation.offline_secret_hash)).all()
+    assert len(ledger) >= 2 and secret not in stored and secret not in json.dumps(hashes)
+    # the machine installed the first response: its proof frees the seat
+    freed = service.deactivate_offline(COMPANY, license_id, proof_file(license_id, "air-1", secret))
+    assert freed["status"] == "deactivated"
+    assert seats_in_use(service, license_id) == 0
+
+
+def test_an_offline_certificate_signs_its_source_and_nonce(service) -> None:
+    license_id, password = issue(service, seats=2)
+    text = request_file(license_id, PRODUCT)
+    answer = service.activate_offline(COMPANY, license_id, text)
+    verified = service.keys.keyring.verify(answer["certificate"])
+    assert verified["source"] == "offline"
+    assert verified["nonce"] == json.loads(text)["nonce"]
+    online = activate(service, license_id, password, "online-1", "PC-1")
+    claims = service.keys.keyring.verify(online["certificate"])
+    assert "source" not in claims and "nonce" not in claims
+
+
 def test_forged_foreign_and_malformed_proofs_are_invalid(service) -> None:
     license_id, _ = issue(service)
     other_id, _ = issue(service)
-    answer = service.activate_offline(COMPANY, license_id, request_text(license_id))
+    answer = service.activate_offline(COMPANY, license_id, request_file(license_id, PRODUCT))
     secret = json.loads(answer["response"])["deactivation_secret"]
-    forged = proof_text(license_id, "air-1", "A" * 43)
+    forged = proof_file(license_id, "air-1", "A" * 43)
     raises_code("invalid_proof", service.deactivate_offline, COMPANY, license_id, forged)
     foreign = raises_code(
         "invalid_proof",
         service.deactivate_offline,
         COMPANY,
         other_id,
-        proof_text(license_id, "air-1", secret),
+        proof_file(license_id, "air-1", secret),
     )
     assert foreign.details["field"] == "license_id"
     raises_code(
@@ -220,18 +240,19 @@ def test_forged_foreign_and_malformed_proofs_are_invalid(service) -> None:
         service.deactivate_offline,
         OTHER,
         license_id,
-        proof_text(license_id, "air-1", secret),
+        proof_file(license_id, "air-1", secret),
     )
     malformed = raises_code("invalid_proof", service.deactivate_offline, COMPANY, license_id, "{}")
     assert malformed.details["field"] == "type"
     assert seats_in_use(service, license_id) == 1
     # staff may free it with the right proof
-    assert service.deactivate_offline(None, license_id, proof_text(license_id, "air-1", secret))
+    assert service.deactivate_offline(None, license_id, proof_file(license_id, "air-1", secret))
 
 
 def test_a_redelivered_offline_activation_answers_the_same_response(service, request_key) -> None:
+    # (the same response: the ledger keeps no secret, the secret is derived again)
     license_id, _ = issue(service)
-    text = request_text(license_id)
+    text = request_file(license_id, PRODUCT)
     request_key.key = "req-1"
     first = service.activate_offline(COMPANY, license_id, text)
     second = service.activate_offline(COMPANY, license_id, text)
@@ -373,7 +394,7 @@ def test_bad_feature_changes_name_the_field(service, payload) -> None:
 def test_the_staff_path_is_refused_to_the_gateway(service) -> None:
     license_id, _ = issue(service)
     service.caller = Caller("portal-gateway", "portal-licensing")
-    text = request_text(license_id)
+    text = request_file(license_id, PRODUCT)
     raises_code("forbidden", service.activate_offline, None, license_id, text)
     raises_code("forbidden", service.deactivate_offline, None, license_id, "{}")
     assert service.activate_offline(COMPANY, license_id, text)["created"] is True

@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 
 from services.licensing import offline
+from services.licensing.crypto import OfflineSecrets
 from services.licensing.offline import FileProblem
 
 NONCE = "n" * 22
-SECRET = offline.new_secret()
+SECRET = OfflineSecrets(b"unit-test-secret").secret("L-7KQX-M2PD", "0f3c-inst", NONCE)
+REQUEST_TEXT_FIELDS = ("license_id", "installation_id", "machine_name", "product")
+PROOF_TEXT_FIELDS = ("license_id", "installation_id")
 
 
 def request(**changes: Any) -> dict[str, Any]:
@@ -131,6 +134,50 @@ def test_lone_surrogates_and_deep_nesting_are_malformed_not_crashes() -> None:
     assert problem_of(offline.parse_request, "[" * 5000 + "]" * 5000).problem
 
 
+def escaped(body: dict[str, Any], field: str, raw: str) -> str:
+    """`body` as JSON with `raw` (JSON escapes, e.g. `\\ud800`) inside `field`'s text, as a
+    hostile or broken kit would write it (json.dumps would not)."""
+    text = json.dumps({**body, field: "PLACEHOLDER"})
+    return text.replace('"PLACEHOLDER"', f'"a{raw}b"')
+
+
+@pytest.mark.parametrize("field", REQUEST_TEXT_FIELDS)
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [("\\ud800", "lone surrogates"), ("\\udfff", "lone surrogates"), ("\\u0000", "NUL")],
+)
+def test_nul_and_lone_surrogates_in_a_request_are_named(field: str, raw: str, words) -> None:
+    problem = problem_of(offline.parse_request, escaped(request(), field, raw))
+    assert problem.field == field
+    assert words in problem.problem and field in problem.problem
+
+
+@pytest.mark.parametrize("field", PROOF_TEXT_FIELDS)
+@pytest.mark.parametrize(("raw", "words"), [("\\ud800", "lone surrogates"), ("\\u0000", "NUL")])
+def test_nul_and_lone_surrogates_in_a_proof_are_named(field: str, raw: str, words) -> None:
+    # the proof's installation ID admits the control characters the online API stores,
+    # never NUL (no database takes it)
+    problem = problem_of(offline.parse_proof, escaped(proof(), field, raw))
+    assert problem.field == field
+    assert words in problem.problem
+
+
+def test_a_proofs_installation_id_may_hold_other_control_characters() -> None:
+    parsed = offline.parse_proof(json.dumps(proof(installation_id="inst\tone")))
+    assert parsed.installation_id == "inst\tone"
+
+
+def test_an_unexpected_or_repeated_long_field_name_is_cut_to_64_characters() -> None:
+    long = "k" * 7000
+    unexpected = json.dumps(request()).replace('"nonce"', f'"{long}": 1, "nonce"')
+    repeated = json.dumps(request()).replace('"nonce"', f'"{long}": 1, "{long}": 2, "nonce"')
+    for text in (unexpected, repeated):
+        assert len(text.encode()) <= offline.FILE_MAX_BYTES
+        problem = problem_of(offline.parse_request, text)
+        assert problem.field == "k" * 64
+        assert "k" * 65 not in problem.problem and len(problem.problem) < 120
+
+
 def test_a_request_for_another_license_or_product_is_named() -> None:
     parsed = offline.parse_request(json.dumps(request()))
     assert offline.request_problem(parsed, "L-7KQX-M2PD", "cadpro") is None
@@ -170,13 +217,13 @@ def test_every_malformed_proof_names_its_problem(text: str, field: str | None, w
     assert words in problem.problem
 
 
-def test_secrets_are_256_bits_and_only_their_hash_matches() -> None:
-    secret = offline.new_secret()
-    assert len(secret) == 43 and secret != offline.new_secret()
+def test_only_a_secrets_hash_matches_it() -> None:
+    secret = SECRET
+    other = OfflineSecrets(b"unit-test-secret").secret("L-7KQX-M2PD", "0f3c-inst", "m" * 22)
     stored = offline.secret_hash(secret)
     assert len(stored) == 64 and secret not in stored
     assert offline.secret_matches(stored, secret)
-    assert not offline.secret_matches(stored, offline.new_secret())
+    assert not offline.secret_matches(stored, other)
     assert not offline.secret_matches(None, secret)
     assert not offline.secret_matches("", secret)
 

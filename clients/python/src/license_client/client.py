@@ -6,14 +6,20 @@ Three files in the data folder hold everything (each replaced atomically, mode 0
   server URL and (unless `remember_password=False`) the password, which `deactivate()` and a
   certificate refresh need;
 - `keys.json`: the server's JWKS as last fetched from `GET /api/v1/signing-keys`;
-- `state.json`: the last successful online check, the last verdict of the server (and the
-  features it answered), and the latest time this client has seen (for the clock-rollback
-  check).
+- `state.json`: the last successful online check, the last verdict of the server, the signed
+  answer of the last valid online check (its `features` count, verified again on every read),
+  and the latest time this client has seen (for the clock-rollback check).
+
+Anyone who can write the data folder can edit these files, so nothing that unlocks anything
+is taken from a field the kit wrote itself: whether the installation was activated offline
+(no grace period) is the certificate's signed `source` claim, and newer features come only
+from a signed answer that verifies against the keys this client trusts.
 
 Offline activation adds two: `offline-request.json`, the pending request (its nonce, license,
 installation, product and time) that only its own response may answer, and
 `deactivation-proof.json`, the last deactivation proof, kept so it can be written out again.
-An offline activation's `activation.json` also holds its `deactivation_secret`.
+An offline activation's `activation.json` also holds its `deactivation_secret` (its
+`source` there is for people reading the file; the kit reads the certificate's).
 """
 
 from __future__ import annotations
@@ -201,7 +207,7 @@ class LicenseClient:
             self.store.remove(PROOF_FILE)
             state = self._state()
             state.update(last_online_ok=_iso(now), verdict=None)
-            state.pop("features", None)
+            _forget_answer(state)
             self._set_last_seen(state, now, reset=True)
             self.store.write_json(STATE_FILE, state)
             self._cache.clear()
@@ -341,6 +347,15 @@ class LicenseClient:
                     details={"reason": error.reason},
                 ) from None
             self._check_certificate_names(certificate, fields)
+            if not _same(certificate.claims.get("nonce"), pending.get("nonce")):
+                # the outer file's nonce is not signed: an older genuine certificate for this
+                # installation could be rewrapped with the pending nonce
+                raise ResponseMismatch(
+                    "The response's certificate is not the answer to this request (it was "
+                    "issued for another or an older request); make a new request on this "
+                    "machine.",
+                    details={"problem": "nonce"},
+                )
             now = self.clock()
             activation: dict[str, Any] = {
                 "version": 1,
@@ -362,7 +377,7 @@ class LicenseClient:
             state = self._state()
             # no online check happened: the grace period starts at the next one
             state.update(verdict=None, last_online_ok=None)
-            state.pop("features", None)
+            _forget_answer(state)
             with contextlib.suppress(LicenseError):
                 self.store.write_json(STATE_FILE, state)
             self._cache.clear()
@@ -404,7 +419,7 @@ class LicenseClient:
             self.store.remove(ACTIVATION_FILE)
             state = self._state()
             state.update(verdict=None, last_online_ok=None)
-            state.pop("features", None)
+            _forget_answer(state)
             with contextlib.suppress(LicenseError):
                 self.store.write_json(STATE_FILE, state)
             self._cache.clear()
@@ -463,6 +478,7 @@ class LicenseClient:
             self.store.remove(ACTIVATION_FILE)
             state = self._state()
             state.update(verdict=None, last_online_ok=None)
+            _forget_answer(state)
             self.store.write_json(STATE_FILE, state)
             self._cache.clear()
 
@@ -490,7 +506,7 @@ class LicenseClient:
             activation = self._activation() or {}
             state = self._state()
             claims = _unverified_claims(activation.get("certificate"))
-            last_ok = _parse_time(state.get("last_online_ok")) if activation else None
+            last_ok = offline.parse_time(state.get("last_online_ok")) if activation else None
             return Status(
                 activated=bool(activation),
                 installation_id=self.installation_id,
@@ -501,12 +517,17 @@ class LicenseClient:
                 machine_name=_str(activation.get("machine_name")),
                 product=claims.product if claims else None,
                 customer_id=claims.customer_id if claims else None,
-                activated_at=_parse_time(activation.get("activated_at")),
+                activated_at=offline.parse_time(activation.get("activated_at")),
                 expires_at=claims.expires_at if claims else None,
                 last_online_check=last_ok,
                 grace_until=last_ok + self.grace_period if last_ok else None,
                 features=validation.features,
-                source=(_str(activation.get("source")) or "online") if activation else None,
+                # the certificate's claim, as the grace period reads it (not activation.json's)
+                source=(
+                    ("offline" if claims and _activated_offline(claims) else "online")
+                    if activation
+                    else None
+                ),
             )
 
     @property
@@ -518,10 +539,13 @@ class LicenseClient:
     # -- the two paths ----------------------------------------------------------------------
 
     def _validate_offline(self, now: datetime | None = None) -> Validation:
-        now = now or self.clock()
+        return self._check_offline(now or self.clock())[0]
+
+    def _check_offline(self, now: datetime) -> tuple[Validation, jws.Certificate | None]:
+        """The offline validation, and the certificate when its signature verified."""
         activation = self._activation()
         if activation is None or not isinstance(activation.get("certificate"), str):
-            return self._result(now, r.NOT_ACTIVATED, "This installation is not activated.")
+            return self._result(now, r.NOT_ACTIVATED, "This installation is not activated."), None
         keys = self._pinned or self._cached_keys()
         if not keys:
             return self._result(
@@ -529,23 +553,25 @@ class LicenseClient:
                 r.UNKNOWN_KEY,
                 "No signing keys to verify the certificate with: validate online once, or pin "
                 "the JWKS.",
-            )
+            ), None
         try:
             certificate = keys.verify(activation["certificate"])
         except jws.CertificateError as error:
-            return self._result(now, error.reason, f"The certificate is invalid: {error.message}.")
+            reason = f"The certificate is invalid: {error.message}."
+            return self._result(now, error.reason, reason), None
         problem = self._identity_problem(certificate)
         if problem:
-            return self._result(now, *problem, certificate=certificate)
+            return self._result(now, *problem, certificate=certificate), certificate
         state = self._state()
         rollback = self._rollback(state, certificate, now)
         if rollback:
-            return self._result(now, r.CLOCK_ROLLBACK, rollback, certificate=certificate)
+            return self._result(
+                now, r.CLOCK_ROLLBACK, rollback, certificate=certificate
+            ), certificate
         expires = certificate.expires_at
         if expires is not None and now >= expires:
-            return self._result(
-                now, r.EXPIRED, f"The license expired on {_iso(expires)}.", certificate=certificate
-            )
+            reason = f"The license expired on {_iso(expires)}."
+            return self._result(now, r.EXPIRED, reason, certificate=certificate), certificate
         verdict = state.get("verdict")
         if (
             isinstance(verdict, dict)
@@ -558,8 +584,8 @@ class LicenseClient:
                 f"The license server said {verdict['code']} on {verdict.get('at')}; "
                 "validate online to update.",
                 certificate=certificate,
-            )
-        features = self._features(certificate, state)
+            ), certificate
+        features = self._features(certificate, state, keys)
         self._set_last_seen(state, now)
         until = f" until {_iso(expires)}" if expires else " (perpetual)"
         return self._result(
@@ -569,7 +595,7 @@ class LicenseClient:
             certificate=certificate,
             valid=True,
             features=features,
-        )
+        ), certificate
 
     def _validate_online(self) -> Validation:
         now = self.clock()
@@ -602,32 +628,30 @@ class LicenseClient:
             )
         try:
             # only the signed answer counts: the plain fields beside it prove nothing
-            answer = self._signed_answer(api, answer, nonce, claims, now).claims
+            signed = self._signed_answer(api, answer, nonce, claims, now)
         except LicenseError as error:
             return self._fallback(now, error)
+        answer = signed.claims
         code = answer["code"]
         valid = answer.get("valid") is True and code == r.VALID
         state = self._state()
-        expires = _parse_time(answer.get("expires_at")) if answer.get("expires_at") else None
+        expires = offline.parse_time(answer.get("expires_at")) if answer.get("expires_at") else None
         features: tuple[str, ...] = ()
         if valid:
             # the server vouches for the time too: forget a clock that once ran ahead
             state.update(last_online_ok=_iso(now), verdict=None)
             self._set_last_seen(state, now, reset=True)
+            _forget_answer(state)
             if "features" in answer:  # as of now: newer than the certificate's
                 features = jws.feature_codes(answer.get("features"))
-                state["features"] = {
-                    "codes": list(features),
-                    "at": _iso(now),
-                    "license_id": claims.license_id,
-                    "installation_id": claims.installation_id,
-                }
+                # the signed token itself, verified again when read: a plain list here
+                # would be one edit away from unlocking every module
+                state["answer"] = signed.token
             else:  # a server from before features
-                state.pop("features", None)
                 features = claims.features
         else:
             state["verdict"] = {"code": code, "at": _iso(now), "certificate": token}
-            state.pop("features", None)
+            _forget_answer(state)
         self.store.write_json(STATE_FILE, state)
         self._cache.pop(STATE_FILE, None)
         if valid:
@@ -684,22 +708,23 @@ class LicenseClient:
         return signed
 
     def _fallback(self, now: datetime, error: LicenseError) -> Validation:
-        offline = self._validate_offline(now)
-        if not offline.valid:
-            return offline
-        if (self._activation() or {}).get("source") == "offline":
+        local, certificate = self._check_offline(now)
+        if not local.valid:
+            return local
+        if certificate is not None and _activated_offline(certificate):
             # activated from a response file: the machine is air-gapped by design, so no
-            # grace period runs out; the signed certificate (and its expiry) decides
+            # grace period runs out; the signed certificate (and its expiry) decides. Its
+            # signed `source` claim says so, never activation.json (anyone may edit that)
             return self._copy(
-                offline,
+                local,
                 reason=f"The license server cannot be reached ({error.message}); this "
                 f"installation was activated offline and its certificate is valid.",
             )
-        last_ok = _parse_time(self._state().get("last_online_ok"))
+        last_ok = offline.parse_time(self._state().get("last_online_ok"))
         if last_ok is None or now > last_ok + self.grace_period:
             since = f" since {_iso(last_ok)}" if last_ok else ""
             return self._copy(
-                offline,
+                local,
                 valid=False,
                 code=r.GRACE_EXPIRED,
                 reason=f"The license server cannot be reached ({error.message}) and the license "
@@ -708,7 +733,7 @@ class LicenseClient:
             )
         grace_until = last_ok + self.grace_period
         return self._copy(
-            offline,
+            local,
             reason=f"The license server cannot be reached ({error.message}); the certificate "
             f"is valid offline within the grace period, until {_iso(grace_until)}.",
             grace_until=grace_until,
@@ -717,20 +742,37 @@ class LicenseClient:
     # -- checks -----------------------------------------------------------------------------
 
     @staticmethod
-    def _features(certificate: jws.Certificate, state: dict[str, Any]) -> tuple[str, ...]:
+    def _features(
+        certificate: jws.Certificate, state: dict[str, Any], keys: jws.KeySet
+    ) -> tuple[str, ...]:
         """The certificate's features, unless the server answered others for the same
-        activation after the certificate was issued (features changed since)."""
-        online = state.get("features")
+        activation after the certificate was issued (features changed since).
+
+        That answer counts only as the signed token the server gave: verified again with the
+        keys this client trusts, a VALID answer about this license and installation, its
+        `features` and `iat` from its claims. Anything else in the state is ignored.
+        """
+        token = state.get("answer")
+        if not isinstance(token, str):
+            return certificate.features
+        try:
+            answer = keys.verify_answer(token)
+        except jws.CertificateError:
+            return certificate.features
+        claims = answer.claims
         if (
-            isinstance(online, dict)
-            and online.get("license_id") == certificate.license_id
-            and online.get("installation_id") == certificate.installation_id
+            claims.get("valid") is not True
+            or claims.get("code") != r.VALID
+            or "features" not in claims
+            or claims.get("license_id") != certificate.license_id
+            or claims.get("installation_id") != certificate.installation_id
         ):
-            at = _parse_time(online.get("at"))
-            issued = certificate.issued_at
-            if at is not None and (issued is None or at >= issued):
-                return jws.feature_codes(online.get("codes"))
-        return certificate.features
+            return certificate.features
+        at = answer.issued_at
+        issued = certificate.issued_at
+        if at is None or (issued is not None and at < issued):
+            return certificate.features
+        return jws.feature_codes(claims.get("features"))
 
     def _identity_problem(self, certificate: jws.Certificate) -> tuple[str, str] | None:
         if certificate.installation_id != self.installation_id:
@@ -765,7 +807,7 @@ class LicenseClient:
         return None
 
     def _last_seen(self, state: dict[str, Any]) -> datetime | None:
-        stored = _parse_time(state.get("last_seen"))
+        stored = offline.parse_time(state.get("last_seen"))
         mem = self._last_seen_mem
         if stored is None or (mem is not None and mem > stored):
             return mem
@@ -780,7 +822,7 @@ class LicenseClient:
             return
         if self._last_seen_mem is None or now > self._last_seen_mem:
             self._last_seen_mem = now
-        stored = _parse_time(state.get("last_seen"))
+        stored = offline.parse_time(state.get("last_seen"))
         if stored is not None and now - stored < LAST_SEEN_WRITE_INTERVAL:
             return
         state["last_seen"] = _iso(now)
@@ -832,7 +874,7 @@ class LicenseClient:
         try:
             if self._pinned is None:
                 keys_doc = self.store.read_json(KEYS_FILE) or {}
-                fetched = _parse_time(keys_doc.get("fetched_at"))
+                fetched = offline.parse_time(keys_doc.get("fetched_at"))
                 keys = self._cached_keys()
                 if (
                     fetched is None
@@ -968,6 +1010,12 @@ def _load_keyset(source: JwksSource) -> jws.KeySet:
     return keys
 
 
+def _activated_offline(certificate: jws.Certificate) -> bool:
+    """Whether licensing issued the certificate by offline activation (its `source` claim;
+    an online activation's certificate has none)."""
+    return certificate.claims.get("source") == "offline"
+
+
 def _unverified_claims(token: Any) -> jws.Certificate | None:
     """The certificate's claims without checking the signature (for display and routing)."""
     try:
@@ -990,24 +1038,10 @@ def _iso_text(moment: datetime) -> str:
     return utc.isoformat().replace("+00:00", "Z")
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return _parse_time_text(value)
-
-
-@functools.lru_cache(maxsize=64)  # validation reads the same few stored times again and again
-def _parse_time_text(value: str) -> datetime | None:
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"  # Python 3.9/3.10's fromisoformat does not read "Z"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+def _forget_answer(state: dict[str, Any]) -> None:
+    """Drop the last online answer's features (and the unsigned list older kits kept)."""
+    state.pop("answer", None)
+    state.pop("features", None)
 
 
 def _str(value: Any) -> str | None:

@@ -96,7 +96,16 @@ class FakePortal(Transport):
     def jwks(self) -> dict[str, Any]:
         return {"keys": [jws.public_jwk(self.key.public_key(), self.kid)]}
 
-    def certificate(self, license_: FakeLicense, installation_id: str, machine: str) -> str:
+    def certificate(
+        self,
+        license_: FakeLicense,
+        installation_id: str,
+        machine: str,
+        nonce: str | None = None,
+    ) -> str:
+        """A certificate as licensing signs it; with the offline request's `nonce`, one made
+        by offline activation (claims `source: "offline"` and `nonce`, which online
+        certificates do not have)."""
         claims: dict[str, Any] = {
             "license_id": license_.license_id,
             "installation_id": installation_id,
@@ -108,6 +117,8 @@ class FakePortal(Transport):
         }
         if license_.expires_at is not None:
             claims["exp"] = int(license_.expires_at.timestamp())
+        if nonce is not None:
+            claims.update(source="offline", nonce=nonce)
         return jws.sign(claims, self.key, self.kid)
 
     # -- Transport ----------------------------------------------------------------------------
@@ -255,7 +266,9 @@ class FakePortal(Transport):
         license_.installations[installation] = request["machine_name"]
         secret = secrets.token_urlsafe(32)
         license_.offline_secrets[installation] = hashlib.sha256(secret.encode()).hexdigest()
-        certificate = self.certificate(license_, installation, request["machine_name"])
+        certificate = self.certificate(
+            license_, installation, request["machine_name"], nonce=request["nonce"]
+        )
         response = {
             "type": "activation_response",
             "version": 1,

@@ -41,3 +41,8 @@ export function sizeMeters(root) {
     fill.style.width = `${Math.round(Number(fill.dataset.ratio) * 100)}%`;
   }
 }
+
+/** The names of the license's modules (features), "Steel design, Dynamic analysis", or "". */
+export function featureNames(license) {
+  return (license.features || []).map((feature) => feature.name || feature.code).join(", ");
+}

@@ -1,15 +1,20 @@
-// License details: data, activation password (reveal, copy, rotate), installations with
-// deactivation, and the activation history.
+// License details: data and modules, activation password (reveal, copy, rotate),
+// installations with deactivation, offline activation and deactivation of air-gapped machines
+// (request, response and proof files), and the activation history.
 import {
-  $, ApiError, api, badge, busy, capitalize, confirmDialog, date, dateTime, h, loaded,
-  messageFor, showError,
+  $, ApiError, LICENSE_ADMINS, api, badge, busy, capitalize, confirmDialog, date, dateTime, h,
+  loaded, may, messageFor, showError,
 } from "/static/portal.js";
-import { expiryCell } from "/static/license-cells.js";
+import { expiryCell, featureNames } from "/static/license-cells.js";
 
 const licenseId = document.querySelector("main").dataset.licenseId;
 const base = `/api/v1/licenses/${encodeURIComponent(licenseId)}`;
 const MASK = "••••-••••-••••-••••";
-const SOURCES = { portal: "the portal", product: "the product", staff: "support staff" };
+const SOURCES = {
+  portal: "the portal", product: "the product", staff: "support staff", offline: "offline file",
+};
+// the gateway refuses bigger files (design §11); said here before the upload
+const MAX_FILE_BYTES = 16 * 1024;
 const EVENTS = {
   activated: "Activated",
   reactivated: "Activated again",
@@ -17,11 +22,15 @@ const EVENTS = {
   activation_refused: "Activation refused",
 };
 
+// the page has no password block and no Deactivate for a role that may not use them
+const admin = may(LICENSE_ADMINS);
 let password = "";
 let revealed = false;
 let historyBefore = null;
+let responseUrl = null; // the Blob URL of the last response file, revoked when replaced
 
 function renderPassword() {
+  if (!admin) return;
   const output = $("#activation-password");
   output.textContent = revealed ? password : MASK;
   output.classList.toggle("is-masked", !revealed);
@@ -36,6 +45,11 @@ function renderLicense(license) {
   $("#license-status").replaceChildren(badge(license.status));
   $("#f-license-id").textContent = license.license_id;
   $("#f-product").textContent = product;
+  const modules = featureNames(license);
+  $("#f-features").textContent = modules || "None";
+  for (const code of document.querySelectorAll(".offline-product")) {
+    code.textContent = license.product?.code || code.textContent;
+  }
   $("#f-seats").textContent = `${license.seats_in_use ?? 0} of ${license.seats}`;
   $("#f-expires").replaceChildren(expiryCell(license));
   $("#f-status").replaceChildren(badge(license.status));
@@ -43,7 +57,8 @@ function renderLicense(license) {
   const reason = suspended ? license.suspension_reason || "" : "";
   $("#suspension").hidden = !suspended;
   $("#suspension-reason").textContent = reason ? `Reason: ${reason}${/[.!?]$/.test(reason) ? "" : "."}` : "";
-  $("#renew").hidden = suspended; // a suspended license cannot be renewed
+  const renew = $("#renew"); // only for roles that may buy
+  if (renew) renew.hidden = suspended; // a suspended license cannot be renewed
   $("#f-suspension-row").hidden = !reason;
   $("#f-suspension-reason").textContent = reason;
   $("#f-created").textContent = date(license.created_at);
@@ -63,8 +78,8 @@ function renderInstallations(installations) {
     const status = item.status === "active"
       ? badge("active")
       : h("span", {}, badge("deactivated"), h("span", { class: "small muted block" },
-          `${dateTime(item.deactivated_at)}${item.deactivated_by ? ` by ${SOURCES[item.deactivated_by] || item.deactivated_by}` : ""}`));
-    const action = item.status === "active"
+          deactivatedWords(item)));
+    const action = item.status === "active" && admin
       ? h("button", {
           type: "button",
           class: "button button-danger-quiet button-small",
@@ -78,6 +93,21 @@ function renderInstallations(installations) {
       h("td", { "data-label": "Status" }, status),
       h("td", { class: "cell-action" }, action)));
   }
+}
+
+// when and how a machine was deactivated: an offline proof says so in plain words
+function deactivatedWords(item) {
+  const when = dateTime(item.deactivated_at);
+  if (item.deactivated_by === "offline") return `Deactivated offline ${when}`;
+  return `${when}${item.deactivated_by ? ` by ${SOURCES[item.deactivated_by] || item.deactivated_by}` : ""}`;
+}
+
+// the source of an event, and the user who acted when the history names one
+function byCell(event) {
+  const source = capitalize(SOURCES[event.source] || event.source || "—");
+  const user = event.actor?.type === "user" ? event.actor.email : "";
+  if (!user) return source;
+  return h("div", {}, source, h("span", { class: "small muted block actor-email" }, user));
 }
 
 async function loadHistory(more = false) {
@@ -94,7 +124,7 @@ async function loadHistory(more = false) {
         h("td", { "data-label": "Event" }, h("div", {}, EVENTS[event.type] || capitalize(event.type),
           event.reason ? h("span", { class: "small muted block" }, capitalize(event.reason)) : "")),
         h("td", { "data-label": "Machine" }, event.machine_name || "—"),
-        h("td", { "data-label": "By" }, capitalize(SOURCES[event.source] || event.source || "—"))));
+        h("td", { "data-label": "By" }, byCell(event))));
     }
     historyBefore = page.next_before || null;
     $("#history-more").hidden = !historyBefore;
@@ -140,6 +170,146 @@ async function deactivate(item, button) {
   } catch (failure) {
     status.textContent = messageFor(failure);
     status.classList.add("status-bad");
+  }
+}
+
+// --- offline activation and deactivation (design §11) ------------------------------------
+
+/** The text of a file the user picked or dropped (files are small JSON documents). */
+function readText(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsText(file);
+  });
+}
+
+// a message in the panel's live region: ok (green), bad (red), or work in progress (null)
+function say(element, text, ok = null) {
+  element.className = ok === null ? "status-line" : `status-line ${ok ? "status-ok" : "status-bad"}`;
+  element.textContent = text;
+}
+
+/** What went wrong with an uploaded file, in words (the server names the problem). */
+function fileProblem(failure, kind) {
+  if (failure instanceof ApiError) {
+    if (failure.code === "invalid_request" || failure.code === "invalid_proof") {
+      const problem = failure.details?.problem || failure.message;
+      return `This ${kind} file was not accepted: ${problem}`;
+    }
+    if (failure.code === "no_seats_available") {
+      const machines = failure.details?.machines || [];
+      return `All seats are in use${machines.length ? ` (by ${machines.join(", ")})` : ""}. ` +
+        "Deactivate one of these machines first, then upload the request again.";
+    }
+    if (failure.code === "validation_error") {
+      return `This ${kind} file was not accepted: it is empty or not a text file.`;
+    }
+  }
+  return messageFor(failure);
+}
+
+/** Makes a drop zone of `zone` and its file input: a picked or dropped file goes to `use`. */
+function dropZone(zone, input, use) {
+  let working = false;
+  const take = async (file) => {
+    if (!file || working) return;
+    working = true;
+    zone.classList.add("is-busy-zone");
+    zone.setAttribute("aria-busy", "true");
+    try {
+      await use(file);
+    } finally {
+      working = false;
+      zone.classList.remove("is-busy-zone");
+      zone.removeAttribute("aria-busy");
+      input.value = ""; // the same file can be picked again
+    }
+  };
+  input.addEventListener("change", () => take(input.files[0]));
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    zone.classList.add("is-over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("is-over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("is-over");
+    take(event.dataTransfer.files[0]);
+  });
+}
+
+async function fileText(file, kind, status) {
+  if (file.size > MAX_FILE_BYTES) {
+    say(status, `This ${kind} file is too big (over 16 KiB): it is not a file written by license-client.`, false);
+    return null;
+  }
+  try {
+    return await readText(file);
+  } catch (cause) {
+    say(status, `The ${kind} file could not be read. Choose it again.`, false);
+    return null;
+  }
+}
+
+async function refreshAll() {
+  const license = await api(base);
+  renderLicense(license);
+  renderInstallations(license.installations || []);
+  loadHistory();
+  return license;
+}
+
+function offerResponse(text) {
+  if (responseUrl) URL.revokeObjectURL(responseUrl);
+  responseUrl = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  const link = $("#response-download");
+  link.href = responseUrl;
+  $("#response-actions").hidden = false;
+}
+
+async function uploadRequest(file) {
+  const status = $("#activation-status");
+  $("#response-actions").hidden = true;
+  say(status, `Reading ${file.name}…`);
+  const text = await fileText(file, "request", status);
+  if (text === null) return;
+  say(status, "Activating…");
+  try {
+    const result = await api(`${base}/offline-activations`, {
+      method: "POST",
+      body: { request: text },
+    });
+    const activation = result.activation || {};
+    const name = activation.machine_name || activation.installation_id || "The machine";
+    offerResponse(result.response);
+    say(status, `${name} is activated. Download the response file and run ` +
+      "license-client offline-install with it on that machine.", true);
+    $("#response-download").focus();
+    await refreshAll();
+  } catch (failure) {
+    say(status, fileProblem(failure, "request"), false);
+  }
+}
+
+async function uploadProof(file) {
+  const status = $("#deactivation-status");
+  say(status, `Reading ${file.name}…`);
+  const text = await fileText(file, "proof", status);
+  if (text === null) return;
+  say(status, "Deactivating…");
+  try {
+    const installation = await api(`${base}/offline-deactivations`, {
+      method: "POST",
+      body: { proof: text },
+    });
+    const name = installation.machine_name || installation.installation_id;
+    say(status, `${name} is deactivated; its seat is free.`, true);
+    await refreshAll();
+  } catch (failure) {
+    say(status, fileProblem(failure, "proof"), false);
   }
 }
 
@@ -210,12 +380,22 @@ async function main() {
     }
     return;
   }
-  $("#reveal").addEventListener("click", () => {
-    revealed = !revealed;
-    renderPassword();
-  });
-  $("#copy").addEventListener("click", copyPassword);
-  $("#rotate").addEventListener("click", (event) => rotatePassword(event.currentTarget));
+  if (admin) {
+    $("#reveal").addEventListener("click", () => {
+      revealed = !revealed;
+      renderPassword();
+    });
+    $("#copy").addEventListener("click", copyPassword);
+    $("#rotate").addEventListener("click", (event) => rotatePassword(event.currentTarget));
+    dropZone($("#request-drop"), $("#request-file"), uploadRequest);
+    dropZone($("#proof-drop"), $("#proof-file"), uploadProof);
+    // a file dropped just beside a zone must not replace the page with the file's text
+    for (const type of ["dragover", "drop"]) {
+      window.addEventListener(type, (event) => {
+        if (event.dataTransfer?.types?.includes("Files")) event.preventDefault();
+      });
+    }
+  }
   $("#history-more").addEventListener("click", () => loadHistory(true));
 }
 

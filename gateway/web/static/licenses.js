@@ -1,6 +1,12 @@
-// Licenses & Activations: every license of the company; a row opens its details.
+// Licenses & Activations: every license of the company with its modules; a row opens its details.
 import { $, api, badge, h, loaded, showError } from "/static/portal.js";
-import { expiryCell, seatsCell, sizeMeters } from "/static/license-cells.js";
+import { expiryCell, featureNames, seatsCell, sizeMeters } from "/static/license-cells.js";
+
+// the modules a license unlocks, under its product; nothing when it has none
+function modulesLine(license) {
+  const names = featureNames(license);
+  return names ? h("span", { class: "small muted block modules" }, `Modules: ${names}`) : "";
+}
 
 async function main() {
   const table = $("#licenses");
@@ -17,7 +23,8 @@ async function main() {
       const row = h("tr", { class: "clickable", dataset: { href } },
         h("td", { "data-label": "License ID" },
           h("a", { href, class: "mono strong" }, license.license_id)),
-        h("td", { "data-label": "Product" }, license.product?.name || license.product?.code || "—"),
+        h("td", { "data-label": "Product" }, license.product?.name || license.product?.code || "—",
+          modulesLine(license)),
         h("td", { "data-label": "Seats in use" }, seatsCell(license)),
         h("td", { "data-label": "Expires" }, expiryCell(license)),
         h("td", { "data-label": "Status" }, badge(license.status),

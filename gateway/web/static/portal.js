@@ -146,6 +146,14 @@ const MESSAGES = {
   internal_error: "Something went wrong on our side. Please try again; if it keeps happening, contact support.",
   not_found: "This item was not found. It may have been removed.",
   payload_too_large: "What you entered is too long.",
+  forbidden: "Your role does not allow this. Ask an owner of your account.",
+  user_not_found: "This user is no longer in your account. Reload the page.",
+  email_taken: "This email address already belongs to a user of the portal. Use another address.",
+  last_owner:
+    "Your account must keep at least one active owner. Make another user an owner first.",
+  contact_is_owner:
+    "The company's contact is always an owner. To change the contact, contact support.",
+  invitation_not_pending: "This user has already accepted the invitation. Reload the page.",
 };
 
 /** [["card.number", "The card number is invalid."], ...] from nested `details.fields`. */
@@ -235,6 +243,41 @@ export function capitalize(text) {
   return text ? text.charAt(0).toUpperCase() + text.slice(1).replace(/_/g, " ") : "";
 }
 
+// --- the session's role -----------------------------------------------------------------
+
+// the role of the logged-in user, as the page was rendered for it (`data-role` on <body>);
+// pages leave out what the role cannot do, and the API checks every call anyway
+export const ROLE = document.body?.dataset.role || "";
+export const LICENSE_ADMINS = ["owner", "license_admin"];
+export const BILLING_USERS = ["owner", "billing"];
+export const ROLE_LABELS = {
+  owner: "Owner",
+  license_admin: "License admin",
+  billing: "Billing",
+  viewer: "Viewer",
+};
+
+/** Whether the session's role is one of `roles`. */
+export function may(roles) {
+  return roles.includes(ROLE);
+}
+
+/** Who did something, as the activity page and the history name them. */
+export function actorLabel(actor) {
+  switch (actor?.type) {
+    case "user":
+      return actor.email || "A user";
+    case "staff":
+      return "Staff";
+    case "product":
+      return "The product";
+    case "system":
+      return "System";
+    default:
+      return "—";
+  }
+}
+
 // --- DOM helpers ------------------------------------------------------------------------
 
 /** h("a", {href: "/x", class: "y"}, "text", child): a small element builder (text is escaped). */
@@ -310,6 +353,8 @@ const BADGES = {
   refunded: ["Refunded", "neutral"],
   failed: ["Failed", "bad"],
   pending: ["Pending", "warn"],
+  invited: ["Invited", "warn"],
+  disabled: ["Disabled", "neutral"],
 };
 
 export function badge(status) {

@@ -93,10 +93,17 @@ def wait_for_queue_depth(
 
 
 def deliver_again(
-    amqp_uri: str, service: str, method: str, args: list, times: int = 2, timeout: float = 15.0
+    amqp_uri: str,
+    service: str,
+    method: str,
+    args: list,
+    times: int = 2,
+    timeout: float = 15.0,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Publish one RPC request message `times` times, as the broker redelivers a request
-    whose acknowledgement was lost: the same correlation ID, no request key. The reply
+    whose acknowledgement was lost: the same correlation ID, no request key, and `context`
+    in its headers as a nameko client sends context data (`{"actor": {...}}`). The reply
     bodies that arrive within `timeout`, in arrival order."""
     exchange = Exchange("nameko-rpc", type="topic", durable=True)
     reply_to = f"rpc.reply-test-{uuid.uuid4().hex}"
@@ -117,6 +124,7 @@ def deliver_again(
                 serializer="json",
                 reply_to=reply_to,
                 correlation_id=correlation_id,
+                headers={f"nameko.{key}": value for key, value in (context or {}).items()},
                 delivery_mode=1,
             )
         deadline = time.monotonic() + timeout

@@ -3,16 +3,13 @@ most tests make (fixtures: conftest.py)."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from typing import Any
 
 import pytest
-from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from common.errors import PortalError
-from tests.support.bus import BusEvents
+from tests.support.bus import BusEvents, deliver_again
 
 COMPANY_PASSWORD = "correct horse battery"
 
@@ -103,32 +100,4 @@ def redeliver_as(
     whose acknowledgement was lost (the same correlation ID, so the same request key), with
     `actor` in its context headers as the gateway's nameko client sends it. The reply
     bodies that arrive within `timeout` (licensing's and billing's audit tests)."""
-    exchange = Exchange("nameko-rpc", type="topic", durable=True)
-    reply_to = f"rpc.reply-test-{uuid.uuid4().hex}"
-    queue = Queue(reply_to, exchange=exchange, routing_key=reply_to, exclusive=True)
-    replies: list[dict] = []
-
-    def on_reply(body: Any, message: Any) -> None:
-        replies.append(json.loads(body) if isinstance(body, str | bytes) else body)
-        message.ack()
-
-    with Connection(amqp_uri) as connection, Consumer(connection, [queue], callbacks=[on_reply]):
-        producer = Producer(connection.channel(), exchange=exchange)
-        correlation_id = str(uuid.uuid4())
-        for _ in range(times):
-            producer.publish(
-                {"args": list(args), "kwargs": {}},
-                routing_key=f"{service}.{method}",
-                serializer="json",
-                reply_to=reply_to,
-                correlation_id=correlation_id,
-                headers={"nameko.actor": actor},
-                delivery_mode=1,
-            )
-        deadline = time.monotonic() + timeout
-        while len(replies) < times and time.monotonic() < deadline:
-            try:
-                connection.drain_events(timeout=1)
-            except TimeoutError:
-                continue
-    return replies
+    return deliver_again(amqp_uri, service, method, args, times, timeout, {"actor": actor})

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import eventlet
+from amqp.exceptions import AMQPError
 from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
 from kombu.message import Message
@@ -288,6 +289,24 @@ def shutdown_timeout() -> float:
     return settings.get_float("SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)
 
 
+# what acknowledging on a connection the broker closed raises (a blip, a broker restart);
+# nameko catches only amqp's own ConnectionError, not the socket's ConnectionResetError
+LOST_CONNECTION = (OSError, AMQPError, OperationalError)
+
+
+def _unsettled(what: str, message: Message, exc: BaseException) -> None:
+    """A message whose worker finished after its connection was lost: the broker already
+    holds it again and delivers it again, and every consumer here is idempotent (the request
+    ledger, `event_id`). Raised, the error would end the worker's thread, and nameko ends
+    the whole container with it."""
+    log.warning(
+        "could not %s %s: the connection to the broker was lost (%s); the broker delivers it again",
+        what,
+        message.properties.get("correlation_id") or message.delivery_info.get("routing_key"),
+        exc.__class__.__name__,
+    )
+
+
 class DrainingConsumer(Consumer):
     """nameko's consumer, stopped gracefully: `stop()` drains before it closes.
 
@@ -340,12 +359,16 @@ class DrainingConsumer(Consumer):
     def ack_message(self, message: Message) -> None:
         try:
             super().ack_message(message)
+        except LOST_CONNECTION as exc:
+            _unsettled("acknowledge", message, exc)
         finally:
             self._held.discard(id(message))
 
     def requeue_message(self, message: Message) -> None:
         try:
             super().requeue_message(message)
+        except LOST_CONNECTION as exc:
+            _unsettled("requeue", message, exc)
         finally:
             self._held.discard(id(message))
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from marshmallow import ValidationError
 
 from common.clock import Now
+from common.context import REQUEST_ID, current_request_id, set_request_id
 from common.errors import PortalError
 from common.parking import ERROR_MAX, event_id_of, parked_row
 from services.notify import domain, rendering, schemas, views
@@ -200,7 +201,20 @@ def deliver_due(
 
 def deliver(courier: Courier, claim: domain.Claim) -> domain.DeliveryResult:
     """Attempt one claimed delivery and record the outcome (sent, retry later, or failed);
-    a notice's own row is split instead, into one delivery per recipient (`done`)."""
+    a notice's own row is split instead, into one delivery per recipient (`done`).
+
+    Its log lines carry the request ID of the event that asked for the email, whoever sends
+    it (the event's handler, or the timer for a retry or a notice's recipients)."""
+    worker_request_id = current_request_id()
+    event_request_id = claim.payload.get(REQUEST_ID) if isinstance(claim.payload, dict) else None
+    set_request_id(event_request_id or worker_request_id)
+    try:
+        return _deliver(courier, claim)
+    finally:
+        set_request_id(worker_request_id)
+
+
+def _deliver(courier: Courier, claim: domain.Claim) -> domain.DeliveryResult:
     now = courier.clock.now()
     try:
         result = split(courier, claim, now) if claim.splits else attempt(courier, claim, now)

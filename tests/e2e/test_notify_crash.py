@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, text
 
 from common.rpc import standalone_client
 from tests.support.smtp_sink import envelope_recipients
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -170,6 +171,18 @@ def delivery_states(engine, emails: set[str]) -> Counter:
     return Counter(status for status, recipient in by_recipient if recipient in emails)
 
 
+def unsent(engine) -> int:
+    """How many of notify's deliveries are being sent or due within seconds (a retry due
+    much later is not waited for)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM deliveries WHERE status = 'sending' OR (status = 'pending'"
+                " AND (next_attempt_at IS NULL OR next_attempt_at < now() + interval '10 s'))"
+            )
+        ).scalar_one()
+
+
 def test_notify_killed_while_delivering_loses_no_email_and_duplicates_stay_within_max_workers(
     suite, smtp_sink
 ) -> None:
@@ -181,6 +194,10 @@ def test_notify_killed_while_delivering_loses_no_email_and_duplicates_stay_withi
     proxy = HoldingSmtpProxy(smtp_sink.port, HOLD_SECONDS)
     victim = None
     try:
+        # 0. the emails of the tests before (a load test's activation notices) sent first:
+        # otherwise the kill below hits their sends, not this test's
+        eventually(lambda: unsent(engine) == 0, 180, "notify's earlier emails sent")
+
         # 1. notify stopped (gracefully): the invitations pile up in its durable event queue
         while suite.processes.get("notify"):
             suite.terminate("notify", 0)

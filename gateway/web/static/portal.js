@@ -410,3 +410,46 @@ export function passwordRules(input, list, identity = {}) {
   check();
   return check;
 }
+
+// A page that sets a password with the token of an emailed link (a reset, an invitation).
+// The token comes in the URL fragment (never sent to a server in a URL or a Referer) and is
+// dropped from the address bar at once; the form is posted, with `post(token, password)`,
+// only once the password meets the rules and both entries agree. `done()` shows the
+// success, `failed(error)` a refusal.
+export function tokenPasswordForm({ form, error, notMet, post, done, failed }) {
+  const token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
+  history.replaceState(null, "", window.location.pathname);
+
+  const rulesMet = passwordRules(form.new_password, $("#rules"));
+
+  if (!token) {
+    $("#link-error").hidden = false;
+    form.hidden = true;
+  } else {
+    form.new_password.focus();
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    hide(error);
+    const password = form.new_password.value;
+    if (!rulesMet()) {
+      showError(error, notMet);
+      form.new_password.focus();
+      return;
+    }
+    if (password !== form.confirm_password.value) {
+      showError(error, "The two passwords are not the same.");
+      form.confirm_password.focus();
+      return;
+    }
+    const button = form.querySelector("button[type=submit]");
+    try {
+      await busy(button, "Saving…", () => post(token, password));
+      form.hidden = true;
+      done();
+    } catch (failure) {
+      failed(failure);
+    }
+  });
+}

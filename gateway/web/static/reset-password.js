@@ -1,49 +1,25 @@
-// Reset password: the token comes in the URL fragment (never sent to a server in a URL or a
-// Referer); the page drops it from the address bar and posts it with the new password.
-import { $, api, busy, hide, passwordRules, showError } from "/static/portal.js";
+// Reset password: the token of the emailed link and the new password (the shared
+// `tokenPasswordForm`).
+import { $, api, showError, tokenPasswordForm } from "/static/portal.js";
 
-const form = $("#reset-form");
 const error = $("#form-error");
-const token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
-history.replaceState(null, "", window.location.pathname);
 
-const rulesMet = passwordRules(form.new_password, $("#rules"));
-
-if (!token) {
-  $("#link-error").hidden = false;
-  form.hidden = true;
-} else {
-  form.new_password.focus();
-}
-
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  hide(error);
-  const password = form.new_password.value;
-  if (!rulesMet()) {
-    showError(error, "The new password does not meet the rules yet.");
-    form.new_password.focus();
-    return;
-  }
-  if (password !== form.confirm_password.value) {
-    showError(error, "The two passwords are not the same.");
-    form.confirm_password.focus();
-    return;
-  }
-  const button = form.querySelector("button[type=submit]");
-  try {
-    await busy(button, "Saving…", () =>
-      api("/api/v1/password-resets/confirm", {
-        method: "POST",
-        body: { token, new_password: password },
-        stayOn401: true,
-      }),
-    );
-    form.hidden = true;
+tokenPasswordForm({
+  form: $("#reset-form"),
+  error,
+  notMet: "The new password does not meet the rules yet.",
+  post: (token, password) =>
+    api("/api/v1/password-resets/confirm", {
+      method: "POST",
+      body: { token, new_password: password },
+      stayOn401: true,
+    }),
+  done: () => {
     const done = $("#done");
     done.hidden = false;
     done.focus();
-  } catch (failure) {
+  },
+  failed: (failure) => {
     showError(error, failure);
     if (failure.code === "invalid_token") {
       error.append(" ");
@@ -52,5 +28,5 @@ form.addEventListener("submit", async (event) => {
       link.textContent = "Ask for a new link";
       error.append(link);
     }
-  }
+  },
 });

@@ -22,8 +22,10 @@ from eventlet.greenpool import GreenPool
 from tests.support.offline_kit import (
     Machine,
     claims_of,
+    issue_license,
     network_off_missing,
     now_text,
+    product_with_modules,
     request_document,
     request_text,
 )
@@ -43,23 +45,14 @@ def team(suite, api, smtp_sink):
 @pytest.fixture(scope="module")
 def product(suite) -> dict:
     """A product with two features (staff add them with portalctl)."""
-    code = f"air{uuid.uuid4().hex[:8]}"
-    suite.portalctl("product", "create", "--code", code, "--name", "CAD Pro Air")
-    for feature, name in (("steel", "Steel design"), ("dyn", "Dynamic analysis")):
-        suite.portalctl(
-            "product", "feature", "add", "--product", code, "--code", feature, "--name", name
-        )
-    return {"code": code}
+    return product_with_modules(suite, "air", "CAD Pro Air")
 
 
 @pytest.fixture
 def issue(suite, team, product):
     def issue(seats: int = 2, features: str | None = "steel", customer: str | None = None):
-        args = ["license", "issue", "--customer", customer or team.company["customer_id"]]
-        args += ["--product", product["code"], "--seats", str(seats), "--expires", "2099-12-31"]
-        if features:
-            args += ["--features", features]
-        return suite.portalctl(*args)
+        customer_id = customer or team.company["customer_id"]
+        return issue_license(suite, customer_id, product["code"], seats, features)
 
     return issue
 

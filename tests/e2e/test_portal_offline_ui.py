@@ -23,7 +23,13 @@ import pytest
 from tests.e2e.test_portal_team_ui import page_is_clean
 from tests.e2e.test_portal_ui import log_in
 from tests.e2e.ui_browser import DESKTOP, PHONE
-from tests.support.offline_kit import Machine, network_off_missing, request_text
+from tests.support.offline_kit import (
+    Machine,
+    issue_license,
+    network_off_missing,
+    product_with_modules,
+    request_text,
+)
 from tests.support.team import PASSWORD, new_team
 
 pytestmark = pytest.mark.e2e
@@ -38,23 +44,13 @@ def team(suite, api, smtp_sink):
 @pytest.fixture(scope="module")
 def product(suite) -> dict:
     """A product with two modules (staff add them with portalctl)."""
-    code = f"gui{uuid.uuid4().hex[:8]}"
-    suite.portalctl("product", "create", "--code", code, "--name", "CAD Pro Offline")
-    for feature, name in (("steel", "Steel design"), ("dyn", "Dynamic analysis")):
-        suite.portalctl(
-            "product", "feature", "add", "--product", code, "--code", feature, "--name", name
-        )
-    return {"code": code}
+    return product_with_modules(suite, "gui", "CAD Pro Offline")
 
 
 @pytest.fixture
 def issue(suite, team, product):
     def issue(seats: int = 2, features: str | None = "steel,dyn") -> dict:
-        args = ["license", "issue", "--customer", team.company["customer_id"]]
-        args += ["--product", product["code"], "--seats", str(seats), "--expires", "2099-12-31"]
-        if features:
-            args += ["--features", features]
-        return suite.portalctl(*args)
+        return issue_license(suite, team.company["customer_id"], product["code"], seats, features)
 
     return issue
 

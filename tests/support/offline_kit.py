@@ -175,3 +175,37 @@ def proof_file(license_id: str, installation_id: str, secret: str) -> str:
             "secret": secret,
         }
     )
+
+
+MODULES = (("steel", "Steel design"), ("dyn", "Dynamic analysis"))
+
+
+def product_with_modules(suite: Any, prefix: str, name: str) -> dict[str, str]:
+    """A new product `<prefix><random>` offering MODULES (staff add them with portalctl)."""
+    code = f"{prefix}{secrets.token_hex(4)}"
+    suite.portalctl("product", "create", "--code", code, "--name", name)
+    for feature, feature_name in MODULES:
+        suite.portalctl(
+            "product",
+            "feature",
+            "add",
+            "--product",
+            code,
+            "--code",
+            feature,
+            "--name",
+            feature_name,
+        )
+    return {"code": code}
+
+
+def issue_license(
+    suite: Any, customer_id: str, product: str, seats: int, features: str | None
+) -> dict[str, Any]:
+    """A license of `product` for `customer_id` until 2099 with `features` ("a,b" or None),
+    as staff issue it with portalctl."""
+    args = ["license", "issue", "--customer", customer_id, "--product", product]
+    args += ["--seats", str(seats), "--expires", "2099-12-31"]
+    if features:
+        args += ["--features", features]
+    return suite.portalctl(*args)

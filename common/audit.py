@@ -69,6 +69,7 @@ ACTIONS = (
     "installation_deactivated",
     "offline_activation",
     "lease_revoked",
+    "lease_expired",
     "purchase",
     "recurring_payment_cancelled",
     "recurring_payment_resumed",

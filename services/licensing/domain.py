@@ -1,14 +1,16 @@
 """Licensing rules as plain Python: IDs, activation passwords, status, seats, renewals,
-expiry notices, validation codes, features (offline activation's files: offline.py)."""
+expiry notices, validation codes, features, and a floating license's leases (offline
+activation's files: offline.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from common import identifiers
@@ -258,6 +260,8 @@ VALID, CODE_EXPIRED, CODE_SUSPENDED, CODE_DEACTIVATED, BAD_SIGNATURE = (
     "DEACTIVATED",
     "BAD_SIGNATURE",
 )
+# a lease certificate whose lease ended (checked in, revoked, or lapsed)
+CODE_LEASE_EXPIRED = "LEASE_EXPIRED"
 
 
 # a signed validation answer says what was true at `iat`; an hour is the clock tolerance the
@@ -358,3 +362,224 @@ def change_features(
     before = set(current)
     after = (before | set(feature_codes(add))) - set(feature_codes(remove))
     return FeatureChange(sorted(after), sorted(after - before), sorted(before - after))
+
+
+# --- floating licenses: leases ----------------------------------------------------------------
+
+# a node-locked license holds a seat per activated machine; a floating one a seat per live
+# lease, which its machine keeps by heartbeats (or borrows for days)
+NODE_LOCKED, FLOATING = "node_locked", "floating"
+MODELS = (NODE_LOCKED, FLOATING)
+LEASE_SECONDS_MIN, LEASE_SECONDS_MAX, LEASE_SECONDS_DEFAULT = 60, 86_400, 900
+MAX_BORROW_DAYS_MAX, MAX_BORROW_DAYS_DEFAULT = 90, 7  # 0: borrowing not allowed
+
+LEASE_ID_PREFIX = "LS-"
+LEASE_TOKEN_BYTES = 32
+LEASE_LIVE, LEASE_CHECKED_IN, LEASE_REVOKED, LEASE_EXPIRED = (
+    "live",
+    "checked_in",
+    "revoked",
+    "expired",
+)
+
+# History event types of leases (heartbeats and an installation's re-check-out write none)
+LEASE_CHECKED_OUT, LEASE_CHECKED_IN_EVENT, LEASE_REVOKED_EVENT, LEASE_EXPIRED_EVENT = (
+    "lease_checked_out",
+    "lease_checked_in",
+    "lease_revoked",
+    "lease_expired",
+)
+LEASE_REFUSED = "lease_refused"
+# who marks a lapsed lease expired (a check-out or the scan): the system, at its expiry
+SYSTEM_SOURCE = "system"
+
+# "all seats in use" is told at most this often per license
+SEATS_EXHAUSTED_EVERY = timedelta(hours=24)
+USAGE_DAYS = 30  # the portal's "peak use, last 30 days"
+
+
+@dataclass(frozen=True)
+class LeaseTerms:
+    """A license's model and, when floating, its lease period and longest borrowing."""
+
+    model: str
+    lease_seconds: int | None = None
+    max_borrow_days: int | None = None
+
+
+def lease_terms(
+    model: str | None, lease_seconds: int | None = None, max_borrow_days: int | None = None
+) -> LeaseTerms:
+    """The terms a license is issued with: a floating one gets the defaults for what is not
+    given, a node-locked one none at all (whatever was given: callers refuse that first).
+
+    >>> lease_terms("floating", max_borrow_days=0)
+    LeaseTerms(model='floating', lease_seconds=900, max_borrow_days=0)
+    >>> lease_terms(None, 600)
+    LeaseTerms(model='node_locked', lease_seconds=None, max_borrow_days=None)
+    """
+    if model != FLOATING:
+        return LeaseTerms(NODE_LOCKED)
+    return LeaseTerms(
+        FLOATING,
+        LEASE_SECONDS_DEFAULT if lease_seconds is None else lease_seconds,
+        MAX_BORROW_DAYS_DEFAULT if max_borrow_days is None else max_borrow_days,
+    )
+
+
+def new_lease_id() -> str:
+    """An opaque lease ID such as `LS-7KQX-M2PD` (uniqueness is checked on insert)."""
+    return LEASE_ID_PREFIX + _groups(2)
+
+
+def new_lease_token() -> str:
+    """The bearer token of a lease: 32 random bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(LEASE_TOKEN_BYTES)
+
+
+def lease_token_hash(token: str) -> str:
+    """What is stored of a lease token: its SHA-256, hex (a 256-bit random token needs no
+    slow hash: nobody can guess it from its hash)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def lease_token_matches(stored_hash: str, token: str) -> bool:
+    """Constant-time comparison of a lease's stored hash with the hash of `token`."""
+    return hmac.compare_digest(stored_hash.encode(), lease_token_hash(token).encode())
+
+
+def lease_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
+    """A lease holds its seat while it is live and not past its expiry: a lapsed lease frees
+    its seat at `expires_at`, whether or not anything has marked it expired yet."""
+    return status == LEASE_LIVE and expires_at > now
+
+
+def lease_status(status: str, expires_at: datetime, now: datetime) -> str:
+    """The status a lease is shown with: a live one past its expiry is `expired`.
+
+    >>> at = datetime(2026, 12, 2, 10, 0)
+    >>> lease_status("live", at, at), lease_status("revoked", at, at - DAY)
+    ('expired', 'revoked')
+    """
+    if status == LEASE_LIVE and expires_at <= now:
+        return LEASE_EXPIRED
+    return status
+
+
+def lease_ended_at(
+    status: str, expires_at: datetime, ended_at: datetime | None, now: datetime
+) -> datetime | None:
+    """When a lease ended (None while live): a lapsed one at its expiry."""
+    if status == LEASE_LIVE:
+        return expires_at if expires_at <= now else None
+    return ended_at
+
+
+def capped(moment: datetime, license_expires_at: datetime | None) -> datetime:
+    """A lease never outlives its license: `moment`, or the license's expiry if earlier."""
+    if license_expires_at is not None and license_expires_at < moment:
+        return license_expires_at
+    return moment
+
+
+def lease_expiry(
+    now: datetime,
+    lease_seconds: int,
+    license_expires_at: datetime | None,
+    borrow_until: datetime | None = None,
+) -> datetime:
+    """A check-out's expiry: one lease period from now, or the end of the borrowing; never
+    past the license's expiry.
+
+    >>> now = datetime(2026, 12, 2, 10, 0)
+    >>> lease_expiry(now, 900, None).time(), lease_expiry(now, 900, now + DAY, now + 3 * DAY)
+    (datetime.time(10, 15), datetime.datetime(2026, 12, 3, 10, 0))
+    """
+    end = borrow_until if borrow_until is not None else now + timedelta(seconds=lease_seconds)
+    return capped(end, license_expires_at)
+
+
+def heartbeat_expiry(
+    current: datetime, now: datetime, lease_seconds: int, license_expires_at: datetime | None
+) -> datetime:
+    """A heartbeat's expiry: one lease period from now, never earlier than the lease's
+    current expiry (a borrowed lease keeps its end) nor later than the license's.
+
+    >>> now = datetime(2026, 12, 2, 10, 0)
+    >>> heartbeat_expiry(now + DAY, now, 900, None) == now + DAY
+    True
+    """
+    return max(current, capped(now + timedelta(seconds=lease_seconds), license_expires_at))
+
+
+def latest_borrow(now: datetime, max_borrow_days: int) -> datetime | None:
+    """The latest end a borrowing may have now; None when the license allows none."""
+    if max_borrow_days <= 0:
+        return None
+    return now + max_borrow_days * DAY
+
+
+def borrow_allowed(borrow_until: datetime, now: datetime, max_borrow_days: int) -> bool:
+    """Whether a machine may borrow a seat until `borrow_until` (at most `max_borrow_days`
+    from now; 0 days: never).
+
+    >>> now = datetime(2026, 12, 2, 10, 0)
+    >>> borrow_allowed(now + 7 * DAY, now, 7), borrow_allowed(now + DAY, now, 0)
+    (True, False)
+    """
+    latest = latest_borrow(now, max_borrow_days)
+    return latest is not None and borrow_until <= latest
+
+
+def seats_exhausted_due(notified_at: datetime | None, now: datetime) -> bool:
+    """Whether a refused check-out should tell the customer that every seat is in use: at
+    most once per SEATS_EXHAUSTED_EVERY per license."""
+    return notified_at is None or now - notified_at >= SEATS_EXHAUSTED_EVERY
+
+
+def lease_validation_code(lease_live: bool, status: str) -> str:
+    """What a verified lease certificate is worth now. The license's state comes first (a
+    lease lapses with its license, and "expired" or "suspended" is what the customer must
+    act on), then the lease's: ended or lapsed is LEASE_EXPIRED (check out again)."""
+    if status == SUSPENDED:
+        return CODE_SUSPENDED
+    if status == EXPIRED:
+        return CODE_EXPIRED
+    if not lease_live:
+        return CODE_LEASE_EXPIRED
+    return VALID
+
+
+def lease_claims(
+    base: dict[str, Any], lease_id: str, expires_at: datetime, borrowed: bool
+) -> dict[str, Any]:
+    """A lease certificate's claims: an activation certificate's (`certificate_claims`,
+    the lease's machine and start as its installation), with `lease_id`, `model: floating`,
+    `borrowed`, and `exp` the lease's expiry: the certificate lapses with the lease."""
+    return {
+        **base,
+        "lease_id": lease_id,
+        "model": FLOATING,
+        "borrowed": borrowed,
+        "exp": int(expires_at.timestamp()),
+    }
+
+
+def usage_window(today: date) -> date:
+    """The first day of the usage the portal shows (`USAGE_DAYS` days, today included)."""
+    return today - timedelta(days=USAGE_DAYS - 1)
+
+
+def usage_summary(days: Iterable[tuple[date, int]], today: date) -> dict[str, Any]:
+    """`{"peak_30d": 7, "days": [{"date": "2026-12-02", "peak": 7}, ...]}`: the days with a
+    record in the window, oldest first, and the highest peak among them (0: none).
+
+    >>> usage_summary([(date(2026, 12, 2), 3), (date(2026, 10, 1), 9)], date(2026, 12, 2))
+    {'peak_30d': 3, 'days': [{'date': '2026-12-02', 'peak': 3}]}
+    """
+    first = usage_window(today)
+    kept = sorted((day, peak) for day, peak in days if first <= day <= today)
+    return {
+        "peak_30d": max((peak for _, peak in kept), default=0),
+        "days": [{"date": day.isoformat(), "peak": peak} for day, peak in kept],
+    }

@@ -31,6 +31,44 @@ class NoSeatsAvailable(Conflict):
     message = "Every seat of this license is in use; deactivate an installation first."
 
 
+class FloatingLicense(Conflict):
+    code = "floating_license"
+    message = "This license is floating: check out a lease instead (POST /api/v1/leases)."
+
+
+class NodeLockedLicense(Conflict):
+    code = "node_locked_license"
+    message = "This license is node-locked: activate it instead (POST /api/v1/activations)."
+
+
+class BorrowNotAllowed(PortalError):
+    """A borrowing longer than the license allows, or any when it allows none (422):
+    `details.max_borrow_days`, `details.latest` (null when none is allowed)."""
+
+    code = "borrow_not_allowed"
+    message = "This license does not allow borrowing a seat for that long."
+
+
+class InvalidLeaseToken(PortalError):
+    """An unknown lease ID and a wrong lease token look exactly the same (401)."""
+
+    code = "invalid_lease_token"
+    message = "The lease ID or lease token is incorrect."
+
+
+class LeaseExpired(PortalError):
+    """The lease ended (410): `details.lease_id`, `details.reason` (expired, revoked or
+    checked_in) and `details.ended_at`; the product must check out again."""
+
+    code = "lease_expired"
+    message = "This lease has ended; check out a new one."
+
+
+class LeaseNotFound(NotFound):
+    code = "lease_not_found"
+    message = "No such lease of this license."
+
+
 class LicenseNotFound(NotFound):
     code = "license_not_found"
     message = "No such license."
@@ -135,17 +173,23 @@ __all__ = [
     "GUARDRAILS",
     "NOT_APPLICABLE",
     "ExpiresInPast",
+    "BorrowNotAllowed",
     "ExtensionShortens",
     "FeatureExists",
+    "FloatingLicense",
     "InstallationNotFound",
     "InvalidProof",
     "InvalidRequest",
     "InvalidCredentials",
+    "InvalidLeaseToken",
+    "LeaseExpired",
+    "LeaseNotFound",
     "LicenseExpired",
     "LicenseIsPerpetual",
     "LicenseNotFound",
     "LicenseSuspended",
     "NoSeatsAvailable",
+    "NodeLockedLicense",
     "PaymentNotApplicable",
     "ProductArchived",
     "ProductExists",

@@ -1,13 +1,14 @@
 """The licensing database: products and their features, licenses and the features they hold,
-installations, history, throttling, notices,
+installations, a floating license's leases and their daily peak use, history, throttling,
+notices,
 payments applied, the requests handled (common/idempotency.py) and the company's audit trail
 of licensing (common/audit.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from common.audit import AuditEventColumns
@@ -67,6 +68,13 @@ class License(LicensingBase):
     activation_password: Mapped[str] = mapped_column(String(255))
     password_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # node_locked (a seat per activated machine) | floating (a seat per live lease)
+    model: Mapped[str] = mapped_column(String(16), server_default=text("'node_locked'"))
+    # floating only (None when node-locked): one lease period, and the longest borrowing
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_borrow_days: Mapped[int | None] = mapped_column(Integer)
+    # the last `seats_exhausted` published for it: at most one a day
+    seats_exhausted_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
     # the codes of the product's features this license unlocks (views add their names)
@@ -119,8 +127,70 @@ class Installation(LicensingBase):
     offline_secret_hash: Mapped[str | None] = mapped_column(String(64))
 
 
+class Lease(LicensingBase):
+    """A floating license's seat held by a machine until `expires_at`, unless it ends first.
+
+    A lease is live while `status` is live *and* `expires_at` is still ahead: a lapsed one
+    frees its seat at that instant, before anything marks it `expired`. Ended rows stay for
+    the record.
+    """
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        # at most one live lease per (license, installation): the last line of defence of
+        # "the same installation gets its lease back" under the license row lock
+        Index(
+            "uq_leases_live_installation",
+            "license_pk",
+            "installation_id",
+            unique=True,
+            postgresql_where=text("status = 'live'"),
+            sqlite_where=text("status = 'live'"),
+        ),
+        # the seat count of a check-out and the lapse scan read live rows only (at most the
+        # seats sold). No index holds `expires_at`: a heartbeat, which changes only that and
+        # `last_heartbeat_at`, is then a HOT update that touches no index at all
+        Index(
+            "ix_leases_live_license",
+            "license_pk",
+            postgresql_where=text("status = 'live'"),
+            sqlite_where=text("status = 'live'"),
+        ),
+        Index("ix_leases_license_started", "license_pk", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lease_id: Mapped[str] = mapped_column(String(16), unique=True)  # LS-7KQX-M2PD
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    installation_id: Mapped[str] = mapped_column(String(128))
+    machine_name: Mapped[str] = mapped_column(String(200))
+    # SHA-256 (hex) of the lease token; the token itself is answered once, never stored
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # live | checked_in | revoked | expired
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # a borrowed lease needs no heartbeat until then (None: an ordinary lease)
+    borrowed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LeaseUsage(LicensingBase):
+    """The most leases of a floating license live at once on a day (UTC)."""
+
+    __tablename__ = "lease_usage"
+    __table_args__ = (UniqueConstraint("license_pk", "day", name="uq_lease_usage_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_pk: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    day: Mapped[date] = mapped_column(Date)
+    peak: Mapped[int] = mapped_column(Integer)
+
+
 class HistoryEvent(LicensingBase):
-    """activated | reactivated | deactivated | activation_refused, newest = highest id."""
+    """activated | reactivated | deactivated | activation_refused, and a floating license's
+    lease_checked_out | lease_checked_in | lease_revoked | lease_expired | lease_refused
+    (`installation_id`: the lease's machine); newest = highest id."""
 
     __tablename__ = "history"
     __table_args__ = (Index("ix_history_license_id", "license_pk", "id"),)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from common import audit
 from common.db import add_unique, advisory_xact_lock, insert_ignore
 from common.parking import ERROR_MAX
+from common.timeutil import UTCDateTime
 from services.licensing import domain
 from services.licensing.models import (
     ActivationFailure,
@@ -20,6 +23,8 @@ from services.licensing.models import (
     ExpiryNotice,
     HistoryEvent,
     Installation,
+    Lease,
+    LeaseUsage,
     License,
     LicenseFeature,
     LicensingBase,
@@ -43,6 +48,116 @@ _VALIDATION_FACTS = select(
     .where(LicenseFeature.license_pk == License.id)
     .scalar_subquery(),
 ).where(License.license_id == bindparam("license_id"))
+
+
+_FEATURE_CODES = (
+    select(func.aggregate_strings(LicenseFeature.code, ","))
+    .where(LicenseFeature.license_pk == License.id)
+    .scalar_subquery()
+)
+
+# a lease with what its heartbeat's certificate needs of its license, in one round trip
+_LEASE_FACTS = (
+    select(
+        Lease,
+        License.license_id,
+        License.customer_id,
+        License.seats,
+        License.expires_at,
+        License.suspended_at,
+        License.lease_seconds,
+        Product.code,
+        Product.name,
+        _FEATURE_CODES,
+    )
+    .join(License, License.id == Lease.license_pk)
+    .join(Product, Product.id == License.product_id)
+    .where(Lease.lease_id == bindparam("lease_id"))
+)
+
+# what validating a lease certificate needs: the lease and its license's state
+_LEASE_VALIDATION_FACTS = (
+    select(
+        Lease.status,
+        Lease.expires_at,
+        Lease.installation_id,
+        License.license_id,
+        License.expires_at,
+        License.suspended_at,
+        _FEATURE_CODES,
+    )
+    .join(License, License.id == Lease.license_pk)
+    .where(Lease.lease_id == bindparam("lease_id"))
+)
+
+
+_LEASES = Lease.__table__
+_NOW = bindparam("now", type_=UTCDateTime())
+# a heartbeat in one statement on PostgreSQL: domain.heartbeat_expiry in SQL (LEAST ignores
+# a NULL license expiry: a perpetual license caps nothing), conditional on the token, on the
+# lease being live and on its license being neither suspended nor expired; it answers what
+# the certificate needs. Unmatched, the caller asks `lease_facts` why.
+_BEAT = (
+    update(_LEASES)
+    .where(
+        _LEASES.c.lease_id == bindparam("b_lease_id"),
+        _LEASES.c.token_hash == bindparam("b_token_hash"),
+        _LEASES.c.status == domain.LEASE_LIVE,
+        _LEASES.c.expires_at > _NOW,
+        License.id == _LEASES.c.license_pk,
+        Product.id == License.product_id,
+        License.suspended_at.is_(None),
+        or_(License.expires_at.is_(None), License.expires_at > _NOW),
+    )
+    .values(
+        expires_at=func.greatest(
+            _LEASES.c.expires_at,
+            func.least(
+                _NOW + License.lease_seconds * literal_column("interval '1 second'"),
+                License.expires_at,
+            ),
+        ),
+        last_heartbeat_at=_NOW,
+    )
+    .returning(
+        *_LEASES.c,
+        License.license_id,
+        License.customer_id,
+        License.seats,
+        License.expires_at,
+        License.suspended_at,
+        License.lease_seconds,
+        Product.code,
+        Product.name,
+        _FEATURE_CODES,
+    )
+)
+
+
+@dataclass
+class LeaseFacts:
+    """A lease and the facts of its license that a heartbeat or a check-in needs."""
+
+    lease: Lease
+    license_id: str
+    customer_id: str
+    seats: int
+    license_expires_at: datetime | None
+    suspended_at: datetime | None
+    lease_seconds: int
+    product_code: str
+    product_name: str
+    features: list[str]
+
+
+def _codes(text: str | None) -> list[str]:
+    """Feature codes as `aggregate_strings` joins them (codes hold no comma), sorted."""
+    return sorted(text.split(",")) if text else []
+
+
+def _live(now: datetime) -> Any:
+    """The condition of a lease holding its seat at `now` (domain.lease_is_live)."""
+    return (Lease.status == domain.LEASE_LIVE) & (Lease.expires_at > now)
 
 
 def _values(entity: LicensingBase) -> dict[str, Any]:
@@ -303,7 +418,234 @@ class LicensingRepository:
         ).first()
         if row is None:
             return None
-        return row[0], row[1], bool(row[2]), sorted(row[3].split(",")) if row[3] else []
+        return row[0], row[1], bool(row[2]), _codes(row[3])
+
+    # leases of floating licenses
+    def lease_seats(
+        self, license_pk: int, installation_id: str, now: datetime
+    ) -> tuple[int, Lease | None]:
+        """Leases live at `now`, and this installation's live lease if it holds one."""
+        row = self.session.execute(
+            select(
+                func.count(),
+                func.max(case((Lease.installation_id == installation_id, Lease.id))),
+            ).where(Lease.license_pk == license_pk, _live(now))
+        ).one()
+        current = self.session.get(Lease, row[1]) if row[1] is not None else None
+        return row[0], current
+
+    def expire_lapsed(self, license_pk: int, now: datetime) -> list[Lease]:
+        """Mark the license's lapsed live leases `expired` (ended at their expiry); the ones
+        this call marked. Under the license row lock (a check-out): a heartbeat racing it
+        either committed first (then its lease is not lapsed any more: the UPDATE re-reads
+        the row it waited for) or finds the lease expired."""
+        return list(
+            self.session.scalars(
+                update(Lease)
+                .where(
+                    Lease.license_pk == license_pk,
+                    Lease.status == domain.LEASE_LIVE,
+                    Lease.expires_at <= now,
+                )
+                .values(status=domain.LEASE_EXPIRED, ended_at=Lease.expires_at)
+                .returning(Lease),
+                execution_options={"synchronize_session": False},
+            )
+        )
+
+    def expire_lapsed_batch(self, now: datetime, limit: int) -> list[Lease]:
+        """Mark up to `limit` lapsed live leases of any license `expired`; the ones marked.
+
+        Rows another scanner (or a check-out) holds are skipped (SKIP LOCKED), and the
+        UPDATE checks each row again, so every lease is marked exactly once however many
+        instances scan at the same time.
+        """
+        lapsed = (
+            select(Lease.id)
+            .where(Lease.status == domain.LEASE_LIVE, Lease.expires_at <= now)
+            .order_by(Lease.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(
+            self.session.scalars(
+                update(Lease)
+                .where(
+                    Lease.id.in_(lapsed.scalar_subquery()),
+                    Lease.status == domain.LEASE_LIVE,
+                    Lease.expires_at <= now,
+                )
+                .values(status=domain.LEASE_EXPIRED, ended_at=Lease.expires_at)
+                .returning(Lease),
+                execution_options={"synchronize_session": False},
+            )
+        )
+
+    def licenses_by_pk(self, pks: list[int]) -> dict[int, License]:
+        if not pks:
+            return {}
+        licenses = self.session.scalars(select(License).where(License.id.in_(pks)))
+        return {license.id: license for license in licenses}
+
+    def live_leases(self, license_pk: int, now: datetime) -> list[Lease]:
+        """The leases holding a seat at `now`, oldest first."""
+        return list(
+            self.session.scalars(
+                select(Lease)
+                .where(Lease.license_pk == license_pk, _live(now))
+                .order_by(Lease.started_at, Lease.id)
+            )
+        )
+
+    def ended_leases(self, license_pk: int, now: datetime, limit: int) -> list[Lease]:
+        """Leases no longer holding a seat, the most recently started first."""
+        return list(
+            self.session.scalars(
+                select(Lease)
+                .where(
+                    Lease.license_pk == license_pk,
+                    (Lease.status != domain.LEASE_LIVE) | (Lease.expires_at <= now),
+                )
+                .order_by(Lease.started_at.desc(), Lease.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def lease_of(self, license_pk: int, lease_id: str, lock: bool = False) -> Lease | None:
+        """A lease of this license; `lock` holds its row (against a heartbeat or the scan)."""
+        query = select(Lease).where(Lease.license_pk == license_pk, Lease.lease_id == lease_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def lease_facts(self, lease_id: str, lock: bool = False) -> LeaseFacts | None:
+        """The lease with its license's facts, in one query (the heartbeat's read); `lock`
+        holds the lease row only (a check-in), never the license's."""
+        query = _LEASE_FACTS.with_for_update(of=Lease) if lock else _LEASE_FACTS
+        row = self.session.execute(query, {"lease_id": lease_id}).first()
+        if row is None:
+            return None
+        return self._facts(row[0], row[1:])
+
+    @staticmethod
+    def _facts(lease: Lease, row: Any) -> LeaseFacts:
+        """`LeaseFacts` of a lease and its license's columns, as `_LEASE_FACTS` and `_BEAT`
+        select them after the lease."""
+        return LeaseFacts(
+            lease=lease,
+            license_id=row[0],
+            customer_id=row[1],
+            seats=row[2],
+            license_expires_at=row[3],
+            suspended_at=row[4],
+            lease_seconds=row[5] or domain.LEASE_SECONDS_DEFAULT,
+            product_code=row[6],
+            product_name=row[7],
+            features=_codes(row[8]),
+        )
+
+    def beat(self, lease_id: str, token_hash: str, now: datetime) -> LeaseFacts | None:
+        """A heartbeat: the lease with this ID and token hash lives one more period (its
+        expiry `domain.heartbeat_expiry`, `last_heartbeat_at` now) if it is live and its
+        license neither suspended nor expired; the facts after it, else None (`lease_facts`
+        says why). The hot path: on PostgreSQL one UPDATE … FROM … RETURNING, with no lock
+        but the lease row's; elsewhere (SQLite, the unit tests) a read, then `extend_lease`.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return self._beat_in_two(lease_id, token_hash, now)
+        params = {"b_lease_id": lease_id, "b_token_hash": token_hash, "now": now}
+        row = self.session.execute(_BEAT, params).first()
+        if row is None:
+            return None
+        width = len(_LEASES.c)
+        lease = Lease(
+            **{column.key: value for column, value in zip(_LEASES.c, row[:width], strict=True)}
+        )
+        return self._facts(lease, row[width:])
+
+    def _beat_in_two(self, lease_id: str, token_hash: str, now: datetime) -> LeaseFacts | None:
+        facts = self.lease_facts(lease_id)
+        if facts is None or facts.lease.token_hash != token_hash:
+            return None
+        lease = facts.lease
+        status = domain.license_status(facts.license_expires_at, facts.suspended_at, now)
+        if status != domain.ACTIVE or not domain.lease_is_live(lease.status, lease.expires_at, now):
+            return None
+        expires_at = domain.heartbeat_expiry(
+            lease.expires_at, now, facts.lease_seconds, facts.license_expires_at
+        )
+        if self.extend_lease(lease.id, expires_at, now) is None:
+            return None
+        return facts
+
+    def extend_lease(self, pk: int, expires_at: datetime, now: datetime) -> Lease | None:
+        """A heartbeat: the lease's new expiry, if it is still live at `now`; one UPDATE …
+        RETURNING, conditional on the row itself (no other lock: a check-out's sweep or a
+        revocation that got there first leaves it unmatched, None)."""
+        return self.session.scalars(
+            update(Lease)
+            .where(Lease.id == pk, _live(now))
+            .values(expires_at=expires_at, last_heartbeat_at=now)
+            .returning(Lease),
+            # the lease read before is in the session: refresh it with what was written
+            execution_options={"synchronize_session": False, "populate_existing": True},
+        ).one_or_none()
+
+    def live_counts(self, license_pks: list[int], now: datetime) -> dict[int, int]:
+        """Leases live at `now` per license (licenses without any are absent)."""
+        if not license_pks:
+            return {}
+        rows = self.session.execute(
+            select(Lease.license_pk, func.count())
+            .where(Lease.license_pk.in_(license_pks), _live(now))
+            .group_by(Lease.license_pk)
+        )
+        return {pk: count for pk, count in rows}
+
+    def licenses_with_live_leases(self, now: datetime) -> dict[int, int]:
+        """Every license with leases live at `now`, and how many (the usage scan)."""
+        rows = self.session.execute(
+            select(Lease.license_pk, func.count()).where(_live(now)).group_by(Lease.license_pk)
+        )
+        return {pk: count for pk, count in rows}
+
+    def record_peak(self, license_pk: int, day: date, live: int) -> None:
+        """The day's peak of the license becomes `live` if that is higher (one upsert)."""
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(LeaseUsage.__table__).values(
+            license_pk=license_pk, day=day, peak=live
+        )
+        table = LeaseUsage.__table__
+        self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.license_pk, table.c.day],
+                set_={
+                    "peak": case(
+                        (statement.excluded.peak > table.c.peak, statement.excluded.peak),
+                        else_=table.c.peak,
+                    )
+                },
+            )
+        )
+
+    def usage(self, license_pk: int, since: date) -> list[tuple[date, int]]:
+        """The license's daily peaks from `since` on, oldest first."""
+        rows = self.session.execute(
+            select(LeaseUsage.day, LeaseUsage.peak)
+            .where(LeaseUsage.license_pk == license_pk, LeaseUsage.day >= since)
+            .order_by(LeaseUsage.day)
+        )
+        return [(day, peak) for day, peak in rows]
+
+    def lease_validation_facts(
+        self, lease_id: str
+    ) -> tuple[str, datetime, str, str, datetime | None, datetime | None, list[str]] | None:
+        """For validating a lease certificate, in one query: the lease's status, expiry and
+        installation, its license's ID, expiry and suspension, and feature codes."""
+        row = self.session.execute(_LEASE_VALIDATION_FACTS, {"lease_id": lease_id}).first()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], row[3], row[4], row[5], _codes(row[6])
 
     # history
     def history(self, license_pk: int, limit: int, before: int | None = None) -> list[HistoryEvent]:

@@ -11,10 +11,20 @@ import re
 from datetime import UTC, datetime, time
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from common import identifiers
 from common.schemas import (
+    TOKEN_MAX,
     ClientAddress,
     Code,
     CustomerId,
@@ -104,6 +114,22 @@ class LicenseQuery(StrictSchema):
     reveal_password = StrictBoolean(load_default=True)
 
 
+def LeaseSeconds(**kwargs: Any) -> fields.Integer:
+    """A floating license's lease period, 60 s to 24 h (optional: 900)."""
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(min=domain.LEASE_SECONDS_MIN, max=domain.LEASE_SECONDS_MAX),
+        **kwargs,
+    )
+
+
+def MaxBorrowDays(**kwargs: Any) -> fields.Integer:
+    """A floating license's longest borrowing, 0 (none) to 90 days (optional: 7)."""
+    return fields.Integer(
+        strict=True, validate=validate.Range(min=0, max=domain.MAX_BORROW_DAYS_MAX), **kwargs
+    )
+
+
 class IssueLicense(StrictSchema):
     customer_id = CustomerId(validate=ID_MAX)
     product = Code()
@@ -112,6 +138,32 @@ class IssueLicense(StrictSchema):
     features = FeatureCodes()
     # issue it even though its product is archived or its expiry already past
     force = Flag()
+    model = fields.String(load_default=domain.NODE_LOCKED, validate=validate.OneOf(domain.MODELS))
+    lease_seconds = LeaseSeconds(load_default=None, allow_none=True)
+    max_borrow_days = MaxBorrowDays(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _terms_of_floating_only(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # a node-locked license with a lease period is a mistake to name, not to ignore
+        if data.get("model", domain.NODE_LOCKED) == domain.FLOATING:
+            return
+        given = [
+            name for name in ("lease_seconds", "max_borrow_days") if data.get(name) is not None
+        ]
+        if given:
+            raise ValidationError(
+                {name: ["Only a floating license has this (model: floating)."] for name in given}
+            )
+
+    @post_load
+    def _terms(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        terms = domain.lease_terms(data["model"], data["lease_seconds"], data["max_borrow_days"])
+        return {
+            **data,
+            "model": terms.model,
+            "lease_seconds": terms.lease_seconds,
+            "max_borrow_days": terms.max_borrow_days,
+        }
 
 
 class Extend(StrictSchema):
@@ -134,6 +186,43 @@ class Activate(StrictSchema):
     installation_id = Text(domain.INSTALLATION_ID_MAX, validate=_no_control_characters)
     machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
     client_address = ClientAddress()
+
+
+class Checkout(StrictSchema):
+    """A machine asks for a floating license's seat (credentials exactly as `Activate`)."""
+
+    license_id = Text(domain.LICENSE_ID_MAX)
+    password = Text(PASSWORD_MAX)
+    installation_id = Text(domain.INSTALLATION_ID_MAX, validate=_no_control_characters)
+    machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
+    # a borrowed lease needs no heartbeat until then (a date: through the end of that day)
+    borrow_until = Expiry(load_default=None, allow_none=True)
+    client_address = ClientAddress()
+
+
+class LeaseCredentials(StrictSchema):
+    """A lease ID (any case) and its bearer token, as the product holds them."""
+
+    lease_id = Text(64)
+    lease_token = Text(TOKEN_MAX)
+
+    @post_load
+    def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**data, "lease_id": data["lease_id"].strip().upper()}
+
+
+class LeaseRef(StrictSchema):
+    """A lease of a license, as the portal and staff name it."""
+
+    lease_id = Text(64)
+
+    @post_load
+    def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**data, "lease_id": data["lease_id"].strip().upper()}
+
+
+class ListLeases(StrictSchema):
+    include_ended = Flag()
 
 
 class Deactivate(StrictSchema):
@@ -211,13 +300,24 @@ class _Purchase(_EventPart):
         load_default=list,
         validate=validate.Length(max=100),
     )
+    # the plan's license model and lease terms (none from a billing older than floating
+    # licenses: node-locked). A node-locked plan's terms are ignored, whatever they say
+    model = fields.String(
+        load_default=domain.NODE_LOCKED, allow_none=True, validate=validate.OneOf(domain.MODELS)
+    )
+    lease_seconds = LeaseSeconds(load_default=None, allow_none=True)
+    max_borrow_days = MaxBorrowDays(load_default=None, allow_none=True)
 
     @post_load
     def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        terms = domain.lease_terms(data["model"], data["lease_seconds"], data["max_borrow_days"])
         return {
             **data,
             "product_code": identifiers.code(data["product_code"]),
             "features": domain.feature_codes(data["features"]),
+            "model": terms.model,
+            "lease_seconds": terms.lease_seconds,
+            "max_borrow_days": terms.max_borrow_days,
         }
 
 
@@ -263,6 +363,35 @@ class LicenseResumedEvent(_Published):
     license_id = fields.String(required=True)
     customer_id = fields.String(required=True)
     product = fields.Nested(_Product, required=True)
+
+
+class _Machine(Schema):
+    machine_name = fields.String(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    borrowed = fields.Boolean(required=True)
+
+
+class SeatsExhaustedEvent(_Published):
+    """`seats_exhausted`: notify tells the company's owners that every seat of a floating
+    license is in use (at most once a day per license), naming who holds them."""
+
+    customer_id = fields.String(required=True)
+    license_id = fields.String(required=True)
+    product = fields.Nested(_Product, required=True)
+    seats = fields.Integer(required=True)
+    machines = fields.List(fields.Nested(_Machine), required=True)
+    at = fields.AwareDateTime(required=True)
+
+
+class LeaseRevokedEvent(_Published):
+    """`lease_revoked`: a portal user or staff ended a lease (nobody needs to act on it)."""
+
+    customer_id = fields.String(required=True)
+    license_id = fields.String(required=True)
+    lease_id = fields.String(required=True)
+    installation_id = fields.String(required=True)
+    machine_name = fields.String(required=True)
+    revoked_by = fields.Dict(required=True)
 
 
 class PaymentNotAppliedEvent(_Published):

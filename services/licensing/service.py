@@ -1,4 +1,5 @@
-"""The licensing service: products, licenses, activations and activation certificates.
+"""The licensing service: products, licenses, activations, a floating license's leases, and
+their certificates.
 
 Every entrypoint of the service is here: it loads its payload, runs one use case of
 `use_cases/` through the unit of work and answers the result. A change names who acted
@@ -19,7 +20,7 @@ from common import audit
 from common.audit import PRODUCT, SYSTEM, Actor, AuditActor, query_from
 from common.clock import Clock
 from common.db import Database
-from common.errors import PortalError
+from common.errors import PortalError, validation_error
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
 from common.idempotency import Requests
@@ -43,6 +44,7 @@ from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases import (
     activations,
     expiry,
+    leases,
     licenses,
     payments,
     products,
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXPIRY_SCAN_DEFAULT_SECONDS = 3600.0
+LEASE_SCAN_DEFAULT_SECONDS = 60.0
 
 
 class LicensingService:
@@ -61,7 +64,8 @@ class LicensingService:
     events = EventBus()
     keys = LicensingKeys()
     auth = RpcClient("auth")
-    clock = Clock()
+    # movable like billing's: integration tests and demos let leases lapse without waiting
+    clock = Clock("LICENSING_CLOCK_OFFSET_SECONDS")
     caller = BusCaller()
     request = Requests()
     actor = AuditActor()
@@ -143,14 +147,18 @@ class LicensingService:
     def issue_license(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Staff: `{"customer_id": "c4829113", "product": "CAD-PRO", "seats": 5,
         "expires_at": "2027-12-31" | ISO date-time | null, "features": ["steel"] (optional),
-        "force": false}` → the license (publishes `license_issued`). IDs and codes in any
-        case; a date means through the end of that day (UTC); null: perpetual.
+        "force": false, "model": "node_locked" | "floating", "lease_seconds": 900,
+        "max_borrow_days": 7}` → the license (publishes `license_issued`). IDs and codes in
+        any case; a date means through the end of that day (UTC); null: perpetual. The lease
+        terms only with `model: floating` (60-86400 s, default 900; 0-90 days, default 7;
+        given for a node-locked license: `validation_error` naming them).
 
         → `{"license_id": "L-7KQX-M2PD", "customer_id": "C4829113", "product": {"code",
         "name"}, "seats", "seats_in_use": 0, "expires_at", "suspended_at": null,
         "suspension_reason": null, "status": "active", "created_at", "features": [{"code":
-        "steel", "name": "Steel design"}]}`. `company_not_found` (asked of auth),
-        `product_not_found`, `unknown_feature` (422, naming it); unless `force`:
+        "steel", "name": "Steel design"}], "model": "floating", "lease_seconds": 900,
+        "max_borrow_days": 7}` (the terms null when node-locked). `company_not_found` (asked
+        of auth), `product_not_found`, `unknown_feature` (422, naming it); unless `force`:
         `product_archived` (409), `expires_in_past` (422).
         """
         data = load(schemas.IssueLicense(), payload)
@@ -170,8 +178,11 @@ class LicensingService:
         self, license_id: str, customer_id: str | None = None, reveal_password: bool = True
     ) -> dict[str, Any]:
         """`("L-7KQX-M2PD", "C4829113", reveal_password=True)` → the license with
-        `activation_password`, `seats_in_use` and `installations` (newest first). IDs in
-        any case.
+        `activation_password`, `seats_in_use` and `installations` (newest first), `leases`
+        and `usage`. IDs in any case. A floating license's `seats_in_use` counts its live
+        leases, `leases` lists them (oldest first, as `list_leases`) and `usage` is
+        `{"peak_30d": 7, "days": [{"date": "2026-12-02", "peak": 7}]}` (the last 30 days,
+        oldest first, days with a record only); node-locked: `leases: []`, `usage: null`.
 
         With `customer_id`, another company's license is `license_not_found`, as is a
         license that does not exist. `reveal_password=False`: `activation_password` is
@@ -197,7 +208,9 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
         """`"C4829113"` → `[{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, suspension_reason, …}]`, oldest first (no activation passwords)."""
+        expires_at, status, suspension_reason, model, lease_seconds, max_borrow_days, …}]`,
+        oldest first (no activation passwords; a floating license's `seats_in_use`: its live
+        leases)."""
         return self._uow.read(
             licenses.list_licenses, customer_id_arg(customer_id), self.clock.now()
         )
@@ -403,7 +416,8 @@ class LicensingService:
 
         `invalid_credentials` (wrong password or unknown license alike),
         `too_many_attempts` (`details.retry_after`), `license_expired`,
-        `license_suspended`, `no_seats_available` (`details.machines`).
+        `license_suspended`, `no_seats_available` (`details.machines`), `floating_license`
+        (409: check out a lease instead).
         """
         data = load(schemas.Activate(), payload)
         now = self.clock.now()
@@ -464,7 +478,7 @@ class LicensingService:
         (any company, refused to the gateway). Seat rules, refusals, history (source
         offline), `installation_activated` as online; audited `offline_activation`.
         `invalid_request` (422, `details.problem`, `details.field`), `license_not_found`,
-        `license_expired`, `license_suspended`, `no_seats_available`.
+        `license_expired`, `license_suspended`, `no_seats_available`, `floating_license`.
         """
         self.caller.check_scope(customer_id)
         customer_id = optional_customer_id_arg(customer_id)
@@ -520,10 +534,15 @@ class LicensingService:
         """`("<compact JWS>", "q3Vd…" | None)` → `{"valid": true, "code": "VALID",
         "license_id", "installation_id", "expires_at", "features": ["steel"],
         "signed_answer"}` (`features`: the license's as of now, `[]` unless VALID); code
-        one of VALID, EXPIRED, SUSPENDED, DEACTIVATED, BAD_SIGNATURE (malformed, unknown key
-        or tampered: never an error). `signed_answer`: the same answer as a compact JWS (EdDSA, the
-        certificate signing key, `typ: license-validation+jwt`) with `iat` and the `nonce`
-        (1-64 printable ASCII; otherwise `validation_error`)."""
+        one of VALID, EXPIRED, SUSPENDED, DEACTIVATED, LEASE_EXPIRED, BAD_SIGNATURE
+        (malformed, unknown key or tampered: never an error). `signed_answer`: the same
+        answer as a compact JWS (EdDSA, the certificate signing key, `typ:
+        license-validation+jwt`) with `iat` and the `nonce` (1-64 printable ASCII;
+        otherwise `validation_error`).
+
+        A lease's certificate (its claims carry `lease_id`) is VALID while the lease is live
+        and its license valid, SUSPENDED/EXPIRED for the license, else LEASE_EXPIRED; its
+        answer adds `"lease_id": "LS-7KQX-M2PD"` and `"lease_expires_at"`."""
         query = load(schemas.ValidationNonce(), {"nonce": nonce})
         now = self.clock.now()
         try:
@@ -531,11 +550,133 @@ class LicensingService:
         except BadSignature:
             answer = views.validation_view(domain.BAD_SIGNATURE)
         else:
-            answer = self._uow.read(activations.validate, claims, now)
+            use_case = leases.validate if "lease_id" in claims else activations.validate
+            answer = self._uow.read(use_case, claims, now)
         signed = self.keys.keyring.sign(
             domain.validation_claims(answer, now, query["nonce"]), typ=VALIDATION_TYP
         )
         return views.signed_validation(answer, signed)
+
+    # --- the product's lease API (floating licenses) ----------------------------------------
+
+    @rpc(expected_exceptions=PortalError)
+    def checkout(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A machine takes a seat of a floating license.
+
+        `{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC" | the company
+        password, "installation_id": "…", "machine_name": "CAD-WS-07", "borrow_until":
+        "2026-12-09T18:00:00+00:00" | "2026-12-09" | null, "client_address": "203.0.113.7"
+        (optional)}` → `{"lease": {"lease_id": "LS-7KQX-M2PD", "license_id",
+        "installation_id", "machine_name", "started_at", "expires_at", "last_heartbeat_at",
+        "borrowed": false, "borrowed_until": null, "status": "live", "ended_at": null},
+        "lease_token": "<43 characters, answered only here>", "certificate": "<compact JWS:
+        exp is the lease's expiry, with lease_id, model: floating, borrowed>", "created":
+        true}`. `created: false`: this installation held a live lease already; the same
+        lease, with a new token (the old one stops working) and a new expiry.
+
+        Credentials, throttling and refusals as `activate`: `invalid_credentials`,
+        `too_many_attempts`, `license_expired`, `license_suspended`; also
+        `node_locked_license` (409: activate it instead), `no_seats_available` (409,
+        `details: {"license_id", "seats", "machines": [{"machine_name", "expires_at",
+        "borrowed"}]}`), `borrow_not_allowed` (422, `details: {"max_borrow_days",
+        "latest"}`), `validation_error` for a `borrow_until` not in the future.
+        """
+        data = load(schemas.Checkout(), payload)
+        now = self.clock.now()
+        if data["borrow_until"] is not None and data["borrow_until"] <= now:
+            raise validation_error({"borrow_until": ["Must be in the future."]})
+        actor = self.actor.current(PRODUCT)
+        result = activations.authorize(
+            self._uow,
+            self.auth.verify_company_password,
+            self.keys.box,
+            data["license_id"],
+            data["password"],
+            now,
+            lambda repo, license, _seats: leases.checkout(repo, license, data, now, actor),
+            client_address=data["client_address"],
+        )
+        # signed after the commit: the license row lock is not held for it
+        return views.checkout_reply(result, self.keys.keyring.sign(result["claims"]))
+
+    @rpc(expected_exceptions=PortalError)
+    def heartbeat(self, lease_id: Any, lease_token: Any) -> dict[str, Any]:
+        """The machine keeps its seat: `("LS-7KQX-M2PD", "<lease token>")` → `{"lease":
+        {…as checkout, "expires_at" one lease period from now (never earlier than it was,
+        never past the license's expiry), "last_heartbeat_at"}, "certificate": "<compact
+        JWS, exp the new expiry>"}`.
+
+        `invalid_lease_token` (401: an unknown lease and a wrong token alike),
+        `lease_expired` (410, `details: {"lease_id", "reason": "expired" | "revoked" |
+        "checked_in", "ended_at"}`: check out again), `license_suspended` /
+        `license_expired` (403, the lease untouched). No license lock, no history.
+        """
+        data = load(schemas.LeaseCredentials(), {"lease_id": lease_id, "lease_token": lease_token})
+        result = self._uow.run(
+            leases.heartbeat, data["lease_id"], data["lease_token"], self.clock.now()
+        )
+        return views.heartbeat_reply(result, self.keys.keyring.sign(result["claims"]))
+
+    @rpc(expected_exceptions=PortalError)
+    def checkin(self, lease_id: Any, lease_token: Any) -> dict[str, Any]:
+        """The machine gives its seat back: `("LS-7KQX-M2PD", "<lease token>")` → the lease,
+        `status: "checked_in"`, `ended_at`; the seat is free at once (history
+        `lease_checked_in`). A lease that already ended: the lease unchanged, no error.
+        `invalid_lease_token` (401)."""
+        data = load(schemas.LeaseCredentials(), {"lease_id": lease_id, "lease_token": lease_token})
+        return self._uow.run(
+            leases.checkin,
+            data["lease_id"],
+            data["lease_token"],
+            self.actor.current(PRODUCT),
+            self.clock.now(),
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def revoke_lease(
+        self, customer_id: str | None, license_id: str, lease_id: Any
+    ) -> dict[str, Any]:
+        """End a machine's lease from the portal (an owner or license admin) or by staff.
+
+        `("C4829113", "L-7KQX-M2PD", "LS-7KQX-M2PD")` → the lease, `status: "revoked"`,
+        `ended_at`; its next heartbeat gets `lease_expired` (reason revoked). `customer_id`
+        None: staff. Already ended: the lease unchanged. Audited and published
+        `lease_revoked` {customer_id, license_id, lease_id, installation_id, machine_name,
+        revoked_by}. `license_not_found`, `lease_not_found` (404).
+        """
+        self.caller.check_scope(customer_id)
+        customer_id = optional_customer_id_arg(customer_id)
+        license_id = license_id_arg(license_id)
+        lease = load(schemas.LeaseRef(), {"lease_id": lease_id})["lease_id"]
+        once = self.request.once(customer_id, license_id, lease)
+        return self._uow.run(
+            leases.revoke_lease,
+            license_id,
+            customer_id,
+            lease,
+            self.actor.current(Actor("staff" if customer_id is None else "user")),
+            self.clock.now(),
+            once=once,
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def list_leases(
+        self, license_id: str, customer_id: str | None = None, include_ended: bool = False
+    ) -> list[dict[str, Any]]:
+        """`("L-7KQX-M2PD", "C4829113", include_ended=False)` → `[{"lease_id", "license_id",
+        "installation_id", "machine_name", "started_at", "expires_at", "last_heartbeat_at",
+        "borrowed", "borrowed_until", "status", "ended_at"}]`: the live leases, oldest
+        first; `include_ended`: then the latest 100 ended ones (newest first).
+        `license_not_found` (a node-locked license has none: `[]`)."""
+        self.caller.check_scope(customer_id)
+        query = load(schemas.ListLeases(), {"include_ended": include_ended})
+        return self._uow.read(
+            leases.list_leases,
+            license_id_arg(license_id),
+            optional_customer_id_arg(customer_id),
+            query["include_ended"],
+            self.clock.now(),
+        )
 
     @rpc
     def signing_keys(self) -> dict[str, Any]:
@@ -597,6 +738,29 @@ class LicensingService:
         """`license_expiring` at 30, 7 and 1 days before expiry, once per license and
         threshold however many instances scan; also forgets stale failed attempts."""
         self._uow.run(expiry.scan, self.clock.now())
+
+    @rpc
+    def scan_leases(self) -> dict[str, int]:
+        """Mark lapsed leases expired now → `{"expired": 3}` (the timer does this; their
+        seats were free at their expiry already)."""
+        return self._scan_leases()
+
+    @configured_timer("LICENSING_LEASE_SCAN_SECONDS", default=LEASE_SCAN_DEFAULT_SECONDS)
+    def lease_scan(self) -> None:
+        """History and audit `lease_expired` for each lapsed lease, once however many
+        instances scan; today's peak use of each floating license with live leases."""
+        self._scan_leases()
+
+    def _scan_leases(self) -> dict[str, int]:
+        now = self.clock.now()
+        expired = 0
+        while True:  # a transaction per batch: row locks are held briefly
+            batch = self._uow.run(leases.expire_lapsed, now)["expired"]
+            expired += batch
+            if batch < leases.EXPIRY_BATCH:
+                break
+        self._uow.run(leases.record_usage, now)
+        return {"expired": expired}
 
     @timer(interval=5)
     def relay_outbox(self) -> None:

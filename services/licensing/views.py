@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from common.audit import Actor
 from common.timeutil import iso
 from services.licensing import domain, offline
-from services.licensing.models import HistoryEvent, Installation, License, Product
+from services.licensing.models import HistoryEvent, Installation, Lease, License, Product
 
 # --- RPC answers ---------------------------------------------------------------------------
 
@@ -43,7 +44,9 @@ def license_view(
     license: License, now: datetime, seats_in_use: int | None = None
 ) -> dict[str, Any]:
     """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
-    suspended_at, suspension_reason, status, created_at, features: [{code, name}]}`."""
+    suspended_at, suspension_reason, status, created_at, features: [{code, name}], model,
+    lease_seconds, max_borrow_days}` (the lease terms null for a node-locked license;
+    `seats_in_use` of a floating one: its live leases)."""
     view = {
         "license_id": license.license_id,
         "customer_id": license.customer_id,
@@ -56,31 +59,58 @@ def license_view(
         "status": domain.license_status(license.expires_at, license.suspended_at, now),
         "created_at": iso(license.created_at),
         "features": features_view(license.product, feature_codes(license)),
+        "model": license.model or domain.NODE_LOCKED,
+        "lease_seconds": license.lease_seconds,
+        "max_borrow_days": license.max_borrow_days,
     }
     if seats_in_use is not None:
         view["seats_in_use"] = seats_in_use
     return view
 
 
+@dataclass(frozen=True)
+class FloatingFacts:
+    """What a floating license's page shows besides installations: its live leases (oldest
+    first) and its daily peaks of the last days (`domain.usage_summary`)."""
+
+    leases: list[Lease]
+    usage: dict[str, Any]
+
+
 def license_detail_view(
-    license: License, now: datetime, installations: list[Installation], password: str | None
+    license: License,
+    now: datetime,
+    installations: list[Installation],
+    password: str | None,
+    floating: FloatingFacts | None = None,
 ) -> dict[str, Any]:
-    """The license with its activation password (None: not shown to this reader) and every
-    installation (newest first)."""
-    in_use = sum(1 for item in installations if item.status == domain.INSTALLATION_ACTIVE)
+    """The license with its activation password (None: not shown to this reader), every
+    installation (newest first), and `leases` (live, oldest first) with `usage` (`{peak_30d,
+    days: [{date, peak}]}`) for a floating license (`[]` and null for a node-locked one)."""
+    if floating is None:
+        in_use = sum(1 for item in installations if item.status == domain.INSTALLATION_ACTIVE)
+    else:
+        in_use = len(floating.leases)
     return {
         **license_view(license, now, in_use),
         "activation_password": password,
         "installations": [installation_view(item) for item in installations],
+        "leases": [lease_view(item, license.license_id, now) for item in floating.leases]
+        if floating
+        else [],
+        "usage": floating.usage if floating else None,
     }
 
 
 def sealed_detail(
-    license: License, now: datetime, installations: list[Installation]
+    license: License,
+    now: datetime,
+    installations: list[Installation],
+    floating: FloatingFacts | None = None,
 ) -> dict[str, Any]:
     """`license_detail_view` with the password as the license keeps it (a Fernet token) in
     `sealed_password`, for the request ledger; `opened_detail` makes the answer of it."""
-    view = license_detail_view(license, now, installations, None)
+    view = license_detail_view(license, now, installations, None, floating)
     return {**view, "sealed_password": license.activation_password}
 
 
@@ -206,6 +236,68 @@ def validation_view(
     }
 
 
+def lease_validation_view(
+    code: str,
+    license_id: Any,
+    installation_id: Any,
+    expires_at: datetime | None,
+    features: list[str],
+    lease_id: str,
+    lease_expires_at: datetime | None,
+) -> dict[str, Any]:
+    """A lease certificate's `validate` answer: `validation_view` (`expires_at` the
+    license's) with `lease_id` and `lease_expires_at` (null for an unknown lease)."""
+    return {
+        **validation_view(code, license_id, installation_id, expires_at, features),
+        "lease_id": lease_id,
+        "lease_expires_at": iso(lease_expires_at),
+    }
+
+
+def lease_view(lease: Lease, license_id: str, now: datetime) -> dict[str, Any]:
+    """`{lease_id, license_id, installation_id, machine_name, started_at, expires_at,
+    last_heartbeat_at, borrowed, borrowed_until, status, ended_at}`; a live lease past its
+    expiry is shown `expired`, ended at its expiry (domain.lease_status)."""
+    return {
+        "lease_id": lease.lease_id,
+        "license_id": license_id,
+        "installation_id": lease.installation_id,
+        "machine_name": lease.machine_name,
+        "started_at": iso(lease.started_at),
+        "expires_at": iso(lease.expires_at),
+        "last_heartbeat_at": iso(lease.last_heartbeat_at),
+        "borrowed": lease.borrowed_until is not None,
+        "borrowed_until": iso(lease.borrowed_until),
+        "status": domain.lease_status(lease.status, lease.expires_at, now),
+        "ended_at": iso(domain.lease_ended_at(lease.status, lease.expires_at, lease.ended_at, now)),
+    }
+
+
+def lease_machine(lease: Lease) -> dict[str, Any]:
+    """Who holds a seat, as a refusal and `seats_exhausted` name them: `{machine_name,
+    expires_at, borrowed}`."""
+    return {
+        "machine_name": lease.machine_name,
+        "expires_at": iso(lease.expires_at),
+        "borrowed": lease.borrowed_until is not None,
+    }
+
+
+def checkout_reply(result: dict[str, Any], certificate: str) -> dict[str, Any]:
+    """`checkout`'s answer: `{"lease", "lease_token", "certificate", "created"}`."""
+    return {
+        "lease": result["lease"],
+        "lease_token": result["lease_token"],
+        "certificate": certificate,
+        "created": result["created"],
+    }
+
+
+def heartbeat_reply(result: dict[str, Any], certificate: str) -> dict[str, Any]:
+    """`heartbeat`'s answer: `{"lease", "certificate"}`."""
+    return {"lease": result["lease"], "certificate": certificate}
+
+
 def signed_validation(answer: dict[str, Any], signed_answer: str) -> dict[str, Any]:
     """`validate`'s answer with `signed_answer`, the same answer as a compact JWS."""
     return {**answer, "signed_answer": signed_answer}
@@ -301,6 +393,34 @@ def license_features_changed(
         "added_features": features_view(product, added),
         "removed_features": features_view(product, removed),
         "changed_by": changed_by.to_dict(),
+    }
+
+
+def seats_exhausted(
+    license: License, machines: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """`{customer_id, license_id, product: {code, name}, seats, machines: [{machine_name,
+    expires_at, borrowed}], at}`: every seat of a floating license is in use."""
+    return {
+        "customer_id": license.customer_id,
+        "license_id": license.license_id,
+        "product": product_ref(license.product),
+        "seats": license.seats,
+        "machines": machines,
+        "at": iso(now),
+    }
+
+
+def lease_revoked(license: License, lease: Lease, revoked_by: Actor) -> dict[str, Any]:
+    """`{customer_id, license_id, lease_id, installation_id, machine_name, revoked_by:
+    {type, user_id?, email?}}`."""
+    return {
+        "customer_id": license.customer_id,
+        "license_id": license.license_id,
+        "lease_id": lease.lease_id,
+        "installation_id": lease.installation_id,
+        "machine_name": lease.machine_name,
+        "revoked_by": revoked_by.to_dict(),
     }
 
 

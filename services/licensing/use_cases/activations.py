@@ -38,6 +38,7 @@ from common.unit_of_work import Outcome, UnitOfWork
 from services.licensing import domain, offline, views
 from services.licensing.crypto import OfflineSecrets, PasswordBox
 from services.licensing.exceptions import (
+    FloatingLicense,
     InstallationNotFound,
     InvalidCredentials,
     InvalidProof,
@@ -249,7 +250,12 @@ def activate(
     `offline_secret_hash` is stored on the installation (None, as online: a proof of an
     earlier offline response no longer frees the seat); `offline_nonce` (the request's)
     goes into the certificate's claims with `source: "offline"`.
+
+    A floating license is `FloatingLicense`, raised at once (its machines check out leases,
+    `leases.checkout`): nothing to record.
     """
+    if license.model == domain.FLOATING:
+        raise FloatingLicense(details={"license_id": license.license_id})
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
         _refusal(repo, license, data, LicenseSuspended.code, actor, now, source)

@@ -74,8 +74,9 @@ def new_license(
     actor: Actor,
     now: datetime,
 ) -> Outcome:
-    """Issue `{customer_id, seats, expires_at, features?}` of `product` (checked by the
-    caller, features included)."""
+    """Issue `{customer_id, seats, expires_at, features?, model?, lease_seconds?,
+    max_borrow_days?}` of `product` (checked by the caller, features and lease terms
+    included: `domain.lease_terms`)."""
     license_id = domain.new_license_id()
     while repo.license_id_exists(license_id):
         license_id = domain.new_license_id()
@@ -91,6 +92,9 @@ def new_license(
         features=[
             LicenseFeature(code=code) for code in domain.feature_codes(data.get("features", ()))
         ],
+        model=data.get("model") or domain.NODE_LOCKED,
+        lease_seconds=data.get("lease_seconds"),
+        max_borrow_days=data.get("max_borrow_days"),
     )
     repo.add(license)
     return Outcome(
@@ -106,9 +110,29 @@ def new_license(
                 seats=license.seats,
                 expires_at=iso(license.expires_at),
                 features=views.feature_codes(license),
+                **_terms(license),
             )
         ],
     )
+
+
+def _terms(license: License) -> dict[str, Any]:
+    """A floating license's model and lease terms, for its audit fact (nothing when
+    node-locked: the trail's entries of those stay as they were)."""
+    if license.model != domain.FLOATING:
+        return {}
+    return {
+        "model": license.model,
+        "lease_seconds": license.lease_seconds,
+        "max_borrow_days": license.max_borrow_days,
+    }
+
+
+def seats_in_use(repo: LicensingRepository, license: License, now: datetime) -> int:
+    """The seats taken now: active installations, or a floating license's live leases."""
+    if license.model == domain.FLOATING:
+        return repo.live_counts([license.id], now).get(license.id, 0)
+    return repo.seats_in_use_of(license.id)
 
 
 def check_features(product: Product, codes: Any) -> None:
@@ -157,7 +181,7 @@ def change_license_features(
     license = find_license(repo, license_id, None, lock=True)
     check_features(license.product, [*add, *remove])
     outcome = change_features(license, add, remove, actor, now)
-    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    view = views.license_view(license, now, seats_in_use(repo, license, now))
     return Outcome(view, outcome.events, audit=outcome.audit)
 
 
@@ -190,13 +214,27 @@ def show_license(
     """
     license = find_license(repo, license_id, customer_id)
     installations = repo.installations(license.id)
+    floating = floating_facts(repo, license, now)
     if domain.password_view_audited(reveal_password, actor.type):
         return Outcome(
-            views.sealed_detail(license, now, installations),
+            views.sealed_detail(license, now, installations, floating),
             audit=[_fact(license, actor, "activation_password_viewed", now)],
         )
     password = box.decrypt(license.activation_password) if reveal_password else None
-    return Outcome(views.license_detail_view(license, now, installations, password))
+    return Outcome(views.license_detail_view(license, now, installations, password, floating))
+
+
+def floating_facts(
+    repo: LicensingRepository, license: License, now: datetime
+) -> views.FloatingFacts | None:
+    """A floating license's live leases and usage of the last days (None: node-locked)."""
+    if license.model != domain.FLOATING:
+        return None
+    today = now.date()
+    usage = repo.usage(license.id, domain.usage_window(today))
+    return views.FloatingFacts(
+        repo.live_leases(license.id, now), domain.usage_summary(usage, today)
+    )
 
 
 def open_detail(box: PasswordBox, detail: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +248,12 @@ def list_licenses(
     repo: LicensingRepository, customer_id: str, now: datetime
 ) -> list[dict[str, Any]]:
     licenses = repo.licenses_of(customer_id)
-    in_use = repo.seats_in_use([license.id for license in licenses])
-    return [views.license_view(license, now, in_use.get(license.id, 0)) for license in licenses]
+    in_use = repo.seats_in_use([item.id for item in licenses if item.model != domain.FLOATING])
+    leased = repo.live_counts([item.id for item in licenses if item.model == domain.FLOATING], now)
+    return [
+        views.license_view(license, now, in_use.get(license.id, 0) + leased.get(license.id, 0))
+        for license in licenses
+    ]
 
 
 def list_installations(
@@ -282,7 +324,7 @@ def suspend(
         facts.append(
             _fact(license, actor, "license_suspended", now, reason=reason, already_suspended=True)
         )
-    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    view = views.license_view(license, now, seats_in_use(repo, license, now))
     return Outcome(view, events, audit=facts)
 
 
@@ -296,7 +338,7 @@ def resume(repo: LicensingRepository, license_id: str, actor: Actor, now: dateti
         license.suspension_reason = None
         events.append(("license_resumed", views.license_resumed(license, now)))
         facts.append(_fact(license, actor, "license_resumed", now))
-    view = views.license_view(license, now, repo.seats_in_use_of(license.id))
+    view = views.license_view(license, now, seats_in_use(repo, license, now))
     return Outcome(view, events, audit=facts)
 
 
@@ -335,7 +377,7 @@ def move_expiry(
     previous = license.expires_at
     license.expires_at = expires_at
     return Outcome(
-        views.license_view(license, now, repo.seats_in_use_of(license.id)),
+        views.license_view(license, now, seats_in_use(repo, license, now)),
         [("license_extended", views.license_extended(license, previous, now))],
         audit=[
             _fact(

@@ -38,6 +38,7 @@ from services.licensing.use_cases.licenses import (
     find_license,
     move_expiry,
     new_license,
+    seats_in_use,
 )
 from services.licensing.use_cases.products import product_on_sale
 
@@ -98,6 +99,11 @@ def _issue_or_extend(
                 "seats": purchase["seats"],
                 "expires_at": period_end,
                 "features": _granted(product, purchase),
+                # the plan's model and lease terms (schemas._Purchase: node-locked when
+                # billing sends none); a renewal leaves the license's model alone
+                "model": purchase.get("model"),
+                "lease_seconds": purchase.get("lease_seconds"),
+                "max_borrow_days": purchase.get("max_borrow_days"),
             }
             outcome = new_license(repo, box, product, data, SYSTEM, now)
             return outcome, outcome.result["license_id"]
@@ -143,4 +149,4 @@ def license_for_payment(
     license = None if license_id is None else repo.license(license_id)
     if license is None:
         return None
-    return views.license_view(license, now, repo.seats_in_use_of(license.id))
+    return views.license_view(license, now, seats_in_use(repo, license, now))

@@ -139,3 +139,38 @@ def test_history_written_before_the_audit_trail_names_what_its_source_implied(
             assert latest.scalar() is None
     finally:
         engine.dispose()
+
+
+BEFORE_FLOATING = "8c2f4a6d1e07"  # 0007: the last revision before floating licenses
+
+
+def test_licenses_issued_before_floating_ones_are_node_locked(database_url) -> None:
+    upgrade(database_url, BEFORE_FLOATING)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO products (id, code, name, created_at) "
+                    "VALUES (1, 'cadpro', 'CAD Pro', now())"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO licenses (id, license_id, customer_id, product_id, seats, "
+                    "activation_password, password_rotated_at, created_at) "
+                    "VALUES (1, 'L-AAAA-AAA1', 'C0559442', 1, 3, 'token', now(), now())"
+                )
+            )
+        upgrade(database_url, "head")
+        with engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT model, lease_seconds, max_borrow_days, seats_exhausted_notified_at "
+                    "FROM licenses"
+                )
+            ).one()
+            assert tuple(row) == ("node_locked", None, None, None)
+            assert connection.execute(text("SELECT count(*) FROM leases")).scalar() == 0
+    finally:
+        engine.dispose()

@@ -17,6 +17,12 @@ auth="session", summary=...)` is nameko's `@http` plus:
   the route makes knows who acts. A method that takes `token` instead gets the checked token
   and no company (for calls that give the token to auth, which checks it itself; only for
   routes every role may use);
+- `auth="lease"` (a floating license's lease routes, design §13) hands the method
+  `lease_token`: the `Authorization: Bearer` token a check-out answered. Only the header
+  counts (never a cookie: no browser sends one on its own, so there is nothing to forge
+  across sites); none, another scheme or one no lease token could be is 401
+  `invalid_lease_token` before anyone is asked. Whether it is the lease's is licensing's
+  to say (the same 401);
 - a POST, PUT, PATCH or DELETE runs its worker with the request key in the context data
   (`request_key`: the `Idempotency-Key` header, else a new one; `gateway.request_keys`), so
   every RPC the route makes carries it and a redelivered one changes nothing twice;
@@ -101,6 +107,8 @@ CANONICAL_PARAMETERS: dict[str, Callable[[str], str]] = {
     "license_id": identifiers.license_id,
     "receipt_number": identifiers.receipt_number,
     "user_id": identifiers.user_id,
+    # `ls-7kqx-m2pd` is `LS-7KQX-M2PD`: the upper case of license IDs
+    "lease_id": identifiers.license_id,
 }
 
 
@@ -112,7 +120,7 @@ class RouteSpec:
     body: type[Schema] | None = None
     response: type[Schema] | None = None
     status: int = 200
-    auth: str | None = None  # None | "session" | "credential"
+    auth: str | None = None  # None | "session" | "credential" | "lease"
     roles: tuple[str, ...] = ()  # of a session route: who may use it (gateway.roles)
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -406,6 +414,18 @@ def _caller(
     return given
 
 
+def _lease_token(request: Request) -> str:
+    """The lease token of a lease route's `Authorization: Bearer` header; 401
+    `invalid_lease_token` without asking anyone when there is none that could be one."""
+    token = sessions.bearer_token(request)
+    if not sessions.fits(token):
+        raise PortalError(
+            "Send the lease token of the check-out as `Authorization: Bearer <lease_token>`.",
+            code="invalid_lease_token",
+        )
+    return token
+
+
 def _dump(schema: Schema | None, result: Any) -> Any:
     if schema is None or result is None or isinstance(result, Response):
         return result
@@ -448,12 +468,17 @@ def route(
     dumper = response() if response is not None else None
 
     def declare(handler: Handler) -> Handler:
-        wanted = set(inspect.signature(handler).parameters) & {"token", "company"}
+        parameters = set(inspect.signature(handler).parameters)
+        wanted = parameters & {"token", "company"}
+        if (auth == "lease") != ("lease_token" in parameters):
+            raise TypeError(f"{method} {path}: a lease route, and only one, takes `lease_token`")
 
         @functools.wraps(handler)
         def entrypoint(service: Any, request: Request, *args: Any, **kwargs: Any) -> Any:
             if auth == "session":
                 kwargs.update(_caller(service, request, wanted, spec.roles))
+            elif auth == "lease":
+                kwargs["lease_token"] = _lease_token(request)
             return _dump(dumper, handler(service, request, *args, **kwargs))
 
         # a refusal, a 404 of a static file included, is one INFO line (`common.logs`)

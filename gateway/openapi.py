@@ -73,6 +73,14 @@ def build() -> dict[str, Any]:
     )
     spec.components.schema("Error", schema=schemas.Error)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "lease",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "the `lease_token` of the check-out (POST /api/v1/leases)",
+        },
+    )
     paths: dict[str, dict[str, Any]] = {}
     for entry in ROUTES:
         path = _PARAM.sub(r"{\1}", entry.path)
@@ -107,6 +115,8 @@ def build() -> dict[str, Any]:
             error_codes.append("unauthenticated")
             if set(entry.roles) != set(EVERYONE):
                 error_codes.append("forbidden")
+        if entry.auth == "lease":
+            error_codes.append("invalid_lease_token")
         error_codes.append("service_unavailable")
         for code in dict.fromkeys(error_codes):  # each once, in order
             status = str(status_for(code))
@@ -132,6 +142,8 @@ def build() -> dict[str, Any]:
         if entry.auth == "session":
             operation["security"] = [{"session": []}]
             operation["x-roles"] = list(entry.roles)
+        elif entry.auth == "lease":
+            operation["security"] = [{"lease": []}]
         paths.setdefault(path, {})[entry.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

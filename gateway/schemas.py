@@ -37,6 +37,15 @@ class Timestamp(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+class Day(fields.Date):
+    """An ISO 8601 date as the services send it: answered unchanged, documented as date."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class ErrorDetail(Schema):
     code = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
@@ -287,8 +296,24 @@ NO_CONTROL_CHARACTERS = validate.Regexp(
 class LicenseOut(Out):
     license_id = fields.String(metadata={"example": "L-7KQX-M2PD"})
     product = fields.Nested(ProductRef)
+    model = fields.String(
+        metadata={
+            "description": "node_locked (activations) | floating (leases, design §13)",
+            "example": "node_locked",
+        }
+    )
+    lease_seconds = fields.Integer(
+        allow_none=True,
+        metadata={"description": "floating: how long a lease lasts without a heartbeat"},
+    )
+    max_borrow_days = fields.Integer(
+        allow_none=True,
+        metadata={"description": "floating: the longest borrowing in days (0: none)"},
+    )
     seats = fields.Integer()
-    seats_in_use = fields.Integer()
+    seats_in_use = fields.Integer(
+        metadata={"description": "active installations, or (floating) live leases"}
+    )
     expires_at = Timestamp(allow_none=True, metadata={"description": "null: perpetual"})
     status = fields.String(metadata={"description": "active | expired | suspended"})
     suspension_reason = fields.String(
@@ -303,6 +328,54 @@ class LicenseOut(Out):
 
 class LicenseList(Out):
     licenses = fields.List(fields.Nested(LicenseOut))
+
+
+# --- floating licenses (design §13): leases, heartbeats, borrowing ---------------------------
+
+LEASE_STATUSES = "live | checked_in | revoked | expired"
+
+
+class LeaseView(Out):
+    """A lease of a floating license: one machine holding one seat until `expires_at`."""
+
+    lease_id = fields.String(metadata={"example": "LS-7KQX-M2PD"})
+    license_id = fields.String(metadata={"example": "L-7KQX-M2PD"})
+    installation_id = fields.String(metadata={"description": "exactly as the product sent it"})
+    machine_name = fields.String(metadata={"example": "CAD-WS-07"})
+    started_at = Timestamp()
+    expires_at = Timestamp(
+        metadata={"description": "the seat is free from then on unless a heartbeat extends it"}
+    )
+    last_heartbeat_at = Timestamp(allow_none=True)
+    borrowed = fields.Boolean(metadata={"description": "a long lease that needs no heartbeat"})
+    borrowed_until = Timestamp(allow_none=True)
+    status = fields.String(metadata={"description": LEASE_STATUSES})
+    ended_at = Timestamp(allow_none=True, metadata={"description": "null while live"})
+
+
+class LeaseList(Out):
+    leases = fields.List(fields.Nested(LeaseView))
+
+
+class UsageDay(Out):
+    date = Day(metadata={"example": "2026-12-02"})
+    peak = fields.Integer(metadata={"description": "the most live leases at once that day"})
+
+
+class UsageOut(Out):
+    peak_30d = fields.Integer(metadata={"description": "the most live leases at once, 30 days"})
+    days = fields.List(
+        fields.Nested(UsageDay),
+        metadata={"description": "the last 30 days, oldest first, only days with a record"},
+    )
+
+
+class IsoDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time with its offset (`2026-12-09T18:00:00+01:00`, or `…Z`), handed
+    on as ISO text: the services take JSON, never a datetime."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).isoformat()
 
 
 class InstallationOut(Out):
@@ -330,6 +403,13 @@ class LicenseDetail(LicenseOut):
         },
     )
     installations = fields.List(fields.Nested(InstallationOut))
+    leases = fields.List(
+        fields.Nested(LeaseView),
+        metadata={"description": "floating: the live leases, oldest first; else empty"},
+    )
+    usage = fields.Nested(
+        UsageOut, allow_none=True, metadata={"description": "floating: peak use; else null"}
+    )
 
 
 class ActorOut(Out):
@@ -344,7 +424,10 @@ class ActorOut(Out):
 class HistoryEventOut(Out):
     id = fields.String()
     type = fields.String(
-        metadata={"description": "activated | reactivated | deactivated | activation_refused"}
+        metadata={
+            "description": "activated | reactivated | deactivated | activation_refused | "
+            "lease_checked_out | lease_checked_in | lease_revoked | lease_expired | lease_refused"
+        }
     )
     at = Timestamp()
     installation_id = fields.String()
@@ -395,6 +478,39 @@ class DeactivationBody(StrictSchema):
     installation_id = Text(INSTALLATION_ID_MAX)
 
 
+class LeaseBody(ActivationBody):
+    borrow_until = IsoDateTime(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "borrow: a lease until then that needs no heartbeat (at most the "
+            "license's max_borrow_days ahead; else 422 borrow_not_allowed)",
+            "example": "2026-12-09T18:00:00+00:00",
+        },
+    )
+
+
+class LeaseOut(Out):
+    lease = fields.Nested(LeaseView)
+    lease_token = fields.String(
+        metadata={
+            "description": "answered once: send it as `Authorization: Bearer <lease_token>` "
+            "to heartbeat and check in"
+        }
+    )
+    certificate = fields.String(
+        metadata={
+            "description": "compact JWS, EdDSA/Ed25519: claims as an activation's plus "
+            "lease_id, model: floating, borrowed; `exp` is the lease's expiry"
+        }
+    )
+
+
+class HeartbeatOut(Out):
+    lease = fields.Nested(LeaseView)
+    certificate = fields.String(metadata={"description": "a new one, with the new `exp`"})
+
+
 class ValidationBody(StrictSchema):
     certificate = Text(CERTIFICATE_MAX, metadata={"description": "the compact JWS"})
     nonce = fields.String(
@@ -416,7 +532,10 @@ class ActivationOut(Out):
 class ValidationOut(Out):
     valid = fields.Boolean()
     code = fields.String(
-        metadata={"description": "VALID | EXPIRED | SUSPENDED | DEACTIVATED | BAD_SIGNATURE"}
+        metadata={
+            "description": "VALID | EXPIRED | SUSPENDED | DEACTIVATED | LEASE_EXPIRED | "
+            "BAD_SIGNATURE"
+        }
     )
     license_id = fields.String(allow_none=True)
     installation_id = fields.String(allow_none=True)
@@ -558,6 +677,9 @@ class NoticeFlags(Out):
     license_expiring = fields.Boolean(metadata={"description": "30, 7 and 1 days before"})
     receipts = fields.Boolean(metadata={"description": "payments, offline payments, refunds"})
     payment_failed = fields.Boolean(metadata={"description": "an automatic renewal failed"})
+    seats_exhausted = fields.Boolean(
+        metadata={"description": "every seat of a floating license was in use"}
+    )
 
 
 class NoticeSwitches(StrictSchema):
@@ -565,6 +687,7 @@ class NoticeSwitches(StrictSchema):
     license_expiring = StrictBoolean()
     receipts = StrictBoolean()
     payment_failed = StrictBoolean()
+    seats_exhausted = StrictBoolean()
 
 
 class NotificationPreferencesOut(Out):

@@ -2,7 +2,8 @@
 
 Each route is declared by `@route` (`gateway/http.py`), which validates the body,
 authenticates `auth="session"` callers (handing the method `company`, with the session's
-`user`) and checks their role against the route's `roles` (`gateway.roles`), dumps the result
+`user`) and checks their role against the route's `roles` (`gateway.roles`), hands a lease
+route (`auth="lease"`) the lease token of its `Authorization` header, dumps the result
 through the `response` schema and turns errors into the JSON envelope. The methods here only
 ask one service and answer; what is not an entrypoint lives beside: `sessions` (tokens,
 cookies, CSRF), `pages` (HTML), `views` (answers made of two services), `purchases` (the
@@ -230,12 +231,14 @@ class GatewayService:
             "license_expired",
             "license_suspended",
             "no_seats_available",
+            "floating_license",
         ],
     )
     def activate(self, request: Request, body: dict[str, Any]) -> Reply:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
         "…", "machine_name": "CAD-WS-07"}` → `{activation, certificate}`; 409
-        `no_seats_available` lists the machines in use in `details.machines`."""
+        `no_seats_available` lists the machines in use in `details.machines`; 409
+        `floating_license` for a floating license (check out a lease instead)."""
         result = self.licensing.activate(clients.with_client_address(body, request))
         return Reply(result, status=201 if result.get("created") else 200)
 
@@ -254,11 +257,73 @@ class GatewayService:
         (`deactivated_by: "product"`); again: the same answer."""
         return self.licensing.deactivate(clients.with_client_address(body, request))
 
+    # --- leases of floating licenses (design §13): the check-out is the credential route;
+    # heartbeat and check-in carry the lease token the check-out answered (auth="lease")
+
+    @route(
+        "POST",
+        "/api/v1/leases",
+        summary="Check out a seat of a floating license: 201 a new lease, 200 the lease this "
+        "installation already holds (a new token, extended)",
+        body=schemas.LeaseBody,
+        response=schemas.LeaseOut,
+        status=201,
+        auth="credential",
+        tags=["leases"],
+        errors=[
+            "invalid_credentials",
+            "too_many_attempts",
+            "license_expired",
+            "license_suspended",
+            "no_seats_available",
+            "node_locked_license",
+            "borrow_not_allowed",
+        ],
+    )
+    def checkout(self, request: Request, body: dict[str, Any]) -> Reply:
+        """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
+        "…", "machine_name": "CAD-WS-07", "borrow_until": null}` → `{lease: {lease_id,
+        license_id, installation_id, machine_name, expires_at, borrowed, …}, lease_token,
+        certificate}`; 409 `no_seats_available` names who holds the seats in
+        `details.machines` (`machine_name`, `expires_at`, `borrowed`); 409
+        `node_locked_license` (activate it instead); 422 `borrow_not_allowed` with
+        `details.max_borrow_days` and `details.latest`."""
+        result = self.licensing.checkout(clients.with_client_address(body, request))
+        return Reply(result, status=201 if result.get("created") else 200)
+
+    @route(
+        "POST",
+        "/api/v1/leases/<lease_id>/heartbeat",
+        summary="Keep a lease: extends it by one lease period (Authorization: Bearer "
+        "<lease_token>)",
+        response=schemas.HeartbeatOut,
+        auth="lease",
+        tags=["leases"],
+        errors=["lease_expired", "license_expired", "license_suspended"],
+    )
+    def heartbeat(self, request: Request, lease_id: str, lease_token: str) -> dict[str, Any]:
+        """→ `{lease, certificate}` with the new `expires_at`; 401 `invalid_lease_token`
+        (no token, another lease's, or an unknown lease); 410 `lease_expired` once the
+        lease lapsed, was revoked or checked in (`details.reason`): check out again."""
+        return self.licensing.heartbeat(lease_id, lease_token)
+
+    @route(
+        "DELETE",
+        "/api/v1/leases/<lease_id>",
+        summary="Check in: the seat is free at once (Authorization: Bearer <lease_token>)",
+        status=204,
+        auth="lease",
+        tags=["leases"],
+    )
+    def checkin(self, request: Request, lease_id: str, lease_token: str) -> None:
+        """→ 204, also for a lease that has already ended; 401 `invalid_lease_token`."""
+        self.licensing.checkin(lease_id, lease_token)
+
     @route(
         "POST",
         "/api/v1/validations",
-        summary="Check a certificate online: VALID, EXPIRED, SUSPENDED, DEACTIVATED or "
-        "BAD_SIGNATURE (always 200)",
+        summary="Check a certificate online: VALID, EXPIRED, SUSPENDED, DEACTIVATED, "
+        "LEASE_EXPIRED or BAD_SIGNATURE (always 200)",
         body=schemas.ValidationBody,
         response=schemas.ValidationOut,
         tags=["activation"],
@@ -505,9 +570,11 @@ class GatewayService:
         tags=["licenses"],
     )
     def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
-        """→ `{licenses: [{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, suspension_reason, created_at, features: [{"code": "steel",
-        "name": "Steel design"}]}]}`; `expires_at` null means perpetual,
+        """→ `{licenses: [{license_id, product: {code, name}, model, lease_seconds,
+        max_borrow_days, seats, seats_in_use, expires_at, status, suspension_reason,
+        created_at, features: [{"code": "steel", "name": "Steel design"}]}]}`; `model`
+        `node_locked` or `floating` (then `seats_in_use` counts live leases and
+        `lease_seconds` / `max_borrow_days` are set), `expires_at` null means perpetual,
         `suspension_reason` is null unless the license is suspended, `features` (by code)
         are the modules the license unlocks."""
         return {"licenses": self.licensing.list_licenses(company["customer_id"])}
@@ -528,7 +595,9 @@ class GatewayService:
     ) -> dict[str, Any]:
         """→ the license plus `activation_password` (activates this license only; null
         unless the session's role is owner or license_admin, and a password shown to a user
-        is in the audit trail) and `installations` (newest first)."""
+        is in the audit trail), `installations` (newest first) and, for a floating license,
+        `leases` (live, oldest first) and `usage`: `{"peak_30d": 7, "days": [{"date":
+        "2026-12-02", "peak": 7}]}` (`leases: []`, `usage: null` when node-locked)."""
         return self.licensing.get_license(
             license_id,
             company["customer_id"],
@@ -592,6 +661,41 @@ class GatewayService:
         )
 
     @route(
+        "GET",
+        "/api/v1/licenses/<license_id>/leases",
+        summary="The live leases of a floating license, oldest first",
+        response=schemas.LeaseList,
+        auth="session",
+        roles=roles.EVERYONE,
+        tags=["licenses"],
+        errors=["license_not_found"],
+    )
+    def list_leases(
+        self, request: Request, license_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ `{leases: [{lease_id, license_id, installation_id, machine_name, started_at,
+        expires_at, last_heartbeat_at, borrowed, borrowed_until, status, ended_at}]}`
+        (a node-locked license has none)."""
+        return {"leases": self.licensing.list_leases(license_id, company["customer_id"])}
+
+    @route(
+        "POST",
+        "/api/v1/licenses/<license_id>/leases/<lease_id>/revoke",
+        summary="Revoke a lease: its seat is free at once, its next heartbeat is 410",
+        response=schemas.LeaseView,
+        auth="session",
+        roles=roles.LICENSE_ADMINS,
+        tags=["licenses"],
+        errors=["license_not_found", "lease_not_found"],
+    )
+    def revoke_lease(
+        self, request: Request, license_id: str, lease_id: str, company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """→ 200 the lease with `status: "revoked"` (a lease already ended: unchanged); the
+        product's next heartbeat is 410 `lease_expired` (`details.reason: "revoked"`)."""
+        return self.licensing.revoke_lease(company["customer_id"], license_id, lease_id)
+
+    @route(
         "POST",
         "/api/v1/licenses/<license_id>/activation-password",
         summary="Rotate the license's activation password; the old one stops working at once",
@@ -626,6 +730,7 @@ class GatewayService:
             "license_expired",
             "license_suspended",
             "no_seats_available",
+            "floating_license",
         ],
     )
     def activate_offline(

@@ -56,6 +56,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/licenses/<license_id>/activation-password"): LICENSES,
     ("POST", "/api/v1/licenses/<license_id>/offline-activations"): LICENSES,
     ("POST", "/api/v1/licenses/<license_id>/offline-deactivations"): LICENSES,
+    ("GET", "/api/v1/licenses/<license_id>/leases"): EVERYONE,
+    ("POST", "/api/v1/licenses/<license_id>/leases/<lease_id>/revoke"): LICENSES,
     ("GET", "/api/v1/users"): OWNERS,
     ("POST", "/api/v1/users"): OWNERS,
     ("PATCH", "/api/v1/users/<user_id>"): OWNERS,
@@ -73,6 +75,7 @@ NOWHERE = {
     "receipt_number": "R-2026-999999",
     "recurring_payment_id": "rp_nosuchpayment",
     "user_id": "U-NONE-0000",
+    "lease_id": "LS-NONE-0000",
 }
 
 

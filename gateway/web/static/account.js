@@ -130,6 +130,8 @@ const NOTICES = {
   license_expiring: ["A license expires soon", "A reminder before the end of a license."],
   receipts: ["Receipts", "After each payment, refund or payment recorded by our staff."],
   payment_failed: ["A payment failed", "When a renewal could not be charged."],
+  seats_exhausted: ["All seats of a floating license are in use",
+    "When a machine could not get a seat (at most once a day per license)."],
 };
 
 function fillNotices({ preferences = {}, available = [] }) {

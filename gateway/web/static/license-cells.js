@@ -26,11 +26,23 @@ export function expiryCell(license) {
   return h("span", { class: "expiry" }, date(license.expires_at));
 }
 
+/** "3 of 10 in use": the seats of a license in words (a floating one counts live leases). */
+export function seatsWords(license) {
+  return `${license.seats_in_use ?? 0} of ${license.seats}${isFloating(license) ? " in use" : ""}`;
+}
+
+/** Whether the license is floating (leases, design §13) rather than node-locked. */
+export function isFloating(license) {
+  return license.model === "floating";
+}
+
 export function seatsCell(license) {
   const used = license.seats_in_use ?? 0;
   const ratio = license.seats ? Math.min(1, used / license.seats) : 0;
+  // a floating license's seats are running copies, not machines: the list says so
+  const text = isFloating(license) ? `floating, ${seatsWords(license)}` : `${used} / ${license.seats}`;
   return h("span", { class: "seats" },
-    h("span", { class: "seats-text" }, `${used} / ${license.seats}`),
+    h("span", { class: "seats-text" }, text),
     h("span", { class: "meter", "aria-hidden": "true" },
       h("span", { class: ratio >= 1 ? "meter-fill full" : "meter-fill", dataset: { ratio } })));
 }

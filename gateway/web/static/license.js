@@ -1,11 +1,13 @@
 // License details: data and modules, activation password (reveal, copy, rotate),
 // installations with deactivation, offline activation and deactivation of air-gapped machines
-// (request, response and proof files), and the activation history.
+// (request, response and proof files), and the activation history. A floating license
+// (design §13) shows its live leases (revoke) and its peak use per day instead of the
+// installations and offline panels, which do not apply to it.
 import {
   $, ApiError, LICENSE_ADMINS, api, badge, busy, capitalize, confirmDialog, date, dateTime, h,
   loaded, may, messageFor, showError,
 } from "/static/portal.js";
-import { expiryCell, featureNames } from "/static/license-cells.js";
+import { expiryCell, featureNames, isFloating, seatsWords } from "/static/license-cells.js";
 
 const licenseId = document.querySelector("main").dataset.licenseId;
 const base = `/api/v1/licenses/${encodeURIComponent(licenseId)}`;
@@ -20,7 +22,15 @@ const EVENTS = {
   reactivated: "Activated again",
   deactivated: "Deactivated",
   activation_refused: "Activation refused",
+  lease_checked_out: "Seat checked out",
+  lease_checked_in: "Seat checked in",
+  lease_revoked: "Lease revoked",
+  lease_expired: "Lease expired",
+  lease_refused: "Check-out refused",
 };
+const USAGE_DAYS = 30;
+// how often the leases table is fetched again while the page is in view
+const LEASES_REFRESH_MS = 30000;
 
 // the page has no password block and no Deactivate for a role that may not use them
 const admin = may(LICENSE_ADMINS);
@@ -28,6 +38,7 @@ let password = "";
 let revealed = false;
 let historyBefore = null;
 let responseUrl = null; // the Blob URL of the last response file, revoked when replaced
+let seats = 0; // of the license, for the lease count
 
 function renderPassword() {
   if (!admin) return;
@@ -50,7 +61,10 @@ function renderLicense(license) {
   for (const code of document.querySelectorAll(".offline-product")) {
     code.textContent = license.product?.code || code.textContent;
   }
-  $("#f-seats").textContent = `${license.seats_in_use ?? 0} of ${license.seats}`;
+  $("#f-seats").textContent = seatsWords(license);
+  $("#f-model").textContent = modelWords(license);
+  seats = license.seats;
+  showModelPanels(isFloating(license));
   $("#f-expires").replaceChildren(expiryCell(license));
   $("#f-status").replaceChildren(badge(license.status));
   const suspended = license.status === "suspended";
@@ -63,6 +77,138 @@ function renderLicense(license) {
   $("#f-suspension-reason").textContent = reason;
   $("#f-created").textContent = date(license.created_at);
   document.title = `${product} ${license.license_id} · License Portal`;
+}
+
+/** "Node-locked" or "Floating: leases of 15 minutes, borrowing up to 7 days". */
+function modelWords(license) {
+  if (!isFloating(license)) return "Node-locked: activated on each machine";
+  const minutes = Math.round((license.lease_seconds || 0) / 60);
+  const lease = minutes >= 60 && minutes % 60 === 0
+    ? `${minutes / 60} hour${minutes === 60 ? "" : "s"}`
+    : `${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const days = license.max_borrow_days || 0;
+  const borrowing = days ? `borrowing up to ${days} day${days === 1 ? "" : "s"}` : "no borrowing";
+  return `Floating: leases of ${lease}, ${borrowing}`;
+}
+
+// the panels of the license's model: leases and use for a floating license; installations
+// and offline files (which a floating license refuses) for a node-locked one
+function showModelPanels(floating) {
+  $("#leases-panel").hidden = !floating;
+  $("#usage-panel").hidden = !floating;
+  $("#installations-panel").hidden = floating;
+  const offline = $("#offline"); // only for roles that may upload files
+  if (offline) offline.hidden = floating;
+  const hint = $("#password-hint");
+  if (hint && floating) {
+    hint.textContent = "Enter it with the license ID when the software asks for it: each running " +
+      "copy then checks out a seat. It works for this license only.";
+  }
+  $("#history-empty").textContent = floating ? "No check-outs yet." : "No activations yet.";
+}
+
+// --- leases of a floating license (design §13) ----------------------------------------------
+
+function renderLeases(leases) {
+  const table = $("#leases");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  $("#leases-count").textContent = `${leases.length} of ${seats} seats in use`;
+  $("#leases-empty").hidden = leases.length > 0;
+  table.hidden = leases.length === 0;
+  for (const lease of leases) {
+    const name = lease.machine_name || lease.installation_id;
+    const action = admin
+      ? h("button", {
+          type: "button",
+          class: "button button-danger-quiet button-small",
+          onclick: (event) => revoke(lease, event.currentTarget),
+        }, "Revoke", h("span", { class: "visually-hidden" }, ` the lease of ${name}`))
+      : "";
+    body.append(h("tr", { dataset: { leaseId: lease.lease_id } },
+      h("td", { "data-label": "Machine" }, h("strong", { class: "machine" }, name),
+        h("span", { class: "small block" }, h("code", { class: "id-wrap" }, lease.installation_id))),
+      h("td", { "data-label": "Since" }, dateTime(lease.started_at)),
+      h("td", { "data-label": "Expires" }, dateTime(lease.expires_at)),
+      h("td", { "data-label": "Borrowed until" }, lease.borrowed
+        ? dateTime(lease.borrowed_until || lease.expires_at)
+        : h("span", { class: "muted" }, "Not borrowed")),
+      h("td", { class: "cell-action" }, action)));
+  }
+}
+
+/** The UTC day `offset` days before today, as "2026-12-02". */
+function utcDay(offset) {
+  return new Date(Date.now() - offset * 86400000).toISOString().slice(0, 10);
+}
+
+function dayWords(day) {
+  return new Intl.DateTimeFormat(document.documentElement.lang || "en",
+    { dateStyle: "medium", timeZone: "UTC" }).format(new Date(`${day}T00:00:00Z`));
+}
+
+// the peak per day as a bar chart of plain elements: each bar's height is set through the
+// CSSOM (the CSP allows no style attribute in markup); each day says its value in words
+function renderUsage(usage) {
+  const peaks = new Map((usage?.days || []).map((day) => [day.date, day.peak]));
+  $("#usage-peak").textContent = `${usage?.peak_30d ?? 0} of ${seats}`;
+  const chart = $("#usage-chart");
+  chart.replaceChildren();
+  for (let offset = USAGE_DAYS - 1; offset >= 0; offset -= 1) {
+    const day = utcDay(offset);
+    const peak = peaks.get(day) || 0;
+    const words = `${dayWords(day)}: ${peak} of ${seats}`;
+    const fill = h("span", { class: peak >= seats ? "usage-fill full" : "usage-fill" });
+    fill.style.height = `${seats ? Math.round(Math.min(1, peak / seats) * 100) : 0}%`;
+    chart.append(h("li", { class: "usage-day", title: words, dataset: { date: day, peak } },
+      h("span", { class: "usage-bar", "aria-hidden": "true" }, fill),
+      h("span", { class: "visually-hidden" }, words)));
+  }
+  $("#usage-first").textContent = dayWords(utcDay(USAGE_DAYS - 1));
+}
+
+async function refreshLeases() {
+  const { leases } = await api(`${base}/leases`);
+  renderLeases(leases);
+  $("#f-seats").textContent = seatsWords({ seats_in_use: leases.length, seats, model: "floating" });
+}
+
+async function revoke(lease, button) {
+  const name = lease.machine_name || lease.installation_id;
+  const borrowed = lease.borrowed
+    ? ` It was borrowed until ${dateTime(lease.borrowed_until || lease.expires_at)}: a machine ` +
+      "that stays offline keeps its copy of the lease until then."
+    : "";
+  const ok = await confirmDialog({
+    title: `Revoke the lease of “${name}”?`,
+    text: `The seat of license ${licenseId} that ${name} holds is free at once. The software there ` +
+      `learns it at its next renewal and has to check out a seat again.${borrowed}`,
+    confirm: `Revoke the lease of ${name}`,
+    danger: true,
+  });
+  if (!ok) {
+    button.focus();
+    return;
+  }
+  const status = $("#leases-status");
+  try {
+    await busy(button, "Revoking…", () =>
+      api(`${base}/leases/${encodeURIComponent(lease.lease_id)}/revoke`, { method: "POST" }));
+    say(status, `The lease of ${name} is revoked; its seat is free.`, true);
+    await refreshLeases();
+    loadHistory();
+  } catch (failure) {
+    say(status, messageFor(failure), false);
+  }
+}
+
+// the leases change as machines start and stop: fetched again while the page is in view
+// (the leases route, not the license: that would show the password to the audit trail again)
+function keepLeasesFresh() {
+  window.setInterval(() => {
+    if (document.visibilityState !== "visible") return;
+    refreshLeases().catch(() => {}); // the next round tries again; the table stays as it was
+  }, LEASES_REFRESH_MS);
 }
 
 function renderInstallations(installations) {
@@ -369,6 +515,11 @@ async function main() {
     renderLicense(license);
     renderPassword();
     renderInstallations(license.installations || []);
+    if (isFloating(license)) {
+      renderLeases(license.leases || []);
+      renderUsage(license.usage);
+      keepLeasesFresh();
+    }
     $("#details").hidden = false;
     loadHistory();
   } catch (failure) {

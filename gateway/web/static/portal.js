@@ -154,6 +154,10 @@ const MESSAGES = {
   contact_is_owner:
     "The company's contact is always an owner. To change the contact, contact support.",
   invitation_not_pending: "This user has already accepted the invitation. Reload the page.",
+  lease_not_found: "This lease is not part of the license any more. Reload the page.",
+  lease_expired: "This lease has already ended.",
+  floating_license: "This license is floating: the software checks out a seat instead of activating.",
+  node_locked_license: "This license is node-locked: the software activates it instead.",
 };
 
 /** [["card.number", "The card number is invalid."], ...] from nested `details.fields`. */
@@ -355,6 +359,9 @@ const BADGES = {
   pending: ["Pending", "warn"],
   invited: ["Invited", "warn"],
   disabled: ["Disabled", "neutral"],
+  live: ["In use", "ok"],
+  checked_in: ["Checked in", "neutral"],
+  revoked: ["Revoked", "neutral"],
 };
 
 export function badge(status) {

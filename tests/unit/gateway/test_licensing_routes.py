@@ -24,6 +24,9 @@ INSTALLATION = {
 LICENSE = {
     "license_id": "L-7KQX-M2PD",
     "product": {"code": "cadpro", "name": "CAD Pro"},
+    "model": "node_locked",
+    "lease_seconds": None,
+    "max_borrow_days": None,
     "seats": 5,
     "seats_in_use": 1,
     "expires_at": None,
@@ -57,7 +60,13 @@ class Licensing:
     def get_license(self, license_id: str, customer_id: str, reveal_password: bool) -> dict:
         self.calls.append(("get_license", license_id, customer_id, reveal_password))
         password = "K7QX" if reveal_password else None
-        return {**LICENSE_VIEW, "activation_password": password, "installations": [INSTALLATION]}
+        return {
+            **LICENSE_VIEW,
+            "activation_password": password,
+            "installations": [INSTALLATION],
+            "leases": [],
+            "usage": None,
+        }
 
     def list_installations(self, license_id: str, customer_id: str) -> list[dict]:
         return [INSTALLATION]
@@ -117,6 +126,8 @@ def test_a_license_in_detail() -> None:
         **LICENSE,
         "activation_password": "K7QX",
         "installations": [INSTALLATION],
+        "leases": [],
+        "usage": None,
     }
     assert licensing.calls == [("get_license", "L-7KQX-M2PD", "C1000001", True)]
 

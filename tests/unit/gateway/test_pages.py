@@ -92,3 +92,17 @@ def test_public_pages_have_no_role():
     html = pages.public_page("accept-invitation.html", title="Accept").get_data(as_text=True)
     assert "data-role" not in html and "mainnav" not in html
     assert '<script type="module" src="/static/accept-invitation.js"></script>' in html
+
+
+@pytest.mark.parametrize("role", roles.ROLES)
+def test_the_license_page_has_the_floating_panels_hidden_until_the_license_says(role):
+    # the page does not know the model: its script shows the panels of the license's model
+    html = page(role, "license.html", license_id="L-7KQX-M2PD").get_data(as_text=True)
+    for panel in ("leases-panel", "usage-panel"):
+        tag = re.search(rf'<section [^>]*id="{panel}"[^>]*>', html)
+        assert tag is not None and " hidden" in tag.group(0), panel
+    installations = re.search(r'<section [^>]*id="installations-panel"[^>]*>', html).group(0)
+    assert " hidden" not in installations
+    assert 'id="usage-chart"' in html and 'id="leases"' in html
+    # who may revoke is told how; the others whom to ask
+    assert ("Revoke a lease to free its seat" in html) is (role in roles.LICENSE_ADMINS)

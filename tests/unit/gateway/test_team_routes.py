@@ -44,8 +44,9 @@ PREFERENCES = {
         "license_expiring": True,
         "receipts": False,
         "payment_failed": False,
+        "seats_exhausted": False,
     },
-    "available": ["installation_activated", "license_expiring"],
+    "available": ["installation_activated", "license_expiring", "seats_exhausted"],
 }
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -266,7 +267,7 @@ def test_notices_are_booleans_of_known_names() -> None:
         assert caught.type.__name__ == "ValidationError", bad
 
 
-def test_preferences_answer_exactly_the_four_notices() -> None:
+def test_preferences_answer_exactly_the_five_notices() -> None:
     answer = {"preferences": {"receipts": True, "secret": 1}, "available": ["receipts"]}
     assert schemas.NotificationPreferencesOut().dump(answer) == {
         "preferences": {
@@ -274,6 +275,7 @@ def test_preferences_answer_exactly_the_four_notices() -> None:
             "license_expiring": None,
             "receipts": True,
             "payment_failed": None,
+            "seats_exhausted": None,
         },
         "available": ["receipts"],
     }

@@ -12,25 +12,37 @@ client.has_feature("steel")      # a module the license unlocks
 text = client.offline_request("LIC-7Q2M-9XKD")
 client.install_offline_response(response_text)
 proof = client.deactivate_offline(out="deactivation-proof.json")
+
+# a floating license: hold a seat while the product runs, or borrow one for a trip
+lease = client.checkout("LIC-7Q2M-9XKD", "activation password", on_lost=warn_user)
+client.checkin()                 # also at exit and on SIGTERM
+client.borrow(days=5)            # valid offline until then, in any later process
 """
 
 __version__ = "0.1.0"
 
 from .client import LicenseClient
 from .errors import (
+    BorrowNotAllowed,
+    FloatingLicense,
     InvalidCertificate,
     InvalidCredentials,
+    InvalidLeaseToken,
     InvalidResponseFile,
+    LeaseExpired,
     LicenseError,
     LicenseExpired,
     LicenseSuspended,
     NetworkError,
+    NodeLockedLicense,
     NoSeatsAvailable,
     NotActivated,
+    NotCheckedOut,
     NotOfflineActivation,
     OfflineFileError,
     ProtocolError,
     ResponseMismatch,
+    SeatHolder,
     ServiceUnavailable,
     StorageError,
     TooManyAttempts,
@@ -39,26 +51,36 @@ from .errors import (
 )
 from .installation import installation_id
 from .jws import Certificate, CertificateError, KeySet
+from .leases import Lease, LeaseStatus
 from .results import Status, Validation
 
 __all__ = [
+    "BorrowNotAllowed",
     "Certificate",
     "CertificateError",
+    "FloatingLicense",
     "InvalidCertificate",
     "InvalidCredentials",
+    "InvalidLeaseToken",
     "InvalidResponseFile",
     "KeySet",
+    "Lease",
+    "LeaseExpired",
+    "LeaseStatus",
     "LicenseClient",
     "LicenseError",
     "LicenseExpired",
     "LicenseSuspended",
     "NetworkError",
     "NoSeatsAvailable",
+    "NodeLockedLicense",
     "NotActivated",
+    "NotCheckedOut",
     "NotOfflineActivation",
     "OfflineFileError",
     "ProtocolError",
     "ResponseMismatch",
+    "SeatHolder",
     "ServiceUnavailable",
     "Status",
     "StorageError",

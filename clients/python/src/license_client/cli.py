@@ -9,6 +9,14 @@
     license-client offline-install FILE [--product P] [--jwks FILE]
     license-client deactivate --offline --out FILE
 
+    license-client checkout [LICENSE_ID] [--password P]   # a floating license's seat, held
+    license-client borrow --days N [LICENSE_ID]           # a seat to take along, offline
+    license-client checkin
+
+`checkout` holds the seat in the foreground (heartbeats) until Ctrl-C or SIGTERM, then checks
+it in; `borrow` keeps a seat without heartbeats until then (valid offline, in any process)
+and `checkin` returns it early. The license ID and password are remembered after the first.
+
 The three offline commands never use the network: pass the JWKS shipped with the product with
 `--jwks FILE` (or rely on keys cached at an earlier online contact).
 
@@ -27,11 +35,14 @@ does not verify).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,15 +50,18 @@ from typing import Any, NoReturn
 from . import __version__
 from .client import LicenseClient
 from .errors import (
+    BorrowNotAllowed,
     LicenseError,
     NoSeatsAvailable,
     NotActivated,
+    NotCheckedOut,
     OfflineFileError,
     ProtocolError,
     ServiceUnavailable,
     StorageError,
     TooManyAttempts,
 )
+from .leases import Lease
 from .offline import MAX_FILE_BYTES
 from .results import NOT_ACTIVATED, Status
 from .storage import atomic_write
@@ -191,6 +205,107 @@ def cmd_id(client: LicenseClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_checkout(client: LicenseClient, args: argparse.Namespace) -> int:
+    """Hold a seat in the foreground: what someone trying a floating license needs to see."""
+    lost = threading.Event()
+
+    def leave(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the hold like Ctrl-C: check in, exit 0
+
+    main = threading.current_thread() is threading.main_thread()
+    # set before the check-out: the kit's own handler (check in) then chains to this one
+    previous = signal.signal(signal.SIGTERM, leave) if main else None
+    try:
+        lease = checking_out(
+            args,
+            lambda password: client.checkout(
+                args.license_id,
+                password,
+                machine_name=args.machine_name,
+                on_lost=lambda status: lost.set(),
+            ),
+        )
+        if lease.borrowed:  # a borrowed seat needs no heartbeat: nothing to hold
+            if args.json:
+                emit(lease.to_dict())
+            else:
+                print(
+                    f"This machine has borrowed a seat of license {lease.license_id} until "
+                    f"{_when(lease.expires_at)} (lease {lease.lease_id}); nothing to hold."
+                )
+            return EXIT_OK
+        try:  # from here on, Ctrl-C means: check the seat in
+            if args.json:
+                emit(lease.to_dict())
+            else:
+                every = int(lease.heartbeat_interval.total_seconds())
+                print(
+                    f"Checked out a seat of license {lease.license_id} on "
+                    f"{lease.machine_name or 'this machine'}: lease {lease.lease_id}, until "
+                    f"{_when(lease.expires_at)}, renewed every {every} s.\n"
+                    "Holding the seat; press Ctrl-C (or send SIGTERM) to check it in."
+                )
+            sys.stdout.flush()
+            while not lost.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            return checkin_after_hold(client, lease, args)
+        status = client.lease_status()
+        print(f"license-client: the seat is lost: {status.reason}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def checkin_after_hold(client: LicenseClient, lease: Lease, args: argparse.Namespace) -> int:
+    with contextlib.suppress(NotCheckedOut):  # SIGTERM: the kit's handler checked it in
+        client.checkin()
+    message = f"Checked in lease {lease.lease_id} of license {lease.license_id}; the seat is free."
+    print(message, file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_borrow(client: LicenseClient, args: argparse.Namespace) -> int:
+    if args.days <= 0:
+        raise usage_error("--days must be 1 or more.")
+    lease = checking_out(
+        args,
+        lambda password: client.borrow(
+            args.days, args.license_id, password, machine_name=args.machine_name
+        ),
+    )
+    if args.json:
+        emit(lease.to_dict())
+    else:
+        print(
+            f"Borrowed a seat of license {lease.license_id} until {_when(lease.expires_at)} "
+            f"(lease {lease.lease_id}).\nThis machine may run the product offline until then; "
+            "return the seat early with: license-client checkin"
+        )
+    return EXIT_OK
+
+
+def cmd_checkin(client: LicenseClient, args: argparse.Namespace) -> int:
+    lease = client.checkin()
+    if args.json:
+        emit({"checked_in": True, "lease_id": lease.lease_id, "license_id": lease.license_id})
+    else:
+        print(f"Checked in lease {lease.lease_id} of license {lease.license_id}; its seat is free.")
+    return EXIT_OK
+
+
+def checking_out(args: argparse.Namespace, call: Callable[[str | None], Lease]) -> Lease:
+    """`call(password)` with the given password, else the remembered one, else asked for."""
+    password = args.password or os.environ.get(PASSWORD_ENV) or None
+    try:
+        return call(password)
+    except LicenseError as error:
+        if error.code != "password_required" or password:
+            raise
+    return call(read_password(args.license_id or "the license"))
+
+
 COMMANDS = {
     "activate": cmd_activate,
     "deactivate": cmd_deactivate,
@@ -198,6 +313,9 @@ COMMANDS = {
     "offline-install": cmd_offline_install,
     "status": cmd_status,
     "id": cmd_id,
+    "checkout": cmd_checkout,
+    "borrow": cmd_borrow,
+    "checkin": cmd_checkin,
 }
 
 
@@ -211,7 +329,13 @@ def show_status(status: Status, args: argparse.Namespace) -> int:
         emit(status.to_dict())
         return code
     where = "online" if validation.online else "offline"
-    if not status.activated:
+    lease = status.lease
+    if lease and not status.activated:
+        print(
+            f"Lease {lease['lease_id']} of license {status.license_id} "
+            f"({status.product or 'product ?'}): {validation.code}, checked {where}."
+        )
+    elif not status.activated:
         print("Not activated on this machine.")
     else:
         print(
@@ -223,8 +347,12 @@ def show_status(status: Status, args: argparse.Namespace) -> int:
         ("installation", status.installation_id),
         ("machine", status.machine_name),
         ("customer", status.customer_id),
-        ("expires", _when(status.expires_at) if status.activated else None),
-        ("features", ", ".join(status.features) or "none" if status.activated else None),
+        ("expires", _when(status.expires_at) if status.activated or lease else None),
+        (
+            "borrowed",
+            "yes (no heartbeat needed until then)" if lease and lease["borrowed"] else None,
+        ),
+        ("features", ", ".join(status.features) or "none" if status.activated or lease else None),
         ("activated", _activated(status)),
         ("last online", _when(status.last_online_check)),
         ("grace until", _when(status.grace_until)),
@@ -280,7 +408,13 @@ def fail(args: argparse.Namespace, error: LicenseError, code: int | None = None)
         emit({"error": error.to_dict()})
     message = error.message
     if isinstance(error, NoSeatsAvailable) and error.machines:
-        message += " In use on: " + ", ".join(error.machines) + "."
+        message += " In use on: " + error.describe_machines() + "."
+    if isinstance(error, BorrowNotAllowed) and error.max_borrow_days is not None:
+        if error.max_borrow_days == 0:
+            message += " This license does not lend seats."
+        else:
+            latest = f" (until {_when(error.latest)})" if error.latest else ""
+            message += f" At most {error.max_borrow_days} days{latest}."
     if isinstance(error, TooManyAttempts) and error.retry_after:
         message += f" Retry in {int(error.retry_after)} s."
     print(f"license-client: {message}", file=sys.stderr)
@@ -305,6 +439,7 @@ def exit_code(error: LicenseError) -> int:
         "bad_license_id",
         "no_signing_keys",
         "not_offline_activation",
+        "license_id_required",
     ):
         return EXIT_USAGE
     return EXIT_REFUSED
@@ -428,6 +563,46 @@ def build_parser(secrets: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     commands.add_parser(
         "id", parents=[common], help="print this machine's installation ID", secrets=secrets
+    )
+
+    checkout = commands.add_parser(
+        "checkout",
+        parents=[common],
+        help="floating license: hold a seat until Ctrl-C or SIGTERM, then check it in",
+        secrets=secrets,
+    )
+    borrow = commands.add_parser(
+        "borrow",
+        parents=[common],
+        help="floating license: borrow a seat for N days (valid offline, no heartbeat)",
+        secrets=secrets,
+    )
+    borrow.add_argument(
+        "--days",
+        type=int,
+        required=True,
+        metavar="N",
+        help="how long (at most the license's limit)",
+    )
+    for command in (checkout, borrow):
+        command.add_argument(
+            "license_id",
+            nargs="?",
+            help="the floating license's ID (default: the one checked out before)",
+        )
+        command.add_argument(
+            "--password",
+            help=f"the license's activation password or the company password (else "
+            f"${PASSWORD_ENV}, else the one remembered, else asked for)",
+        )
+        command.add_argument(
+            "--machine-name", help="the name shown in the portal (default: hostname)"
+        )
+    commands.add_parser(
+        "checkin",
+        parents=[common],
+        help="floating license: give the seat back (a borrowed one too)",
+        secrets=secrets,
     )
     return parser
 

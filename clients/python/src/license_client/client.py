@@ -20,6 +20,10 @@ installation, product and time) that only its own response may answer, and
 `deactivation-proof.json`, the last deactivation proof, kept so it can be written out again.
 An offline activation's `activation.json` also holds its `deactivation_secret` (its
 `source` there is for people reading the file; the kit reads the certificate's).
+
+A floating license keeps its lease in `lease.json` instead (see `leases`): validation reads
+the lease's certificate when no activation is stored, valid until the lease's end (no grace
+period beyond it), then `LEASE_EXPIRED`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from . import jws, offline
+from . import jws, leases, offline
 from . import results as r
 from .errors import (
     InvalidCertificate,
@@ -49,6 +53,7 @@ from .errors import (
     UntrustedResponse,
 )
 from .installation import installation_id as derive_installation_id
+from .leases import Lease, LeaseStatus
 from .results import Status, Validation
 from .storage import Store, atomic_write, default_data_dir
 from .transport import Api, Transport
@@ -59,7 +64,7 @@ STATE_FILE = "state.json"
 PENDING_FILE = "offline-request.json"
 PROOF_FILE = "deactivation-proof.json"
 # the server's verdicts that keep holding offline until an online check says otherwise
-STICKY_VERDICTS = (r.DEACTIVATED, r.SUSPENDED, r.EXPIRED, r.BAD_SIGNATURE)
+STICKY_VERDICTS = (r.DEACTIVATED, r.SUSPENDED, r.EXPIRED, r.BAD_SIGNATURE, r.LEASE_EXPIRED)
 # the latest time seen is written at most this often: validating stays cheap, and a rollback
 # that stays within this window is below any useful tolerance anyway
 LAST_SEEN_WRITE_INTERVAL = timedelta(minutes=1)
@@ -99,8 +104,11 @@ class LicenseClient:
         installation_id: overrides the derived installation ID (also
             `$LICENSE_CLIENT_INSTALLATION_ID`).
         namespace: what the installation ID is hashed with (default: the product code).
-        remember_password: keep the password for `deactivate()` and certificate refreshes.
+        remember_password: keep the password for `deactivate()` and certificate refreshes
+            (and, for a floating license, for `checkout()` without arguments).
         transport, sleep: the HTTP seam and the backoff's sleep; for tests.
+        wait: what the heartbeat thread waits between heartbeats with (`wait(seconds)`);
+            default an interruptible wait that `checkin()` ends; for tests.
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class LicenseClient:
         transport: Transport | None = None,
         sleep: Callable[[float], None] | None = None,
         backoff: float = 0.5,
+        wait: Callable[[float], Any] | None = None,
     ) -> None:
         self.product = product
         self.namespace = namespace or product or "default"
@@ -142,6 +151,18 @@ class LicenseClient:
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._last_seen_mem: datetime | None = None
+        self._leases = leases.Leases(
+            self.store,
+            clock,
+            self._lock,
+            api=self._api,
+            verify=self._verify_server_certificate,
+            installation_id=lambda: self.installation_id,
+            product=product,
+            remember_password=remember_password,
+            backoff=backoff,
+            wait=wait,
+        )
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -459,6 +480,75 @@ class LicenseClient:
                 details={"problem": problem[0].lower()},
             )
 
+    # -- floating licenses (leases; see `license_client.leases`) -----------------------------
+
+    def checkout(
+        self,
+        license_id: str | None = None,
+        password: str | None = None,
+        *,
+        borrow_until: datetime | None = None,
+        machine_name: str | None = None,
+        on_lost: Callable[[LeaseStatus], Any] | None = None,
+        heartbeat: bool = True,
+    ) -> Lease:
+        """Take a seat of a floating license; a daemon thread keeps it (every third of the
+        lease period) until `checkin()`, which also runs at exit and on SIGTERM.
+
+        The license ID and password are remembered (`lease.json`): later calls may omit
+        them. Idempotent: the lease held (or a borrowed one still running, with no network)
+        comes back. If the lease ends and checking out again fails, the status turns `lost`
+        and `on_lost(status)` is called from the thread. `heartbeat=False`: no thread, call
+        `heartbeat()` yourself. Raises `NoSeatsAvailable` (`.machines`: who holds the seats
+        and until when), `NodeLockedLicense`, `BorrowNotAllowed`, `InvalidCredentials`, ...
+
+        >>> lease = client.checkout("L-7KQX-M2PD", "the password", on_lost=warn_user)
+        """
+        return self._leases.checkout(
+            license_id, password, machine_name, borrow_until, on_lost, heartbeat
+        )
+
+    def borrow(
+        self,
+        days: float,
+        license_id: str | None = None,
+        password: str | None = None,
+        *,
+        machine_name: str | None = None,
+    ) -> Lease:
+        """Borrow a seat for `days` (at most the license's `max_borrow_days`): no heartbeat,
+        valid offline until its end in any later process; `checkin()` returns it early.
+        Raises `BorrowNotAllowed` (`.max_borrow_days`, `.latest`) and checkout's errors."""
+        return self._leases.borrow(days, license_id, password, machine_name)
+
+    def checkin(self) -> Lease:
+        """Stop the heartbeat and give the seat back (a borrowed one too); the lease given
+        back. Raises `NotCheckedOut` when none is held, the server's errors otherwise (the
+        stored lease then stays, to check in later)."""
+        lease = self._leases.checkin()
+        assert lease is not None  # not quiet: None is raised as NotCheckedOut
+        return lease
+
+    def heartbeat(self) -> LeaseStatus:
+        """One heartbeat now, as the thread does it (for `checkout(heartbeat=False)`)."""
+        return self._leases.heartbeat()
+
+    def lease_status(self) -> LeaseStatus:
+        """Where the lease stands: `state` (`none`, `live`, `retrying`, `borrowed`, `lost`),
+        `reason`, `lease`, `error`, `next_heartbeat_at`; no network."""
+        return self._leases.status()
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease this installation may use now, or None (none, ended or lost)."""
+        status = self._leases.status()
+        return status.lease if status.held else None
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether the lease ended and could not be checked out again (stop the work)."""
+        return self._leases.status().lost
+
     # -- features ---------------------------------------------------------------------------
 
     def has_feature(self, code: str) -> bool:
@@ -504,17 +594,24 @@ class LicenseClient:
         validation = self.validate(online=online)
         with self._lock:
             activation = self._activation() or {}
+            lease = None if activation else leases.held_lease(self._read(leases.LEASE_FILE))
             state = self._state()
-            claims = _unverified_claims(activation.get("certificate"))
+            claims = _unverified_claims(
+                activation.get("certificate") or (lease.certificate if lease else None)
+            )
             last_ok = offline.parse_time(state.get("last_online_ok")) if activation else None
             return Status(
                 activated=bool(activation),
                 installation_id=self.installation_id,
                 data_dir=str(self.store.folder),
                 validation=validation,
-                server=self.base_url or _str(activation.get("server")),
-                license_id=_str(activation.get("license_id")),
-                machine_name=_str(activation.get("machine_name")),
+                server=self.base_url
+                or _str(activation.get("server"))
+                or (lease.server if lease else None),
+                license_id=_str(activation.get("license_id"))
+                or (claims.license_id if claims else None),
+                machine_name=_str(activation.get("machine_name"))
+                or (claims.machine_name if claims else None),
                 product=claims.product if claims else None,
                 customer_id=claims.customer_id if claims else None,
                 activated_at=offline.parse_time(activation.get("activated_at")),
@@ -528,6 +625,7 @@ class LicenseClient:
                     if activation
                     else None
                 ),
+                lease=lease.to_dict() if lease else None,
             )
 
     @property
@@ -543,8 +641,8 @@ class LicenseClient:
 
     def _check_offline(self, now: datetime) -> tuple[Validation, jws.Certificate | None]:
         """The offline validation, and the certificate when its signature verified."""
-        activation = self._activation()
-        if activation is None or not isinstance(activation.get("certificate"), str):
+        activation = self._held()
+        if activation is None:
             return self._result(now, r.NOT_ACTIVATED, "This installation is not activated."), None
         keys = self._pinned or self._cached_keys()
         if not keys:
@@ -569,9 +667,19 @@ class LicenseClient:
                 now, r.CLOCK_ROLLBACK, rollback, certificate=certificate
             ), certificate
         expires = certificate.expires_at
+        lease = leases.is_lease(certificate)
         if expires is not None and now >= expires:
+            if lease:
+                reason = f"The lease ended on {_iso(expires)}; check out again."
+                return self._result(
+                    now, r.LEASE_EXPIRED, reason, certificate=certificate
+                ), certificate
             reason = f"The license expired on {_iso(expires)}."
             return self._result(now, r.EXPIRED, reason, certificate=certificate), certificate
+        ending = activation.get("ended") if lease else None
+        if isinstance(ending, dict) and isinstance(ending.get("code"), str):
+            reason = _str(ending.get("reason")) or "The license server ended the lease."
+            return self._result(now, ending["code"], reason, certificate=certificate), certificate
         verdict = state.get("verdict")
         if (
             isinstance(verdict, dict)
@@ -588,10 +696,13 @@ class LicenseClient:
         features = self._features(certificate, state, keys)
         self._set_last_seen(state, now)
         until = f" until {_iso(expires)}" if expires else " (perpetual)"
+        what = "lease" if lease else "certificate"
+        if lease and certificate.claims.get("borrowed") is True:
+            what = "borrowed lease"
         return self._result(
             now,
             r.VALID,
-            f"The certificate is valid{until}.",
+            f"The {what} is valid{until}.",
             certificate=certificate,
             valid=True,
             features=features,
@@ -599,8 +710,8 @@ class LicenseClient:
 
     def _validate_online(self) -> Validation:
         now = self.clock()
-        activation = self._activation()
-        if activation is None or not isinstance(activation.get("certificate"), str):
+        activation = self._held()
+        if activation is None:
             return self._result(now, r.NOT_ACTIVATED, "This installation is not activated.")
         token = activation["certificate"]
         claims = _unverified_claims(token)
@@ -655,7 +766,8 @@ class LicenseClient:
         self.store.write_json(STATE_FILE, state)
         self._cache.pop(STATE_FILE, None)
         if valid:
-            self._refresh(api, activation, claims, expires)
+            if not leases.is_lease(claims):  # a lease is renewed by its heartbeat instead
+                self._refresh(api, activation, claims, expires)
             reason = "The license server confirmed the license."
         else:
             reason = f"The license server says {code}."
@@ -666,7 +778,10 @@ class LicenseClient:
             certificate=claims,
             valid=valid,
             online=True,
-            expires_at=expires if "expires_at" in answer else claims.expires_at,
+            # a lease ends before the license does: its certificate's exp
+            expires_at=expires
+            if "expires_at" in answer and not leases.is_lease(claims)
+            else claims.expires_at,
             features=features,
         )
 
@@ -711,6 +826,13 @@ class LicenseClient:
         local, certificate = self._check_offline(now)
         if not local.valid:
             return local
+        if certificate is not None and leases.is_lease(certificate):
+            # a lease has no grace period: its certificate holds until the lease's end
+            return self._copy(
+                local,
+                reason=f"The license server cannot be reached ({error.message}); the lease is "
+                f"valid offline until it ends, {_iso(certificate.expires_at)}.",
+            )
         if certificate is not None and _activated_offline(certificate):
             # activated from a response file: the machine is air-gapped by design, so no
             # grace period runs out; the signed certificate (and its expiry) decides. Its
@@ -862,6 +984,14 @@ class LicenseClient:
             raise InvalidCertificate("The server's certificate names another installation.")
         return certificate
 
+    def _verify_server_certificate(self, token: Any, api: Api) -> jws.Certificate:
+        """A certificate the server just answered (a lease's), verified with the pinned or
+        cached keys (fetched first when there are none)."""
+        keys = self._pinned or self._cached_keys()
+        if not keys:
+            keys = self._fetch_keys(api)
+        return self._verify_new(token, keys, api)
+
     def _refresh(
         self,
         api: Api,
@@ -913,6 +1043,23 @@ class LicenseClient:
 
     def _activation(self) -> dict[str, Any] | None:
         return self._read(ACTIVATION_FILE)
+
+    def _held(self) -> dict[str, Any] | None:
+        """What validation reads: the stored activation, else a floating license's stored
+        lease (as `{certificate, server, license_id, ended}`); None when neither is."""
+        activation = self._activation()
+        if activation is not None and isinstance(activation.get("certificate"), str):
+            return activation
+        document = self._read(leases.LEASE_FILE)
+        record = document.get("lease") if document else None
+        if not isinstance(record, dict) or not isinstance(record.get("certificate"), str):
+            return None
+        return {
+            "certificate": record["certificate"],
+            "server": document.get("server"),
+            "license_id": document.get("license_id"),
+            "ended": record.get("ended"),
+        }
 
     def _state(self) -> dict[str, Any]:
         return dict(self._read(STATE_FILE) or {})

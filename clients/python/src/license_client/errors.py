@@ -7,7 +7,10 @@ turns that into the matching `LicenseError` subclass, so product code can write
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
+
+from .times import parse_time
 
 
 class LicenseError(Exception):
@@ -41,25 +44,57 @@ class InvalidCredentials(LicenseError):
     default_message = "The license ID or the password is wrong."
 
 
+class SeatHolder(str):
+    """A machine that holds a seat: its name (the string itself), and for a floating
+    license's lease until when (`expires_at`) and whether it is `borrowed`.
+
+    A plain `str` to code that only wants names (`", ".join(error.machines)`);
+    `describe()` says it for a person: "CAD-WS-01 (until 2030-01-15 09:15 UTC)".
+    """
+
+    expires_at: datetime | None
+    borrowed: bool
+
+    def __new__(
+        cls, name: str, expires_at: datetime | None = None, borrowed: bool = False
+    ) -> SeatHolder:
+        holder = super().__new__(cls, name)
+        holder.expires_at = expires_at
+        holder.borrowed = borrowed
+        return holder
+
+    @property
+    def machine_name(self) -> str:
+        return str(self)
+
+    def describe(self) -> str:
+        if self.expires_at is None:
+            return str(self)
+        when = self.expires_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return f"{self} ({'borrowed until' if self.borrowed else 'until'} {when})"
+
+
 class NoSeatsAvailable(LicenseError):
-    """Every seat of the license is in use; `machines` names the machines that hold them."""
+    """Every seat of the license is in use; `machines` names the machines that hold them
+    (each a `SeatHolder`: a name that also knows until when it holds the seat)."""
 
     code = "no_seats_available"
     default_message = "Every seat of this license is in use."
 
     @property
-    def machines(self) -> list[str]:
-        """Machine names from the error's details, whichever shape the server sends."""
+    def machines(self) -> list[SeatHolder]:
+        """The machines from the error's details, whichever shape the server sends."""
         details = self.details
-        for key in ("machine_names", "machines"):
+        for key in ("machine_names", "machines", "installations", "active_installations"):
             value = details.get(key)
             if isinstance(value, list):
-                return [_machine_name(item) for item in value if _machine_name(item)]
-        for key in ("installations", "active_installations"):
-            value = details.get(key)
-            if isinstance(value, list):
-                return [_machine_name(item) for item in value if _machine_name(item)]
+                holders = (_seat_holder(item) for item in value)
+                return [holder for holder in holders if holder]
         return []
+
+    def describe_machines(self) -> str:
+        """ "CAD-WS-01 (until 2030-01-15 09:15 UTC), LAPTOP-3 (borrowed until …)"."""
+        return ", ".join(holder.describe() for holder in self.machines)
 
     @property
     def seats(self) -> int | None:
@@ -88,6 +123,63 @@ class TooManyAttempts(LicenseError):
         if retry_after is None:
             retry_after = _number(self.details.get("retry_after"))
         self.retry_after = retry_after
+
+
+class NodeLockedLicense(LicenseError):
+    """A lease was asked of a node-locked license: activate it instead."""
+
+    code = "node_locked_license"
+    default_message = "This license is node-locked: activate it instead."
+
+
+class FloatingLicense(LicenseError):
+    """An activation was asked of a floating license: check out a lease instead."""
+
+    code = "floating_license"
+    default_message = "This license is floating: check out a lease instead."
+
+
+class BorrowNotAllowed(LicenseError):
+    """The license does not lend a seat that long (or at all); `max_borrow_days` is its
+    limit (0: no borrowing) and `latest` the latest end a borrow may have now."""
+
+    code = "borrow_not_allowed"
+    default_message = "This license does not allow borrowing a seat that long."
+
+    @property
+    def max_borrow_days(self) -> int | None:
+        value = self.details.get("max_borrow_days")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def latest(self) -> datetime | None:
+        return parse_time(self.details.get("latest"))
+
+
+class LeaseExpired(LicenseError):
+    """The lease ended (lapsed, revoked in the portal, or checked in): check out again.
+    `reason` is `expired`, `revoked` or `checked_in` when the server says which."""
+
+    code = "lease_expired"
+    default_message = "The lease has ended; check out again."
+
+    @property
+    def lease_id(self) -> str | None:
+        value = self.details.get("lease_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def reason(self) -> str | None:
+        value = self.details.get("reason")
+        return value if isinstance(value, str) else None
+
+
+class InvalidLeaseToken(LicenseError):
+    """The server does not know this lease with this token (another process of this
+    installation checked out since, which replaced the token)."""
+
+    code = "invalid_lease_token"
+    default_message = "The lease is unknown or its token was replaced."
 
 
 class ValidationError(LicenseError):
@@ -139,6 +231,13 @@ class NotActivated(LicenseError):
 
     code = "not_activated"
     default_message = "This installation is not activated."
+
+
+class NotCheckedOut(NotActivated):
+    """This installation holds no lease of a floating license (check out first)."""
+
+    code = "not_checked_out"
+    default_message = "This installation holds no lease."
 
 
 class StorageError(LicenseError):
@@ -200,6 +299,11 @@ ERRORS_BY_CODE: dict[str, type[LicenseError]] = {
         TooManyAttempts,
         ValidationError,
         ServiceUnavailable,
+        NodeLockedLicense,
+        FloatingLicense,
+        BorrowNotAllowed,
+        LeaseExpired,
+        InvalidLeaseToken,
     )
 }
 # the gateway's other "bad input" codes mean the same thing to a product
@@ -228,13 +332,15 @@ def from_response(status: int, body: Any, retry_after: float | None = None) -> L
     )
 
 
-def _machine_name(item: Any) -> str:
+def _seat_holder(item: Any) -> SeatHolder | None:
     if isinstance(item, str):
-        return item
+        return SeatHolder(item) if item else None
     if isinstance(item, dict):
         name = item.get("machine_name") or item.get("name")
-        return name if isinstance(name, str) else ""
-    return ""
+        if isinstance(name, str) and name:
+            expires = parse_time(item.get("expires_at"))
+            return SeatHolder(name, expires, item.get("borrowed") is True)
+    return None
 
 
 def _number(value: Any) -> float | None:

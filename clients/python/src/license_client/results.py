@@ -12,6 +12,7 @@ EXPIRED = "EXPIRED"
 SUSPENDED = "SUSPENDED"
 DEACTIVATED = "DEACTIVATED"
 BAD_SIGNATURE = "BAD_SIGNATURE"
+LEASE_EXPIRED = "LEASE_EXPIRED"  # a floating license's lease ended (lapsed, revoked, returned)
 # the client's own
 NOT_ACTIVATED = "NOT_ACTIVATED"
 MALFORMED = "MALFORMED"
@@ -60,7 +61,8 @@ class Validation:
 
 @dataclass(frozen=True)
 class Status:
-    """What this installation holds: the stored activation and a validation of it."""
+    """What this installation holds: the stored activation (or, for a floating license, the
+    stored lease: `lease`) and a validation of it."""
 
     activated: bool
     installation_id: str
@@ -78,6 +80,8 @@ class Status:
     features: tuple[str, ...] = ()
     # "online" or "offline": how the stored certificate was obtained
     source: str | None = None
+    # a floating license's stored lease (`Lease.to_dict()`: no token) instead of an activation
+    lease: dict[str, Any] | None = None
 
     @property
     def valid(self) -> bool:

@@ -15,12 +15,21 @@ session: `portal.respond_offline(license_id, request_text)` returns the response
 and `portal.deactivate_offline(license_id, proof_text)` frees the seat (also as
 `POST /api/v1/licenses/{id}/offline-activations` `{"request"}` and
 `.../offline-deactivations` `{"proof"}`).
+
+Floating licenses (`add_license(..., model="floating", lease_seconds=60, max_borrow_days=7)`)
+lend leases as the portal does: `POST /api/v1/leases` (201 new, 200 the installation's own
+lease with a new token; 409 `no_seats_available` naming the machines and until when; 422
+`borrow_not_allowed`), `POST /api/v1/leases/{id}/heartbeat` and `DELETE /api/v1/leases/{id}`
+with `Authorization: Bearer <lease_token>` (401 `invalid_lease_token`, 410 `lease_expired`),
+and `portal.revoke_lease(license_id, lease_id)` as an owner in the portal does. A lease
+lapses at its `expires_at` by the fake's clock; `portal.live_leases(license_id)` lists them.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import re
 import secrets
@@ -28,7 +37,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -51,6 +60,25 @@ REQUEST_FIELDS = (
 )
 PROOF_FIELDS = ("type", "version", "license_id", "installation_id", "deactivated_at", "secret")
 _OFFLINE_ROUTE = re.compile(r"\A/api/v1/licenses/([^/]+)/offline-(activations|deactivations)\Z")
+_LEASE_ROUTE = re.compile(r"\A/api/v1/leases/([^/]+?)(/heartbeat)?\Z")
+_REVOKE_ROUTE = re.compile(r"\A/api/v1/licenses/([^/]+)/leases/([^/]+)/revoke\Z")
+
+
+@dataclass
+class FakeLease:
+    lease_id: str
+    installation_id: str
+    machine_name: str
+    token_hash: str  # SHA-256 hex of the lease token, as the portal keeps it
+    started_at: datetime
+    expires_at: datetime
+    borrowed: bool = False
+    status: str = "live"  # live | checked_in | revoked | expired
+    ended_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        return self.status == "live" and self.expires_at > now
 
 
 @dataclass
@@ -66,6 +94,10 @@ class FakeLicense:
     features: list[str] = field(default_factory=list)  # feature codes
     # installation ID → SHA-256 (hex) of its offline deactivation secret, as the portal keeps
     offline_secrets: dict[str, str] = field(default_factory=dict)
+    model: str = "node_locked"  # node_locked | floating
+    lease_seconds: int | None = None  # floating: one lease period (default 900)
+    max_borrow_days: int | None = None  # floating: 0 = no borrowing (default 7)
+    leases: dict[str, FakeLease] = field(default_factory=dict)  # lease ID → lease
 
 
 class FakePortal(Transport):
@@ -81,10 +113,14 @@ class FakePortal(Transport):
         self.down = False  # every request fails as a refused connection
         self.failures: list[int] = []  # statuses to answer the next requests with
         self.lock = threading.Lock()
+        self._lease_numbers = itertools.count(1)
 
     # -- set-up -----------------------------------------------------------------------------
 
     def add_license(self, license_id: str, password: str, **kwargs: Any) -> FakeLicense:
+        if kwargs.get("model") == "floating":
+            kwargs.setdefault("lease_seconds", 900)
+            kwargs.setdefault("max_borrow_days", 7)
         license_ = FakeLicense(license_id, password, **kwargs)
         self.licenses[license_id] = license_
         return license_
@@ -102,6 +138,7 @@ class FakePortal(Transport):
         installation_id: str,
         machine: str,
         nonce: str | None = None,
+        lease: FakeLease | None = None,
     ) -> str:
         """A certificate as licensing signs it; with the offline request's `nonce`, one made
         by offline activation (claims `source: "offline"` and `nonce`, which online
@@ -119,6 +156,13 @@ class FakePortal(Transport):
             claims["exp"] = int(license_.expires_at.timestamp())
         if nonce is not None:
             claims.update(source="offline", nonce=nonce)
+        if lease is not None:  # a lease's: its exp is the lease's end
+            claims.update(
+                lease_id=lease.lease_id,
+                model="floating",
+                borrowed=lease.borrowed,
+                exp=int(lease.expires_at.timestamp()),
+            )
         return jws.sign(claims, self.key, self.kid)
 
     # -- Transport ----------------------------------------------------------------------------
@@ -129,18 +173,22 @@ class FakePortal(Transport):
         if self.down:
             raise ConnectionRefusedError(111, "Connection refused")
         payload = json.loads(body) if body else None
-        status, document, extra = self.handle(method, urlsplit(url).path, payload)
+        status, document, extra = self.handle(method, urlsplit(url).path, payload, headers)
         data = b"" if document is None else json.dumps(document).encode("utf-8")
         return Response(status, {"content-type": "application/json", **extra}, data)
 
-    def handle(self, method: str, path: str, payload: Any) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, method: str, path: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         with self.lock:
             self.requests.append((method, path, payload))
-            answer = self._route(method, path, payload)
+            answer = self._route(method, path, payload, _bearer(headers or {}))
             self.answers.append((path, answer[0]))
             return answer
 
-    def _route(self, method: str, path: str, payload: Any) -> tuple[int, Any, dict[str, str]]:
+    def _route(
+        self, method: str, path: str, payload: Any, token: str | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
         if self.failures:
             status = self.failures.pop(0)
             code = {429: "too_many_attempts", 503: "service_unavailable"}.get(status, "error")
@@ -150,7 +198,16 @@ class FakePortal(Transport):
             ("POST", "/api/v1/activations"): self._activate,
             ("POST", "/api/v1/deactivations"): self._deactivate,
             ("POST", "/api/v1/validations"): self._validate,
+            ("POST", "/api/v1/leases"): self._checkout,
         }.get((method, path))
+        lease_route = _LEASE_ROUTE.match(path)
+        if lease_route is not None and route is None:
+            lease_id, heartbeat = lease_route.groups()
+            if (method, bool(heartbeat)) in (("POST", True), ("DELETE", False)):
+                return self._lease_call(lease_id, token, heartbeat=bool(heartbeat))
+        revoke = _REVOKE_ROUTE.match(path) if method == "POST" else None
+        if revoke is not None:
+            return self._revoke_route(*revoke.groups())
         offline = _OFFLINE_ROUTE.match(path) if method == "POST" else None
         if offline is not None:
             license_id, kind = offline.groups()
@@ -187,6 +244,9 @@ class FakePortal(Transport):
             return 403, _error("license_suspended", "the license is suspended"), {}
         if license_.expires_at is not None and license_.expires_at <= self.clock():
             return 403, _error("license_expired", "the license has expired"), {}
+        if license_.model == "floating":
+            message = "This license is floating: check out a lease instead."
+            return 409, _error("floating_license", message), {}
         installation = payload["installation_id"]
         status = 200
         if installation not in license_.installations:
@@ -210,6 +270,183 @@ class FakePortal(Transport):
             "status": "active",
         }
         return status, {"activation": activation, "certificate": certificate}, {}
+
+    # -- leases of floating licenses ----------------------------------------------------------
+
+    def live_leases(self, license_id: str) -> list[FakeLease]:
+        """The live leases of a license, oldest first."""
+        now = self.clock()
+        leases = self.licenses[license_id].leases.values()
+        return sorted((lease for lease in leases if lease.live(now)), key=lambda x: x.started_at)
+
+    def revoke_lease(self, license_id: str, lease_id: str) -> dict[str, Any]:
+        """Revoke a lease as an owner does in the portal; its next heartbeat gets 410."""
+        status, document, _ = self.handle(
+            "POST", f"/api/v1/licenses/{license_id}/leases/{lease_id}/revoke", {}
+        )
+        if status >= 400:
+            raise from_response(status, document)
+        return document
+
+    def _checkout(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        missing = [
+            k
+            for k in ("license_id", "password", "installation_id", "machine_name")
+            if not isinstance(payload.get(k), str) or not payload.get(k)
+        ]
+        if missing:
+            fields = {name: ["Missing data for required field."] for name in missing}
+            return 422, _error("validation_error", "invalid fields", {"fields": fields}), {}
+        found = self._credentials(payload)
+        if not isinstance(found, FakeLicense):
+            return found
+        license_ = found
+        now = self.clock()
+        if license_.status == "suspended":
+            return 403, _error("license_suspended", "the license is suspended"), {}
+        if license_.expires_at is not None and license_.expires_at <= now:
+            return 403, _error("license_expired", "the license has expired"), {}
+        if license_.model != "floating":
+            message = "This license is node-locked: activate it instead."
+            return 409, _error("node_locked_license", message), {}
+        period = timedelta(seconds=license_.lease_seconds or 900)
+        expires = now + period
+        borrowed = payload.get("borrow_until") is not None
+        if borrowed:
+            until = _parse_time(payload["borrow_until"])
+            if until is None or until <= now:
+                fields = {"borrow_until": ["Must be a future date-time."]}
+                return 422, _error("validation_error", "invalid fields", {"fields": fields}), {}
+            latest = now + timedelta(days=license_.max_borrow_days or 0)
+            if not license_.max_borrow_days or until > latest:
+                details = {"max_borrow_days": license_.max_borrow_days or 0, "latest": _iso(latest)}
+                message = (
+                    f"This license lends a seat for at most {details['max_borrow_days']} days."
+                )
+                return 422, _error("borrow_not_allowed", message, details), {}
+            expires = until
+        if license_.expires_at is not None:
+            expires = min(expires, license_.expires_at)
+        for lease in license_.leases.values():  # lapsed leases end at their expiry
+            if lease.status == "live" and lease.expires_at <= now:
+                lease.status, lease.ended_at = "expired", lease.expires_at
+        live = self.live_leases(license_.license_id)
+        installation = payload["installation_id"]
+        token = secrets.token_urlsafe(32)
+        mine = next((lease for lease in live if lease.installation_id == installation), None)
+        if mine is not None:  # the same lease again: a new token, extended
+            mine.token_hash = _sha256(token)
+            mine.expires_at = expires if borrowed else max(mine.expires_at, expires)
+            mine.borrowed = mine.borrowed or borrowed
+            mine.machine_name = payload["machine_name"]
+            return 200, self._lease_answer(license_, mine, token), {}
+        if len(live) >= license_.seats:
+            details = {
+                "license_id": license_.license_id,
+                "seats": license_.seats,
+                "machines": [
+                    {
+                        "machine_name": lease.machine_name,
+                        "expires_at": _iso(lease.expires_at),
+                        "borrowed": lease.borrowed,
+                    }
+                    for lease in live
+                ],
+            }
+            return 409, _error("no_seats_available", "every seat is in use", details), {}
+        number = next(self._lease_numbers)
+        lease = FakeLease(
+            lease_id=f"LS-{number:04d}-FAKE",
+            installation_id=installation,
+            machine_name=payload["machine_name"],
+            token_hash=_sha256(token),
+            started_at=now,
+            expires_at=expires,
+            borrowed=borrowed,
+        )
+        license_.leases[lease.lease_id] = lease
+        return 201, self._lease_answer(license_, lease, token), {}
+
+    def _lease_call(
+        self, lease_id: str, token: str | None, heartbeat: bool
+    ) -> tuple[int, Any, dict[str, str]]:
+        found = next(
+            (
+                (license_, license_.leases[lease_id])
+                for license_ in self.licenses.values()
+                if lease_id in license_.leases
+            ),
+            None,
+        )
+        if (
+            found is None
+            or token is None
+            or not secrets.compare_digest(found[1].token_hash, _sha256(token))
+        ):
+            return 401, _error("invalid_lease_token", "unknown lease or wrong token"), {}
+        license_, lease = found
+        now = self.clock()
+        if lease.status == "live" and lease.expires_at <= now:
+            lease.status, lease.ended_at = "expired", lease.expires_at
+        if not heartbeat:  # check-in: the seat is free at once; again is harmless
+            if lease.status == "live":
+                lease.status, lease.ended_at = "checked_in", now
+            return 204, None, {}
+        if lease.status != "live":
+            details = {
+                "lease_id": lease.lease_id,
+                "reason": lease.status,
+                "ended_at": _iso(lease.ended_at),
+            }
+            return 410, _error("lease_expired", "the lease has ended", details), {}
+        if license_.status == "suspended":
+            return 403, _error("license_suspended", "the license is suspended"), {}
+        expires = max(lease.expires_at, now + timedelta(seconds=license_.lease_seconds or 900))
+        if license_.expires_at is not None:
+            expires = min(expires, license_.expires_at)
+        lease.expires_at, lease.last_heartbeat_at = expires, now
+        answer = self._lease_answer(license_, lease, None)
+        return 200, answer, {}
+
+    def _revoke_route(self, license_id: str, lease_id: str) -> tuple[int, Any, dict[str, str]]:
+        license_ = self.licenses.get(license_id)
+        if license_ is None:
+            return 404, _error("license_not_found", "no such license"), {}
+        lease = license_.leases.get(lease_id)
+        if lease is None:
+            return 404, _error("lease_not_found", "no such lease"), {}
+        if lease.live(self.clock()):
+            lease.status, lease.ended_at = "revoked", self.clock()
+        return 200, self._lease_view(license_, lease), {}
+
+    def _lease_answer(
+        self, license_: FakeLicense, lease: FakeLease, token: str | None
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "lease": self._lease_view(license_, lease),
+            "certificate": self.certificate(
+                license_, lease.installation_id, lease.machine_name, lease=lease
+            ),
+        }
+        if token is not None:
+            answer["lease_token"] = token
+        return answer
+
+    @staticmethod
+    def _lease_view(license_: FakeLicense, lease: FakeLease) -> dict[str, Any]:
+        return {
+            "lease_id": lease.lease_id,
+            "license_id": license_.license_id,
+            "installation_id": lease.installation_id,
+            "machine_name": lease.machine_name,
+            "started_at": _iso(lease.started_at),
+            "expires_at": _iso(lease.expires_at),
+            "last_heartbeat_at": _iso(lease.last_heartbeat_at),
+            "borrowed": lease.borrowed,
+            "borrowed_until": _iso(lease.expires_at) if lease.borrowed else None,
+            "status": lease.status,
+            "ended_at": _iso(lease.ended_at),
+        }
 
     # -- offline activation -------------------------------------------------------------------
 
@@ -356,8 +593,15 @@ class FakePortal(Transport):
             }
         license_ = self.licenses.get(certificate.license_id or "")
         code = "VALID"
-        if license_ is None or certificate.installation_id not in license_.installations:
+        lease_id = certificate.claims.get("lease_id")
+        if lease_id is not None:
+            lease = license_.leases.get(lease_id) if license_ else None
+            if lease is None or not lease.live(self.clock()):
+                code = "LEASE_EXPIRED"
+        elif license_ is None or certificate.installation_id not in license_.installations:
             code = "DEACTIVATED"
+        if code != "VALID" or license_ is None:
+            pass
         elif license_.status == "suspended":
             code = "SUSPENDED"
         elif license_.expires_at is not None and license_.expires_at <= self.clock():
@@ -407,6 +651,33 @@ def _offline_file(
     return document
 
 
+def _bearer(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if name.lower() == "authorization" and value.startswith("Bearer "):
+            return value[len("Bearer ") :].strip() or None
+    return None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _error(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -426,7 +697,9 @@ def serve(portal: FakePortal) -> Iterator[str]:
             if portal.down:
                 self.close_connection = True
                 return
-            status, document, extra = portal.handle(self.command, urlsplit(self.path).path, payload)
+            status, document, extra = portal.handle(
+                self.command, urlsplit(self.path).path, payload, dict(self.headers.items())
+            )
             data = b"" if document is None else json.dumps(document).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -436,7 +709,7 @@ def serve(portal: FakePortal) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _answer
+        do_GET = do_POST = do_DELETE = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet tests

@@ -92,8 +92,15 @@ class Api:
         self.max_backoff = max_backoff
         self.sleep = sleep
 
-    def call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        """The decoded JSON answer of a 2xx, else the matching `LicenseError`.
+    def call(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Any:
+        """The decoded JSON answer of a 2xx (None for an empty one, e.g. 204), else the
+        matching `LicenseError`. `token` goes as `Authorization: Bearer` (a lease's token).
 
         Network errors and 502/503/504 are retried `retries` times, waiting
         `backoff * 2**attempt` seconds with jitter (or the server's `Retry-After`), capped at
@@ -102,6 +109,8 @@ class Api:
         url = self.base_url + path
         body = None if payload is None else json.dumps(payload).encode("utf-8")
         headers = {"Accept": "application/json", "User-Agent": f"license-client/{__version__}"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         if body is not None:
             headers["Content-Type"] = "application/json"
         attempt = 0

@@ -1,0 +1,172 @@
+"""`license-client checkout|borrow|checkin` over real loopback HTTP: what an office user
+types to try a floating license, the messages naming who holds the seats, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from license_client import cli
+from license_client.testing import FakePortal, serve
+
+PASSWORD = "Copper-Kettle-17"
+FLOATING = "LIC-FLOT-0001"
+
+
+@pytest.fixture
+def portal() -> FakePortal:
+    portal = FakePortal()
+    expiry = datetime.now(timezone.utc) + timedelta(days=30)
+    portal.add_license(
+        FLOATING, PASSWORD, seats=1, model="floating", lease_seconds=600, expires_at=expiry
+    )
+    return portal
+
+
+@pytest.fixture
+def server(portal):
+    with serve(portal) as url:
+        yield url
+
+
+@pytest.fixture
+def run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", "cli-laptop")
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_borrow_status_offline_and_checkin(run, server, portal):
+    code, out, _ = run(
+        "--server", server, "borrow", FLOATING, "--days", "3", "--machine-name", "LAPTOP-7",
+        "--password", PASSWORD,
+    )  # fmt: skip
+    assert code == cli.EXIT_OK, out
+    assert f"Borrowed a seat of license {FLOATING} until" in out
+    assert "license-client checkin" in out
+    assert [lease.machine_name for lease in portal.live_leases(FLOATING)] == ["LAPTOP-7"]
+
+    portal.down = True  # on the train
+    code, out, _ = run("status", "--offline")
+    assert code == cli.EXIT_OK
+    assert out.startswith("Lease LS-") and "VALID, checked offline" in out
+    assert "borrowed" in out and "yes" in out
+    code, out, _ = run("status", "--json", "--retries", "0")
+    document = json.loads(out)
+    assert code == cli.EXIT_OK and document["validation"]["valid"]
+    assert document["lease"]["borrowed"] and "lease_token" not in out
+
+    code, out, _ = run("checkout")  # the borrowed seat, with no network
+    assert code == cli.EXIT_OK and "has borrowed a seat" in out and "nothing to hold" in out
+
+    portal.down = False
+    code, out, _ = run("checkin")
+    assert code == cli.EXIT_OK and "its seat is free" in out
+    assert portal.live_leases(FLOATING) == []
+    code, _, err = run("checkin")
+    assert code == cli.EXIT_NOT_ACTIVATED and "holds no lease" in err
+    code, _, _ = run("status", "--offline")
+    assert code == cli.EXIT_NOT_ACTIVATED
+
+
+def test_borrowing_too_long_is_refused_with_the_limit(run, server):
+    code, _, err = run("--server", server, "borrow", FLOATING, "--days", "30", stdin=PASSWORD)
+    assert code == cli.EXIT_REFUSED
+    assert "At most 7 days (until" in err
+    code, _, err = run("--server", server, "borrow", FLOATING, "--days", "0", stdin=PASSWORD)
+    assert code == cli.EXIT_USAGE
+
+
+def test_no_seat_names_the_machines_and_until_when(run, server, portal, monkeypatch, tmp_path):
+    run("--server", server, "borrow", FLOATING, "--days", "2", "--machine-name", "LAPTOP-7",
+        "--password", PASSWORD)  # fmt: skip
+    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", "cli-ws-2")
+    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "ws-2"))
+    code, _, err = run("--server", server, "checkout", FLOATING, "--password", PASSWORD)
+    assert code == cli.EXIT_REFUSED
+    assert "In use on: LAPTOP-7 (borrowed until " in err
+    code, out, _ = run("--server", server, "checkout", FLOATING, "--password", PASSWORD, "--json")
+    assert code == cli.EXIT_REFUSED
+    error = json.loads(out)["error"]
+    assert error["code"] == "no_seats_available"
+    assert error["details"]["machines"][0]["machine_name"] == "LAPTOP-7"
+
+
+def test_checkout_of_a_node_locked_license_says_activate(run, server, portal):
+    portal.add_license("LIC-NODE-0001", PASSWORD, seats=1)
+    code, _, err = run("--server", server, "checkout", "LIC-NODE-0001", "--password", PASSWORD)
+    assert code == cli.EXIT_REFUSED and "activate it instead" in err
+
+
+def test_checkout_without_a_license_id_is_a_usage_error(run, server):
+    code, _, err = run("--server", server, "checkout", "--password", PASSWORD)
+    assert code == cli.EXIT_USAGE and "pass the license ID" in err
+
+
+def _hold(server: str, tmp_path, *extra: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "LICENSE_CLIENT_DATA_DIR": str(tmp_path / "ws"),
+        "LICENSE_CLIENT_INSTALLATION_ID": "cli-ws-1",
+        "LICENSE_CLIENT_PASSWORD": PASSWORD,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "license_client", "--server", server, "checkout", FLOATING,
+         "--machine-name", "CAD-WS-01", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_checkout_holds_the_seat_until_ctrl_c_or_sigterm(server, portal, tmp_path, signum):
+    process = _hold(server, tmp_path)
+    try:
+        first = process.stdout.readline()
+        second = process.stdout.readline()  # printed once the seat is held
+        assert first.startswith(f"Checked out a seat of license {FLOATING} on CAD-WS-01"), first
+        assert "renewed every 200 s" in first
+        assert "press Ctrl-C" in second
+        assert [lease.machine_name for lease in portal.live_leases(FLOATING)] == ["CAD-WS-01"]
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == cli.EXIT_OK, err
+    assert "Checked in lease LS-" in out and "the seat is free" in out
+    assert portal.live_leases(FLOATING) == []
+    assert [lease.status for lease in portal.licenses[FLOATING].leases.values()] == ["checked_in"]
+
+
+def test_checkout_json_prints_one_document_then_holds(server, portal, tmp_path):
+    process = _hold(server, tmp_path, "--json")
+    try:
+        lines = []
+        while not lines or lines[-1] != "}\n":
+            lines.append(process.stdout.readline())
+        document = json.loads("".join(lines))
+        assert document["license_id"] == FLOATING and "lease_token" not in document
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == cli.EXIT_OK and out == ""
+    assert "Checked in lease" in err

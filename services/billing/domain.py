@@ -30,6 +30,14 @@ INTERVALS = ("month", "year")
 MAX_AMOUNT = 10**12  # minor units: far above any plausible charge, far below int64
 MAX_SEATS = 10_000
 
+# how a plan's licenses count seats (licensing's `licenses.model`, DESIGN §13): per machine
+# activated, or per lease checked out at the moment
+NODE_LOCKED, FLOATING = "node_locked", "floating"
+MODELS = (NODE_LOCKED, FLOATING)
+# a floating license's lease period and borrowing limit: licensing's bounds and defaults
+LEASE_SECONDS_MIN, LEASE_SECONDS_MAX, LEASE_SECONDS_DEFAULT = 60, 86_400, 900
+BORROW_DAYS_MAX, BORROW_DAYS_DEFAULT = 90, 7
+
 # Dunning: after a failed renewal charge, try again this long after the first failure;
 # when the last retry fails too, the recurring payment is past due.
 DUNNING_RETRY_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(days=5))
@@ -186,6 +194,11 @@ class Order:
     actor: dict[str, Any] | None = None
     # the plan's feature codes when priced: what the buyer saw is what the license gets
     features: list[str] = dataclasses.field(default_factory=list)
+    # the plan's license model when priced (`LicenseTerms`; orders written before floating
+    # licenses: node-locked)
+    model: str = NODE_LOCKED
+    lease_seconds: int | None = None
+    max_borrow_days: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -205,6 +218,40 @@ def feature_codes(codes: Iterable[str] | None) -> list[str]:
     ['dynamics', 'steel']
     """
     return sorted(set(codes or ()))
+
+
+@dataclass(frozen=True)
+class LicenseTerms:
+    """How the licenses a plan sells count seats: `model`, and for a floating one its lease
+    period and borrowing limit (both None for node-locked)."""
+
+    model: str = NODE_LOCKED
+    lease_seconds: int | None = None
+    max_borrow_days: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def license_terms(
+    model: str | None, lease_seconds: int | None = None, max_borrow_days: int | None = None
+) -> LicenseTerms:
+    """The terms as stored and sent: None (a plan or payment older than floating licenses)
+    is node-locked, whose numbers are None; a floating one gets licensing's defaults for
+    the numbers not given. Bounds are the schema's to check.
+
+    >>> license_terms(None)
+    LicenseTerms(model='node_locked', lease_seconds=None, max_borrow_days=None)
+    >>> license_terms("floating", max_borrow_days=0)
+    LicenseTerms(model='floating', lease_seconds=900, max_borrow_days=0)
+    """
+    if model != FLOATING:
+        return LicenseTerms()
+    return LicenseTerms(
+        FLOATING,
+        LEASE_SECONDS_DEFAULT if lease_seconds is None else lease_seconds,
+        BORROW_DAYS_DEFAULT if max_borrow_days is None else max_borrow_days,
+    )
 
 
 def unknown_features(codes: Iterable[str], known: Iterable[str]) -> list[str]:

@@ -52,6 +52,11 @@ class Plan(BillingBase):
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: archived, off sale
     # the product's feature codes (licensing's) the plan grants, sorted; NULL for older plans
     features: Mapped[list[str] | None] = mapped_column(JSON)
+    # node_locked | floating (domain.MODELS; NULL for older plans: node-locked); a floating
+    # plan's lease period and borrowing limit, NULL for node-locked
+    model: Mapped[str | None] = mapped_column(String(16))
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_borrow_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -103,6 +108,10 @@ class Payment(BillingBase):
     # the plan's feature codes when paid: a plan changed later does not change what was
     # bought (NULL: paid before features, or no plan)
     features: Mapped[list[str] | None] = mapped_column(JSON)
+    # the plan's license model when paid, like its features (NULL: node-locked)
+    model: Mapped[str | None] = mapped_column(String(16))
+    lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_borrow_days: Mapped[int | None] = mapped_column(Integer)
     unit_amount: Mapped[int | None] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from common import identifiers
 from common.schemas import Code, CustomerId, LicenseId, StrictSchema, Text
@@ -43,6 +43,25 @@ class CreatePlan(StrictSchema):
     active = fields.Boolean(load_default=True)
     # codes of the product's features (licensing's `get_product`) the plan grants
     features = fields.List(Code(), load_default=list, validate=validate.Length(max=100))
+    # how its licenses count seats (DESIGN §13); the numbers only for floating, where
+    # `domain.license_terms` fills in licensing's defaults
+    model = fields.String(load_default=domain.NODE_LOCKED, validate=validate.OneOf(domain.MODELS))
+    lease_seconds = fields.Integer(
+        strict=True,
+        load_default=None,
+        validate=validate.Range(min=domain.LEASE_SECONDS_MIN, max=domain.LEASE_SECONDS_MAX),
+    )
+    max_borrow_days = fields.Integer(
+        strict=True, load_default=None, validate=validate.Range(min=0, max=domain.BORROW_DAYS_MAX)
+    )
+
+    @validates_schema
+    def _numbers_only_when_floating(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("model") == domain.FLOATING:
+            return
+        for name in ("lease_seconds", "max_borrow_days"):
+            if data.get(name) is not None:
+                raise ValidationError("Only a floating plan has this (model floating).", name)
 
 
 class CardIn(StrictSchema):

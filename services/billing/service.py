@@ -121,14 +121,18 @@ class BillingService:
         """A price for a product licensing sells, per seat and interval, in minor units.
 
         `{"code": "CADPRO-Yearly", "product_code": "CAD-PRO", "amount": 49000,
-        "currency": "EUR", "interval": "year", "features": ["steel"]}` → the plan, codes in
-        lower case, with the product's name and the feature codes it grants (of the
-        product's `features` in licensing; none by default): `{"code": "cadpro-yearly",
-        "product_code": "cad-pro", "product": {"code": "cad-pro", "name": "CAD Pro"},
-        "price": "EUR 490.00", "active": true, "features": ["steel"], …}`.
-        `product_not_found` (licensing does not know it), `product_archived` (off sale),
-        `unknown_feature` (422, naming a code the product lacks), `plan_exists` if the code
-        is taken.
+        "currency": "EUR", "interval": "year", "features": ["steel"], "model": "floating",
+        "lease_seconds": 900, "max_borrow_days": 7}` → the plan, codes in lower case, with
+        the product's name and the feature codes it grants (of the product's `features` in
+        licensing; none by default): `{"code": "cadpro-yearly", "product_code": "cad-pro",
+        "product": {"code": "cad-pro", "name": "CAD Pro"}, "price": "EUR 490.00", "active":
+        true, "features": ["steel"], "model": "floating", "lease_seconds": 900,
+        "max_borrow_days": 7, …}`. `model` node_locked (default) or floating; only a
+        floating plan takes `lease_seconds` (60 to 86400, default 900) and
+        `max_borrow_days` (0 to 90, 0: no borrowing; default 7): its licenses are issued so.
+        `validation_error` naming the field, `product_not_found` (licensing does not know
+        it), `product_archived` (off sale), `unknown_feature` (422, naming a code the
+        product lacks), `plan_exists` if the code is taken.
         """
         data = load(schemas.CreatePlan(), payload)
         product = self.licensing.get_product(data["product_code"])
@@ -160,8 +164,9 @@ class BillingService:
         (a purchase still checks the product before charging).
 
         → `[{"code", "product_code", "product": {"code", "name"}, "amount", "currency",
-        "price", "amount_formatted", "interval", "active", "archived_at", "features"}]`
-        (`features`: the feature codes the plan grants)
+        "price", "amount_formatted", "interval", "active", "archived_at", "features",
+        "model", "lease_seconds", "max_borrow_days"}]` (`features`: the feature codes the
+        plan grants; `model` node_locked or floating, the numbers null for node-locked)
         """
         if include_inactive is not True:
             try:
@@ -189,7 +194,8 @@ class BillingService:
         The request key (payload `request_key`, else the RPC request's) makes a repeat
         answer the first answer, never charge twice.
         Errors: `card_declined` / `insufficient_funds` (nothing created), `validation_error`
-        naming the field (expired card, plan not on sale, bad number), `product_not_found`,
+        naming the field (expired card, plan not on sale, bad number, a renewal with a plan
+        of the other license model than the license's), `product_not_found`,
         `product_archived`, `license_not_found`, `license_suspended` (403),
         `idempotency_key_reused` (the key with another request), `payment_unconfirmed`.
         """

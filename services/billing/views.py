@@ -33,8 +33,9 @@ def product_ref(code: str | None, name: str | None) -> dict[str, Any] | None:
 
 def plan_view(plan: Plan) -> dict[str, Any]:
     """`{code, product_code, product: {code, name}, amount, currency, price, interval,
-    active, archived_at, features}`; `active` false: archived, off sale; `features` the
-    product's feature codes the plan grants, sorted."""
+    active, archived_at, features, model, lease_seconds, max_borrow_days}`; `active` false:
+    archived, off sale; `features` the product's feature codes the plan grants, sorted;
+    `model` node_locked or floating (with its lease period and borrowing limit, else null)."""
     return {
         "code": plan.code,
         "product_code": plan.product_code,
@@ -47,7 +48,13 @@ def plan_view(plan: Plan) -> dict[str, Any]:
         "active": plan.active,
         "archived_at": iso(plan.archived_at),
         "features": domain.feature_codes(plan.features),
+        **license_terms(plan).to_dict(),
     }
+
+
+def license_terms(record: Plan | Payment) -> domain.LicenseTerms:
+    """The license model of a plan, or the one a payment bought (older ones: node-locked)."""
+    return domain.license_terms(record.model, record.lease_seconds, record.max_borrow_days)
 
 
 def payment_view(payment: Payment, license_id: str | None = None) -> dict[str, Any]:
@@ -188,7 +195,9 @@ def payment_succeeded(
 ) -> Event:
     """`payment_succeeded`: licensing issues (`new`) or extends (`renewal`) the license until
     `purchase.period_end`, with `purchase.features` (the plan's feature codes when paid:
-    a new license holds them, a renewed one gains them); `payment` is the receipt (with its
+    a new license holds them, a renewed one gains them) and `purchase.model`,
+    `lease_seconds`, `max_borrow_days` (the plan's license model when paid: a new license
+    is issued so, a renewal leaves the license's own); `payment` is the receipt (with its
     own period, for the email).
 
     `period_end` overrides the license's end (the demo's one event covers two periods, its
@@ -205,6 +214,7 @@ def payment_succeeded(
         "period_end": iso(period_end or payment.period_end),
         "license_id": payment.license_id,
         "features": domain.feature_codes(payment.features),
+        **license_terms(payment).to_dict(),
     }
     return (
         "payment_succeeded",

@@ -79,6 +79,7 @@ def seed_history(
                 channel="portal",
                 kind=kind,
                 features=domain.feature_codes(plan.features),
+                **views.license_terms(plan).to_dict(),
                 plan_code=plan.code,
                 product_code=plan.product_code,
                 product_name=plan.product_name,

@@ -33,8 +33,9 @@ def product_on_sale(product: Mapping[str, Any]) -> bool:
 def create_plan(
     repo: BillingRepository, data: dict[str, Any], product: Mapping[str, Any], now: datetime
 ) -> Outcome:
-    """A new plan of `product` (licensing's answer), with its name and the features it
-    grants; `product_archived` for a product off sale, `unknown_feature` naming a code the
+    """A new plan of `product` (licensing's answer), with its name, the features it grants
+    and its license model (a floating one with its lease period and borrowing limit);
+    `product_archived` for a product off sale, `unknown_feature` naming a code the
     product lacks, `plan_exists` if the code is taken (also by a concurrent create)."""
     if not product_on_sale(product):
         raise ProductArchived(details={"product_code": data["product_code"]})
@@ -42,7 +43,14 @@ def create_plan(
     missing = domain.unknown_features(data.get("features", []), known)
     if missing:
         raise unknown_feature(missing[0], data["product_code"])
-    values = {**data, "features": domain.feature_codes(data.get("features", []))}
+    terms = domain.license_terms(
+        data.get("model"), data.get("lease_seconds"), data.get("max_borrow_days")
+    )
+    values = {
+        **data,
+        "features": domain.feature_codes(data.get("features", [])),
+        **terms.to_dict(),
+    }
     plan = Plan(**values, product_name=product.get("name"), created_at=now)
     if not plan.active:
         plan.archived_at = now

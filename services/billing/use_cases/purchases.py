@@ -139,6 +139,11 @@ def prepare(
             )
         if license.get("expires_at"):
             expiry = as_utc(datetime.fromisoformat(str(license["expires_at"])))
+        # a renewal keeps the license's model: a plan of the other model would sell what
+        # the license does not become (no `model`: an older licensing, all node-locked)
+        model = license.get("model") or domain.NODE_LOCKED
+        if model != plan["model"]:
+            raise invalid_field(["plan"], f"This plan is not for {_model_label(model)} licenses.")
     period = domain.purchase_period(now, plan["interval"], expiry)
     method = cards.tokenize(provider, card, now)
     return domain.Order(
@@ -165,7 +170,15 @@ def prepare(
         },
         actor=actor.to_dict(),
         features=list(plan["features"]),
+        model=plan["model"],
+        lease_seconds=plan["lease_seconds"],
+        max_borrow_days=plan["max_borrow_days"],
     )
+
+
+def _model_label(model: str) -> str:
+    """`node_locked` → `node-locked`, as a sentence says it."""
+    return model.replace("_", "-")
 
 
 def plan_on_sale(repo: BillingRepository, code: str) -> dict[str, Any]:

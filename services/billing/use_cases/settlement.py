@@ -126,6 +126,7 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
         product_name=order.product_name,
         seats=order.seats,
         features=domain.feature_codes(order.features),
+        **domain.license_terms(order.model, order.lease_seconds, order.max_borrow_days).to_dict(),
         unit_amount=order.unit_amount,
         period_start=_parse_time(order.period_start),
         period_end=period_end,
@@ -202,6 +203,8 @@ def _settle_invoice(
             product_name=recurring.product_name,
             seats=recurring.seats,
             features=domain.feature_codes(plan.features if plan else None),
+            # recorded as its plan sells it; licensing leaves a renewed license's model alone
+            **(views.license_terms(plan) if plan else domain.LicenseTerms()).to_dict(),
             unit_amount=invoice.amount // max(1, recurring.seats),
             period_start=invoice.period_start,
             period_end=invoice.period_end,

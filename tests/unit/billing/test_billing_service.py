@@ -70,6 +70,9 @@ def test_a_purchase_makes_a_receipt_a_recurring_payment_and_one_event(service, e
         "period_end": payment["period_end"],
         "license_id": None,
         "features": [],  # the plan grants none
+        "model": "node_locked",  # a plan made without a model
+        "lease_seconds": None,
+        "max_borrow_days": None,
     }
     assert buy(service)["payment"]["receipt_number"] == "R-2026-000002"
     assert [p["receipt_number"] for p in service.list_payments(CUSTOMER)] == [

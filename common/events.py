@@ -53,6 +53,7 @@ SUBSCRIPTIONS: list[tuple[str, str, str, str]] = [
     ("licensing", "license_suspended", "notify", "on_license_suspended"),
     ("licensing", "license_resumed", "notify", "on_license_resumed"),
     ("licensing", "license_features_changed", "notify", "on_license_features_changed"),
+    ("licensing", "seats_exhausted", "notify", "on_seats_exhausted"),
     ("licensing", "payment_not_applied", "billing", "on_payment_not_applied"),
 ]
 

@@ -209,18 +209,22 @@ INSTALLATION_ACTIVATED = "installation_activated"
 LICENSE_EXPIRING = "license_expiring"
 RECEIPTS = "receipts"
 PAYMENT_FAILED = "payment_failed"
-NOTICES = (INSTALLATION_ACTIVATED, LICENSE_EXPIRING, RECEIPTS, PAYMENT_FAILED)
+# every seat of a floating license was in use when one more was asked for (DESIGN §13)
+SEATS_EXHAUSTED = "seats_exhausted"
+NOTICES = (INSTALLATION_ACTIVATED, LICENSE_EXPIRING, RECEIPTS, PAYMENT_FAILED, SEATS_EXHAUSTED)
 LICENSE_NOTICES = (INSTALLATION_ACTIVATED, LICENSE_EXPIRING)
 BILLING_NOTICES = (RECEIPTS, PAYMENT_FAILED)
 
-# which notices a role may receive: what its work is about
+# which notices a role may receive: what its work is about. Seats all in use is for those
+# who can act on it: free a seat (revoke a lease) or buy more
 ROLE_NOTICES: dict[str, tuple[str, ...]] = {
     OWNER: NOTICES,
-    LICENSE_ADMIN: LICENSE_NOTICES,
+    LICENSE_ADMIN: (*LICENSE_NOTICES, SEATS_EXHAUSTED),
     BILLING: BILLING_NOTICES,
     VIEWER: LICENSE_NOTICES,
 }
-# which are on for a new user of the role: a viewer reads, and chooses what to hear of
+# which are on for a new user of the role: a viewer reads, and chooses what to hear of; of
+# seats in use only owners hear by default (a license admin may turn it on)
 ROLE_DEFAULT_NOTICES: dict[str, tuple[str, ...]] = {
     OWNER: NOTICES,
     LICENSE_ADMIN: LICENSE_NOTICES,

@@ -59,6 +59,7 @@ class User(AuthBase):
     notify_license_expiring: Mapped[bool] = mapped_column(Boolean)
     notify_receipts: Mapped[bool] = mapped_column(Boolean)
     notify_payment_failed: Mapped[bool] = mapped_column(Boolean)
+    notify_seats_exhausted: Mapped[bool] = mapped_column(Boolean)
 
 
 class Session(AuthBase):

@@ -85,6 +85,7 @@ class Preferences(StrictSchema):
     license_expiring = StrictBoolean(required=False)
     receipts = StrictBoolean(required=False)
     payment_failed = StrictBoolean(required=False)
+    seats_exhausted = StrictBoolean(required=False)
 
 
 class UpdatePreferences(StrictSchema):

@@ -378,8 +378,9 @@ class AuthService:
     @rpc(expected_exceptions=PortalError)
     def get_notification_preferences(self, customer_id: str, user_id: str) -> dict[str, Any]:
         """`("C1234567", "U-7KQX-M2PD")` → `{"preferences": {"installation_activated": true,
-        "license_expiring": true, "receipts": false, "payment_failed": false}, "available":
-        ["installation_activated", "license_expiring"]}` (the notices the role may receive);
+        "license_expiring": true, "receipts": false, "payment_failed": false,
+        "seats_exhausted": false}, "available": ["installation_activated",
+        "license_expiring", "seats_exhausted"]}` (the notices the role may receive);
         `user_not_found`."""
         return self._uow.read(
             users.get_preferences, customer_id_arg(customer_id), user_id_arg(user_id)
@@ -410,8 +411,8 @@ class AuthService:
     def notice_recipients(self, customer_id: str, notice: str) -> list[dict[str, Any]]:
         """For notify (and staff): `("C1234567", "receipts")` → `[{"user_id": "U-7KQX-M2PD",
         "email": "ada@acme.test", "name": "Ada"}, …]`, the company's users who receive the
-        notice (`installation_activated`, `license_expiring`, `receipts`, `payment_failed`),
-        contact first; `company_not_found`; `forbidden` to any other caller."""
+        notice (`installation_activated`, `license_expiring`, `receipts`, `payment_failed`,
+        `seats_exhausted`), contact first; `company_not_found`; `forbidden` to any other caller."""
         self.caller.check_kind("notify", "staff")
         return self._uow.read(
             users.notice_recipients, customer_id_arg(customer_id), notice_arg(notice)

@@ -71,6 +71,7 @@ EVENT_SOURCES: dict[str, str] = {
     "license_suspended": "licensing",
     "license_resumed": "licensing",
     "license_features_changed": "licensing",
+    "seats_exhausted": "licensing",
     "payment_succeeded": "billing",
     "payment_failed": "billing",
     "payment_refunded": "billing",
@@ -91,6 +92,7 @@ NOTICES: dict[str, str] = {
     "offline_payment_recorded": "receipts",
     "payment_refunded": "receipts",
     "payment_failed": "payment_failed",
+    "seats_exhausted": "seats_exhausted",
 }
 
 # role -> how emails name it, and what it lets a user do (it completes "This role lets you
@@ -470,6 +472,8 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         product = license_product(data)
         named = f"{product} license" if product else "license"
         line = f"Modules of your {named} {data['license_id']} changed"
+    elif kind == "seats_exhausted":
+        line = seats_in_use(data["seats"], product_label(data["product"], data["license_id"]))
     elif kind in RECURRING_KINDS:
         product = product_label(data["recurring_payment"]["product"])
         if kind == "payment_failed" and data["next_retry_at"] is None:
@@ -495,6 +499,38 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         else:
             raise ValueError(f"no email for events of type {kind!r}")
     return clean_header_text(line)
+
+
+def seats_in_use(seats: int, product: str) -> str:
+    """The news of a `seats_exhausted` email: every seat of a floating license is taken.
+
+    >>> seats_in_use(10, "CAD Pro"), seats_in_use(1, "CAD Pro")
+    ('All 10 seats of CAD Pro are in use', 'The only seat of CAD Pro is in use')
+    """
+    if seats == 1:
+        return f"The only seat of {product} is in use"
+    return f"All {seats} seats of {product} are in use"
+
+
+# a `seats_exhausted` email lists this many holders; a license of hundreds of seats says
+# how many more there are instead of a page of machine names
+MAX_HOLDERS_LISTED = 50
+
+
+def seat_holders(
+    machines: list[dict[str, Any]], limit: int = MAX_HOLDERS_LISTED
+) -> tuple[list[dict[str, Any]], int]:
+    """Who holds the seats, soonest free first (a borrowed seat is held to its end, a
+    lease until its expiry unless its software keeps it alive), at most `limit` of them,
+    and how many more there are.
+
+    >>> holders, more = seat_holders(
+    ...     [{"machine_name": "B", "expires_at": 2}, {"machine_name": "A", "expires_at": 1}], 1)
+    >>> [holder["machine_name"] for holder in holders], more
+    (['A'], 1)
+    """
+    ordered = sorted(machines, key=lambda item: (item["expires_at"], item["machine_name"]))
+    return ordered[:limit], max(0, len(ordered) - limit)
 
 
 def role_label(role: str) -> str:
@@ -550,6 +586,11 @@ def sign_in_url(portal_url: str) -> str:
 
 def license_url(portal_url: str, license_id: str) -> str:
     return f"{portal_url}/licenses/{quote(license_id, safe='')}"
+
+
+def buy_url(portal_url: str) -> str:
+    """The portal's page to buy a license (or renew one)."""
+    return f"{portal_url}/buy"
 
 
 _MESSAGE_ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")

@@ -87,6 +87,8 @@ def context(
         values["license_url"] = domain.license_url(portal_url, data["license_id"])
         values["product_label"] = domain.license_product(data)
         values.update(features_context(data))
+    if kind == "seats_exhausted":
+        values.update(seats_context(data, portal_url))
     if "days_left" in data:
         values["expires_phrase"] = domain.expires_in(data["days_left"])
     payment = data.get("payment")
@@ -126,7 +128,32 @@ NOTICE_SETTINGS = {
     "license_expiring": "Licenses expiring",
     "receipts": "Receipts",
     "payment_failed": "Failed payments",
+    "seats_exhausted": "All seats of a floating license are in use",
 }
+
+
+def seats_context(data: dict[str, Any], portal_url: str) -> dict[str, Any]:
+    """A `seats_exhausted` email's news, its holders as rows (machine, "until …" or
+    "borrowed until …"), how many more hold one, and its links."""
+    holders, more = domain.seat_holders(data["machines"])
+    rows = [
+        (
+            holder["machine_name"],
+            ("borrowed until " if holder["borrowed"] else "until ")
+            + format_moment(holder["expires_at"]),
+        )
+        for holder in holders
+    ]
+    return {
+        "product_label": domain.product_label(data["product"], ""),
+        "seats_news": domain.seats_in_use(
+            data["seats"], domain.product_label(data["product"], data["license_id"])
+        ),
+        "holder_rows": rows,
+        "more_holders": more,
+        "license_url": domain.license_url(portal_url, data["license_id"]),
+        "buy_url": domain.buy_url(portal_url),
+    }
 
 
 def features_context(data: dict[str, Any]) -> dict[str, Any]:

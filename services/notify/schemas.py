@@ -437,6 +437,27 @@ class LicenseFeaturesChanged(EventSchema):
             raise ValidationError("Neither added nor removed names a feature.", "added")
 
 
+class SeatHolder(_Part):
+    """A machine holding a seat of a floating license: its lease's end, and whether it
+    is borrowed (held to that end, whatever its software does)."""
+
+    machine_name = _name()
+    expires_at = Moment(required=True)
+    borrowed = fields.Boolean(load_default=False)
+
+
+class SeatsExhausted(EventSchema):
+    """A check-out of a floating license found every seat taken (licensing tells at most
+    once a day per license): who holds them, until when."""
+
+    customer_id = _name(32)
+    license_id = _name(64)
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
+    seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    machines = fields.List(fields.Nested(SeatHolder), load_default=list)
+    at = Moment(load_default=None, allow_none=True)  # the refused check-out
+
+
 class LicenseSuspended(LicenseStatusEvent):
     reason = _optional(500)  # staff's words, shown to the customer
 
@@ -461,6 +482,7 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "license_suspended": LicenseSuspended,
     "license_resumed": LicenseResumed,
     "license_features_changed": LicenseFeaturesChanged,
+    "seats_exhausted": SeatsExhausted,
     "payment_refunded": PaymentRefunded,
     "recurring_payment_resumed": RecurringPaymentResumed,
     "recurring_payment_card_changed": RecurringPaymentCardChanged,

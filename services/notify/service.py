@@ -67,9 +67,10 @@ class NotifyService:
         "last_error": null, "next_attempt_at": null, "created_at": "2026-11-28T09:30:00+00:00",
         "sent_at": "2026-11-28T09:30:01+00:00", "user_id": null}, …]`. `status` is `pending`,
         `sending`, `sent`, `failed` or `done`; `last_error` keeps the reason of the latest
-        failed attempt. A notice (new activation, license expiring, receipts, payment failed)
-        goes to each user who has it on: its event's row (`recipient` and `user_id` null)
-        ends `done` once split, and each recipient has a row of their own (`user_id`).
+        failed attempt. A notice (new activation, license expiring, receipts, payment failed,
+        seats all in use) goes to each user who has it on: its event's row (`recipient` and
+        `user_id` null) ends `done` once split, and each recipient has a row of their own
+        (`user_id`).
         """
         data = load(schemas.ListDeliveries(), {"limit": limit, "recipient": recipient})
         return Store(self.db).read(use_cases.list_deliveries, data["limit"], data["recipient"])
@@ -142,6 +143,10 @@ class NotifyService:
     @reliable_handler("licensing", "license_features_changed")
     def on_license_features_changed(self, payload: Any) -> None:
         use_cases.accept(self._courier, "licensing", "license_features_changed", payload)
+
+    @reliable_handler("licensing", "seats_exhausted")
+    def on_seats_exhausted(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "licensing", "seats_exhausted", payload)
 
     @reliable_handler("billing", "payment_succeeded")
     def on_payment_succeeded(self, payload: Any) -> None:

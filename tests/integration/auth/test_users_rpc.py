@@ -308,7 +308,7 @@ def test_preferences_and_notice_recipients(rpc, bus_events) -> None:
         {"preferences": {"installation_activated": False}},
     )
     assert answer["preferences"]["installation_activated"] is False
-    assert answer["available"] == ["installation_activated", "license_expiring"]
+    assert answer["available"] == ["installation_activated", "license_expiring", "seats_exhausted"]
     recipients = rpc.auth("notice_recipients", cid, "installation_activated")
     assert [r["email"] for r in recipients] == [company["contact_email"]]
     rpc.error(

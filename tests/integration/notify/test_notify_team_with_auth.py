@@ -202,3 +202,40 @@ def test_a_notice_nobody_wants_sends_nothing(
     assert (row.recipient, row.last_error, row.next_attempt_at) == (None, None, None)
     assert len(tables.deliveries_of(payload["event_id"])) == 1
     assert not [m for m in sink.messages(to=company["contact_email"]) if "expires" in m["Subject"]]
+
+
+def test_seats_all_in_use_reach_the_owners_and_a_license_admin_who_asks(
+    company, start_notify, dispatch, sink, rpc, tables
+) -> None:
+    start_notify()
+    customer_id = company["customer_id"]
+    contact = company["contact_email"]
+    admin = _join(rpc, sink, customer_id, "license_admin", "Lin Wu")
+
+    def news(email: str) -> list[EmailMessage]:
+        return [m for m in sink.messages(to=email) if "are in use" in m["Subject"]]
+
+    first = payloads.seats_exhausted(customer_id, seats=3)
+    dispatch("licensing", "seats_exhausted", first)
+    eventually(lambda: tables.emails_sent(first["event_id"]))
+    # owners by default; a license admin may have it, but has it off until they turn it on
+    [to_contact] = news(contact)
+    assert to_contact["Subject"] == "All 3 seats of CAD Pro are in use"
+    body = text_body(to_contact)
+    assert "Hello Grace Hopper," in body and "WS-01: borrowed until" in body
+    assert f"http://portal.test/licenses/{first['license_id']}" in body
+    assert "http://portal.test/buy" in body
+    assert news(admin["email"]) == []
+
+    rpc.call(
+        "auth",
+        "update_notification_preferences",
+        customer_id,
+        admin["user_id"],
+        {"preferences": {"seats_exhausted": True}},
+    )
+    again = payloads.seats_exhausted(customer_id, seats=3)
+    dispatch("licensing", "seats_exhausted", again)
+    eventually(lambda: tables.emails_sent(again["event_id"]))
+    assert len(news(admin["email"])) == 1 and len(news(contact)) == 2
+    assert len(tables.deliveries_of(again["event_id"])) == 3  # its own row, two recipients

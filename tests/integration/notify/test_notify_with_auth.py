@@ -67,6 +67,7 @@ def test_events_published_while_notify_is_down_are_emailed_when_it_starts(
         f"Your CAD Pro license {events['license_resumed']['license_id']} is active again",
         f"Modules of your CAD Pro license {events['license_features_changed']['license_id']}"
         " changed",
+        "All 2 seats of CAD Pro are in use",  # the contact is an owner: on by default
     }
     eventually(lambda: {m["Subject"] for m in sink.messages(to=email)} == expected, timeout=15)
     by_subject = {m["Subject"]: m for m in sink.messages(to=email)}

@@ -131,3 +131,50 @@ def test_every_company_gets_its_contact_user_and_its_sessions_and_links(tmp_path
     assert sessions == [users[0].id]
     assert requests == {"r1": users[1].id, "r2": None}
     assert tokens == [users[1].id]
+
+
+BEFORE_SEATS_NOTICE = "6d2b8e51c3a9"
+
+
+def test_owners_hear_of_seats_all_in_use_and_nobody_else_until_they_turn_it_on(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    _upgrade(url, BEFORE_SEATS_NOTICE)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO companies (id, customer_id, name, contact_name, contact_email,"
+                " created_at) VALUES (1, 'C0000001', 'Acme', 'Ada', 'ada@acme.test',"
+                " '2026-11-01 10:00:00')"
+            )
+        )
+        for pk, role in enumerate(("owner", "license_admin", "billing", "viewer", "owner"), 1):
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, user_id, company_id, email, name, role, status,"
+                    " created_at, is_contact, notify_installation_activated,"
+                    " notify_license_expiring, notify_receipts, notify_payment_failed)"
+                    " VALUES (:id, :uid, 1, :email, 'U', :role, 'active',"
+                    " '2026-11-01 10:00:00', :contact, 1, 1, 1, 1)"
+                ),
+                {
+                    "id": pk,
+                    "uid": f"U-AAAA-AAA{pk + 1}",
+                    "email": f"u{pk}@acme.test",
+                    "role": role,
+                    "contact": pk == 1,
+                },
+            )
+    _upgrade(url, "head")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT role, notify_seats_exhausted FROM users ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [(role, bool(on)) for role, on in rows] == [
+        ("owner", True),
+        ("license_admin", False),
+        ("billing", False),
+        ("viewer", False),
+        ("owner", True),
+    ]

@@ -411,6 +411,7 @@ def test_a_role_change_is_announced_and_turns_off_notices_the_role_may_not_have(
         "license_expiring": False,
         "receipts": True,
         "payment_failed": True,
+        "seats_exhausted": False,  # an owner's, which billing may not have
     }
     # a name alone is no role change
     service.update_user(cid, user["user_id"], {"name": "Robert"})
@@ -467,7 +468,13 @@ def test_find_user_by_email_or_user_id(service) -> None:
 def test_each_role_starts_with_its_default_notices(service) -> None:
     cid = new_company(service)["customer_id"]
     expected = {
-        "owner": {"installation_activated", "license_expiring", "receipts", "payment_failed"},
+        "owner": {
+            "installation_activated",
+            "license_expiring",
+            "receipts",
+            "payment_failed",
+            "seats_exhausted",
+        },
         "license_admin": {"installation_activated", "license_expiring"},
         "billing": {"receipts", "payment_failed"},
         "viewer": set(),
@@ -523,6 +530,19 @@ def test_notice_recipients_are_active_users_of_a_role_with_the_notice_on(service
         cid, contact["user_id"], {"preferences": {"receipts": False}}
     )
     assert emails("receipts") == [billing["email"]]
+    # seats all in use: owners by default, a license admin who turns it on
+    assert emails("seats_exhausted") == [contact["email"]]
+    service.update_notification_preferences(
+        cid, admin["user_id"], {"preferences": {"seats_exhausted": True}}
+    )
+    assert emails("seats_exhausted") == [contact["email"], admin["email"]]
+    raises_code(
+        "validation_error",
+        service.update_notification_preferences,
+        cid,
+        billing["user_id"],
+        {"preferences": {"seats_exhausted": True}},
+    )
     assert service.notice_recipients(cid, "payment_failed")[0] == {
         "user_id": contact["user_id"],
         "email": contact["email"],

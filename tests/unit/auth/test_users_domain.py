@@ -28,7 +28,11 @@ def test_the_accept_link_carries_the_token_in_the_fragment() -> None:
     ("role", "available", "on"),
     [
         ("owner", domain.NOTICES, domain.NOTICES),
-        ("license_admin", ("installation_activated", "license_expiring"), domain.LICENSE_NOTICES),
+        (
+            "license_admin",
+            ("installation_activated", "license_expiring", "seats_exhausted"),
+            domain.LICENSE_NOTICES,  # seats in use: only if they turn it on
+        ),
         ("billing", ("receipts", "payment_failed"), domain.BILLING_NOTICES),
         ("viewer", ("installation_activated", "license_expiring"), ()),
     ],
@@ -47,6 +51,14 @@ def test_a_new_role_keeps_only_the_notices_it_may_receive() -> None:
         "license_expiring": False,
         "receipts": True,
         "payment_failed": True,
+        "seats_exhausted": False,
+    }
+    assert domain.preferences_for_role(everything, "license_admin") == {
+        "installation_activated": True,
+        "license_expiring": True,
+        "receipts": False,
+        "payment_failed": False,
+        "seats_exhausted": True,
     }
     nothing = dict.fromkeys(domain.NOTICES, False)
     assert domain.preferences_for_role(nothing, "owner") == nothing  # nothing turned on
@@ -57,6 +69,13 @@ def test_refused_notices_are_those_turned_on_beyond_the_role() -> None:
     assert domain.refused_notices(changes, "viewer") == ["receipts"]
     assert domain.refused_notices(changes, "owner") == []
     assert domain.refused_notices({"installation_activated": False}, "billing") == []
+    seats = {"seats_exhausted": True}
+    assert [domain.refused_notices(seats, role) for role in domain.ROLES] == [
+        [],  # owner
+        [],  # license_admin
+        ["seats_exhausted"],  # billing
+        ["seats_exhausted"],  # viewer
+    ]
 
 
 @pytest.mark.parametrize(

@@ -275,6 +275,31 @@ def license_features_changed(customer_id: str) -> dict[str, Any]:
     )
 
 
+def seats_exhausted(customer_id: str, seats: int = 2, **overrides: Any) -> dict[str, Any]:
+    """licensing's shape: a refused check-out of a floating license, and who holds its seats
+    (soonest free last here: the email sorts them)."""
+    license = license_(seats=seats)
+    machines = [
+        {
+            "machine_name": f"WS-{index:02d}",
+            "expires_at": iso(datetime(2026, 12, 9, 16, 45, tzinfo=UTC) - timedelta(hours=index)),
+            "borrowed": index == 1,
+        }
+        for index in range(1, seats + 1)
+    ]
+    return event(
+        {
+            "customer_id": customer_id,
+            "license_id": license["license_id"],
+            "product": license["product"],
+            "seats": seats,
+            "machines": machines,
+            "at": "2026-12-02T16:30:00+00:00",
+            **overrides,
+        }
+    )
+
+
 def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
     """One event of every licensing type notify emails about, keyed by event type."""
     return {
@@ -285,6 +310,7 @@ def licensing_events(customer_id: str) -> dict[str, dict[str, Any]]:
         "license_suspended": license_suspended(customer_id),
         "license_resumed": license_resumed(customer_id),
         "license_features_changed": license_features_changed(customer_id),
+        "seats_exhausted": seats_exhausted(customer_id),
     }
 
 

@@ -157,6 +157,7 @@ class TestSubjects:
             "license_suspended": f"Your CAD Pro license {suspended} is suspended",
             "license_resumed": f"Your CAD Pro license {resumed} is active again",
             "license_features_changed": f"Modules of your CAD Pro license {changed} changed",
+            "seats_exhausted": "All 2 seats of CAD Pro are in use",
             "payment_refunded": "We refunded your payment R-2026-000124",
             "recurring_payment_resumed": "Automatic renewal of CAD Pro resumed",
             "recurring_payment_card_changed": "New card for the automatic renewal of CAD Pro",

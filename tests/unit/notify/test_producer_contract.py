@@ -18,7 +18,7 @@ from services.auth.models import Company, PasswordRequest, User
 from services.billing import views as billing_views
 from services.billing.models import Payment, PaymentMethod, RecurringPayment
 from services.licensing import views as licensing_views
-from services.licensing.models import License, LicenseFeature, Product, ProductFeature
+from services.licensing.models import Lease, License, LicenseFeature, Product, ProductFeature
 from services.notify import domain, rendering, schemas
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
@@ -129,6 +129,27 @@ def test_licensings_feature_change_names_the_modules() -> None:
     for body in (text, html):
         assert "added Steel design; removed Dynamic analysis." in body
         assert "at its next online check (or with a new certificate)" in body
+
+
+def test_licensings_seats_exhausted_names_who_holds_the_seats() -> None:
+    license = suspended_license()
+    license.suspended_at, license.seats = None, 2
+    leases = [
+        Lease(machine_name="WS-01", expires_at=NOW + timedelta(minutes=15)),
+        Lease(
+            machine_name="LAPTOP-7",
+            expires_at=NOW + timedelta(days=3),
+            borrowed_until=NOW + timedelta(days=3),
+        ),
+    ]
+    machines = [licensing_views.lease_machine(lease) for lease in leases]
+    payload = licensing_views.seats_exhausted(license, machines, NOW)
+    subject, text, html = emailed("seats_exhausted", payload)
+    assert subject == "All 2 seats of CAD Pro are in use"
+    assert "WS-01: until 2 December 2026, 09:45 UTC" in text
+    assert "LAPTOP-7: borrowed until 5 December 2026, 09:30 UTC" in text
+    for body in (text, html):
+        assert "L-7KQX-M2PD" in body and f"{PORTAL_URL}/buy" in body
 
 
 # --- billing ----------------------------------------------------------------------------------

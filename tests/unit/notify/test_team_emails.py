@@ -205,7 +205,7 @@ def _two_recipients(directory, company: dict, notice: str) -> list[dict]:
 
 
 def _notice_event(kind: str, customer_id: str) -> dict:
-    if kind in ("installation_activated", "license_expiring"):
+    if kind in ("installation_activated", "license_expiring", "seats_exhausted"):
         return payloads.licensing_events(customer_id)[kind]
     return payloads.billing_events(customer_id)[kind]
 
@@ -219,6 +219,7 @@ def _notice_event(kind: str, customer_id: str) -> dict:
         ("offline_payment_recorded", "receipts"),
         ("payment_refunded", "receipts"),
         ("payment_failed", "payment_failed"),
+        ("seats_exhausted", "seats_exhausted"),
     ],
 )
 def test_a_notice_goes_to_each_recipient_auth_names(

@@ -59,6 +59,13 @@ def create_plan(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.features:
         payload["features"] = args.features
+    # only what was typed: billing applies the defaults and the rules of the numbers
+    terms = (
+        ("model", args.model),
+        ("lease_seconds", args.lease_seconds),
+        ("max_borrow_days", args.max_borrow_days),
+    )
+    payload.update({key: value for key, value in terms if value is not None})
     return rpc("billing", "create_plan", payload)
 
 
@@ -182,6 +189,24 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         type=feature_codes,
         default=None,
         help="the product's feature codes a purchase grants, comma separated (default: none)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("node_locked", "floating"),
+        default=None,
+        help="the licenses it sells: node_locked (default) or floating (leases)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=None,
+        help="floating only: a lease's period, 60 to 86400 (default 900)",
+    )
+    parser.add_argument(
+        "--max-borrow-days",
+        type=int,
+        default=None,
+        help="floating only: the longest borrowing, 0 to 90 (0: not allowed; default 7)",
     )
     parser = command(commands, common, "list", list_plans, "list plans on sale")
     parser.add_argument("--all", action="store_true", help="include plans no longer on sale")

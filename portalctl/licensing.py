@@ -1,5 +1,6 @@
 """`portalctl product create|list|show|archive|unarchive|feature add` and
-`portalctl license issue|show|list|suspend|resume|extend|deactivate|features|activate-offline`.
+`portalctl license issue|show|list|suspend|resume|extend|deactivate|features|activate-offline|
+leases|revoke-lease`.
 
 Identifiers are typed in any case: codes are sent lower case, customer and license IDs upper
 case (common/identifiers.py), as the services store them. The staff guardrails (an expired
@@ -31,6 +32,16 @@ REASON_MAX = 500
 # a little more lets licensing see that it is too long, not a cut-off copy
 REQUEST_READ_MAX = 16 * 1024 + 1
 FEATURE_COLUMNS = (("code", "Code"), ("name", "Name"))
+LEASE_COLUMNS = (
+    ("lease_id", "Lease ID"),
+    ("machine_name", "Machine"),
+    ("started_at", "Since"),
+    ("expires_at", "Expires"),
+    ("borrowed_until", "Borrowed until"),
+)
+# `license leases --all` shows how each ended, too
+ENDED_COLUMNS = (("status", "Status"), ("ended_at", "Ended"))
+MODELS = ("node_locked", "floating")
 
 DEMO_PRODUCTS = (
     {"code": "cadpro", "name": "CAD Pro"},
@@ -43,6 +54,21 @@ def _date(value: str) -> str:
         return date.fromisoformat(value).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value}") from None
+
+
+def lease_id(value: str) -> str:
+    """`ls-7kqx-m2pd` → `LS-7KQX-M2PD`: lease IDs are typed in any case."""
+    text = value.strip().upper()
+    if not text:
+        raise argparse.ArgumentTypeError("give a lease ID such as LS-7KQX-M2PD")
+    return text
+
+
+def _moment(value: str | None) -> str:
+    """`2026-12-02T16:45:07.123+00:00` → `2026-12-02 16:45:07 UTC`; "" for none."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _reason(value: str) -> str:
@@ -90,6 +116,14 @@ def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.features:
         payload["features"] = args.features
+    # only what was typed: licensing applies the defaults (node-locked; a floating
+    # license's 900 s lease and 7 days of borrowing) and refuses numbers without floating
+    terms = (
+        ("model", args.model),
+        ("lease_seconds", args.lease_seconds),
+        ("max_borrow_days", args.max_borrow_days),
+    )
+    payload.update({key: value for key, value in terms if value is not None})
     if args.force:
         payload["force"] = True
     license = rpc("licensing", "issue_license", payload)
@@ -97,7 +131,63 @@ def issue(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
-    return rpc("licensing", "get_license", args.license_id)
+    """The license; a floating one with its model, lease period, borrowing limit and live
+    leases (licensing's `get_license` answers them), which the lines name in words."""
+    license = rpc("licensing", "get_license", args.license_id)
+    if args.json or license.get("model") != "floating":
+        return license
+    shown = dict(license)
+    shown["lease_seconds"] = _period(license.get("lease_seconds"))
+    days = license.get("max_borrow_days")
+    shown["max_borrow_days"] = "not allowed" if days == 0 else f"{days} days"
+    shown["leases"] = [_lease_line(lease) for lease in license.get("leases") or []]
+    return shown
+
+
+def _period(seconds: int | None) -> str:
+    """`900` → `900 s (15 min)`: the lease period as set and as people read it."""
+    if seconds is None:
+        return ""
+    if seconds % 3600 == 0:
+        return f"{seconds} s ({seconds // 3600} h)"
+    if seconds % 60 == 0:
+        return f"{seconds} s ({seconds // 60} min)"
+    return f"{seconds} s"
+
+
+def _lease_line(lease: dict[str, Any]) -> str:
+    """One live lease in a line: ID, machine, since, until (and borrowed)."""
+    line = (
+        f"{lease['lease_id']}  {lease['machine_name']}  since {_moment(lease['started_at'])}"
+        f"  expires {_moment(lease['expires_at'])}"
+    )
+    if lease.get("borrowed_until"):
+        line += f"  borrowed until {_moment(lease['borrowed_until'])}"
+    return line
+
+
+def leases(rpc: Rpc, args: argparse.Namespace) -> Table:
+    """A floating license's live leases, oldest first (`--all`: ended ones too, with how
+    and when they ended). With --json: licensing's `list_leases` answer."""
+    if args.all:
+        answer = rpc("licensing", "list_leases", args.license_id, include_ended=True)
+    else:
+        answer = rpc("licensing", "list_leases", args.license_id)
+    columns = LEASE_COLUMNS + ENDED_COLUMNS if args.all else LEASE_COLUMNS
+    moments = ("started_at", "expires_at", "borrowed_until", "ended_at")
+    rows = [
+        {
+            key: _moment(lease.get(key)) if key in moments else str(lease.get(key) or "")
+            for key, _ in columns
+        }
+        for lease in answer
+    ]
+    return Table(columns, rows, answer)
+
+
+def revoke_lease(rpc: Rpc, args: argparse.Namespace) -> dict[str, Any]:
+    """The lease, revoked: its machine's next heartbeat gets 410 and must check out again."""
+    return rpc("licensing", "revoke_lease", None, args.license_id, args.lease_id)
 
 
 def list_licenses(rpc: Rpc, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -277,12 +367,52 @@ def register(groups: Subparsers, common: argparse.ArgumentParser) -> None:
         help="the product's feature codes it unlocks, comma separated (default: none)",
     )
     parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
+        help="node_locked (default): a seat per activated machine; floating: a seat per"
+        " machine running it now (leases)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=None,
+        help="floating only: how long a lease lasts without a heartbeat, 60 to 86400 (default 900)",
+    )
+    parser.add_argument(
+        "--max-borrow-days",
+        type=int,
+        default=None,
+        help="floating only: the longest a machine may borrow a seat offline, 0 to 90"
+        " (0: not allowed; default 7)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="issue it even if --expires is already past or the product is archived",
     )
-    parser = command(commands, common, "show", show, "show a license, its password and machines")
+    parser = command(
+        commands,
+        common,
+        "show",
+        show,
+        "show a license, its password and machines (floating: its model and live leases)",
+    )
     parser.add_argument("license_id", type=identifiers.license_id)
+    parser = command(
+        commands, common, "leases", leases, "list the live leases of a floating license"
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
+    parser.add_argument("--all", action="store_true", help="include ended leases")
+    parser = command(
+        commands,
+        common,
+        "revoke-lease",
+        revoke_lease,
+        "revoke a lease of a floating license: its seat is free at once",
+    )
+    parser.add_argument("license_id", type=identifiers.license_id)
+    parser.add_argument("lease_id", type=lease_id, help="e.g. LS-7KQX-M2PD")
     parser = command(commands, common, "list", list_licenses, "list a company's licenses")
     parser.add_argument("--customer", required=True, type=identifiers.customer_id)
     parser = command(

@@ -11,7 +11,7 @@ import platform
 import sys
 import warnings
 
-from bench import client, licensing, reset_timing, stages
+from bench import client, leases, licensing, reset_timing, stages
 from bench.harness import running_suite
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -23,6 +23,7 @@ BENCH_ENV = {"TRUSTED_PROXIES": "127.0.0.1", **stages.ENV}
 
 MODULES = {
     "bench.licensing": licensing,
+    "bench.leases": leases,
     "bench.client": client,
     "bench.reset_timing": reset_timing,
 }

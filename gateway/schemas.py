@@ -256,6 +256,13 @@ class PlanOut(Out):
         fields.Nested(FeatureOut),
         metadata={"description": "the features a license bought with this plan holds"},
     )
+    model = fields.String(metadata={"description": "node_locked or floating"})
+    lease_seconds = fields.Integer(
+        allow_none=True, metadata={"description": "floating: the lease period, seconds"}
+    )
+    max_borrow_days = fields.Integer(
+        allow_none=True, metadata={"description": "floating: the longest borrowing; 0: none"}
+    )
 
 
 class CatalogProduct(Out):

@@ -476,11 +476,11 @@ def test_notification_checkboxes_show_the_roles_notices_and_save(
     assert not ui.find("#notice-receipts").is_selected()
     assert ui.find("#notice-payment_failed").is_selected()
 
-    # an owner gets all four, and the billing details a viewer never sees
+    # an owner gets all five, and the billing details a viewer never sees
     log_out(ui)
     log_in(ui, company["customer_id"])
     ui.open("/account")
-    ui.wait(lambda _: len(ui.find_all("#notifications-list input")) == 4, what="four notices")
+    ui.wait(lambda _: len(ui.find_all("#notifications-list input")) == 5, what="five notices")
     assert ui.find_all("#billing-form")
     ui.set_size(PHONE)
     ui.open("/account")

@@ -187,7 +187,11 @@ def test_a_team_is_invited_works_within_its_roles_and_is_audited(suite, api, smt
 
     # notices: the role's own, and only those
     notices = api.get("/api/v1/account/notifications", token=lin_token).json()
-    assert set(notices["available"]) == {"installation_activated", "license_expiring"}
+    assert set(notices["available"]) == {
+        "installation_activated",
+        "license_expiring",
+        "seats_exhausted",
+    }
     refused = api.put(
         "/api/v1/account/notifications",
         token=lin_token,

@@ -121,7 +121,8 @@ class Billing:
     def list_plans(self) -> list[dict]:
         return [
             {"code": "cad-m", "product_code": "cadpro", "amount": 4900, "currency": "EUR",
-             "price": "EUR 49.00", "interval": "month", "active": True}
+             "price": "EUR 49.00", "interval": "month", "active": True,
+             "model": "node_locked", "lease_seconds": None, "max_borrow_days": None}
         ]  # fmt: skip
 
 
@@ -326,6 +327,9 @@ def test_the_catalog_falls_back_to_product_codes_when_licensing_is_down() -> Non
                         "price": "EUR 49.00",
                         "interval": "month",
                         "features": [],
+                        "model": "node_locked",
+                        "lease_seconds": None,
+                        "max_borrow_days": None,
                     }
                 ],  # fmt: skip
             }

@@ -5,7 +5,9 @@ schemas: the route machinery dumps every JSON result through the route's `respon
 these field lists are exactly the keys a client gets, no more, no fewer.
 """
 
+import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -385,6 +387,25 @@ class IsoDateTime(fields.AwareDateTime):
         return super()._deserialize(value, attr, data, **kwargs).isoformat()
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+class DayOrDateTime(fields.String):
+    """`YYYY-MM-DD` or an ISO 8601 date-time with its offset, handed on as ISO text: a day
+    as it is (the service reads it as the end of that day, UTC), a date-time as
+    `IsoDateTime` does. A string in the OpenAPI document, since it may be either."""
+
+    default_error_messages = {"invalid": "Use YYYY-MM-DD or an ISO 8601 date-time with its offset."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            if isinstance(value, str) and _DAY.match(value):
+                return date.fromisoformat(value).isoformat()
+            return IsoDateTime().deserialize(value)
+        except (ValueError, ValidationError) as exc:
+            raise self.make_error("invalid") from exc
+
+
 class InstallationOut(Out):
     installation_id = fields.String(metadata={"description": "exactly as the product sent it"})
     machine_name = fields.String()
@@ -486,12 +507,13 @@ class DeactivationBody(StrictSchema):
 
 
 class LeaseBody(ActivationBody):
-    borrow_until = IsoDateTime(
+    borrow_until = DayOrDateTime(
         allow_none=True,
         load_default=None,
         metadata={
-            "description": "borrow: a lease until then that needs no heartbeat (at most the "
-            "license's max_borrow_days ahead; else 422 borrow_not_allowed)",
+            "description": "borrow: a lease until then that needs no heartbeat; an ISO 8601 "
+            "date-time with its offset, or `YYYY-MM-DD` for the end of that day (UTC); at "
+            "most the license's max_borrow_days ahead, else 422 borrow_not_allowed",
             "example": "2026-12-09T18:00:00+00:00",
         },
     )
@@ -552,6 +574,21 @@ class ValidationOut(Out):
         metadata={
             "description": "the license's feature codes as of now; empty unless VALID",
             "example": ["steel"],
+        },
+    )
+    lease_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the lease a lease certificate names; null for an activation "
+            "certificate or BAD_SIGNATURE",
+            "example": "LS-7KQX-M2PD",
+        },
+    )
+    lease_expires_at = Timestamp(
+        allow_none=True,
+        metadata={
+            "description": "when that lease ends or ended (`expires_at` is the license's); "
+            "null when `lease_id` is, or for a lease licensing does not know"
         },
     )
     signed_answer = fields.String(

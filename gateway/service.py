@@ -287,7 +287,8 @@ class GatewayService:
         certificate}`; 409 `no_seats_available` names who holds the seats in
         `details.machines` (`machine_name`, `expires_at`, `borrowed`); 409
         `node_locked_license` (activate it instead); 422 `borrow_not_allowed` with
-        `details.max_borrow_days` and `details.latest`."""
+        `details.max_borrow_days` and `details.latest`. `borrow_until` is a date-time with
+        its offset or a day, `"2026-12-09"`: the end of that day, UTC."""
         result = self.licensing.checkout(clients.with_client_address(body, request))
         return Reply(result, status=201 if result.get("created") else 200)
 
@@ -330,9 +331,11 @@ class GatewayService:
     )
     def validate(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
         """`{"certificate": "eyJ…", "nonce": "q3Vd…" (optional)}` → `{valid, code, license_id,
-        installation_id, expires_at, features: ["steel"], signed_answer}`; `features` are the
-        license's as of now (empty unless VALID); `signed_answer` is the same answer as a
-        JWS signed with the certificate keys, with `iat` and the nonce."""
+        installation_id, expires_at, features: ["steel"], lease_id, lease_expires_at,
+        signed_answer}`; `features` are the license's as of now (empty unless VALID);
+        `lease_id` and `lease_expires_at` (`"LS-7KQX-M2PD"`, the lease's end) only for a lease
+        certificate, else null; `signed_answer` is the same answer as a JWS signed with the
+        certificate keys, with `iat` and the nonce."""
         return self.licensing.validate(body["certificate"], body.get("nonce"))
 
     @route(

@@ -5,13 +5,14 @@ the seats. A check-in frees its seat at once; a heartbeat needs the lease's own 
 license admin revokes a lease in the portal and its next heartbeat is 410, while a viewer
 may not revoke at all. Each model refuses the other's routes; borrowing has its limit; the
 license answers list the live leases and the peak use; a lease certificate validates VALID
-while the lease lives and LEASE_EXPIRED once it is checked in.
+while the lease lives and LEASE_EXPIRED once it is checked in, naming its lease and the
+lease's end in the plain answer and the signed one alike.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
@@ -273,11 +274,20 @@ def test_borrowing_within_the_limit_and_beyond_it(api, floating):
     assert when(lease["expires_at"]) >= when(in_days(0.99))
     assert claims_of(borrowed["certificate"])["borrowed"] is True
 
+    # a plain day borrows until the end of that day, UTC (tomorrow's end is < 2 days away)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    by_day = checked_out(api, license, machine_name="Laptop-2", borrow_until=tomorrow.isoformat())
+    end_of_day = datetime.combine(tomorrow, time(23, 59, 59), tzinfo=UTC)
+    assert by_day["lease"]["borrowed"] is True
+    assert when(by_day["lease"]["expires_at"]) == end_of_day
+
     never = floating(seats=1, max_borrow_days=0)
     refused = error_of(checkout(api, never, borrow_until=in_days(1)), 422, "borrow_not_allowed")
     assert refused["details"]["max_borrow_days"] == 0
-    # a borrow_until that is no date-time with an offset is the gateway's 422
-    error_of(checkout(api, license, borrow_until="tomorrow"), 422, "validation_error")
+    # a borrow_until of neither form (a day, a date-time with an offset) is the gateway's 422
+    for wrong in ("tomorrow", "2026-12-09T18:00:00", "09.12.2026"):
+        bad = error_of(checkout(api, license, borrow_until=wrong), 422, "validation_error")
+        assert "borrow_until" in bad["details"]["fields"], (wrong, bad)
 
 
 # --- license answers and validation ---------------------------------------------------------
@@ -312,12 +322,48 @@ def test_the_license_answers_list_the_leases_and_the_peak_use(api, team, floatin
     assert types.count("lease_checked_out") == 3 and types.count("lease_checked_in") == 1
 
 
-def test_a_lease_certificate_is_valid_while_the_lease_lives(api, floating):
+def validated(api, certificate: str) -> dict:
+    """The validation of `certificate`, asserting that its plain answer and its
+    `signed_answer` agree (a field absent from the signed one is null in the plain one)."""
+    response = api.post(
+        "/api/v1/validations", json={"certificate": certificate, "nonce": uuid.uuid4().hex}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    signed = claims_of(answer["signed_answer"])
+    plain = {key: value for key, value in answer.items() if key != "signed_answer"}
+    assert plain == {key: signed.get(key) for key in plain}, (plain, signed)
+    return answer
+
+
+def test_a_lease_certificate_is_valid_while_the_lease_lives(suite, api, team, product, floating):
     license = floating(seats=1)
     taken = checked_out(api, license)
-    valid = api.post("/api/v1/validations", json={"certificate": taken["certificate"]})
-    assert valid.status_code == 200, valid.text
-    assert (valid.json()["valid"], valid.json()["code"]) == (True, "VALID")
-    assert checkin(api, taken["lease"]["lease_id"], taken["lease_token"]).status_code == 204
-    ended = api.post("/api/v1/validations", json={"certificate": taken["certificate"]}).json()
+    lease = taken["lease"]
+    valid = validated(api, taken["certificate"])
+    assert (valid["valid"], valid["code"]) == (True, "VALID")
+    # the lease's own end beside the license's
+    assert valid["lease_id"] == lease["lease_id"]
+    assert when(valid["lease_expires_at"]) == when(lease["expires_at"])
+    assert checkin(api, lease["lease_id"], taken["lease_token"]).status_code == 204
+    ended = validated(api, taken["certificate"])
     assert (ended["valid"], ended["code"]) == (False, "LEASE_EXPIRED")
+    assert ended["lease_id"] == lease["lease_id"] and ended["lease_expires_at"]
+
+    # an activation certificate has no lease: null here, absent from the signed answer
+    node_locked = issue_license(suite, team.company["customer_id"], product, 1, None)
+    activation = api.post(
+        "/api/v1/activations",
+        json={
+            "license_id": node_locked["license_id"],
+            "password": node_locked["activation_password"],
+            "installation_id": "ws-node-locked",
+            "machine_name": "CAD-WS-02",
+        },
+    )
+    assert activation.status_code == 201, activation.text
+    plain = validated(api, activation.json()["certificate"])
+    assert (plain["valid"], plain["code"]) == (True, "VALID")
+    assert plain["lease_id"] is None and plain["lease_expires_at"] is None
+    signed = claims_of(plain["signed_answer"])
+    assert signed.get("lease_id") is None and signed.get("lease_expires_at") is None

@@ -2,9 +2,11 @@
 §13): the license list says "floating, N of M in use"; the license page lists the machines
 holding a seat, shows the peak use of the last 30 days as a bar per day, and has no
 installations or offline panels; a license admin revokes a lease after a confirmation and
-it leaves the table (the product's next heartbeat is 410); a viewer sees the leases but no
-Revoke. Every page checked is clean at desktop and phone width (no horizontal scroll, no CSP
-error, no serious axe violation). Screenshots go to test-artifacts/ui/.
+it leaves the table (the product's next heartbeat is 410), while a borrowed lease's
+confirmation warns that the offline machine keeps working until its borrow ends; a viewer
+sees the leases but no Revoke. Every page checked is clean at desktop and phone width (no
+horizontal scroll, no CSP error, no serious axe violation). Screenshots go to
+test-artifacts/ui/.
 """
 
 from __future__ import annotations
@@ -101,10 +103,28 @@ def test_a_license_admin_sees_the_leases_and_revokes_one(ui, suite, api, team, p
     assert "checks out a seat" in ui.find("#password-hint").text
     page_is_clean(ui, "floating-license-page")
 
-    # revoke the office machine's lease, after a confirmation
+    # a borrowed lease's confirmation says the offline machine keeps working until its
+    # borrow ends; cancelled, nothing changes
+    ui.click(f"{lease_row(laptop['lease'])} button")
+    text = confirm_dialog(ui)
+    assert "CAD-LAPTOP borrowed this seat until " in text, text
+    assert (
+        "revoking frees the seat here at once, but that machine may keep working offline "
+        "until then." in text
+    ), text
+    assert "next renewal" not in text, text
+    assert ui.js("return document.activeElement.id") == "confirm-cancel"
+    ui.screenshot("floating-revoke-borrowed-confirm")
+    ui.click("#confirm-cancel")
+    ui.wait(lambda _: not ui.find("#confirm-dialog").is_displayed(), what="the dialog closed")
+    assert ui.find_all(lease_row(laptop["lease"]))
+    assert ui.find("#f-seats").text == "2 of 3 in use"
+
+    # revoke the office machine's lease, after a confirmation: it learns at its next renewal
     ui.click(f"{lease_row(office['lease'])} button")
     text = confirm_dialog(ui)
     assert "CAD-WS-OFFICE" in text and "free" in text, text
+    assert "learns it at its next renewal" in text and "borrowed" not in text, text
     assert ui.js("return document.activeElement.id") == "confirm-cancel"  # the safe choice
     ui.screenshot("floating-revoke-confirm")
     ui.click("#confirm-ok")

@@ -175,14 +175,17 @@ async function refreshLeases() {
 
 async function revoke(lease, button) {
   const name = lease.machine_name || lease.installation_id;
-  const borrowed = lease.borrowed
-    ? ` It was borrowed until ${dateTime(lease.borrowed_until || lease.expires_at)}: a machine ` +
-      "that stays offline keeps its copy of the lease until then."
-    : "";
+  // a borrowed lease needs no heartbeat, so the machine, offline, never hears of the
+  // revocation: its certificate works until the borrow ends, and the dialog must not promise
+  // otherwise
+  const text = lease.borrowed
+    ? `${name} borrowed this seat until ${dateTime(lease.borrowed_until || lease.expires_at)}: ` +
+      "revoking frees the seat here at once, but that machine may keep working offline until then."
+    : `The seat of license ${licenseId} that ${name} holds is free at once. The software there ` +
+      "learns it at its next renewal and has to check out a seat again.";
   const ok = await confirmDialog({
     title: `Revoke the lease of “${name}”?`,
-    text: `The seat of license ${licenseId} that ${name} holds is free at once. The software there ` +
-      `learns it at its next renewal and has to check out a seat again.${borrowed}`,
+    text,
     confirm: `Revoke the lease of ${name}`,
     danger: true,
   });

@@ -5,16 +5,19 @@ the OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from nameko.testing.services import worker_factory
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from common.errors import Forbidden, PortalError
 from common.schemas import TOKEN_MAX, load
 from gateway import openapi, schemas
-from gateway.errors import status_for
-from gateway.http import ROUTES, Reply, canonical_parameters, route
+from gateway.errors import error_response, status_for
+from gateway.http import ROUTES, Reply, canonical_parameters, read_json, route
 from gateway.service import GatewayService
 from tests.unit.gateway.support import FakeAuth, make_request
 
@@ -59,6 +62,20 @@ CHECKOUT = {
     "machine_name": "CAD-WS-07",
 }
 
+# licensing's answer for a lease certificate: `expires_at` is the license's, the lease's own
+# end is `lease_expires_at`, and `signed_answer` holds the same fields
+LEASE_VALIDATION = {
+    "valid": True,
+    "code": "VALID",
+    "license_id": "L-7KQX-M2PD",
+    "installation_id": "ws-07/𝔸",
+    "expires_at": None,
+    "features": ["steel"],
+    "lease_id": "LS-7KQX-M2PD",
+    "lease_expires_at": "2026-12-02T10:15:00+00:00",
+    "signed_answer": "signed.n1.answer",
+}
+
 
 class Licensing:
     """Licensing's lease use cases; an installation named `known` already holds a lease."""
@@ -100,6 +117,10 @@ class Licensing:
         self._answer("revoke_lease", customer_id, license_id, lease_id)
         return {**LEASE_VIEW, "status": "revoked", "ended_at": "2026-12-02T10:05:00+00:00"}
 
+    def validate(self, certificate: str, nonce: str | None = None) -> dict:
+        self._answer("validate", certificate, nonce)
+        return LEASE_VALIDATION
+
     def list_licenses(self, customer_id: str) -> list[dict]:
         return [{**FLOATING, "customer_id": customer_id}]
 
@@ -116,6 +137,13 @@ class Licensing:
 def gateway(role: str = "owner", licensing: Any = None) -> tuple[GatewayService, Any]:
     licensing = licensing if licensing is not None else Licensing()
     return worker_factory(GatewayService, auth=FakeAuth(role=role), licensing=licensing), licensing
+
+
+def json_request(raw: bytes) -> Request:
+    """A POST of `raw` as application/json, as the route machinery reads a body."""
+    return Request(
+        EnvironBuilder(method="POST", data=raw, content_type="application/json").get_environ()
+    )
 
 
 def product_request(method: str = "POST", **kwargs: Any):
@@ -149,7 +177,18 @@ def test_the_checkout_body_is_an_activation_body_with_an_optional_borrow_until()
     loaded = load(schemas.LeaseBody(), {**CHECKOUT, "borrow_until": "2026-12-09T18:00:00Z"})
     # handed on as ISO text with its offset: the bus carries JSON
     assert loaded["borrow_until"] == "2026-12-09T18:00:00+00:00"
-    for wrong in ("2026-12-09T18:00:00", "next week", 20261209, "2026-13-01T00:00:00+00:00"):
+    # a plain day as licensing takes it (the end of that day, UTC), handed on as it is
+    loaded = load(schemas.LeaseBody(), {**CHECKOUT, "borrow_until": "2026-12-09"})
+    assert loaded["borrow_until"] == "2026-12-09"
+    for wrong in (
+        "2026-12-09T18:00:00",
+        "next week",
+        20261209,
+        "20261209",
+        "2026-12-9",
+        "2026-02-30",
+        "2026-13-01T00:00:00+00:00",
+    ):
         with pytest.raises(PortalError) as caught:
             load(schemas.LeaseBody(), {**CHECKOUT, "borrow_until": wrong})
         assert caught.value.code == "validation_error"
@@ -157,6 +196,32 @@ def test_the_checkout_body_is_an_activation_body_with_an_optional_borrow_until()
     with pytest.raises(PortalError) as caught:
         load(schemas.LeaseBody(), {**CHECKOUT, "machine_name": "CAD\r\nWS"})
     assert "machine_name" in caught.value.details["fields"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "handed_on"),
+    [("2026-12-09", "2026-12-09"), ("2026-12-09T18:00:00+01:00", "2026-12-09T18:00:00+01:00")],
+)
+def test_a_check_out_body_borrows_until_a_day_or_a_date_time(sent: str, handed_on: str) -> None:
+    raw = json.dumps({**CHECKOUT, "borrow_until": sent}).encode()
+    body = read_json(json_request(raw), schemas.LeaseBody())
+    service, licensing = gateway()
+    service.checkout(make_request("POST", token=None), body=body)
+    ((_, payload),) = licensing.calls
+    assert payload["borrow_until"] == handed_on
+
+
+def test_a_borrow_until_of_neither_form_is_a_422_naming_it() -> None:
+    raw = json.dumps({**CHECKOUT, "borrow_until": "09.12.2026"}).encode()
+    with pytest.raises(PortalError) as caught:
+        read_json(json_request(raw), schemas.LeaseBody())
+    response = error_response(caught.value.code, caught.value.message, caught.value.details)
+    assert response.status_code == 422
+    error = json.loads(response.get_data())["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["fields"] == {
+        "borrow_until": ["Use YYYY-MM-DD or an ISO 8601 date-time with its offset."]
+    }
 
 
 # --- heartbeat and check-in: the lease token is the credential -------------------------------
@@ -292,6 +357,17 @@ def test_lease_ids_in_paths_are_canonical() -> None:
     assert canonical_parameters({"lease_id": " ls-7kqx-m2pd "}) == {"lease_id": "LS-7KQX-M2PD"}
 
 
+# --- validation of a lease certificate --------------------------------------------------------
+
+
+def test_a_lease_certificates_validation_answers_its_lease() -> None:
+    # the plain answer says what the signed one does: nothing of licensing's is dropped
+    service, licensing = gateway()
+    body = {"certificate": "a.b.c", "nonce": "n1"}
+    assert service.validate(make_request("POST", token=None), body=body) == LEASE_VALIDATION
+    assert licensing.calls == [("validate", "a.b.c", "n1")]
+
+
 # --- codes and the OpenAPI document ----------------------------------------------------------
 
 
@@ -340,6 +416,12 @@ def test_the_openapi_document_shows_the_lease_routes() -> None:
     )
     assert {"leases", "usage"} <= set(components["LicenseDetail"]["properties"])
     assert set(components["LeaseOut"]["properties"]) == {"lease", "lease_token", "certificate"}
+    validation = components["ValidationOut"]["properties"]
+    for name in ("lease_id", "lease_expires_at"):
+        assert validation[name]["nullable"] is True and validation[name]["description"], name
+    borrow_until = components["LeaseBody"]["properties"]["borrow_until"]
+    assert borrow_until["type"] == "string" and "format" not in borrow_until  # either form
+    assert "YYYY-MM-DD" in borrow_until["description"]
     assert (
         "floating_license"
         in paths["/api/v1/activations"]["post"]["responses"]["409"]["description"]

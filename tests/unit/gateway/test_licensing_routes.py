@@ -211,6 +211,9 @@ def test_the_product_api_answers() -> None:
         "installation_id": "ws-07/𝔸",
         "expires_at": None,
         "features": ["steel"],
+        # an activation certificate's answer has no lease: both answered, null
+        "lease_id": None,
+        "lease_expires_at": None,
         "signed_answer": "signed.n1.answer",
     }
     keys = service.signing_keys(make_request(token=None))

@@ -509,6 +509,9 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
         _activate(rpc, perpetual, "demo-hpc-node-1", "HPC-Node-1")
         _issue(rpc, customer_id, "cadpro", 1, today + timedelta(days=20))
         existing = rpc("licensing", "list_licenses", customer_id)
+    if not any(item.get("model") == "floating" for item in existing):
+        _seed_floating(rpc, customer_id)
+        existing = rpc("licensing", "list_licenses", customer_id)
     return {
         "licenses": [
             {
@@ -520,6 +523,7 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
                     "seats_in_use",
                     "expires_at",
                     "status",
+                    "model",
                 )
             }
             for item in existing
@@ -527,12 +531,45 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _issue(rpc: Rpc, customer_id: str, product: str, seats: int, expires: date | None) -> dict:
+def _seed_floating(rpc: Rpc, customer_id: str) -> None:
+    """A floating license of 3 seats shared by the office: one workstation holds a lease
+    (it lapses in 15 minutes unless something renews it) and a laptop borrowed one for a
+    week's trip, so the portal shows both kinds, and one seat is left to check out."""
+    expires = datetime.now(UTC).date() + timedelta(days=365)
+    terms = {"model": "floating", "lease_seconds": 900, "max_borrow_days": 7}
+    floating = _issue(rpc, customer_id, "cadpro", 3, expires, **terms)
+    trip_end = datetime.now(UTC) + timedelta(days=7)
+    for installation_id, machine_name, borrow_until in (
+        ("demo-ws-03-c2e8", "CAD-WS-03", None),
+        ("demo-laptop-8a51", "Dana's laptop", trip_end.isoformat()),
+    ):
+        rpc(
+            "licensing",
+            "checkout",
+            {
+                "license_id": floating["license_id"],
+                "password": floating["activation_password"],
+                "installation_id": installation_id,
+                "machine_name": machine_name,
+                "borrow_until": borrow_until,
+            },
+        )
+
+
+def _issue(
+    rpc: Rpc,
+    customer_id: str,
+    product: str,
+    seats: int,
+    expires: date | None,
+    **terms: Any,
+) -> dict:
     payload = {
         "customer_id": customer_id,
         "product": product,
         "seats": seats,
         "expires_at": expires.isoformat() if expires else None,
+        **terms,
     }
     license = rpc("licensing", "issue_license", payload)
     return rpc("licensing", "get_license", license["license_id"])

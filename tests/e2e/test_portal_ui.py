@@ -699,12 +699,20 @@ def test_demo_company_walk_read_only(ui, catalog):
     if any(item["expires_at"] is None for item in seeded):
         assert "Never (perpetual)" in table
     ui.screenshot("demo-licenses")
-    busiest = max(seeded, key=lambda item: item.get("seats_in_use") or 0)
+    node_locked = [item for item in seeded if item["model"] == "node_locked"]
+    busiest = max(node_locked, key=lambda item: item.get("seats_in_use") or 0)
     ui.click(f"#licenses a[href='/licenses/{busiest['license_id']}']")
     ui.visible("#details")
     ui.wait(lambda _: ui.find_all("#history tbody tr"), what="demo history")
     assert ui.find_all("#installations tbody tr")
     ui.screenshot("demo-license")
+    # the office's floating license: a workstation's lease and a laptop's borrowed one
+    [floating] = [item for item in seeded if item["model"] == "floating"]
+    assert f"floating, {floating['seats_in_use']} of {floating['seats']} in use" in table
+    ui.open(f"/licenses/{floating['license_id']}")
+    ui.wait(lambda _: len(ui.find_all("#leases tbody tr")) == 2, what="the demo's two leases")
+    assert "Dana's laptop" in ui.find("#leases").text
+    ui.screenshot("demo-floating-license")
     for path, ready in (("/payments", "#payments"), ("/recurring-payments", "#recurring")):
         ui.open(path)
         ui.visible(ready)

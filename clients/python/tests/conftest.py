@@ -6,13 +6,15 @@ the tests that need real sockets), and backoff sleeps are recorded instead of sl
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from license_client import LicenseClient
+from license_client import LicenseClient, leases
 from license_client.testing import FakePortal
 
 START = datetime(2030, 1, 15, 9, 0, tzinfo=timezone.utc)
@@ -34,6 +36,10 @@ class Clock:
         self.now += timedelta(**delta)
         return self.now
 
+    def monotonic(self) -> float:
+        """Seconds on the client's monotonic clock: moved with the wall clock by `advance`."""
+        return (self.now - START).total_seconds()
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,6 +53,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture(autouse=True)
+def exit_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Callable[[], Any]]]:
+    """A check-out registers an atexit hook and a SIGTERM handler: recorded here (a test
+    may run them), and the SIGTERM handler put back, so no test leaves them to pytest."""
+    registered: list[Callable[[], Any]] = []
+    monkeypatch.setattr(leases.atexit, "register", registered.append)
+    original = signal.getsignal(signal.SIGTERM)
+    yield registered
+    signal.signal(signal.SIGTERM, original)
 
 
 @pytest.fixture
@@ -81,6 +98,7 @@ def make_client(
             "transport": portal,
             "sleep": sleeps.append,
             "installation_id": f"inst-{machine}",
+            "monotonic": clock.monotonic,
         }
         options.update(kwargs)
         return LicenseClient(options.pop("base_url", SERVER), **options)

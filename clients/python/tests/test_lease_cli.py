@@ -117,7 +117,7 @@ def test_checkout_without_a_license_id_is_a_usage_error(run, server):
     assert code == cli.EXIT_USAGE and "pass the license ID" in err
 
 
-def _hold(server: str, tmp_path, *extra: str) -> subprocess.Popen:
+def _hold(server: str, tmp_path, *extra: str, license_id: str = FLOATING) -> subprocess.Popen:
     env = {
         **os.environ,
         "LICENSE_CLIENT_DATA_DIR": str(tmp_path / "ws"),
@@ -125,7 +125,7 @@ def _hold(server: str, tmp_path, *extra: str) -> subprocess.Popen:
         "LICENSE_CLIENT_PASSWORD": PASSWORD,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "license_client", "--server", server, "checkout", FLOATING,
+        [sys.executable, "-m", "license_client", "--server", server, "checkout", license_id,
          "--machine-name", "CAD-WS-01", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -170,3 +170,26 @@ def test_checkout_json_prints_one_document_then_holds(server, portal, tmp_path):
             process.wait()
     assert process.returncode == cli.EXIT_OK and out == ""
     assert "Checked in lease" in err
+
+
+def test_checkout_stops_holding_when_an_admin_revokes_the_lease(server, portal, tmp_path):
+    short = "LIC-FLOT-0002"
+    expiry = datetime.now(timezone.utc) + timedelta(days=30)
+    portal.add_license(
+        short, PASSWORD, seats=1, model="floating", lease_seconds=3, expires_at=expiry
+    )  # a heartbeat every second
+    process = _hold(server, tmp_path, license_id=short)
+    try:
+        assert process.stdout.readline().startswith("Checked out a seat"), process.stderr
+        (lease,) = portal.live_leases(short)
+        portal.revoke_lease(short, lease.lease_id)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == cli.EXIT_INVALID, err
+    assert "the seat is lost: The lease was revoked in the portal" in err
+    assert portal.live_leases(short) == []  # not taken back
+    checkouts = [path for method, path, _ in portal.requests if method == "POST"]
+    assert checkouts.count("/api/v1/leases") == 1

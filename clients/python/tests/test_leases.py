@@ -185,43 +185,107 @@ def test_a_gap_that_outlasts_the_lease_loses_it(office, clock, portal):
     assert len(calls) == 1
 
 
-def test_a_revoked_lease_is_checked_out_again(office, clock, portal):
-    client, lease = office("CAD-WS-01")
+def checkouts(portal) -> int:
+    """How many check-outs (password and all) the portal has had."""
+    return sum((method, path) == ("POST", "/api/v1/leases") for method, path, _ in portal.requests)
+
+
+def test_a_revoked_lease_is_lost_and_its_seat_stays_free(office, make_client, clock, portal):
+    calls = []
+    client, lease = office("CAD-WS-01", on_lost=calls.append)
     portal.revoke_lease(FLOATING, lease.lease_id)
     clock.advance(seconds=20)
     status = client.heartbeat()
+    assert status.state == "lost" and client.lease_lost and client.lease is None
+    assert status.reason.startswith("The lease was revoked in the portal; it is not checked")
+    assert isinstance(status.error, LeaseExpired) and status.error.reason == "revoked"
+    assert calls == [status]
+    assert checkouts(portal) == 1  # never taken back: the seat the admin freed stays free
+    assert portal.live_leases(FLOATING) == []
+    assert lease.expires_at > clock.now  # the certificate still runs, but the lease ended
+    assert client.validate(online=False).code == "LEASE_EXPIRED"
+    assert make_client("CAD-WS-01").validate(online=False).code == "LEASE_EXPIRED"
+    requests = len(portal.requests)
+    clock.advance(seconds=20)
+    assert client.heartbeat().state == "lost" and len(portal.requests) == requests
+    assert len(calls) == 1
+
+
+def test_a_lease_checked_in_by_another_process_is_lost_not_taken_back(
+    office, make_client, clock, portal
+):
+    client, lease = office("CAD-WS-01")
+    assert make_client("CAD-WS-01").checkin().lease_id == lease.lease_id  # `license-client checkin`
+    clock.advance(seconds=20)
+    status = client.heartbeat()
+    assert status.state == "lost" and status.reason.startswith("The lease was checked in")
+    assert checkouts(portal) == 1 and portal.live_leases(FLOATING) == []
+
+
+def test_a_lease_the_server_says_lapsed_is_checked_out_again(make_client, floating, clock, portal):
+    # the machine slept: its monotonic clock stood still, the server's did not
+    client = make_client("CAD-WS-01", monotonic=lambda: 0.0)
+    lease = client.checkout(FLOATING, PASSWORD, machine_name="CAD-WS-01", heartbeat=False)
+    clock.advance(seconds=61)
+    status = client.heartbeat()  # 410, reason expired
     assert status.state == "live" and status.lease.lease_id != lease.lease_id
-    assert status.reason.startswith("The lease was revoked in the portal; checked out again")
+    assert status.reason.startswith("The lease lapsed; checked out again until")
     assert client.validate(online=False).valid
     assert [x.lease_id for x in portal.live_leases(FLOATING)] == [status.lease.lease_id]
 
 
-def test_revoked_with_no_seat_free_the_lease_is_lost_and_the_program_told(
-    office, make_client, clock, portal
+def test_lapsed_with_no_seat_free_the_lease_is_lost_and_the_program_told(
+    make_client, office, floating, clock, portal
 ):
     def broken_callback(status):
         calls.append(status)
         raise RuntimeError("the product's callback fails; the kit must not")
 
     calls = []
-    client, lease = office("CAD-WS-01", on_lost=broken_callback)
-    office("CAD-WS-02")
-    office("CAD-WS-03")
-    portal.revoke_lease(FLOATING, lease.lease_id)
-    office("CAD-WS-04")  # takes the freed seat
-    clock.advance(seconds=20)
+    client = make_client("CAD-WS-01", monotonic=lambda: 0.0)
+    lease = client.checkout(
+        FLOATING, PASSWORD, machine_name="CAD-WS-01", heartbeat=False, on_lost=broken_callback
+    )
+    clock.advance(seconds=61)
+    for name in ("CAD-WS-02", "CAD-WS-03", "CAD-WS-04"):  # take the seats meanwhile
+        office(name)
     status = client.heartbeat()
     assert status.state == "lost" and status.lost and not status.held
     assert isinstance(status.error, NoSeatsAvailable)
     assert status.error.machines == ["CAD-WS-02", "CAD-WS-03", "CAD-WS-04"]
-    assert "revoked in the portal; checking out again failed" in status.reason
+    assert status.reason.startswith("The lease lapsed; checking out again failed")
     assert "CAD-WS-04 (until" in status.reason
     assert calls == [status]
-    # the certificate has not reached its exp, but the server ended the lease
-    assert lease.expires_at > clock.now
     result = client.validate(online=False)
     assert result.code == "LEASE_EXPIRED" and not result
-    assert make_client("CAD-WS-01").validate(online=False).code == "LEASE_EXPIRED"
+    assert lease.lease_id not in [x.lease_id for x in portal.live_leases(FLOATING)]
+
+
+def test_a_client_clock_ahead_of_the_server_changes_nothing(make_client, floating, clock, portal):
+    def ahead():
+        return clock.now + timedelta(hours=2)  # more than a lease period ahead
+
+    calls = []
+    client = make_client("CAD-WS-01", clock=ahead)
+    client.checkout(
+        FLOATING, PASSWORD, machine_name="CAD-WS-01", heartbeat=False, on_lost=calls.append
+    )
+    for _ in range(3):
+        clock.advance(seconds=20)
+        status = client.heartbeat()
+        assert status.state == "live" and status.reason.startswith("Renewed until")
+        assert status.next_heartbeat_at == ahead() + timedelta(seconds=20)
+    assert checkouts(portal) == 1  # heartbeats, not a password check-out every beat
+    portal.down = True  # a gap: retried while the lease lasts, by the server's period
+    for _ in range(5):
+        clock.advance(seconds=10)
+        status = client.heartbeat()
+        assert status.state == "retrying", status.reason
+        assert status.next_heartbeat_at <= ahead() + timedelta(seconds=60)
+    clock.advance(seconds=11)  # 61 s since the last answer: over
+    status = client.heartbeat()
+    assert status.state == "lost" and status.reason.startswith("The lease lapsed at")
+    assert len(calls) == 1
 
 
 def test_a_lease_lapsed_while_the_machine_slept_is_checked_out_again(office, clock, portal):
@@ -232,13 +296,77 @@ def test_a_lease_lapsed_while_the_machine_slept_is_checked_out_again(office, clo
     assert status.reason.startswith("The lease lapsed at")
 
 
-def test_another_process_took_the_token_over(office, make_client, clock):
+def test_two_processes_of_one_installation_share_the_lease(office, make_client, clock, portal):
+    first, lease = office("CAD-WS-01")
+    second = make_client("CAD-WS-01")  # the product started twice: same folder, same ID
+    assert second.checkout(heartbeat=False).lease_id == lease.lease_id  # a new token
+    for _ in range(4):
+        clock.advance(seconds=20)
+        for client in (first, second):
+            status = client.heartbeat()
+            assert status.state == "live" and status.lease.lease_id == lease.lease_id
+    assert first.lease_status().reason.startswith("Renewed until")
+    assert checkouts(portal) == 2  # the two starts; no check-out back and forth every beat
+    assert first.lease.token == second.lease.token
+    assert len(portal.live_leases(FLOATING)) == 1
+    stored = json.loads((first.data_dir / "lease.json").read_text())
+    assert stored["lease"]["lease_token"] == first.lease.token
+
+
+def test_the_first_beat_after_the_other_process_checked_out_adopts_its_token(
+    office, make_client, clock, portal
+):
     client, lease = office("CAD-WS-01")
-    make_client("CAD-WS-01").checkout(heartbeat=False)  # replaces the token
+    make_client("CAD-WS-01").checkout(heartbeat=False)
+    clock.advance(seconds=20)
+    status = client.heartbeat()  # 401, then the stored token
+    assert status.state == "live" and status.lease.lease_id == lease.lease_id
+    assert status.reason.startswith("Another process of this installation checked the lease")
+    assert [status for path, status in portal.answers[-2:]] == [401, 200]
+
+
+def test_a_checkout_while_a_heartbeat_is_on_its_way_keeps_the_newer_token(
+    make_client, floating, clock, portal
+):
+    other = make_client("CAD-WS-01")
+
+    class Interleaved(Transport):
+        """The other process checks out just after this heartbeat reached the server."""
+
+        def send(self, method, url, body, headers, timeout):
+            response = portal.send(method, url, body, headers, timeout)
+            if url.endswith("/heartbeat") and not done:
+                done.append(other.checkout(heartbeat=False))
+            return response
+
+    done = []
+    client = make_client("CAD-WS-01", transport=Interleaved())
+    client.checkout(FLOATING, PASSWORD, machine_name="CAD-WS-01", heartbeat=False)
     clock.advance(seconds=20)
     status = client.heartbeat()
-    assert status.state == "live" and status.lease.lease_id == lease.lease_id
-    assert status.reason.startswith("Another process of this installation took the lease over")
+    assert status.state == "live" and status.lease.token == done[0].token
+    stored = json.loads((client.data_dir / "lease.json").read_text())
+    assert stored["lease"]["lease_token"] == done[0].token  # not this process's stale one
+    clock.advance(seconds=20)
+    assert client.heartbeat().state == "live"
+    assert 401 not in [status for path, status in portal.answers]
+
+
+def test_a_token_the_server_forgot_with_no_newer_one_stored_is_lost(
+    office, make_client, clock, portal, tmp_path
+):
+    calls = []
+    client, lease = office("CAD-WS-01", on_lost=calls.append)
+    # the same installation ID with another data folder: nothing this process can adopt
+    elsewhere = make_client("CAD-WS-01", data_dir=tmp_path / "elsewhere")
+    elsewhere.checkout(FLOATING, PASSWORD, heartbeat=False)
+    clock.advance(seconds=20)
+    status = client.heartbeat()
+    assert status.state == "lost" and status.error.code == "invalid_lease_token"
+    assert status.reason.startswith("The server no longer knows this lease's token")
+    assert checkouts(portal) == 2 and len(calls) == 1  # not taken back from the other
+    assert client.validate(online=False).code == "LEASE_EXPIRED"
+    assert elsewhere.heartbeat().state == "live"
 
 
 def test_a_suspended_license_loses_the_lease(office, clock, portal):
@@ -442,6 +570,52 @@ def test_sigterm_checks_in_then_chains_to_the_programs_handler(make_client, floa
     finally:
         waits.set()
         signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_handlers_that_chain_to_each_other_run_once(make_client, floating, portal):
+    seen = []
+
+    def first_handler(signum, frame):
+        seen.append("first")
+
+    signal.signal(signal.SIGTERM, first_handler)
+    waits = threading.Event()
+    try:
+        client = make_client("CAD-WS-01", wait=lambda seconds: waits.wait())
+        client.checkout(FLOATING, PASSWORD)
+        ours = signal.getsignal(signal.SIGTERM)
+
+        def programs_handler(signum, frame):  # set after ours, and chains to it
+            seen.append("program")
+            ours(signum, frame)
+
+        signal.signal(signal.SIGTERM, programs_handler)
+        client.checkin()  # the program's handler stays
+        client.checkout()  # ours again, now chaining to the program's, which chains to ours
+        signal.raise_signal(signal.SIGTERM)
+        assert seen == ["program", "first"]
+        assert portal.live_leases(FLOATING) == []
+    finally:
+        waits.set()
+
+
+def test_a_checkout_without_a_thread_is_checked_in_at_exit_and_on_sigterm(
+    office, portal, exit_hooks
+):
+    seen = []
+
+    def programs_handler(signum, frame):
+        seen.append(len(portal.live_leases(FLOATING)))
+
+    signal.signal(signal.SIGTERM, programs_handler)
+    office("CAD-WS-01")
+    assert len(exit_hooks) == 1 and signal.getsignal(signal.SIGTERM) != programs_handler
+    signal.raise_signal(signal.SIGTERM)
+    assert seen == [0]  # checked in before the program's handler ran
+    second, _ = office("CAD-WS-02")
+    assert len(exit_hooks) == 2
+    exit_hooks[1]()
+    assert portal.live_leases(FLOATING) == [] and second.lease_status().state == "none"
 
 
 def test_an_ignored_sigterm_stays_ignored(make_client, floating):

@@ -98,3 +98,31 @@ def test_namespace_becomes_one_harmless_folder_name():
     assert storage.safe_name("../../etc/passwd") == "etc-passwd"
     assert storage.safe_name("Acme CAD/Pro 2030") == "Acme-CAD-Pro-2030"
     assert storage.safe_name("..") == "default"
+
+
+def test_a_documents_lock_holds_off_other_processes_and_is_reentrant(tmp_path):
+    fcntl = pytest.importorskip("fcntl")  # the POSIX lock, checked as another process would
+    store = Store(tmp_path / "app")
+
+    def free() -> bool:  # what another process would get, asked without waiting
+        fd = os.open(tmp_path / "app" / ".lease.json.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    with store.locked("lease.json"):
+        with store.locked("lease.json"):  # the same thread again: no deadlock
+            assert not free()
+        assert not free()  # still held by the outer one
+    assert free()
+    assert (tmp_path / "app" / ".lease.json.lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_lock_where_nothing_can_be_written_is_no_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with Store(tmp_path / "file" / "app").locked("lease.json"):
+        pass

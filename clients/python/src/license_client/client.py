@@ -34,6 +34,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -109,6 +110,9 @@ class LicenseClient:
         transport, sleep: the HTTP seam and the backoff's sleep; for tests.
         wait: what the heartbeat thread waits between heartbeats with (`wait(seconds)`);
             default an interruptible wait that `checkin()` ends; for tests.
+        monotonic: seconds on a clock that only goes forward (default `time.monotonic`):
+            how long a lease lasts is judged on it, never on `clock` against the server's
+            time; for tests.
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class LicenseClient:
         sleep: Callable[[float], None] | None = None,
         backoff: float = 0.5,
         wait: Callable[[float], Any] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.product = product
         self.namespace = namespace or product or "default"
@@ -162,6 +167,7 @@ class LicenseClient:
             remember_password=remember_password,
             backoff=backoff,
             wait=wait,
+            monotonic=monotonic,
         )
 
     # -- identity ---------------------------------------------------------------------------

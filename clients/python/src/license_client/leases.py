@@ -5,14 +5,23 @@ once. `checkout` takes one (`POST /api/v1/leases`) for one lease period; a daemo
 renews it every third of that period (`POST /api/v1/leases/{id}/heartbeat`, the lease's
 token as `Authorization: Bearer`); `checkin` gives it back (`DELETE /api/v1/leases/{id}`).
 
+- How long the lease lasts is judged on this process's monotonic clock, never by comparing
+  the wall clock with the server's `exp`: the deadline is when the answer arrived plus one
+  period (its certificate's exp - iat), so a clock that is off changes nothing.
 - Network gap: the heartbeat is retried with backoff (jitter, at most a third of the period)
   for as long as the lease lasts; its end is the deadline.
-- The server says the lease ended (410 `lease_expired`: lapsed, revoked in the portal) or no
-  longer knows its token (401: another process of this installation checked out since), or
-  the lease lapsed while the machine slept: the thread checks out again at once. If that is
-  refused (no seat free any more, license suspended, ...) or the server cannot be reached,
-  the lease is **lost**: state `lost`, a reason, the error, and the `on_lost` callback. The
-  thread never raises into the program; the product decides what to do.
+- The lease lapsed (410 `lease_expired` with reason `expired`: a gap outlived it; or its
+  deadline passed while the machine slept): the thread checks out again at once.
+- The lease was ended on purpose (410 with reason `revoked` in the portal, or `checked_in`):
+  it is lost, never taken back, so the seat an admin freed stays free.
+- 401, the server no longer knows the token: another process of this installation checked
+  out since, which gave the same lease a new token and stored it in `lease.json`. The thread
+  adopts that token and keeps beating (the two processes share the lease); if `lease.json`
+  holds no newer token for this lease, the lease is lost.
+- Lost: when checking out again is refused (no seat free any more, license suspended, ...) or
+  the server cannot be reached by the deadline, too. State `lost`, a reason, the error, and
+  the `on_lost` callback, once. The thread never raises into the program; the product decides
+  what to do.
 - `borrow(days)`: a lease until then that needs no heartbeat, for a laptop that leaves the
   office; the certificate and token stay in the data folder, so any later process validates
   it offline until its end (then `LEASE_EXPIRED`) and `checkin` returns it early.
@@ -20,7 +29,9 @@ token as `Authorization: Bearer`); `checkin` gives it back (`DELETE /api/v1/leas
 `lease.json` in the data folder holds the license ID, machine name, server URL, the password
 (unless `remember_password=False`: checking out again needs it) and the current lease: its
 certificate (`exp` = the lease's end, claim `lease_id`), its token, and `ended` once the
-server said it ended. The certificate is what validation reads, like an activation's.
+server said it ended. The certificate is what validation reads, like an activation's. Every
+read-modify-write of it, and every check-out together with storing its new token, holds the
+file's lock (`Store.locked`), so two processes of one installation never store a stale token.
 """
 
 from __future__ import annotations
@@ -33,7 +44,8 @@ import random
 import signal
 import socket
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any, Callable
@@ -70,8 +82,10 @@ LOST = "lost"  # the lease ended and checking out again failed: the product must
 MAX_RETRY_DELAY = 60.0
 # errors that say nothing about the lease: retry while it lasts
 RETRY_ERRORS = (ServiceUnavailable, ProtocolError, TooManyAttempts, InvalidCertificate)
-# the server has no live lease with this token any more: check out again
+# the server has no live lease with this token any more
 GONE_ERRORS = (LeaseExpired, InvalidLeaseToken)
+# 410 reasons that mean someone ended the lease on purpose: lost, never checked out again
+ENDED_ON_PURPOSE = ("revoked", "checked_in")
 # the verdict a lost lease leaves for offline validation, by the error that ended it
 ENDED_CODES: dict[type[LicenseError], str] = {
     LeaseExpired: "LEASE_EXPIRED",
@@ -173,6 +187,7 @@ class _Keeper:
         machine_name: str,
         on_lost: Callable[[LeaseStatus], Any] | None,
         now: datetime,
+        received: float,
     ) -> None:
         self.lease = lease
         self.password = password
@@ -183,6 +198,9 @@ class _Keeper:
         self.error: LicenseError | None = None
         self.attempt = 0
         self.last_heartbeat_at: datetime | None = None
+        # on the monotonic clock: when the lease ends, and when the next heartbeat is due
+        self.deadline = received + lease.period.total_seconds()
+        self.due = received + lease.heartbeat_interval.total_seconds()
         self.next_at: datetime | None = now + lease.heartbeat_interval
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -197,14 +215,24 @@ class _Keeper:
             next_heartbeat_at=self.next_at,
         )
 
+    def renewed(self, lease: Lease, now: datetime, received: float, reason: str) -> None:
+        """A fresh lease from the server, answered at `received` (monotonic)."""
+        self.lease = lease
+        self.state, self.error, self.attempt, self.reason = LIVE, None, 0, reason
+        self.last_heartbeat_at = now
+        self.deadline = received + lease.period.total_seconds()
+        self.due = received + lease.heartbeat_interval.total_seconds()
+        self.next_at = now + lease.heartbeat_interval
+
 
 class Leases:
     """This installation's lease of a floating license (`LicenseClient` delegates here).
 
     Collaborators come from the client: its data folder, clock and lock, `api(document)` (an
     `Api` for the stored or configured server), `verify(token, api)` (a certificate from the
-    server, verified against the trusted keys and this installation), and `wait(seconds)`
-    between heartbeats (default: an interruptible wait; tests pass one that records).
+    server, verified against the trusted keys and this installation), `wait(seconds)`
+    between heartbeats (default: an interruptible wait; tests pass one that records), and
+    `monotonic()` (seconds, for how long the lease lasts here; tests pass one they move).
     """
 
     def __init__(
@@ -219,6 +247,7 @@ class Leases:
         remember_password: bool = True,
         backoff: float = 0.5,
         wait: Callable[[float], Any] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -230,9 +259,13 @@ class Leases:
         self.remember_password = remember_password
         self.backoff = backoff
         self._wait = wait
+        self._monotonic = monotonic
         self._keeper: _Keeper | None = None
         self._exit_registered = False
         self._previous_sigterm: Any = None
+        # what SIGTERM did before our first handler; the end of the chain if it loops back
+        self._first_sigterm: Any = None
+        self._sigterm_depth = 0
 
     # -- what the client calls ----------------------------------------------------------------
 
@@ -287,20 +320,25 @@ class Leases:
                 or "unknown"
             )
         api = self._api(document if same and document.get("server") else None)
-        lease = self._request_lease(api, license_id, password, machine_name, borrow_until)
-        with self.lock:
-            self._stop_keeper()
-            try:
-                self._save(lease, license_id, password, machine_name)
-            except StorageError:
-                # nobody could validate or return a lease that is not stored: give it back
-                self._return(lease, retries=0)
-                raise
-            if lease.borrowed:
-                return lease
-            keeper = self._keeper = _Keeper(lease, password, machine_name, on_lost, now)
-            if heartbeat:
-                self._start(keeper)
+        # the new token and its storing are one step for the other processes of this machine
+        with self.store.locked(LEASE_FILE):
+            lease = self._request_lease(api, license_id, password, machine_name, borrow_until)
+            received = self._monotonic()
+            with self.lock:
+                self._stop_keeper()
+                try:
+                    self._save(lease, license_id, password, machine_name)
+                except StorageError:
+                    # nobody could validate or return a lease that is not stored: give it back
+                    self._return(lease, retries=0)
+                    raise
+                if lease.borrowed:
+                    return lease
+                keeper = _Keeper(lease, password, machine_name, on_lost, now, received)
+                self._keeper = keeper
+                if heartbeat:
+                    self._start(keeper)
+        self._guard_exit()
         return lease
 
     def borrow(
@@ -336,7 +374,7 @@ class Leases:
                 log.warning("could not check in lease %s", lease.lease_id, exc_info=True)
                 return None
             raise  # the stored lease stays: `checkin` again later
-        with self.lock:
+        with self.store.locked(LEASE_FILE), self.lock:
             document = self._document()
             if (held_lease(document) or lease).lease_id == lease.lease_id:
                 document["lease"] = None
@@ -389,6 +427,9 @@ class Leases:
             target=self._run, args=(keeper,), name="license-client-heartbeat", daemon=True
         )
         keeper.thread.start()
+
+    def _guard_exit(self) -> None:
+        """Check in at exit and on SIGTERM: every lease held here, with a thread or not."""
         if not self._exit_registered:
             atexit.register(self.at_exit)
             self._exit_registered = True
@@ -400,7 +441,7 @@ class Leases:
             with self.lock:
                 if keeper is not self._keeper or keeper.stop.is_set() or keeper.next_at is None:
                     return
-                delay = max(0.0, (keeper.next_at - self.clock()).total_seconds())
+                delay = max(0.0, keeper.due - self._monotonic())
             wait(delay)
             if keeper.stop.is_set():
                 return
@@ -410,10 +451,10 @@ class Leases:
                 log.exception("the lease heartbeat failed")
                 self._lose(keeper, LicenseError(f"The lease heartbeat failed: {error!r}"))
 
-    def _step(self, keeper: _Keeper) -> None:
+    def _step(self, keeper: _Keeper, adopted: bool = False) -> None:
         now = self.clock()
         lease = keeper.lease
-        if not lease.live(now):  # the machine slept, or the gap outlasted the lease
+        if self._monotonic() >= keeper.deadline:  # the machine slept, or the gap outlasted it
             self._renew(keeper, f"The lease lapsed at {iso(lease.expires_at)}")
             return
         try:
@@ -423,9 +464,24 @@ class Leases:
                 f"/api/v1/leases/{quote(lease.lease_id, safe='')}/heartbeat",
                 token=lease.token,
             )
+            received = self._monotonic()
             fresh = self._lease_from(api, answer, lease.token, lease.license_id, lease.lease_id)
-        except GONE_ERRORS as error:
-            self._renew(keeper, _gone(error))
+        except InvalidLeaseToken as error:
+            if not adopted and self._adopt(keeper):
+                self._step(keeper, adopted=True)  # the same lease, with the other's token
+            else:  # checking out again would take the lease from whoever has it now
+                reason = (
+                    "The server no longer knows this lease's token, and no other process of "
+                    "this installation stored a newer one"
+                )
+                self._lose(keeper, error, reason, code="LEASE_EXPIRED")
+            return
+        except LeaseExpired as error:
+            if error.reason in ENDED_ON_PURPOSE:  # the seat was freed on purpose: leave it
+                reason = f"{_gone(error)}; it is not checked out again"
+                self._lose(keeper, error, reason, code="LEASE_EXPIRED")
+            else:
+                self._renew(keeper, _gone(error))
             return
         except RETRY_ERRORS as error:
             self._retry(keeper, error, now)
@@ -433,15 +489,39 @@ class Leases:
         except LicenseError as error:  # suspended, license expired: waiting does not help
             self._lose(keeper, error)
             return
-        with self.lock:
+        with self.store.locked(LEASE_FILE), self.lock:
             if keeper is not self._keeper or keeper.stop.is_set():
                 return  # checked in meanwhile
-            keeper.lease = fresh
-            keeper.state, keeper.error, keeper.attempt = LIVE, None, 0
-            keeper.reason = f"Renewed until {iso(fresh.expires_at)}."
-            keeper.last_heartbeat_at = now
-            keeper.next_at = now + fresh.heartbeat_interval
+            reason = f"Renewed until {iso(fresh.expires_at)}."
+            if adopted:
+                reason = (
+                    "Another process of this installation checked the lease out again; with "
+                    f"its token, renewed until {iso(fresh.expires_at)}."
+                )
+            keeper.renewed(fresh, now, received, reason)
             self._save_quietly(fresh)
+
+    def _adopt(self, keeper: _Keeper) -> bool:
+        """After a 401: take the token another process of this installation stored for the
+        same lease (its check-out gave the lease a new token); False if there is none."""
+        with self.store.locked(LEASE_FILE), self.lock:
+            if keeper is not self._keeper or keeper.stop.is_set():
+                return False
+            try:
+                stored = held_lease(self._document())
+            except StorageError:
+                log.warning("could not read the stored lease", exc_info=True)
+                return False
+            lease = keeper.lease
+            if (
+                stored is None
+                or stored.lease_id != lease.lease_id
+                or not stored.token
+                or stored.token == lease.token
+            ):
+                return False
+            keeper.lease = replace(lease, token=stored.token)
+            return True
 
     def _retry(self, keeper: _Keeper, error: LicenseError, now: datetime) -> None:
         with self.lock:
@@ -460,7 +540,10 @@ class Leases:
             if retry_after:
                 delay = max(delay, retry_after)
             # the lease's end is the deadline: then it is a new check-out or lost
-            keeper.next_at = min(now + timedelta(seconds=delay), lease.expires_at)
+            clock = self._monotonic()
+            delay = max(0.0, min(delay, keeper.deadline - clock))
+            keeper.due = clock + delay
+            keeper.next_at = now + timedelta(seconds=delay)
             keeper.state, keeper.error = RETRYING, error
             keeper.reason = (
                 f"The license server cannot be reached ({error.message}); retrying while the "
@@ -470,46 +553,56 @@ class Leases:
     def _renew(self, keeper: _Keeper, cause: str) -> None:
         """Check out again after the lease ended; lost if that fails."""
         lease = keeper.lease
-        try:
-            api = self._api({"server": lease.server} if lease.server else None)
-            fresh = self._request_lease(
-                api, lease.license_id, keeper.password, keeper.machine_name, None
-            )
-        except LicenseError as error:
-            self._lose(keeper, error, cause)
+        # the new token and its storing are one step for the other processes of this machine
+        with self.store.locked(LEASE_FILE):
+            try:
+                api = self._api({"server": lease.server} if lease.server else None)
+                fresh = self._request_lease(
+                    api, lease.license_id, keeper.password, keeper.machine_name, None
+                )
+            except LicenseError as error:
+                failure: LicenseError | None = error
+            else:
+                failure = None
+                received, now = self._monotonic(), self.clock()
+                with self.lock:
+                    stale = keeper is not self._keeper or keeper.stop.is_set()
+                    if not stale:
+                        reason = f"{cause}; checked out again until {iso(fresh.expires_at)}."
+                        keeper.renewed(fresh, now, received, reason)
+                        self._save_quietly(fresh, rotated=True)
+        if failure is not None:  # reported outside the lock: on_lost may take its time
+            reason = f"{cause}; checking out again failed: {_failure(failure)}"
+            self._lose(keeper, failure, reason, code="LEASE_EXPIRED")
             return
-        now = self.clock()
-        with self.lock:
-            stale = keeper is not self._keeper or keeper.stop.is_set()
-            if not stale:
-                keeper.lease = fresh
-                keeper.state, keeper.error, keeper.attempt = LIVE, None, 0
-                keeper.reason = f"{cause}; checked out again until {iso(fresh.expires_at)}."
-                keeper.last_heartbeat_at = now
-                keeper.next_at = now + fresh.heartbeat_interval
-                self._save_quietly(fresh)
         if stale:  # checked in while this check-out was on its way: give the seat back
             try:
                 self._return(fresh, retries=0)
             except LicenseError:
                 log.warning("could not return lease %s", fresh.lease_id, exc_info=True)
 
-    def _lose(self, keeper: _Keeper, error: LicenseError, cause: str | None = None) -> None:
-        with self.lock:
+    def _lose(
+        self,
+        keeper: _Keeper,
+        error: LicenseError,
+        reason: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """The lease is over for this process: say why (`reason`, default the error's), and
+        leave `code` (default by the error) for offline validation in `lease.json`."""
+        with self.store.locked(LEASE_FILE), self.lock:
             if keeper is not self._keeper or keeper.stop.is_set() or keeper.state == LOST:
                 return
-            reason = error.message
-            if isinstance(error, NoSeatsAvailable) and error.machines:
-                reason += f" In use on: {error.describe_machines()}."
-            reason = f"{cause}; checking out again failed: {reason}" if cause else reason
+            reason = reason or _failure(error)
             keeper.state, keeper.error, keeper.reason, keeper.next_at = LOST, error, reason, None
-            code = "LEASE_EXPIRED" if cause else ENDED_CODES.get(type(error))
+            code = code or ENDED_CODES.get(type(error))
             document = self._document()
             stored = document.get("lease")
             if (
                 code
                 and isinstance(stored, dict)
                 and stored.get("lease_id") == keeper.lease.lease_id
+                and stored.get("lease_token") in (None, keeper.lease.token)
             ):
                 # offline validation must not bring back a lease the server ended
                 stored["ended"] = {"code": code, "reason": reason, "at": iso(self.clock())}
@@ -619,9 +712,28 @@ class Leases:
             document["password"] = password
         self.store.write_json(LEASE_FILE, document)
 
-    def _save_quietly(self, lease: Lease) -> None:
-        """A renewed lease into lease.json (the thread keeps going if the folder is read-only)."""
-        document = self._document()
+    def _save_quietly(self, lease: Lease, rotated: bool = False) -> None:
+        """A renewed lease into lease.json (the thread keeps going if the folder is read-only).
+        Called with the file's lock held. After a heartbeat (not `rotated`), a different token
+        stored for the same lease is newer than ours (another process checked out since, and
+        a check-out stores its token under the lock): it stays, and the keeper adopts it."""
+        try:
+            document = self._document()
+        except StorageError:
+            log.warning("could not read the stored lease", exc_info=True)
+            return
+        stored = held_lease(document)
+        if (
+            not rotated
+            and stored is not None
+            and stored.lease_id == lease.lease_id
+            and stored.token
+            and stored.token != lease.token
+        ):
+            lease = replace(lease, token=stored.token)
+            keeper = self._keeper
+            if keeper is not None and keeper.lease.lease_id == lease.lease_id:
+                keeper.lease = lease
         document["lease"] = _lease_record(lease, self.clock())
         document.setdefault("version", 1)
         document.setdefault("license_id", lease.license_id)
@@ -644,6 +756,8 @@ class Leases:
         current = signal.getsignal(signal.SIGTERM)
         if current == self._on_sigterm or current == signal.SIG_IGN:
             return
+        if self._first_sigterm is None:
+            self._first_sigterm = current if current is not None else signal.SIG_DFL
         self._previous_sigterm = current
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -654,16 +768,30 @@ class Leases:
         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
             previous = self._previous_sigterm
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            if previous == self._first_sigterm:
+                self._first_sigterm = None  # all undone: the next check-out starts afresh
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        previous = self._previous_sigterm
-        self.at_exit()
-        self._restore_sigterm()
-        if callable(previous):
-            previous(signum, frame)
-        else:  # SIG_DFL (or set outside Python): end the process as SIGTERM would have
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        if self._sigterm_depth:
+            # called back by a handler we chain to (the program set it after ours and chains
+            # to us, and a later check-out made it our previous one): the loop ends here, with
+            # what SIGTERM did before any of ours
+            if self._sigterm_depth > 1:
+                return
+            previous = self._first_sigterm
+        else:
+            previous = self._previous_sigterm
+        self._sigterm_depth += 1
+        try:
+            self.at_exit()
+            self._restore_sigterm()
+            if callable(previous):
+                previous(signum, frame)
+            else:  # SIG_DFL (or set outside Python): end the process as SIGTERM would have
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+        finally:
+            self._sigterm_depth -= 1
 
 
 def held_lease(document: dict[str, Any] | None) -> Lease | None:
@@ -726,10 +854,16 @@ def _lease_record(lease: Lease, now: datetime) -> dict[str, Any]:
     }
 
 
-def _gone(error: LicenseError) -> str:
-    if isinstance(error, InvalidLeaseToken):
-        return "Another process of this installation took the lease over"
-    reason = error.reason if isinstance(error, LeaseExpired) else None
+def _failure(error: LicenseError) -> str:
+    """The error in words; for no seat, who holds them."""
+    reason = error.message
+    if isinstance(error, NoSeatsAvailable) and error.machines:
+        reason += f" In use on: {error.describe_machines()}."
+    return reason
+
+
+def _gone(error: LeaseExpired) -> str:
+    reason = error.reason
     return {
         "revoked": "The lease was revoked in the portal",
         "checked_in": "The lease was checked in",

@@ -7,7 +7,9 @@ on macOS, `%LOCALAPPDATA%` on Windows), then `license-client/<namespace>`.
 How: every write goes to a temporary file in the same folder, is flushed and fsync'ed, then
 `os.replace`d over the old file, so a crash or a power cut leaves either the old or the new
 file, never half of one. Files are created with mode 0600 and the folder with 0700: the stored
-activation holds the license's password.
+activation holds the license's password. So a reader in another process always sees a whole
+document; `locked(name)` makes a read-modify-write of one document exclusive across processes
+(an advisory lock on `.<name>.lock`: flock on POSIX, msvcrt on Windows).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import os
 import re
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,7 @@ class Store:
         # plain strings: validation stats these files every time, and pathlib is slow at it
         self._folder_text = str(self.folder)
         self._paths: dict[str, str] = {}
+        self._held = threading.local()  # name -> depth of `locked` in this thread
 
     def path(self, name: str) -> Path:
         return self.folder / name
@@ -105,6 +110,39 @@ class Store:
         except OSError as exc:
             raise StorageError(f"cannot remove {self.path(name)}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """Hold the lock of document `name` (re-entrant in one thread): the other processes
+        (and the other threads, and other `Store`s of this folder) wait for it. Readers need
+        no lock; writers that read first take it. Where the lock file cannot be created (a
+        read-only folder) this does nothing: no write can succeed there either."""
+        depths: dict[str, int] = self._held.__dict__.setdefault("depths", {})
+        if depths.get(name):
+            depths[name] += 1
+            try:
+                yield
+            finally:
+                depths[name] -= 1
+            return
+        fd: int | None = None
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path(f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            _lock(fd)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+        depths[name] = 1
+        try:
+            yield
+        finally:
+            depths[name] = 0
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    _unlock(fd)
+                os.close(fd)
+
     def stamp(self, name: str) -> tuple[int, int, int] | None:
         """(inode, size, mtime) of a file, to notice when another process replaced it."""
         path = self._paths.get(name)
@@ -133,6 +171,31 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.unlink(temp)
         raise
     _fsync_folder(path.parent)
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        while True:
+            try:  # LK_LOCK itself retries for 10 s, then raises: keep waiting
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                continue
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -157,8 +157,9 @@ class BorrowNotAllowed(LicenseError):
 
 
 class LeaseExpired(LicenseError):
-    """The lease ended (lapsed, revoked in the portal, or checked in): check out again.
-    `reason` is `expired`, `revoked` or `checked_in` when the server says which."""
+    """The lease ended. `reason` is `expired`, `revoked` or `checked_in` when the server
+    says which: a lapsed lease may be checked out again (the kit's heartbeat does that by
+    itself); a revoked or checked-in one was freed on purpose, and the kit leaves it lost."""
 
     code = "lease_expired"
     default_message = "The lease has ended; check out again."

@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -93,10 +104,18 @@ _LEASE_VALIDATION_FACTS = (
 
 _LEASES = Lease.__table__
 _NOW = bindparam("now", type_=UTCDateTime())
+# A heartbeat's transaction does not wait for its commit to reach the disk: a heartbeat lost
+# in a crash is harmless (the lease lapses at its earlier expiry, and the kit checks out
+# again), and the seat rule never rests on one being durable (a check-out counts what it
+# reads under its license row lock). `set_config(…, true)` is `SET LOCAL`: this transaction
+# only, and in the heartbeat's own statement, so it costs no round trip of its own.
+NOT_DURABLE = func.set_config("synchronous_commit", "off", True).label("not_durable")
+
 # a heartbeat in one statement on PostgreSQL: domain.heartbeat_expiry in SQL (LEAST ignores
 # a NULL license expiry: a perpetual license caps nothing), conditional on the token, on the
 # lease being live and on its license being neither suspended nor expired; it answers what
-# the certificate needs. Unmatched, the caller asks `lease_facts` why.
+# the certificate needs (and, matched, makes its transaction `NOT_DURABLE`). Unmatched, the
+# caller asks `lease_facts` why.
 _BEAT = (
     update(_LEASES)
     .where(
@@ -130,8 +149,63 @@ _BEAT = (
         Product.code,
         Product.name,
         _FEATURE_CODES,
+        NOT_DURABLE,
     )
 )
+
+
+# a check-out's sweep and seat count in one round trip (PostgreSQL): the license's lapsed
+# live leases marked expired, and what the statement's snapshot holds of its live ones. The
+# snapshot predates any wait of the UPDATE: a lease that it saw lapsed but a heartbeat
+# extended meanwhile is not swept (the UPDATE re-reads the row it waited for) and is not
+# counted either. `lapsed` (seen) against the swept rows tells that apart: unequal, the
+# caller counts again in a statement of its own (`lease_seats`).
+_SWEPT = (
+    update(_LEASES)
+    .where(
+        _LEASES.c.license_pk == bindparam("s_license_pk"),
+        _LEASES.c.status == domain.LEASE_LIVE,
+        _LEASES.c.expires_at <= _NOW,
+    )
+    .values(status=domain.LEASE_EXPIRED, ended_at=_LEASES.c.expires_at)
+    .returning(*_LEASES.c)
+    .cte("swept")
+)
+_SEEN = (
+    select(
+        func.count().filter(_LEASES.c.expires_at > _NOW).label("live"),
+        func.count().filter(_LEASES.c.expires_at <= _NOW).label("lapsed"),
+        func.max(_LEASES.c.id)
+        .filter(
+            _LEASES.c.expires_at > _NOW,
+            _LEASES.c.installation_id == bindparam("s_installation_id"),
+        )
+        .label("current"),
+    )
+    .where(
+        _LEASES.c.license_pk == bindparam("s_license_pk"),
+        _LEASES.c.status == domain.LEASE_LIVE,
+    )
+    .subquery("seen")
+)
+_SWEEP_AND_COUNT = select(_SEEN, _SWEPT).select_from(_SEEN.outerjoin(_SWEPT, true()))
+
+
+def _peak_upsert(dialect: Any) -> Any:
+    """`record_peak`'s upsert, built once per dialect: the day's peak rises, or nothing is
+    written (not even a new row version) when it does not."""
+    table = LeaseUsage.__table__
+    statement = dialect.insert(table).values(
+        license_pk=bindparam("license_pk"), day=bindparam("day"), peak=bindparam("peak")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.license_pk, table.c.day],
+        set_={"peak": statement.excluded.peak},
+        where=table.c.peak < statement.excluded.peak,
+    )
+
+
+_PEAK = {"postgresql": _peak_upsert(postgresql), "sqlite": _peak_upsert(sqlite)}
 
 
 @dataclass
@@ -184,7 +258,8 @@ class LicensingRepository:
     def insert(self, entity: LicensingBase) -> None:
         """A plain INSERT of a new row from a transient entity, without the unit of work
         (cheaper on the hot path; the entity stays detached, its id unknown)."""
-        self.session.execute(insert(type(entity).__table__).values(_values(entity)))
+        # the values as parameters, not in the statement: compiled once per set of columns
+        self.session.execute(insert(type(entity).__table__), _values(entity))
 
     def add_unique(self, entity: LicensingBase) -> bool:
         """Insert unless a row with one of its unique keys exists (a concurrent insert
@@ -434,6 +509,29 @@ class LicensingRepository:
         current = self.session.get(Lease, row[1]) if row[1] is not None else None
         return row[0], current
 
+    def sweep_and_count(
+        self, license_pk: int, installation_id: str, now: datetime
+    ) -> tuple[list[Lease], int, Lease | None]:
+        """A check-out's first step under the license row lock: `expire_lapsed`, then
+        `lease_seats` → (the leases marked expired, leases live at `now`, this
+        installation's live lease). On PostgreSQL one statement (`_SWEEP_AND_COUNT`), and a
+        second only when a heartbeat, check-in or scan changed a lapsed lease under it."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            lapsed = self.expire_lapsed(license_pk, now)
+            return (lapsed, *self.lease_seats(license_pk, installation_id, now))
+        params = {"s_license_pk": license_pk, "s_installation_id": installation_id, "now": now}
+        rows = self.session.connection().execute(_SWEEP_AND_COUNT, params).all()
+        live, seen_lapsed, current_pk = rows[0][:3]
+        lapsed = [
+            Lease(**{column.key: value for column, value in zip(_LEASES.c, row[3:], strict=True)})
+            for row in rows
+            if row[3] is not None
+        ]
+        if len(lapsed) != seen_lapsed:
+            return (lapsed, *self.lease_seats(license_pk, installation_id, now))
+        current = self.session.get(Lease, current_pk) if current_pk is not None else None
+        return lapsed, live, current
+
     def expire_lapsed(self, license_pk: int, now: datetime) -> list[Lease]:
         """Mark the license's lapsed live leases `expired` (ended at their expiry); the ones
         this call marked. Under the license row lock (a check-out): a heartbeat racing it
@@ -549,19 +647,22 @@ class LicensingRepository:
         expiry `domain.heartbeat_expiry`, `last_heartbeat_at` now) if it is live and its
         license neither suspended nor expired; the facts after it, else None (`lease_facts`
         says why). The hot path: on PostgreSQL one UPDATE … FROM … RETURNING, with no lock
-        but the lease row's; elsewhere (SQLite, the unit tests) a read, then `extend_lease`.
+        but the lease row's, whose transaction commits without waiting for the disk
+        (`NOT_DURABLE`); elsewhere (SQLite, the unit tests) a read, then `extend_lease`.
         """
         if self.session.get_bind().dialect.name != "postgresql":
             return self._beat_in_two(lease_id, token_hash, now)
         params = {"b_lease_id": lease_id, "b_token_hash": token_hash, "now": now}
-        row = self.session.execute(_BEAT, params).first()
+        # on the session's connection, not through the ORM: an ORM-enabled UPDATE is copied
+        # per call and its cache key computed again (a third of the heartbeat's Python time)
+        row = self.session.connection().execute(_BEAT, params).first()
         if row is None:
             return None
         width = len(_LEASES.c)
         lease = Lease(
             **{column.key: value for column, value in zip(_LEASES.c, row[:width], strict=True)}
         )
-        return self._facts(lease, row[width:])
+        return self._facts(lease, row[width:-1])
 
     def _beat_in_two(self, lease_id: str, token_hash: str, now: datetime) -> LeaseFacts | None:
         facts = self.lease_facts(lease_id)
@@ -610,23 +711,10 @@ class LicensingRepository:
         return {pk: count for pk, count in rows}
 
     def record_peak(self, license_pk: int, day: date, live: int) -> None:
-        """The day's peak of the license becomes `live` if that is higher (one upsert)."""
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(LeaseUsage.__table__).values(
-            license_pk=license_pk, day=day, peak=live
-        )
-        table = LeaseUsage.__table__
-        self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.license_pk, table.c.day],
-                set_={
-                    "peak": case(
-                        (statement.excluded.peak > table.c.peak, statement.excluded.peak),
-                        else_=table.c.peak,
-                    )
-                },
-            )
-        )
+        """The day's peak of the license becomes `live` if that is higher (one upsert that
+        writes nothing when it is not: most check-outs of a day stay below its peak)."""
+        statement = _PEAK[self.session.get_bind().dialect.name]
+        self.session.execute(statement, {"license_pk": license_pk, "day": day, "peak": live})
 
     def usage(self, license_pk: int, since: date) -> list[tuple[date, int]]:
         """The license's daily peaks from `since` on, oldest first."""

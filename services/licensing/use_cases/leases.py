@@ -13,7 +13,11 @@ leases and the insert that follows are one atomic step across every instance. It
 marks the license's lapsed leases expired with one UPDATE: a heartbeat racing it either
 committed first (the UPDATE re-reads the row it waited for and finds it not lapsed) or
 waits for it and then finds the lease expired (410). Either way, no lease is both counted
-out and kept alive, and never more than `seats` leases are live at once.
+out and kept alive, and never more than `seats` leases are live at once. On PostgreSQL the
+sweep and the count are one statement (`repo.sweep_and_count`), whose count reads the
+snapshot from before the UPDATE's waits: when a lease it saw lapsed was not swept (a
+heartbeat extended it, or a check-in or the scan ended it, meanwhile), the count is taken
+again in a statement of its own, which sees that change.
 
 A heartbeat is the hot path: it never takes the license row lock and writes no history. On
 PostgreSQL it is one statement, an UPDATE of the lease row conditional on its token, on it
@@ -217,8 +221,8 @@ def checkout(
                 "latest": iso(domain.capped(latest, license.expires_at)) if latest else None,
             }
         )
-    facts = _record_expired(repo, license, repo.expire_lapsed(license.id, now))
-    in_use, current = repo.lease_seats(license.id, data["installation_id"], now)
+    lapsed, in_use, current = repo.sweep_and_count(license.id, data["installation_id"], now)
+    facts = _record_expired(repo, license, lapsed)
     token = domain.new_lease_token()
     expires_at = domain.lease_expiry(
         now, license.lease_seconds or domain.LEASE_SECONDS_DEFAULT, license.expires_at, borrow_until
@@ -236,7 +240,9 @@ def checkout(
         return _no_seat(repo, license, data, actor, now, facts)
     else:
         lease = _new_lease(repo, license, data, token, expires_at, borrowed_until, now)
-        repo.add_later(
+        # a plain INSERT now rather than the session's flush at commit: less work while the
+        # license row lock is held
+        repo.insert(
             _history(
                 license.id,
                 domain.LEASE_CHECKED_OUT,
@@ -287,6 +293,7 @@ def _new_lease(
             expires_at=expires_at,
             last_heartbeat_at=now,
             borrowed_until=borrowed_until,
+            ended_at=None,  # set, so the lease view reads no column back from the database
         )
         if repo.add_unique(lease):
             return lease

@@ -17,9 +17,14 @@ from eventlet.greenpool import GreenPool
 from nameko.extensions import Entrypoint
 from nameko.testing.services import replace_dependencies
 from nameko.testing.utils import get_extension
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
 
+from common.db import Db
 from common.errors import PortalError
 from common.rpc import standalone_client
+from services.licensing import domain
+from services.licensing.repository import LicensingRepository
 from services.licensing.schemas import LeaseRevokedEvent, SeatsExhaustedEvent
 from services.licensing.service import LicensingService
 from tests.integration.licensing.support import Rpc, issue, issued_of, payload
@@ -355,6 +360,33 @@ def test_heartbeats_racing_the_sweep_never_leave_more_than_seats_live(
     live = live_leases(rpc, license_id, company)
     assert len(live) == kept.count("kept") + taken.count("leased") <= seats
     assert len(history_of(rpc, license_id, company, "lease_expired")) == kept.count("lease_expired")
+
+
+def test_only_a_heartbeats_own_transaction_skips_waiting_for_the_disk(
+    config, clock, rpc, company, product
+) -> None:
+    """`repository.NOT_DURABLE`: a heartbeat that matched commits with synchronous_commit off;
+    an unmatched one, and the next transaction on the same connection, keep the default."""
+    license_id, password = floating(rpc, company, product)
+    lease = checkout(rpc, license_id, password, 1)
+    lease_id = lease["lease"]["lease_id"]
+    token_hash = domain.lease_token_hash(lease["lease_token"])
+    # a pool of one connection: every transaction below runs on the same session
+    engine = create_engine(config["LICENSING_DATABASE_URL"], pool_size=1, max_overflow=0)
+    show = text("SHOW synchronous_commit")
+    try:
+        db = Db(sessionmaker(bind=engine, expire_on_commit=False))
+        with db.transaction() as session:
+            assert LicensingRepository(session).beat(lease_id, "0" * 64, clock.now()) is None
+            assert session.scalar(show) == "on"
+        with db.transaction() as session:
+            assert session.scalar(show) == "on"
+            assert LicensingRepository(session).beat(lease_id, token_hash, clock.now())
+            assert session.scalar(show) == "off"
+        with db.transaction() as session:
+            assert session.scalar(show) == "on"
+    finally:
+        engine.dispose()
 
 
 def test_the_scan_records_each_lapse_once_with_two_scanners(

@@ -24,6 +24,16 @@ DEMO_PRODUCT = {"code": "cadpro", "name": "CAD Pro"}
 DEMO_PLANS = (
     {"code": "cadpro-monthly", "amount": 4900, "currency": "EUR", "interval": "month"},
     {"code": "cadpro-yearly", "amount": 49000, "currency": "EUR", "interval": "year"},
+    # seats shared by the office (renews the demo's floating license)
+    {
+        "code": "cadpro-floating-yearly",
+        "amount": 98000,
+        "currency": "EUR",
+        "interval": "year",
+        "model": "floating",
+        "lease_seconds": 900,
+        "max_borrow_days": 7,
+    },
 )
 DEMO_SEATS = 5
 PAGE_MAX = 200

@@ -713,6 +713,18 @@ def test_demo_company_walk_read_only(ui, catalog):
     ui.wait(lambda _: len(ui.find_all("#leases tbody tr")) == 2, what="the demo's two leases")
     assert "Dana's laptop" in ui.find("#leases").text
     ui.screenshot("demo-floating-license")
+    # renewing it offers the floating plan, never a node-locked one billing would refuse
+    ui.open(f"/buy?license={floating['license_id']}")
+    ui.wait(
+        lambda _: ui.find("#license").get_attribute("value") == floating["license_id"],
+        what="the floating license chosen for renewal",
+    )
+    assert ui.find("#plan-cadpro-floating-yearly").is_selected()
+    renewable = [o.get_attribute("value") for o in ui.find_all("#license option")]
+    assert floating["license_id"] in renewable
+    ui.click("label[for='plan-cadpro-yearly']")
+    renewable = [o.get_attribute("value") for o in ui.find_all("#license option")]
+    assert floating["license_id"] not in renewable
     for path, ready in (("/payments", "#payments"), ("/recurring-payments", "#recurring")):
         ui.open(path)
         ui.visible(ready)

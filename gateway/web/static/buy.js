@@ -36,12 +36,16 @@ function selectedLicense() {
   return licenses.find((item) => item.license_id === form.license_id.value) || null;
 }
 
+// a renewal keeps the license's model: billing refuses a plan of the other one
+const modelOf = (item) => item?.model || "node_locked";
+
 function renderLicenseChoices() {
   const plan = selectedPlan();
   const current = form.license_id.value;
   const options = [h("option", { value: "" }, "A new license")];
   for (const license of licenses) {
     if (plan && license.product?.code !== plan.product.code) continue;
+    if (plan && modelOf(license) !== modelOf(plan)) continue;
     // a perpetual license never expires: it needs no renewal (billing refuses it)
     if (!license.expires_at) continue;
     const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
@@ -79,7 +83,9 @@ function summarize() {
 
 function planLabel(plan) {
   const names = { month: "Monthly", year: "Yearly" };
-  return names[plan.interval] || plan.code;
+  const label = names[plan.interval] || plan.code;
+  // floating seats are shared by whichever machines run the program at the time
+  return modelOf(plan) === "floating" ? `${label}, floating seats` : label;
 }
 
 function renderPlans(products) {
@@ -202,9 +208,12 @@ async function main() {
     if (wanted) {
       // license IDs are upper case, however the link spelt it
       const license = licenses.find((item) => item.license_id === wanted.trim().toUpperCase());
-      const plan = license && plans.find((item) => item.product.code === license.product?.code);
+      const plan = license && plans.find(
+        (item) => item.product.code === license.product?.code && modelOf(item) === modelOf(license));
       if (license?.status === "suspended") {
         showError(error, "This license is suspended, so it cannot be renewed. Please contact support.");
+      } else if (license && !plan && modelOf(license) === "floating") {
+        showError(error, "No plan on sale renews a floating license of this product. Please contact sales.");
       } else if (plan) {
         form.querySelector(`#plan-${CSS.escape(plan.code)}`).checked = true;
         renderLicenseChoices();

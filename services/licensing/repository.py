@@ -67,20 +67,23 @@ _FEATURE_CODES = (
     .scalar_subquery()
 )
 
+# what a heartbeat's certificate needs of a lease's license, in `LeaseFacts`' order (read
+# after the lease by `_LEASE_FACTS`, returned after it by `_BEAT`)
+_LICENSE_FACTS = (
+    License.license_id,
+    License.customer_id,
+    License.seats,
+    License.expires_at,
+    License.suspended_at,
+    License.lease_seconds,
+    Product.code,
+    Product.name,
+    _FEATURE_CODES,
+)
+
 # a lease with what its heartbeat's certificate needs of its license, in one round trip
 _LEASE_FACTS = (
-    select(
-        Lease,
-        License.license_id,
-        License.customer_id,
-        License.seats,
-        License.expires_at,
-        License.suspended_at,
-        License.lease_seconds,
-        Product.code,
-        Product.name,
-        _FEATURE_CODES,
-    )
+    select(Lease, *_LICENSE_FACTS)
     .join(License, License.id == Lease.license_pk)
     .join(Product, Product.id == License.product_id)
     .where(Lease.lease_id == bindparam("lease_id"))
@@ -138,19 +141,7 @@ _BEAT = (
         ),
         last_heartbeat_at=_NOW,
     )
-    .returning(
-        *_LEASES.c,
-        License.license_id,
-        License.customer_id,
-        License.seats,
-        License.expires_at,
-        License.suspended_at,
-        License.lease_seconds,
-        Product.code,
-        Product.name,
-        _FEATURE_CODES,
-        NOT_DURABLE,
-    )
+    .returning(*_LEASES.c, *_LICENSE_FACTS, NOT_DURABLE)
 )
 
 
@@ -206,6 +197,16 @@ def _peak_upsert(dialect: Any) -> Any:
 
 
 _PEAK = {"postgresql": _peak_upsert(postgresql), "sqlite": _peak_upsert(sqlite)}
+
+
+def _lease_insert(dialect: Any) -> Any:
+    """`add_lease`'s insert, built once per dialect (its values bound per call): a conflict
+    on the lease ID alone is let go, as the caller draws another."""
+    statement = dialect.insert(_LEASES).on_conflict_do_nothing(index_elements=[_LEASES.c.lease_id])
+    return statement.returning(_LEASES.c.id)
+
+
+_NEW_LEASE = {"postgresql": _lease_insert(postgresql), "sqlite": _lease_insert(sqlite)}
 
 
 @dataclass
@@ -266,6 +267,17 @@ class LicensingRepository:
         included); True when this call inserted it."""
         return add_unique(self.session, entity)
 
+    def add_lease(self, lease: Lease) -> bool:
+        """Insert a new lease unless its lease ID is taken (False); True, with its `id`.
+        Only that key is let go (ON CONFLICT (lease_id) DO NOTHING): a token hash already
+        taken, or a second live lease of one installation, raises IntegrityError."""
+        statement = _NEW_LEASE[self.session.get_bind().dialect.name]
+        pk = self.session.execute(statement, _values(lease)).scalar()
+        if pk is None:
+            return False
+        lease.id = pk
+        return True
+
     def reload(self, entity: LicensingBase, *attributes: str) -> None:
         """Read `attributes` of `entity` again (a collection that rows were added to)."""
         self.session.expire(entity, list(attributes))
@@ -294,6 +306,12 @@ class LicensingRepository:
         Every activation of one license takes this lock first, so the seat count and the
         insert that follows are one atomic step, whichever instance runs them. The feature
         codes come joined, as the certificate needs them: no second query on the hot path.
+
+        The lock is FOR NO KEY UPDATE: it excludes every other locker and writer of the row
+        as FOR UPDATE would, but not the key share that inserting a row which refers to the
+        license takes. A check-in or the lapse scan locks a lease row, then inserts its
+        history row; a check-out holds this lock, then waits for lease rows (its sweep, its
+        current lease): under FOR UPDATE each would wait for the other.
         """
         query = (
             select(License)
@@ -301,7 +319,7 @@ class LicensingRepository:
             .where(License.license_id == license_id)
         )
         if lock:
-            query = query.with_for_update(of=License)
+            query = query.with_for_update(of=License, key_share=True)
         # unique(): the joined collection repeats the license once per feature
         return self.session.execute(query).unique().scalar_one_or_none()
 
@@ -499,23 +517,34 @@ class LicensingRepository:
     def lease_seats(
         self, license_pk: int, installation_id: str, now: datetime
     ) -> tuple[int, Lease | None]:
-        """Leases live at `now`, and this installation's live lease if it holds one."""
+        """Leases live at `now`, and this installation's live lease if it holds one (its
+        row locked: `current_lease`)."""
         row = self.session.execute(
             select(
                 func.count(),
                 func.max(case((Lease.installation_id == installation_id, Lease.id))),
             ).where(Lease.license_pk == license_pk, _live(now))
         ).one()
-        current = self.session.get(Lease, row[1]) if row[1] is not None else None
-        return row[0], current
+        return row[0], self.current_lease(row[1])
+
+    def current_lease(self, pk: int | None) -> Lease | None:
+        """The lease a check-out counted as its installation's, its row locked and read
+        after the lock. The license row lock does not keep a lease live: a check-in and the
+        scan lock the lease row only, and may have ended it since the count (the caller
+        checks it is still live)."""
+        if pk is None:
+            return None
+        query = select(Lease).where(Lease.id == pk).with_for_update()
+        return self.session.scalar(query, execution_options={"populate_existing": True})
 
     def sweep_and_count(
         self, license_pk: int, installation_id: str, now: datetime
     ) -> tuple[list[Lease], int, Lease | None]:
         """A check-out's first step under the license row lock: `expire_lapsed`, then
         `lease_seats` → (the leases marked expired, leases live at `now`, this
-        installation's live lease). On PostgreSQL one statement (`_SWEEP_AND_COUNT`), and a
-        second only when a heartbeat, check-in or scan changed a lapsed lease under it."""
+        installation's lease counted live, its row locked: `current_lease`). On PostgreSQL
+        one statement (`_SWEEP_AND_COUNT`), and a second only when a heartbeat, check-in or
+        scan changed a lapsed lease under it."""
         if self.session.get_bind().dialect.name != "postgresql":
             lapsed = self.expire_lapsed(license_pk, now)
             return (lapsed, *self.lease_seats(license_pk, installation_id, now))
@@ -529,8 +558,7 @@ class LicensingRepository:
         ]
         if len(lapsed) != seen_lapsed:
             return (lapsed, *self.lease_seats(license_pk, installation_id, now))
-        current = self.session.get(Lease, current_pk) if current_pk is not None else None
-        return lapsed, live, current
+        return lapsed, live, self.current_lease(current_pk)
 
     def expire_lapsed(self, license_pk: int, now: datetime) -> list[Lease]:
         """Mark the license's lapsed live leases `expired` (ended at their expiry); the ones
@@ -627,8 +655,8 @@ class LicensingRepository:
 
     @staticmethod
     def _facts(lease: Lease, row: Any) -> LeaseFacts:
-        """`LeaseFacts` of a lease and its license's columns, as `_LEASE_FACTS` and `_BEAT`
-        select them after the lease."""
+        """`LeaseFacts` of a lease and its license's `_LICENSE_FACTS` (as `_LEASE_FACTS` and
+        `_BEAT` read them after the lease)."""
         return LeaseFacts(
             lease=lease,
             license_id=row[0],

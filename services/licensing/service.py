@@ -10,6 +10,7 @@ company's audit trail in the change's own transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,22 @@ class LicensingService:
             self.events,
             ledger=HandledRequest,
             audit_table=AuditEvent,
+        )
+
+    def _as_company(
+        self, use_case: Callable[..., Any], customer_id: str | None, license_id: str, subject: Any
+    ) -> Any:
+        """`use_case(repo, license_id, customer_id, subject, actor, now)` once per request
+        (`subject` a part of its key), by the portal user of `customer_id`, or staff (None)."""
+        once = self.request.once(customer_id, license_id, subject)
+        return self._uow.run(
+            use_case,
+            license_id,
+            customer_id,
+            subject,
+            self.actor.current(Actor("staff" if customer_id is None else "user")),
+            self.clock.now(),
+            once=once,
         )
 
     @rpc
@@ -516,17 +533,11 @@ class LicensingService:
         `license_not_found`. Audited `installation_deactivated` (`source: "offline"`).
         """
         self.caller.check_scope(customer_id)
-        customer_id = optional_customer_id_arg(customer_id)
-        license_id = license_id_arg(license_id)
-        once = self.request.once(customer_id, license_id, proof_text)
-        return self._uow.run(
+        return self._as_company(
             activations.deactivate_offline,
-            license_id,
-            customer_id,
+            optional_customer_id_arg(customer_id),
+            license_id_arg(license_id),
             proof_text,
-            self.actor.current(Actor("staff" if customer_id is None else "user")),
-            self.clock.now(),
-            once=once,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -645,18 +656,11 @@ class LicensingService:
         revoked_by}. `license_not_found`, `lease_not_found` (404).
         """
         self.caller.check_scope(customer_id)
-        customer_id = optional_customer_id_arg(customer_id)
-        license_id = license_id_arg(license_id)
-        lease = load(schemas.LeaseRef(), {"lease_id": lease_id})["lease_id"]
-        once = self.request.once(customer_id, license_id, lease)
-        return self._uow.run(
+        return self._as_company(
             leases.revoke_lease,
-            license_id,
-            customer_id,
-            lease,
-            self.actor.current(Actor("staff" if customer_id is None else "user")),
-            self.clock.now(),
-            once=once,
+            optional_customer_id_arg(customer_id),
+            license_id_arg(license_id),
+            load(schemas.LeaseRef(), {"lease_id": lease_id})["lease_id"],
         )
 
     @rpc(expected_exceptions=PortalError)

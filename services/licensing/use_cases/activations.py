@@ -48,7 +48,7 @@ from services.licensing.exceptions import (
     NoSeatsAvailable,
     TooManyAttempts,
 )
-from services.licensing.models import HistoryEvent, Installation, License
+from services.licensing.models import HistoryEvent, Installation, Lease, License
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases.licenses import find_license
 
@@ -181,7 +181,7 @@ def authorize(
 
 
 def history_event(
-    license: License,
+    license_pk: int,
     type_: str,
     now: datetime,
     installation_id: str,
@@ -190,9 +190,10 @@ def history_event(
     actor: Actor,
     reason: str | None = None,
 ) -> HistoryEvent:
-    """A history row of `license`, naming who acted."""
+    """A history row of the license `license_pk` (an installation's or a lease's), naming
+    who acted."""
     return HistoryEvent(
-        license_pk=license.id,
+        license_pk=license_pk,
         type=type_,
         at=now,
         installation_id=installation_id,
@@ -205,19 +206,22 @@ def history_event(
     )
 
 
-def _refusal(
+def record_refusal(
     repo: LicensingRepository,
     license: License,
+    type_: str,
     data: dict[str, Any],
     reason: str,
     actor: Actor,
     now: datetime,
     source: str,
 ) -> None:
+    """History `type_` (an activation or a check-out refused) of the machine that `data`
+    names, for `reason` (the error's code), written with the commit."""
     repo.add_later(
         history_event(
-            license,
-            domain.ACTIVATION_REFUSED,
+            license.id,
+            type_,
             now,
             data["installation_id"],
             data["machine_name"],
@@ -258,10 +262,21 @@ def activate(
         raise FloatingLicense(details={"license_id": license.license_id})
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
-        _refusal(repo, license, data, LicenseSuspended.code, actor, now, source)
+        record_refusal(
+            repo,
+            license,
+            domain.ACTIVATION_REFUSED,
+            data,
+            LicenseSuspended.code,
+            actor,
+            now,
+            source,
+        )
         return Outcome(error=LicenseSuspended(details={"license_id": license.license_id}))
     if status == domain.EXPIRED:
-        _refusal(repo, license, data, LicenseExpired.code, actor, now, source)
+        record_refusal(
+            repo, license, domain.ACTIVATION_REFUSED, data, LicenseExpired.code, actor, now, source
+        )
         return Outcome(
             error=LicenseExpired(
                 details={
@@ -278,7 +293,16 @@ def activate(
         )
         history_type, created = domain.REACTIVATED, False
     elif not domain.has_free_seat(license.seats, in_use):
-        _refusal(repo, license, data, NoSeatsAvailable.code, actor, now, source)
+        record_refusal(
+            repo,
+            license,
+            domain.ACTIVATION_REFUSED,
+            data,
+            NoSeatsAvailable.code,
+            actor,
+            now,
+            source,
+        )
         return Outcome(
             error=NoSeatsAvailable(
                 details={
@@ -302,7 +326,7 @@ def activate(
         history_type, created = domain.ACTIVATED, True
     repo.insert(
         history_event(
-            license,
+            license.id,
             history_type,
             now,
             current.installation_id,
@@ -316,9 +340,9 @@ def activate(
     if created:
         events.append(("installation_activated", views.installation_event(license, view, now)))
     if source == domain.OFFLINE:
-        facts.append(_fact(license, actor, "offline_activation", now, current))
+        facts.append(machine_fact(license, actor, "offline_activation", now, current))
     elif created:
-        facts.append(_fact(license, actor, "installation_activated", now, current))
+        facts.append(machine_fact(license, actor, "installation_activated", now, current))
     claims = domain.certificate_claims(
         license_id=license.license_id,
         customer_id=license.customer_id,
@@ -422,18 +446,25 @@ def deactivate_offline(
     return deactivate(repo, license, proof.installation_id, domain.OFFLINE, actor, now)
 
 
-def _fact(
-    license: License, actor: Actor, action: str, now: datetime, installation: Installation
+def machine_fact(
+    license: License,
+    actor: Actor,
+    action: str,
+    at: datetime,
+    machine: Installation | Lease,
+    **details: Any,
 ) -> audit.AuditEntry:
-    """The audit trail's entry of `action` on an installation of `license`."""
+    """The audit trail's entry of `action` on a machine of `license`, an installation or a
+    lease (whose `lease_id` comes in `details`, before the machine's)."""
     return audit.entry(
         license.customer_id,
         actor,
         action,
         ("license", license.license_id),
-        now,
-        installation_id=installation.installation_id,
-        machine_name=installation.machine_name,
+        at,
+        **details,
+        installation_id=machine.installation_id,
+        machine_name=machine.machine_name,
     )
 
 
@@ -460,7 +491,7 @@ def deactivate(
     installation.deactivated_by = source
     repo.add(
         history_event(
-            license,
+            license.id,
             domain.DEACTIVATED,
             now,
             installation.installation_id,
@@ -470,7 +501,7 @@ def deactivate(
         )
     )
     view = views.installation_view(installation)
-    fact = _fact(license, actor, "installation_deactivated", now, installation)
+    fact = machine_fact(license, actor, "installation_deactivated", now, installation)
     fact.details["source"] = source
     return Outcome(
         view,

@@ -17,7 +17,12 @@ out and kept alive, and never more than `seats` leases are live at once. On Post
 sweep and the count are one statement (`repo.sweep_and_count`), whose count reads the
 snapshot from before the UPDATE's waits: when a lease it saw lapsed was not swept (a
 heartbeat extended it, or a check-in or the scan ended it, meanwhile), the count is taken
-again in a statement of its own, which sees that change.
+again in a statement of its own, which sees that change. The installation's own live lease,
+if the count found one, is then locked and read again (`repo.current_lease`): a check-in or
+the scan locks only the lease row, so either may have ended it since the count. Still live,
+it comes back with a new token; ended, the check-out takes a new lease (its seat was freed).
+A new lease's ID is drawn again when taken, LEASE_ID_DRAWS times at most; any other unique
+key taken is an error, never a reason to try again under the license row lock.
 
 A heartbeat is the hot path: it never takes the license row lock and writes no history. On
 PostgreSQL it is one statement, an UPDATE of the lease row conditional on its token, on it
@@ -47,8 +52,13 @@ from services.licensing.exceptions import (
     NodeLockedLicense,
     NoSeatsAvailable,
 )
-from services.licensing.models import HistoryEvent, Lease, License
+from services.licensing.models import Lease, License
 from services.licensing.repository import LeaseFacts, LicensingRepository
+from services.licensing.use_cases.activations import (
+    history_event,
+    machine_fact,
+    record_refusal,
+)
 from services.licensing.use_cases.licenses import find_license
 
 NO_SEAT_MESSAGE = (
@@ -57,47 +67,11 @@ NO_SEAT_MESSAGE = (
 # `list_leases(include_ended=True)`: the most recent ended ones, after the live ones
 ENDED_LEASES_SHOWN = 100
 EXPIRY_BATCH = 200  # leases marked expired per transaction of the scan
+LEASE_ID_DRAWS = 5  # a taken one is about 1 in 10^11: five in a row is a fault, not chance
 
 
-def _history(
-    license_pk: int,
-    type_: str,
-    at: datetime,
-    installation_id: str,
-    machine_name: str,
-    source: str,
-    actor: Actor,
-    reason: str | None = None,
-) -> HistoryEvent:
-    """A history row of a lease of the license `license_pk`, naming who acted."""
-    return HistoryEvent(
-        license_pk=license_pk,
-        type=type_,
-        at=at,
-        installation_id=installation_id,
-        machine_name=machine_name,
-        source=source,
-        reason=reason,
-        actor_type=actor.type,
-        actor_user_id=actor.user_id,
-        actor_email=actor.email,
-    )
-
-
-def _fact(
-    license: License, actor: Actor, action: str, at: datetime, lease: Lease
-) -> audit.AuditEntry:
-    """The audit trail's entry of `action` on a lease of `license`."""
-    return audit.entry(
-        license.customer_id,
-        actor,
-        action,
-        ("license", license.license_id),
-        at,
-        lease_id=lease.lease_id,
-        installation_id=lease.installation_id,
-        machine_name=lease.machine_name,
-    )
+class LeaseIdsExhausted(RuntimeError):
+    """LEASE_ID_DRAWS lease IDs in a row were taken: something is wrong with the draw."""
 
 
 def _record_expired(
@@ -107,7 +81,7 @@ def _record_expired(
     system); its audit facts are returned for the same transaction."""
     for lease in lapsed:
         repo.add_later(
-            _history(
+            history_event(
                 license.id,
                 domain.LEASE_EXPIRED_EVENT,
                 lease.expires_at,
@@ -117,7 +91,12 @@ def _record_expired(
                 SYSTEM,
             )
         )
-    return [_fact(license, SYSTEM, "lease_expired", lease.expires_at, lease) for lease in lapsed]
+    return [
+        machine_fact(
+            license, SYSTEM, "lease_expired", lease.expires_at, lease, lease_id=lease.lease_id
+        )
+        for lease in lapsed
+    ]
 
 
 def _ended(lease: Lease, now: datetime) -> dict[str, Any]:
@@ -205,10 +184,28 @@ def checkout(
         raise NodeLockedLicense(details={"license_id": license.license_id})
     status = domain.license_status(license.expires_at, license.suspended_at, now)
     if status == domain.SUSPENDED:
-        _refusal(repo, license, data, LicenseSuspended.code, actor, now)
+        record_refusal(
+            repo,
+            license,
+            domain.LEASE_REFUSED,
+            data,
+            LicenseSuspended.code,
+            actor,
+            now,
+            actor_source(actor),
+        )
         return Outcome(error=LicenseSuspended(details={"license_id": license.license_id}))
     if status == domain.EXPIRED:
-        _refusal(repo, license, data, LicenseExpired.code, actor, now)
+        record_refusal(
+            repo,
+            license,
+            domain.LEASE_REFUSED,
+            data,
+            LicenseExpired.code,
+            actor,
+            now,
+            actor_source(actor),
+        )
         details = {"license_id": license.license_id, "expires_at": iso(license.expires_at)}
         return Outcome(error=LicenseExpired(details=details))
     borrow_until = data.get("borrow_until")
@@ -228,6 +225,10 @@ def checkout(
         now, license.lease_seconds or domain.LEASE_SECONDS_DEFAULT, license.expires_at, borrow_until
     )
     borrowed_until = expires_at if borrow_until is not None else None
+    if current is not None and not domain.lease_is_live(current.status, current.expires_at, now):
+        # a check-in or the scan ended it after the count (`repo.current_lease`): its seat is
+        # free, and a new lease takes it
+        current, in_use = None, in_use - 1
     if current is not None:
         # the same machine again (a restart, a lost token): its seat, a new token
         current.token_hash = domain.lease_token_hash(token)
@@ -243,7 +244,7 @@ def checkout(
         # a plain INSERT now rather than the session's flush at commit: less work while the
         # license row lock is held
         repo.insert(
-            _history(
+            history_event(
                 license.id,
                 domain.LEASE_CHECKED_OUT,
                 now,
@@ -280,8 +281,10 @@ def _new_lease(
     borrowed_until: datetime | None,
     now: datetime,
 ) -> Lease:
-    """Insert a new live lease; a lease ID already taken (about 1 in 10^11) draws another."""
-    while True:
+    """Insert a new live lease; a lease ID already taken (about 1 in 10^11) draws another,
+    up to LEASE_ID_DRAWS in all (`LeaseIdsExhausted`). Any other unique key taken raises
+    (`repo.add_lease`)."""
+    for _ in range(LEASE_ID_DRAWS):
         lease = Lease(
             lease_id=domain.new_lease_id(),
             license_pk=license.id,
@@ -295,30 +298,9 @@ def _new_lease(
             borrowed_until=borrowed_until,
             ended_at=None,  # set, so the lease view reads no column back from the database
         )
-        if repo.add_unique(lease):
+        if repo.add_lease(lease):
             return lease
-
-
-def _refusal(
-    repo: LicensingRepository,
-    license: License,
-    data: dict[str, Any],
-    reason: str,
-    actor: Actor,
-    now: datetime,
-) -> None:
-    repo.add_later(
-        _history(
-            license.id,
-            domain.LEASE_REFUSED,
-            now,
-            data["installation_id"],
-            data["machine_name"],
-            actor_source(actor),
-            actor,
-            reason,
-        )
-    )
+    raise LeaseIdsExhausted(f"{LEASE_ID_DRAWS} lease IDs drawn in a row were all taken")
 
 
 def _no_seat(
@@ -332,7 +314,16 @@ def _no_seat(
     """Every seat is taken: the refusal, recorded, naming who holds the seats until when;
     `seats_exhausted` with it when the license has not told so in the last day (the column
     is set under the license row lock, so racing refusals tell it once)."""
-    _refusal(repo, license, data, NoSeatsAvailable.code, actor, now)
+    record_refusal(
+        repo,
+        license,
+        domain.LEASE_REFUSED,
+        data,
+        NoSeatsAvailable.code,
+        actor,
+        now,
+        actor_source(actor),
+    )
     machines = [views.lease_machine(lease) for lease in repo.live_leases(license.id, now)]
     events: list[Event] = []
     if domain.seats_exhausted_due(license.seats_exhausted_notified_at, now):
@@ -401,6 +392,26 @@ def _refuse_heartbeat(repo: LicensingRepository, lease_id: str, token: str, now:
         raise LeaseExpired(details=_ended(lease, now))
 
 
+def _end(
+    repo: LicensingRepository, lease: Lease, status: str, type_: str, actor: Actor, now: datetime
+) -> None:
+    """The live `lease` ends now (`status`: checked in or revoked), its seat free at once;
+    its history `type_` is written with the commit."""
+    lease.status = status
+    lease.ended_at = now
+    repo.add_later(
+        history_event(
+            lease.license_pk,
+            type_,
+            now,
+            lease.installation_id,
+            lease.machine_name,
+            actor_source(actor),
+            actor,
+        )
+    )
+
+
 def checkin(
     repo: LicensingRepository, lease_id: str, token: str, actor: Actor, now: datetime
 ) -> Outcome:
@@ -409,19 +420,7 @@ def checkin(
     facts = _holder(repo, lease_id, token, lock=True)
     lease = facts.lease
     if domain.lease_is_live(lease.status, lease.expires_at, now):
-        lease.status = domain.LEASE_CHECKED_IN
-        lease.ended_at = now
-        repo.add_later(
-            _history(
-                lease.license_pk,
-                domain.LEASE_CHECKED_IN_EVENT,
-                now,
-                lease.installation_id,
-                lease.machine_name,
-                actor_source(actor),
-                actor,
-            )
-        )
+        _end(repo, lease, domain.LEASE_CHECKED_IN, domain.LEASE_CHECKED_IN_EVENT, actor, now)
     return Outcome(views.lease_view(lease, facts.license_id, now))
 
 
@@ -446,23 +445,11 @@ def revoke_lease(
         raise LeaseNotFound(details={"license_id": license.license_id, "lease_id": lease_id})
     if not domain.lease_is_live(lease.status, lease.expires_at, now):
         return Outcome(views.lease_view(lease, license.license_id, now))
-    lease.status = domain.LEASE_REVOKED
-    lease.ended_at = now
-    repo.add_later(
-        _history(
-            license.id,
-            domain.LEASE_REVOKED_EVENT,
-            now,
-            lease.installation_id,
-            lease.machine_name,
-            actor_source(actor),
-            actor,
-        )
-    )
+    _end(repo, lease, domain.LEASE_REVOKED, domain.LEASE_REVOKED_EVENT, actor, now)
     return Outcome(
         views.lease_view(lease, license.license_id, now),
         [("lease_revoked", views.lease_revoked(license, lease, actor))],
-        audit=[_fact(license, actor, "lease_revoked", now, lease)],
+        audit=[machine_fact(license, actor, "lease_revoked", now, lease, lease_id=lease.lease_id)],
     )
 
 

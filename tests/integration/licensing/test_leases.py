@@ -11,22 +11,27 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import eventlet
 import pytest
 from eventlet.event import Event
 from eventlet.greenpool import GreenPool
 from nameko.extensions import Entrypoint
 from nameko.testing.services import replace_dependencies
 from nameko.testing.utils import get_extension
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from common.audit import PRODUCT
 from common.db import Db
 from common.errors import PortalError
 from common.rpc import standalone_client
 from services.licensing import domain
+from services.licensing.models import Lease
 from services.licensing.repository import LicensingRepository
 from services.licensing.schemas import LeaseRevokedEvent, SeatsExhaustedEvent
 from services.licensing.service import LicensingService
+from services.licensing.use_cases import leases
 from tests.integration.licensing.support import Rpc, issue, issued_of, payload
 from tests.support.fakes import FixedClock
 from tests.support.waiting import eventually
@@ -360,6 +365,120 @@ def test_heartbeats_racing_the_sweep_never_leave_more_than_seats_live(
     live = live_leases(rpc, license_id, company)
     assert len(live) == kept.count("kept") + taken.count("leased") <= seats
     assert len(history_of(rpc, license_id, company, "lease_expired")) == kept.count("lease_expired")
+
+
+def waiting_on(engine, pid: int) -> int:
+    """How many backends wait for a lock that the backend `pid` holds."""
+    with engine.connect() as connection:
+        return connection.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": pid},
+        )
+
+
+def test_a_lease_checked_in_while_its_installation_checks_out_again_is_not_handed_back(
+    config, clock, rpc, company, product
+) -> None:
+    """A check-in locks the lease row only: it may end the lease after a check-out of the
+    same installation counted it live. That check-out waits for the lease row, finds it
+    ended and takes a new lease; the ended row keeps its token."""
+    license_id, password = floating(rpc, company, product, seats=1)
+    first = checkout(rpc, license_id, password, 1)
+    lease_id, token = first["lease"]["lease_id"], first["lease_token"]
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+
+    def check_out_again() -> dict:
+        with standalone_client(timeout=30) as client:
+            return checkout(Rpc(client), license_id, password, 1)
+
+    try:
+        with Db(sessionmaker(bind=engine, expire_on_commit=False)).transaction() as session:
+            # the check-in holds the lease row; its change is written at the commit below
+            assert leases.checkin(
+                LicensingRepository(session), lease_id, token, PRODUCT, clock.now()
+            )
+            pid = session.scalar(text("SELECT pg_backend_pid()"))
+            again = eventlet.spawn(check_out_again)
+            eventually(lambda: waiting_on(engine, pid), what="the check-out waiting for the lease")
+        with eventlet.Timeout(20):
+            answer = again.wait()
+        with engine.connect() as connection:
+            ended = connection.execute(
+                select(Lease.status, Lease.token_hash).where(Lease.lease_id == lease_id)
+            ).one()
+    finally:
+        engine.dispose()
+    assert answer["created"] is True
+    assert answer["lease"]["lease_id"] != lease_id
+    assert tuple(ended) == (domain.LEASE_CHECKED_IN, domain.lease_token_hash(token))
+    assert [lease["lease_id"] for lease in live_leases(rpc, license_id, company)] == [
+        answer["lease"]["lease_id"]
+    ]
+    assert rpc("heartbeat", answer["lease"]["lease_id"], answer["lease_token"])
+    assert len(history_of(rpc, license_id, company, "lease_checked_out")) == 2
+
+
+def test_a_heartbeat_needs_no_license_row_lock_and_writes_nothing_but_the_lease(
+    config, clock, rpc, company, product
+) -> None:
+    """Another transaction holds the license row (as a check-out, a revocation or staff do):
+    a heartbeat completes all the same, within its call's deadline, and adds no history,
+    audit fact or event."""
+    license_id, password = floating(rpc, company, product, lease_seconds=600)
+    lease = checkout(rpc, license_id, password, 1)
+    clock.advance(seconds=200)
+    counts = text(
+        "SELECT (SELECT count(*) FROM history h JOIN licenses l ON l.id = h.license_pk"
+        "        WHERE l.license_id = :license_id),"
+        " (SELECT count(*) FROM audit_events WHERE customer_id = :customer_id),"
+        " (SELECT count(*) FROM event_outbox WHERE payload LIKE '%' || :license_id || '%')"
+    )
+    params = {"license_id": license_id, "customer_id": company}
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+    try:
+        with engine.connect() as holder:
+            holder.execute(
+                text("SELECT id FROM licenses WHERE license_id = :license_id FOR UPDATE"), params
+            )
+            before = holder.execute(counts, params).one()
+            with standalone_client(timeout=5) as client:  # the deadline: it never waits
+                beat = Rpc(client)("heartbeat", lease["lease"]["lease_id"], lease["lease_token"])
+            after = holder.execute(counts, params).one()
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert beat["lease"]["expires_at"] == (clock.now() + timedelta(seconds=600)).isoformat()
+    assert tuple(after) == tuple(before)
+
+
+def test_a_new_lease_is_refused_on_a_taken_id_and_fails_on_any_other_taken_key(
+    config, clock, rpc, company, product
+) -> None:
+    """`add_lease` on PostgreSQL: a lease ID already taken answers False (draw another);
+    a token hash already taken, or a second live lease of one installation, is an error."""
+    license_id, password = floating(rpc, company, product, seats=5)
+    held = checkout(rpc, license_id, password, 1)["lease"]
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+    db = Db(sessionmaker(bind=engine, expire_on_commit=False))
+
+    def add(**changes: Any) -> bool:
+        with db.transaction() as session:
+            current = session.scalar(select(Lease).where(Lease.lease_id == held["lease_id"]))
+            values = {column.key: getattr(current, column.key) for column in Lease.__table__.c}
+            values.update({"id": None, "lease_id": "LS-4444-4444", **changes})
+            added = LicensingRepository(session).add_lease(Lease(**values))
+            session.rollback()
+            return added
+
+    try:
+        assert add(lease_id=held["lease_id"], token_hash="f" * 64, installation_id="x") is False
+        with pytest.raises(IntegrityError, match="token_hash"):
+            add(installation_id="inst-other")
+        with pytest.raises(IntegrityError, match="uq_leases_live_installation"):
+            add(token_hash="f" * 64)
+        assert add(token_hash="f" * 64, installation_id="inst-other") is True
+    finally:
+        engine.dispose()
 
 
 def test_only_a_heartbeats_own_transaction_skips_waiting_for_the_disk(

@@ -4,14 +4,18 @@ scan, validation, the refusals of each model, and billing's purchases of one."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
+from services.licensing import domain
 from services.licensing.models import Lease
 from services.licensing.schemas import LeaseRevokedEvent, SeatsExhaustedEvent
+from services.licensing.use_cases.leases import LEASE_ID_DRAWS, LeaseIdsExhausted
 from tests.support.offline_kit import claims_of, request_file
 from tests.unit.licensing.support import (
     COMPANY,
@@ -109,10 +113,65 @@ def test_check_out_takes_a_seat_and_answers_a_lease_certificate(service, clock) 
 
 def test_only_the_hash_of_the_lease_token_is_stored(service, db) -> None:
     license_id, password = floating(service)
-    token = service.checkout(body(license_id, password))["lease_token"]
+    answer = service.checkout(body(license_id, password))
+    token = answer["lease_token"]
+    service.heartbeat(answer["lease"]["lease_id"], token)
+    service.checkin(answer["lease"]["lease_id"], token)
     with db.transaction() as session:
         [stored] = session.scalars(select(Lease.token_hash))
-    assert token not in stored and len(stored) == 64
+        assert stored == hashlib.sha256(token.encode()).hexdigest()
+        tables = inspect(session.connection()).get_table_names()
+        assert {"leases", "history", "audit_events", "event_outbox"} <= set(tables)
+        holding = [
+            (table, row)
+            for table in tables
+            for row in session.execute(text(f'SELECT * FROM "{table}"'))
+            if any(token in str(value) for value in row)
+        ]
+    assert holding == []
+
+
+class Draws:
+    """A stand-in for `domain.new_lease_id`: `ids` first (the last one again and again),
+    counted; a check-out that draws on and on fails the test instead of hanging it."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids, self.count = list(ids), 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        if self.count > 50:
+            raise AssertionError("lease IDs drawn without end")
+        return self.ids.pop(0) if len(self.ids) > 1 else self.ids[0]
+
+
+def test_a_taken_lease_id_is_drawn_again_a_few_times_then_fails(service, monkeypatch) -> None:
+    license_id, password = floating(service, seats=5)
+    taken = service.checkout(body(license_id, password))["lease"]["lease_id"]
+    draws = Draws(taken, taken, "LS-2222-2222")
+    monkeypatch.setattr(domain, "new_lease_id", draws)
+    assert service.checkout(body(license_id, password, 2))["lease"]["lease_id"] == "LS-2222-2222"
+    assert draws.count == 3
+    draws = Draws(taken)
+    monkeypatch.setattr(domain, "new_lease_id", draws)
+    with pytest.raises(LeaseIdsExhausted):
+        service.checkout(body(license_id, password, 3))
+    assert draws.count == LEASE_ID_DRAWS == 5
+    assert len(service.list_leases(license_id, COMPANY)) == 2
+
+
+def test_a_conflict_on_another_unique_key_is_an_error_not_a_new_draw(service, monkeypatch) -> None:
+    """Only the lease ID is drawn again: a token hash (or a live installation) already
+    taken is a bug to surface, not a conflict to wait out under the license row lock."""
+    license_id, password = floating(service, seats=5)
+    monkeypatch.setattr(domain, "new_lease_token", lambda: "the-same-token")
+    service.checkout(body(license_id, password))
+    draws = Draws("LS-3333-3333")
+    monkeypatch.setattr(domain, "new_lease_id", draws)
+    with pytest.raises(IntegrityError):
+        service.checkout(body(license_id, password, 2))
+    assert draws.count == 1
+    assert len(service.list_leases(license_id, COMPANY)) == 1
 
 
 def test_the_company_password_checks_out_too_and_a_wrong_one_does_not(service, auth) -> None:

@@ -11,6 +11,7 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,3 +102,23 @@ def running_suite(extra_env: dict[str, str] | None = None) -> Iterator[Suite]:
         env.setdefault("VAR_DIR", str(Path(scratch) / "var"))
         with provisioned_suite("bench", env, Path(scratch) / "logs") as suite:
             yield suite
+
+
+def bench_customer(suite: Suite, company_name: str, product_name: str) -> tuple[dict, str]:
+    """A fresh company and product for one benchmark: `(company, product code)`, so runs
+    never share licenses or throttling counters."""
+    company = suite.portalctl(
+        "company",
+        "create",
+        "--name",
+        company_name,
+        "--contact-name",
+        "Bea",
+        "--email",
+        f"bench.{uuid.uuid4().hex[:10]}@example.test",
+        "--password",
+        "Bench-Marks-2026!",
+    )
+    code = f"bench-{uuid.uuid4().hex[:6]}"
+    suite.portalctl("product", "create", "--code", code, "--name", product_name)
+    return company, code

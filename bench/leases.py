@@ -24,13 +24,12 @@ Run alone: `python -m bench bench.leases`.
 from __future__ import annotations
 
 import statistics
-import uuid
 from collections.abc import Callable
 
 import requests
 
 from bench import stages
-from bench.harness import Figures, drive
+from bench.harness import Figures, bench_customer, drive
 from tests.support.suite import Suite
 
 CLIENTS = 16
@@ -51,21 +50,7 @@ def _setup(suite: Suite) -> tuple[list[list[dict]], dict]:
     """A company; `SPREAD` floating licenses of `SEATS` seats for each round (the first
     round's also take the warm-up's), and one with a seat for every check-out of the
     lock-contention figure."""
-    email = f"bench.{uuid.uuid4().hex[:10]}@example.test"
-    company = suite.portalctl(
-        "company",
-        "create",
-        "--name",
-        "Bench Leases GmbH",
-        "--contact-name",
-        "Bea",
-        "--email",
-        email,
-        "--password",
-        "Bench-Marks-2026!",
-    )
-    code = f"bench-float-{uuid.uuid4().hex[:6]}"
-    suite.portalctl("product", "create", "--code", code, "--name", "Bench Floating")
+    company, code = bench_customer(suite, "Bench Leases GmbH", "Bench Floating")
 
     def floating(seats: int) -> dict:
         return suite.portalctl(

@@ -13,13 +13,12 @@ Run alone: `python -m bench bench.licensing`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import requests
 
 from bench import stages
-from bench.harness import Figures, drive
+from bench.harness import Figures, bench_customer, drive
 from tests.support.suite import Suite
 
 CLIENTS = 16
@@ -29,21 +28,7 @@ LICENSES = 16
 
 
 def _setup(suite: Suite) -> tuple[list[dict], str]:
-    email = f"bench.{uuid.uuid4().hex[:10]}@example.test"
-    company = suite.portalctl(
-        "company",
-        "create",
-        "--name",
-        "Bench GmbH",
-        "--contact-name",
-        "Bea",
-        "--email",
-        email,
-        "--password",
-        "Bench-Marks-2026!",
-    )
-    code = f"bench-{uuid.uuid4().hex[:6]}"
-    suite.portalctl("product", "create", "--code", code, "--name", "Bench Product")
+    company, code = bench_customer(suite, "Bench GmbH", "Bench Product")
     seats = str((REQUESTS + WARMUP) // LICENSES + 10)
     licenses = [
         suite.portalctl(

@@ -6,7 +6,9 @@ the tests that need real sockets), and backoff sleeps are recorded instead of sl
 
 from __future__ import annotations
 
+import io
 import signal
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,8 +16,8 @@ from typing import Any, Callable
 
 import pytest
 
-from license_client import LicenseClient, leases
-from license_client.testing import FakePortal
+from license_client import LicenseClient, cli, leases
+from license_client.testing import FakePortal, serve
 
 START = datetime(2030, 1, 15, 9, 0, tzinfo=timezone.utc)
 SERVER = "http://portal.test"
@@ -104,3 +106,35 @@ def make_client(
         return LicenseClient(options.pop("base_url", SERVER), **options)
 
     return make
+
+
+# --- the command line over loopback HTTP (a module overrides `portal` with its licenses) ----
+
+
+@pytest.fixture
+def server(portal: FakePortal) -> Iterator[str]:
+    """The fake portal served on loopback: its URL."""
+    with serve(portal) as url:
+        yield url
+
+
+@pytest.fixture
+def run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Callable[..., tuple[int, str, str]]:
+    """`run("--server", url, "activate", …)` → `(exit code, stdout, stderr)` of `license-client`,
+    with its own data folder and the module's `INSTALLATION_ID` (if it names one)."""
+    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "data"))
+    installation_id = getattr(request.module, "INSTALLATION_ID", "cli-test-installation")
+    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", installation_id)
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

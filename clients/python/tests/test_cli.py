@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -22,26 +21,6 @@ def portal() -> FakePortal:
     expiry = datetime.now(timezone.utc) + timedelta(days=30)
     portal.add_license("LIC-CLI-0001", PASSWORD, seats=1, expires_at=expiry)
     return portal
-
-
-@pytest.fixture
-def server(portal):
-    with serve(portal) as url:
-        yield url
-
-
-@pytest.fixture
-def run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", "cli-test-installation")
-
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_activate_status_offline_and_deactivate(run, server, portal):

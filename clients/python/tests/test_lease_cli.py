@@ -3,7 +3,6 @@ types to try a floating license, the messages naming who holds the seats, exit c
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -14,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from license_client import cli
-from license_client.testing import FakePortal, serve
+from license_client.testing import FakePortal
 
 PASSWORD = "Copper-Kettle-17"
 FLOATING = "LIC-FLOT-0001"
+INSTALLATION_ID = "cli-laptop"  # the `run` fixture's (conftest)
 
 
 @pytest.fixture
@@ -28,26 +28,6 @@ def portal() -> FakePortal:
         FLOATING, PASSWORD, seats=1, model="floating", lease_seconds=600, expires_at=expiry
     )
     return portal
-
-
-@pytest.fixture
-def server(portal):
-    with serve(portal) as url:
-        yield url
-
-
-@pytest.fixture
-def run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LICENSE_CLIENT_INSTALLATION_ID", "cli-laptop")
-
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_borrow_status_offline_and_checkin(run, server, portal):

@@ -227,7 +227,9 @@ class FakePortal(Transport):
             return 401, _error("invalid_credentials", "wrong license ID or password"), {}
         return license_
 
-    def _activate(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _machine_credentials(self, payload: dict[str, Any]) -> FakeLicense | tuple[int, Any, dict]:
+        """An activation's or check-out's license: 422 naming a missing field, else as
+        `_credentials`."""
         missing = [
             k
             for k in ("license_id", "password", "installation_id", "machine_name")
@@ -236,7 +238,10 @@ class FakePortal(Transport):
         if missing:
             fields = {name: ["Missing data for required field."] for name in missing}
             return 422, _error("validation_error", "invalid fields", {"fields": fields}), {}
-        found = self._credentials(payload)
+        return self._credentials(payload)
+
+    def _activate(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        found = self._machine_credentials(payload)
         if not isinstance(found, FakeLicense):
             return found
         license_ = found
@@ -289,15 +294,7 @@ class FakePortal(Transport):
         return document
 
     def _checkout(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        missing = [
-            k
-            for k in ("license_id", "password", "installation_id", "machine_name")
-            if not isinstance(payload.get(k), str) or not payload.get(k)
-        ]
-        if missing:
-            fields = {name: ["Missing data for required field."] for name in missing}
-            return 422, _error("validation_error", "invalid fields", {"fields": fields}), {}
-        found = self._credentials(payload)
+        found = self._machine_credentials(payload)
         if not isinstance(found, FakeLicense):
             return found
         license_ = found

@@ -34,8 +34,14 @@ browser: ## headless Chromium + chromedriver for the portal UI tests (Debian pac
 run: $(STAMP) ## run the whole suite on the embedded defaults, seeded with a demo company
 	$(BIN)/python -m portalctl.devrun
 
+# The client kit's tests run in a process of their own: the suite's tests run under eventlet's
+# monkey patch (tests/conftest.py), and a product embedding the kit does not. Both parts run
+# whatever the first gives; a part that PYTEST_ARGS narrows to nothing (exit 5) is no failure.
 test: install ## run the whole test suite (needs RabbitMQ; PostgreSQL at TEST_DATABASE_URL)
-	$(BIN)/python -m pytest tests clients/python/tests $(PYTEST_ARGS)
+	@status=0; for part in tests clients/python/tests; do \
+	  $(BIN)/python -m pytest $$part $(PYTEST_ARGS); code=$$?; \
+	  if [ $$code -ne 0 ] && [ $$code -ne 5 ]; then status=$$code; fi; \
+	done; exit $$status
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -85,6 +85,9 @@ def test_a_company_sees_activates_deactivates_and_verifies_offline(suite, api, p
             "suspension_reason": None,
             "created_at": listed[0]["created_at"],
             "features": [],
+            "model": "node_locked",
+            "lease_seconds": None,
+            "max_borrow_days": None,
         }
     ]
     detail = api.get(f"/api/v1/licenses/{license['license_id']}", token=token).json()

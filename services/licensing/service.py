@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,27 @@ class LicensingService:
             self.actor.current(Actor("staff" if customer_id is None else "user")),
             self.clock.now(),
             once=once,
+        )
+
+    def _authorize(
+        self,
+        data: dict[str, Any],
+        now: datetime,
+        step: activations.Step,
+        installation_id: str | None = None,
+    ) -> Any:
+        """`activations.authorize` of a product's call (`data` with `license_id`,
+        `password`, `client_address`): `step` runs once its password is right."""
+        return activations.authorize(
+            self._uow,
+            self.auth.verify_company_password,
+            self.keys.box,
+            data["license_id"],
+            data["password"],
+            now,
+            step,
+            installation_id,
+            data["client_address"],
         )
 
     @rpc
@@ -439,18 +461,13 @@ class LicensingService:
         data = load(schemas.Activate(), payload)
         now = self.clock.now()
         actor = self.actor.current(PRODUCT)
-        result = activations.authorize(
-            self._uow,
-            self.auth.verify_company_password,
-            self.keys.box,
-            data["license_id"],
-            data["password"],
+        result = self._authorize(
+            data,
             now,
             lambda repo, license, seats: activations.activate(
                 repo, license, data, now, seats, actor
             ),
             data["installation_id"],
-            data["client_address"],
         )
         # signed after the commit: the license row lock is not held for it
         return views.activation_reply(result, self.keys.keyring.sign(result["claims"]))
@@ -464,17 +481,12 @@ class LicensingService:
         data = load(schemas.Deactivate(), payload)
         now = self.clock.now()
         actor = self.actor.current(PRODUCT)
-        return activations.authorize(
-            self._uow,
-            self.auth.verify_company_password,
-            self.keys.box,
-            data["license_id"],
-            data["password"],
+        return self._authorize(
+            data,
             now,
             lambda repo, license, _seats: activations.deactivate(
                 repo, license, data["installation_id"], "product", actor, now
             ),
-            client_address=data["client_address"],
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -597,15 +609,10 @@ class LicensingService:
         if data["borrow_until"] is not None and data["borrow_until"] <= now:
             raise validation_error({"borrow_until": ["Must be in the future."]})
         actor = self.actor.current(PRODUCT)
-        result = activations.authorize(
-            self._uow,
-            self.auth.verify_company_password,
-            self.keys.box,
-            data["license_id"],
-            data["password"],
+        result = self._authorize(
+            data,
             now,
             lambda repo, license, _seats: leases.checkout(repo, license, data, now, actor),
-            client_address=data["client_address"],
         )
         # signed after the commit: the license row lock is not held for it
         return views.checkout_reply(result, self.keys.keyring.sign(result["claims"]))

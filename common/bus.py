@@ -97,8 +97,10 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
     ),
     "billing": (
         "cancel_recurring_payment",
+        "confirm_purchase",
         "get_billing_details",
         "get_receipt",
+        "handle_stripe_webhook",
         "list_audit_events",
         "list_payments",
         "list_plans",

@@ -191,7 +191,12 @@ def _validation(result: Any, error: BaseException | None) -> dict[str, float]:
 
 
 def _purchase(result: Any, error: BaseException | None) -> dict[str, float]:
-    return {_code(error) if error is not None else "paid": 1}
+    """A purchase's outcome: paid, an error code, or `requires_action` (3-D Secure pending:
+    its payment is counted when `confirm_purchase` settles it)."""
+    if error is not None:
+        return {_code(error): 1}
+    pending = isinstance(result, Mapping) and result.get("status") == "requires_action"
+    return {"requires_action" if pending else "paid": 1}
 
 
 RENEWAL_OUTCOMES = {"succeeded": "paid", "declined": "declined", "unknown": "unconfirmed"}

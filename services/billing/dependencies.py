@@ -15,20 +15,52 @@ from sqlalchemy.orm import sessionmaker
 from common import settings
 from common.db import Db, make_engine
 from services.billing.providers import PaymentProvider, SandboxProvider
-from services.billing.repository import SqlLedger
+from services.billing.repository import SqlCustomerStore, SqlLedger
+from services.billing.stripe_provider import DEFAULT_API_BASE, StripeProvider, make_client
+
+PROVIDERS = ("sandbox", "stripe")
+
+
+def _engine(url: str | None) -> Engine:
+    return make_engine(url or settings.database_url("billing"), pool_size=2)
 
 
 def sandbox_provider(url: str | None = None) -> tuple[SandboxProvider, Engine]:
     """The sandbox with its ledger in the billing database; also the engine to dispose of."""
-    engine = make_engine(url or settings.database_url("billing"), pool_size=2)
+    engine = _engine(url)
     return SandboxProvider(SqlLedger(Db(sessionmaker(bind=engine)))), engine
 
 
-class Provider(DependencyProvider):
-    """`provider = Provider()`: the `PaymentProvider` named by `PAYMENT_PROVIDER` (sandbox).
+def stripe_provider(url: str | None = None) -> tuple[StripeProvider, Engine]:
+    """Stripe, from STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET and STRIPE_API_BASE, with the
+    companies' Stripe customers in the billing database; also the engine to dispose of.
 
-    The sandbox's ledger lives in the billing database (its table comes with billing's
-    migrations), so every instance sees every charge.
+    A `RuntimeError` without the keys: billing never starts half-configured.
+    """
+    secret = settings.get("STRIPE_SECRET_KEY")
+    webhook_secret = settings.get("STRIPE_WEBHOOK_SECRET")
+    missing = [
+        name
+        for name, value in (
+            ("STRIPE_SECRET_KEY", secret),
+            ("STRIPE_WEBHOOK_SECRET", webhook_secret),
+        )
+        if not value
+    ]
+    if missing:
+        raise RuntimeError(f"PAYMENT_PROVIDER=stripe needs {' and '.join(missing)}")
+    client = make_client(str(secret), settings.get("STRIPE_API_BASE") or DEFAULT_API_BASE)
+    engine = _engine(url)
+    customers = SqlCustomerStore(Db(sessionmaker(bind=engine)))
+    return StripeProvider(client, customers, str(webhook_secret)), engine
+
+
+class Provider(DependencyProvider):
+    """`provider = Provider()`: the `PaymentProvider` named by `PAYMENT_PROVIDER` (`sandbox`,
+    the default, or `stripe`).
+
+    The sandbox's ledger and Stripe's customers live in the billing database (their tables
+    come with billing's migrations), so every instance sees the same.
     """
 
     def __init__(self) -> None:
@@ -36,12 +68,15 @@ class Provider(DependencyProvider):
         self._engine: Engine | None = None
 
     def setup(self) -> None:
-        name = settings.get("PAYMENT_PROVIDER", "sandbox")
-        if name != "sandbox":
+        name = settings.get("PAYMENT_PROVIDER", "sandbox") or "sandbox"
+        if name == "stripe":
+            self.provider, self._engine = stripe_provider()
+        elif name == "sandbox":
+            self.provider, self._engine = sandbox_provider()
+        else:
             raise RuntimeError(
-                f"PAYMENT_PROVIDER={name!r} is not available; this build has 'sandbox'"
+                f"PAYMENT_PROVIDER={name!r} is not available; this build has {PROVIDERS}"
             )
-        self.provider, self._engine = sandbox_provider()
 
     def stop(self) -> None:
         if self._engine is not None:

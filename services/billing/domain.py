@@ -292,20 +292,34 @@ def card_fingerprint(brand: str, last4: str, exp_month: int, exp_year: int) -> s
 
 
 def purchase_fingerprint(
-    plan: str, seats: int, license_id: str | None, card: dict[str, Any]
+    plan: str,
+    seats: int,
+    license_id: str | None,
+    card: dict[str, Any] | None,
+    payment_method: str | None = None,
 ) -> str:
     """What identifies a purchase request, to tell a retry from another request that reuses
     its key: the plan, seats, license and the card's last four digits and expiry (never a
-    hash of the whole number, which could be searched back). 64 hex digits."""
-    number = normalize_card_number(str(card.get("number", "")))
-    body = {
-        "plan": plan,
-        "seats": seats,
-        "license_id": license_id,
-        "card": [number[-4:], card.get("exp_month"), card.get("exp_year")],
-    }
+    hash of the whole number, which could be searched back), or the provider's payment
+    method ID. 64 hex digits."""
+    body: dict[str, Any] = {"plan": plan, "seats": seats, "license_id": license_id}
+    if payment_method is not None:
+        body["payment_method"] = payment_method
+    else:
+        card = card or {}
+        number = normalize_card_number(str(card.get("number", "")))
+        body["card"] = [number[-4:], card.get("exp_month"), card.get("exp_year")]
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def new_purchase_id() -> str:
+    """The public ID of a purchase a customer may have to confirm (`pur_` + 24 hex digits)."""
+    return "pur_" + secrets.token_hex(12)
+
+
+# a purchase waiting this long for its customer's authentication is given up
+ACTION_EXPIRES_AFTER = timedelta(hours=24)
 
 
 def new_reference() -> str:
@@ -339,6 +353,7 @@ def max_attempts() -> int:
 CANCELLED_BY_CUSTOMER = "customer"
 CANCELLED_BY_STAFF = "staff"
 CANCELLED_BY_REFUND = "refund"
+CANCELLED_BY_DISPUTE = "dispute"
 
 
 def resumable(

@@ -20,6 +20,30 @@ class InsufficientFunds(PortalError):
     message = "The card was declined for insufficient funds."
 
 
+class AuthenticationFailed(PortalError):
+    """The customer's bank did not confirm a charge that needed 3-D Secure (402)."""
+
+    code = "authentication_failed"
+    message = "Your bank did not confirm the payment; nothing was charged."
+
+
+class CardNotAccepted(ValidationFailed):
+    """A card number sent to billing while the provider takes payment methods only (422)."""
+
+    code = "card_not_accepted"
+    message = "Card numbers are not accepted here: pay with the card form of the portal (Stripe)."
+
+    def __init__(self) -> None:
+        super().__init__(details={"fields": {"card": [self.message]}})
+
+
+class InvalidSignature(PortalError):
+    """A webhook whose signature does not verify (400): nothing is recorded."""
+
+    code = "invalid_signature"
+    message = "The webhook's signature does not verify."
+
+
 class PaymentUnconfirmed(ServiceUnavailable):
     """The provider did not answer: the charge is re-checked later, never blindly repeated."""
 
@@ -33,6 +57,11 @@ class PaymentUnconfirmed(ServiceUnavailable):
 class PlanNotFound(NotFound):
     code = "plan_not_found"
     message = "No plan with this code."
+
+
+class PurchaseNotFound(NotFound):
+    code = "purchase_not_found"
+    message = "No purchase with this ID."
 
 
 class PaymentNotFound(NotFound):
@@ -85,11 +114,23 @@ class RecurringPaymentEnded(Conflict):
     )
 
 
-def declined(decline_code: str | None) -> PortalError:
-    """The error for a provider's decline code (unknown codes are a plain decline)."""
+# a card change whose card the bank wants confirmed (3-D Secure) cannot do it there
+CONFIRM_ELSEWHERE = (
+    "Your bank asks to confirm this card: use it for a purchase or renewal in the portal, "
+    "or choose another card."
+)
+
+
+def declined(decline_code: str | None, card_check: bool = False) -> PortalError:
+    """The error for a provider's decline code (unknown codes are a plain decline);
+    `card_check`: the decline of a card change's zero-amount check."""
     if decline_code == InsufficientFunds.code:
         return InsufficientFunds()
-    return CardDeclined(details={"decline_code": decline_code or CardDeclined.code})
+    if decline_code == AuthenticationFailed.code:
+        return AuthenticationFailed()
+    confirm_elsewhere = card_check and decline_code == "authentication_required"
+    message = CONFIRM_ELSEWHERE if confirm_elsewhere else None
+    return CardDeclined(message, details={"decline_code": decline_code or CardDeclined.code})
 
 
 def invalid_field(path: list[str], message: str) -> ValidationFailed:
@@ -101,7 +142,11 @@ def invalid_field(path: list[str], message: str) -> ValidationFailed:
 
 
 __all__ = [
+    "AuthenticationFailed",
     "CardDeclined",
+    "CardNotAccepted",
+    "InvalidSignature",
+    "PurchaseNotFound",
     "InsufficientFunds",
     "PaymentNotFound",
     "PaymentUnconfirmed",

@@ -74,7 +74,35 @@ class PaymentMethod(BillingBase):
     last4: Mapped[str] = mapped_column(String(4))
     exp_month: Mapped[int] = mapped_column(Integer)
     exp_year: Mapped[int] = mapped_column(Integer)
+    # the provider's customer the method is attached to (Stripe's `cus_…`): renewals charge
+    # it off-session (NULL: the sandbox's, which has no customers)
+    provider_customer_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderCustomer(BillingBase):
+    """A company's customer at a payment provider (Stripe's `cus_…`), made once."""
+
+    __tablename__ = "provider_customers"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "provider", name="uq_provider_customers_customer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_customer_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(BillingBase):
+    """A provider's webhook event applied once: a redelivery (same `event_id`) changes nothing."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ReceiptCounter(BillingBase):
@@ -98,7 +126,7 @@ class Payment(BillingBase):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(16))  # paid | refunded
+    status: Mapped[str] = mapped_column(String(16))  # paid | refunded | disputed
     channel: Mapped[str] = mapped_column(String(16))  # portal | offline
     kind: Mapped[str] = mapped_column(String(16))  # new | renewal | offline
     plan_code: Mapped[str | None] = mapped_column(String(64))
@@ -133,6 +161,12 @@ class Payment(BillingBase):
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refund_reason: Mapped[str | None] = mapped_column(String(64))
     provider_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # what the provider reports refunded from its side (its dashboard): the whole amount
+    # makes the payment refunded, less leaves it paid
+    refunded_amount: Mapped[int | None] = mapped_column(BigInteger)
+    # a chargeback: needs_response while open, then won | lost (NULL: never disputed)
+    dispute_status: Mapped[str | None] = mapped_column(String(32))
+    disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RecurringPayment(BillingBase):
@@ -160,7 +194,8 @@ class RecurringPayment(BillingBase):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # customer | staff | refund | duplicate: only a customer's cancellation can be resumed
+    # customer | staff | refund | duplicate | dispute: only a customer's cancellation can be
+    # resumed
     cancelled_by: Mapped[str | None] = mapped_column(String(16))
 
 
@@ -209,6 +244,7 @@ class Charge(BillingBase):
         Index("ix_charges_status_created", "status", "created_at"),
         # a purchase's `Idempotency-Key`: the same request never makes a second charge
         UniqueConstraint("customer_id", "request_key", name="uq_charges_request_key"),
+        Index("uq_charges_purchase_id", "purchase_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -225,11 +261,14 @@ class Charge(BillingBase):
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
     # what a purchase buys, kept so that a charge confirmed later can still be completed
     order_json: Mapped[str | None] = mapped_column(Text)
-    # pending | succeeded | declined | unknown | abandoned
+    # pending | requires_action (the customer authenticates) | succeeded | declined | unknown
+    # | abandoned
     status: Mapped[str] = mapped_column(String(16))
     decline_code: Mapped[str | None] = mapped_column(String(64))
     provider_charge_id: Mapped[str | None] = mapped_column(String(255))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    # a purchase's public ID (`pur_…`): what the customer confirms after authenticating
+    purchase_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -6,7 +6,10 @@ units, a currency, a payment method and an idempotency key, and either succeeds 
 declined with a code; `retrieve(idempotency_key)` tells what became of a charge whose answer
 was lost; `refund` gives a charge's money back; `authorize` checks a card with a zero-amount
 authorization (nothing is charged). A real provider implements `PaymentProvider` and is
-chosen by `PAYMENT_PROVIDER`.
+chosen by `PAYMENT_PROVIDER`: the sandbox here, or Stripe (`stripe_provider`), which takes no
+card numbers (`accepts_cards` false) but payment methods the browser made with Stripe.js
+(`attach`), may ask the customer to authenticate a charge (`REQUIRES_ACTION`, then
+`confirm`), and tells what happened later through signed webhooks (`parse_event`).
 
 The sandbox keeps its charges, refunds and authorizations in a `Ledger` (the billing
 database's `sandbox_charges` table in the service, a dict in unit tests), keyed by
@@ -25,6 +28,8 @@ from services.billing import domain
 
 SUCCEEDED = "succeeded"
 DECLINED = "declined"
+# the customer's bank asks for 3-D Secure: the browser confirms with the `client_secret`
+REQUIRES_ACTION = "requires_action"
 # what a ledger record is
 CHARGE, REFUND, AUTHORIZATION = "charge", "refund", "authorization"
 
@@ -61,15 +66,20 @@ class PaymentMethod:
     last4: str
     exp_month: int
     exp_year: int
+    # the provider's customer the method is attached to (Stripe's `cus_…`), if it has any
+    customer: str | None = None
 
 
 @dataclass(frozen=True)
 class ChargeResult:
     charge_id: str
-    status: str  # SUCCEEDED | DECLINED
+    status: str  # SUCCEEDED | DECLINED | REQUIRES_ACTION
     amount: int
     currency: str
-    decline_code: str | None = None  # card_declined | insufficient_funds
+    # card_declined | insufficient_funds | authentication_required | authentication_failed
+    decline_code: str | None = None
+    # what the browser needs to authenticate a charge that REQUIRES_ACTION
+    client_secret: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -102,6 +112,23 @@ class InvalidCard(Exception):
         self.message = message
 
 
+class CardRefused(Exception):
+    """The provider declines the payment method itself (before any charge); `decline_code`
+    as a declined charge has it."""
+
+    def __init__(self, decline_code: str) -> None:
+        super().__init__(decline_code)
+        self.decline_code = decline_code
+
+
+class InvalidSignature(Exception):
+    """A webhook whose signature does not verify (or has none): never acted upon."""
+
+
+class WebhooksUnsupported(Exception):
+    """This provider sends no webhooks."""
+
+
 class ProviderUnavailable(Exception):
     """No answer (timeout, connection lost): the charge's outcome is unknown."""
 
@@ -112,19 +139,57 @@ class IdempotencyMismatch(Exception):
 
 class PaymentProvider(ABC):
     name = "abstract"
+    # whether card numbers may reach this provider through us (`tokenize`); when not, the
+    # browser hands its payment method to the provider itself and we `attach` it
+    accepts_cards = True
 
     @abstractmethod
     def tokenize(self, card: Card) -> PaymentMethod:
         """A reusable payment method for `card`; `InvalidCard` when the card is refused."""
 
+    def attach(
+        self, payment_method_id: str, customer_id: str, email: str | None, name: str | None
+    ) -> PaymentMethod:
+        """The payment method `payment_method_id` (made by the provider's own card form),
+        kept for our company `customer_id` so that it can be charged again off-session.
+
+        `InvalidCard("payment_method", …)` for one the provider does not know, `CardRefused`
+        when it declines the card, `ProviderUnavailable` when it does not answer.
+        """
+        raise InvalidCard("payment_method", "This provider takes a card, not a payment method.")
+
     @abstractmethod
     def charge(
-        self, amount: int, currency: str, payment_method: str, idempotency_key: str
+        self,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        customer: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         """Charge once per `idempotency_key`: a repeated call returns the first result.
 
+        `customer`: the provider's customer the method is attached to; `off_session`: the
+        customer is not there (a renewal), so a charge that needs authentication is declined
+        (`authentication_required`) instead of answering `REQUIRES_ACTION`.
         Raises `ProviderUnavailable` when the outcome is unknown.
         """
+
+    def confirm(self, intent_id: str) -> ChargeResult:
+        """What became of a charge that answered `REQUIRES_ACTION`, now that the customer
+        authenticated (or not): SUCCEEDED, DECLINED `authentication_failed`, or still
+        REQUIRES_ACTION. Raises `ProviderUnavailable` when the provider cannot say."""
+        raise ProviderUnavailable(f"{self.name} has no charge {intent_id} to confirm")
+
+    def cancel(self, intent_id: str) -> None:
+        """Give up a charge still waiting for the customer (best effort, never raises)."""
+        return None
+
+    def parse_event(self, payload: str, signature: str | None) -> dict[str, Any]:
+        """The webhook event `payload` once its `signature` verifies: `InvalidSignature`
+        otherwise, `WebhooksUnsupported` from a provider that sends none."""
+        raise WebhooksUnsupported(self.name)
 
     @abstractmethod
     def retrieve(self, idempotency_key: str) -> ChargeResult | None:
@@ -145,7 +210,9 @@ class PaymentProvider(ABC):
         """
 
     @abstractmethod
-    def authorize(self, payment_method: str, idempotency_key: str) -> ChargeResult:
+    def authorize(
+        self, payment_method: str, idempotency_key: str, customer: str | None = None
+    ) -> ChargeResult:
         """Check that a card can be charged with a zero-amount authorization: nothing is
         charged; `declined` with a code as a charge would be. Once per `idempotency_key`.
 
@@ -227,6 +294,11 @@ class SandboxProvider(PaymentProvider):
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
+    def attach(
+        self, payment_method_id: str, customer_id: str, email: str | None, name: str | None
+    ) -> PaymentMethod:
+        raise InvalidCard("payment_method", "The sandbox takes a card, not a payment method.")
+
     def tokenize(self, card: Card) -> PaymentMethod:
         number = domain.normalize_card_number(card.number)
         if not domain.luhn_valid(number):
@@ -243,7 +315,13 @@ class SandboxProvider(PaymentProvider):
         )
 
     def charge(
-        self, amount: int, currency: str, payment_method: str, idempotency_key: str
+        self,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        customer: str | None = None,
+        off_session: bool = False,
     ) -> ChargeResult:
         existing = self.ledger.get(idempotency_key)
         if existing is None:
@@ -298,7 +376,9 @@ class SandboxProvider(PaymentProvider):
             currency=existing["currency"],
         )
 
-    def authorize(self, payment_method: str, idempotency_key: str) -> ChargeResult:
+    def authorize(
+        self, payment_method: str, idempotency_key: str, customer: str | None = None
+    ) -> ChargeResult:
         existing = self.ledger.get(idempotency_key)
         if existing is None:
             existing = self.ledger.put_if_absent(

@@ -1,4 +1,5 @@
-"""The queries billing needs, behind one small class per unit of work, and the sandbox ledger."""
+"""The queries billing needs, behind one small class per unit of work, the sandbox ledger and
+the store of companies' Stripe customers."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from services.billing.models import (
     Payment,
     PaymentMethod,
     Plan,
+    ProviderCustomer,
     ReceiptCounter,
     RecurringPayment,
     SandboxCharge,
+    WebhookEvent,
 )
 
 
@@ -113,6 +116,16 @@ class BillingRepository:
         if customer_id is not None:
             query = query.where(Payment.customer_id == customer_id)
         return self.session.scalar(query)
+
+    def payment_by_provider_charge(self, provider_charge_id: str) -> Payment | None:
+        """The payment of the provider's charge (Stripe's `pi_…`), locked."""
+        return self.session.scalar(
+            select(Payment)
+            .where(Payment.provider_charge_id == provider_charge_id)
+            .order_by(Payment.id)
+            .limit(1)
+            .with_for_update()
+        )
 
     def payment(self, payment_id: int, lock: bool = False) -> Payment | None:
         query = select(Payment).where(Payment.id == payment_id)
@@ -250,6 +263,43 @@ class BillingRepository:
             )
         )
 
+    def charge_by_purchase_id(
+        self, purchase_id: str, customer_id: str | None = None
+    ) -> Charge | None:
+        query = select(Charge).where(Charge.purchase_id == purchase_id)
+        if customer_id is not None:
+            query = query.where(Charge.customer_id == customer_id)
+        return self.session.scalar(query)
+
+    def charge_of_provider(self, provider_charge_id: str | None, key: str | None) -> Charge | None:
+        """The charge the provider knows as `provider_charge_id`, or made with our `key`."""
+        if provider_charge_id:
+            found = self.session.scalar(
+                select(Charge)
+                .where(Charge.provider_charge_id == provider_charge_id)
+                .order_by(Charge.id)
+                .limit(1)
+            )
+            if found is not None:
+                return found
+        if key:
+            return self.session.scalar(select(Charge).where(Charge.idempotency_key == key))
+        return None
+
+    def charges_awaiting_action(self, created_before: datetime, skip: set[int]) -> Charge | None:
+        """A purchase charge still waiting for its customer's authentication since before
+        `created_before`, locked (rows another instance holds are skipped)."""
+        query = (
+            select(Charge)
+            .where(Charge.status == "requires_action", Charge.created_at < created_before)
+            .order_by(Charge.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if skip:
+            query = query.where(Charge.id.not_in(skip))
+        return self.session.scalar(query)
+
     def claim_unsettled_charge(self, stale_before: datetime, skip: set[int]) -> Charge | None:
         """A charge whose answer was lost (`unknown`), or left `pending` by a crash."""
         query = (
@@ -274,6 +324,17 @@ class BillingRepository:
     def park(self, values: dict[str, Any]) -> None:
         """Keep an event that can never be applied (once per `event_id`)."""
         insert_ignore(self.session, ParkedEvent.__table__, values)
+
+    # the provider's webhooks
+    def record_webhook_event(self, event_id: str, event_type: str, now: datetime) -> bool:
+        """Remember a webhook event by its ID; False if it was applied before."""
+        values = {"event_id": event_id, "type": event_type[:100], "received_at": now}
+        return insert_ignore(self.session, WebhookEvent.__table__, values)
+
+    def billing_name(self, customer_id: str) -> str | None:
+        """The company's name on its receipts, if it gave one (the provider's customer name)."""
+        details = self.billing_details(customer_id)
+        return details.company_name if details is not None else None
 
 
 class SqlLedger:
@@ -323,3 +384,34 @@ class SqlLedger:
             "decline_code": row.decline_code,
             "refunded_charge_id": row.refunded_charge_id,
         }
+
+
+class SqlCustomerStore:
+    """Companies' customers at `provider` in the billing database (`provider_customers`)."""
+
+    def __init__(self, db: Db, provider: str = "stripe") -> None:
+        self.db = db
+        self.provider = provider
+
+    def get(self, customer_id: str) -> str | None:
+        with self.db.transaction() as session:
+            return session.scalar(
+                select(ProviderCustomer.provider_customer_id).where(
+                    ProviderCustomer.customer_id == customer_id,
+                    ProviderCustomer.provider == self.provider,
+                )
+            )
+
+    def put_if_absent(self, customer_id: str, provider_customer_id: str) -> str:
+        with self.db.transaction() as session:
+            insert_ignore(
+                session,
+                ProviderCustomer.__table__,
+                {
+                    "customer_id": customer_id,
+                    "provider": self.provider,
+                    "provider_customer_id": provider_customer_id,
+                    "created_at": utcnow(),
+                },
+            )
+        return self.get(customer_id) or provider_customer_id

@@ -73,19 +73,52 @@ class CardIn(StrictSchema):
     cvc = Text(4, min_length=3)
 
 
-class Purchase(StrictSchema):
+# a payment method Stripe.js made in the browser
+PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]{1,250}$"
+
+
+def PaymentMethodId() -> fields.String:
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(PAYMENT_METHOD_PATTERN, error="Expected a payment method pm_…."),
+    )
+
+
+class _CardOrPaymentMethod(StrictSchema):
+    """Exactly one of `card` (typed, for the sandbox) or `payment_method` (Stripe's)."""
+
+    card = fields.Nested(CardIn, load_default=None, allow_none=True)
+    payment_method = PaymentMethodId()
+
+    @validates_schema
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [name for name in ("card", "payment_method") if data.get(name) is not None]
+        if not given:
+            raise ValidationError("A card or a payment method is required.", "payment_method")
+        if len(given) > 1:
+            raise ValidationError("Give a card or a payment method, not both.", "payment_method")
+
+
+class Purchase(_CardOrPaymentMethod):
     plan = Code()
     seats = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=domain.MAX_SEATS)
     )
-    card = fields.Nested(CardIn, required=True)
     license_id = LicenseId(required=False, load_default=None, allow_none=True)
     # the client's `Idempotency-Key` as older gateways pass it; else the request's own key
     request_key = Text(128, required=False, load_default=None, allow_none=True)
 
 
-class ReplaceCard(StrictSchema):
-    card = fields.Nested(CardIn, required=True)
+class ReplaceCard(_CardOrPaymentMethod):
+    pass
+
+
+class StripeWebhook(StrictSchema):
+    """What the gateway hands over: the raw body as text and the `Stripe-Signature` header."""
+
+    payload = fields.String(required=True, validate=validate.Length(max=262_144))
+    signature = fields.String(load_default=None, allow_none=True)
 
 
 class RecordOffline(StrictSchema):
@@ -147,7 +180,9 @@ class Page(StrictSchema):
 
 class StaffPage(Page):
     status = fields.String(
-        load_default=None, allow_none=True, validate=validate.OneOf(("paid", "refunded"))
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(("paid", "refunded", "disputed")),
     )
     customer_id = CustomerId(required=False, load_default=None, allow_none=True)
 

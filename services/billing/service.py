@@ -54,6 +54,7 @@ from services.billing.use_cases import (
     recurring,
     refunds,
     renewals,
+    webhooks,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -193,9 +194,17 @@ class BillingService:
         that already renews automatically moves that recurring payment's `next_charge_at`.
         The request key (payload `request_key`, else the RPC request's) makes a repeat
         answer the first answer, never charge twice.
+        With Stripe (`PAYMENT_PROVIDER=stripe`) the payload names the payment method the
+        portal's Stripe.js made instead of a card: `{"plan": "cadpro-yearly", "seats": 5,
+        "payment_method": "pm_…"}`; when the bank wants 3-D Secure the answer is
+        `{"status": "requires_action", "purchase_id": "pur_<24 hex>", "client_secret":
+        "pi_…_secret_…"}` (the gateway's 202): the browser authenticates, then
+        `confirm_purchase`. The same request key while it waits answers the same.
         Errors: `card_declined` / `insufficient_funds` (nothing created), `validation_error`
         naming the field (expired card, plan not on sale, bad number, a renewal with a plan
-        of the other license model than the license's), `product_not_found`,
+        of the other license model than the license's, a payment method the sandbox cannot
+        take, neither or both of `card` and `payment_method`), `card_not_accepted` (422, a
+        card number while the provider is Stripe), `product_not_found`,
         `product_archived`, `license_not_found`, `license_suspended` (403),
         `idempotency_key_reused` (the key with another request), `payment_unconfirmed`.
         """
@@ -210,6 +219,42 @@ class BillingService:
             data,
             self.licensing,
             self.actor.current(SYSTEM),
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def confirm_purchase(self, customer_id: str, purchase_id: str) -> dict[str, Any]:
+        """Finish a purchase whose customer authenticated its charge (3-D Secure).
+
+        `confirm_purchase("C1234567", "pur_0123456789abcdef01234567")` → the purchase's
+        answer, `{"payment": {…}, "recurring_payment": {…}}` (settled once; confirming
+        again answers the same), or `{"status": "requires_action", "purchase_id",
+        "client_secret"}` while the bank still waits. `authentication_failed` (402,
+        nothing charged) when the bank refused, `purchase_not_found` for another company's
+        or an unknown one, `payment_unconfirmed` when the provider does not answer.
+        """
+        customer_id = customer_id_arg(customer_id)
+        purchase_id = text_arg(purchase_id, "purchase_id")
+        return purchases.confirm_purchase(
+            self._uow, self.provider, self.clock.now(), customer_id, purchase_id
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def handle_stripe_webhook(self, payload: str, signature: str | None) -> dict[str, Any]:
+        """A Stripe webhook, as the gateway received it: the raw body and its
+        `Stripe-Signature` header.
+
+        `('{"id": "evt_…", "type": "charge.refunded", "data": {"object": {…}}}',
+        "t=1764750000,v1=…")` → `{"received": true, "duplicate": false, "type":
+        "charge.refunded"}` (`duplicate`: delivered before, nothing changed again).
+        Settles charges still in flight (`payment_intent.succeeded` / `payment_failed`),
+        records refunds made at Stripe (`payment_refunded`) and disputes
+        (`payment_disputed`, `payment_dispute_closed`); other types are recorded and
+        ignored. `invalid_signature` (400, nothing recorded), `not_found` when the
+        provider is not Stripe.
+        """
+        data = load(schemas.StripeWebhook(), {"payload": payload, "signature": signature})
+        return webhooks.handle(
+            self._uow, self.provider, data["payload"], data["signature"], self.clock.now()
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -392,24 +437,34 @@ class BillingService:
 
     @rpc(expected_exceptions=PortalError)
     def replace_card(
-        self, recurring_payment_id: str, customer_id: str | None, card: dict[str, Any]
+        self,
+        recurring_payment_id: str,
+        customer_id: str | None,
+        card: dict[str, Any] | None = None,
+        payment_method: str | None = None,
     ) -> dict[str, Any]:
         """Pay a recurring payment with another card, checked by a zero-amount authorization.
 
         `("rp_…", "C1234567", {"number": "5555555555554444", "exp_month": 12,
-        "exp_year": 2031, "cvc": "123"})` → the recurring payment with the new
-        `card_brand` / `card_last4`. A past-due one has its failed charge tried again at the
-        next renewal pass. `card_declined` / `insufficient_funds` (402, nothing changed),
-        `validation_error` naming the card field, `recurring_payment_ended`,
-        `recurring_payment_not_found`.
+        "exp_year": 2031, "cvc": "123"})`, or with Stripe `("rp_…", "C1234567",
+        payment_method="pm_…")` → the recurring payment with the new `card_brand` /
+        `card_last4`. A past-due one has its failed charge tried again at the next renewal
+        pass. `card_declined` / `insufficient_funds` (402, nothing changed; also a card
+        whose bank wants 3-D Secure, with a word on where to confirm it),
+        `validation_error` naming the card field, `card_not_accepted` (a card number while
+        the provider is Stripe), `recurring_payment_ended`, `recurring_payment_not_found`.
         """
         reference = text_arg(recurring_payment_id, "id")
         customer_id = optional_customer_id_arg(customer_id)
         self.caller.check_scope(customer_id)
-        data = load(schemas.ReplaceCard(), {"card": card})
-        # the card's number never reaches the ledger: its last digits and expiry tell apart
-        last4 = data["card"]["number"].replace(" ", "").replace("-", "")[-4:]
-        body = [reference, last4, data["card"]["exp_month"], data["card"]["exp_year"]]
+        data = load(schemas.ReplaceCard(), {"card": card, "payment_method": payment_method})
+        if data["card"] is not None:
+            # the card's number never reaches the ledger: its last digits and expiry tell
+            # apart
+            last4 = data["card"]["number"].replace(" ", "").replace("-", "")[-4:]
+            body = [reference, last4, data["card"]["exp_month"], data["card"]["exp_year"]]
+        else:
+            body = [reference, data["payment_method"]]
         return recurring.replace_card(
             self._uow,
             self.provider,
@@ -420,6 +475,7 @@ class BillingService:
             self.request.key,
             self.request.once(customer_id, *body),
             self.actor.current(SYSTEM),
+            payment_method=data["payment_method"],
         )
 
     # --- the audit trail -------------------------------------------------------------------

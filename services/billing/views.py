@@ -69,7 +69,7 @@ def payment_view(payment: Payment, license_id: str | None = None) -> dict[str, A
         "currency": payment.currency,
         "amount_formatted": format_money(payment.amount, payment.currency),
         "description": payment.description,
-        "status": payment.status,  # paid | refunded
+        "status": payment.status,  # paid | refunded | disputed
         "channel": payment.channel,
         "kind": payment.kind,
         "customer_id": payment.customer_id,
@@ -84,6 +84,11 @@ def payment_view(payment: Payment, license_id: str | None = None) -> dict[str, A
         "card_last4": payment.card_last4,
         "refunded_at": iso(payment.refunded_at),
         "refund_reason": payment.refund_reason,
+        # a part refunded at the provider (the payment stays paid); null when none
+        "refunded_amount": payment.refunded_amount or None,
+        # a chargeback: needs_response while open, then won or lost
+        "dispute_status": payment.dispute_status,
+        "disputed_at": iso(payment.disputed_at),
     }
 
 

@@ -1,5 +1,11 @@
 """Buying a plan by card: a new license's first period, or a renewal of a license bought.
 
+The card is typed (the sandbox), or a payment method the portal's Stripe.js made (Stripe,
+which takes no card numbers: `card_not_accepted`). A charge the customer's bank wants
+authenticated (3-D Secure) answers `{"status": "requires_action", "purchase_id",
+"client_secret"}`; the browser authenticates, then `confirm_purchase` settles it and answers
+as the purchase would have.
+
 `purchase` is a flow of three transactions around the provider call (see `settlement`):
 check and price the order, write the charge row, charge, settle. The same request sent
 again (its request key: the client's `Idempotency-Key`, or the key of the RPC request that
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,14 +31,16 @@ from common.timeutil import as_utc, iso
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain, views
 from services.billing.exceptions import (
+    CardNotAccepted,
     LicenseSuspended,
     PaymentUnconfirmed,
     ProductArchived,
+    PurchaseNotFound,
     declined,
     invalid_field,
 )
 from services.billing.models import Charge
-from services.billing.providers import PaymentProvider, ProviderUnavailable
+from services.billing.providers import REQUIRES_ACTION, PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
 from services.billing.use_cases import cards
 from services.billing.use_cases.settlement import PendingCharge, mark_unknown, settle
@@ -41,6 +50,20 @@ from services.billing.use_cases.settlement import PendingCharge, mark_unknown, s
 IN_FLIGHT_WAIT_SECONDS = 3.0
 IN_FLIGHT_POLL_SECONDS = 0.1
 IN_FLIGHT = "in_flight"
+
+
+@dataclass(frozen=True)
+class AwaitingAction:
+    """A purchase whose charge waits for the customer's authentication."""
+
+    charge_id: int
+    purchase_id: str
+    intent_id: str
+
+
+def action_required(purchase_id: str, client_secret: str | None) -> dict[str, Any]:
+    """The answer while the customer must authenticate: the gateway's 202."""
+    return {"status": "requires_action", "purchase_id": purchase_id, "client_secret": client_secret}
 
 
 class Licensing(Protocol):
@@ -75,7 +98,8 @@ def purchase(
     licensing: Licensing,
     actor: Actor,
 ) -> dict[str, Any]:
-    """Charge the card for a plan and seats: `{"payment", "recurring_payment"}`.
+    """Charge the card for a plan and seats: `{"payment", "recurring_payment"}`, or
+    `action_required(...)` while the customer must authenticate.
 
     Declined: `card_declined` / `insufficient_funds`, and nothing but the charge row exists.
     `payment_succeeded` is published once the receipt is committed. `request_key`: the
@@ -83,24 +107,86 @@ def purchase(
     """
     request_key = data.get("request_key")
     fingerprint = domain.purchase_fingerprint(
-        data["plan"], data["seats"], data.get("license_id"), data["card"]
+        data["plan"],
+        data["seats"],
+        data.get("license_id"),
+        data.get("card"),
+        data.get("payment_method"),
     )
     if request_key:
         earlier = replayed(uow, customer_id, request_key, fingerprint)
         if earlier is not None:
-            return earlier
+            return answer_of(uow, provider, now, earlier)
     order = prepare(uow, provider, now, customer_id, data, licensing, actor)
     pending = uow.run(open_charge, order, request_key, fingerprint, now)
     if pending is None:  # the same request, sent twice at once: the other one charges
-        return replayed(uow, customer_id, request_key, fingerprint)
+        earlier = replayed(uow, customer_id, request_key, fingerprint)
+        return answer_of(uow, provider, now, earlier)
     try:
-        result = provider.charge(pending.amount, pending.currency, pending.token, pending.key)
+        result = provider.charge(
+            pending.amount, pending.currency, pending.token, pending.key, customer=pending.customer
+        )
     except ProviderUnavailable as exc:
         uow.run(mark_unknown, pending.charge_id)
         raise PaymentUnconfirmed(details={"reference": pending.key}) from exc
     answer = uow.run(settle, pending.charge_id, result, now)
+    if result.status == REQUIRES_ACTION:
+        return action_required(pending.purchase_id, result.client_secret)
     if not result.succeeded:
         raise declined(result.decline_code)
+    if answer is None or "recurring_payment" not in answer:  # a webhook settled it first
+        return uow.read(settled_answer, pending.charge_id)
+    return answer
+
+
+def confirm_purchase(
+    uow: UnitOfWork[BillingRepository],
+    provider: PaymentProvider,
+    now: datetime,
+    customer_id: str,
+    purchase_id: str,
+) -> dict[str, Any]:
+    """The purchase `purchase_id` once its customer authenticated: the purchase's answer
+    (settled once, however often confirmed), `action_required(...)` while the bank still
+    waits, `authentication_failed` when it refused. `purchase_not_found` for another
+    company's."""
+    earlier = uow.read(purchase_state, customer_id, purchase_id)
+    return answer_of(uow, provider, now, earlier)
+
+
+def answer_of(
+    uow: UnitOfWork[BillingRepository],
+    provider: PaymentProvider,
+    now: datetime,
+    earlier: dict[str, Any] | AwaitingAction,
+) -> dict[str, Any]:
+    """A purchase's answer; one awaiting authentication asks the provider where it stands."""
+    if not isinstance(earlier, AwaitingAction):
+        return earlier
+    try:
+        result = provider.confirm(earlier.intent_id)
+    except ProviderUnavailable as exc:
+        reference = domain.charge_key(earlier.charge_id)
+        raise PaymentUnconfirmed(details={"reference": reference}) from exc
+    uow.run(settle, earlier.charge_id, result, now)
+    if result.status == REQUIRES_ACTION:
+        return action_required(earlier.purchase_id, result.client_secret)
+    return uow.read(settled_answer, earlier.charge_id)
+
+
+def purchase_state(
+    repo: BillingRepository, customer_id: str, purchase_id: str
+) -> dict[str, Any] | AwaitingAction:
+    charge = repo.charge_by_purchase_id(purchase_id, customer_id)
+    if charge is None or charge.invoice_id is not None:
+        raise PurchaseNotFound(details={"purchase_id": purchase_id})
+    return charge_answer(repo, charge, in_flight=False)
+
+
+def settled_answer(repo: BillingRepository, charge_id: int) -> dict[str, Any]:
+    answer = charge_answer(repo, repo.charge(charge_id), in_flight=False)
+    if isinstance(answer, AwaitingAction):  # settled as still waiting by a twin just now
+        raise PaymentUnconfirmed(details={"reference": domain.charge_key(charge_id)})
     return answer
 
 
@@ -114,10 +200,13 @@ def prepare(
     actor: Actor,
 ) -> domain.Order:
     """Check the plan and its product (on sale), the license (for a renewal) and the card;
-    tokenize the card."""
-    card = data["card"]
-    if domain.card_expired(card["exp_month"], card["exp_year"], now):
-        raise invalid_field(["card", "exp_year"], "The card has expired.")
+    tokenize the card (or attach the payment method to the company's provider customer)."""
+    card = data.get("card")
+    if card is not None:
+        if not provider.accepts_cards:
+            raise CardNotAccepted()
+        if domain.card_expired(card["exp_month"], card["exp_year"], now):
+            raise invalid_field(["card", "exp_year"], "The card has expired.")
     plan = uow.read(plan_on_sale, data["plan"])
     product = product_for_sale(licensing, plan["product_code"])
     expiry = None
@@ -145,7 +234,10 @@ def prepare(
         if model != plan["model"]:
             raise invalid_field(["plan"], f"This plan is not for {_model_label(model)} licenses.")
     period = domain.purchase_period(now, plan["interval"], expiry)
-    method = cards.tokenize(provider, card, now)
+    if card is not None:
+        method = cards.tokenize(provider, card, now)
+    else:
+        method = cards.attach(uow, provider, data["payment_method"], customer_id)
     return domain.Order(
         kind="renewal" if license_id else "new",
         customer_id=customer_id,
@@ -167,6 +259,7 @@ def prepare(
             "last4": method.last4,
             "exp_month": method.exp_month,
             "exp_year": method.exp_year,
+            "customer": method.customer,
         },
         actor=actor.to_dict(),
         features=list(plan["features"]),
@@ -205,13 +298,20 @@ def open_charge(
         currency=order.currency,
         order_json=order.to_json(),
         status="pending",
+        purchase_id=domain.new_purchase_id(),
         created_at=now,
     )
     if not repo.add_unique(charge):
         return Outcome(None)
     charge.idempotency_key = domain.charge_key(charge.id)
     pending = PendingCharge(
-        charge.id, charge.idempotency_key, order.amount, order.currency, order.card["token"]
+        charge.id,
+        charge.idempotency_key,
+        order.amount,
+        order.currency,
+        order.card["token"],
+        customer=order.card.get("customer"),
+        purchase_id=charge.purchase_id,
     )
     return Outcome(pending)
 
@@ -223,7 +323,7 @@ def replayed(
     fingerprint: str,
     wait: float = IN_FLIGHT_WAIT_SECONDS,
     pause: Callable[[float], Any] = time.sleep,
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | AwaitingAction | None:
     """`replay`, waiting up to `wait` seconds while the same request's charge is in flight
     (a redelivery that arrived while the first delivery was still charging): the twin then
     answers the same receipt or decline, not `payment_unconfirmed`."""
@@ -243,7 +343,7 @@ def replay(
     request_key: str,
     fingerprint: str,
     in_flight: bool = True,
-) -> dict[str, Any] | str | None:
+) -> dict[str, Any] | AwaitingAction | str | None:
     """The answer already given to a purchase with this request key, if any.
 
     A client that lost our answer (a timeout) and asks again, or a redelivered request, gets
@@ -256,6 +356,18 @@ def replay(
         return None
     if charge.fingerprint is not None and charge.fingerprint != fingerprint:
         raise IdempotencyKeyReused(details={"operation": "billing.purchase"})
+    return charge_answer(repo, charge, in_flight)
+
+
+def charge_answer(
+    repo: BillingRepository, charge: Charge, in_flight: bool = True
+) -> dict[str, Any] | AwaitingAction | str:
+    """What a purchase's charge answers now: the receipt, its decline, `AwaitingAction`,
+    `IN_FLIGHT` (with `in_flight`, while charging) or `payment_unconfirmed`."""
+    if charge.status == "requires_action" and charge.provider_charge_id:
+        return AwaitingAction(charge.id, charge.purchase_id or "", charge.provider_charge_id)
+    if charge.status == "abandoned" and charge.decline_code:  # given up waiting for the bank
+        raise declined(charge.decline_code)
     if charge.status == "succeeded" and charge.payment_id is not None:
         payment = repo.payment(charge.payment_id)
         recurring = repo.recurring(payment.recurring_payment_id)

@@ -1,8 +1,10 @@
 """Recurring payments a customer controls: listing, cancelling, resuming, changing the card.
 
-Replacing the card is a flow around the provider (like a purchase): the card is tokenized and
-checked with a zero-amount authorization outside any transaction, then `apply_new_card`
-records it. A declined card changes nothing.
+Replacing the card is a flow around the provider (like a purchase): the card is tokenized (or
+the provider's payment method attached to the company) and checked with a zero-amount
+authorization outside any transaction, then `apply_new_card` records it. A declined card
+changes nothing; one the bank wants confirmed (3-D Secure) is declined with a word on where
+to confirm it (a purchase or renewal in the portal).
 
 Each change is a fact of the company's audit trail (`recurring_payment_cancelled`,
 `recurring_payment_resumed`, `recurring_payment_card_changed`, target the recurring
@@ -154,31 +156,37 @@ def replace_card(
     now: datetime,
     reference: str,
     customer_id: str | None,
-    card: dict[str, Any],
+    card: dict[str, Any] | None,
     request_key: str | None,
     once: Once | None,
     actor: Actor,
+    payment_method: str | None = None,
 ) -> dict[str, Any]:
-    """Check the new card (tokenize, zero-amount authorization), then put it on the recurring
-    payment. Declined: `card_declined` / `insufficient_funds` and nothing changed."""
-    uow.read(_replaceable, reference, customer_id, now)
+    """Check the new card (tokenize, or attach the provider's `payment_method`; zero-amount
+    authorization), then put it on the recurring payment. Declined: `card_declined` /
+    `insufficient_funds` and nothing changed."""
+    owner = uow.read(_replaceable, reference, customer_id, now)
     if once is not None:  # the key of another card: refused before any authorization
         uow.read(_same_request, once)
-    method = cards.tokenize(provider, card, now)
+    if card is not None:
+        method = cards.tokenize(provider, card, now)
+    else:
+        method = cards.attach(uow, provider, payment_method or "", owner)
     key = domain.authorization_key(
         customer_id or "staff",
         request_key or secrets.token_hex(16),
-        domain.card_fingerprint(method.brand, method.last4, method.exp_month, method.exp_year),
+        domain.card_fingerprint(method.brand, method.last4, method.exp_month, method.exp_year)
+        + (f"/{method.token}" if card is None else ""),
     )
     try:
-        check = provider.authorize(method.token, key)
+        check = provider.authorize(method.token, key, customer=method.customer)
     except ProviderUnavailable as exc:
         raise ServiceUnavailable(
             "The payment provider did not answer; the card was not changed. Try again.",
             details={"service": "payment_provider"},
         ) from exc
     if not check.succeeded:
-        raise declined(check.decline_code)
+        raise declined(check.decline_code, card_check=True)
     new_card = {
         "provider": provider.name,
         "token": method.token,
@@ -186,18 +194,21 @@ def replace_card(
         "last4": method.last4,
         "exp_month": method.exp_month,
         "exp_year": method.exp_year,
+        "customer": method.customer,
     }
     return uow.run(apply_new_card, reference, customer_id, new_card, actor, now, once=once)
 
 
 def _replaceable(
     repo: BillingRepository, reference: str, customer_id: str | None, now: datetime
-) -> None:
-    """Not found or ended: refused before the card is sent to the provider."""
+) -> str:
+    """The company paying; not found or ended: refused before the card is sent to the
+    provider."""
     recurring = repo.recurring_by_reference(reference, customer_id)
     if recurring is None:
         raise RecurringPaymentNotFound(details={"id": reference})
     _check_not_ended(recurring, reference, now)
+    return recurring.customer_id
 
 
 def _same_request(repo: BillingRepository, once: Once) -> None:
@@ -263,6 +274,7 @@ def apply_new_card(
         last4=card["last4"],
         exp_month=card["exp_month"],
         exp_year=card["exp_year"],
+        provider_customer_id=card.get("customer"),
         created_at=now,
     )
     repo.add(method)

@@ -8,7 +8,11 @@ Safe with any number of billing instances running it at the same time:
   that writes its charge row, so no other instance sees it due; a partial unique index
   allows at most one in-flight charge per invoice even if that logic were wrong;
 - the provider's idempotency key comes from the charge row's ID;
-- a charge whose answer was lost is re-checked with `provider.retrieve`, never re-sent.
+- a charge whose answer was lost is re-checked with `provider.retrieve`, never re-sent;
+- a renewal is charged off-session (its customer is not there to authenticate) with the
+  saved method's provider customer;
+- a purchase still waiting for its customer's authentication a day later is given up: its
+  charge is cancelled at the provider (unless it went through meanwhile: then settled).
 
 A recurring payment whose license billing has not learnt yet (licensing issues it
 asynchronously, see `licenses`) waits for a later pass.
@@ -23,7 +27,7 @@ from datetime import datetime, timedelta
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain
 from services.billing.models import Charge
-from services.billing.providers import PaymentProvider, ProviderUnavailable
+from services.billing.providers import REQUIRES_ACTION, PaymentProvider, ProviderUnavailable
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.settlement import PendingCharge, abandon, mark_unknown, settle
 
@@ -63,6 +67,7 @@ def run_pass(
     horizon = horizon or now
     report: Counter[str] = Counter()
     reconcile(uow, provider, now, report)
+    drop_stale_actions(uow, provider, now, report)
     open_invoices(uow, now, horizon, limit, report)
     charge_due(uow, provider, now, horizon, limit, report)
     return {key: report[key] for key in REPORT_KEYS}
@@ -88,6 +93,41 @@ def reconcile(uow: Uow, provider: PaymentProvider, now: datetime, report: Counte
             continue
         uow.run(settle, charge_id, result, now)
         report["reconciled"] += 1
+
+
+def drop_stale_actions(uow: Uow, provider: PaymentProvider, now: datetime, report: Counter) -> None:
+    """Purchases whose customer never authenticated within `domain.ACTION_EXPIRES_AFTER`:
+    settled if the provider charged after all, else cancelled there and abandoned here (the
+    purchase then answers `authentication_failed`)."""
+    seen: set[int] = set()
+    while True:
+        claimed = uow.read(stale_action, now - domain.ACTION_EXPIRES_AFTER, seen)
+        if claimed is None:
+            return
+        charge_id, intent_id = claimed
+        seen.add(charge_id)
+        try:
+            result = provider.confirm(intent_id)
+        except ProviderUnavailable:
+            log.warning("provider cannot say what became of %s; asking again later", intent_id)
+            continue
+        if result.status == REQUIRES_ACTION:
+            provider.cancel(intent_id)
+            uow.run(abandon, charge_id, now, "authentication_failed")
+            report["abandoned"] += 1
+            continue
+        uow.run(settle, charge_id, result, now)
+        report["reconciled"] += 1
+
+
+def stale_action(
+    repo: BillingRepository, created_before: datetime, seen: set[int]
+) -> tuple[int, str] | None:
+    """`(charge ID, provider's intent ID)` of a purchase waiting too long, not in `seen`."""
+    charge = repo.charges_awaiting_action(created_before, seen)
+    if charge is None or not charge.provider_charge_id:
+        return None
+    return charge.id, charge.provider_charge_id
 
 
 def unsettled_charge(
@@ -160,7 +200,14 @@ def charge_due(
             return
         report["charged"] += 1
         try:
-            result = provider.charge(claimed.amount, claimed.currency, claimed.token, claimed.key)
+            result = provider.charge(
+                claimed.amount,
+                claimed.currency,
+                claimed.token,
+                claimed.key,
+                customer=claimed.customer,
+                off_session=True,
+            )
         except ProviderUnavailable:
             uow.run(mark_unknown, claimed.charge_id)
             report["unknown"] += 1
@@ -202,6 +249,11 @@ def claim_due_invoice(repo: BillingRepository, now: datetime, horizon: datetime)
     invoice.status = "charging"
     return Outcome(
         PendingCharge(
-            charge.id, charge.idempotency_key, charge.amount, charge.currency, method.token
+            charge.id,
+            charge.idempotency_key,
+            charge.amount,
+            charge.currency,
+            method.token,
+            customer=method.provider_customer_id,
         )
     )

@@ -10,6 +10,9 @@ leaves a record to re-check instead of a doubt:
    a renewal's decline the next dunning step; for a purchase's decline only the charge
    row's status (nothing is listed anywhere). A lost answer marks the charge `unknown`
    (`mark_unknown`); the renewal pass asks the provider (`retrieve`) and settles it then.
+   A purchase whose charge the customer must authenticate (3-D Secure) is
+   `requires_action` until `confirm_purchase`, the provider's webhook or the renewal pass
+   (which gives it up after a day) settles it.
 
 A paid charge is a `purchase` in the company's audit trail, in the transaction of its
 receipt: by who bought (kept on the order), or the system for an automatic renewal.
@@ -25,11 +28,13 @@ from common.timeutil import as_utc
 from common.unit_of_work import Outcome
 from services.billing import domain, views
 from services.billing.models import Charge, PaymentMethod, RecurringPayment
-from services.billing.providers import ChargeResult
+from services.billing.providers import DECLINED, REQUIRES_ACTION, ChargeResult
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.receipts import new_payment, purchase_fact
 
 IN_FLIGHT = ("pending", "unknown")
+# a charge whose outcome may still be recorded: in flight, or waiting for the customer
+SETTLEABLE = (*IN_FLIGHT, "requires_action")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class PendingCharge:
     amount: int
     currency: str
     token: str
+    # the provider's customer of the payment method (Stripe's `cus_…`), if any
+    customer: str | None = None
+    # a purchase's public ID (what the customer confirms after authenticating)
+    purchase_id: str | None = None
 
 
 def mark_unknown(repo: BillingRepository, charge_id: int) -> Outcome:
@@ -54,10 +63,18 @@ def mark_unknown(repo: BillingRepository, charge_id: int) -> Outcome:
 def settle(repo: BillingRepository, charge_id: int, result: ChargeResult, now: datetime) -> Outcome:
     """Record the provider's answer for a charge, once: a second call changes nothing."""
     charge = repo.charge(charge_id, lock=True)
-    if charge is None or charge.status not in IN_FLIGHT:
+    if charge is None or charge.status not in SETTLEABLE:
         payment = repo.payment(charge.payment_id) if charge and charge.payment_id else None
         return Outcome(None if payment is None else {"payment": views.payment_view(payment)})
     charge.provider_charge_id = result.charge_id
+    if result.status == REQUIRES_ACTION:
+        if charge.invoice_id is None:  # the customer authenticates, then confirms
+            charge.status = "requires_action"
+            return Outcome()
+        # nobody is there to authenticate a renewal: a decline, as the provider says it
+        result = ChargeResult(
+            result.charge_id, DECLINED, result.amount, result.currency, "authentication_required"
+        )
     charge.completed_at = now
     if charge.invoice_id is not None:
         return _settle_invoice(repo, charge, result, now)
@@ -69,12 +86,16 @@ def settle(repo: BillingRepository, charge_id: int, result: ChargeResult, now: d
     return _fulfil(repo, charge, domain.Order.from_json(charge.order_json), now)
 
 
-def abandon(repo: BillingRepository, charge_id: int, now: datetime) -> Outcome:
-    """The provider never made this charge: drop it; its invoice (if any) is due again."""
+def abandon(
+    repo: BillingRepository, charge_id: int, now: datetime, reason: str | None = None
+) -> Outcome:
+    """The provider never made this charge (or gave it up, `reason` the decline code a
+    purchase then answers): drop it; its invoice (if any) is due again."""
     charge = repo.charge(charge_id, lock=True)
-    if charge is None or charge.status not in IN_FLIGHT:
+    if charge is None or charge.status not in SETTLEABLE:
         return Outcome()
     charge.status = "abandoned"
+    charge.decline_code = reason
     charge.completed_at = now
     if charge.invoice_id is not None:
         invoice = repo.invoice(charge.invoice_id, lock=True)
@@ -99,6 +120,7 @@ def _fulfil(repo: BillingRepository, charge: Charge, order: domain.Order, now: d
         last4=card["last4"],
         exp_month=card["exp_month"],
         exp_year=card["exp_year"],
+        provider_customer_id=card.get("customer"),
         created_at=now,
     )
     repo.add(method)

@@ -101,8 +101,8 @@ class FakeAuth:
 class LosingProvider(SandboxProvider):
     """Charges, then loses the answer (a timeout after the provider acted)."""
 
-    def charge(self, amount, currency, payment_method, idempotency_key):
-        super().charge(amount, currency, payment_method, idempotency_key)
+    def charge(self, amount, currency, payment_method, idempotency_key, **options):
+        super().charge(amount, currency, payment_method, idempotency_key, **options)
         raise ProviderUnavailable("timeout")
 
 

@@ -135,3 +135,30 @@ def test_the_audit_trail_starts_empty_and_orders_written_before_it_still_settle(
         assert "audit_events" not in tables
     upgrade(engine, AUDIT_TRAIL)
     engine.dispose()
+
+
+STRIPE = "7c1e5a9d3b07"  # 0007: Stripe's customers, webhook events, disputes
+
+
+def test_stripe_tables_and_columns_come_and_go_with_0007(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    upgrade(engine, STRIPE)
+    with engine.connect() as db:
+        tables = {row[0] for row in db.execute(text("SELECT name FROM sqlite_master"))}
+        assert {"provider_customers", "webhook_events"} <= tables
+        columns = {row[1] for row in db.execute(text("PRAGMA table_info('payments')"))}
+        assert {"refunded_amount", "dispute_status", "disputed_at"} <= columns
+        indexes = {row[1] for row in db.execute(text("PRAGMA index_list('charges')"))}
+        assert "uq_charges_purchase_id" in indexes
+    config = alembic_config("billing", MIGRATIONS)
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "4b7d2e9a6f06")
+        connection.commit()
+    with engine.connect() as db:
+        tables = {row[0] for row in db.execute(text("SELECT name FROM sqlite_master"))}
+        assert "webhook_events" not in tables and "provider_customers" not in tables
+        columns = {row[1] for row in db.execute(text("PRAGMA table_info('charges')"))}
+        assert "purchase_id" not in columns
+    upgrade(engine, "head")
+    engine.dispose()

@@ -1,6 +1,6 @@
 """Licensing rules as plain Python: IDs, activation passwords, status, seats, renewals,
-expiry notices, validation codes, features, and a floating license's leases (offline
-activation's files: offline.py)."""
+suspensions and disputed payments, expiry notices, validation codes, features, and a
+floating license's leases (offline activation's files: offline.py)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,46 @@ def suspension_reason(reason: str | None) -> str | None:
     if reason is None:
         return None
     return reason.strip() or None
+
+
+# why a license is suspended (`License.suspension_cause`): staff's decision, or a payment of
+# it disputed at the customer's bank (a chargeback), lifted by itself when the dispute is won
+BY_STAFF, PAYMENT_DISPUTED = "staff", "payment_disputed"
+SUSPENSION_CAUSES = (BY_STAFF, PAYMENT_DISPUTED)
+# a payment dispute's states; billing closes one as won or lost
+DISPUTE_OPEN, DISPUTE_WON, DISPUTE_LOST = "open", "won", "lost"
+DISPUTE_OUTCOMES = (DISPUTE_WON, DISPUTE_LOST)
+
+
+def dispute_reason(receipt_number: str) -> str:
+    """The suspension reason a disputed payment gives its license, in the customer's words
+    (the portal and the `license_suspended` email show it).
+
+    >>> dispute_reason("R-1")
+    'The payment R-1 is disputed with the bank; suspended until the dispute is resolved.'
+    """
+    return (
+        f"The payment {receipt_number} is disputed with the bank; suspended until the dispute"
+        " is resolved."
+    )
+
+
+def dispute_suspends(status: str) -> bool:
+    """A payment disputed suspends its license only while the license is active: one
+    suspended already stays as it is (staff's suspension stays staff's), and an expired one
+    has nothing left to stop."""
+    return status == ACTIVE
+
+
+def dispute_resumes(outcome: str, cause: str | None, open_disputes: int) -> bool:
+    """A dispute closed lifts the suspension that disputes caused, once the last one is won.
+
+    >>> dispute_resumes("won", PAYMENT_DISPUTED, 0), dispute_resumes("lost", PAYMENT_DISPUTED, 0)
+    (True, False)
+    >>> dispute_resumes("won", BY_STAFF, 0), dispute_resumes("won", PAYMENT_DISPUTED, 1)
+    (False, False)
+    """
+    return outcome == DISPUTE_WON and cause == PAYMENT_DISPUTED and open_disputes == 0
 
 
 def has_free_seat(seats: int, in_use: int) -> bool:

@@ -1,8 +1,7 @@
 """The licensing database: products and their features, licenses and the features they hold,
 installations, a floating license's leases and their daily peak use, history, throttling,
-notices,
-payments applied, the requests handled (common/idempotency.py) and the company's audit trail
-of licensing (common/audit.py)."""
+notices, payments applied, payments disputed, the requests handled (common/idempotency.py)
+and the company's audit trail of licensing (common/audit.py)."""
 
 from __future__ import annotations
 
@@ -64,6 +63,9 @@ class License(LicensingBase):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: perpetual
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     suspension_reason: Mapped[str | None] = mapped_column(String(500))  # while suspended
+    # why, for the machine: staff (their words in `suspension_reason`) | payment_disputed
+    # (a chargeback: won, it is lifted by itself); while suspended
+    suspension_cause: Mapped[str | None] = mapped_column(String(32))
     # Fernet token of the activation password (see crypto.PasswordBox); never the plain text
     activation_password: Mapped[str] = mapped_column(String(255))
     password_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -264,6 +266,26 @@ class PaymentEvent(LicensingBase):
     error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentDispute(LicensingBase):
+    """A dispute (chargeback) of a payment, from billing's `payment_disputed` and
+    `payment_dispute_closed`: one row per receipt, so each is applied once whatever the
+    redeliveries and their order. `license_id` is the company's license it concerns (None:
+    the payment named none, or one that is not the company's); while a dispute of a license
+    is `open`, a dispute of it won does not lift the suspension."""
+
+    __tablename__ = "payment_disputes"
+    __table_args__ = (Index("ix_payment_disputes_license_status", "license_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_number: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(32))
+    license_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # open | won | lost
+    # None: closed before it was known to be open (its events came out of order)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class HandledRequest(HandledRequestColumns, LicensingBase):

@@ -39,6 +39,7 @@ from services.licensing.models import (
     License,
     LicenseFeature,
     LicensingBase,
+    PaymentDispute,
     PaymentEvent,
     Product,
 )
@@ -855,5 +856,59 @@ class LicensingRepository:
                 PaymentEvent.receipt_number == receipt_number,
                 PaymentEvent.customer_id == customer_id,
                 PaymentEvent.status == domain.PAYMENT_APPLIED,
+            )
+        )
+
+    # payments disputed
+    def open_dispute(
+        self, receipt_number: str, customer_id: str, license_id: str | None, now: datetime
+    ) -> bool:
+        """Claim a `payment_disputed` (one per receipt); False when its receipt's dispute was
+        seen before, open or already closed (the claim and the suspension commit together)."""
+        values = {
+            "receipt_number": receipt_number,
+            "customer_id": customer_id,
+            "license_id": license_id,
+            "status": domain.DISPUTE_OPEN,
+            "opened_at": now,
+        }
+        return insert_ignore(self.session, PaymentDispute.__table__, values)
+
+    def close_dispute(
+        self,
+        receipt_number: str,
+        customer_id: str,
+        license_id: str | None,
+        outcome: str,
+        now: datetime,
+    ) -> bool:
+        """Close the receipt's open dispute as `outcome` (won | lost), or record it closed
+        when its opening was never seen; False when it was closed before (nothing to do)."""
+        closed = self.session.execute(
+            update(PaymentDispute)
+            .where(
+                PaymentDispute.receipt_number == receipt_number,
+                PaymentDispute.status == domain.DISPUTE_OPEN,
+            )
+            .values(status=outcome, closed_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        if closed.rowcount == 1:
+            return True
+        values = {
+            "receipt_number": receipt_number,
+            "customer_id": customer_id,
+            "license_id": license_id,
+            "status": outcome,
+            "closed_at": now,
+        }
+        return insert_ignore(self.session, PaymentDispute.__table__, values)
+
+    def open_disputes(self, license_id: str) -> int:
+        """How many disputes of payments of this license are still open."""
+        return self.session.scalar(
+            select(func.count()).where(
+                PaymentDispute.license_id == license_id,
+                PaymentDispute.status == domain.DISPUTE_OPEN,
             )
         )

@@ -1,6 +1,7 @@
 """RPC payloads of the licensing service, validated on the way in (the gateway checks too),
-the `payment_succeeded` event it consumes from billing, and the payloads of the events it
-publishes for staff's actions and for payments it cannot apply.
+the events it consumes from billing (`payment_succeeded`, `payment_disputed`,
+`payment_dispute_closed`), and the payloads of the events it publishes for staff's actions
+and for payments it cannot apply.
 
 Identifiers are loaded in their one canonical form (common/identifiers.py): customer and
 license IDs upper case, product codes lower case, whatever the caller typed."""
@@ -328,6 +329,26 @@ class PaymentSucceeded(_EventPart):
     customer_id = CustomerId(validate=ID_MAX)
     payment = fields.Nested(_Payment, required=True)
     purchase = fields.Nested(_Purchase, required=True)
+
+
+class PaymentDisputed(_EventPart):
+    """billing's `payment_disputed`: the customer's bank disputes a payment (a chargeback);
+    `license_id` the license it paid for, if any."""
+
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    customer_id = CustomerId(validate=ID_MAX)
+    receipt_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    license_id = LicenseId(load_default=None, allow_none=True, required=False)
+
+    @post_load
+    def _canonical(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {**data, "receipt_number": identifiers.receipt_number(data["receipt_number"])}
+
+
+class PaymentDisputeClosed(PaymentDisputed):
+    """billing's `payment_dispute_closed`: the dispute was won (the payment stands) or lost."""
+
+    status = fields.String(required=True, validate=validate.OneOf(domain.DISPUTE_OUTCOMES))
 
 
 # --- events published (what their consumers may rely on; tests hold the payloads to them) --

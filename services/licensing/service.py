@@ -194,11 +194,11 @@ class LicensingService:
 
         → `{"license_id": "L-7KQX-M2PD", "customer_id": "C4829113", "product": {"code",
         "name"}, "seats", "seats_in_use": 0, "expires_at", "suspended_at": null,
-        "suspension_reason": null, "status": "active", "created_at", "features": [{"code":
-        "steel", "name": "Steel design"}], "model": "floating", "lease_seconds": 900,
-        "max_borrow_days": 7}` (the terms null when node-locked). `company_not_found` (asked
-        of auth), `product_not_found`, `unknown_feature` (422, naming it); unless `force`:
-        `product_archived` (409), `expires_in_past` (422).
+        "suspension_reason": null, "suspension_cause": null, "status": "active", "created_at",
+        "features": [{"code": "steel", "name": "Steel design"}], "model": "floating",
+        "lease_seconds": 900, "max_borrow_days": 7}` (the terms null when node-locked).
+        `company_not_found` (asked of auth), `product_not_found`, `unknown_feature` (422,
+        naming it); unless `force`: `product_archived` (409), `expires_in_past` (422).
         """
         data = load(schemas.IssueLicense(), payload)
         self.auth.get_company(data["customer_id"])
@@ -247,9 +247,10 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
         """`"C4829113"` → `[{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, suspension_reason, model, lease_seconds, max_borrow_days, …}]`,
-        oldest first (no activation passwords; a floating license's `seats_in_use`: its live
-        leases)."""
+        expires_at, status, suspension_reason, suspension_cause, model, lease_seconds,
+        max_borrow_days, …}]`, oldest first (no activation passwords; a floating license's
+        `seats_in_use`: its live leases; `suspension_cause` "staff" or "payment_disputed"
+        while suspended, else null)."""
         return self._uow.read(
             licenses.list_licenses, customer_id_arg(customer_id), self.clock.now()
         )
@@ -376,9 +377,11 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def suspend_license(self, license_id: str, reason: str | None = None) -> dict[str, Any]:
         """Staff: `("L-7KQX-M2PD", "Payment disputed; call us.")` → the license with
-        `status: "suspended"` and `suspension_reason` (≤ 500 characters, optional);
-        activations are refused (403). Publishes `license_suspended` {license_id,
-        customer_id, product, reason}. Again: only the reason changes, no second event."""
+        `status: "suspended"`, `suspension_reason` (≤ 500 characters, optional) and
+        `suspension_cause: "staff"`; activations are refused (403). Publishes
+        `license_suspended` {license_id, customer_id, product, reason}. Again: only the
+        reason changes, no second event. A license suspended for a disputed payment becomes
+        staff's: winning the dispute no longer resumes it."""
         data = load(schemas.Suspend(), {"reason": reason})
         license_id = license_id_arg(license_id)
         once = self.request.once(None, license_id, data)
@@ -705,10 +708,7 @@ class LicensingService:
         suspended or another company's) publishes `payment_not_applied` {receipt_number,
         customer_id, reason, message} once, and billing refunds it. Malformed: parked.
         """
-        try:
-            event = schemas.PaymentSucceeded().load(payload if isinstance(payload, dict) else {})
-        except ValidationError as exc:
-            raise Poison(f"invalid payload: {exc.messages}") from exc
+        event = self._load_event(schemas.PaymentSucceeded(), payload)
         result = self._uow.run(payments.apply_payment, self.keys.box, event, self.clock.now())
         if result["status"] == domain.PAYMENT_NOT_APPLIED:
             log.info(
@@ -717,6 +717,29 @@ class LicensingService:
                 result["customer_id"],
                 result["reason"],
             )
+
+    @reliable_handler("billing", "payment_disputed")
+    def on_payment_disputed(self, payload: Any) -> None:
+        """The customer's bank disputes a payment: the company's active license it paid for
+        is suspended until the dispute is resolved (`license_suspended`, reason in words,
+        `suspension_cause: "payment_disputed"`); once per receipt. Malformed: parked."""
+        event = self._load_event(schemas.PaymentDisputed(), payload)
+        self._uow.run(payments.dispute_payment, event, self.clock.now())
+
+    @reliable_handler("billing", "payment_dispute_closed")
+    def on_payment_dispute_closed(self, payload: Any) -> None:
+        """A dispute closed: won, the license its dispute suspended is resumed
+        (`license_resumed`); lost, it stays suspended. Once per receipt. Malformed: parked."""
+        event = self._load_event(schemas.PaymentDisputeClosed(), payload)
+        self._uow.run(payments.close_dispute, event, self.clock.now())
+
+    @staticmethod
+    def _load_event(schema: Any, payload: Any) -> dict[str, Any]:
+        """A consumed event loaded, or `Poison` (the handler parks it)."""
+        try:
+            return schema.load(payload if isinstance(payload, dict) else {})
+        except ValidationError as exc:
+            raise Poison(f"invalid payload: {exc.messages}") from exc
 
     def park(self, source: str, event_type: str, payload: Any, reason: str) -> None:
         """`@reliable_handler`'s poison: keep the payment event for staff, never raise it."""

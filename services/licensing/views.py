@@ -44,9 +44,10 @@ def license_view(
     license: License, now: datetime, seats_in_use: int | None = None
 ) -> dict[str, Any]:
     """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
-    suspended_at, suspension_reason, status, created_at, features: [{code, name}], model,
-    lease_seconds, max_borrow_days}` (the lease terms null for a node-locked license;
-    `seats_in_use` of a floating one: its live leases)."""
+    suspended_at, suspension_reason, suspension_cause, status, created_at, features: [{code,
+    name}], model, lease_seconds, max_borrow_days}` (the lease terms null for a node-locked
+    license; `seats_in_use` of a floating one: its live leases; `suspension_cause` "staff" or
+    "payment_disputed" while suspended)."""
     view = {
         "license_id": license.license_id,
         "customer_id": license.customer_id,
@@ -56,6 +57,10 @@ def license_view(
         "suspended_at": iso(license.suspended_at),
         # null unless suspended (a resumed license forgets why it was suspended)
         "suspension_reason": license.suspension_reason if license.suspended_at else None,
+        # a suspension older than causes was staff's (migration 0009 says so too)
+        "suspension_cause": (license.suspension_cause or domain.BY_STAFF)
+        if license.suspended_at
+        else None,
         "status": domain.license_status(license.expires_at, license.suspended_at, now),
         "created_at": iso(license.created_at),
         "features": features_view(license.product, feature_codes(license)),

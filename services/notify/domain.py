@@ -79,6 +79,8 @@ EVENT_SOURCES: dict[str, str] = {
     "recurring_payment_resumed": "billing",
     "recurring_payment_card_changed": "billing",
     "offline_payment_recorded": "billing",
+    "payment_disputed": "billing",
+    "payment_dispute_closed": "billing",
 }
 # the kinds whose payload names the recipient; the others are looked up in auth at send time
 RECIPIENT_IN_PAYLOAD = frozenset(kind for kind, src in EVENT_SOURCES.items() if src == "auth")
@@ -91,6 +93,9 @@ NOTICES: dict[str, str] = {
     "payment_succeeded": "receipts",
     "offline_payment_recorded": "receipts",
     "payment_refunded": "receipts",
+    # a payment's dispute and its end: news of a receipt, to whoever gets the receipts
+    "payment_disputed": "receipts",
+    "payment_dispute_closed": "receipts",
     "payment_failed": "payment_failed",
     "seats_exhausted": "seats_exhausted",
 }
@@ -410,6 +415,62 @@ def refund_reason(code: str | None) -> str:
     return REFUND_REASONS.get(code or "", REFUND_REASON_DEFAULT)
 
 
+# the kinds about a payment disputed at the customer's bank (a chargeback)
+DISPUTE_KINDS = frozenset({"payment_disputed", "payment_dispute_closed"})
+DISPUTE_WON, DISPUTE_LOST = "won", "lost"
+
+# why the bank says the payment is disputed (Stripe's dispute reasons), as the customer reads it
+DISPUTE_REASONS = {
+    "bank_cannot_process": "Your bank could not process the payment",
+    "credit_not_processed": "A refund or credit was expected and not received",
+    "customer_initiated": "The card holder asked for the payment back",
+    "debit_not_authorized": "The payment was not authorised",
+    "duplicate": "The payment was charged twice",
+    "fraudulent": "The card holder does not recognise the payment",
+    "incorrect_account_details": "The account details were wrong",
+    "insufficient_funds": "The account did not have enough funds",
+    "product_not_received": "What was paid for was not received",
+    "product_unacceptable": "What was paid for was not acceptable",
+    "subscription_canceled": "The automatic renewal had been cancelled",
+    "unrecognized": "The payment was not recognised",
+}
+DISPUTE_REASON_DEFAULT = "Not stated by the bank"
+
+
+def dispute_reason(code: str | None) -> str:
+    """`dispute_reason("duplicate")` → `"The payment was charged twice"`; an unknown code
+    (or `general`) gets the general reason, never the code itself."""
+    return DISPUTE_REASONS.get(code or "", DISPUTE_REASON_DEFAULT)
+
+
+def disputed_item(data: dict[str, Any]) -> str:
+    """What a dispute's email calls the purchase: the product's name, never its code.
+
+    >>> disputed_item({"item": "CAD Pro", "product": None})
+    'CAD Pro'
+    >>> disputed_item({"item": None, "product": {"code": "cad-pro"}})
+    'your purchase'
+    """
+    product = data.get("product") or {}
+    return data.get("item") or product.get("name") or "your purchase"
+
+
+def dispute_subject(kind: str, data: dict[str, Any]) -> str:
+    """The news of a dispute's email, by its receipt.
+
+    >>> dispute_subject("payment_disputed", {"receipt_number": "R-2026-000123"})
+    'Your payment R-2026-000123 is disputed at your bank'
+    >>> dispute_subject("payment_dispute_closed", {"receipt_number": "R-1", "status": "won"})
+    'Dispute of payment R-1 closed: the payment stands'
+    """
+    receipt = data["receipt_number"]
+    if kind == "payment_disputed":
+        return f"Your payment {receipt} is disputed at your bank"
+    if data["status"] == DISPUTE_WON:
+        return f"Dispute of payment {receipt} closed: the payment stands"
+    return f"Dispute of payment {receipt} closed: the payment was reversed"
+
+
 def license_product(data: dict[str, Any]) -> str:
     """The product of a suspended or resumed license's event, or "" when it names none."""
     license_ = data.get("license") or {}
@@ -464,6 +525,8 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         line = f"Your receipt {data['payment']['receipt_number']}"
     elif kind == "payment_refunded":
         line = f"We refunded your payment {data['receipt_number']}"
+    elif kind in DISPUTE_KINDS:
+        line = dispute_subject(kind, data)
     elif kind in ("license_suspended", "license_resumed"):
         product = license_product(data)
         state = "is suspended" if kind == "license_suspended" else "is active again"

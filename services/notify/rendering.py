@@ -117,6 +117,8 @@ def context(
         values["refund_facts"] = refund_facts(data)
         values["refunded_amount"] = format_money(data["amount"], data["currency"])
         values["refund_reason"] = domain.refund_reason(data["reason"])
+    if kind in domain.DISPUTE_KINDS:
+        values.update(dispute_context(data, portal_url))
     return values
 
 
@@ -237,6 +239,28 @@ def refund_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("To the card", _card(data["card_brand"], data["card_last4"])),
     ]
     return [(label, value) for label, value in rows if value]
+
+
+def dispute_context(data: dict[str, Any], portal_url: str) -> dict[str, Any]:
+    """A dispute's email: what was bought (`disputed_item`, a name), the amount, its facts
+    rows (the bank's reason in words), and the license's link when it names one."""
+    item = domain.disputed_item(data)
+    amount = format_money(data["amount"], data["currency"])
+    rows = [
+        ("Receipt", data["receipt_number"]),
+        ("Item", item),
+        ("Amount", amount),
+        ("License ID", data["license_id"]),
+        ("Reason", domain.dispute_reason(data["reason"])),
+    ]
+    license_id = data["license_id"]
+    return {
+        "disputed_item": item,
+        "disputed_amount": amount,
+        "dispute_won": data.get("status") == domain.DISPUTE_WON,
+        "dispute_facts": [(label, value) for label, value in rows if value],
+        "license_url": domain.license_url(portal_url, license_id) if license_id else "",
+    }
 
 
 def render(

@@ -390,6 +390,34 @@ class PaymentRefunded(EventSchema):
         return _lift(data, "payment", (*keys, "card_brand", "card_last4"))
 
 
+class PaymentDisputed(EventSchema):
+    """The customer's bank disputes a payment (a chargeback): which receipt, how much, why
+    (`reason`, the provider's code), and the license it paid for (suspended meanwhile)."""
+
+    customer_id = _name(32)
+    receipt_number = _name(32)
+    license_id = _optional(64)
+    amount = _amount(required=True, validate=validate.Range(min=0))
+    currency = _currency()
+    reason = _optional(64)
+    # the product's name as billing knows it (loaded as `item`: templates know
+    # `product_name` as the portal's); `product` when a producer sends it instead
+    item = fields.String(
+        data_key="product_name",
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(max=200), _no_nul],
+    )
+    product = fields.Nested(ProductRef, load_default=None, allow_none=True)
+
+
+class PaymentDisputeClosed(PaymentDisputed):
+    """The dispute is over: `won` (the payment stands, the license works again) or `lost`
+    (the payment was reversed, the license stays suspended)."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["won", "lost"]))
+
+
 class LicenseStatusEvent(EventSchema):
     """A license suspended or resumed: the facts flat (as licensing sends them) or in
     `license`; the whole license too, when it comes, for the facts table."""
@@ -484,6 +512,8 @@ EVENT_SCHEMAS: dict[str, type[EventSchema]] = {
     "license_features_changed": LicenseFeaturesChanged,
     "seats_exhausted": SeatsExhausted,
     "payment_refunded": PaymentRefunded,
+    "payment_disputed": PaymentDisputed,
+    "payment_dispute_closed": PaymentDisputeClosed,
     "recurring_payment_resumed": RecurringPaymentResumed,
     "recurring_payment_card_changed": RecurringPaymentCardChanged,
     "user_invited": UserInvited,

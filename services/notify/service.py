@@ -67,10 +67,10 @@ class NotifyService:
         "last_error": null, "next_attempt_at": null, "created_at": "2026-11-28T09:30:00+00:00",
         "sent_at": "2026-11-28T09:30:01+00:00", "user_id": null}, …]`. `status` is `pending`,
         `sending`, `sent`, `failed` or `done`; `last_error` keeps the reason of the latest
-        failed attempt. A notice (new activation, license expiring, receipts, payment failed,
-        seats all in use) goes to each user who has it on: its event's row (`recipient` and
-        `user_id` null) ends `done` once split, and each recipient has a row of their own
-        (`user_id`).
+        failed attempt. A notice (new activation, license expiring, receipts and disputes,
+        payment failed, seats all in use) goes to each user who has it on: its event's row
+        (`recipient` and `user_id` null) ends `done` once split, and each recipient has a row
+        of their own (`user_id`).
         """
         data = load(schemas.ListDeliveries(), {"limit": limit, "recipient": recipient})
         return Store(self.db).read(use_cases.list_deliveries, data["limit"], data["recipient"])
@@ -167,6 +167,14 @@ class NotifyService:
     @reliable_handler("billing", "payment_refunded")
     def on_payment_refunded(self, payload: Any) -> None:
         use_cases.accept(self._courier, "billing", "payment_refunded", payload)
+
+    @reliable_handler("billing", "payment_disputed")
+    def on_payment_disputed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "billing", "payment_disputed", payload)
+
+    @reliable_handler("billing", "payment_dispute_closed")
+    def on_payment_dispute_closed(self, payload: Any) -> None:
+        use_cases.accept(self._courier, "billing", "payment_dispute_closed", payload)
 
     @reliable_handler("billing", "recurring_payment_resumed")
     def on_recurring_payment_resumed(self, payload: Any) -> None:

@@ -1,5 +1,6 @@
 """License use cases for staff and the portal: issue, read, rotate, suspend, extend, and the
-features a license unlocks.
+features a license unlocks (`hold` and `release` are the suspension itself, for staff and for
+a disputed payment alike).
 
 A company asking about another company's license gets `LicenseNotFound`, exactly as for a
 license that does not exist. IDs and codes arrive canonical (the entrypoints load them with
@@ -308,38 +309,79 @@ def suspend(
     """Staff: activations are refused from now on; `license_suspended` tells the customer.
 
     Suspending a suspended license changes only its reason (when one is given), and tells
-    nobody again; the trail records the new reason (`already_suspended: true`).
+    nobody again; the trail records the new reason (`already_suspended: true`). A license
+    suspended for a disputed payment becomes staff's to lift: winning the dispute no longer
+    resumes it.
     """
     license = find_license(repo, license_id, None, lock=True)
-    reason = domain.suspension_reason(reason)
-    events = []
-    facts = []
+    outcome = hold(license, domain.suspension_reason(reason), domain.BY_STAFF, actor, now)
+    view = views.license_view(license, now, seats_in_use(repo, license, now))
+    return Outcome(view, outcome.events, audit=outcome.audit)
+
+
+def hold(
+    license: License,
+    reason: str | None,
+    cause: str,
+    actor: Actor,
+    now: datetime,
+    **details: Any,
+) -> Outcome:
+    """Suspend `license` (locked by the caller) for `cause` (`domain.SUSPENSION_CAUSES`) with
+    `reason`, the customer's words: `license_suspended` and the trail's fact (`details`
+    added to it). Already suspended: staff take it over, with their reason when they give
+    one; nothing else changes it (a dispute leaves staff's suspension as it is)."""
     if license.suspended_at is None:
         license.suspended_at = now
         license.suspension_reason = reason
-        events.append(("license_suspended", views.license_suspended(license, now)))
-        facts.append(_fact(license, actor, "license_suspended", now, reason=reason))
-    elif reason is not None and reason != license.suspension_reason:
-        license.suspension_reason = reason
-        facts.append(
-            _fact(license, actor, "license_suspended", now, reason=reason, already_suspended=True)
+        license.suspension_cause = cause
+        if cause != domain.BY_STAFF:
+            details = {"cause": cause, **details}
+        fact = _fact(license, actor, "license_suspended", now, reason=reason, **details)
+        return Outcome(
+            events=[("license_suspended", views.license_suspended(license, now))], audit=[fact]
         )
-    view = views.license_view(license, now, seats_in_use(repo, license, now))
-    return Outcome(view, events, audit=facts)
+    if cause != domain.BY_STAFF:
+        return Outcome()
+    new_reason = reason is not None and reason != license.suspension_reason
+    # a cause of None: suspended by an instance older than causes, so by staff
+    if not new_reason and license.suspension_cause in (None, domain.BY_STAFF):
+        return Outcome()
+    if new_reason:
+        license.suspension_reason = reason
+    license.suspension_cause = domain.BY_STAFF
+    fact = _fact(
+        license,
+        actor,
+        "license_suspended",
+        now,
+        reason=license.suspension_reason,
+        already_suspended=True,
+        **details,
+    )
+    return Outcome(audit=[fact])
 
 
 def resume(repo: LicensingRepository, license_id: str, actor: Actor, now: datetime) -> Outcome:
     """Staff: lift a suspension (`license_resumed`); a license not suspended is unchanged."""
     license = find_license(repo, license_id, None, lock=True)
-    events = []
-    facts = []
-    if license.suspended_at is not None:
-        license.suspended_at = None
-        license.suspension_reason = None
-        events.append(("license_resumed", views.license_resumed(license, now)))
-        facts.append(_fact(license, actor, "license_resumed", now))
+    outcome = release(license, actor, now)
     view = views.license_view(license, now, seats_in_use(repo, license, now))
-    return Outcome(view, events, audit=facts)
+    return Outcome(view, outcome.events, audit=outcome.audit)
+
+
+def release(license: License, actor: Actor, now: datetime, **details: Any) -> Outcome:
+    """Lift the suspension of `license` (locked by the caller), whatever its cause:
+    `license_resumed` and the trail's fact (`details` added to it); not suspended: nothing."""
+    if license.suspended_at is None:
+        return Outcome()
+    license.suspended_at = None
+    license.suspension_reason = None
+    license.suspension_cause = None
+    return Outcome(
+        events=[("license_resumed", views.license_resumed(license, now))],
+        audit=[_fact(license, actor, "license_resumed", now, **details)],
+    )
 
 
 def extend(

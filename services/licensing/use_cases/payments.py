@@ -1,4 +1,6 @@
-"""Licensing reacting to billing: a paid purchase issues a license, a paid renewal extends one.
+"""Licensing reacting to billing: a paid purchase issues a license, a paid renewal extends one,
+and a payment disputed at the customer's bank suspends the license it paid for until the
+dispute is won.
 
 nameko acks an event even when its handler raised (docs/events.md), so the effect and a
 `payment_events` row keyed by `event_id` commit in one transaction before the message is
@@ -7,10 +9,12 @@ never be applied (its product unknown or archived; its license unknown, suspende
 another company, or perpetual for a renewal) is recorded `not_applied` and answered with
 `payment_not_applied` in the same transaction, once per event: billing refunds it, so no
 charge leads nowhere. A malformed payload is parked (`park`); anything else is transient and
-goes back to the queue.
+goes back to the queue. A dispute is kept in `payment_disputes`, one row per receipt, in the
+transaction of its suspension or resumption: each is applied once, whatever the redeliveries
+and their order.
 
-The license it issues or extends is the system's doing in the company's audit trail
-(`license_issued` / `license_extended` with the payment's `receipt_number`).
+The license it issues, extends, suspends or resumes is the system's doing in the company's
+audit trail (with the payment's `receipt_number`).
 """
 
 from __future__ import annotations
@@ -31,13 +35,15 @@ from services.licensing.exceptions import (
     LicenseSuspended,
     PaymentNotApplicable,
 )
-from services.licensing.models import Product
+from services.licensing.models import License, Product
 from services.licensing.repository import LicensingRepository
 from services.licensing.use_cases.licenses import (
     change_features,
     find_license,
+    hold,
     move_expiry,
     new_license,
+    release,
     seats_in_use,
 )
 from services.licensing.use_cases.products import product_on_sale
@@ -132,6 +138,60 @@ def _granted(product: Product, purchase: dict[str, Any]) -> list[str]:
     older than that check, and paid is paid, so the rest is granted rather than refunded."""
     known = {item.code for item in product.features}
     return [code for code in domain.feature_codes(purchase.get("features", ())) if code in known]
+
+
+def dispute_payment(repo: LicensingRepository, event: dict[str, Any], now: datetime) -> Outcome:
+    """A loaded `payment_disputed` → `{"status": "suspended" | "unchanged", "receipt_number",
+    "license_id"}`: the company's active license it names is suspended (cause
+    `payment_disputed`, `license_suspended` as for staff's suspension); one suspended or
+    expired already, none named, or another company's: unchanged. Once per receipt
+    (`{"status": "seen"}`), also when its closing came first."""
+    receipt = event["receipt_number"]
+    license = _company_license(repo, event)
+    license_id = None if license is None else license.license_id
+    if not repo.open_dispute(receipt, event["customer_id"], license_id, now):
+        return Outcome({"status": "seen", "receipt_number": receipt, "license_id": license_id})
+    result = {"status": "unchanged", "receipt_number": receipt, "license_id": license_id}
+    if license is None:
+        return Outcome(result)
+    status = domain.license_status(license.expires_at, license.suspended_at, now)
+    if not domain.dispute_suspends(status):
+        return Outcome(result)
+    reason = domain.dispute_reason(receipt)
+    held = hold(license, reason, domain.PAYMENT_DISPUTED, SYSTEM, now, receipt_number=receipt)
+    return Outcome({**result, "status": "suspended"}, held.events, audit=held.audit)
+
+
+def close_dispute(repo: LicensingRepository, event: dict[str, Any], now: datetime) -> Outcome:
+    """A loaded `payment_dispute_closed` → `{"status": "resumed" | "unchanged", …}`: won,
+    the license it names is resumed if disputes suspended it and none of them is still open;
+    lost, it stays suspended (staff may resume it). Once per receipt (`{"status": "seen"}`)."""
+    receipt = event["receipt_number"]
+    outcome = event["status"]
+    license = _company_license(repo, event)
+    license_id = None if license is None else license.license_id
+    if not repo.close_dispute(receipt, event["customer_id"], license_id, outcome, now):
+        return Outcome({"status": "seen", "receipt_number": receipt, "license_id": license_id})
+    result = {"status": "unchanged", "receipt_number": receipt, "license_id": license_id}
+    if license is None or not domain.dispute_resumes(
+        outcome, license.suspension_cause, repo.open_disputes(license.license_id)
+    ):
+        return Outcome(result)
+    released = release(license, SYSTEM, now, receipt_number=receipt, dispute=outcome)
+    return Outcome({**result, "status": "resumed"}, released.events, audit=released.audit)
+
+
+def _company_license(repo: LicensingRepository, event: dict[str, Any]) -> License | None:
+    """The license a dispute's event names, locked, if it is the company's; else None.
+
+    Locked before its dispute row is touched: the opening and the closing of one dispute
+    (redelivered, out of order, on two instances) take their turns on the license."""
+    if not event["license_id"]:
+        return None
+    try:
+        return find_license(repo, event["license_id"], event["customer_id"], lock=True)
+    except LicenseNotFound:
+        return None
 
 
 def park(repo: LicensingRepository, payload: Any, reason: str, now: datetime) -> Outcome:

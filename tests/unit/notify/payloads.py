@@ -376,6 +376,8 @@ def billing_events(customer_id: str) -> dict[str, dict[str, Any]]:
                 "refunded_at": "2026-11-28T09:31:00+00:00",
             }
         ),
+        "payment_disputed": payment_disputed(customer_id),
+        "payment_dispute_closed": payment_dispute_closed(customer_id),
         "recurring_payment_resumed": event(
             {
                 "customer_id": customer_id,
@@ -399,3 +401,28 @@ def billing_events(customer_id: str) -> dict[str, dict[str, Any]]:
             }
         ),
     }
+
+
+def payment_disputed(
+    customer_id: str, license_id: str | None = "L-7KQX-M2PD", **extra: Any
+) -> dict[str, Any]:
+    """billing's `payment_disputed`: the customer's bank disputes the payment R-2026-000125."""
+    return event(
+        {
+            "customer_id": customer_id,
+            "receipt_number": "R-2026-000125",
+            "license_id": license_id,
+            "amount": 245000,
+            "currency": "EUR",
+            "reason": "fraudulent",
+            "product_name": "CAD Pro",
+            **extra,
+        }
+    )
+
+
+def payment_dispute_closed(
+    customer_id: str, status: str = "won", license_id: str | None = "L-7KQX-M2PD", **extra: Any
+) -> dict[str, Any]:
+    """billing's `payment_dispute_closed` of that dispute: won or lost."""
+    return payment_disputed(customer_id, license_id, status=status, **extra)

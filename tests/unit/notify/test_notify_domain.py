@@ -159,6 +159,10 @@ class TestSubjects:
             "license_features_changed": f"Modules of your CAD Pro license {changed} changed",
             "seats_exhausted": "All 2 seats of CAD Pro are in use",
             "payment_refunded": "We refunded your payment R-2026-000124",
+            "payment_disputed": "Your payment R-2026-000125 is disputed at your bank",
+            "payment_dispute_closed": (
+                "Dispute of payment R-2026-000125 closed: the payment stands"
+            ),
             "recurring_payment_resumed": "Automatic renewal of CAD Pro resumed",
             "recurring_payment_card_changed": "New card for the automatic renewal of CAD Pro",
             "user_invited": "ada@acme.test invited you to Acme's license portal",

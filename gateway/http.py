@@ -3,11 +3,13 @@
 `@route("POST", "/api/v1/purchases", body=PurchaseBody, response=PurchaseOut, status=201,
 auth="session", summary=...)` is nameko's `@http` plus:
 - the request body (of every route) is read into memory before anything looks at it, at
-  most MAX_BODY_BYTES (413 before a byte is read when it says it is longer) within the
-  server's body timeout (408); a JSON route then refuses another Content-Type (415
-  `unsupported_media_type`), parses it (400 `invalid_json`; 422 for text no UTF-8 holds,
-  such as lone surrogates) and validates it with the marshmallow schema (422 naming the
-  fields) *before* a worker runs, and hands it to the method as `body`;
+  most MAX_BODY_BYTES (a route may declare another `max_body`; 413 before a byte is read
+  when it says it is longer) within the server's body timeout (408); a JSON route then
+  refuses another Content-Type (415 `unsupported_media_type`), parses it (400
+  `invalid_json`; 422 for text no UTF-8 holds, such as lone surrogates) and validates it
+  with the marshmallow schema (422 naming the fields) *before* a worker runs, and hands it
+  to the method as `body`; a `raw_body` route (a signed webhook, whose signature covers
+  the bytes exactly as sent) gets them as UTF-8 text instead, unparsed;
 - `auth="session"` authenticates the caller before the method runs: the session token
   (bearer, or the portal's cookie with its CSRF header on a state change; 401/403 otherwise)
   and the company it belongs to with the session's user (`company["user"]`), asked of the
@@ -29,7 +31,8 @@ auth="session", summary=...)` is nameko's `@http` plus:
 - path parameters that name an identifier arrive in its canonical form
   (`/licenses/l-edpq-yvv2` hands the method `L-EDPQ-YVV2`; `common/identifiers.py`);
 - a JSON result is dumped through the `response` schema (the one the OpenAPI document
-  shows), so a client gets exactly its fields;
+  shows), so a client gets exactly its fields; a `Reply` with another status declared in
+  `responses` (`{202: schemas.PurchaseActionOut}`) through that status's schema;
 - results become JSON (`dict`, or a `Reply` for another status, headers or cookies), 204
   (`None`), or pass through (`Response`);
 - every exception becomes `{"error": {...}}` with the status from `gateway.errors`; a
@@ -78,7 +81,7 @@ from common.context import ACTOR, set_request_id
 from common.errors import PortalError, validation_error
 from common.metrics import HTTP_DURATION, HTTP_REQUESTS
 from common.schemas import load
-from gateway import clients, request_ids, request_keys, roles, sessions
+from gateway import clients, payments, request_ids, request_keys, roles, sessions
 from gateway.errors import error_response
 from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
 from gateway.server import CLOSE_CONNECTION, GuardedWebServer
@@ -125,6 +128,9 @@ class RouteSpec:
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     content_type: str = "application/json"
+    max_body: int = MAX_BODY_BYTES  # bytes of request body the route takes
+    raw_body: bool = False  # the body as text, unparsed (a signed webhook)
+    responses: dict[int, type[Schema]] = field(default_factory=dict)  # other successes
 
 
 ROUTES: list[RouteSpec] = []
@@ -145,6 +151,14 @@ class BodyTimeout(TimeoutError):
     """The request body did not arrive within the server's body timeout."""
 
 
+class BodyTooLarge(RequestEntityTooLarge):
+    """A request body over the route's `limit` of bytes."""
+
+    def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
+        super().__init__()
+        self.limit = limit
+
+
 def _http_error(exc: HTTPException) -> Response:
     if isinstance(exc, RequestRedirect):
         # werkzeug's own (a doubled slash in a path): to the same site only, whatever the
@@ -163,10 +177,11 @@ def _http_error(exc: HTTPException) -> Response:
         response.headers["Allow"] = ", ".join(exc.valid_methods or [])
         return response
     if isinstance(exc, RequestEntityTooLarge):
+        limit = getattr(exc, "limit", MAX_BODY_BYTES)
         return error_response(
             "payload_too_large",
-            f"The request body is larger than {MAX_BODY_BYTES} bytes.",
-            {"limit": MAX_BODY_BYTES},
+            f"The request body is larger than {limit} bytes.",
+            {"limit": limit},
             status=413,
         )
     return error_response("bad_request", exc.description or "Bad request.", status=exc.code or 400)
@@ -180,28 +195,28 @@ class GatewayRequest(Request):
     max_form_parts = 50
 
 
-def take_body(environ: dict[str, Any], timeout: float) -> None:
-    """Read the request body into memory before anyone parses it: at most MAX_BODY_BYTES,
-    within `timeout` seconds. RequestEntityTooLarge (before reading a byte when the
-    Content-Length says so), BodyTimeout, or ChunkReadError for broken chunked encoding.
+def take_body(environ: dict[str, Any], timeout: float, limit: int = MAX_BODY_BYTES) -> None:
+    """Read the request body into memory before anyone parses it: at most `limit` bytes,
+    within `timeout` seconds. BodyTooLarge (before reading a byte when the Content-Length
+    says so), BodyTimeout, or ChunkReadError for broken chunked encoding.
 
     Afterwards `wsgi.input` is the body in memory, with its true Content-Length.
     """
     stream = environ["wsgi.input"]
     declared = get_content_length(environ) or 0
     chunked = environ.pop(TRANSFER_ENCODING, "").lower() == "chunked"
-    if declared > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
+    if declared > limit:
+        raise BodyTooLarge(limit)
     body = b""
     if declared or chunked:
         with eventlet.Timeout(timeout, BodyTimeout()):
-            while len(body) <= MAX_BODY_BYTES:
-                part = stream.read(MAX_BODY_BYTES + 1 - len(body))
+            while len(body) <= limit:
+                part = stream.read(limit + 1 - len(body))
                 if not part:
                     break
                 body += part
-        if len(body) > MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
 
@@ -240,7 +255,7 @@ class JsonWsgiApp(WsgiApp):
         """The answer to a body that cannot be taken, or None once it is in memory. What
         is left of a refused body is not read: the connection closes after the answer."""
         try:
-            take_body(environ, self.server.limits.body_timeout)
+            take_body(environ, self.server.limits.body_timeout, self._body_limit(environ))
         except RequestEntityTooLarge as exc:
             response = _http_error(exc)
         except (BodyTimeout, TimeoutError):
@@ -253,6 +268,16 @@ class JsonWsgiApp(WsgiApp):
             return None
         environ.get(CLOSE_CONNECTION, lambda: None)()
         return response
+
+    def _body_limit(self, environ: dict[str, Any]) -> int:
+        """The `max_body` of the route the request is for (MAX_BODY_BYTES for a path or
+        method no route takes: its answer reads no body)."""
+        try:
+            rule, _ = self.url_map.bind_to_environ(environ).match(return_rule=True)
+        except HTTPException:
+            return MAX_BODY_BYTES
+        spec = getattr(rule.endpoint, "spec", None)
+        return spec.max_body if spec is not None else MAX_BODY_BYTES
 
     def _dispatch(self, environ: dict[str, Any]) -> Response:
         request = GatewayRequest(environ)
@@ -270,6 +295,7 @@ class JsonWsgiApp(WsgiApp):
 class JsonWebServer(GuardedWebServer):
     def start(self) -> None:
         clients.trusted_proxies()  # a wrong TRUSTED_PROXIES stops the start, not a login
+        payments.check()  # so does a payment provider the buy page could not use
         super().start()
 
     def context_data_from_headers(self, request: Request) -> dict[str, Any]:
@@ -317,6 +343,16 @@ def read_json(request: Request, schema: Schema | None = None) -> dict[str, Any]:
     return load(schema, data)
 
 
+def read_text(request: Request, limit: int) -> str:
+    """The request body as sent, as text: at most `limit` bytes (413 otherwise), UTF-8 (400
+    `bad_request` otherwise), never parsed (a signature covers these exact bytes)."""
+    request.max_content_length = limit
+    try:
+        return request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PortalError("The request body is not UTF-8 text.", code="bad_request") from exc
+
+
 def _lone_surrogate(data: Any) -> dict[str, Any] | None:
     """Where in parsed JSON a string (a value or a key) holds a lone surrogate, named as
     marshmallow names fields (`{"card": {"number": [message]}}`); None if nowhere."""
@@ -354,7 +390,9 @@ class JsonRoute(HttpRequestHandler):
     def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict[str, Any]]:
         args, kwargs = super().get_entrypoint_parameters(request)
         kwargs = canonical_parameters(kwargs)
-        if self.spec.body is not None:
+        if self.spec.raw_body:
+            kwargs = {**kwargs, "body": read_text(request, self.spec.max_body)}
+        elif self.spec.body is not None:
             kwargs = {**kwargs, "body": read_json(request, self.spec.body())}
         return args, kwargs
 
@@ -426,7 +464,11 @@ def _lease_token(request: Request) -> str:
     return token
 
 
-def _dump(schema: Schema | None, result: Any) -> Any:
+def _dump(schema: Schema | None, result: Any, others: dict[int, Schema] | None = None) -> Any:
+    """`result` through the route's `schema`, or a Reply of another status through the
+    schema that status declares (`responses`)."""
+    if isinstance(result, Reply) and result.status in (others or {}):
+        return replace(result, body=others[result.status].dump(result.body))
     if schema is None or result is None or isinstance(result, Response):
         return result
     if isinstance(result, Reply):
@@ -447,10 +489,15 @@ def route(
     tags: list[str] | None = None,
     errors: list[str] | None = None,
     content_type: str = "application/json",
+    max_body: int = MAX_BODY_BYTES,
+    raw_body: bool = False,
+    responses: dict[int, type[Schema]] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a route (see the module docstring); also records it for OpenAPI."""
     if (auth == "session") != (roles is not None):
         raise TypeError(f"{method} {path}: a session route, and only one, declares its roles")
+    if raw_body and body is not None:
+        raise TypeError(f"{method} {path}: a raw body has no schema")
     spec = RouteSpec(
         method=method,
         path=path,
@@ -463,9 +510,13 @@ def route(
         tags=tags or [],
         errors=errors or [],
         content_type=content_type,
+        max_body=max_body,
+        raw_body=raw_body,
+        responses=dict(responses or {}),
     )
     ROUTES.append(spec)
     dumper = response() if response is not None else None
+    others = {status: schema() for status, schema in spec.responses.items()}
 
     def declare(handler: Handler) -> Handler:
         parameters = set(inspect.signature(handler).parameters)
@@ -479,7 +530,7 @@ def route(
                 kwargs.update(_caller(service, request, wanted, spec.roles))
             elif auth == "lease":
                 kwargs["lease_token"] = _lease_token(request)
-            return _dump(dumper, handler(service, request, *args, **kwargs))
+            return _dump(dumper, handler(service, request, *args, **kwargs), others)
 
         # a refusal, a 404 of a static file included, is one INFO line (`common.logs`)
         declared = JsonRoute.decorator(

@@ -33,7 +33,27 @@ IDEMPOTENCY_KEY = {
 
 
 # what a route's declaration cannot say: the query parameters a GET reads (the schema the
-# route loads `request.args` with), and another content type an `Accept` header may choose
+# route loads `request.args` with), the headers a route reads, what a raw body is (in the
+# operation's description: no schema describes it, the route never parses it), and
+# another content type an `Accept` header may choose
+HEADERS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("POST", "/webhooks/stripe"): [
+        {
+            "in": "header",
+            "name": "Stripe-Signature",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Stripe's signature of the body with the endpoint's webhook secret "
+            "(`t=…,v1=…`); older than 5 minutes, or wrong, is 400 `invalid_signature`",
+        }
+    ],
+}
+RAW_BODIES: dict[tuple[str, str], str] = {
+    ("POST", "/webhooks/stripe"): "The body is a Stripe event exactly as Stripe sent it "
+    '(`{"id": "evt_…", "type": "payment_intent.succeeded", "data": {"object": {…}}}`), at '
+    "most 256 KiB of UTF-8: the signature covers these bytes, so the gateway hands them to "
+    "billing unparsed. No session and no CSRF token: the signature is the credential.",
+}
 QUERIES: dict[tuple[str, str], type[Schema]] = {
     ("GET", "/api/v1/payments"): schemas.PaymentsQuery,
     ("GET", "/api/v1/licenses/<license_id>/history"): schemas.HistoryQuery,
@@ -91,6 +111,7 @@ def build() -> dict[str, Any]:
         query = QUERIES.get((entry.method, entry.path))
         if query is not None:
             parameters.append({"in": "query", "schema": query})  # apispec: one per field
+        parameters += copy.deepcopy(HEADERS.get((entry.method, entry.path), []))
         success: dict[str, Any] = {"description": "OK"}
         if entry.response is not None:
             success["content"] = {entry.content_type: {"schema": entry.response}}
@@ -100,6 +121,11 @@ def build() -> dict[str, Any]:
         if alternate is not None:
             success.setdefault("content", {}).update(copy.deepcopy(alternate))
         responses: dict[str, Any] = {str(entry.status): success}
+        for status, schema in entry.responses.items():
+            responses[str(status)] = {
+                "description": "Accepted" if status == 202 else "OK",
+                "content": {"application/json": {"schema": schema}},
+            }
         error_codes = list(entry.errors)
         if entry.body is not None:
             error_codes += [
@@ -108,6 +134,8 @@ def build() -> dict[str, Any]:
                 "payload_too_large",
                 "unsupported_media_type",
             ]
+        if entry.raw_body:
+            error_codes += ["bad_request", "payload_too_large"]
         if changes_state(entry.method):
             parameters.append(copy.deepcopy(IDEMPOTENCY_KEY))  # apispec edits in place
             error_codes += ["idempotency_key_reused", "validation_error"]
@@ -139,6 +167,8 @@ def build() -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": entry.body}},
             }
+        elif entry.raw_body:
+            operation["description"] = RAW_BODIES[(entry.method, entry.path)]
         if entry.auth == "session":
             operation["security"] = [{"session": []}]
             operation["x-roles"] = list(entry.roles)

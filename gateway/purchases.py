@@ -4,6 +4,12 @@ Licensing issues (or extends) the license when it hears of the payment, so the l
 follows the payment by a moment. The purchase answer waits for it up to
 PURCHASE_LICENSE_WAIT_SECONDS, then answers `license: null`, `license_status: "pending"`:
 the payment is final either way.
+
+With Stripe the card's bank may ask the customer to confirm the payment (3-D Secure):
+billing then answers `{"status": "requires_action", "purchase_id", "client_secret"}`,
+which the gateway answers as 202 until the confirmation (`POST
+/api/v1/purchases/{purchase_id}/confirm`) finds it paid. `outcome` is the one answer of
+both routes.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ import eventlet
 
 from common import settings
 from common.errors import PortalError
-from gateway.views import named_product
+from gateway import roles
+from gateway.http import Reply
+from gateway.views import named_product, purchase_for_role
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LICENSE_WAIT_SECONDS = 5.0
 LICENSE_POLL_SECONDS = 0.2
+REQUIRES_ACTION = "requires_action"  # billing's answer while the bank awaits the customer
 
 
 def billing_payload(body: dict[str, Any], request_key: str) -> dict[str, Any]:
@@ -88,3 +97,25 @@ def answer(result: dict[str, Any], license: dict[str, Any] | None, renewal: bool
         "license_status": status,
         "recurring_payment": named_product(result["recurring_payment"], {}),
     }
+
+
+def outcome(
+    licensing: Any, company: dict[str, Any], result: dict[str, Any], renewal: bool | None = None
+) -> dict[str, Any] | Reply:
+    """The answer to billing's `result` of a purchase or of its confirmation.
+
+    `{"status": "requires_action", "purchase_id": "pur_…", "client_secret": "pi_…_secret_…"}`
+    is a 202 of it. A paid one is the purchase answer (`answer`), with the license when
+    licensing has it within the wait, and its `activation_password` only for the roles
+    that may read it. `renewal` None: as billing's payment says (its `kind`).
+    """
+    if result.get("status") == REQUIRES_ACTION:
+        return Reply(result, status=202)
+    if renewal is None:
+        renewal = result["payment"].get("kind") == "renewal"
+    customer_id = company["customer_id"]
+    license = wait_for_license(
+        licensing, result["payment"]["receipt_number"], customer_id, license_wait_seconds()
+    )
+    paid = answer(result, license, renewal)
+    return purchase_for_role(paid, roles.may(company, roles.PASSWORD_READERS))

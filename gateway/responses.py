@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -46,6 +47,23 @@ def local_path(value: object) -> str | None:
     if isinstance(value, str) and _LOCAL_PATH.fullmatch(value):
         return value
     return None
+
+
+def extend_csp(csp: str, sources: Mapping[str, Sequence[str]]) -> str:
+    """`csp` with `sources` added to its directives (a directive it lacks is appended).
+
+    >>> extend_csp("default-src 'self'; script-src 'self'", {"script-src": ["https://a.test"],
+    ...     "frame-src": ["https://a.test"]})
+    "default-src 'self'; script-src 'self' https://a.test; frame-src https://a.test"
+    """
+    directives = [part.strip().split() for part in csp.split(";") if part.strip()]
+    for name, extra in sources.items():
+        found = next((tokens for tokens in directives if tokens[0] == name), None)
+        if found is None:
+            found = [name]
+            directives.append(found)
+        found.extend(source for source in extra if source not in found)
+    return "; ".join(" ".join(tokens) for tokens in directives)
 
 
 def https() -> bool:

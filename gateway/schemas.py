@@ -126,10 +126,44 @@ class CardBody(StrictSchema):
     cvc = Text(4, min_length=3, metadata={"example": "123"})
 
 
-class PurchaseBody(StrictSchema):
+# a Stripe PaymentMethod ID, as Stripe.js creates it in the browser (`pm_1Q…`)
+PAYMENT_METHOD = validate.Regexp(
+    r"^pm_[A-Za-z0-9_]{1,250}\Z", error="Expected a payment method ID such as pm_1Q2w3E4r."
+)
+
+
+class PaymentMeansBody(StrictSchema):
+    """How a body pays: exactly one of `card` (the sandbox takes card numbers) or
+    `payment_method` (Stripe: the ID Stripe.js made of the card in the browser; the card
+    number never reaches us). Which one the provider takes is billing's to say (422
+    `card_not_accepted` for a card where Stripe is the provider)."""
+
+    card = fields.Nested(
+        CardBody,
+        metadata={"description": "the card itself (the sandbox); not with `payment_method`"},
+    )
+    payment_method = fields.String(
+        validate=PAYMENT_METHOD,
+        metadata={
+            "description": "a Stripe PaymentMethod ID from Stripe.js `createPaymentMethod` "
+            "(when the catalog's `payment.provider` is `stripe`); not with `card`",
+            "example": "pm_1Q2w3E4r5T6y7U8i",
+        },
+    )
+
+    @validates_schema
+    def _one_means(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [name for name in ("card", "payment_method") if data.get(name) is not None]
+        if not given:
+            raise ValidationError("Send `card` or `payment_method`.", "payment_method")
+        if len(given) > 1:
+            message = "Send `card` or `payment_method`, not both."
+            raise ValidationError({"card": [message], "payment_method": [message]})
+
+
+class PurchaseBody(PaymentMeansBody):
     plan = Code(metadata={"example": "cadpro-yearly", "description": "any case"})
     seats = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10_000))
-    card = fields.Nested(CardBody, required=True)
     license_id = LicenseId(
         required=False,
         allow_none=True,
@@ -137,8 +171,8 @@ class PurchaseBody(StrictSchema):
     )
 
 
-class CardChangeBody(StrictSchema):
-    card = fields.Nested(CardBody, required=True)
+class CardChangeBody(PaymentMeansBody):
+    pass
 
 
 ONE_LINE = validate.Regexp(r"^[^\r\n]*\Z", error="Must be one line.")
@@ -181,11 +215,26 @@ class PaymentOut(Out):
     currency = fields.String(metadata={"example": "EUR"})
     amount_formatted = fields.String(metadata={"example": "EUR 1,234.50"})
     description = fields.String()
-    status = fields.String(metadata={"description": "paid | refunded"})
+    status = fields.String(
+        metadata={"description": "paid | refunded | disputed (a chargeback still open or lost)"}
+    )
     refunded_at = Timestamp(allow_none=True)
     refund_reason = fields.String(
-        allow_none=True, metadata={"description": "why it was refunded (null unless refunded)"}
+        allow_none=True,
+        metadata={
+            "description": "why it was refunded (null unless refunded): an error code of "
+            "licensing, or refunded_by_provider (a refund made in the provider's dashboard)"
+        },
     )
+    refunded_amount = fields.Integer(
+        allow_none=True,
+        metadata={"description": "minor units refunded of a payment that stays paid (partial)"},
+    )
+    dispute_status = fields.String(
+        allow_none=True,
+        metadata={"description": "needs_response | won | lost; null unless ever disputed"},
+    )
+    disputed_at = Timestamp(allow_none=True)
     license_id = fields.String(allow_none=True)
     plan = fields.String(allow_none=True)
     product = fields.Nested(ProductRef, allow_none=True)
@@ -273,8 +322,24 @@ class CatalogProduct(Out):
     plans = fields.List(fields.Nested(PlanOut))
 
 
+class PaymentProviderOut(Out):
+    """How the portal takes cards: `{provider: "sandbox"}`, or `{provider: "stripe",
+    publishable_key, js_url}` (load Stripe.js from `js_url`, make a PaymentMethod with the
+    publishable key, send its ID as `payment_method`)."""
+
+    provider = fields.String(metadata={"description": "sandbox | stripe", "example": "stripe"})
+    publishable_key = fields.String(
+        allow_none=True, metadata={"description": "stripe only", "example": "pk_live_51H…"}
+    )
+    js_url = fields.String(
+        allow_none=True,
+        metadata={"description": "stripe only: Stripe.js", "example": "https://js.stripe.com/v3/"},
+    )
+
+
 class Catalog(Out):
     products = fields.List(fields.Nested(CatalogProduct))
+    payment = fields.Nested(PaymentProviderOut)
 
 
 class PurchaseOut(Out):
@@ -288,6 +353,26 @@ class PurchaseOut(Out):
     )
     license_status = fields.String(metadata={"description": "issued | extended | pending"})
     recurring_payment = fields.Nested(RecurringPaymentOut)
+
+
+class PurchaseActionOut(Out):
+    """202: the card's bank asks the customer to confirm (3-D Secure). Nothing is charged
+    yet: confirm with Stripe.js `confirmCardPayment(client_secret)`, then POST
+    `/api/v1/purchases/{purchase_id}/confirm`."""
+
+    status = fields.String(metadata={"example": "requires_action"})
+    purchase_id = fields.String(metadata={"example": "pur_4f1c2a9b0d7e6c5b4a39e8d7"})
+    client_secret = fields.String(
+        metadata={"description": "for Stripe.js only; never store or log it"}
+    )
+
+
+class StripeWebhookOut(Out):
+    received = fields.Boolean(metadata={"example": True})
+    duplicate = fields.Boolean(
+        metadata={"description": "the event was received before: nothing was done again"}
+    )
+    type = fields.String(metadata={"example": "payment_intent.succeeded"})
 
 
 # --- licensing (L1-L5, P1-P3) -----------------------------------------------------------------
@@ -327,6 +412,13 @@ class LicenseOut(Out):
     status = fields.String(metadata={"description": "active | expired | suspended"})
     suspension_reason = fields.String(
         allow_none=True, metadata={"description": "why it is suspended; null unless suspended"}
+    )
+    suspension_cause = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "staff | payment_disputed (a chargeback: resumed when it is won); "
+            "null unless suspended"
+        },
     )
     created_at = Timestamp()
     features = fields.List(

@@ -32,6 +32,7 @@ from gateway import (
     health,
     openapi,
     pages,
+    payments,
     purchases,
     request_keys,
     roles,
@@ -42,6 +43,7 @@ from gateway import (
 from gateway.http import Reply, WorkerData, route
 
 JWKS_MAX_AGE_SECONDS = 300
+STRIPE_WEBHOOK_MAX_BYTES = 256 * 1024  # Stripe's events are far smaller
 
 
 class GatewayService:
@@ -458,7 +460,8 @@ class GatewayService:
     @route(
         "PUT",
         "/api/v1/recurring-payments/<recurring_payment_id>/card",
-        summary="Charge another card from now on (checked with a zero-amount authorization)",
+        summary="Charge another card from now on (checked with a zero-amount authorization): "
+        "`card`, or with Stripe the `payment_method` Stripe.js made of it",
         body=schemas.CardChangeBody,
         response=schemas.RecurringPaymentOut,
         auth="session",
@@ -469,6 +472,7 @@ class GatewayService:
             "recurring_payment_ended",
             "card_declined",
             "insufficient_funds",
+            "card_not_accepted",
         ],
     )
     def replace_card(
@@ -479,16 +483,25 @@ class GatewayService:
         company: dict[str, Any],
     ) -> dict[str, Any]:
         """`{"card": {"number": "5555555555554444", "exp_month": 8, "exp_year": 2030, "cvc":
-        "123"}}` → 200 the recurring payment with the new `card_brand` / `card_last4`; 402
-        `card_declined` / `insufficient_funds` and nothing changed. A past-due payment is
-        retried with the new card at the next renewal pass."""
-        view = self.billing.replace_card(recurring_payment_id, company["customer_id"], body["card"])
+        "123"}}` (the sandbox) or `{"payment_method": "pm_1Q2w3E4r"}` (Stripe) → 200 the
+        recurring payment with the new `card_brand` / `card_last4`; 402 `card_declined` /
+        `insufficient_funds` and nothing changed (also a card whose bank asks for 3-D Secure
+        here: use it for a purchase instead); 422 `card_not_accepted` for a card number
+        where Stripe takes the cards. A past-due payment is retried with the new card at the
+        next renewal pass."""
+        customer_id = company["customer_id"]
+        if body.get("payment_method") is not None:
+            view = self.billing.replace_card(
+                recurring_payment_id, customer_id, None, payment_method=body["payment_method"]
+            )
+        else:
+            view = self.billing.replace_card(recurring_payment_id, customer_id, body["card"])
         return views.named_product(view, views.product_names(self.licensing, archived=True))
 
     @route(
         "GET",
         "/api/v1/catalog",
-        summary="Products on sale and their plans, with prices",
+        summary="Products on sale and their plans, with prices, and how the portal takes cards",
         response=schemas.Catalog,
         auth="session",
         roles=roles.BILLING_USERS,
@@ -499,7 +512,9 @@ class GatewayService:
         features: [{"code": "steel", "name": "Steel design"}]}]}]}`, the same for every
         logged-in company: plans on sale of products on sale (an archived plan, or any plan
         of an archived product, is absent); a plan's `features` are what a license bought
-        with it holds.
+        with it holds. `payment` says how cards are taken: `{"provider": "sandbox"}` (send
+        `card`), or `{"provider": "stripe", "publishable_key": "pk_test_…", "js_url":
+        "https://js.stripe.com/v3/"}` (send the `payment_method` Stripe.js makes).
 
         Billing lists only the plans on sale; licensing's active products name them (and
         their features) and drop those of a product archived since. While licensing is
@@ -507,14 +522,17 @@ class GatewayService:
         """
         plans = self.billing.list_plans()
         products = views.product_views(self.licensing) if plans else None
-        return views.catalog(plans, views.names_of(products), views.feature_names_of(products))
+        catalog = views.catalog(plans, views.names_of(products), views.feature_names_of(products))
+        return {**catalog, "payment": payments.catalog_payment()}
 
     @route(
         "POST",
         "/api/v1/purchases",
-        summary="Buy a plan (or renew a license) by card",
+        summary="Buy a plan (or renew a license) by card: 201 paid, 202 the card's bank asks "
+        "the customer to confirm (3-D Secure, Stripe)",
         body=schemas.PurchaseBody,
         response=schemas.PurchaseOut,
+        responses={202: schemas.PurchaseActionOut},
         status=201,
         auth="session",
         roles=roles.BILLING_USERS,
@@ -527,14 +545,21 @@ class GatewayService:
             "license_suspended",
             "plan_not_found",
             "product_archived",
+            "card_not_accepted",
         ],
     )
     def purchase(
         self, request: Request, body: dict[str, Any], company: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Reply:
         """`{"plan": "cadpro-yearly", "seats": 5, "card": {"number": "4242424242424242",
-        "exp_month": 12, "exp_year": 2030, "cvc": "123"}}` → 201 `{payment, license,
-        license_status, recurring_payment}`; 402 `card_declined` / `insufficient_funds`.
+        "exp_month": 12, "exp_year": 2030, "cvc": "123"}}` (the sandbox) or `{"plan":
+        "cadpro-yearly", "seats": 5, "payment_method": "pm_1Q2w3E4r"}` (Stripe) → 201
+        `{payment, license, license_status, recurring_payment}`; 402 `card_declined` /
+        `insufficient_funds`; 422 `card_not_accepted` for a card number where Stripe takes
+        the cards. With Stripe the card's bank may ask the customer to confirm: 202
+        `{"status": "requires_action", "purchase_id": "pur_…", "client_secret": "…"}`,
+        nothing charged yet; confirm with Stripe.js `confirmCardPayment(client_secret)`,
+        then POST `/api/v1/purchases/{purchase_id}/confirm`.
 
         Licensing issues (or extends) the license when it hears of the payment; this waits
         for it up to PURCHASE_LICENSE_WAIT_SECONDS, then answers with `license: null` and
@@ -547,17 +572,64 @@ class GatewayService:
         renews automatically is charged and moves its `next_charge_at`; a suspended
         license cannot be renewed (403 `license_suspended`).
         """
-        customer_id = company["customer_id"]
         payload = purchases.billing_payload(body, request_keys.key_for(request))
-        result = self.billing.purchase(customer_id, payload)
-        license = purchases.wait_for_license(
-            self.licensing,
-            result["payment"]["receipt_number"],
-            customer_id,
-            purchases.license_wait_seconds(),
+        result = self.billing.purchase(company["customer_id"], payload)
+        return purchases.outcome(
+            self.licensing, company, result, renewal=bool(body.get("license_id"))
         )
-        answer = purchases.answer(result, license, renewal=bool(body.get("license_id")))
-        return views.purchase_for_role(answer, roles.may(company, roles.PASSWORD_READERS))
+
+    @route(
+        "POST",
+        "/api/v1/purchases/<purchase_id>/confirm",
+        summary="Finish a purchase the customer confirmed with their bank (3-D Secure): 201 "
+        "paid, exactly as a purchase answers; 202 while the bank still waits",
+        response=schemas.PurchaseOut,
+        responses={202: schemas.PurchaseActionOut},
+        status=201,
+        auth="session",
+        roles=roles.BILLING_USERS,
+        tags=["billing"],
+        errors=[
+            "purchase_not_found",
+            "authentication_failed",
+            "card_declined",
+            "insufficient_funds",
+            "payment_unconfirmed",
+        ],
+    )
+    def confirm_purchase(
+        self, request: Request, purchase_id: str, company: dict[str, Any]
+    ) -> dict[str, Any] | Reply:
+        """→ 201 `{payment, license, license_status, recurring_payment}` once the bank
+        confirmed (again: the same answer); 202 `{status: "requires_action", purchase_id,
+        client_secret}` while it still waits for the customer; 402 `authentication_failed`
+        (the customer did not confirm; nothing was charged); 404 `purchase_not_found`
+        (unknown, or another company's). No body."""
+        result = self.billing.confirm_purchase(company["customer_id"], purchase_id)
+        return purchases.outcome(self.licensing, company, result)
+
+    # --- Stripe's webhook: no session; Stripe's signature is the credential --------------
+
+    @route(
+        "POST",
+        "/webhooks/stripe",
+        summary="Stripe's events (payments settled, refunds, disputes), signed with the "
+        "webhook secret (`Stripe-Signature`); at most 256 KiB",
+        response=schemas.StripeWebhookOut,
+        tags=["webhooks"],
+        errors=["invalid_signature", "not_found", "bad_request"],
+        max_body=STRIPE_WEBHOOK_MAX_BYTES,
+        raw_body=True,
+    )
+    def stripe_webhook(self, request: Request, body: str) -> dict[str, Any]:
+        """The event exactly as Stripe sent it (`{"id": "evt_…", "type":
+        "payment_intent.succeeded", "data": {"object": {…}}}`) → 200 `{"received": true,
+        "duplicate": false, "type": "payment_intent.succeeded"}`; an event received before
+        is 200 with `duplicate: true` and changes nothing. 400 `invalid_signature` (no,
+        a wrong or a stale signature: nothing is recorded), 404 `not_found` when Stripe is
+        not the payment provider, 503 while billing cannot answer (Stripe sends it again
+        later). Billing checks the signature: the gateway never holds the secret."""
+        return self.billing.handle_stripe_webhook(body, request.headers.get("Stripe-Signature"))
 
     # --- licenses & activations in the portal (docs/http-api.md) ---------------------
     # Installation IDs are any Unicode: in a path, percent-encode them (UTF-8); slashes are
@@ -575,10 +647,11 @@ class GatewayService:
     def list_licenses(self, request: Request, company: dict[str, Any]) -> dict[str, Any]:
         """→ `{licenses: [{license_id, product: {code, name}, model, lease_seconds,
         max_borrow_days, seats, seats_in_use, expires_at, status, suspension_reason,
-        created_at, features: [{"code": "steel", "name": "Steel design"}]}]}`; `model`
-        `node_locked` or `floating` (then `seats_in_use` counts live leases and
+        suspension_cause, created_at, features: [{"code": "steel", "name": "Steel design"}]}]}`;
+        `model` `node_locked` or `floating` (then `seats_in_use` counts live leases and
         `lease_seconds` / `max_borrow_days` are set), `expires_at` null means perpetual,
-        `suspension_reason` is null unless the license is suspended, `features` (by code)
+        `suspension_reason` and `suspension_cause` (`staff` or `payment_disputed`) are null
+        unless the license is suspended, `features` (by code)
         are the modules the license unlocks."""
         return {"licenses": self.licensing.list_licenses(company["customer_id"])}
 
@@ -1049,6 +1122,7 @@ class GatewayService:
             roles=roles.BILLING_USERS,
             title="Recurring payments",
             nav="recurring",
+            csp=payments.checkout_csp(),
         )
 
     @route("GET", "/buy", summary="Buy or renew a plan", tags=["web"], content_type="text/html")
@@ -1060,6 +1134,7 @@ class GatewayService:
             roles=roles.BILLING_USERS,
             title="Buy or renew",
             nav="buy",
+            csp=payments.checkout_csp(),
         )
 
     @route(

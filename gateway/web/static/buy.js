@@ -1,14 +1,18 @@
-// Buy or renew: a plan from the catalog, seats, an optional license to renew, a card.
+// Buy or renew: a plan from the catalog, seats, an optional license to renew, a card (our
+// card fields with the sandbox; Stripe's card Element when the catalog names Stripe, with
+// the bank's confirmation, 3-D Secure, when it asks for one).
 import {
   $, ApiError, LICENSE_ADMINS, amountOf, api, busy, date, fieldProblems, h, hide, loaded, may,
   messageFor, money, newRequestKey, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
+import { StripeCard, usesStripe } from "/static/stripe-card.js";
 
 const form = $("#buy-form");
 const error = $("#form-error");
 let plans = [];
 let licenses = [];
+let stripeCard = null; // Stripe's card Element, when Stripe takes the cards
 
 // One Idempotency-Key per purchase attempt. Paying again with the same plan, seats, license
 // and card after an answer that never came (a timeout, a lost connection, a 5xx) is the same
@@ -107,7 +111,45 @@ function renderPlans(products) {
   if (first) first.checked = true;
 }
 
-const FIELD_INPUTS = { ...CARD_FIELD_INPUTS, seats: "seats", plan: null };
+const FIELD_INPUTS = { ...CARD_FIELD_INPUTS, seats: "seats", plan: null, payment_method: null };
+const CARD_REFUSALS = ["card_declined", "insufficient_funds", "authentication_failed"];
+
+/** The card part of the body: `{card}` from our fields, or `{payment_method}` from Stripe's
+ * Element; [null, problem] when the card is not complete (the problem shown, the field
+ * focused). */
+async function cardMeans(button) {
+  if (stripeCard) {
+    const [method, problem] = await busy(button, "Checking the card…", () => stripeCard.paymentMethod());
+    if (problem) {
+      stripeCard.focus();
+      return [null, problem];
+    }
+    return [{ payment_method: method }, null];
+  }
+  const [cardData, problem, input] = readCard(form);
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    return [null, problem];
+  }
+  return [{ card: cardData }, null];
+}
+
+/** The purchase, confirmed with the bank first when it asks (202 `requires_action`):
+ * Stripe's confirmation window, then the portal's confirmation route, whose answer is a
+ * purchase's (or a 402 `authentication_failed`). */
+async function pay(button, body, headers) {
+  let result = await busy(button, "Processing payment…", () =>
+    api("/api/v1/purchases", { method: "POST", body, headers }));
+  if (result?.status === "requires_action" && stripeCard) {
+    const { purchase_id: purchaseId, client_secret: secret } = result;
+    result = await busy(button, "Waiting for your bank…", async () => {
+      await stripeCard.confirm(secret);
+      return api(`/api/v1/purchases/${encodeURIComponent(purchaseId)}/confirm`, { method: "POST" });
+    });
+  }
+  return result;
+}
 
 function done(result) {
   const { payment, license, license_status: status, recurring_payment: recurring } = result;
@@ -149,19 +191,20 @@ form.addEventListener("submit", async (event) => {
     form.seats.focus();
     return showError(error, "Enter a number of seats between 1 and 10,000.");
   }
-  const [cardData, problem, input] = readCard(form);
-  if (problem) {
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
-    return showError(error, problem);
-  }
-  const body = { plan: plan.code, seats: seats(), card: cardData };
-  if (form.license_id.value) body.license_id = form.license_id.value;
   const button = $("#pay");
+  const [means, problem] = await cardMeans(button);
+  if (problem) return showError(error, problem);
+  const body = { plan: plan.code, seats: seats(), ...means };
+  if (form.license_id.value) body.license_id = form.license_id.value;
   const headers = { "Idempotency-Key": attemptKey(body) };
   try {
-    const result = await busy(button, "Processing payment…", () =>
-      api("/api/v1/purchases", { method: "POST", body, headers }));
+    const result = await pay(button, body, headers);
+    if (result?.status === "requires_action") {
+      // the bank still waits: paying again is the same attempt, and confirms it
+      showError(error, "Your bank has not confirmed the payment yet, and nothing was charged. " +
+        "Press Pay to confirm it with your bank.");
+      return;
+    }
     attempt = null;
     done(result);
   } catch (failure) {
@@ -179,9 +222,13 @@ form.addEventListener("submit", async (event) => {
         if (name) form[name].setAttribute("aria-invalid", "true");
       }
     }
-    if (failure instanceof ApiError && ["card_declined", "insufficient_funds"].includes(failure.code)) {
-      form.number.setAttribute("aria-invalid", "true");
-      form.number.focus();
+    if (failure instanceof ApiError && CARD_REFUSALS.includes(failure.code)) {
+      if (stripeCard) {
+        stripeCard.focus();
+      } else {
+        form.number.setAttribute("aria-invalid", "true");
+        form.number.focus();
+      }
     }
     summarize();
   }
@@ -225,7 +272,21 @@ async function main() {
       summarize();
     });
     form.seats.addEventListener("input", summarize);
-    cardInputs(form);
+    if (usesStripe(catalog.payment)) {
+      $("#card-fields").hidden = true;
+      $("#stripe-card-field").hidden = false;
+      form.hidden = false; // Stripe mounts its fields into a shown form
+      try {
+        stripeCard = await StripeCard.mount(catalog.payment, $("#stripe-card"));
+      } catch (failure) {
+        form.hidden = true;
+        showError($("#error"), "The card form could not be loaded. Reload the page; if it " +
+          "keeps happening, contact support.");
+        return;
+      }
+    } else {
+      cardInputs(form);
+    }
     summarize();
     form.hidden = false;
   } catch (failure) {

@@ -14,11 +14,23 @@ const REFUND_REASONS = {
   license_not_found: "the license to renew was not found",
   license_suspended: "the license to renew is suspended",
   company_not_found: "the account could not be found",
+  refunded_by_provider: "refunded by the vendor",
 };
 
 let nextBefore = null;
 
 function refundNote(payment) {
+  if (payment.status === "disputed") {
+    const when = payment.disputed_at ? ` on ${date(payment.disputed_at)}` : "";
+    const lost = payment.dispute_status === "lost";
+    return h("span", { class: "small refund-note block" }, lost
+      ? `Reversed by the card's bank after a dispute${when}.`
+      : `Disputed with the card's bank${when}: the license is suspended until the bank decides.`);
+  }
+  if (payment.status === "paid" && payment.refunded_amount) {
+    return h("span", { class: "small refund-note block" },
+      `Partly refunded to the card: ${amountOf({ ...payment, amount: payment.refunded_amount, amount_formatted: null })}.`);
+  }
   if (payment.status !== "refunded") return "";
   const reason = payment.refund_reason ? REFUND_REASONS[payment.refund_reason] || payment.refund_reason : "";
   const when = payment.refunded_at ? ` on ${date(payment.refunded_at)}` : "";

@@ -125,6 +125,10 @@ const MESSAGES = {
   weak_password: "The new password does not meet the rules below.",
   card_declined: "Your card was declined. Try another card or contact your bank.",
   insufficient_funds: "The card has insufficient funds. Try another card.",
+  authentication_failed:
+    "Your bank did not confirm the payment, so nothing was charged. Pay again to retry, or try another card.",
+  card_not_accepted: "This page is out of date: card numbers are no longer taken here. Reload the page and try again.",
+  purchase_not_found: "This payment is no longer waiting for your bank's confirmation. Check your payment history before paying again.",
   payment_failed: "The payment did not go through. Check the card details or try another card.",
   payment_unconfirmed:
     "We could not confirm the payment with the card issuer yet. Check your payment history in a few minutes before trying again.",
@@ -355,6 +359,7 @@ const BADGES = {
   paid: ["Paid", "ok"],
   succeeded: ["Paid", "ok"],
   refunded: ["Refunded", "neutral"],
+  disputed: ["Disputed", "bad"],
   failed: ["Failed", "bad"],
   pending: ["Pending", "warn"],
   invited: ["Invited", "warn"],

@@ -1,16 +1,20 @@
 // Recurring payments: what is charged next and when; cancel with a confirmation, resume one
-// cancelled while its paid period lasts, change the card it is charged to.
+// cancelled while its paid period lasts, change the card it is charged to (our card fields
+// with the sandbox, Stripe's card Element when the catalog names Stripe).
 import {
   $, ApiError, amountOf, api, badge, busy, confirmDialog, date, fieldProblems, h, hide, loaded,
   messageFor, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
+import { StripeCard, usesStripe } from "/static/stripe-card.js";
 
 const cardDialog = $("#card-dialog");
 const cardForm = $("#card-form");
 const cardError = $("#card-error");
 let cardFor = null; // the recurring payment whose card the dialog changes
 let cardOpener = null;
+let stripeCard = null; // Stripe's card Element, when Stripe takes the cards
+const CARD_REFUSALS = ["card_declined", "insufficient_funds"];
 
 function productName(item) {
   return item.product?.name || item.product?.code || item.plan || "Plan";
@@ -141,8 +145,10 @@ function openCardDialog(item, opener) {
   $("#card-title").textContent = `Change the card for ${productName(item)}`;
   $("#card-text").textContent = `Now charged to ${cardText(item)}: ${amountOf(item)} per ${per(item.interval)}` +
     (item.next_charge_at ? `, next on ${date(item.next_charge_at)}.` : ".");
+  stripeCard?.clear();
   cardDialog.showModal();
-  cardForm.number.focus();
+  if (stripeCard) stripeCard.focus();
+  else cardForm.number.focus();
 }
 
 function closeCardDialog() {
@@ -154,10 +160,8 @@ async function saveCard(event) {
   event.preventDefault();
   hide(cardError);
   for (const input of cardForm.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-  const [card, problem, input] = readCard(cardForm);
+  const [body, problem] = await newCard();
   if (problem) {
-    input.setAttribute("aria-invalid", "true");
-    input.focus();
     showError(cardError, problem);
     return;
   }
@@ -166,15 +170,20 @@ async function saveCard(event) {
     const updated = await busy($("#card-save"), "Checking the card…", () =>
       api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/card`, {
         method: "PUT",
-        body: { card },
+        body,
       }));
     cardDialog.close();
     const fresh = replaceRow(item, updated);
     fresh.querySelector("button[data-action=card]")?.focus();
     say(`${productName(item)} is now charged to ${cardText(updated)}.`, true);
   } catch (failure) {
+    // a bank that wants this card confirmed (3-D Secure) cannot do it here: billing says
+    // where it can
+    const confirmElsewhere = failure instanceof ApiError && failure.code === "card_declined" &&
+      failure.details.decline_code === "authentication_required" && failure.message;
     showError(cardError, failure, {
-      card_declined: "The bank declined this card. Nothing changed: the old card stays in use. Try another card.",
+      card_declined: confirmElsewhere ||
+        "The bank declined this card. Nothing changed: the old card stays in use. Try another card.",
       insufficient_funds: "The bank declined this card. Nothing changed: the old card stays in use. Try another card.",
     });
     if (failure instanceof ApiError && failure.code === "validation_error") {
@@ -183,20 +192,70 @@ async function saveCard(event) {
         if (name) cardForm[name].setAttribute("aria-invalid", "true");
       }
     }
-    if (failure instanceof ApiError && ["card_declined", "insufficient_funds"].includes(failure.code)) {
-      cardForm.number.setAttribute("aria-invalid", "true");
-      cardForm.number.focus();
+    if (failure instanceof ApiError && CARD_REFUSALS.includes(failure.code)) {
+      if (stripeCard) {
+        stripeCard.focus();
+      } else {
+        cardForm.number.setAttribute("aria-invalid", "true");
+        cardForm.number.focus();
+      }
     }
+  }
+}
+
+/** The body of a card change: `{card}` from our fields, or `{payment_method}` from
+ * Stripe's Element; [null, problem] when the card is not complete (the field focused). */
+async function newCard() {
+  if (stripeCard) {
+    const [method, problem] = await busy($("#card-save"), "Checking the card…", () =>
+      stripeCard.paymentMethod());
+    if (problem) {
+      stripeCard.focus();
+      return [null, problem];
+    }
+    return [{ payment_method: method }, null];
+  }
+  const [card, problem, input] = readCard(cardForm);
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    return [null, problem];
+  }
+  return [{ card }, null];
+}
+
+/** Stripe's card Element in the dialog when the catalog names Stripe, else our fields;
+ * false when Stripe's form could not be loaded. */
+async function cardFields(payment) {
+  if (!usesStripe(payment)) {
+    cardInputs(cardForm);
+    return true;
+  }
+  $("#card-fields").hidden = true;
+  $("#stripe-card-field").hidden = false;
+  try {
+    stripeCard = await StripeCard.mount(payment, $("#stripe-card"));
+    return true;
+  } catch (failure) {
+    return false;
   }
 }
 
 async function main() {
   const table = $("#recurring");
-  cardInputs(cardForm);
   cardForm.addEventListener("submit", saveCard);
   $("#card-cancel").addEventListener("click", closeCardDialog);
   try {
-    const { recurring_payments: items } = await api("/api/v1/recurring-payments");
+    const [{ recurring_payments: items }, catalog] = await Promise.all([
+      api("/api/v1/recurring-payments"),
+      // how cards are taken; without an answer, our fields (billing then says if it wants
+      // Stripe's instead)
+      api("/api/v1/catalog").catch((failure) => {
+        if (failure.code === "unauthenticated") throw failure;
+        return null;
+      }),
+    ]);
+    const cardsOk = await cardFields(catalog?.payment);
     loaded();
     if (!items.length) {
       $("#empty").hidden = false;
@@ -204,6 +263,11 @@ async function main() {
     }
     for (const item of items) table.tBodies[0].append(row(item));
     table.hidden = false;
+    if (!cardsOk) {
+      for (const button of table.querySelectorAll("button[data-action=card]")) button.disabled = true;
+      say("Changing the card is not available right now: the card form could not be loaded. " +
+        "Reload the page to try again.", false);
+    }
   } catch (failure) {
     loaded();
     showError($("#error"), failure);

@@ -52,6 +52,7 @@ FLOATING = {
     "expires_at": None,
     "status": "active",
     "suspension_reason": None,
+    "suspension_cause": None,
     "created_at": "2026-01-05T10:00:00+00:00",
     "features": [],
 }

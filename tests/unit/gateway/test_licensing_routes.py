@@ -32,6 +32,7 @@ LICENSE = {
     "expires_at": None,
     "status": "active",
     "suspension_reason": None,
+    "suspension_cause": None,
     "created_at": "2026-01-05T10:00:00+00:00",
     "features": [{"code": "steel", "name": "Steel design"}],
 }

@@ -16,6 +16,7 @@ from nameko import config as nameko_config  # noqa: E402
 from tests.e2e.ui_browser import Browser, missing  # noqa: E402
 from tests.support import infra  # noqa: E402
 from tests.support.smtp_sink import SmtpSink  # noqa: E402
+from tests.support.stripe import stripe_server, stripe_suite  # noqa: E402,F401
 from tests.support.suite import provisioned_suite  # noqa: E402
 
 SERVICES = ("auth", "licensing", "billing", "notify")

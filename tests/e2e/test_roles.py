@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/v1/recurring-payments/<recurring_payment_id>/card"): BILLS,
     ("GET", "/api/v1/catalog"): BILLS,
     ("POST", "/api/v1/purchases"): BILLS,
+    ("POST", "/api/v1/purchases/<purchase_id>/confirm"): BILLS,
     ("GET", "/api/v1/licenses"): EVERYONE,
     ("GET", "/api/v1/licenses/<license_id>"): EVERYONE,
     ("GET", "/api/v1/licenses/<license_id>/installations"): EVERYONE,
@@ -71,6 +72,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 # path values: the company's real license, and IDs nobody has
 NOWHERE = {
+    "purchase_id": "pur_nosuchpurchase",
     "installation_id": "no-such-machine",
     "receipt_number": "R-2026-999999",
     "recurring_payment_id": "rp_nosuchpayment",

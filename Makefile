@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser run test lint format bench clean
+.PHONY: help install browser run run-stripe test lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ browser: ## headless Chromium + chromedriver for the portal UI tests (Debian pac
 
 run: $(STAMP) ## run the whole suite on the embedded defaults, seeded with a demo company
 	$(BIN)/python -m portalctl.devrun
+
+run-stripe: $(STAMP) ## make run, with payments through a local Stripe server (Stripe.js card form)
+	$(BIN)/python -m portalctl.devrun --stripe-local
 
 # The client kit's tests run in a process of their own: the suite's tests run under eventlet's
 # monkey patch (tests/conftest.py), and a product embedding the kit does not. Both parts run

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -36,6 +37,8 @@ from portalctl import demo
 
 SERVICES = ("auth", "licensing", "billing", "notify")
 READY_WITHIN = 90.0
+# `--stripe-local`: the local Stripe server of the tests (localstripe, with its Stripe.js)
+STRIPE_LOCAL_MODULE = "tests.support.stripe_server"
 
 
 def broker_reachable(uri: str) -> str | None:
@@ -71,6 +74,65 @@ def child_env() -> dict[str, str]:
     # silence eventlet's import-time "maintenance mode" notice in every process's log
     env.setdefault("EVENTLET_TESTS", "0")
     return env
+
+
+def stripe_local_env(port: int) -> dict[str, str]:
+    """The settings of billing and the gateway for payments through a local Stripe server on
+    `port`: test keys of this run (the local server takes any `sk_test_…`)."""
+    base = f"http://127.0.0.1:{port}"
+    run = secrets.token_hex(6)
+    return {
+        "PAYMENT_PROVIDER": "stripe",
+        "STRIPE_API_BASE": base,
+        "STRIPE_JS_URL": f"{base}/js.stripe.com/v3/",
+        "STRIPE_SECRET_KEY": f"sk_test_local_{run}",
+        "STRIPE_PUBLISHABLE_KEY": f"pk_test_local_{run}",
+        "STRIPE_WEBHOOK_SECRET": f"whsec_local_{run}",
+    }
+
+
+def start_stripe_local(port: int, log_path: Path) -> subprocess.Popen:
+    """The local Stripe server, its state in `VAR_DIR` and gone when it stops."""
+    store = settings.var_dir() / "stripe-local.pickle"
+    store.unlink(missing_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", STRIPE_LOCAL_MODULE, "--port", str(port), "--store", str(store)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def register_stripe_webhook(env: dict[str, str], gateway: str) -> None:
+    """Point the local Stripe server's webhooks at the gateway (a real account's endpoint is
+    set in Stripe's dashboard, with its signing secret as STRIPE_WEBHOOK_SECRET)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            answer = requests.post(
+                f"{env['STRIPE_API_BASE']}/_config/webhooks/portal",
+                data={"url": f"{gateway}/webhooks/stripe", "secret": env["STRIPE_WEBHOOK_SECRET"]},
+                timeout=5,
+            )
+            answer.raise_for_status()
+            return
+        except requests.RequestException as exc:
+            if time.monotonic() > deadline:
+                base = env["STRIPE_API_BASE"]
+                raise SystemExit(f"the local Stripe server at {base} did not answer") from exc
+            time.sleep(0.3)
+
+
+def how_to_use_stripe_local(env: dict[str, str]) -> str:
+    key = env["STRIPE_SECRET_KEY"]
+    base = env["STRIPE_API_BASE"]
+    return (
+        f"  Payments:    through the local Stripe server at {base} (test cards: "
+        "4242 4242 4242 4242 pays, 4000 0027 6000 3184 asks for 3-D Secure)\n"
+        f"               its charges: curl -u {key}: {base}/v1/payment_intents\n"
+        f"               refund one:  curl -u {key}: {base}/v1/refunds -d payment_intent=pi_…"
+    )
 
 
 def bus_users(uri: str) -> dict[str, str]:
@@ -183,7 +245,18 @@ def main(argv: list[str] | None = None) -> int:
         help="print staff's AMQP URI (from VAR_DIR/bus-credentials.json) for "
         'AMQP_URI="$(…)" instead, and run nothing',
     )
-    if parser.parse_args(argv).staff_uri:
+    parser.add_argument(
+        "--stripe-local",
+        type=int,
+        nargs="?",
+        const=8420,
+        metavar="PORT",
+        help="take payments through a local Stripe server on PORT (default 8420) instead of "
+        "the sandbox: the portal's card form is Stripe.js, and refunds made on that server "
+        "reach the portal by webhook",
+    )
+    args = parser.parse_args(argv)
+    if args.staff_uri:
         return print_staff_uri()
     # `kill`, a closed terminal or a CI timeout stop the children too, not only Ctrl-C
     signal.signal(signal.SIGTERM, _interrupt)
@@ -207,24 +280,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    processes: dict[str, subprocess.Popen] = {}
+    logs = settings.var_dir() / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    if args.stripe_local:
+        env.update(stripe_local_env(args.stripe_local))
+        processes["stripe"] = start_stripe_local(args.stripe_local, logs / "stripe.log")
     declare_subscriptions(uri)
     uris = bus_users(uri)
     os.environ.update({"PORTAL_URL": env["PORTAL_URL"]})
-    logs = settings.var_dir() / "log"
-    logs.mkdir(parents=True, exist_ok=True)
 
     def own(kind: str) -> dict[str, str]:
         return {**env, "AMQP_URI": uris.get(kind, uri)}
 
-    processes = {
-        name: start(f"services.{name}.service", logs / f"{name}.log", own(name))
-        for name in SERVICES
-    }
+    for name in SERVICES:
+        processes[name] = start(f"services.{name}.service", logs / f"{name}.log", own(name))
     processes["gateway"] = start("gateway.service", logs / "gateway.log", own("gateway"))
     gateway = "http://" + env["GATEWAY_ADDRESS"].replace("0.0.0.0", "127.0.0.1")  # noqa: S104
     try:
         print(f"Starting auth, licensing, billing, notify and the gateway (logs in {logs}/)…")
         wait_ready(gateway, processes, logs)
+        if args.stripe_local:
+            register_stripe_webhook(env, gateway)
         with standalone_client(uri=uris.get("staff", uri)) as rpc:
             result = demo.seed(rpc.call)
         print()
@@ -234,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  Emails:      {'SMTP ' + mail if mail else str(settings.var_dir() / 'mail') + '/'}"
         )
+        if args.stripe_local:
+            print(how_to_use_stripe_local(env))
         if "staff" in uris:
             print(how_to_run_staff_cli(uri, uris["staff"]))
         print("Press Ctrl-C to stop.")

@@ -64,6 +64,14 @@ def portal_url() -> str:
     return get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 
 
+def payment_provider() -> str:
+    """`PAYMENT_PROVIDER`, trimmed and in lower case: `sandbox` (the default) or `stripe`.
+
+    One reading for billing (which charges through it) and the gateway (which tells the
+    portal which card form to show), so that ` Stripe ` cannot mean two things."""
+    return (get("PAYMENT_PROVIDER", "sandbox") or "sandbox").strip().lower() or "sandbox"
+
+
 QUEUE_TYPES = ("classic", "quorum")
 
 

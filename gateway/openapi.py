@@ -41,10 +41,10 @@ HEADERS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {
             "in": "header",
             "name": "Stripe-Signature",
-            "required": True,
+            "required": False,
             "schema": {"type": "string"},
             "description": "Stripe's signature of the body with the endpoint's webhook secret "
-            "(`t=…,v1=…`); older than 5 minutes, or wrong, is 400 `invalid_signature`",
+            "(`t=…,v1=…`); missing, older than 5 minutes, or wrong is 400 `invalid_signature`",
         }
     ],
 }

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common import settings
+from common.errors import ValidationFailed
 from gateway.responses import PORTAL_CSP, extend_csp
 
 SANDBOX = "sandbox"
@@ -22,12 +23,18 @@ DEFAULT_STRIPE_JS_URL = "https://js.stripe.com/v3/"
 # what real Stripe.js itself talks to and frames, besides the origin it is loaded from
 # (https://docs.stripe.com/security/guide#content-security-policy)
 STRIPE_API = "https://api.stripe.com"
-STRIPE_FRAMES = ("https://js.stripe.com", "https://hooks.stripe.com")
+STRIPE_SCRIPTS = ("https://js.stripe.com", "https://*.js.stripe.com")
+STRIPE_FRAMES = (*STRIPE_SCRIPTS, "https://hooks.stripe.com")
+# Stripe.js from plain http only on this machine (a local Stripe server for trials and tests)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+CARD_NOT_ACCEPTED = (
+    "Card numbers are not accepted here: pay with the card form of the portal (Stripe)."
+)
 
 
 def provider() -> str:
-    """`sandbox` or `stripe` (PAYMENT_PROVIDER; default sandbox)."""
-    return (settings.get("PAYMENT_PROVIDER", SANDBOX) or SANDBOX).strip().lower()
+    """`sandbox` or `stripe` (PAYMENT_PROVIDER, read as billing reads it; default sandbox)."""
+    return settings.payment_provider()
 
 
 def stripe_js_url() -> str:
@@ -46,6 +53,17 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
+def refuse_card_numbers(body: dict[str, Any]) -> None:
+    """With Stripe a card number stops at the gateway (422 `card_not_accepted`): it never
+    rides the bus to billing, nor lands in any log or database of ours."""
+    if provider() == STRIPE and body.get("card") is not None:
+        raise ValidationFailed(
+            CARD_NOT_ACCEPTED,
+            details={"fields": {"card": [CARD_NOT_ACCEPTED]}},
+            code="card_not_accepted",
+        )
+
+
 def check() -> None:
     """Refuse to start on a payment setting the portal cannot work with (a typo in the
     provider, Stripe without its publishable key or with a JS URL that is no URL): better
@@ -59,9 +77,11 @@ def check() -> None:
                 "PAYMENT_PROVIDER=stripe needs STRIPE_PUBLISHABLE_KEY (pk_live_… or pk_test_…)"
             )
         try:
-            origin_of(stripe_js_url())
+            origin = urlsplit(origin_of(stripe_js_url()))
         except ValueError as exc:
             raise RuntimeError(f"STRIPE_JS_URL: {exc}") from exc
+        if origin.scheme != "https" and origin.hostname not in LOOPBACK_HOSTS:
+            raise RuntimeError("STRIPE_JS_URL must be https:// (plain http only on localhost)")
 
 
 def catalog_payment() -> dict[str, Any]:
@@ -86,7 +106,7 @@ def checkout_csp() -> str:
     return extend_csp(
         PORTAL_CSP,
         {
-            "script-src": [origin],
+            "script-src": [origin, *STRIPE_SCRIPTS],
             "frame-src": ["'self'", origin, *STRIPE_FRAMES],
             "connect-src": [origin, STRIPE_API],
         },

@@ -129,9 +129,13 @@ def how_to_use_stripe_local(env: dict[str, str]) -> str:
     base = env["STRIPE_API_BASE"]
     return (
         f"  Payments:    through the local Stripe server at {base} (test cards: "
-        "4242 4242 4242 4242 pays, 4000 0027 6000 3184 asks for 3-D Secure)\n"
-        f"               its charges: curl -u {key}: {base}/v1/payment_intents\n"
-        f"               refund one:  curl -u {key}: {base}/v1/refunds -d payment_intent=pi_…"
+        "4242 4242 4242 4242 pays, 4000 0027 6000 3184 asks for 3-D Secure, "
+        "4000 0000 0000 9995 has insufficient funds)\n"
+        f"               its charges: curl -u {key}: {base}/v1/payment_intents "
+        "(metadata.charge_key names our charge; `portalctl payment list` the receipts)\n"
+        f"               refund one:  curl -u {key}: {base}/v1/refunds -d payment_intent=pi_…\n"
+        "               renew now:   portalctl billing run-renewals --as-of YYYY-MM-DD "
+        "(as staff, below)"
     )
 
 

@@ -68,7 +68,7 @@ class Provider(DependencyProvider):
         self._engine: Engine | None = None
 
     def setup(self) -> None:
-        name = settings.get("PAYMENT_PROVIDER", "sandbox") or "sandbox"
+        name = settings.payment_provider()
         if name == "stripe":
             self.provider, self._engine = stripe_provider()
         elif name == "sandbox":

@@ -54,7 +54,7 @@ def minor_unit_exponent(currency: str) -> int:
 
 
 def format_money(amount: int, currency: str) -> str:
-    """`format_money(123450, "EUR")` → `"EUR 1,234.50"`: the one format of `common.money`,
+    """`format_money(123450, "EUR")` → `"€1,234.50"`: the one format of `common.money`,
     for the currencies billing accepts (another code is a `KeyError`)."""
     minor_unit_exponent(currency)
     return money.format_money(amount, currency)
@@ -157,14 +157,30 @@ def receipt_number(year: int, sequence: int) -> str:
     return f"{RECEIPT_PREFIX}-{year:04d}-{sequence:06d}"
 
 
+# declines that no later off-session try can get past: the customer's bank asks for them
+# (3-D Secure), or the saved card belongs to another payment provider (switched since)
+AUTHENTICATION_REQUIRED = "authentication_required"
+PAYMENT_METHOD_UNAVAILABLE = "payment_method_unavailable"
+CUSTOMER_MUST_ACT = frozenset({AUTHENTICATION_REQUIRED, PAYMENT_METHOD_UNAVAILABLE})
+
+
 def describe_purchase(product_name: str, plan: str, seats: int, interval: str, kind: str) -> str:
-    """The line on a receipt, with the product's name (never its code):
-    `describe_purchase("CAD Pro", "cadpro-yearly", 5, "year", "new")` →
-    `"CAD Pro, 5 seats, yearly (plan cadpro-yearly)"`."""
+    """The line on a receipt, as a person reads it: the product's name, never its code nor
+    the plan's (`plan` is on the payment for staff): `describe_purchase("CAD Pro",
+    "cadpro-yearly", 5, "year", "new")` → `"CAD Pro, 5 seats, yearly"`; a renewal reads
+    `"CAD Pro, 5 seats, yearly renewal"`."""
     every = "monthly" if interval == "month" else "yearly"
-    what = "renewal" if kind == "renewal" else every
+    what = f"{every} renewal" if kind == "renewal" else every
     noun = "seat" if seats == 1 else "seats"
-    return f"{product_name}, {seats} {noun}, {what} (plan {plan})"
+    return f"{product_name}, {seats} {noun}, {what}"
+
+
+def charge_description(line: str, customer_id: str) -> str:
+    """What a charge is for, as the provider's dashboard shows it: the receipt's line and
+    the company, so that a finance person finds our receipt from the provider's side:
+    `charge_description("CAD Pro, 5 seats, yearly", "C1138935")` →
+    `"CAD Pro, 5 seats, yearly (customer C1138935)"`."""
+    return f"{line} (customer {customer_id})"
 
 
 # --- purchases and charges ----------------------------------------------------------------
@@ -264,8 +280,31 @@ def unknown_features(codes: Iterable[str], known: Iterable[str]) -> list[str]:
 
 
 def charge_key(charge_id: int) -> str:
-    """The provider's idempotency key of a charge row: one row, one possible charge."""
-    return f"billing-charge-{charge_id}"
+    """The provider's idempotency key of a charge row: one row, one possible charge (kept
+    on the row). The random part keeps it unique beyond this database: another deployment
+    (or this one restored from a backup) sharing the provider account numbers its rows
+    alike, and must never be answered this row's charge.
+
+    >>> import re; bool(re.fullmatch(r"billing-charge-7-[0-9a-f]{12}", charge_key(7)))
+    True
+    """
+    return f"billing-charge-{charge_id}-{secrets.token_hex(6)}"
+
+
+def new_instance_id() -> str:
+    """A billing database's own random ID (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def customer_key(customer_id: str, instance_id: str) -> str:
+    """The provider's idempotency key of the company's provider customer: the same for every
+    instance of one deployment (concurrent first payments make one customer), another for
+    another deployment (`instance_id`: the billing database's own random ID).
+
+    >>> customer_key("cus_9", "a1b2")
+    'billing-customer-cus_9-a1b2'
+    """
+    return f"billing-customer-{customer_id}-{instance_id}"
 
 
 def refund_key(payment_id: int) -> str:

@@ -37,7 +37,7 @@ class CardNotAccepted(ValidationFailed):
         super().__init__(details={"fields": {"card": [self.message]}})
 
 
-class InvalidSignature(PortalError):
+class InvalidWebhookSignature(PortalError):
     """A webhook whose signature does not verify (400): nothing is recorded."""
 
     code = "invalid_signature"
@@ -145,7 +145,7 @@ __all__ = [
     "AuthenticationFailed",
     "CardDeclined",
     "CardNotAccepted",
-    "InvalidSignature",
+    "InvalidWebhookSignature",
     "PurchaseNotFound",
     "InsufficientFunds",
     "PaymentNotFound",

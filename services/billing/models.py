@@ -95,6 +95,16 @@ class ProviderCustomer(BillingBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class BillingInstance(BillingBase):
+    """This billing database's own random ID (one row, `slot` 1), made by its migration: it
+    keeps the keys billing sends a provider apart from another deployment's."""
+
+    __tablename__ = "billing_instance"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    instance_id: Mapped[str] = mapped_column(String(32))
+
+
 class WebhookEvent(BillingBase):
     """A provider's webhook event applied once: a redelivery (same `event_id`) changes nothing."""
 
@@ -164,6 +174,9 @@ class Payment(BillingBase):
     # what the provider reports refunded from its side (its dashboard): the whole amount
     # makes the payment refunded, less leaves it paid
     refunded_amount: Mapped[int | None] = mapped_column(BigInteger)
+    # when billing asked the provider to refund it (its own refund, `payment_not_applied`):
+    # the provider's `charge.refunded` of that refund is then left to billing's flow
+    refund_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # a chargeback: needs_response while open, then won | lost (NULL: never disputed)
     dispute_status: Mapped[str | None] = mapped_column(String(32))
     disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

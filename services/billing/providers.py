@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from services.billing import domain
@@ -80,6 +82,9 @@ class ChargeResult:
     decline_code: str | None = None
     # what the browser needs to authenticate a charge that REQUIRES_ACTION
     client_secret: str | None = None
+    # the provider's customer the charge was made for, when the provider says (Stripe's
+    # `cus_…`): a settlement checks it is the customer of the method charged
+    customer: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -121,8 +126,9 @@ class CardRefused(Exception):
         self.decline_code = decline_code
 
 
-class InvalidSignature(Exception):
-    """A webhook whose signature does not verify (or has none): never acted upon."""
+class SignatureMismatch(Exception):
+    """A webhook whose signature does not verify (or has none): never acted upon. (The
+    service answers it with `exceptions.InvalidWebhookSignature`.)"""
 
 
 class WebhooksUnsupported(Exception):
@@ -131,6 +137,12 @@ class WebhooksUnsupported(Exception):
 
 class ProviderUnavailable(Exception):
     """No answer (timeout, connection lost): the charge's outcome is unknown."""
+
+
+class RequestRefused(ProviderUnavailable):
+    """The provider refused the request itself (an unknown customer, a payment method it
+    never made): not a card decline, so nobody is told their card was declined; the charge
+    is re-checked like one whose answer was lost, and the log says what to fix."""
 
 
 class IdempotencyMismatch(Exception):
@@ -142,6 +154,9 @@ class PaymentProvider(ABC):
     # whether card numbers may reach this provider through us (`tokenize`); when not, the
     # browser hands its payment method to the provider itself and we `attach` it
     accepts_cards = True
+    # how long `retrieve` may not yet find a charge the provider made (Stripe's search is
+    # eventually consistent): a charge is not given up as never made before that
+    lookup_lag = timedelta(0)
 
     @abstractmethod
     def tokenize(self, card: Card) -> PaymentMethod:
@@ -167,8 +182,12 @@ class PaymentProvider(ABC):
         idempotency_key: str,
         customer: str | None = None,
         off_session: bool = False,
+        description: str | None = None,
     ) -> ChargeResult:
         """Charge once per `idempotency_key`: a repeated call returns the first result.
+
+        `description`: what the charge is for, as the provider's dashboard shows it (what a
+        finance person matches to our receipts).
 
         `customer`: the provider's customer the method is attached to; `off_session`: the
         customer is not there (a renewal), so a charge that needs authentication is declined
@@ -182,13 +201,20 @@ class PaymentProvider(ABC):
         REQUIRES_ACTION. Raises `ProviderUnavailable` when the provider cannot say."""
         raise ProviderUnavailable(f"{self.name} has no charge {intent_id} to confirm")
 
-    def cancel(self, intent_id: str) -> None:
-        """Give up a charge still waiting for the customer (best effort, never raises)."""
-        return None
+    def cancel(self, intent_id: str) -> bool:
+        """Give up a charge still waiting for the customer: whether it is given up (False:
+        the provider refused, e.g. because the customer authenticated meanwhile, so ask
+        again with `confirm`). Raises `ProviderUnavailable` when the provider cannot say."""
+        return True
 
     def parse_event(self, payload: str, signature: str | None) -> dict[str, Any]:
-        """The webhook event `payload` once its `signature` verifies: `InvalidSignature`
+        """The webhook event `payload` once its `signature` verifies: `SignatureMismatch`
         otherwise, `WebhooksUnsupported` from a provider that sends none."""
+        raise WebhooksUnsupported(self.name)
+
+    def intent_result(self, intent: Mapping[str, Any]) -> ChargeResult:
+        """A charge as a webhook event names it (Stripe's PaymentIntent), as a
+        `ChargeResult`; `ProviderUnavailable` while its end is not known yet."""
         raise WebhooksUnsupported(self.name)
 
     @abstractmethod
@@ -322,6 +348,7 @@ class SandboxProvider(PaymentProvider):
         idempotency_key: str,
         customer: str | None = None,
         off_session: bool = False,
+        description: str | None = None,
     ) -> ChargeResult:
         existing = self.ledger.get(idempotency_key)
         if existing is None:

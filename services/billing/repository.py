@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from common import audit
 from common.db import Db, add_unique, insert_ignore
 from common.timeutil import utcnow
+from services.billing import domain
 from services.billing.models import (
     AuditEvent,
     BillingBase,
     BillingDetails,
+    BillingInstance,
     Charge,
     HandledRequest,
     Invoice,
@@ -31,6 +33,13 @@ from services.billing.models import (
     SandboxCharge,
     WebhookEvent,
 )
+
+
+def _locked(query: Any) -> Any:
+    """`query` FOR UPDATE, its rows read afresh: a row this session loaded before the lock
+    was granted (a webhook finds its charge, then settles it) shows what the instance that
+    held the lock committed, not what was loaded before."""
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 class BillingRepository:
@@ -53,7 +62,7 @@ class BillingRepository:
     def plan_by_code(self, code: str, lock: bool = False) -> Plan | None:
         query = select(Plan).where(Plan.code == code)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     def plans(self, active_only: bool = True) -> list[Plan]:
@@ -111,10 +120,14 @@ class BillingRepository:
         query = query.order_by(Payment.paid_at.desc(), Payment.id.desc()).limit(limit)
         return list(self.session.scalars(query))
 
-    def payment_by_receipt(self, receipt_number: str, customer_id: str | None) -> Payment | None:
+    def payment_by_receipt(
+        self, receipt_number: str, customer_id: str | None, lock: bool = False
+    ) -> Payment | None:
         query = select(Payment).where(Payment.receipt_number == receipt_number)
         if customer_id is not None:
             query = query.where(Payment.customer_id == customer_id)
+        if lock:
+            query = _locked(query)
         return self.session.scalar(query)
 
     def payment_by_provider_charge(self, provider_charge_id: str) -> Payment | None:
@@ -130,7 +143,7 @@ class BillingRepository:
     def payment(self, payment_id: int, lock: bool = False) -> Payment | None:
         query = select(Payment).where(Payment.id == payment_id)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     # billing details
@@ -173,13 +186,13 @@ class BillingRepository:
         if customer_id is not None:
             query = query.where(RecurringPayment.customer_id == customer_id)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     def recurring(self, recurring_id: int, lock: bool = False) -> RecurringPayment | None:
         query = select(RecurringPayment).where(RecurringPayment.id == recurring_id)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     def recurring_for_license(self, customer_id: str, license_id: str) -> RecurringPayment | None:
@@ -221,7 +234,7 @@ class BillingRepository:
     def invoice(self, invoice_id: int, lock: bool = False) -> Invoice | None:
         query = select(Invoice).where(Invoice.id == invoice_id)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     def invoices_of(self, recurring_id: int, statuses: tuple[str, ...]) -> list[Invoice]:
@@ -253,7 +266,7 @@ class BillingRepository:
     def charge(self, charge_id: int, lock: bool = False) -> Charge | None:
         query = select(Charge).where(Charge.id == charge_id)
         if lock:
-            query = query.with_for_update()
+            query = _locked(query)
         return self.session.scalar(query)
 
     def charge_by_request_key(self, customer_id: str, request_key: str) -> Charge | None:
@@ -289,25 +302,22 @@ class BillingRepository:
     def charges_awaiting_action(self, created_before: datetime, skip: set[int]) -> Charge | None:
         """A purchase charge still waiting for its customer's authentication since before
         `created_before`, locked (rows another instance holds are skipped)."""
-        query = (
-            select(Charge)
-            .where(Charge.status == "requires_action", Charge.created_at < created_before)
-            .order_by(Charge.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if skip:
-            query = query.where(Charge.id.not_in(skip))
-        return self.session.scalar(query)
+        waiting = (Charge.status == "requires_action") & (Charge.created_at < created_before)
+        return self._claim_charge(waiting, skip)
 
     def claim_unsettled_charge(self, stale_before: datetime, skip: set[int]) -> Charge | None:
         """A charge whose answer was lost (`unknown`), or left `pending` by a crash."""
+        lost = (Charge.status == "unknown") | (
+            (Charge.status == "pending") & (Charge.created_at < stale_before)
+        )
+        return self._claim_charge(lost, skip)
+
+    def _claim_charge(self, condition: Any, skip: set[int]) -> Charge | None:
+        """The first charge matching `condition` and not in `skip`, locked; rows another
+        instance holds are skipped, not waited for."""
         query = (
             select(Charge)
-            .where(
-                (Charge.status == "unknown")
-                | ((Charge.status == "pending") & (Charge.created_at < stale_before))
-            )
+            .where(condition)
             .order_by(Charge.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -392,6 +402,20 @@ class SqlCustomerStore:
     def __init__(self, db: Db, provider: str = "stripe") -> None:
         self.db = db
         self.provider = provider
+        self._instance_id: str | None = None
+
+    def instance_id(self) -> str:
+        """The billing database's own random ID (`billing_instance`, drawn by migration
+        0008; drawn here, once, in a database made without migrations)."""
+        if self._instance_id is None:
+            with self.db.transaction() as session:
+                found = session.get(BillingInstance, 1)
+                if found is None:
+                    drawn = {"slot": 1, "instance_id": domain.new_instance_id()}
+                    insert_ignore(session, BillingInstance.__table__, drawn)
+                    found = session.get(BillingInstance, 1)
+                self._instance_id = found.instance_id
+        return self._instance_id
 
     def get(self, customer_id: str) -> str | None:
         with self.db.transaction() as session:

@@ -126,7 +126,7 @@ class BillingService:
         "lease_seconds": 900, "max_borrow_days": 7}` → the plan, codes in lower case, with
         the product's name and the feature codes it grants (of the product's `features` in
         licensing; none by default): `{"code": "cadpro-yearly", "product_code": "cad-pro",
-        "product": {"code": "cad-pro", "name": "CAD Pro"}, "price": "EUR 490.00", "active":
+        "product": {"code": "cad-pro", "name": "CAD Pro"}, "price": "€490.00", "active":
         true, "features": ["steel"], "model": "floating", "lease_seconds": 900,
         "max_borrow_days": 7, …}`. `model` node_locked (default) or floating; only a
         floating plan takes `lease_seconds` (60 to 86400, default 900) and

@@ -12,8 +12,13 @@ answers `REQUIRES_ACTION` with the intent's client secret; the browser authentic
 
 Stripe's errors map onto the provider interface: a `CardError` is a decline with a code
 billing knows (`normalize_decline`); no answer, a 5xx or a rate limit is
-`ProviderUnavailable`; a request Stripe refuses (4xx) is logged and answered as a decline,
-since repeating it cannot succeed.
+`ProviderUnavailable`; a request Stripe refuses (4xx: an unknown customer, a payment method
+Stripe never made, such as a sandbox card left from before the switch) is not the card's
+fault: it is `RequestRefused` (the charge is re-checked like a lost answer, nobody is told
+their card was declined) with an ERROR in the log saying what to fix.
+
+Stripe's search (`retrieve`) is eventually consistent: a PaymentIntent may be missing from
+it for a while after it was made (`lookup_lag`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Protocol
 
 import stripe
 
+from services.billing import domain
 from services.billing.providers import (
     DECLINED,
     NO_CURRENCY,
@@ -35,15 +42,18 @@ from services.billing.providers import (
     ChargeResult,
     IdempotencyMismatch,
     InvalidCard,
-    InvalidSignature,
     PaymentMethod,
     PaymentProvider,
     ProviderUnavailable,
     RefundRefused,
     RefundResult,
+    RequestRefused,
+    SignatureMismatch,
 )
 
 log = logging.getLogger(__name__)
+# Stripe's limit on a PaymentIntent's description
+DESCRIPTION_MAX = 1000
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 # a webhook signed longer ago than this is refused (Stripe's own default)
@@ -68,12 +78,22 @@ class CustomerStore(Protocol):
         """Keep the mapping unless the company has one; return whichever it has."""
         ...
 
+    def instance_id(self) -> str:
+        """This billing database's own random ID: part of the customer's creation key, so
+        that every instance of a deployment makes one customer per company, and another
+        deployment sharing the Stripe account makes its own."""
+        ...
+
 
 class MemoryCustomerStore:
     """A `CustomerStore` in a dict, for unit tests."""
 
     def __init__(self) -> None:
         self.customers: dict[str, str] = {}
+        self.instance = domain.new_instance_id()
+
+    def instance_id(self) -> str:
+        return self.instance
 
     def get(self, customer_id: str) -> str | None:
         return self.customers.get(customer_id)
@@ -119,10 +139,14 @@ def intent_result(intent: Mapping[str, Any]) -> ChargeResult:
     `ProviderUnavailable` while it is still moving (`processing`): its end is not known yet.
     """
     status = intent.get("status")
+    customer = intent.get("customer")
+    if isinstance(customer, Mapping):  # expanded
+        customer = customer.get("id")
     base = {
         "charge_id": intent["id"],
         "amount": int(intent.get("amount") or 0),
         "currency": str(intent.get("currency") or "").upper(),
+        "customer": str(customer) if customer else None,
     }
     if status == SUCCEEDED:
         return ChargeResult(status=SUCCEEDED, **base)
@@ -150,24 +174,40 @@ def _error_body(error: stripe.StripeError) -> dict[str, Any]:
     return plain(getattr(error, "error", None))
 
 
-def _card_error_result(
-    error: stripe.StripeError, amount: int, currency: str, fallback_id: str
+def _refused_call(
+    error: stripe.StripeError, what: str, key: str, amount: int, currency: str
 ) -> ChargeResult:
-    """The decline a `CardError` reports (its intent's ID when Stripe names it)."""
-    body = _error_body(error)
-    intent = body.get("payment_intent")
-    charge_id = (
-        (intent.get("id") if isinstance(intent, Mapping) else None)
-        or body.get("charge")
-        or fallback_id
-    )
-    return ChargeResult(
-        charge_id=str(charge_id),
-        status=DECLINED,
-        amount=amount,
-        currency=currency,
-        decline_code=normalize_decline(error.code, body.get("decline_code")),
-    )
+    """What a charge or card check (`what`) Stripe answered with an error is: a decline for
+    a `CardError` (its intent's ID when Stripe names it); raised otherwise, as
+    `IdempotencyMismatch` (our bug), `RequestRefused` (Stripe refuses the request itself:
+    not a decline, fixed by a person) or `ProviderUnavailable` (no answer)."""
+    if isinstance(error, stripe.CardError):
+        body = _error_body(error)
+        intent = body.get("payment_intent")
+        charge_id = (
+            (intent.get("id") if isinstance(intent, Mapping) else None) or body.get("charge") or key
+        )
+        return ChargeResult(
+            charge_id=str(charge_id),
+            status=DECLINED,
+            amount=amount,
+            currency=currency,
+            decline_code=normalize_decline(error.code, body.get("decline_code")),
+        )
+    if isinstance(error, stripe.IdempotencyError):
+        raise IdempotencyMismatch(key) from error
+    if isinstance(error, stripe.InvalidRequestError):
+        log.error(
+            "stripe refused the %s %s (%s): not a card decline, so the customer was not told "
+            "so; fix the request: a payment method or customer Stripe does not know (a card "
+            "saved with the sandbox before PAYMENT_PROVIDER=stripe: its customer must change "
+            "card) or keys of another Stripe account",
+            what,
+            key,
+            error.user_message or error,
+        )
+        raise RequestRefused(f"stripe refused the {what} {key}") from error
+    raise _unavailable(error) from error
 
 
 def _unavailable(error: stripe.StripeError) -> ProviderUnavailable:
@@ -193,6 +233,8 @@ class StripeProvider(PaymentProvider):
 
     name = "stripe"
     accepts_cards = False
+    # a PaymentIntent may take this long to show in Stripe's search (`retrieve`)
+    lookup_lag = timedelta(hours=24)
 
     def __init__(self, client: Any, customers: CustomerStore, webhook_secret: str) -> None:
         self.client = client
@@ -251,12 +293,9 @@ class StripeProvider(PaymentProvider):
             params["email"] = email
         if name:
             params["name"] = name
+        key = domain.customer_key(customer_id, self.customers.instance_id())
         try:
-            created = plain(
-                self.client.v1.customers.create(
-                    params, {"idempotency_key": f"billing-customer-{customer_id}"}
-                )
-            )
+            created = plain(self.client.v1.customers.create(params, {"idempotency_key": key}))
         except stripe.StripeError as exc:
             raise _unavailable(exc) from exc
         return self.customers.put_if_absent(customer_id, created["id"])
@@ -271,6 +310,7 @@ class StripeProvider(PaymentProvider):
         idempotency_key: str,
         customer: str | None = None,
         off_session: bool = False,
+        description: str | None = None,
     ) -> ChargeResult:
         params: dict[str, Any] = {
             "amount": amount,
@@ -282,6 +322,8 @@ class StripeProvider(PaymentProvider):
         }
         if customer:
             params["customer"] = customer
+        if description:
+            params["description"] = description[:DESCRIPTION_MAX]
         if off_session:
             params["off_session"] = True
         elif customer:
@@ -290,21 +332,21 @@ class StripeProvider(PaymentProvider):
             intent = plain(
                 self.client.v1.payment_intents.create(params, {"idempotency_key": idempotency_key})
             )
-        except stripe.CardError as exc:
-            return _card_error_result(exc, amount, currency, idempotency_key)
-        except stripe.IdempotencyError as exc:
-            raise IdempotencyMismatch(idempotency_key) from exc
-        except stripe.InvalidRequestError as exc:
-            log.warning("stripe refused charge %s: %s", idempotency_key, exc.user_message or exc)
-            return ChargeResult(idempotency_key, DECLINED, amount, currency, "card_declined")
-        except _NO_ANSWER as exc:
-            raise _unavailable(exc) from exc
+        except stripe.StripeError as exc:
+            return _refused_call(exc, "charge", idempotency_key, amount, currency)
         result = intent_result(intent)
         if result.status == REQUIRES_ACTION and off_session:
-            # nobody is there to authenticate: like Stripe's own off-session answer
-            self.cancel(result.charge_id)
+            # nobody is there to authenticate: like Stripe's own off-session answer, unless
+            # it cannot be given up (then it is re-checked: `retrieve` tells its end)
+            if not self.cancel(result.charge_id):
+                raise ProviderUnavailable(f"stripe did not cancel {result.charge_id}")
             return ChargeResult(
-                result.charge_id, DECLINED, amount, currency, "authentication_required"
+                result.charge_id,
+                DECLINED,
+                amount,
+                currency,
+                "authentication_required",
+                customer=result.customer,
             )
         return result
 
@@ -323,14 +365,23 @@ class StripeProvider(PaymentProvider):
                 result.amount,
                 result.currency,
                 AUTHENTICATION_FAILED,
+                customer=result.customer,
             )
         return result
 
-    def cancel(self, intent_id: str) -> None:
+    def cancel(self, intent_id: str) -> bool:
         try:
             self.client.v1.payment_intents.cancel(intent_id)
-        except stripe.StripeError as exc:
+        except (stripe.InvalidRequestError, stripe.CardError) as exc:
+            # most often: it succeeded (or was cancelled) meanwhile; `confirm` tells which
             log.info("stripe did not cancel %s: %s", intent_id, exc.user_message or exc)
+            return False
+        except stripe.StripeError as exc:
+            raise _unavailable(exc) from exc
+        return True
+
+    def intent_result(self, intent: Mapping[str, Any]) -> ChargeResult:
+        return intent_result(intent)
 
     def retrieve(self, idempotency_key: str) -> ChargeResult | None:
         query = f"metadata['charge_key']:'{idempotency_key}'"
@@ -386,15 +437,8 @@ class StripeProvider(PaymentProvider):
             intent = plain(
                 self.client.v1.setup_intents.create(params, {"idempotency_key": idempotency_key})
             )
-        except stripe.CardError as exc:
-            return _card_error_result(exc, 0, NO_CURRENCY, idempotency_key)
-        except stripe.IdempotencyError as exc:
-            raise IdempotencyMismatch(idempotency_key) from exc
-        except stripe.InvalidRequestError as exc:
-            log.warning("stripe refused card check %s: %s", idempotency_key, exc)
-            return ChargeResult(idempotency_key, DECLINED, 0, NO_CURRENCY, "card_declined")
-        except _NO_ANSWER as exc:
-            raise _unavailable(exc) from exc
+        except stripe.StripeError as exc:
+            return _refused_call(exc, "card check", idempotency_key, 0, NO_CURRENCY)
         status = intent.get("status")
         if status == SUCCEEDED:
             return ChargeResult(intent["id"], SUCCEEDED, 0, NO_CURRENCY)
@@ -420,7 +464,7 @@ class StripeProvider(PaymentProvider):
             )
             event = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError) as exc:
-            raise InvalidSignature(str(exc)) from exc
+            raise SignatureMismatch(str(exc)) from exc
         if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-            raise InvalidSignature("not an event")
+            raise SignatureMismatch("not an event")
         return event

@@ -421,11 +421,38 @@ def test_an_event_sent_again_acts_once(stripe_suite, stripe_server, portal, plan
     company, token = new_customer(stripe_suite)
     paid(portal, token, stripe_server, plans["year"])
     intent = paid_intent(stripe_server, company)
-    sent = delivered(stripe_suite, stripe_server, "payment_intent.succeeded", intent.id)
+    # a partial refund made at Stripe, its event sent again: counted once
+    stripe_server.client().v1.refunds.create({"payment_intent": intent.id, "amount": 1000})
+    sent = delivered(stripe_suite, stripe_server, "charge.refunded", intent.id)
     again = post_event(portal, stripe_server, sent)
     assert again.status_code == 200, again.text
     assert again.json()["duplicate"] is True
-    assert len(payments_of(portal, token)) == 1
+    [payment] = payments_of(portal, token)
+    assert (payment["status"], payment["refunded_amount"]) == ("paid", 1000)
+    # a dispute won, then its opening sent again (the same event, then a new one): never
+    # reopened
+    dispute = {
+        "id": f"dp_{uuid.uuid4().hex[:14]}",
+        "object": "dispute",
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "charge": intent.latest_charge.id,
+        "payment_intent": intent.id,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "created": int(time.time()),
+    }
+    opened = stripe_server.event("charge.dispute.created", dispute)
+    won = stripe_server.event("charge.dispute.closed", {**dispute, "status": "won"})
+    for event in (opened, won):
+        assert post_event(portal, stripe_server, event).status_code == 200
+    replayed = post_event(portal, stripe_server, opened)
+    assert replayed.status_code == 200 and replayed.json()["duplicate"] is True
+    reopened = post_event(portal, stripe_server, stripe_server.event(opened["type"], dispute))
+    assert reopened.status_code == 200 and reopened.json()["duplicate"] is False
+    [payment] = payments_of(portal, token)
+    assert (payment["status"], payment["dispute_status"]) == ("paid", "won")
+    assert payment["refunded_amount"] == 1000
     assert len(licenses_of(portal, token)) == 1
 
 

@@ -59,6 +59,8 @@ class AwaitingAction:
     charge_id: int
     purchase_id: str
     intent_id: str
+    # the charge's key: what `payment_unconfirmed` names
+    reference: str = ""
 
 
 def action_required(purchase_id: str, client_secret: str | None) -> dict[str, Any]:
@@ -124,7 +126,12 @@ def purchase(
         return answer_of(uow, provider, now, earlier)
     try:
         result = provider.charge(
-            pending.amount, pending.currency, pending.token, pending.key, customer=pending.customer
+            pending.amount,
+            pending.currency,
+            pending.token,
+            pending.key,
+            customer=pending.customer,
+            description=pending.description,
         )
     except ProviderUnavailable as exc:
         uow.run(mark_unknown, pending.charge_id)
@@ -166,8 +173,7 @@ def answer_of(
     try:
         result = provider.confirm(earlier.intent_id)
     except ProviderUnavailable as exc:
-        reference = domain.charge_key(earlier.charge_id)
-        raise PaymentUnconfirmed(details={"reference": reference}) from exc
+        raise PaymentUnconfirmed(details={"reference": earlier.reference}) from exc
     uow.run(settle, earlier.charge_id, result, now)
     if result.status == REQUIRES_ACTION:
         return action_required(earlier.purchase_id, result.client_secret)
@@ -186,7 +192,7 @@ def purchase_state(
 def settled_answer(repo: BillingRepository, charge_id: int) -> dict[str, Any]:
     answer = charge_answer(repo, repo.charge(charge_id), in_flight=False)
     if isinstance(answer, AwaitingAction):  # settled as still waiting by a twin just now
-        raise PaymentUnconfirmed(details={"reference": domain.charge_key(charge_id)})
+        raise PaymentUnconfirmed(details={"reference": answer.reference})
     return answer
 
 
@@ -312,6 +318,16 @@ def open_charge(
         order.card["token"],
         customer=order.card.get("customer"),
         purchase_id=charge.purchase_id,
+        description=domain.charge_description(
+            domain.describe_purchase(
+                order.product_name or order.product_code,
+                order.plan,
+                order.seats,
+                order.interval,
+                order.kind,
+            ),
+            order.customer_id,
+        ),
     )
     return Outcome(pending)
 
@@ -365,7 +381,9 @@ def charge_answer(
     """What a purchase's charge answers now: the receipt, its decline, `AwaitingAction`,
     `IN_FLIGHT` (with `in_flight`, while charging) or `payment_unconfirmed`."""
     if charge.status == "requires_action" and charge.provider_charge_id:
-        return AwaitingAction(charge.id, charge.purchase_id or "", charge.provider_charge_id)
+        return AwaitingAction(
+            charge.id, charge.purchase_id or "", charge.provider_charge_id, _reference(charge)
+        )
     if charge.status == "abandoned" and charge.decline_code:  # given up waiting for the bank
         raise declined(charge.decline_code)
     if charge.status == "succeeded" and charge.payment_id is not None:
@@ -380,4 +398,10 @@ def charge_answer(
         raise declined(charge.decline_code)
     if in_flight and charge.status == "pending":
         return IN_FLIGHT
-    raise PaymentUnconfirmed(details={"reference": domain.charge_key(charge.id)})
+    raise PaymentUnconfirmed(details={"reference": _reference(charge)})
+
+
+def _reference(charge: Charge) -> str:
+    """What a customer quotes to support about a charge: its provider key (a row written
+    before the key was, by a crash, has none yet: its ID then)."""
+    return charge.idempotency_key or f"billing-charge-{charge.id}"

@@ -7,7 +7,11 @@ paid for (no more charges for what cannot be delivered; but a suspended license'
 see `KEEPS_RECURRING`) and publishes `payment_refunded`,
 which notify emails. Three steps, like a charge:
 
-1. `refund_target` reads what to refund (nothing if the payment is refunded already);
+1. `refund_target` reads what to refund (nothing if the payment is refunded already; what
+   the provider refunded from its side already is left out) and marks the payment
+   `refund_requested_at`, committed before the provider is asked: the provider's
+   `charge.refunded` of this refund then knows it is billing's own (Stripe's Charge no
+   longer lists its refunds) and leaves it to step 3, which records it with its reason;
 2. the provider refunds it, outside any transaction, idempotent by the payment's refund key
    (a retry after a lost answer, or a redelivered event, refunds once);
 3. `record_refund` records it, once: a second call changes nothing and publishes nothing.
@@ -15,6 +19,7 @@ which notify emails. Three steps, like a charge:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +30,8 @@ from services.billing.models import Payment, RecurringPayment
 from services.billing.providers import PaymentProvider, RefundRefused, RefundResult
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.recurring import end_recurring
+
+log = logging.getLogger(__name__)
 
 # refund reasons (licensing's error codes) that leave the recurring payment running
 KEEPS_RECURRING = frozenset({"license_suspended"})
@@ -55,34 +62,43 @@ def refund_not_applied(
     `NotRefundable` for a payment that cannot be; `ProviderUnavailable` (the event is tried
     again) when the provider did not answer.
     """
-    order = uow.read(refund_target, event["customer_id"], event["receipt_number"])
+    order = uow.run(refund_target, event["customer_id"], event["receipt_number"], now)
     if order is None:
         return None  # refunded already (a redelivered event)
     try:
         result = provider.refund(order.charge_id, order.amount, order.currency, order.key)
     except RefundRefused as exc:
+        uow.run(refund_not_requested, order.payment_id)
         raise NotRefundable(f"the provider refuses the refund: {exc}") from exc
     return uow.run(record_refund, order.payment_id, result, event["reason"], event["message"], now)
 
 
 def refund_target(
-    repo: BillingRepository, customer_id: str, receipt_number: str
-) -> RefundOrder | None:
-    """What to refund for the receipt, or None when it is refunded already."""
-    payment = repo.payment_by_receipt(receipt_number, customer_id)
+    repo: BillingRepository, customer_id: str, receipt_number: str, now: datetime
+) -> Outcome:
+    """What to refund for the receipt (what the provider has not refunded already), or None
+    when it is refunded already; the payment is marked as being refunded by billing."""
+    payment = repo.payment_by_receipt(receipt_number, customer_id, lock=True)
     if payment is None:
         raise NotRefundable(f"no payment {receipt_number} of {customer_id}")
     if payment.status == "refunded":
-        return None
+        return Outcome(None)
     if payment.channel != "portal" or not payment.provider_charge_id:
         raise NotRefundable(f"payment {receipt_number} was not charged through the provider")
-    return RefundOrder(
-        payment.id,
-        payment.provider_charge_id,
-        payment.amount,
-        payment.currency,
-        domain.refund_key(payment.id),
-    )
+    rest = payment.amount - (payment.refunded_amount or 0)
+    if rest <= 0:  # refunded in full at the provider: its webhook records it
+        return Outcome(None)
+    payment.refund_requested_at = payment.refund_requested_at or now
+    key = domain.refund_key(payment.id)
+    return Outcome(RefundOrder(payment.id, payment.provider_charge_id, rest, payment.currency, key))
+
+
+def refund_not_requested(repo: BillingRepository, payment_id: int) -> Outcome:
+    """The provider refused billing's refund: its later refunds are its own again."""
+    payment = repo.payment(payment_id, lock=True)
+    if payment.status != "refunded":
+        payment.refund_requested_at = None
+    return Outcome()
 
 
 def record_refund(
@@ -99,6 +115,7 @@ def record_refund(
         return Outcome(views.payment_view(payment))
     payment.status = "refunded"
     payment.refunded_at = now
+    payment.refunded_amount = payment.amount
     payment.refund_reason = reason[:64]
     payment.provider_refund_id = result.refund_id
     ended = _recurring_paid_by(repo, payment)

@@ -8,11 +8,14 @@ Safe with any number of billing instances running it at the same time:
   that writes its charge row, so no other instance sees it due; a partial unique index
   allows at most one in-flight charge per invoice even if that logic were wrong;
 - the provider's idempotency key comes from the charge row's ID;
-- a charge whose answer was lost is re-checked with `provider.retrieve`, never re-sent;
+- a charge whose answer was lost is re-checked with `provider.retrieve`, never re-sent, and
+  given up as never made only once the provider's lookup has had time to find it
+  (`STALE_PENDING` plus the provider's `lookup_lag`);
 - a renewal is charged off-session (its customer is not there to authenticate) with the
   saved method's provider customer;
 - a purchase still waiting for its customer's authentication a day later is given up: its
-  charge is cancelled at the provider (unless it went through meanwhile: then settled).
+  charge is cancelled at the provider; one the provider will not cancel (the customer
+  authenticated meanwhile) is asked about again and settled.
 
 A recurring payment whose license billing has not learnt yet (licensing issues it
 asynchronously, see `licenses`) waits for a later pass.
@@ -27,7 +30,13 @@ from datetime import datetime, timedelta
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain
 from services.billing.models import Charge
-from services.billing.providers import REQUIRES_ACTION, PaymentProvider, ProviderUnavailable
+from services.billing.providers import (
+    DECLINED,
+    REQUIRES_ACTION,
+    ChargeResult,
+    PaymentProvider,
+    ProviderUnavailable,
+)
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.settlement import PendingCharge, abandon, mark_unknown, settle
 
@@ -80,7 +89,7 @@ def reconcile(uow: Uow, provider: PaymentProvider, now: datetime, report: Counte
         claimed = uow.read(unsettled_charge, now - STALE_PENDING, seen)
         if claimed is None:
             return
-        charge_id, key = claimed
+        charge_id, key, created_at = claimed
         seen.add(charge_id)
         try:
             result = provider.retrieve(key) if key else None
@@ -88,6 +97,8 @@ def reconcile(uow: Uow, provider: PaymentProvider, now: datetime, report: Counte
             log.warning("provider cannot say what became of charge %s; asking again later", key)
             continue
         if result is None:
+            if key and now - created_at <= STALE_PENDING + provider.lookup_lag:
+                continue  # the provider's lookup may not show it yet
             uow.run(abandon, charge_id, now)
             report["abandoned"] += 1
             continue
@@ -98,7 +109,9 @@ def reconcile(uow: Uow, provider: PaymentProvider, now: datetime, report: Counte
 def drop_stale_actions(uow: Uow, provider: PaymentProvider, now: datetime, report: Counter) -> None:
     """Purchases whose customer never authenticated within `domain.ACTION_EXPIRES_AFTER`:
     settled if the provider charged after all, else cancelled there and abandoned here (the
-    purchase then answers `authentication_failed`)."""
+    purchase then answers `authentication_failed`). One the provider will not cancel (the
+    customer authenticated in between) is asked about again and settled: never abandoned
+    while the provider may have taken the money."""
     seen: set[int] = set()
     while True:
         claimed = uow.read(stale_action, now - domain.ACTION_EXPIRES_AFTER, seen)
@@ -106,15 +119,22 @@ def drop_stale_actions(uow: Uow, provider: PaymentProvider, now: datetime, repor
             return
         charge_id, intent_id = claimed
         seen.add(charge_id)
+        if intent_id is None:  # cannot happen (the intent ID is what made it wait)
+            log.error("charge %s waits for authentication of no intent", charge_id)
+            continue
         try:
             result = provider.confirm(intent_id)
+            if result.status == REQUIRES_ACTION:
+                if provider.cancel(intent_id):
+                    uow.run(abandon, charge_id, now, "authentication_failed")
+                    report["abandoned"] += 1
+                    continue
+                result = provider.confirm(intent_id)  # not cancelled: what is it then?
         except ProviderUnavailable:
             log.warning("provider cannot say what became of %s; asking again later", intent_id)
             continue
         if result.status == REQUIRES_ACTION:
-            provider.cancel(intent_id)
-            uow.run(abandon, charge_id, now, "authentication_failed")
-            report["abandoned"] += 1
+            log.warning("provider neither cancels nor settles %s; asking again later", intent_id)
             continue
         uow.run(settle, charge_id, result, now)
         report["reconciled"] += 1
@@ -122,20 +142,19 @@ def drop_stale_actions(uow: Uow, provider: PaymentProvider, now: datetime, repor
 
 def stale_action(
     repo: BillingRepository, created_before: datetime, seen: set[int]
-) -> tuple[int, str] | None:
+) -> tuple[int, str | None] | None:
     """`(charge ID, provider's intent ID)` of a purchase waiting too long, not in `seen`."""
     charge = repo.charges_awaiting_action(created_before, seen)
-    if charge is None or not charge.provider_charge_id:
-        return None
-    return charge.id, charge.provider_charge_id
+    return None if charge is None else (charge.id, charge.provider_charge_id)
 
 
 def unsettled_charge(
     repo: BillingRepository, stale_before: datetime, seen: set[int]
-) -> tuple[int, str | None] | None:
-    """`(charge ID, idempotency key)` of a charge whose answer was lost, not in `seen`."""
+) -> tuple[int, str | None, datetime] | None:
+    """`(charge ID, idempotency key, created at)` of a charge whose answer was lost, not in
+    `seen`."""
     charge = repo.claim_unsettled_charge(stale_before, seen)
-    return None if charge is None else (charge.id, charge.idempotency_key)
+    return None if charge is None else (charge.id, charge.idempotency_key, charge.created_at)
 
 
 def open_invoices(uow: Uow, now: datetime, horizon: datetime, limit: int, report: Counter) -> None:
@@ -199,19 +218,31 @@ def charge_due(
         if not isinstance(claimed, PendingCharge):
             return
         report["charged"] += 1
-        try:
-            result = provider.charge(
+        if claimed.method_provider not in (None, provider.name):
+            # saved with another provider (the sandbox, before switching to Stripe): this
+            # provider cannot charge it, and the customer is asked for a new card
+            result = ChargeResult(
+                "",  # nothing was sent: no provider charge
+                DECLINED,
                 claimed.amount,
                 claimed.currency,
-                claimed.token,
-                claimed.key,
-                customer=claimed.customer,
-                off_session=True,
+                domain.PAYMENT_METHOD_UNAVAILABLE,
             )
-        except ProviderUnavailable:
-            uow.run(mark_unknown, claimed.charge_id)
-            report["unknown"] += 1
-            continue
+        else:
+            try:
+                result = provider.charge(
+                    claimed.amount,
+                    claimed.currency,
+                    claimed.token,
+                    claimed.key,
+                    customer=claimed.customer,
+                    off_session=True,
+                    description=claimed.description,
+                )
+            except ProviderUnavailable:
+                uow.run(mark_unknown, claimed.charge_id)
+                report["unknown"] += 1
+                continue
         outcome = uow.run_outcome(settle, claimed.charge_id, result, now)
         if result.succeeded:
             report["succeeded"] += 1
@@ -255,5 +286,16 @@ def claim_due_invoice(repo: BillingRepository, now: datetime, horizon: datetime)
             charge.currency,
             method.token,
             customer=method.provider_customer_id,
+            method_provider=method.provider,
+            description=domain.charge_description(
+                domain.describe_purchase(
+                    recurring.product_name or recurring.product_code,
+                    recurring.plan_code,
+                    recurring.seats,
+                    recurring.interval,
+                    "renewal",
+                ),
+                invoice.customer_id,
+            ),
         )
     )

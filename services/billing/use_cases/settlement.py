@@ -20,6 +20,7 @@ receipt: by who bought (kept on the order), or the system for an automatic renew
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +32,8 @@ from services.billing.models import Charge, PaymentMethod, RecurringPayment
 from services.billing.providers import DECLINED, REQUIRES_ACTION, ChargeResult
 from services.billing.repository import BillingRepository
 from services.billing.use_cases.receipts import new_payment, purchase_fact
+
+log = logging.getLogger(__name__)
 
 IN_FLIGHT = ("pending", "unknown")
 # a charge whose outcome may still be recorded: in flight, or waiting for the customer
@@ -50,6 +53,10 @@ class PendingCharge:
     customer: str | None = None
     # a purchase's public ID (what the customer confirms after authenticating)
     purchase_id: str | None = None
+    # the provider the saved payment method belongs to (a renewal's; None: the charging one)
+    method_provider: str | None = None
+    # what the charge is for, in the provider's dashboard (product, seats, company)
+    description: str | None = None
 
 
 def mark_unknown(repo: BillingRepository, charge_id: int) -> Outcome:
@@ -66,7 +73,17 @@ def settle(repo: BillingRepository, charge_id: int, result: ChargeResult, now: d
     if charge is None or charge.status not in SETTLEABLE:
         payment = repo.payment(charge.payment_id) if charge and charge.payment_id else None
         return Outcome(None if payment is None else {"payment": views.payment_view(payment)})
-    charge.provider_charge_id = result.charge_id
+    mismatch = mismatch_of(repo, charge, result)
+    if mismatch is not None:
+        log.error(
+            "the provider's charge %s does not match charge %s (%s): left as it is; find out "
+            "in the provider's dashboard which charge it is",
+            result.charge_id,
+            charge.idempotency_key,
+            mismatch,
+        )
+        return Outcome()
+    charge.provider_charge_id = result.charge_id or None
     if result.status == REQUIRES_ACTION:
         if charge.invoice_id is None:  # the customer authenticates, then confirms
             charge.status = "requires_action"
@@ -84,6 +101,27 @@ def settle(repo: BillingRepository, charge_id: int, result: ChargeResult, now: d
         return Outcome()
     charge.status = "succeeded"
     return _fulfil(repo, charge, domain.Order.from_json(charge.order_json), now)
+
+
+def mismatch_of(repo: BillingRepository, charge: Charge, result: ChargeResult) -> str | None:
+    """Why the provider's answer cannot be this charge's (another amount, currency or
+    customer: a key or an ID matched something else), or None when it can."""
+    if result.amount != charge.amount or result.currency.upper() != charge.currency.upper():
+        return f"{result.amount} {result.currency} instead of {charge.amount} {charge.currency}"
+    expected = expected_customer(repo, charge)
+    if result.customer and expected and result.customer != expected:
+        return f"customer {result.customer} instead of {expected}"
+    return None
+
+
+def expected_customer(repo: BillingRepository, charge: Charge) -> str | None:
+    """The provider's customer of the payment method charged, when known."""
+    if charge.invoice_id is not None:
+        method = repo.payment_method(charge.payment_method_id) if charge.payment_method_id else None
+        return method.provider_customer_id if method is not None else None
+    if not charge.order_json:
+        return None
+    return domain.Order.from_json(charge.order_json).card.get("customer")
 
 
 def abandon(
@@ -258,7 +296,13 @@ def _settle_invoice(
     invoice.last_error = charge.decline_code
     if invoice.status == "cancelled":  # cancelled while the charge was under way
         return Outcome()
-    retry_at = domain.next_retry_at(invoice.first_failed_at, invoice.attempts)
+    # a decline only the customer can undo (their bank wants them present; the saved card is
+    # another provider's) is not tried again off-session: past due at once, one email
+    retry_at = (
+        None
+        if charge.decline_code in domain.CUSTOMER_MUST_ACT
+        else domain.next_retry_at(invoice.first_failed_at, invoice.attempts)
+    )
     recurring.failures = invoice.attempts
     if retry_at is None:
         invoice.status = "failed"

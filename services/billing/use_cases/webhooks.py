@@ -7,13 +7,19 @@ changes nothing. What is applied:
 
 - `payment_intent.succeeded` / `payment_intent.payment_failed`: the answer of a charge still
   in flight here (a lost answer, a purchase whose customer authenticated and closed the
-  page) is settled, exactly as the caller would have (`settlement.settle`);
+  page) is settled, exactly as the caller would have (`settlement.settle`), provided the
+  intent's amount, currency and customer are the charge's. A success is never dropped
+  silently: a purchase given up here is settled all the same (the money is taken), and
+  one that cannot be is an ERROR naming the charge and intent, for staff to refund;
 - `charge.refunded`: a refund made on the provider's side (its dashboard): the whole amount
   refunds the payment as billing's own refunds do (`payment_refunded`, reason
-  `refunded_by_provider`), less is only noted (`payments.refunded_amount`);
+  `refunded_by_provider`), less is only noted (`payments.refunded_amount`, which never
+  goes down). Billing's own refund (`refund_requested_at`) is left to its flow;
 - `charge.dispute.created` / `charge.dispute.closed`: a chargeback: the payment is
   `disputed` and its recurring payment ended (`payment_disputed`: licensing suspends the
-  license), then won (paid again) or lost (`payment_dispute_closed`).
+  license), then won (paid again) or lost (`payment_dispute_closed`). An inquiry
+  (`warning_…`: no money moved) is only noted; a decided dispute never reopens, whatever
+  order the events come in.
 
 Anything else is recorded and ignored.
 """
@@ -28,19 +34,17 @@ from typing import Any
 from common.errors import NotFound
 from common.unit_of_work import Outcome, UnitOfWork
 from services.billing import domain
-from services.billing.exceptions import InvalidSignature
-from services.billing.models import Payment
+from services.billing.exceptions import InvalidWebhookSignature
+from services.billing.models import Charge, Payment
 from services.billing.providers import (
-    DECLINED,
     SUCCEEDED,
-    ChargeResult,
     PaymentProvider,
+    ProviderUnavailable,
     RefundResult,
+    SignatureMismatch,
     WebhooksUnsupported,
 )
-from services.billing.providers import InvalidSignature as BadSignature
 from services.billing.repository import BillingRepository
-from services.billing.stripe_provider import normalize_decline
 from services.billing.use_cases.recurring import end_recurring
 from services.billing.use_cases.refunds import record_refund
 from services.billing.use_cases.settlement import SETTLEABLE, settle
@@ -50,7 +54,13 @@ log = logging.getLogger(__name__)
 REFUNDED_BY_PROVIDER = "refunded_by_provider"
 ABANDONED = "abandoned"
 NEEDS_RESPONSE = "needs_response"
+# a dispute decided: it never moves back
 DISPUTE_OUTCOMES = ("won", "lost")
+# an inquiry (Stripe's "warning"): the bank asks, no money moved; closed, it is over
+INQUIRIES = ("warning_needs_response", "warning_under_review")
+INQUIRY_CLOSED = "warning_closed"
+
+Handler = Callable[[BillingRepository, PaymentProvider, Mapping[str, Any], datetime], Outcome]
 
 
 def handle(
@@ -67,12 +77,14 @@ def handle(
         event = provider.parse_event(payload, signature)
     except WebhooksUnsupported as exc:
         raise NotFound(f"The {provider.name} provider sends no webhooks.") from exc
-    except BadSignature as exc:
-        raise InvalidSignature() from exc
-    return uow.run(apply_event, event, now)
+    except SignatureMismatch as exc:
+        raise InvalidWebhookSignature() from exc
+    return uow.run(apply_event, provider, event, now)
 
 
-def apply_event(repo: BillingRepository, event: Mapping[str, Any], now: datetime) -> Outcome:
+def apply_event(
+    repo: BillingRepository, provider: PaymentProvider, event: Mapping[str, Any], now: datetime
+) -> Outcome:
     """Apply a verified event once (its ID recorded in the same transaction)."""
     event_type = str(event["type"])
     answer = {"received": True, "duplicate": False, "type": event_type}
@@ -80,60 +92,83 @@ def apply_event(repo: BillingRepository, event: Mapping[str, Any], now: datetime
         return Outcome({**answer, "duplicate": True})
     obj = (event.get("data") or {}).get("object") or {}
     handler = HANDLERS.get(event_type)
-    outcome = handler(repo, obj, now) if handler is not None else Outcome()
+    outcome = handler(repo, provider, obj, now) if handler is not None else Outcome()
     return Outcome(answer, outcome.events, audit=outcome.audit)
 
 
 # --- payment intents ----------------------------------------------------------------------
 
 
-def intent_succeeded(repo: BillingRepository, intent: Mapping[str, Any], now: datetime) -> Outcome:
+def intent_succeeded(
+    repo: BillingRepository, provider: PaymentProvider, intent: Mapping[str, Any], now: datetime
+) -> Outcome:
     """A charge still in flight here went through: settled as the caller would have. One we
-    gave up (`abandoned`: the provider's search did not find it in time) was paid all the
-    same: the customer's money is taken, so it is settled too, unless what it paid for was
-    paid by another charge since (then staff refund it: an ERROR in the log says which)."""
+    gave up (`abandoned`) was paid all the same: the customer's money is taken, so a
+    purchase is settled whatever made us give it up; a renewal only while its invoice is
+    unpaid (`_revivable`). Any success not settled is an ERROR naming it, for staff."""
     charge = _charge_of(repo, intent)
     if charge is None:
+        log.info("payment intent %s is none of billing's charges", intent.get("id"))
         return Outcome()
-    if charge.status == ABANDONED and charge.decline_code is None:
+    if charge.status == ABANDONED:
+        if charge.decline_code is not None and charge.invoice_id is not None:
+            return _unsettled_success(charge, intent, "billing declined it")
         if not _revivable(repo, charge):
-            log.error(
-                "charge %s was paid at the provider (%s) after billing gave it up, and what "
-                "it paid for is paid: refund it in the provider's dashboard",
-                charge.idempotency_key,
-                intent.get("id"),
-            )
-            return Outcome()
+            return _unsettled_success(charge, intent, "what it paid for is paid")
         charge.status = "unknown"
-    if charge.status not in SETTLEABLE:
+        charge.decline_code = None
+    if charge.status == "succeeded":
         return Outcome()
-    result = ChargeResult(intent["id"], SUCCEEDED, charge.amount, charge.currency)
+    if charge.status not in SETTLEABLE:
+        return _unsettled_success(charge, intent, f"billing recorded it {charge.status}")
+    try:
+        result = provider.intent_result(intent)
+    except ProviderUnavailable:
+        result = None
+    if result is None or result.status != SUCCEEDED:  # the event says one thing, its intent another
+        return _unsettled_success(charge, intent, f"its intent is {intent.get('status')}")
     return settle(repo, charge.id, result, now)
 
 
-def _revivable(repo: BillingRepository, charge: Any) -> bool:
+def _unsettled_success(charge: Charge, intent: Mapping[str, Any], why: str) -> Outcome:
+    log.error(
+        "charge %s was paid at the provider (%s) but is not settled here (%s): refund it in "
+        "the provider's dashboard, or settle it by hand",
+        charge.idempotency_key,
+        intent.get("id"),
+        why,
+    )
+    return Outcome()
+
+
+def _revivable(repo: BillingRepository, charge: Charge) -> bool:
     """Whether an abandoned charge paid late may still be settled: a purchase always (its
-    request answered `payment_unconfirmed`; nothing else bought it), a renewal while its
-    invoice is neither paid nor being charged again."""
+    request answered `payment_unconfirmed` or `authentication_failed`; nothing else bought
+    it), a renewal while its invoice is neither paid nor being charged again."""
     if charge.invoice_id is None:
         return True
     invoice = repo.invoice(charge.invoice_id, lock=True)
     return invoice is not None and invoice.status in ("open", "failed")
 
 
-def intent_failed(repo: BillingRepository, intent: Mapping[str, Any], now: datetime) -> Outcome:
+def intent_failed(
+    repo: BillingRepository, provider: PaymentProvider, intent: Mapping[str, Any], now: datetime
+) -> Outcome:
     """A charge still in flight here was declined: a purchase's is declined, a renewal's
     goes on to its next dunning step."""
     charge = _charge_of(repo, intent)
     if charge is None or charge.status not in SETTLEABLE:
         return Outcome()
-    error = intent.get("last_payment_error") or {}
-    code = normalize_decline(error.get("code"), error.get("decline_code"))
-    result = ChargeResult(intent["id"], DECLINED, charge.amount, charge.currency, code)
+    try:
+        result = provider.intent_result(intent)
+    except ProviderUnavailable:  # still moving: its end comes in another event
+        return Outcome()
+    if result.status == SUCCEEDED:
+        return Outcome()
     return settle(repo, charge.id, result, now)
 
 
-def _charge_of(repo: BillingRepository, intent: Mapping[str, Any]) -> Any:
+def _charge_of(repo: BillingRepository, intent: Mapping[str, Any]) -> Charge | None:
     metadata = intent.get("metadata") or {}
     return repo.charge_of_provider(intent.get("id"), metadata.get("charge_key"))
 
@@ -141,17 +176,23 @@ def _charge_of(repo: BillingRepository, intent: Mapping[str, Any]) -> Any:
 # --- refunds ------------------------------------------------------------------------------
 
 
-def charge_refunded(repo: BillingRepository, charge: Mapping[str, Any], now: datetime) -> Outcome:
+def charge_refunded(
+    repo: BillingRepository, provider: PaymentProvider, charge: Mapping[str, Any], now: datetime
+) -> Outcome:
     """A refund made at the provider: the whole amount refunds the payment (once), less is
-    noted. One billing made itself (`payment_not_applied`) is recorded by that flow."""
+    noted (the most refunded so far: events may come out of order). One billing asked for
+    itself (`refund_requested_at`, or its key among the charge's refunds where the provider
+    still lists them) is recorded by that flow, with its reason."""
     payment = _payment_of(repo, charge.get("payment_intent"))
     if payment is None or payment.status == "refunded":
+        return Outcome()
+    if payment.refund_requested_at is not None:
         return Outcome()
     refunds = ((charge.get("refunds") or {}).get("data")) or []
     ours = domain.refund_key(payment.id)
     if any((refund.get("metadata") or {}).get("refund_key") == ours for refund in refunds):
         return Outcome()
-    refunded = int(charge.get("amount_refunded") or 0)
+    refunded = max(int(charge.get("amount_refunded") or 0), payment.refunded_amount or 0)
     payment.refunded_amount = refunded
     if refunded < payment.amount:
         return Outcome()
@@ -169,14 +210,21 @@ def charge_refunded(repo: BillingRepository, charge: Mapping[str, Any], now: dat
 # --- disputes -----------------------------------------------------------------------------
 
 
-def dispute_created(repo: BillingRepository, dispute: Mapping[str, Any], now: datetime) -> Outcome:
+def dispute_created(
+    repo: BillingRepository, provider: PaymentProvider, dispute: Mapping[str, Any], now: datetime
+) -> Outcome:
     """A chargeback opened: the payment is disputed, nothing more is charged for it, and
-    licensing suspends its license until the dispute is resolved."""
+    licensing suspends its license until the dispute is resolved. An inquiry is only noted;
+    a dispute decided already (its `closed` came first) is not opened again."""
     payment = _payment_of(repo, dispute.get("payment_intent"))
-    if payment is None or payment.dispute_status == NEEDS_RESPONSE:
+    if payment is None or payment.dispute_status in (NEEDS_RESPONSE, *DISPUTE_OUTCOMES):
+        return Outcome()
+    status = str(dispute.get("status") or NEEDS_RESPONSE)
+    payment.disputed_at = payment.disputed_at or now
+    if status in INQUIRIES:
+        payment.dispute_status = status
         return Outcome()
     payment.dispute_status = NEEDS_RESPONSE
-    payment.disputed_at = now
     if payment.status != "paid":  # refunded already: there is nothing to take back
         return Outcome()
     payment.status = "disputed"
@@ -187,15 +235,22 @@ def dispute_created(repo: BillingRepository, dispute: Mapping[str, Any], now: da
     return Outcome(None, [_dispute_event("payment_disputed", payment, dispute)])
 
 
-def dispute_closed(repo: BillingRepository, dispute: Mapping[str, Any], now: datetime) -> Outcome:
+def dispute_closed(
+    repo: BillingRepository, provider: PaymentProvider, dispute: Mapping[str, Any], now: datetime
+) -> Outcome:
     """A chargeback decided: won, the payment is paid again (licensing resumes the license);
-    lost, it stays disputed."""
+    lost, it stays disputed; `payment_dispute_closed` only if it was disputed here. An
+    inquiry closed is only noted. A decision never changes afterwards."""
     payment = _payment_of(repo, dispute.get("payment_intent"))
     status = str(dispute.get("status") or "")
-    if payment is None or payment.dispute_status == status:
+    if payment is None or payment.dispute_status in DISPUTE_OUTCOMES:
         return Outcome()
-    payment.dispute_status = status[:32]
-    if status not in DISPUTE_OUTCOMES or payment.status != "disputed":
+    if status not in (*DISPUTE_OUTCOMES, INQUIRY_CLOSED):
+        log.warning("dispute %s closed as %r: not recorded", dispute.get("id"), status)
+        return Outcome()
+    payment.dispute_status = status
+    payment.disputed_at = payment.disputed_at or now
+    if status == INQUIRY_CLOSED or payment.status != "disputed":
         return Outcome()
     if status == "won":
         payment.status = "paid"
@@ -230,7 +285,7 @@ def _payment_of(repo: BillingRepository, intent_id: Any) -> Payment | None:
     return repo.payment_by_provider_charge(str(intent_id))
 
 
-HANDLERS: dict[str, Callable[[BillingRepository, Mapping[str, Any], datetime], Outcome]] = {
+HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": intent_succeeded,
     "payment_intent.payment_failed": intent_failed,
     "charge.refunded": charge_refunded,

@@ -99,7 +99,7 @@ def test_a_paid_payment_licensing_cannot_apply_is_refunded_within_seconds(
         "EUR",
         "product_archived",
     )
-    assert refunded["amount_formatted"] == "EUR 98.00"
+    assert refunded["amount_formatted"] == "€98.00"
     assert refunded["description"].startswith("CAD Pro, 2 seats, monthly")
     [payment] = client.call("billing", "list_payments", who)
     assert (payment["status"], payment["refund_reason"]) == ("refunded", "product_archived")

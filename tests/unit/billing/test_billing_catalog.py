@@ -46,13 +46,11 @@ def test_codes_are_canonical_and_the_plan_carries_the_product_name(service, lice
     created = service.create_plan(plan(code=" CAD-Pro-Yearly ", product_code="CAD-PRO"))
     assert (created["code"], created["product_code"]) == ("cad-pro-yearly", "cad-pro")
     assert created["product"] == {"code": "cad-pro", "name": "CAD Professional"}
-    assert created["price"] == created["amount_formatted"] == "EUR 490.00"
+    assert created["price"] == created["amount_formatted"] == "€490.00"
     raises_code("plan_exists", service.create_plan, plan(code="cad-PRO-yearly"))
     bought = service.purchase(CUSTOMER, {"plan": "CAD-PRO-YEARLY", "seats": 1, "card": OK_CARD})
     assert bought["payment"]["plan"] == "cad-pro-yearly"
-    assert bought["payment"]["description"] == (
-        "CAD Professional, 1 seat, yearly (plan cad-pro-yearly)"
-    )
+    assert bought["payment"]["description"] == ("CAD Professional, 1 seat, yearly")
 
 
 @pytest.mark.parametrize("code", ["cad y", "-cad", "", "   ", "c" * 65, "cäd"])

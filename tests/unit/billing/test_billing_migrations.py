@@ -162,3 +162,32 @@ def test_stripe_tables_and_columns_come_and_go_with_0007(tmp_path: Path) -> None
         assert "purchase_id" not in columns
     upgrade(engine, "head")
     engine.dispose()
+
+
+STRIPE_REVIEW = "2e8b6c4f1a08"  # 0008: the database's own ID, refunds billing asked for
+
+
+def test_0008_draws_one_instance_id_per_database_and_marks_refunds_asked(tmp_path: Path) -> None:
+    drawn = []
+    for name in ("one.db", "two.db"):
+        engine = create_engine(f"sqlite:///{tmp_path / name}")
+        upgrade(engine, STRIPE_REVIEW)
+        with engine.connect() as db:
+            rows = db.execute(text("SELECT slot, instance_id FROM billing_instance"))
+            [(slot, instance_id)] = rows
+            assert slot == 1 and len(instance_id) == 16
+            drawn.append(instance_id)
+            columns = {row[1] for row in db.execute(text("PRAGMA table_info('payments')"))}
+            assert "refund_requested_at" in columns
+        engine.dispose()
+    assert drawn[0] != drawn[1]
+    engine = create_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    config = alembic_config("billing", MIGRATIONS)
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, STRIPE)
+        connection.commit()
+    with engine.connect() as db:
+        tables = {row[0] for row in db.execute(text("SELECT name FROM sqlite_master"))}
+        assert "billing_instance" not in tables
+    engine.dispose()

@@ -182,7 +182,7 @@ def test_offline_payments_are_receipts_that_are_not_listed(service, events) -> N
     assert payment["channel"] == "offline" and payment["receipt_number"] == "R-2026-000001"
     assert service.list_payments(CUSTOMER) == []
     assert service.get_receipt(payment["receipt_number"], CUSTOMER)["amount_formatted"] == (
-        "EUR 1,200.00"
+        "€1,200.00"
     )
     [event] = events.of("offline_payment_recorded")
     assert event["payment"]["receipt_number"] == payment["receipt_number"]
@@ -373,7 +373,7 @@ def test_demo_history_refuses_a_seat_count_it_cannot_use(service, seats) -> None
 
 def test_plans(service) -> None:
     [plan] = service.list_plans()
-    assert plan["price"] == "EUR 49.00" and plan["currency"] == "EUR"
+    assert plan["price"] == "€49.00" and plan["currency"] == "EUR"
     raises_code("plan_exists", service.create_plan, {**_plan(), "code": "cad-m"})
     error = raises_code("validation_error", service.create_plan, {**_plan(), "amount": 49.5})
     assert "amount" in error.details["fields"]

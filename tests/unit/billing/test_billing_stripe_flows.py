@@ -6,12 +6,14 @@ the local Stripe server is tests/integration/billing/test_stripe_*.py."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from services.billing import stripe_provider
 from services.billing.models import Charge, Payment, PaymentMethod, WebhookEvent
 from services.billing.providers import (
     DECLINED,
@@ -20,9 +22,12 @@ from services.billing.providers import (
     CardRefused,
     ChargeResult,
     InvalidCard,
-    InvalidSignature,
     MemoryLedger,
+    ProviderUnavailable,
+    RefundResult,
+    RequestRefused,
     SandboxProvider,
+    SignatureMismatch,
 )
 from services.billing.providers import PaymentMethod as Method
 from tests.unit.billing.conftest import (
@@ -33,6 +38,7 @@ from tests.unit.billing.conftest import (
     billing_worker,
     count,
     keyed,
+    not_applied,
     raises_code,
 )
 
@@ -52,6 +58,8 @@ class ScriptedStripe(SandboxProvider):
         self.charges: list[dict[str, Any]] = []
         self.cancelled: list[str] = []
         self.checks: list[tuple[str, str | None]] = []
+        self.refunded: list[tuple[str, int]] = []
+        self.refusing = False  # every charge a request Stripe refuses (a sandbox token)
 
     def attach(self, payment_method_id, customer_id, email, name) -> Method:
         if payment_method_id == "pm_unknown":
@@ -63,6 +71,10 @@ class ScriptedStripe(SandboxProvider):
 
     def charge(self, amount, currency, payment_method, idempotency_key, **options) -> ChargeResult:
         self.charges.append({"method": payment_method, "key": idempotency_key, **options})
+        if self.refusing:
+            raise RequestRefused(f"no such payment method {payment_method}")
+        if payment_method.startswith("pm_gone"):  # no answer, and Stripe made nothing
+            raise ProviderUnavailable("connection reset")
         found = self.intents.get(idempotency_key)
         if found is None:
             status = SUCCEEDED
@@ -93,9 +105,26 @@ class ScriptedStripe(SandboxProvider):
     def confirm(self, intent_id: str) -> ChargeResult:
         return self._result(self.intent(intent_id))
 
-    def cancel(self, intent_id: str) -> None:
+    def cancel(self, intent_id: str) -> bool:
+        found = self.intent(intent_id)
+        if found["status"] != REQUIRES_ACTION:  # paid (or failed) meanwhile: as Stripe refuses
+            return False
         self.cancelled.append(intent_id)
-        self.intent(intent_id)["status"] = "canceled"
+        found["status"] = "canceled"
+        return True
+
+    def intent_result(self, intent: dict[str, Any]) -> ChargeResult:
+        return stripe_provider.intent_result(intent)
+
+    def paid(self, intent_id: str, **extra: Any) -> dict[str, Any]:
+        """The PaymentIntent of a `payment_intent.succeeded` event, as Stripe sends it."""
+        found = self.intent(intent_id)
+        obj = {"id": intent_id, "status": SUCCEEDED, "amount": found["amount"], "currency": "eur"}
+        return {**obj, **extra}
+
+    def refund(self, charge_id, amount, currency, idempotency_key) -> RefundResult:
+        self.refunded.append((charge_id, amount))
+        return RefundResult(f"re_{len(self.refunded)}", charge_id, SUCCEEDED, amount, currency)
 
     def retrieve(self, idempotency_key: str) -> ChargeResult | None:
         found = self.intents.get(idempotency_key)
@@ -109,7 +138,7 @@ class ScriptedStripe(SandboxProvider):
 
     def parse_event(self, payload: str, signature: str | None) -> dict[str, Any]:
         if signature != GOOD:
-            raise InvalidSignature("bad")
+            raise SignatureMismatch("bad")
         return json.loads(payload)
 
 
@@ -261,8 +290,11 @@ def test_renewals_charge_the_saved_customer_off_session(
     licensed(service, licensing)
     clock.advance(days=32)
     assert service.run_renewals()["succeeded"] == 1
-    renewal = provider.charges[-1]
+    purchase, renewal = provider.charges
     assert (renewal["customer"], renewal["off_session"]) == (f"cus_{CUSTOMER}", True)
+    # what the provider's dashboard shows: the receipt's line and the company, no codes
+    assert purchase["description"] == f"CAD Pro, 2 seats, monthly (customer {CUSTOMER})"
+    assert renewal["description"] == f"CAD Pro, 2 seats, monthly renewal (customer {CUSTOMER})"
 
 
 def test_a_renewal_whose_bank_wants_authentication_goes_into_dunning(
@@ -278,6 +310,41 @@ def test_a_renewal_whose_bank_wants_authentication_goes_into_dunning(
     assert service.run_renewals()["declined"] == 1
     [failed] = events.of("payment_failed")
     assert failed["reason"] == "authentication_required"
+    # no off-session try can get past the bank: past due at once, the customer acts
+    assert failed["next_retry_at"] is None
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["status"] == "past_due"
+    clock.advance(days=3)
+    assert service.run_renewals()["charged"] == 0
+
+
+def test_a_card_saved_with_the_sandbox_is_not_sent_to_stripe(db, events, clock, licensing) -> None:
+    # a deployment that switched providers: the sandbox's saved card means nothing to Stripe
+    sandbox = SandboxProvider(MemoryLedger())
+    service = billing_worker(
+        db=db, events=events, clock=clock, provider=sandbox, licensing=licensing
+    )
+    service.create_plan(
+        {
+            "code": "cad-m",
+            "product_code": "CADPRO",
+            "amount": 4900,
+            "currency": "eur",
+            "interval": "month",
+        }
+    )
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+    bought = service.purchase(CUSTOMER, {"plan": "cad-m", "seats": 2, "card": card})
+    receipt = bought["payment"]["receipt_number"]
+    service.on_license_issued(licensing.issue_for(receipt, CUSTOMER, T0 + timedelta(days=31)))
+    stripe = ScriptedStripe()
+    service.provider = stripe
+    clock.advance(days=32)
+    report = service.run_renewals()
+    assert (report["charged"], report["declined"], report["past_due"]) == (1, 1, 1)
+    assert stripe.charges == []  # nothing was sent
+    [failed] = events.of("payment_failed")
+    assert (failed["reason"], failed["next_retry_at"]) == ("payment_method_unavailable", None)
 
 
 def test_a_card_change_with_a_payment_method(service, provider, licensing) -> None:
@@ -322,7 +389,7 @@ def test_payment_intent_succeeded_settles_a_waiting_purchase_once(
 ) -> None:
     waiting = buy(service, "pm_3ds")
     provider.authenticate("pi_1")
-    payload = event("payment_intent.succeeded", {"id": "pi_1", "status": "succeeded"})
+    payload = event("payment_intent.succeeded", provider.paid("pi_1"))
     answer = service.handle_stripe_webhook(payload, GOOD)
     assert answer == {"received": True, "duplicate": False, "type": "payment_intent.succeeded"}
     assert service.handle_stripe_webhook(payload, GOOD)["duplicate"] is True
@@ -335,6 +402,7 @@ def test_payment_intent_failed_declines_a_waiting_purchase(service, provider, db
     waiting = buy(service, "pm_3ds")
     failure = {"code": "payment_intent_authentication_failure"}
     obj = {"id": "pi_1", "status": "requires_payment_method", "last_payment_error": failure}
+    obj.update({"amount": provider.intent("pi_1")["amount"], "currency": "eur"})
     service.handle_stripe_webhook(event("payment_intent.payment_failed", obj), GOOD)
     assert charge_row(db).status == "declined"
     provider.authenticate("pi_1", success=False)
@@ -430,3 +498,196 @@ def test_events_of_other_types_and_unknown_charges_change_nothing(service, db) -
     unknown = event("charge.dispute.created", {"id": "dp_9", "payment_intent": "pi_9"}, "evt_2")
     service.handle_stripe_webhook(unknown, GOOD)
     assert count(db, WebhookEvent) == 2
+
+
+# --- after review -----------------------------------------------------------------------------
+
+
+def test_a_purchase_authenticated_while_it_is_given_up_is_settled(
+    service, provider, clock, db, events
+) -> None:
+    buy(service, "pm_3ds")
+    cancel = provider.cancel
+
+    def too_late(intent_id: str) -> bool:
+        provider.authenticate(intent_id)  # the customer authenticates just now
+        return cancel(intent_id)
+
+    provider.cancel = too_late
+    clock.advance(hours=25)
+    report = service.run_renewals()
+    assert (report["abandoned"], report["reconciled"]) == (0, 1)
+    assert charge_row(db).status == "succeeded" and len(events.of("payment_succeeded")) == 1
+
+
+def test_a_purchase_given_up_then_paid_at_the_provider_is_settled(
+    service, provider, clock, db, events
+) -> None:
+    waiting = buy(service, "pm_3ds")
+    clock.advance(hours=25)
+    assert service.run_renewals()["abandoned"] == 1
+    provider.authenticate("pi_1")  # Stripe took the money all the same
+    service.handle_stripe_webhook(event("payment_intent.succeeded", provider.paid("pi_1")), GOOD)
+    assert charge_row(db).status == "succeeded" and len(events.of("payment_succeeded")) == 1
+    paid = service.confirm_purchase(CUSTOMER, waiting["purchase_id"])
+    assert paid["payment"]["status"] == "paid" and count(db, Payment) == 1
+
+
+def test_a_success_that_cannot_be_settled_is_an_error_in_the_log(
+    service, provider, db, caplog
+) -> None:
+    raises_code("card_declined", buy, service, "pm_declined")
+    paid = event("payment_intent.succeeded", provider.paid("pi_1"))
+    with caplog.at_level("ERROR"):
+        service.handle_stripe_webhook(paid, GOOD)
+    assert charge_row(db).status == "declined" and count(db, Payment) == 0
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert charge_row(db).idempotency_key in record.getMessage() and "pi_1" in record.getMessage()
+
+
+def test_charge_keys_are_random_per_row_and_kept(service, provider, db) -> None:
+    buy(service)
+    key = charge_row(db).idempotency_key
+    assert re.fullmatch(r"billing-charge-\d+-[0-9a-f]{12}", key)
+    assert provider.charges[0]["key"] == key
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"amount": 1}, {"currency": "usd"}, {"customer": "cus_someone_else"}],
+    ids=["amount", "currency", "customer"],
+)
+def test_an_intent_that_is_not_the_charge_settles_nothing(
+    service, provider, db, events, caplog, other
+) -> None:
+    buy(service, "pm_3ds")
+    provider.authenticate("pi_1")
+    with caplog.at_level("ERROR"):
+        obj = provider.paid("pi_1", **other)
+        service.handle_stripe_webhook(event("payment_intent.succeeded", obj), GOOD)
+    assert charge_row(db).status == "requires_action" and events.of("payment_succeeded") == []
+    assert any(r.levelname == "ERROR" for r in caplog.records)
+    mine = provider.paid("pi_1", customer=f"cus_{CUSTOMER}")
+    service.handle_stripe_webhook(event("payment_intent.succeeded", mine, "evt_2"), GOOD)
+    assert charge_row(db).status == "succeeded"
+
+
+def test_a_lookup_that_does_not_match_the_charge_settles_nothing(
+    service, provider, clock, db, caplog
+) -> None:
+    raises_code("payment_unconfirmed", buy, service, "pm_gone")
+    key = charge_row(db).idempotency_key
+    provider.intents[key] = {"id": "pi_9", "status": SUCCEEDED, "amount": 1}
+    clock.advance(minutes=11)
+    with caplog.at_level("ERROR"):
+        service.run_renewals()
+    assert charge_row(db).status == "unknown" and count(db, Payment) == 0
+    assert any(r.levelname == "ERROR" for r in caplog.records)
+
+
+def test_a_charge_the_lookup_does_not_find_waits_for_the_providers_lag(
+    service, provider, clock, db
+) -> None:
+    provider.lookup_lag = timedelta(hours=24)
+    raises_code("payment_unconfirmed", buy, service, "pm_gone")
+    clock.advance(minutes=11)
+    assert service.run_renewals()["abandoned"] == 0 and charge_row(db).status == "unknown"
+    clock.advance(hours=24)
+    assert service.run_renewals()["abandoned"] == 1 and charge_row(db).status == "abandoned"
+
+
+def test_a_request_the_provider_refuses_is_rechecked_not_declined(
+    service, provider, licensing, clock, events, db
+) -> None:
+    licensed(service, licensing)
+    provider.refusing = True  # a card saved with the sandbox, charged by Stripe
+    clock.advance(days=32)
+    report = service.run_renewals()
+    assert (report["unknown"], report["declined"]) == (1, 0)
+    assert events.of("payment_failed") == [] and charge_row(db).status == "unknown"
+    raises_code("payment_unconfirmed", buy, service)
+
+
+def test_our_own_refund_is_recorded_by_its_flow_whatever_the_webhook_says(
+    service, provider, db, events
+) -> None:
+    receipt = buy(service)["payment"]["receipt_number"]
+    refund = provider.refund
+
+    def with_webhook(charge_id, amount, currency, key) -> RefundResult:
+        done = refund(charge_id, amount, currency, key)
+        # real Stripe's Charge lists no refunds; its event may come before our answer
+        obj = {k: v for k, v in refunded_charge(9800).items() if k != "refunds"}
+        service.handle_stripe_webhook(event("charge.refunded", obj), GOOD)
+        return done
+
+    provider.refund = with_webhook
+    service.on_payment_not_applied(not_applied(receipt))
+    [payment] = service.list_payments(CUSTOMER)
+    assert (payment["status"], payment["refund_reason"]) == ("refunded", "product_archived")
+    [refunded] = events.of("payment_refunded")
+    assert refunded["receipt_number"] == receipt
+
+
+def test_a_partial_refund_is_never_lowered_and_the_rest_is_what_billing_refunds(
+    service, provider, db
+) -> None:
+    receipt = buy(service)["payment"]["receipt_number"]
+    service.handle_stripe_webhook(event("charge.refunded", refunded_charge(3000)), GOOD)
+    late = event("charge.refunded", refunded_charge(1000), "evt_2")  # an older event, late
+    service.handle_stripe_webhook(late, GOOD)
+    assert service.list_payments(CUSTOMER)[0]["refunded_amount"] == 3000
+    service.on_payment_not_applied(not_applied(receipt))
+    assert provider.refunded == [("pi_1", 9800 - 3000)]
+    assert service.list_payments(CUSTOMER)[0]["status"] == "refunded"
+
+
+def test_a_partial_refund_of_the_rest_refunds_the_payment(service, events) -> None:
+    buy(service)
+    service.handle_stripe_webhook(event("charge.refunded", refunded_charge(3000)), GOOD)
+    rest = event("charge.refunded", refunded_charge(9800), "evt_2")
+    service.handle_stripe_webhook(rest, GOOD)
+    assert service.list_payments(CUSTOMER)[0]["status"] == "refunded"
+    assert len(events.of("payment_refunded")) == 1
+
+
+def dispute_of(status: str) -> dict[str, Any]:
+    return {"id": "dp_1", "payment_intent": "pi_1", "reason": "general", "status": status}
+
+
+@pytest.mark.parametrize("inquiry", ["warning_needs_response", "warning_under_review"])
+def test_an_inquiry_is_only_noted(service, licensing, db, events, inquiry) -> None:
+    licensed(service, licensing)
+    service.handle_stripe_webhook(event("charge.dispute.created", dispute_of(inquiry)), GOOD)
+    [payment] = service.list_payments(CUSTOMER)
+    assert (payment["status"], payment["dispute_status"]) == ("paid", inquiry)
+    [recurring] = service.list_recurring_payments(CUSTOMER)
+    assert recurring["status"] == "active"
+    closed = event("charge.dispute.closed", dispute_of("warning_closed"), "evt_2")
+    service.handle_stripe_webhook(closed, GOOD)
+    [payment] = service.list_payments(CUSTOMER)
+    assert (payment["status"], payment["dispute_status"]) == ("paid", "warning_closed")
+    assert events.of("payment_disputed") == events.of("payment_dispute_closed") == []
+
+
+def test_a_dispute_closed_before_it_was_created_is_never_reopened(service, db, events) -> None:
+    buy(service)
+    service.handle_stripe_webhook(event("charge.dispute.closed", dispute_of("won")), GOOD)
+    created = event("charge.dispute.created", dispute_of("needs_response"), "evt_2")
+    service.handle_stripe_webhook(created, GOOD)
+    [payment] = service.list_payments(CUSTOMER)
+    assert (payment["status"], payment["dispute_status"]) == ("paid", "won")
+    assert events.of("payment_disputed") == events.of("payment_dispute_closed") == []
+
+
+def test_a_decided_dispute_never_moves_back(service, db, events) -> None:
+    buy(service)
+    created = event("charge.dispute.created", dispute_of("needs_response"))
+    service.handle_stripe_webhook(created, GOOD)
+    service.handle_stripe_webhook(event("charge.dispute.closed", dispute_of("lost"), "e2"), GOOD)
+    service.handle_stripe_webhook(event("charge.dispute.closed", dispute_of("won"), "e3"), GOOD)
+    again = event("charge.dispute.created", dispute_of("needs_response"), "e4")
+    service.handle_stripe_webhook(again, GOOD)
+    [payment] = service.list_payments(CUSTOMER)
+    assert (payment["status"], payment["dispute_status"]) == ("disputed", "lost")
+    assert len(events.of("payment_disputed")) == len(events.of("payment_dispute_closed")) == 1

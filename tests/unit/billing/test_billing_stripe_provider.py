@@ -15,6 +15,7 @@ import pytest
 import stripe
 from nameko import config as nameko_config
 
+from common import settings as common_settings
 from services.billing import stripe_provider
 from services.billing.dependencies import Provider
 from services.billing.providers import (
@@ -25,14 +26,16 @@ from services.billing.providers import (
     CardRefused,
     IdempotencyMismatch,
     InvalidCard,
-    InvalidSignature,
     MemoryLedger,
     PaymentProvider,
     ProviderUnavailable,
     RefundRefused,
+    RequestRefused,
     SandboxProvider,
+    SignatureMismatch,
     WebhooksUnsupported,
 )
+from services.billing.repository import SqlCustomerStore
 from services.billing.stripe_provider import MemoryCustomerStore, StripeProvider
 
 SECRET = "whsec_test"
@@ -135,10 +138,16 @@ def test_attach_makes_the_companys_customer_once_and_attaches_the_method(provide
     )
     [(params, options)] = client.of("customers", "create")
     assert params == {"metadata": {"company_id": "C1000001"}, "name": "Acme GmbH"}
-    assert options == {"idempotency_key": "billing-customer-C1000001"}
+    # the database's own ID in the key: one customer per company in this deployment, never
+    # another deployment's sharing the Stripe account
+    store = provider.customers
+    assert options == {"idempotency_key": f"billing-customer-C1000001-{store.instance_id()}"}
     assert client.of("payment_methods", "attach") == [("pm_a", {"customer": "cus_1"})]
     provider.attach("pm_b", "C1000001", None, None)
     assert len(client.of("customers", "create")) == 1
+    other = StripeProvider(client, MemoryCustomerStore(), SECRET)  # another deployment
+    other.attach("pm_b", "C1000001", None, "Acme GmbH")
+    assert client.of("customers", "create")[-1][1] != options
 
 
 def test_attach_refuses_an_unknown_method_another_customers_and_a_declined_card(
@@ -249,6 +258,56 @@ def test_an_intent_still_processing_is_an_unknown_outcome(provider, client) -> N
         provider.charge(4900, "EUR", "pm_a", "k")
 
 
+@pytest.mark.parametrize("call", ["charge", "authorize"])
+def test_a_request_stripe_refuses_is_not_a_decline_but_an_error_to_fix(
+    provider, client, call, caplog
+) -> None:
+    refused = stripe.InvalidRequestError("No such PaymentMethod: 'pm_sandbox_ok_1'", "pm")
+    client.v1.payment_intents.answers["create"] = refused
+    client.v1.setup_intents.answers["create"] = refused
+    with caplog.at_level("ERROR"), pytest.raises(RequestRefused) as caught:
+        if call == "charge":
+            provider.charge(4900, "EUR", "pm_sandbox_ok_1", "k", off_session=True)
+        else:
+            provider.authorize("pm_sandbox_ok_1", "k")
+    # handled as a lost answer (re-checked), never as a card decline
+    assert isinstance(caught.value, ProviderUnavailable)
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "not a card decline" in record.getMessage() and "change card" in record.getMessage()
+
+
+def test_cancel_says_whether_it_worked(provider, client) -> None:
+    client.v1.payment_intents.answers["cancel"] = lambda pi: {"id": pi, "status": "canceled"}
+    assert provider.cancel("pi_1") is True
+    paid = stripe.InvalidRequestError("You cannot cancel this PaymentIntent", "intent")
+    client.v1.payment_intents.answers["cancel"] = paid
+    assert provider.cancel("pi_1") is False
+    client.v1.payment_intents.answers["cancel"] = stripe.APIConnectionError("reset")
+    with pytest.raises(ProviderUnavailable):
+        provider.cancel("pi_1")
+
+
+def test_an_off_session_intent_stripe_will_not_cancel_is_unknown_not_declined(
+    provider, client
+) -> None:
+    client.v1.payment_intents.answers["create"] = intent("requires_action", client_secret="s")
+    client.v1.payment_intents.answers["cancel"] = stripe.InvalidRequestError("paid", "intent")
+    with pytest.raises(ProviderUnavailable):
+        provider.charge(4900, "EUR", "pm_a", "k", customer="cus_1", off_session=True)
+
+
+def test_search_may_lag_and_intents_name_their_customer(provider, client) -> None:
+    assert provider.lookup_lag.total_seconds() == 24 * 3600
+    assert SandboxProvider(MemoryLedger()).lookup_lag.total_seconds() == 0
+    result = provider.intent_result(intent("succeeded", customer="cus_1"))
+    assert (result.status, result.amount, result.currency, result.customer) == (
+        SUCCEEDED,
+        4900,
+        "EUR",
+        "cus_1",
+    )
+
+
 def test_a_key_reused_with_other_parameters_is_a_mismatch(provider, client) -> None:
     client.v1.payment_intents.answers["create"] = stripe.IdempotencyError("keys", http_status=400)
     with pytest.raises(IdempotencyMismatch):
@@ -305,11 +364,11 @@ def test_webhooks_are_verified_with_the_signing_secret(provider) -> None:
     payload = json.dumps(event)
     assert provider.parse_event(payload, sign(payload)) == event
     for signature in (None, "", "t=1,v1=abc", sign(payload, secret="whsec_x")):
-        with pytest.raises(InvalidSignature):
+        with pytest.raises(SignatureMismatch):
             provider.parse_event(payload, signature)
-    with pytest.raises(InvalidSignature):  # signed too long ago (a replayed capture)
+    with pytest.raises(SignatureMismatch):  # signed too long ago (a replayed capture)
         provider.parse_event(payload, sign(payload, timestamp=int(time.time()) - 600))
-    with pytest.raises(InvalidSignature):  # signed, but not an event
+    with pytest.raises(SignatureMismatch):  # signed, but not an event
         provider.parse_event("[]", sign("[]"))
 
 
@@ -327,7 +386,9 @@ def test_payment_provider_stripe_needs_its_keys_to_start(tmp_path) -> None:
         ):
             Provider().setup()
     keys = {"STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": SECRET}
-    with nameko_config.patch({**settings, **keys, "STRIPE_API_BASE": "http://127.0.0.1:9"}):
+    # spelt as an operator may type it: the same provider as for the gateway
+    spelt = {**settings, "PAYMENT_PROVIDER": " Stripe "}
+    with nameko_config.patch({**spelt, **keys, "STRIPE_API_BASE": "http://127.0.0.1:9"}):
         dependency = Provider()
         dependency.setup()
         try:
@@ -335,8 +396,15 @@ def test_payment_provider_stripe_needs_its_keys_to_start(tmp_path) -> None:
             assert isinstance(chosen, StripeProvider) and chosen.webhook_secret == SECRET
         finally:
             dependency.stop()
+    with nameko_config.patch({"PAYMENT_PROVIDER": None}):
+        assert common_settings.payment_provider() == "sandbox"
     with (
         nameko_config.patch({**settings, "PAYMENT_PROVIDER": "paypal"}),
         pytest.raises(RuntimeError, match="paypal"),
     ):
         Provider().setup()
+
+
+def test_the_customer_store_keeps_one_instance_id_per_database(db) -> None:
+    first, second = SqlCustomerStore(db), SqlCustomerStore(db)
+    assert first.instance_id() == second.instance_id() and len(first.instance_id()) == 16

@@ -80,6 +80,7 @@ ACTIONS = (
     "license_resumed",
     "license_extended",
     "license_features_changed",
+    "license_labelled",
 )
 
 PAGE_DEFAULT = 50

@@ -92,6 +92,28 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# why a password link no longer works (`check_password_token`'s `details.reason`)
+TOKEN_USED, TOKEN_EXPIRED, TOKEN_UNKNOWN = "used", "expired", "unknown"
+
+
+def token_problem(used_at: datetime | None, expires_at: datetime, now: datetime) -> str | None:
+    """Why a stored password token is not usable at `now`, or None when it is. A token voided
+    by a newer link or a password set (`used_at` set without being used) is used too; used
+    wins over expired, as using it was what ended it.
+
+    >>> at = datetime(2026, 12, 3, 8, 0)
+    >>> token_problem(None, at, at - timedelta(minutes=1)), token_problem(None, at, at)
+    (None, 'expired')
+    >>> token_problem(at - timedelta(hours=1), at, at + timedelta(days=1))
+    'used'
+    """
+    if used_at is not None:
+        return TOKEN_USED
+    if expires_at <= now:
+        return TOKEN_EXPIRED
+    return None
+
+
 def password_problems(password: str, *, customer_id: str = "", email: str = "") -> list[str]:
     """Why `password` is not acceptable as a company password; empty when it is."""
     problems = []

@@ -180,6 +180,17 @@ class AuthRepository:
     def prune_queued_resets(self, before: datetime) -> None:
         self.session.execute(delete(ResetRequestAddress).where(ResetRequestAddress.at < before))
 
+    def password_token(self, token_hash: str) -> tuple[PasswordToken, User, Company] | None:
+        """The token of this hash with its user and company, whatever its state (one query,
+        nothing locked: `check_password_token` only looks)."""
+        row = self.session.execute(
+            select(PasswordToken, User, Company)
+            .join(User, User.id == PasswordToken.user_pk)
+            .join(Company, Company.id == PasswordToken.company_id)
+            .where(PasswordToken.token_hash == token_hash)
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
     def consume_token(
         self, token_hash: str, purposes: tuple[str, ...], now: datetime
     ) -> int | None:

@@ -237,6 +237,19 @@ class AuthService:
         )
 
     @rpc(expected_exceptions=PortalError)
+    def check_password_token(self, token: str) -> dict[str, Any]:
+        """Whether a reset, set-up or invitation link works, before its form is filled in;
+        the token is not used up (`confirm_password_reset` or `accept_invitation` does that).
+
+        `"<the token from the link>"` → `{"valid": true, "purpose": "reset" | "setup" |
+        "invite", "email": "ada@acme.test", "company_name": "Acme"}`. `invalid_token` (as
+        confirming answers) with `details.reason`: "used" (or replaced by a newer link, or
+        the password was set since), "expired", or "unknown" (nothing else is said of a
+        token that names nobody).
+        """
+        return self._uow.read(use_cases.check_token, lookup_arg(token, TOKEN_MAX), self.clock.now())
+
+    @rpc(expected_exceptions=PortalError)
     def verify_company_password(
         self, customer_id: str, password: str, client_address: str | None = None
     ) -> bool:

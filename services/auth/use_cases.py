@@ -450,6 +450,22 @@ def confirm_reset(repo: AuthRepository, token: str, new_password: str, now: date
     )
 
 
+def check_token(repo: AuthRepository, token: str, now: datetime) -> dict[str, Any]:
+    """Whether a password link's token still works, before anyone types a password: the
+    token's purpose, and the email and company whose password it sets. Nothing is used up
+    or written. `InvalidToken` with `details.reason` "used" (or voided by a newer link or a
+    password set), "expired", or "unknown" (no such token, or its user is disabled: the
+    answer says nothing more of an account than confirming would)."""
+    found = repo.password_token(domain.hash_token(token)) if token else None
+    if found is None or found[1].status == domain.DISABLED:
+        raise InvalidToken(details={"reason": domain.TOKEN_UNKNOWN})
+    password_token, user, company = found
+    problem = domain.token_problem(password_token.used_at, password_token.expires_at, now)
+    if problem is not None:
+        raise InvalidToken(details={"reason": problem})
+    return views.token_check(password_token, user, company)
+
+
 def verify_company_password(
     repo: AuthRepository,
     customer_id: str,

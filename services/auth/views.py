@@ -7,7 +7,7 @@ from typing import Any
 
 from common.timeutil import iso
 from services.auth import domain
-from services.auth.models import Company, PasswordRequest, User
+from services.auth.models import Company, PasswordRequest, PasswordToken, User
 
 
 def company_view(company: Company) -> dict[str, Any]:
@@ -169,4 +169,15 @@ def password_changed(company: Company, user: User, how: str, now: datetime) -> d
         "user": user_summary(user),
         "how": how,
         "changed_at": iso(now),
+    }
+
+
+def token_check(token: PasswordToken, user: User, company: Company) -> dict[str, Any]:
+    """`check_password_token`'s answer for a usable token: `{valid: true, purpose: "reset" |
+    "setup" | "invite", email, company_name}` (whose password the link sets)."""
+    return {
+        "valid": True,
+        "purpose": token.purpose,
+        "email": user.email,
+        "company_name": company.name,
     }

@@ -74,6 +74,42 @@ PAYMENT_APPLIED, PAYMENT_NOT_APPLIED, PAYMENT_PARKED = "applied", "not_applied",
 
 SUSPENSION_REASON_MAX = 500
 
+# the company's labels of a license (the portal's "which CAD Pro is which")
+NICKNAME_MAX = 60
+NOTE_MAX = 500
+
+
+def label(value: str | None) -> str | None:
+    """A nickname or note as stored: trimmed, None when nothing is left.
+
+    >>> label("  Design office  "), label("   "), label(None)
+    ('Design office', None, None)
+    """
+    if value is None:
+        return None
+    return value.strip() or None
+
+
+# how stale an installation's `last_seen_at` may be before a validation writes it: a machine
+# validating every few minutes costs one UPDATE an hour, not one per validation
+LAST_SEEN_RESOLUTION = timedelta(hours=1)
+
+
+def last_seen_cutoff(now: datetime) -> datetime:
+    """A `last_seen_at` before this is stale at `now` (older than LAST_SEEN_RESOLUTION)."""
+    return now - LAST_SEEN_RESOLUTION
+
+
+def last_seen_due(last_seen_at: datetime | None, now: datetime) -> bool:
+    """Whether a validation at `now` should record the machine as seen.
+
+    >>> at = datetime(2026, 12, 3, 8, 0)
+    >>> last_seen_due(at, at + timedelta(minutes=60)), last_seen_due(at, at + timedelta(minutes=61))
+    (False, True)
+    """
+    return last_seen_at is None or last_seen_at < last_seen_cutoff(now)
+
+
 # What a staff guardrail refuses unless forced (the codes of the errors the use cases raise)
 EXPIRES_IN_PAST = "expires_in_past"
 EXTENSION_SHORTENS = "extension_shortens"

@@ -1,7 +1,8 @@
-"""The licensing database: products and their features, licenses and the features they hold,
-installations, a floating license's leases and their daily peak use, history, throttling,
-notices, payments applied, payments disputed, the requests handled (common/idempotency.py)
-and the company's audit trail of licensing (common/audit.py)."""
+"""The licensing database: products and their features, licenses (with the company's
+nickname and note) and the features they hold, installations, a floating license's leases
+and their daily peak use, history, throttling, notices, payments applied, payments disputed,
+the requests handled (common/idempotency.py) and the company's audit trail of licensing
+(common/audit.py)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class License(LicensingBase):
     max_borrow_days: Mapped[int | None] = mapped_column(Integer)
     # the last `seats_exhausted` published for it: at most one a day
     seats_exhausted_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the company's own words for it (portal): a name to tell it from its siblings, a note;
+    # trimmed, None when empty (domain.label)
+    nickname: Mapped[str | None] = mapped_column(String(60))
+    note: Mapped[str | None] = mapped_column(String(500))
 
     product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
     # the codes of the product's features this license unlocks (views add their names)
@@ -120,6 +125,8 @@ class Installation(LicensingBase):
     machine_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))  # active | deactivated
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the last activation, or an online validation (to within domain.LAST_SEEN_RESOLUTION:
+    # a validation writes it only when it is older than that)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # product | portal | staff | offline

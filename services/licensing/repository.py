@@ -44,28 +44,31 @@ from services.licensing.models import (
     Product,
 )
 
-# built once: the statement of the hottest query, with its parameters bound per call
-_VALIDATION_FACTS = select(
-    License.expires_at,
-    License.suspended_at,
-    select(Installation.id)
-    .where(
-        Installation.license_pk == License.id,
-        Installation.installation_id == bindparam("installation_id"),
-        Installation.status == domain.INSTALLATION_ACTIVE,
-    )
-    .exists(),
-    # the feature codes in the same round trip (codes hold no comma: common.schemas.Code)
-    select(func.aggregate_strings(LicenseFeature.code, ","))
-    .where(LicenseFeature.license_pk == License.id)
-    .scalar_subquery(),
-).where(License.license_id == bindparam("license_id"))
-
-
 _FEATURE_CODES = (
     select(func.aggregate_strings(LicenseFeature.code, ","))
     .where(LicenseFeature.license_pk == License.id)
     .scalar_subquery()
+)
+
+# built once: the statement of the hottest query, with its parameters bound per call. The
+# installation is joined when it is active on the license (the partial unique index
+# `uq_installations_active` makes that one row at most), with when it was last seen
+_VALIDATION_FACTS = (
+    select(
+        License.expires_at,
+        License.suspended_at,
+        Installation.id,
+        Installation.last_seen_at,
+        # the feature codes in the same round trip (codes hold no comma: common.schemas.Code)
+        _FEATURE_CODES,
+    )
+    .outerjoin(
+        Installation,
+        (Installation.license_pk == License.id)
+        & (Installation.installation_id == bindparam("installation_id"))
+        & (Installation.status == domain.INSTALLATION_ACTIVE),
+    )
+    .where(License.license_id == bindparam("license_id"))
 )
 
 # what a heartbeat's certificate needs of a lease's license, in `LeaseFacts`' order (read
@@ -114,6 +117,23 @@ _NOW = bindparam("now", type_=UTCDateTime())
 # reads under its license row lock). `set_config(…, true)` is `SET LOCAL`: this transaction
 # only, and in the heartbeat's own statement, so it costs no round trip of its own.
 NOT_DURABLE = func.set_config("synchronous_commit", "off", True).label("not_durable")
+
+# a validation saw an installation whose `last_seen_at` was stale (domain.last_seen_due): it
+# becomes now, unless a concurrent validation wrote it since (the guard, read again after
+# any wait for the row: nothing is written twice; the column is NOT NULL, so no `IS NULL`).
+# No lock but the row's, and like a heartbeat its commit does not wait for the disk
+# (`NOT_DURABLE`: a time lost in a crash is written by the next validation). On PostgreSQL
+# only (`_MARK_SEEN_PG`): SQLite has no set_config.
+_INSTALLATIONS = Installation.__table__
+_MARK_SEEN = (
+    update(_INSTALLATIONS)
+    .where(
+        _INSTALLATIONS.c.id == bindparam("m_pk"),
+        _INSTALLATIONS.c.last_seen_at < bindparam("m_cutoff", type_=UTCDateTime()),
+    )
+    .values(last_seen_at=_NOW)
+)
+_MARK_SEEN_PG = _MARK_SEEN.returning(NOT_DURABLE)
 
 # a heartbeat in one statement on PostgreSQL: domain.heartbeat_expiry in SQL (LEAST ignores
 # a NULL license expiry: a perpetual license caps nothing), conditional on the token, on the
@@ -503,16 +523,23 @@ class LicensingRepository:
 
     def validation_facts(
         self, license_id: str, installation_id: str
-    ) -> tuple[datetime | None, datetime | None, bool, list[str]] | None:
-        """For an online validation, in one query: the license's expiry and suspension,
-        whether the installation is active on it, and the license's feature codes, sorted
-        (columns only: this path is hot)."""
+    ) -> tuple[datetime | None, datetime | None, int | None, datetime | None, list[str]] | None:
+        """For an online validation, in one query: the license's expiry and suspension, the
+        installation's row id and `last_seen_at` if it is active on the license (else None,
+        None), and the license's feature codes, sorted (columns only: this path is hot)."""
         row = self.session.execute(
             _VALIDATION_FACTS, {"license_id": license_id, "installation_id": installation_id}
         ).first()
         if row is None:
             return None
-        return row[0], row[1], bool(row[2]), _codes(row[3])
+        return row[0], row[1], row[2], row[3], _codes(row[4])
+
+    def mark_seen(self, pk: int, now: datetime) -> None:
+        """The installation `pk` was seen at `now`: its `last_seen_at` is written unless it
+        is younger than domain.LAST_SEEN_RESOLUTION (`_MARK_SEEN`)."""
+        pg = self.session.get_bind().dialect.name == "postgresql"
+        params = {"m_pk": pk, "m_cutoff": domain.last_seen_cutoff(now), "now": now}
+        self.session.connection().execute(_MARK_SEEN_PG if pg else _MARK_SEEN, params)
 
     # leases of floating licenses
     def lease_seats(

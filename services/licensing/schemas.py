@@ -33,6 +33,7 @@ from common.schemas import (
     StrictBoolean,
     StrictSchema,
     Text,
+    plain_text_problem,
 )
 from services.licensing import domain
 from services.licensing.exceptions import NOT_APPLICABLE
@@ -179,6 +180,40 @@ class Suspend(StrictSchema):
         allow_none=True,
         validate=[validate.Length(max=domain.SUSPENSION_REASON_MAX), _no_nul],
     )
+
+
+# a note may run over lines (tab, LF and CR); every other control character is refused
+_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class Label(fields.String):
+    """A license's nickname or note: a string or null, trimmed (`domain.label`: empty is
+    null), at most `max_length` characters once trimmed; a nickname is one line."""
+
+    def __init__(self, max_length: int, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+        self.max_length = max_length
+        self.control = _NOTE_CONTROL if multiline else _CONTROL
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
+        text = domain.label(super()._deserialize(value, attr, data, **kwargs))
+        if text is None:
+            return None
+        problem = plain_text_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        if len(text) > self.max_length:
+            raise ValidationError(f"At most {self.max_length} characters.")
+        if self.control.search(text):
+            raise ValidationError("Must not contain control characters.")
+        return text
+
+
+class LabelLicense(StrictSchema):
+    """The company's labels of a license; a key left out stays as it is, null or "" clears it."""
+
+    nickname = Label(domain.NICKNAME_MAX)
+    note = Label(domain.NOTE_MAX, multiline=True)
 
 
 class Activate(StrictSchema):

@@ -246,11 +246,12 @@ class LicensingService:
 
     @rpc(expected_exceptions=PortalError)
     def list_licenses(self, customer_id: str) -> list[dict[str, Any]]:
-        """`"C4829113"` → `[{license_id, product: {code, name}, seats, seats_in_use,
-        expires_at, status, suspension_reason, suspension_cause, model, lease_seconds,
-        max_borrow_days, …}]`, oldest first (no activation passwords; a floating license's
-        `seats_in_use`: its live leases; `suspension_cause` "staff" or "payment_disputed"
-        while suspended, else null)."""
+        """`"C4829113"` → `[{license_id, product: {code, name}, nickname, note, seats,
+        seats_in_use, expires_at, status, suspension_reason, suspension_cause, model,
+        lease_seconds, max_borrow_days, …}]`, oldest first (no activation passwords; a
+        floating license's `seats_in_use`: its live leases; `suspension_cause` "staff" or
+        "payment_disputed" while suspended, else null; `nickname`, `note`: the company's
+        labels, `label_license`)."""
         return self._uow.read(
             licenses.list_licenses, customer_id_arg(customer_id), self.clock.now()
         )
@@ -351,6 +352,29 @@ class LicensingService:
         )
         return views.password_view(
             sealed["license_id"], self.keys.box.decrypt(sealed["sealed_password"])
+        )
+
+    @rpc(expected_exceptions=PortalError)
+    def label_license(
+        self, license_id: str, customer_id: str | None, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The company's own name and note of a license, to tell it from its siblings.
+
+        `("L-7KQX-M2PD", "C4829113", {"nickname": "Design office", "note": "Renewed by
+        finance each December."})` → the license (as `list_licenses` answers it) with
+        `nickname` and `note`. Both keys optional: a key left out stays as it is; trimmed,
+        and "" or null clears it. `validation_error` naming the field: not a string, a
+        nickname over 60 characters (one line) or a note over 500. `customer_id` None:
+        staff. `license_not_found`. Once per request; audited `license_labelled` (`details`:
+        what changed) when something changed.
+        """
+        self.caller.check_scope(customer_id)
+        data = load(schemas.LabelLicense(), payload)
+        return self._as_company(
+            licenses.label_license,
+            optional_customer_id_arg(customer_id),
+            license_id_arg(license_id),
+            data,
         )
 
     @rpc(expected_exceptions=PortalError)
@@ -577,6 +601,8 @@ class LicensingService:
             answer = views.validation_view(domain.BAD_SIGNATURE)
         else:
             use_case = leases.validate if "lease_id" in claims else activations.validate
+            # a read, retried once on a dropped connection: its only write (an hourly
+            # `last_seen_at`) is guarded, so running it twice writes it once
             answer = self._uow.read(use_case, claims, now)
         signed = self.keys.keyring.sign(
             domain.validation_claims(answer, now, query["nonce"]), typ=VALIDATION_TYP

@@ -43,15 +43,18 @@ def features_view(product: Product, codes: list[str]) -> list[dict[str, str]]:
 def license_view(
     license: License, now: datetime, seats_in_use: int | None = None
 ) -> dict[str, Any]:
-    """`{license_id, customer_id, product: {code, name}, seats, seats_in_use, expires_at,
-    suspended_at, suspension_reason, suspension_cause, status, created_at, features: [{code,
-    name}], model, lease_seconds, max_borrow_days}` (the lease terms null for a node-locked
-    license; `seats_in_use` of a floating one: its live leases; `suspension_cause` "staff" or
-    "payment_disputed" while suspended)."""
+    """`{license_id, customer_id, product: {code, name}, nickname, note, seats, seats_in_use,
+    expires_at, suspended_at, suspension_reason, suspension_cause, status, created_at,
+    features: [{code, name}], model, lease_seconds, max_borrow_days}` (the lease terms null
+    for a node-locked license; `seats_in_use` of a floating one: its live leases;
+    `suspension_cause` "staff" or "payment_disputed" while suspended; `nickname` and `note`
+    the company's labels, null when not set)."""
     view = {
         "license_id": license.license_id,
         "customer_id": license.customer_id,
         "product": product_ref(license.product),
+        "nickname": license.nickname,
+        "note": license.note,
         "seats": license.seats,
         "expires_at": iso(license.expires_at),
         "suspended_at": iso(license.suspended_at),

@@ -526,7 +526,11 @@ def deactivate_installation(
 
 def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A verified certificate's claims → `{valid, code, license_id, installation_id,
-    expires_at, features}` as of now (the license may since have been extended, suspended, …)."""
+    expires_at, features}` as of now (the license may since have been extended, suspended, …).
+
+    An active installation's `last_seen_at` older than domain.LAST_SEEN_RESOLUTION becomes
+    now (`repo.mark_seen`, guarded and idempotent, so the read's retry may run it again);
+    fresher, validating writes nothing at all."""
     license_id = claims.get("license_id")
     installation_id = claims.get("installation_id")
     facts = None
@@ -534,8 +538,11 @@ def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -
         facts = repo.validation_facts(license_id, installation_id)
     if facts is None:
         return views.validation_view(domain.CODE_DEACTIVATED, license_id, installation_id)
-    expires_at, suspended_at, active, features = facts
+    expires_at, suspended_at, installation_pk, last_seen_at, features = facts
+    active = installation_pk is not None
     code = domain.validation_code(active, domain.license_status(expires_at, suspended_at, now))
+    if active and domain.last_seen_due(last_seen_at, now):
+        repo.mark_seen(installation_pk, now)
     # the features as of now (a removed one stops working at the next online check); the
     # view answers them only when VALID
     return views.validation_view(code, license_id, installation_id, expires_at, features)

@@ -1,6 +1,6 @@
-"""License use cases for staff and the portal: issue, read, rotate, suspend, extend, and the
-features a license unlocks (`hold` and `release` are the suspension itself, for staff and for
-a disputed payment alike).
+"""License use cases for staff and the portal: issue, read, label, rotate, suspend, extend,
+and the features a license unlocks (`hold` and `release` are the suspension itself, for
+staff and for a disputed payment alike).
 
 A company asking about another company's license gets `LicenseNotFound`, exactly as for a
 license that does not exist. IDs and codes arrive canonical (the entrypoints load them with
@@ -297,6 +297,28 @@ def rotate_activation_password(
         views.sealed_password(license),
         audit=[_fact(license, actor, "activation_password_rotated", now)],
     )
+
+
+def label_license(
+    repo: LicensingRepository,
+    license_id: str,
+    customer_id: str | None,
+    labels: dict[str, str | None],
+    actor: Actor,
+    now: datetime,
+) -> Outcome:
+    """The company's nickname and note of its license (`labels`: `{nickname?, note?}` as
+    loaded, trimmed, None to clear) → the license; a key left out stays as it is. Audited
+    `license_labelled` (`details`: the labels that changed, as they are now) only when
+    something changed."""
+    license = find_license(repo, license_id, customer_id, lock=True)
+    changed = {key: value for key, value in labels.items() if getattr(license, key) != value}
+    for key, value in changed.items():
+        setattr(license, key, value)
+    view = views.license_view(license, now, seats_in_use(repo, license, now))
+    if not changed:
+        return Outcome(view)
+    return Outcome(view, audit=[_fact(license, actor, "license_labelled", now, **changed)])
 
 
 def suspend(

@@ -1,9 +1,11 @@
 """Money as people read and type it: one format everywhere, amounts parsed by the currency.
 
 Amounts travel as integer minor units with an ISO 4217 currency code. `format_money` is the
-one way money is shown (portal, receipts, emails, `portalctl`): `"EUR 2,450.00"`,
-`"JPY 5,000"`, `"KWD 1,234.567"`. `parse_amount` reads what a person types (`"120.00"`) into
-minor units by the currency's decimals. Pure functions, no float anywhere.
+one way money is shown (portal, receipts, emails, `portalctl`): with the currency's symbol
+where people read it without doubt (`"€2,450.00"`, `"$19.99"`, `"£5.00"`, `"¥5,000"`),
+else its code and a space (`"CHF 2,450.00"`, `"KWD 1,234.567"`). `parse_amount` reads what
+a person types (`"120.00"`) into minor units by the currency's decimals. Pure functions,
+no float anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ _ZERO_DECIMALS = frozenset(
      "VND", "VUV", "XAF", "XOF", "XPF"}
 )  # fmt: skip
 _THREE_DECIMALS = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+# the currencies shown by their symbol; every other one by its code and a space (a symbol
+# such as "kr" or "Fr." names several currencies, and "$" alone is the US dollar here)
+SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 
 _AMOUNT = re.compile(r"^(\d+)(?:\.(\d*))?$")
 
@@ -31,10 +37,11 @@ def decimals(currency: str) -> int:
 
 
 def format_money(minor: int, currency: str) -> str:
-    """`format_money(245000, "EUR")` → `"EUR 2,450.00"`; `(5000, "JPY")` → `"JPY 5,000"`.
+    """`format_money(245000, "EUR")` → `"€2,450.00"`; `(5000, "JPY")` → `"¥5,000"`;
+    `(245000, "CHF")` → `"CHF 2,450.00"` (no symbol: the code and a space).
 
     Integers of minor units only (a float or a bool is a `TypeError`, never rounded);
-    a negative amount reads `"-EUR 19.99"`.
+    a negative amount reads `"-€19.99"` (`"-CHF 19.99"`).
     """
     if not isinstance(minor, int) or isinstance(minor, bool):
         raise TypeError("amounts are integers of minor units")
@@ -45,7 +52,8 @@ def format_money(minor: int, currency: str) -> str:
     text = f"{whole:,}"
     if places:
         text += "." + str(fraction).rjust(places, "0")
-    return f"{sign}{code} {text}"
+    symbol = SYMBOLS.get(code)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{code} {text}"
 
 
 def parse_amount(text: str, currency: str) -> int:

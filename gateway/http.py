@@ -45,6 +45,8 @@ auth="session", summary=...)` is nameko's `@http` plus:
   context data carries on to every RPC the route makes;
 - every answer, redirects and static files included, carries the security headers
   (`gateway.responses`);
+- a URL no route takes is a JSON 404, but a browser's GET of a path outside the API gets
+  the portal's HTML "Page not found" (`pages.wants_page`);
 - the route is recorded for the OpenAPI document.
 """
 
@@ -81,7 +83,7 @@ from common.context import ACTOR, set_request_id
 from common.errors import PortalError, validation_error
 from common.metrics import HTTP_DURATION, HTTP_REQUESTS
 from common.schemas import load
-from gateway import clients, payments, request_ids, request_keys, roles, sessions
+from gateway import clients, pages, payments, request_ids, request_keys, roles, sessions
 from gateway.errors import error_response
 from gateway.responses import DEFAULT_CSP, json_response, local_path, security_headers
 from gateway.server import CLOSE_CONNECTION, GuardedWebServer
@@ -288,6 +290,11 @@ class JsonWsgiApp(WsgiApp):
             provider = rule.endpoint
             request.path_values = values
             return provider.handle_request(request)
+        except NotFound:
+            # a browser's unknown page is a page; the API's unknown URL stays JSON
+            if pages.wants_page(request.method, request.path):
+                return pages.not_found()
+            return error_response("not_found", "No such resource.", status=404)
         except HTTPException as exc:
             return _http_error(exc)
 

@@ -13,6 +13,8 @@ page the role may not use at all answers 403 with a page that says so.
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +45,23 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def day(value: str | None) -> str:
+    """An ISO date or date-time as the portal shows a day, in UTC: `"Dec 7, 2026"` (text
+    that is no date stays as it is; None is "")."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+_templates.filters["day"] = day
 
 
 def render(name: str, status: int = 200, csp: str = PORTAL_CSP, **context: Any) -> Response:
@@ -95,6 +114,7 @@ def portal_page(
     template: str,
     *,
     roles: tuple[str, ...] = access.EVERYONE,
+    fill: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     **context: Any,
 ) -> Response:
     """A page for the company of the portal cookie, or the way to the login page.
@@ -102,7 +122,9 @@ def portal_page(
     No live session: a redirect to the login page (which comes back here), clearing a dead
     cookie. Auth unavailable: a 503 page. A role not in `roles`: a 403 page in the portal's
     layout that names the role (`portal_page(auth, request, "users.html", title="Users",
-    nav="users", roles=roles.OWNERS)`).
+    nav="users", roles=roles.OWNERS)`). A page rendered on the server (`fill`: the company
+    → more template values) is the 404 page when `fill` finds nothing, a 503 page when a
+    service cannot answer.
     """
     token = sessions.cookie_token(request)
     if token is None:
@@ -128,9 +150,50 @@ def portal_page(
             nav=context.get("nav"),
         )
     else:
-        response = render(template, company=company, csrf=csrf, **who, **context)
+        response = _filled(template, fill, company=company, csrf=csrf, **who, **context)
     sessions.refresh_csrf_cookie(request, response, token)
     return response
+
+
+def _filled(
+    template: str, fill: Callable[[dict[str, Any]], dict[str, Any]] | None, **context: Any
+) -> Response:
+    """`template` with what `fill` adds for the company; its refusal as a page."""
+    if fill is None:
+        return render(template, **context)
+    try:
+        extra = fill(context["company"])
+    except (PortalError, NotFound) as exc:
+        code = getattr(exc, "code", None)
+        if isinstance(exc, NotFound) or (isinstance(code, str) and code.endswith("not_found")):
+            return render("not-found.html", status=404, **{**context, "title": "Page not found"})
+        return render(
+            "unavailable.html",
+            status=503,
+            **{**context, "title": "Temporarily unavailable"},
+        )
+    return render(template, **{**context, **extra})
+
+
+# the paths of the JSON API and of machines (the webhook, the probes): their 404 is JSON
+API_PREFIXES = ("/api/", "/webhooks/", "/web/", "/static/", "/healthz", "/readyz", "/metrics")
+
+
+def wants_page(method: str, path: str) -> bool:
+    """Whether an unknown URL is answered with the HTML 404 page: a browser's GET of a
+    path outside the API.
+
+    >>> wants_page("GET", "/no-such-page"), wants_page("GET", "/api/v1/no-such")
+    (True, False)
+    """
+    if method not in ("GET", "HEAD"):
+        return False
+    return not any(path == prefix.rstrip("/") or path.startswith(prefix) for prefix in API_PREFIXES)
+
+
+def not_found() -> Response:
+    """The HTML 404 page: the portal's layout, a way back to the licenses."""
+    return render("not-found.html", status=404, title="Page not found", company=None)
 
 
 def see_other(location: str) -> Response:
@@ -182,6 +245,7 @@ REFUND_REASONS = {
     "license_not_found": "the license to renew was not found",
     "license_suspended": "the license to renew is suspended",
     "company_not_found": "the account could not be found",
+    "refunded_by_provider": "refunded by the vendor",
 }
 
 
@@ -203,6 +267,17 @@ def receipt(receipt: dict[str, Any], company: dict[str, Any]) -> Response:
         company=company,
         refund_reason=refund_reason(receipt.get("refund_reason")),
     )
+
+
+def receipt_page(billing: Any, receipt_number: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What the portal's receipt page shows of the company's receipt (`portal_page`'s
+    `fill`): billing's receipt and why it was refunded."""
+
+    def fill(company: dict[str, Any]) -> dict[str, Any]:
+        found = billing.get_receipt(receipt_number, company["customer_id"])
+        return {"r": found, "refund_reason": refund_reason(found.get("refund_reason"))}
+
+    return fill
 
 
 def static_file(name: str) -> Response:

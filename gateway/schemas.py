@@ -13,7 +13,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from common.audit import ACTIONS, CURSOR_MAX, PAGE_DEFAULT, PAGE_MAX
-from common.schemas import TOKEN_MAX, Code, LicenseId, StrictBoolean, StrictSchema, Text
+from common.schemas import (
+    TOKEN_MAX,
+    Code,
+    LicenseId,
+    StrictBoolean,
+    StrictSchema,
+    Text,
+    plain_text_problem,
+)
 from gateway.roles import ROLES
 
 PASSWORD_MAX = 1024
@@ -107,6 +115,24 @@ class ResetRequestBody(StrictSchema):
 class ResetConfirmBody(StrictSchema):
     token = Text(TOKEN_MAX)
     new_password = Text(PASSWORD_MAX)
+
+
+class TokenCheckBody(StrictSchema):
+    token = Text(TOKEN_MAX, metadata={"description": "from the link's #token="})
+
+
+class TokenCheckOut(Out):
+    """A reset or invitation link that still works, and what it is for."""
+
+    valid = fields.Boolean(metadata={"example": True})
+    purpose = fields.String(
+        metadata={
+            "description": "reset (a reset link) | setup (a new company's welcome link) | "
+            "invite (a user's invitation)"
+        }
+    )
+    email = fields.String(metadata={"example": "ada@acme.test"})
+    company_name = fields.String(metadata={"example": "Acme Engineering"})
 
 
 class Health(Out):
@@ -213,7 +239,7 @@ class PaymentOut(Out):
     paid_at = Timestamp()
     amount = fields.Integer(metadata={"description": "minor units, e.g. cents"})
     currency = fields.String(metadata={"example": "EUR"})
-    amount_formatted = fields.String(metadata={"example": "EUR 1,234.50"})
+    amount_formatted = fields.String(metadata={"example": "€1,234.50"})
     description = fields.String()
     status = fields.String(
         metadata={"description": "paid | refunded | disputed (a chargeback still open or lost)"}
@@ -271,7 +297,7 @@ class RecurringPaymentOut(Out):
     seats = fields.Integer()
     amount = fields.Integer(metadata={"description": "minor units"})
     currency = fields.String()
-    amount_formatted = fields.String(metadata={"example": "EUR 1,470.00"})
+    amount_formatted = fields.String(metadata={"example": "€1,470.00"})
     interval = fields.String(metadata={"example": "year"})
     next_charge_at = Timestamp()
     status = fields.String(metadata={"description": "active | past_due | cancelled"})
@@ -301,7 +327,7 @@ class PlanOut(Out):
     code = fields.String()
     amount = fields.Integer(metadata={"description": "per seat and interval, minor units"})
     currency = fields.String()
-    price = fields.String(metadata={"example": "EUR 490.00"})
+    price = fields.String(metadata={"example": "€490.00"})
     interval = fields.String()
     features = fields.List(
         fields.Nested(FeatureOut),
@@ -387,6 +413,34 @@ NO_CONTROL_CHARACTERS = validate.Regexp(
 )
 
 
+RENEWAL_STATUSES = "automatic | past_due | cancelled | none"
+
+
+class RenewalOut(Out):
+    """How a license renews, from billing's recurring payment of it."""
+
+    status = fields.String(
+        metadata={
+            "description": "automatic (charged at next_charge_at) | past_due (the charge "
+            "fails, retries under way) | cancelled (auto-renew off: the license ends at its "
+            "expiry) | none (no recurring payment)"
+        }
+    )
+    next_charge_at = Timestamp(
+        allow_none=True, metadata={"description": "the next automatic charge; null for none"}
+    )
+    amount = fields.Integer(
+        allow_none=True,
+        metadata={"description": "minor units; null for none, and for roles without billing"},
+    )
+    currency = fields.String(
+        allow_none=True, metadata={"description": "null for none, and for roles without billing"}
+    )
+    recurring_payment_id = fields.String(
+        allow_none=True, metadata={"example": "rp_4f1c2a9b0d7e6c5b4a39"}
+    )
+
+
 class LicenseOut(Out):
     license_id = fields.String(metadata={"example": "L-7KQX-M2PD"})
     product = fields.Nested(ProductRef)
@@ -424,6 +478,21 @@ class LicenseOut(Out):
     features = fields.List(
         fields.Nested(FeatureOut),
         metadata={"description": "the features (modules) the license unlocks, by code"},
+    )
+    nickname = fields.String(
+        allow_none=True,
+        metadata={"description": "the company's own name for it; null: none", "example": "Design"},
+    )
+    note = fields.String(
+        allow_none=True, metadata={"description": "the company's note; null: none"}
+    )
+    renewal = fields.Nested(
+        RenewalOut,
+        allow_none=True,
+        metadata={
+            "description": "how it renews (billing's recurring payment); null while "
+            "billing cannot say"
+        },
     )
 
 
@@ -567,6 +636,41 @@ class HistoryPage(Out):
 class HistoryQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+NICKNAME_MAX = 60
+NOTE_MAX = 500
+
+
+def _label(limit: int, one_line: bool = False) -> fields.String:
+    """A label of a license: text of at most `limit` characters once trimmed (one line with
+    `one_line`); null or empty clears it."""
+
+    def check(value: str) -> bool:
+        problem = plain_text_problem(value)
+        if problem is not None:
+            raise ValidationError(problem)
+        if one_line and ("\n" in value.strip() or "\r" in value.strip()):
+            raise ValidationError("Must be one line.")
+        if len(value.strip()) > limit:
+            raise ValidationError(f"At most {limit} characters.")
+        return True
+
+    return fields.String(
+        allow_none=True,
+        validate=check,
+        metadata={"description": f"at most {limit} characters (trimmed); null or empty clears it"},
+    )
+
+
+class LicenseLabelBody(StrictSchema):
+    nickname = _label(NICKNAME_MAX, one_line=True)
+    note = _label(NOTE_MAX)
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send `nickname`, `note` or both.", "_schema")
 
 
 class ActivationPasswordOut(Out):

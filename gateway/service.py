@@ -216,6 +216,22 @@ class GatewayService:
         """`{"token": "...", "new_password": "..."}` → 204; 400 `invalid_token`."""
         self.auth.confirm_password_reset(body)
 
+    @route(
+        "POST",
+        "/api/v1/password-resets/check",
+        summary="Whether a reset or invitation link still works, before its form is filled "
+        "(the token is not used up)",
+        body=schemas.TokenCheckBody,
+        response=schemas.TokenCheckOut,
+        tags=["account"],
+        errors=["invalid_token"],
+    )
+    def check_password_token(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """`{"token": "..."}` → 200 `{"valid": true, "purpose": "reset", "email":
+        "ada@acme.test", "company_name": "Acme Engineering"}` (`purpose` reset, setup or
+        invite); 400 `invalid_token` with `details.reason` `used`, `expired` or `unknown`."""
+        return self.auth.check_password_token(body["token"])
+
     # --- product activation (docs/http-api.md): no session, the password is the credential
 
     @route(
@@ -489,6 +505,7 @@ class GatewayService:
         here: use it for a purchase instead); 422 `card_not_accepted` for a card number
         where Stripe takes the cards. A past-due payment is retried with the new card at the
         next renewal pass."""
+        payments.refuse_card_numbers(body)
         customer_id = company["customer_id"]
         if body.get("payment_method") is not None:
             view = self.billing.replace_card(
@@ -572,6 +589,7 @@ class GatewayService:
         renews automatically is charged and moves its `next_charge_at`; a suspended
         license cannot be renewed (403 `license_suspended`).
         """
+        payments.refuse_card_numbers(body)
         payload = purchases.billing_payload(body, request_keys.key_for(request))
         result = self.billing.purchase(company["customer_id"], payload)
         return purchases.outcome(
@@ -652,8 +670,13 @@ class GatewayService:
         `lease_seconds` / `max_borrow_days` are set), `expires_at` null means perpetual,
         `suspension_reason` and `suspension_cause` (`staff` or `payment_disputed`) are null
         unless the license is suspended, `features` (by code)
-        are the modules the license unlocks."""
-        return {"licenses": self.licensing.list_licenses(company["customer_id"])}
+        are the modules the license unlocks; `nickname` and `note` the company's labels
+        (null: none); `renewal: {status, next_charge_at, amount, currency,
+        recurring_payment_id}` how it renews (`automatic`, `past_due`, `cancelled` or
+        `none`; `amount` and `currency` null for roles without billing), null while billing
+        cannot say."""
+        licenses = self.licensing.list_licenses(company["customer_id"])
+        return {"licenses": self._with_renewals(licenses, company)}
 
     @route(
         "GET",
@@ -673,12 +696,44 @@ class GatewayService:
         unless the session's role is owner or license_admin, and a password shown to a user
         is in the audit trail), `installations` (newest first) and, for a floating license,
         `leases` (live, oldest first) and `usage`: `{"peak_30d": 7, "days": [{"date":
-        "2026-12-02", "peak": 7}]}` (`leases: []`, `usage: null` when node-locked)."""
-        return self.licensing.get_license(
+        "2026-12-02", "peak": 7}]}` (`leases: []`, `usage: null` when node-locked), and its
+        `renewal` as the list has it."""
+        found = self.licensing.get_license(
             license_id,
             company["customer_id"],
             reveal_password=roles.may(company, roles.PASSWORD_READERS),
         )
+        return self._with_renewals([found], company)[0]
+
+    @route(
+        "PATCH",
+        "/api/v1/licenses/<license_id>",
+        summary="Name a license and note what it is for (the company's own labels)",
+        body=schemas.LicenseLabelBody,
+        response=schemas.LicenseOut,
+        auth="session",
+        roles=roles.LICENSE_ADMINS,
+        tags=["licenses"],
+        errors=["license_not_found", "validation_error"],
+    )
+    def label_license(
+        self, request: Request, license_id: str, body: dict[str, Any], company: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{"nickname": "Design team", "note": "Workstations on floor 2"}` (either or both)
+        → 200 the license; only the labels sent change, null or "" clears one. A nickname
+        is at most 60 characters, a note 500 (trimmed); 422 `validation_error` naming the
+        field otherwise."""
+        found = self.licensing.label_license(license_id, company["customer_id"], body)
+        return self._with_renewals([found], company)[0]
+
+    def _with_renewals(
+        self, licenses: list[dict[str, Any]], company: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The licenses with their `renewal`, billing asked once (not at all for none)."""
+        if not licenses:
+            return licenses
+        recurring = views.recurring_payments(self.billing, company["customer_id"])
+        return views.with_renewals(licenses, recurring, roles.may(company, roles.BILLING_USERS))
 
     @route(
         "GET",
@@ -1105,6 +1160,26 @@ class GatewayService:
             roles=roles.BILLING_USERS,
             title="Payment history",
             nav="payments",
+        )
+
+    @route(
+        "GET",
+        "/payments/<receipt_number>",
+        summary="A receipt as a portal page, with Print (the API's receipt route stays for "
+        "API clients)",
+        tags=["web"],
+        content_type="text/html",
+    )
+    def receipt_page(self, request: Request, receipt_number: str) -> Response:
+        receipt_number = receipt_number[:64]
+        return pages.portal_page(
+            self.auth,
+            request,
+            "receipt-page.html",
+            roles=roles.BILLING_USERS,
+            title=f"Receipt {receipt_number}",
+            nav="payments",
+            fill=pages.receipt_page(self.billing, receipt_number),
         )
 
     @route(

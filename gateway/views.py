@@ -1,7 +1,7 @@
 """Answers the gateway composes: billing's plans and recurring payments named with licensing's
 product names, the catalog of what is on sale (each plan's features named by its product),
-pages of payments, a purchase as the session's role may see it, and the size check of an
-offline activation's files.
+pages of payments, a purchase as the session's role may see it, licenses with how they renew,
+and the size check of an offline activation's files.
 
 Names are a nicety: while licensing cannot say within CATALOG_NAMES_TIMEOUT, the name billing
 gave (or the product or feature code) stands in and the answer is still given.
@@ -18,6 +18,21 @@ from common.errors import PortalError
 from gateway.schemas import OFFLINE_FILE_MAX
 
 CATALOG_NAMES_TIMEOUT = 2.0
+# licensing owns the license list: billing has this long to say how they renew, else the
+# list answers with `renewal: null`
+RENEWALS_TIMEOUT = 2.0
+
+# billing's recurring payment status → the license's renewal status, and which of several
+# recurring payments of one license says how it renews (the live one before a cancelled one)
+RENEWAL_STATUSES = {"active": "automatic", "past_due": "past_due", "cancelled": "cancelled"}
+_RENEWAL_RANK = {"active": 0, "past_due": 1, "cancelled": 2}
+NO_RENEWAL = {
+    "status": "none",
+    "next_charge_at": None,
+    "amount": None,
+    "currency": None,
+    "recurring_payment_id": None,
+}
 
 
 def product_views(licensing: Any, archived: bool = False) -> dict[str, dict[str, Any]] | None:
@@ -128,6 +143,59 @@ def purchase_for_role(answer: dict[str, Any], may_read_passwords: bool) -> dict[
     if may_read_passwords or not license or "activation_password" not in license:
         return answer
     return {**answer, "license": {**license, "activation_password": None}}
+
+
+def recurring_payments(billing: Any, customer_id: str) -> list[dict[str, Any]] | None:
+    """Billing's recurring payments of the company, or None when billing cannot say within
+    RENEWALS_TIMEOUT (the licenses are answered anyway)."""
+    try:
+        with eventlet.Timeout(RENEWALS_TIMEOUT):
+            return billing.list_recurring_payments(customer_id)
+    except (PortalError, eventlet.Timeout):
+        return None
+
+
+def renewal(license_id: str, recurring: list[dict[str, Any]], show_amount: bool) -> dict[str, Any]:
+    """How the license renews, from the company's recurring payments (`recurring`): the
+    active or past-due one of it, else its cancelled one (the latest charge date first),
+    else none. `show_amount` false (a role that may not see billing): no amount or currency.
+
+    >>> renewal("L-1", [{"id": "rp_1", "license_id": "L-1", "status": "active",
+    ...     "next_charge_at": "2026-12-07T09:00:00+00:00", "amount": 24500,
+    ...     "currency": "EUR"}], show_amount=False)["status"]
+    'automatic'
+    """
+    own = [
+        item
+        for item in recurring
+        if item.get("license_id") == license_id and item.get("status") in RENEWAL_STATUSES
+    ]
+    if not own:
+        return dict(NO_RENEWAL)
+    own.sort(key=lambda item: str(item.get("next_charge_at") or ""), reverse=True)
+    found = min(own, key=lambda item: _RENEWAL_RANK[item["status"]])
+    return {
+        "status": RENEWAL_STATUSES[found["status"]],
+        "next_charge_at": found.get("next_charge_at"),
+        "amount": found.get("amount") if show_amount else None,
+        "currency": found.get("currency") if show_amount else None,
+        "recurring_payment_id": found.get("id"),
+    }
+
+
+def with_renewals(
+    licenses: list[dict[str, Any]], recurring: list[dict[str, Any]] | None, show_amount: bool
+) -> list[dict[str, Any]]:
+    """The licenses, each with its `renewal` (null for all when billing could not say)."""
+    return [
+        {
+            **license,
+            "renewal": None
+            if recurring is None
+            else renewal(license["license_id"], recurring, show_amount),
+        }
+        for license in licenses
+    ]
 
 
 def offline_file(text: str, code: str, kind: str) -> str:

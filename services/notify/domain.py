@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
@@ -378,15 +378,49 @@ def clean_header_text(value: str, limit: int = MAX_SUBJECT_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def product_label(product: dict[str, Any] | None, fallback: str = "your software") -> str:
-    """What an email calls a product: its name; its code when the event has no name.
+def product_name_of(product: dict[str, Any] | None) -> str | None:
+    """The name of a product as an event carries it, or None: never its code (a producer
+    that did not know the name may have put the code in its place).
 
-    >>> product_label({"code": "cad-pro", "name": "CAD Pro"}), product_label({"code": "cad-pro"})
-    ('CAD Pro', 'cad-pro')
+    >>> product_name_of({"code": "cad-pro", "name": "CAD Pro"}), product_name_of({"code": "cad-pro",
+    ...     "name": "cad-pro"})
+    ('CAD Pro', None)
     """
     if not product:
-        return fallback
-    return product.get("name") or product["code"]
+        return None
+    name = str(product.get("name") or "").strip()
+    return name if name and name != product.get("code") else None
+
+
+def product_label(product: dict[str, Any] | None, fallback: str = "your software") -> str:
+    """What an email calls a product: its name; `fallback` when the event has none (a
+    person never reads a product code).
+
+    >>> product_label({"code": "cad-pro", "name": "CAD Pro"}), product_label({"code": "cad-pro"})
+    ('CAD Pro', 'your software')
+    """
+    return product_name_of(product) or fallback
+
+
+def license_label(license_id: str | None) -> str:
+    """A license by its ID, for a sentence that has no product name: `"license L-7KQX-M2PD"`,
+    or `"your license"`."""
+    return f"license {license_id}" if license_id else "your license"
+
+
+def email_date(value: datetime | None, with_time: bool = False) -> str:
+    """The one way emails show a day or a moment, in UTC: `"Dec 7, 2026"`, or with
+    `with_time` `"Dec 7, 2026, 09:00 UTC"` ("" for None).
+
+    >>> moment = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    >>> email_date(moment), email_date(moment, with_time=True)
+    ('Dec 7, 2026', 'Dec 7, 2026, 09:00 UTC')
+    """
+    if value is None:
+        return ""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    day = f"{value:%b} {value.day}, {value.year}"
+    return f"{day}, {value:%H:%M} UTC" if with_time else day
 
 
 # the kinds about a recurring payment (`recurring_payment` in the payload)
@@ -405,6 +439,8 @@ REFUND_REASONS = {
     "product_archived": "the product you paid for is no longer sold",
     "license_not_found": "the license to renew was not found in your account",
     "license_suspended": "the license to renew is suspended",
+    # a refund made in the payment provider's dashboard (billing's webhooks)
+    "refunded_by_provider": "our billing team made this refund",
 }
 REFUND_REASON_DEFAULT = "we could not deliver what you paid for"
 
@@ -413,6 +449,27 @@ def refund_reason(code: str | None) -> str:
     """`refund_reason("product_archived")` → `"the product you paid for is no longer sold"`;
     an unknown code gets the general reason, never the code itself."""
     return REFUND_REASONS.get(code or "", REFUND_REASON_DEFAULT)
+
+
+# why an automatic renewal could not be charged (billing's decline code), as the customer
+# reads it; the codes in CUSTOMER_MUST_ACT are not tried again: the customer has to act
+DECLINE_REASONS = {
+    "card_declined": "the card was declined",
+    "insufficient_funds": "the card has insufficient funds",
+    "expired_card": "the card has expired",
+    "authentication_required": "your bank wants you to confirm this payment yourself, which "
+    "an automatic renewal cannot do",
+    "payment_method_unavailable": "the card saved for it can no longer be charged by our "
+    "payment provider",
+}
+DECLINE_REASON_DEFAULT = "the card was declined"
+CUSTOMER_MUST_ACT = frozenset({"authentication_required", "payment_method_unavailable"})
+
+
+def decline_reason(code: str | None) -> str:
+    """`decline_reason("insufficient_funds")` → `"the card has insufficient funds"`; an
+    unknown code reads as a plain decline, never as the code."""
+    return DECLINE_REASONS.get(code or "", DECLINE_REASON_DEFAULT)
 
 
 # the kinds about a payment disputed at the customer's bank (a chargeback)
@@ -452,7 +509,10 @@ def disputed_item(data: dict[str, Any]) -> str:
     'your purchase'
     """
     product = data.get("product") or {}
-    return data.get("item") or product.get("name") or "your purchase"
+    item = data.get("item")
+    if item and item != product.get("code"):
+        return item
+    return product_name_of(product) or "your purchase"
 
 
 def dispute_subject(kind: str, data: dict[str, Any]) -> str:
@@ -536,19 +596,10 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         named = f"{product} license" if product else "license"
         line = f"Modules of your {named} {data['license_id']} changed"
     elif kind == "seats_exhausted":
-        line = seats_in_use(data["seats"], product_label(data["product"], data["license_id"]))
+        named = product_label(data["product"], license_label(data["license_id"]))
+        line = seats_in_use(data["seats"], named)
     elif kind in RECURRING_KINDS:
-        product = product_label(data["recurring_payment"]["product"])
-        if kind == "payment_failed" and data["next_retry_at"] is None:
-            line = f"Action needed: the {product} renewal payment failed"
-        elif kind == "payment_failed":
-            line = f"Your {product} renewal payment did not go through"
-        elif kind == "recurring_payment_cancelled":
-            line = f"Automatic renewal of {product} cancelled"
-        elif kind == "recurring_payment_resumed":
-            line = f"Automatic renewal of {product} resumed"
-        else:
-            line = f"New card for the automatic renewal of {product}"
+        line = recurring_subject(kind, data)
     else:
         product = data["license"]["product"]["name"]
         if kind == "license_issued":
@@ -562,6 +613,29 @@ def subject(kind: str, data: dict[str, Any]) -> str:
         else:
             raise ValueError(f"no email for events of type {kind!r}")
     return clean_header_text(line)
+
+
+def recurring_subject(kind: str, data: dict[str, Any]) -> str:
+    """The subject of an email about a recurring payment: by the product's name, else by
+    the license (never a product code).
+
+    >>> recurring = {"product": {"code": "cadpro"}, "license_id": "L-7KQX-M2PD"}
+    >>> recurring_subject("recurring_payment_cancelled", {"recurring_payment": recurring})
+    'Automatic renewal of license L-7KQX-M2PD cancelled'
+    """
+    recurring = data["recurring_payment"]
+    name = product_name_of(recurring["product"])
+    thing = name or license_label(recurring.get("license_id"))
+    if kind == "payment_failed":
+        payment = f"{name} renewal payment" if name else f"renewal payment for {thing}"
+        if data["next_retry_at"] is None:
+            return f"Action needed: the {payment} failed"
+        return f"Your {payment} did not go through"
+    if kind == "recurring_payment_cancelled":
+        return f"Automatic renewal of {thing} cancelled"
+    if kind == "recurring_payment_resumed":
+        return f"Automatic renewal of {thing} resumed"
+    return f"New card for the automatic renewal of {thing}"
 
 
 def seats_in_use(seats: int, product: str) -> str:

@@ -4,9 +4,10 @@ Templates live in `templates/`: `<kind>.txt` and `<kind>.html`, extending `layou
 `layout.html`. Only `.html` templates are autoescaped; values come from other services and
 from product software (machine names), so nothing in them is trusted as markup.
 
-Money is shown one way, by `common.money.format_money` (`EUR 2,450.00`, as the portal and
-the receipts show it), from the integer minor units and currency of the event; products by
-their names (`domain.product_label`).
+Money is shown one way, by `common.money.format_money` (`€2,450.00`, as the portal and the
+receipts show it), from the integer minor units and currency of the event; days and moments
+one way, by `domain.email_date` (`Dec 7, 2026`, `Dec 7, 2026, 09:00 UTC`); products by their
+names (`domain.product_label`), never by their codes.
 """
 
 from __future__ import annotations
@@ -21,26 +22,19 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from common.money import format_money
-from common.timeutil import as_utc
 from services.notify import domain
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def format_date(value: datetime | None) -> str:
-    """`28 November 2026`, in UTC: the day the portal shows too."""
-    if value is None:
-        return ""
-    value = as_utc(value)
-    return f"{value.day} {value:%B %Y}"
+    """`Nov 28, 2026`, in UTC (`domain.email_date`): the `date` filter of the templates."""
+    return domain.email_date(value)
 
 
 def format_moment(value: datetime | None) -> str:
-    """`28 November 2026, 09:27 UTC`."""
-    if value is None:
-        return ""
-    value = as_utc(value)
-    return f"{format_date(value)}, {value:%H:%M} UTC"
+    """`Nov 28, 2026, 09:27 UTC` (`domain.email_date`): the `moment` filter."""
+    return domain.email_date(value, with_time=True)
 
 
 def _environment() -> Environment:
@@ -97,10 +91,12 @@ def context(
     recurring = data.get("recurring_payment")
     if recurring is not None:
         values["recurring_facts"] = recurring_facts(recurring)
-        values["recurring_product"] = domain.product_label(recurring["product"])
+        values["recurring_product"] = domain.product_label(recurring["product"], "your license")
     if kind == "payment_failed":
         due = data if data.get("amount") is not None else recurring
         values["amount_due"] = format_money(due["amount"], due["currency"])
+        values["decline_reason"] = domain.decline_reason(data.get("reason"))
+        values["customer_must_act"] = data.get("reason") in domain.CUSTOMER_MUST_ACT
     if kind in USER_KINDS:
         # the role the user has now: the invited role, or the new one
         role = data.get("new_role") or data["user"]["role"]
@@ -149,7 +145,8 @@ def seats_context(data: dict[str, Any], portal_url: str) -> dict[str, Any]:
     return {
         "product_label": domain.product_label(data["product"], ""),
         "seats_news": domain.seats_in_use(
-            data["seats"], domain.product_label(data["product"], data["license_id"])
+            data["seats"],
+            domain.product_label(data["product"], domain.license_label(data["license_id"])),
         ),
         "holder_rows": rows,
         "more_holders": more,
@@ -218,7 +215,7 @@ def payment_facts(
 def recurring_facts(recurring: dict[str, Any]) -> list[tuple[str, str]]:
     """The label/value rows of an email about a recurring payment."""
     rows = [
-        ("Product", domain.product_label(recurring["product"])),
+        ("Product", domain.product_label(recurring["product"], "")),
         ("License ID", recurring["license_id"]),
         ("Amount", format_money(recurring["amount"], recurring["currency"])),
         ("Renews", f"every {recurring['interval']}"),

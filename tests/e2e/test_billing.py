@@ -73,7 +73,7 @@ def test_buy_see_receipt_license_recurring_payment_and_emails(suite, api, shop, 
     catalog = api.get("/api/v1/catalog", token=token).json()
     [product] = [p for p in catalog["products"] if p["code"] == shop["product"]]
     assert product["name"] == "CAD Pro <Suite>"
-    assert product["plans"][0]["price"] == "EUR 49.00"
+    assert product["plans"][0]["price"] == "€49.00"
 
     response = buy(api, token, shop["plan"])
     assert response.status_code == 201, response.text
@@ -93,7 +93,7 @@ def test_buy_see_receipt_license_recurring_payment_and_emails(suite, api, shop, 
     assert receipt.status_code == 200
     assert receipt.headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in receipt.headers["Content-Security-Policy"]
-    for part in (payment["receipt_number"], "EUR 147.00", "4242", "Acme &amp; Sons", "Visa"):
+    for part in (payment["receipt_number"], "€147.00", "4242", "Acme &amp; Sons", "Visa"):
         assert part in receipt.text
     assert "Acme & Sons" not in receipt.text  # escaped
 
@@ -104,7 +104,7 @@ def test_buy_see_receipt_license_recurring_payment_and_emails(suite, api, shop, 
 
     email = company["contact_email"]
     receipt_mail = mail(smtp_sink, email, payment["receipt_number"])
-    assert "EUR 147.00" in receipt_mail.get_body(preferencelist=("plain",)).get_content()
+    assert "€147.00" in receipt_mail.get_body(preferencelist=("plain",)).get_content()
     mail(smtp_sink, email, "license is ready")
 
 
@@ -166,7 +166,7 @@ def test_offline_payment_is_emailed_and_not_listed(suite, api, smtp_sink):
     )  # fmt: skip
     assert payment["channel"] == "offline"
     message = mail(smtp_sink, company["contact_email"], payment["receipt_number"])
-    assert "EUR 1,200.00" in message.get_body(preferencelist=("plain",)).get_content()
+    assert "€1,200.00" in message.get_body(preferencelist=("plain",)).get_content()
     assert api.get("/api/v1/payments", token=token).json() == {"payments": [], "next_before": None}
     failed = suite.portalctl(
         "payment", "record-offline", "--customer", "C0000000", "--amount", "1",

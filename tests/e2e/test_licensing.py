@@ -83,11 +83,22 @@ def test_a_company_sees_activates_deactivates_and_verifies_offline(suite, api, p
             "expires_at": "2099-12-31T23:59:59+00:00",
             "status": "active",
             "suspension_reason": None,
+            "suspension_cause": None,
             "created_at": listed[0]["created_at"],
             "features": [],
             "model": "node_locked",
             "lease_seconds": None,
             "max_borrow_days": None,
+            "nickname": None,
+            "note": None,
+            # issued by staff, not bought: nothing renews it
+            "renewal": {
+                "status": "none",
+                "next_charge_at": None,
+                "amount": None,
+                "currency": None,
+                "recurring_payment_id": None,
+            },
         }
     ]
     detail = api.get(f"/api/v1/licenses/{license['license_id']}", token=token).json()

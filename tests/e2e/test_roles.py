@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/purchases/<purchase_id>/confirm"): BILLS,
     ("GET", "/api/v1/licenses"): EVERYONE,
     ("GET", "/api/v1/licenses/<license_id>"): EVERYONE,
+    ("PATCH", "/api/v1/licenses/<license_id>"): LICENSES,
     ("GET", "/api/v1/licenses/<license_id>/installations"): EVERYONE,
     ("GET", "/api/v1/licenses/<license_id>/history"): EVERYONE,
     (
@@ -97,6 +98,8 @@ def body_of(method: str, path: str, team) -> dict | None:
     if path == "/api/v1/users" and method == "POST":
         # the viewer's email: taken, so an admitted call is a 409 and invites nobody
         return {"email": team.members[VIEWER].email, "name": "Again", "role": "viewer"}
+    if path == "/api/v1/licenses/<license_id>" and method == "PATCH":
+        return {"note": None}  # the license has no note: clearing it changes nothing
     if path == "/api/v1/users/<user_id>":
         return {"name": "Nobody"} if method == "PATCH" else None
     # admitted, licensing refuses these files (422 invalid_request / invalid_proof)

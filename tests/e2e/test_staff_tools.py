@@ -130,7 +130,7 @@ def test_amounts_are_typed_with_the_currencys_decimals_or_in_minor_units(suite):
         "plan", "create", "--code", f"{product.upper()}-Y", "--product", product.upper(),
         "--amount", "120.00", "--currency", "EUR", "--interval", "year",
     )  # fmt: skip
-    assert (plan["code"], plan["amount"], plan["price"]) == (f"{product}-y", 12000, "EUR 120.00")
+    assert (plan["code"], plan["amount"], plan["price"]) == (f"{product}-y", 12000, "€120.00")
 
     company = new_company(suite)
     args = ["payment", "record-offline", "--customer", company["customer_id"].lower()]

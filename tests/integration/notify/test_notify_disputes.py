@@ -82,7 +82,7 @@ def test_a_dispute_and_its_end_reach_whoever_gets_the_receipts_once(
     [to_bo] = [m for m in sink.messages(to=billing) if m["Subject"] == DISPUTED]
     text = text_body(to_bo)
     assert "Hello Bo Chen," in text
-    assert "R-2026-000125 of EUR 2,450.00 for CAD Pro is disputed" in text
+    assert "R-2026-000125 of €2,450.00 for CAD Pro is disputed" in text
     assert "the license L-7KQX-M2PD for CAD Pro is suspended" in text
     assert "ask your bank to withdraw the dispute" in html_body(to_bo)
     [to_owner] = [m for m in sink.messages(to=owner) if m["Subject"] == WON]

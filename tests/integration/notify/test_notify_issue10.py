@@ -99,7 +99,7 @@ def test_billing_and_licensing_news_arrive_in_the_one_format(
     messages = eventually(arrived, timeout=15)
     assert subjects <= set(messages)
     refunded = messages["We refunded your payment R-2026-000124"]
-    assert "We refunded JPY 500,000 for your payment R-2026-000124" in text_body(refunded)
+    assert "We refunded ¥500,000 for your payment R-2026-000124" in text_body(refunded)
     assert "the product you paid for is no longer sold" in html_body(refunded)
     suspended = [m for s, m in messages.items() if s.endswith("is suspended")]
     assert len(suspended) == 1 and "Unpaid invoice 2026-114." in text_body(suspended[0])

@@ -31,14 +31,19 @@ def test_decimals_follow_iso_4217(currency: str, places: int) -> None:
 @pytest.mark.parametrize(
     ("minor", "currency", "text"),
     [
-        (245000, "EUR", "EUR 2,450.00"),
-        (5, "usd", "USD 0.05"),
-        (0, "EUR", "EUR 0.00"),
-        (-1999, "GBP", "-GBP 19.99"),
-        (5000, "JPY", "JPY 5,000"),
+        (245000, "EUR", "€2,450.00"),
+        (5, "usd", "$0.05"),
+        (0, "EUR", "€0.00"),
+        (-1999, "GBP", "-£19.99"),
+        (5000, "JPY", "¥5,000"),
         (1234567, "KWD", "KWD 1,234.567"),
         (7, "BHD", "BHD 0.007"),
-        (100000000000, "EUR", "EUR 1,000,000,000.00"),
+        (245000, "CHF", "CHF 2,450.00"),
+        (-1999, "CHF", "-CHF 19.99"),
+        (100, "XXX", "XXX 1.00"),
+        (245000, "gbp", "£2,450.00"),
+        (-1999, "EUR", "-€19.99"),
+        (100000000000, "EUR", "€1,000,000,000.00"),
     ],
 )
 def test_format_money(minor: int, currency: str, text: str) -> None:
@@ -91,5 +96,5 @@ def test_parse_amount_names_the_problem(text: str, currency: str, words: str) ->
 
 
 def test_parsed_amounts_format_back() -> None:
-    assert money.format_money(money.parse_amount("2450.00", "EUR"), "EUR") == "EUR 2,450.00"
-    assert money.format_money(money.parse_amount("5000", "JPY"), "JPY") == "JPY 5,000"
+    assert money.format_money(money.parse_amount("2450.00", "EUR"), "EUR") == "€2,450.00"
+    assert money.format_money(money.parse_amount("5000", "JPY"), "JPY") == "¥5,000"

@@ -23,7 +23,7 @@ PAYMENT = {
     "paid_at": "2026-03-10T09:00:00+00:00",
     "amount": 9800,
     "currency": "EUR",
-    "amount_formatted": "EUR 98.00",
+    "amount_formatted": "€98.00",
     "description": "<script>alert(1)</script>",
     "status": "paid",
     "refunded_at": None,
@@ -48,7 +48,7 @@ RECURRING = {
     "seats": 2,
     "amount": 9800,
     "currency": "EUR",
-    "amount_formatted": "EUR 98.00",
+    "amount_formatted": "€98.00",
     "interval": "month",
     "next_charge_at": "2026-04-10T09:00:00+00:00",
     "status": "active",
@@ -113,8 +113,8 @@ class Billing:
         line = {
             "description": PAYMENT["description"],
             "seats": 2,
-            "unit_amount_formatted": "EUR 49.00",
-            "amount_formatted": "EUR 98.00",
+            "unit_amount_formatted": "€49.00",
+            "amount_formatted": "€98.00",
             "period_start": PAYMENT["period_start"],
             "period_end": PAYMENT["period_end"],
         }
@@ -124,7 +124,7 @@ class Billing:
     def list_plans(self) -> list[dict]:
         return [
             {"code": "cad-m", "product_code": "cadpro", "amount": 4900, "currency": "EUR",
-             "price": "EUR 49.00", "interval": "month", "active": True,
+             "price": "€49.00", "interval": "month", "active": True,
              "model": "node_locked", "lease_seconds": None, "max_borrow_days": None}
         ]  # fmt: skip
 
@@ -327,7 +327,7 @@ def test_the_catalog_falls_back_to_product_codes_when_licensing_is_down() -> Non
                         "code": "cad-m",
                         "amount": 4900,
                         "currency": "EUR",
-                        "price": "EUR 49.00",
+                        "price": "€49.00",
                         "interval": "month",
                         "features": [],
                         "model": "node_locked",
@@ -350,7 +350,7 @@ def test_the_receipt_page_escapes_everything_and_has_a_strict_csp() -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<b>Evil</b>" not in html and "Vendor &amp; Co" in html
-    for part in ("R-2026-000001", "EUR 98.00", "EUR 49.00", "Visa", "4242", "2026-04-10"):
+    for part in ("R-2026-000001", "€98.00", "€49.00", "Visa", "4242", "2026-04-10"):
         assert part in html
 
 
@@ -371,7 +371,7 @@ class Shop(Billing):
     """Billing whose list still holds a plan of a product licensing archived since."""
 
     def list_plans(self) -> list[dict]:
-        plan = {"amount": 4900, "currency": "EUR", "price": "EUR 49.00", "interval": "month"}
+        plan = {"amount": 4900, "currency": "EUR", "price": "€49.00", "interval": "month"}
         return [
             {
                 **plan,

@@ -19,6 +19,7 @@ from gateway import openapi, schemas
 from gateway.errors import error_response, status_for
 from gateway.http import ROUTES, Reply, canonical_parameters, read_json, route
 from gateway.service import GatewayService
+from gateway.views import NO_RENEWAL
 from tests.unit.gateway.support import FakeAuth, make_request
 
 LEASE_TOKEN = "q3VdX1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t"
@@ -343,10 +344,13 @@ def test_revocation_needs_a_session() -> None:
 def test_a_floating_license_answers_its_model_leases_and_usage() -> None:
     service, _ = gateway("viewer")
     (listed,) = service.list_licenses(make_request())["licenses"]
-    assert listed == FLOATING  # no `customer_id`: only the schema's keys
+    # no `customer_id`: only the schema's keys; billing (a mock) names no recurring payment
+    labels = {"nickname": None, "note": None, "renewal": NO_RENEWAL}
+    assert listed == {**FLOATING, **labels}
     detail = service.get_license(make_request(), "L-7KQX-M2PD")
     assert detail == {
         **FLOATING,
+        **labels,
         "activation_password": None,
         "installations": [],
         "leases": [LEASE],

@@ -35,9 +35,32 @@ LICENSE = {
     "suspension_cause": None,
     "created_at": "2026-01-05T10:00:00+00:00",
     "features": [{"code": "steel", "name": "Steel design"}],
+    "nickname": None,
+    "note": None,
+    # the gateway's, from billing (none here: `NoRecurring`)
+    "renewal": {
+        "status": "none",
+        "next_charge_at": None,
+        "amount": None,
+        "currency": None,
+        "recurring_payment_id": None,
+    },
 }
-# licensing's license view holds more than a customer sees
-LICENSE_VIEW = {**LICENSE, "customer_id": "C1000001", "suspended_at": None}
+# licensing's license view holds more than a customer sees, and no renewal (billing's)
+LICENSE_VIEW = {
+    **{key: value for key, value in LICENSE.items() if key != "renewal"},
+    "customer_id": "C1000001",
+    "suspended_at": None,
+}
+
+
+class NoRecurring:
+    """Billing without a recurring payment for the company."""
+
+    def list_recurring_payments(self, customer_id: str) -> list[dict]:
+        return []
+
+
 EVENT = {
     "id": "17",
     "type": "deactivated",
@@ -112,7 +135,8 @@ class Licensing:
 def gateway(role: str = "owner") -> tuple[GatewayService, Licensing]:
     licensing = Licensing()
     auth = FakeAuth(role=role)
-    return worker_factory(GatewayService, auth=auth, licensing=licensing), licensing
+    service = worker_factory(GatewayService, auth=auth, licensing=licensing, billing=NoRecurring())
+    return service, licensing
 
 
 def test_licenses_are_listed_for_the_session_company_without_licensing_internals() -> None:
@@ -161,9 +185,11 @@ def test_a_suspended_license_says_why() -> None:
 def test_a_key_licensing_leaves_out_is_answered_as_null() -> None:
     class Sparse(Licensing):
         def list_licenses(self, customer_id: str) -> list[dict]:
-            return [{key: value for key, value in LICENSE.items() if key != "seats_in_use"}]
+            return [{key: value for key, value in LICENSE_VIEW.items() if key != "seats_in_use"}]
 
-    service = worker_factory(GatewayService, auth=FakeAuth(), licensing=Sparse())
+    service = worker_factory(
+        GatewayService, auth=FakeAuth(), licensing=Sparse(), billing=NoRecurring()
+    )
     assert service.list_licenses(make_request()) == {
         "licenses": [{**LICENSE, "seats_in_use": None}]
     }

@@ -209,7 +209,7 @@ def test_the_openapi_document_shows_both_routes_for_license_admins() -> None:
 
 class Catalog:
     def list_plans(self) -> list[dict]:
-        plan = {"amount": 4900, "currency": "EUR", "price": "EUR 49.00", "interval": "month"}
+        plan = {"amount": 4900, "currency": "EUR", "price": "€49.00", "interval": "month"}
         return [
             {**plan, "code": "cad-steel", "product_code": "cadpro", "features": ["steel", "dyn"]},
             {**plan, "code": "cad-base", "product_code": "cadpro", "features": []},

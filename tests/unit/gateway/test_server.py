@@ -318,7 +318,7 @@ def test_a_body_that_does_not_arrive_in_time_is_408(serve):
 
 def test_every_answer_has_the_security_headers(serve):
     _, port = serve(app=None, server_class=JsonWebServer)
-    head, error = head_and_body(ask(port, b"GET /nowhere HTTP/1.1\r\nHost: p\r\n\r\n"))
+    head, error = head_and_body(ask(port, b"GET /api/v1/nowhere HTTP/1.1\r\nHost: p\r\n\r\n"))
     assert head.startswith(b"HTTP/1.1 404") and error["error"]["code"] == "not_found"
     for header in (b"X-Content-Type-Options: nosniff", b"X-Frame-Options: DENY"):
         assert header in head

@@ -64,5 +64,5 @@ def test_billings_dispute_events_reach_licensing_and_notify(status: str | None) 
     data = schemas.load_event(kind, payload)
     text, html = rendering.render(kind, data, RECIPIENT, "http://portal.test")
     for body in (text, html):
-        assert "R-2026-000124 of EUR 2,450.00 for CAD Pro" in body
+        assert "R-2026-000124 of €2,450.00 for CAD Pro" in body
         assert "L-7KQX-M2PD" in body

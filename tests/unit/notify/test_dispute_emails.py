@@ -40,7 +40,7 @@ def test_a_dispute_says_which_payment_and_that_the_license_is_suspended() -> Non
     subject, text, html = render("payment_disputed", payloads.payment_disputed("C7"))
     assert subject == "Your payment R-2026-000125 is disputed at your bank"
     for body in (text, html):
-        assert "your payment R-2026-000125 of EUR 2,450.00 for CAD Pro is disputed" in body
+        assert "your payment R-2026-000125 of €2,450.00 for CAD Pro is disputed" in body
         assert "The card holder does not recognise the payment" in body
         assert "the license L-7KQX-M2PD for CAD Pro is suspended" in body
         assert "Until the dispute is resolved" in body
@@ -64,7 +64,7 @@ def test_a_dispute_won_says_the_payment_stands_and_the_license_works() -> None:
     subject, text, html = render("payment_dispute_closed", payloads.payment_dispute_closed("C7"))
     assert subject == "Dispute of payment R-2026-000125 closed: the payment stands"
     for body in (text, html):
-        assert "closed the dispute of your payment R-2026-000125 of EUR 2,450.00" in body
+        assert "closed the dispute of your payment R-2026-000125 of €2,450.00" in body
         assert "The license L-7KQX-M2PD for CAD Pro, suspended during the dispute" in body
         assert "is active again" in body and "stays suspended" not in body
 
@@ -86,7 +86,7 @@ def test_products_by_name_never_by_code_and_money_in_the_one_format(kind: str) -
     _, text, html = render(kind, payload)
     for body in (text, html):
         assert "cad-pro" not in body and "for your purchase" in body
-        assert "JPY 500,000" in body
+        assert "¥500,000" in body
     named = {**payload, "product": {"code": "cad-pro", "name": "CAD Pro"}}
     assert "for CAD Pro" in render(kind, named)[1]
 

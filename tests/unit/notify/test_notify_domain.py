@@ -140,6 +140,8 @@ class TestSubjects:
         suspended = events["license_suspended"]["license_id"]
         resumed = events["license_resumed"]["license_id"]
         changed = events["license_features_changed"]["license_id"]
+        # billing's recurring payment here names no product: the license stands in
+        renewing = events["payment_failed"]["recurring_payment"]["license_id"]
         subjects = {kind: domain.subject(kind, _data(kind, p)) for kind, p in events.items()}
         assert subjects == {
             "company_created": "Welcome to License Portal",
@@ -150,8 +152,8 @@ class TestSubjects:
             "installation_activated": "New activation on WS-042",
             "license_expiring": "Your CAD Pro license expires in 7 days",
             "payment_succeeded": "Your receipt R-2026-000123",
-            "payment_failed": "Your cadpro renewal payment did not go through",
-            "recurring_payment_cancelled": "Automatic renewal of cadpro cancelled",
+            "payment_failed": f"Your renewal payment for license {renewing} did not go through",
+            "recurring_payment_cancelled": f"Automatic renewal of license {renewing} cancelled",
             "offline_payment_recorded": "Your receipt R-2026-000123",
             "company_invited": "Set your License Portal password",
             "license_suspended": f"Your CAD Pro license {suspended} is suspended",

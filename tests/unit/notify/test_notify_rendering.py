@@ -122,9 +122,9 @@ def test_activation_email_names_the_machine() -> None:
 
 def test_expiry_and_extension_dates() -> None:
     text, _ = _render("license_extended", payloads.license_extended("C7"))
-    assert "extended until 31 January 2028" in text and "Previously:  31 January 2027" in text
+    assert "extended until Jan 31, 2028" in text and "Previously:  Jan 31, 2027" in text
     text, html = _render("license_expiring", payloads.license_expiring("C7", days_left=1))
-    assert "expires tomorrow, on 31 January 2027" in text
+    assert "expires tomorrow, on Jan 31, 2027" in text
     assert "expires tomorrow" in html
 
 
@@ -154,8 +154,8 @@ def test_a_link_with_markup_characters_stays_one_attribute() -> None:
 
 def test_dates_are_shown_in_utc() -> None:
     moment = datetime(2026, 3, 5, 7, 4, tzinfo=UTC)
-    assert rendering.format_date(moment) == "5 March 2026"
-    assert rendering.format_moment(moment) == "5 March 2026, 07:04 UTC"
+    assert rendering.format_date(moment) == "Mar 5, 2026"
+    assert rendering.format_moment(moment) == "Mar 5, 2026, 07:04 UTC"
     assert rendering.format_date(None) == ""
 
 

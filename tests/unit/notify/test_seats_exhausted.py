@@ -58,13 +58,13 @@ def test_the_owners_hear_who_holds_the_seats_and_where_to_free_or_buy_one(
     license_url = f"{payloads.PORTAL_URL}/licenses/{payload['license_id']}"
     for body in (text, html):
         assert license_url in body and f"{payloads.PORTAL_URL}/buy" in body
-        assert "2 December 2026, 16:30 UTC" in body  # when the check-out was refused
+        assert "Dec 2, 2026, 16:30 UTC" in body  # when the check-out was refused
     # soonest free first; a borrowed seat says so
-    assert text.index("WS-03: until 9 December 2026, 13:45 UTC") < text.index(
-        "WS-02: until 9 December 2026, 14:45 UTC"
+    assert text.index("WS-03: until Dec 9, 2026, 13:45 UTC") < text.index(
+        "WS-02: until Dec 9, 2026, 14:45 UTC"
     )
-    assert "WS-01: borrowed until 9 December 2026, 15:45 UTC" in text
-    assert "borrowed until 9 December 2026, 15:45 UTC" in html
+    assert "WS-01: borrowed until Dec 9, 2026, 15:45 UTC" in text
+    assert "borrowed until Dec 9, 2026, 15:45 UTC" in html
     assert f'href="{license_url}"' in html
     assert (
         '"All seats of a floating license are in use" is on in your notification settings' in text
@@ -94,10 +94,12 @@ def test_nobody_with_the_notice_on_means_no_email(notify, mailer, directory) -> 
 def test_one_seat_and_a_product_without_a_name() -> None:
     payload = payloads.seats_exhausted("C7", seats=1, product={"code": "cad-pro"})
     subject, text, _ = _render(payload)
-    assert subject == "The only seat of cad-pro is in use"
+    # never the product's code: the license stands in for the name
+    assert subject == f"The only seat of license {payload['license_id']} is in use"
+    assert "cad-pro" not in text
     assert text.count("WS-") == 1
     no_product = payloads.seats_exhausted("C7", product=None)
-    assert _render(no_product)[0] == f"All 2 seats of {no_product['license_id']} are in use"
+    assert _render(no_product)[0] == f"All 2 seats of license {no_product['license_id']} are in use"
 
 
 def test_a_license_of_many_seats_lists_the_first_and_counts_the_rest() -> None:

@@ -11,8 +11,6 @@ tests do not depend on order. Pages are saved under test-artifacts/ui/ to be loo
 from __future__ import annotations
 
 import csv
-import importlib.resources
-import importlib.util
 import io
 import re
 import uuid
@@ -21,6 +19,7 @@ import pytest
 
 from tests.e2e.test_portal_ui import PASSWORD, confirm_dialog, licensed_company, log_in
 from tests.e2e.ui_browser import DESKTOP, PHONE
+from tests.support import axe
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +32,9 @@ NAV = {
     "billing": ["/licenses", *BILLING_PAGES, "/account"],
     "viewer": ["/licenses", "/account"],
 }
-# axe-core's engine as a PyPI package ships it (`selenium-axe-python`, a dev dependency)
-AXE_PACKAGE = "selenium_axe_python"
-HAS_AXE = importlib.util.find_spec(AXE_PACKAGE) is not None
+# axe-core from this disk: npm's current copy (`make install`), else selenium-axe-python's
+AXE_PACKAGE = axe.PACKAGE
+HAS_AXE = axe.available()
 
 
 @pytest.fixture(scope="module")
@@ -113,20 +112,7 @@ def log_out(ui) -> None:
 
 def axe_problems(ui) -> list[tuple[str, str, list[str]]]:
     """The serious and critical axe violations of the page as it is now."""
-    source = (importlib.resources.files(AXE_PACKAGE) / "axe-core" / "axe.min.js").read_text()
-    ui.js(source)  # through the driver: the page's CSP does not apply
-    result = ui.driver.execute_async_script(
-        """
-        const done = arguments[arguments.length - 1];
-        axe.run(document, {resultTypes: ["violations"]}).then(
-          (r) => done({passes: r.passes.length, violations: r.violations.map(
-            (v) => [v.id, v.impact, v.nodes.map((n) => n.target.join(" ")).slice(0, 5)])}),
-          (e) => done({error: String(e)}));
-        """
-    )
-    assert "error" not in result, result
-    assert result["passes"] > 0, result  # axe really looked at the page
-    return [v for v in result["violations"] if v[1] in ("serious", "critical")]
+    return axe.problems(ui)
 
 
 def page_is_clean(ui, name: str) -> None:
@@ -210,15 +196,12 @@ def test_owner_invites_a_user_who_accepts_logs_in_and_sees_only_their_pages(
     assert nav_links(ui) == NAV["billing"]  # in the portal's layout
     page_is_clean(ui, "team-billing-users-forbidden")
 
-    # the link a second time: used up, said in words
+    # the link a second time: used up, said at once, before any typing
     log_out(ui)
     ui.open(link)
-    ui.visible("#new-password")
-    ui.fill("#new-password", "Another-Pass-123")
-    ui.fill("#confirm-password", "Another-Pass-123")
-    ui.click("#accept-form button[type=submit]")
-    text = ui.text_in("#form-error", "expired or was already used")
-    assert "Ask the person who invited you to send a new one." in text
+    text = ui.text_in("#link-dead", "already used")
+    assert "log in" in text.lower()
+    assert not ui.find("#accept-form").is_displayed()
 
     # the owner sees the invitation accepted
     owner_token = api.login(company["customer_id"], PASSWORD)
@@ -237,7 +220,7 @@ def test_a_viewer_sees_no_activation_password_and_no_deactivate(ui, suite, api, 
     ui.visible("#details")
     ui.wait(lambda _: ui.find_all("#installations tbody tr"), what="installations")
     assert "WS-ENG-07" in ui.find("#installations").text
-    assert not ui.find_all("#installations button")  # no Deactivate
+    assert not ui.find_all("#installations .cell-action button")  # no Deactivate
     assert not ui.find_all("#activation-password, #reveal, #copy, #rotate")
     assert not ui.find_all("#renew")
     assert ui.text_in("#password-unavailable", "Your role (Viewer) does not show")
@@ -357,7 +340,7 @@ def test_activity_lists_who_did_what_and_filters_by_user(ui, suite, api, catalog
     ui.visible("#details")
     ui.click("#reveal")  # a license admin sees the password
     assert ui.find("#activation-password").text == company["activation_password"]
-    button = "#installations tr[data-installation-id='{}'] button".format(
+    button = "#installations tr[data-installation-id='{}'] .cell-action button".format(
         company["installations"]["WS-ENG-07"]
     )
     ui.click(button)
@@ -492,7 +475,7 @@ def test_notification_checkboxes_show_the_roles_notices_and_save(
 # --- every page -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_AXE, reason=f"{AXE_PACKAGE} is not installed: run `make install`")
+@pytest.mark.skipif(not HAS_AXE, reason=axe.describe())
 def test_every_page_passes_axe_on_a_desktop_and_a_phone(ui, suite, api, catalog):
     company = licensed_company(suite, api, machines=("WS-ENG-07",))
     pages = {
@@ -508,8 +491,9 @@ def test_every_page_passes_axe_on_a_desktop_and_a_phone(ui, suite, api, catalog)
     public = {
         "login": ("/login", "#login-form"),
         "forgot-password": ("/forgot-password", "#forgot-form"),
-        "reset-password": ("/reset-password#token=x", "#reset-form"),
-        "accept-invitation": ("/accept-invitation#token=x", "#accept-form"),
+        # an unknown token: the dead link's message (the forms: test_portal_password_ux)
+        "reset-password": ("/reset-password#token=x", "#link-dead"),
+        "accept-invitation": ("/accept-invitation#token=x", "#link-dead"),
     }
     for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
         ui.reset()

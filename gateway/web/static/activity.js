@@ -2,10 +2,10 @@
 // filters by user, action and dates (in the browser's time zone) and the same filters for
 // the CSV download. Times are shown in the browser's local time, with the zone.
 import {
-  $, ROLE_LABELS, actorLabel, api, busy, capitalize, date, h, loaded, money, showError,
+  $, ROLE_LABELS, actorLabel, api, busy, capitalize, formatDate, formatDateTime, formatMoney, h,
+  loaded, showError,
 } from "/static/portal.js";
 
-const LOCALE = document.documentElement.lang || "en";
 const params = new URLSearchParams(window.location.search);
 // events a page: 50, or the page's own `?limit=` (1 to 200, as the API takes)
 const PAGE_SIZE = (() => {
@@ -33,14 +33,15 @@ const ACTIONS = {
   offline_activation: "Activated a machine offline",
   lease_revoked: "Revoked a lease",
   purchase: "Paid a purchase",
-  recurring_payment_cancelled: "Cancelled a recurring payment",
-  recurring_payment_resumed: "Resumed a recurring payment",
+  recurring_payment_cancelled: "Turned off a license's automatic renewal",
+  recurring_payment_resumed: "Turned a license's automatic renewal back on",
   recurring_payment_card_changed: "Changed a recurring payment's card",
   billing_details_changed: "Changed the billing details",
   license_issued: "Issued a license",
   license_suspended: "Suspended a license",
   license_resumed: "Resumed a license",
   license_extended: "Extended a license",
+  license_labelled: "Changed a license's nickname or note",
 };
 const TARGETS = {
   user: "User",
@@ -51,10 +52,6 @@ const TARGETS = {
   installation: "Machine",
 };
 
-const WHEN = new Intl.DateTimeFormat(LOCALE, {
-  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-  second: "2-digit", timeZoneName: "short",
-});
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
 
 const form = $("#filters");
@@ -71,7 +68,7 @@ const emails = new Map(); // user ID → email, for events about a user that nam
 let nextBefore = null;
 
 function when(iso) {
-  return h("time", { datetime: iso }, WHEN.format(new Date(iso)));
+  return h("time", { datetime: iso }, formatDateTime(iso));
 }
 
 function target(event) {
@@ -119,7 +116,7 @@ function details(event) {
     take("plan", "seats");
   }
   if (d.amount !== undefined && d.currency) {
-    parts.push(money(d.amount, d.currency));
+    parts.push(formatMoney(d.amount, d.currency));
     take("amount", "currency");
   }
   if (d.kind) {
@@ -137,7 +134,7 @@ function details(event) {
   for (const [key, value] of Object.entries(d)) {
     if (known.has(key) || value === null || value === undefined || value === "") continue;
     let shown = typeof value === "object" ? JSON.stringify(value) : String(value);
-    if (/^\d{4}-\d{2}-\d{2}T/.test(shown)) shown = date(shown); // a time: its day is enough here
+    if (/^\d{4}-\d{2}-\d{2}T/.test(shown)) shown = formatDate(shown); // a time: its day is enough here
     parts.push(`${capitalize(key)}: ${shown}`);
   }
   return parts.join(" · ") || "—";

@@ -1,9 +1,11 @@
-// Buy or renew: a plan from the catalog, seats, an optional license to renew, a card (our
-// card fields with the sandbox; Stripe's card Element when the catalog names Stripe, with
-// the bank's confirmation, 3-D Secure, when it asks for one).
+// Buy or renew: first a new license or the renewal of one the company has (which decides the
+// product and the seats), then a plan of that product, the seats, a card (our card fields
+// with the sandbox; Stripe's card Element when the catalog names Stripe, with the bank's
+// confirmation, 3-D Secure, when it asks for one). The summary says what is paid now, until
+// when the license runs and when it is charged next.
 import {
-  $, ApiError, LICENSE_ADMINS, amountOf, api, busy, date, fieldProblems, h, hide, loaded, may,
-  messageFor, money, newRequestKey, per, showError,
+  $, ApiError, LICENSE_ADMINS, amountOf, api, busy, fieldProblems, formatDate, formatMoney, h,
+  hide, loaded, may, newRequestKey, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
 import { StripeCard, usesStripe } from "/static/stripe-card.js";
@@ -33,35 +35,90 @@ function outcomeUnknown(failure) {
 
 function selectedPlan() {
   const checked = form.querySelector("input[name=plan]:checked");
-  return plans.find((plan) => plan.code === checked?.value) || null;
+  const plan = plans.find((item) => item.code === checked?.value) || null;
+  return plan && offered(plan) ? plan : null;
 }
 
+function renewing() {
+  return form.kind.value === "renew";
+}
+
+/** The license chosen for renewal (null for a new license). */
 function selectedLicense() {
+  if (!renewing()) return null;
   return licenses.find((item) => item.license_id === form.license_id.value) || null;
 }
 
 // a renewal keeps the license's model: billing refuses a plan of the other one
 const modelOf = (item) => item?.model || "node_locked";
 
+/** Whether `plan` may be bought now: any plan for a new license; for a renewal only the plans
+ * of the license's product and model (never a purchase of another product). */
+function offered(plan, license = selectedLicense()) {
+  if (!license) return !renewing();
+  return plan.product.code === license.product?.code && modelOf(plan) === modelOf(license);
+}
+
+/** "Design office · LIC-…" or "CAD Pro · LIC-…": what the customer calls the license. */
+function licenseName(license) {
+  const name = license.nickname || license.product?.name || license.product?.code || "License";
+  return `${name} · ${license.license_id}`;
+}
+
+function seatWords(count) {
+  return `${count} ${count === 1 ? "seat" : "seats"}`;
+}
+
+// a perpetual license never expires: it needs no renewal (billing refuses it)
+const renewable = (license) => Boolean(license.expires_at);
+
 function renderLicenseChoices() {
-  const plan = selectedPlan();
   const current = form.license_id.value;
-  const options = [h("option", { value: "" }, "A new license")];
-  for (const license of licenses) {
-    if (plan && license.product?.code !== plan.product.code) continue;
-    if (plan && modelOf(license) !== modelOf(plan)) continue;
-    // a perpetual license never expires: it needs no renewal (billing refuses it)
-    if (!license.expires_at) continue;
-    const until = license.expires_at ? `, until ${new Date(license.expires_at).toISOString().slice(0, 10)}` : "";
+  const options = [];
+  for (const license of licenses.filter(renewable)) {
     // a suspended license cannot be renewed (billing refuses it): shown, not chosen
     const suspended = license.status === "suspended";
+    const product = license.nickname && license.product?.name ? `${license.product.name}, ` : "";
     options.push(h("option", { value: license.license_id, disabled: suspended },
-      `Renew ${license.license_id} (${license.seats} ${license.seats === 1 ? "seat" : "seats"}${until})` +
+      `${licenseName(license)} (${product}${seatWords(license.seats)}, ` +
+        `${license.status === "expired" ? "expired" : "until"} ${formatDate(license.expires_at)})` +
         (suspended ? " — suspended, contact support" : "")));
   }
   form.license_id.replaceChildren(...options);
-  if ([...form.license_id.options].some((option) => option.value === current && !option.disabled)) {
-    form.license_id.value = current;
+  const choosable = [...form.license_id.options].filter((option) => !option.disabled);
+  if (choosable.some((option) => option.value === current)) form.license_id.value = current;
+  else if (choosable.length) form.license_id.value = choosable[0].value;
+  const none = !choosable.length;
+  form.querySelector("#kind-renew").disabled = none;
+  $("#kind-renew-hint").textContent = none
+    ? "You have no license to renew yet."
+    : "More time for it: it keeps its ID, seats and machines.";
+}
+
+/** Shows the plans the choice allows; says so when none of the license's product is on sale. */
+function renderPlanChoices() {
+  const license = selectedLicense();
+  let first = null;
+  for (const plan of plans) {
+    const input = form.querySelector(`#plan-${CSS.escape(plan.code)}`);
+    const shown = offered(plan, license);
+    input.closest(".plan").hidden = !shown;
+    input.disabled = !shown;
+    if (shown && !first) first = input;
+  }
+  const checked = form.querySelector("input[name=plan]:checked:not(:disabled)");
+  if (!checked && first) first.checked = true;
+  const message = $("#no-plan");
+  if (renewing() && license && !first) {
+    const product = license.product?.name || "this product";
+    message.textContent = `No plan of ${product} is on sale right now, so license ` +
+      `${license.license_id} cannot be renewed here. Please contact sales.`;
+    message.hidden = false;
+  } else if (renewing() && !license) {
+    message.textContent = "Choose the license to renew.";
+    message.hidden = false;
+  } else {
+    message.hidden = true;
   }
 }
 
@@ -70,19 +127,54 @@ function seats() {
   return Number.isFinite(value) ? value : 0;
 }
 
+/** `start` plus one month or year, clamped to the month's end (Jan 31 → Feb 28), in UTC: the
+ * rule billing's `add_interval` applies. */
+function addInterval(start, interval) {
+  const months = interval === "year" ? 12 : interval === "month" ? 1 : 0;
+  if (!months) return null;
+  const index = start.getUTCMonth() + months;
+  const year = start.getUTCFullYear() + Math.floor(index / 12);
+  const month = index % 12;
+  const last = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  const end = new Date(start.getTime());
+  end.setUTCFullYear(year, month, Math.min(start.getUTCDate(), last));
+  return end;
+}
+
+/** Until when the license runs once paid: a new purchase from now, a renewal from where the
+ * license ends (if that is later), as billing's `purchase_period` counts. */
+function paidUntil(plan, license) {
+  const now = new Date();
+  const expiry = license?.expires_at ? new Date(license.expires_at) : null;
+  const start = expiry && expiry > now ? expiry : now;
+  return addInterval(start, plan.interval);
+}
+
 function summarize() {
   const plan = selectedPlan();
   const license = selectedLicense();
-  form.seats.readOnly = Boolean(license);
+  $("#license-field").hidden = !renewing();
+  form.seats.readOnly = renewing();
   if (license) form.seats.value = license.seats;
-  $("#seats-hint").textContent = license
-    ? "A renewal keeps the license's seats."
+  $("#seats-hint").textContent = renewing()
+    ? license
+      ? `A renewal keeps the license's ${seatWords(license.seats)}.`
+      : "A renewal keeps the license's seats."
     : "How many machines may use the software at the same time.";
+  $("#sum-for").textContent = license ? `Renewal of ${licenseName(license)}` : renewing() ? "—" : "A new license";
   $("#sum-plan").textContent = plan ? `${plan.product.name} · ${plan.label}` : "Choose a plan";
   $("#sum-seats").textContent = seats() > 0 ? String(seats()) : "—";
-  $("#sum-interval").textContent = plan ? `Every ${per(plan.interval)}` : "—";
-  $("#sum-total").textContent = plan && seats() > 0 ? money(plan.amount * seats(), plan.currency) : "—";
-  $("#pay").textContent = plan && seats() > 0 ? `Pay ${money(plan.amount * seats(), plan.currency)}` : "Pay";
+  const total = plan && seats() > 0 ? formatMoney(plan.amount * seats(), plan.currency) : null;
+  const until = plan ? paidUntil(plan, license) : null;
+  const untilText = until ? formatDate(until.toISOString()) : "—";
+  $("#sum-until").textContent = untilText;
+  $("#sum-next").textContent = until ? `${untilText} (${total || "—"} every ${per(plan.interval)})` : "—";
+  $("#sum-total").textContent = total || "—";
+  $("#sum-line").textContent = total && until
+    ? `You pay ${total} now; the license runs until ${untilText}; next automatic charge ${untilText}.`
+    : "";
+  $("#pay").textContent = total ? `Pay ${total}` : "Pay";
+  $("#pay").disabled = !plan;
 }
 
 function planLabel(plan) {
@@ -94,6 +186,8 @@ function planLabel(plan) {
 
 function renderPlans(products) {
   const container = $("#plans");
+  plans = [];
+  container.replaceChildren();
   for (const product of products) {
     for (const plan of product.plans) {
       const entry = { ...plan, product, label: planLabel(plan) };
@@ -103,12 +197,16 @@ function renderPlans(products) {
         h("input", { type: "radio", name: "plan", id, value: plan.code, required: true }),
         h("span", { class: "plan-body" },
           h("span", { class: "plan-name" }, `${product.name} · ${entry.label}`),
-          h("span", { class: "plan-price" }, plan.price || money(plan.amount, plan.currency),
+          h("span", { class: "plan-price" }, formatMoney(plan.amount, plan.currency),
             h("span", { class: "muted" }, ` per seat / ${per(plan.interval)}`)))));
     }
   }
-  const first = container.querySelector("input[name=plan]");
-  if (first) first.checked = true;
+}
+
+/** The whole choice again (new or renew, license, plans, summary). */
+function refresh() {
+  renderPlanChoices();
+  summarize();
 }
 
 const FIELD_INPUTS = { ...CARD_FIELD_INPUTS, seats: "seats", plan: null, payment_method: null };
@@ -154,7 +252,7 @@ async function pay(button, body, headers) {
 function done(result) {
   const { payment, license, license_status: status, recurring_payment: recurring } = result;
   const panel = $("#done");
-  const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
+  const receipt = `/payments/${encodeURIComponent(payment.receipt_number)}`;
   const licenseLine = license
     ? h("p", {}, status === "extended" ? "License " : "Your new license ",
         h("a", { href: `/licenses/${encodeURIComponent(license.license_id)}`, class: "mono" }, license.license_id),
@@ -170,12 +268,12 @@ function done(result) {
     licenseLine,
     recurring?.next_charge_at && recurring.status !== "cancelled"
       ? h("p", { id: "done-next-charge" },
-          `Renews automatically: next charge ${amountOf(recurring)} on ${date(recurring.next_charge_at)}.`)
+          `Renews automatically: next charge ${amountOf(recurring)} on ${formatDate(recurring.next_charge_at)}.`)
       : "",
     h("p", { class: "actions" },
       h("a", { class: "button", href: license ? `/licenses/${encodeURIComponent(license.license_id)}` : "/licenses" },
         license ? "Open the license" : "Go to licenses"),
-      h("a", { class: "button button-secondary", href: receipt, target: "_blank", rel: "noopener" }, "View receipt")));
+      h("a", { class: "button button-secondary", href: receipt }, "View receipt")));
   form.hidden = true;
   panel.hidden = false;
   panel.focus();
@@ -186,6 +284,7 @@ form.addEventListener("submit", async (event) => {
   hide(error);
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   const plan = selectedPlan();
+  if (renewing() && !selectedLicense()) return showError(error, "Choose the license to renew.");
   if (!plan) return showError(error, "Choose a plan.");
   if (!(seats() >= 1 && seats() <= 10000)) {
     form.seats.focus();
@@ -195,7 +294,8 @@ form.addEventListener("submit", async (event) => {
   const [means, problem] = await cardMeans(button);
   if (problem) return showError(error, problem);
   const body = { plan: plan.code, seats: seats(), ...means };
-  if (form.license_id.value) body.license_id = form.license_id.value;
+  const license = selectedLicense();
+  if (license) body.license_id = license.license_id;
   const headers = { "Idempotency-Key": attemptKey(body) };
   try {
     const result = await pay(button, body, headers);
@@ -234,64 +334,107 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
-async function main() {
-  try {
-    const [catalog, owned] = await Promise.all([
-      api("/api/v1/catalog"),
-      api("/api/v1/licenses").catch((failure) => {
-        if (failure.code === "unauthenticated") throw failure;
-        return { licenses: [] }; // renewals need the list; new purchases do not
-      }),
-    ]);
-    loaded();
-    if (!catalog.products.length) {
-      showError($("#error"), "No plans are on sale right now. Please contact sales.");
-      return;
+/** The license a "Renew" link names (`?license_id=` or `?license=`), upper case. */
+function wantedLicense() {
+  const query = new URLSearchParams(window.location.search);
+  const wanted = query.get("license_id") || query.get("license");
+  return wanted ? wanted.trim().toUpperCase() : "";
+}
+
+/** Renewal of the license the link names: chosen, with only plans of its product offered. */
+function preselect(wanted) {
+  const license = licenses.find((item) => item.license_id === wanted);
+  const problem = $("#license-error");
+  if (!license) {
+    // without the list (licensing down) the Retry of the list's message loads it again
+    if (!licensesFailure) {
+      showError(problem, `License ${wanted} is not in your account, so it cannot be renewed ` +
+        "here. Choose another license, or buy a new one.");
     }
-    licenses = owned.licenses || [];
-    renderPlans(catalog.products);
-    const wanted = new URLSearchParams(window.location.search).get("license");
-    renderLicenseChoices();
-    if (wanted) {
-      // license IDs are upper case, however the link spelt it
-      const license = licenses.find((item) => item.license_id === wanted.trim().toUpperCase());
-      const plan = license && plans.find(
-        (item) => item.product.code === license.product?.code && modelOf(item) === modelOf(license));
-      if (license?.status === "suspended") {
-        showError(error, "This license is suspended, so it cannot be renewed. Please contact support.");
-      } else if (license && !plan && modelOf(license) === "floating") {
-        showError(error, "No plan on sale renews a floating license of this product. Please contact sales.");
-      } else if (plan) {
-        form.querySelector(`#plan-${CSS.escape(plan.code)}`).checked = true;
-        renderLicenseChoices();
-        form.license_id.value = license.license_id;
-      }
-    }
+    return;
+  }
+  if (!renewable(license)) {
+    showError(problem, `License ${license.license_id} never expires: it needs no renewal.`);
+    return;
+  }
+  if (license.status === "suspended") {
+    showError(problem, `License ${license.license_id} is suspended, so it cannot be renewed. ` +
+      "Please contact support.");
+    return;
+  }
+  form.kind.value = "renew";
+  form.license_id.value = license.license_id;
+}
+
+let licensesFailure = null; // why the company's licenses could not be loaded
+let wired = false;
+
+async function load() {
+  hide($("#error"));
+  const [catalog, owned] = await Promise.all([
+    api("/api/v1/catalog"),
+    api("/api/v1/licenses").catch((failure) => {
+      if (failure.code === "unauthenticated") throw failure;
+      return failure; // renewals need the list; new purchases do not
+    }),
+  ]);
+  loaded();
+  if (!catalog.products.length) {
+    showError($("#error"), "No plans are on sale right now. Please contact sales.");
+    return;
+  }
+  licensesFailure = owned instanceof Error ? owned : null;
+  licenses = licensesFailure ? [] : owned.licenses || [];
+  renderPlans(catalog.products);
+  renderLicenseChoices();
+  hide($("#license-error"));
+  if (licensesFailure) {
+    const words = "Your licenses could not be loaded, so none can be renewed right now; a new " +
+      "license can still be bought.";
+    showError($("#license-error"), licensesFailure,
+      { service_unavailable: words, network_error: words, internal_error: words }, { retry: main });
+  }
+  const wanted = wantedLicense();
+  if (wanted) preselect(wanted);
+  if (!wired) {
+    wired = true;
     form.addEventListener("change", (event) => {
-      if (event.target.name === "plan") renderLicenseChoices();
+      if (event.target.name === "kind" || event.target.name === "license_id") {
+        hide(error);
+        renderPlanChoices();
+      }
       summarize();
     });
     form.seats.addEventListener("input", summarize);
-    if (usesStripe(catalog.payment)) {
-      $("#card-fields").hidden = true;
-      $("#stripe-card-field").hidden = false;
-      form.hidden = false; // Stripe mounts its fields into a shown form
-      try {
-        stripeCard = await StripeCard.mount(catalog.payment, $("#stripe-card"));
-      } catch (failure) {
-        form.hidden = true;
-        showError($("#error"), "The card form could not be loaded. Reload the page; if it " +
-          "keeps happening, contact support.");
-        return;
-      }
-    } else {
-      cardInputs(form);
+  }
+  if (usesStripe(catalog.payment)) {
+    $("#card-fields").hidden = true;
+    $("#stripe-card-field").hidden = false;
+    form.hidden = false; // Stripe mounts its fields into a shown form
+    try {
+      stripeCard ||= await StripeCard.mount(catalog.payment, $("#stripe-card"));
+    } catch (failure) {
+      form.hidden = true;
+      showError($("#error"), "The card form could not be loaded. Reload the page; if it " +
+        "keeps happening, contact support.");
+      return;
     }
-    summarize();
-    form.hidden = false;
+  } else if (!cardsReady) {
+    cardsReady = true;
+    cardInputs(form);
+  }
+  refresh();
+  form.hidden = false;
+}
+
+let cardsReady = false;
+
+async function main() {
+  try {
+    await load();
   } catch (failure) {
     loaded();
-    showError($("#error"), messageFor(failure));
+    showError($("#error"), failure, {}, { retry: main });
   }
 }
 

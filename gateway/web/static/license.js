@@ -1,13 +1,19 @@
-// License details: data and modules, activation password (reveal, copy, rotate),
-// installations with deactivation, offline activation and deactivation of air-gapped machines
-// (request, response and proof files), and the activation history. A floating license
-// (design §13) shows its live leases (revoke) and its peak use per day instead of the
+// License details: its name and note (edited by owners and license admins), its renewal,
+// a banner when it is suspended or expired (with Renew only when a plan of its product is
+// on sale), data and modules, activation password (reveal, copy, rotate), the machines it is
+// activated on (license-machines.js), offline activation and deactivation of air-gapped
+// machines (request, response and proof files), and the activation history. A floating
+// license (design §13) shows its live leases (revoke) and its peak use per day instead of the
 // installations and offline panels, which do not apply to it.
 import {
-  $, ApiError, LICENSE_ADMINS, api, badge, busy, capitalize, confirmDialog, date, dateTime, h,
-  loaded, may, messageFor, showError,
+  $, ApiError, BILLING_USERS, LICENSE_ADMINS, api, badge, busy, capitalize, confirmDialog,
+  formatDate, formatDateTime, formatMoney, h, loaded, may, messageFor, showError,
 } from "/static/portal.js";
-import { expiryCell, featureNames, isFloating, seatsWords } from "/static/license-cells.js";
+import {
+  expiryCell, featureNames, isFloating, licenseName, productName, renewable, seatsWords,
+} from "/static/license-cells.js";
+import { labelEditor } from "/static/license-label.js";
+import { machines } from "/static/license-machines.js";
 
 const licenseId = document.querySelector("main").dataset.licenseId;
 const base = `/api/v1/licenses/${encodeURIComponent(licenseId)}`;
@@ -34,11 +40,16 @@ const LEASES_REFRESH_MS = 30000;
 
 // the page has no password block and no Deactivate for a role that may not use them
 const admin = may(LICENSE_ADMINS);
+const buyer = may(BILLING_USERS);
 let password = "";
 let revealed = false;
 let historyBefore = null;
 let responseUrl = null; // the Blob URL of the last response file, revoked when replaced
 let seats = 0; // of the license, for the lease count
+let shown = null; // the license as the page shows it
+let catalog = null; // plans on sale (billing roles): whether Renew is offered
+let recurring = null; // the license's recurring payment (billing roles): its card
+const machineList = machines({ licenseId, base, admin, changed: () => refreshAll() });
 
 function renderPassword() {
   if (!admin) return;
@@ -50,10 +61,120 @@ function renderPassword() {
   reveal.setAttribute("aria-pressed", String(revealed));
 }
 
-function renderLicense(license) {
-  const product = license.product?.name || license.product?.code || "";
-  $("#license-subtitle").textContent = product;
+function sentence(text) {
+  return text && !/[.!?]$/.test(text) ? `${text}.` : text || "";
+}
+
+function renderHeader(license) {
+  const product = productName(license);
+  const title = $("#license-title");
+  if (license.nickname) {
+    title.replaceChildren(license.nickname);
+    $("#license-subtitle").replaceChildren(`${product} · License `,
+      h("span", { class: "mono" }, license.license_id));
+  } else {
+    title.replaceChildren("License ", h("span", { class: "mono" }, license.license_id));
+    $("#license-subtitle").textContent = product;
+  }
+  const note = $("#license-note");
+  note.textContent = license.note || "";
+  note.hidden = !license.note;
   $("#license-status").replaceChildren(badge(license.status));
+  document.title = `${licenseName(license)} ${license.license_id} · License Portal`;
+}
+
+// suspended: why, and what to do (no Renew, no countdown); expired: renew to reactivate
+function renderBanners(license) {
+  const suspended = license.status === "suspended";
+  const disputed = license.suspension_cause === "payment_disputed";
+  const reason = suspended ? license.suspension_reason || "" : "";
+  $("#suspension").hidden = !suspended;
+  $("#suspension-reason").textContent = reason ? `Reason: ${sentence(reason)}` : "";
+  $("#suspension-todo").textContent = disputed
+    ? "A payment for this license is disputed with the card issuer: it is resumed when the " +
+      "dispute is settled. To settle it sooner, contact support."
+    : "To have it resumed, contact support.";
+  $("#f-suspension-row").hidden = !reason;
+  $("#f-suspension-reason").textContent = reason;
+
+  const expired = license.status === "expired";
+  const canRenew = renewable(license, catalog);
+  $("#expired-banner").hidden = !expired;
+  if (expired) {
+    $("#expired-on").textContent = formatDate(license.expires_at);
+    const product = productName(license);
+    let todo;
+    if (!buyer) todo = "An owner or a billing user of your account can renew it to reactivate it.";
+    else if (canRenew) todo = "Renew it to reactivate it: the same license ID, activation password and machines work again.";
+    else if (catalog) todo = `No plan of ${product} is on sale now: contact sales to reactivate it.`;
+    else todo = "Renew it to reactivate it from Buy when the plans can be loaded again.";
+    $("#expired-todo").textContent = todo;
+  }
+  const reactivate = $("#reactivate");
+  if (reactivate) reactivate.hidden = !(expired && canRenew);
+  const renew = $("#renew"); // only for roles that may buy
+  if (renew) renew.hidden = expired || !canRenew; // the banner offers it for an expired one
+}
+
+const BRANDS = { visa: "Visa", mastercard: "Mastercard", amex: "American Express", discover: "Discover", jcb: "JCB" };
+function brandName(brand) {
+  return BRANDS[brand] || (brand && brand !== "unknown" ? capitalize(brand) : "the card");
+}
+
+/** The renewal panel's sentence, and links for the roles that may act on it. */
+function renderRenewal(license) {
+  const panel = $("#renewal");
+  const renewal = license.renewal;
+  // an older gateway says nothing about renewals; a suspended or expired license has its
+  // banner, a perpetual one never renews
+  if (renewal === undefined || license.status !== "active" || !license.expires_at) {
+    panel.hidden = true;
+    return;
+  }
+  const ends = formatDate(license.expires_at);
+  const price = renewal?.amount != null && renewal?.currency ? formatMoney(renewal.amount, renewal.currency) : "";
+  const card = recurring?.card_last4 ? `${brandName(recurring.card_brand)} ····${recurring.card_last4}` : "";
+  const links = [];
+  const manage = (text) => h("a", { href: "/recurring-payments", class: "button button-secondary button-small" }, text);
+  let text;
+  let tone = "";
+  switch (renewal?.status) {
+    case "automatic":
+      text = `Renews automatically on ${formatDate(renewal.next_charge_at || license.expires_at)}` +
+        `${price ? ` for ${price}` : ""}${card ? ` with ${card}` : ""}.`;
+      if (buyer) links.push(manage("Manage automatic renewal"));
+      break;
+    case "past_due":
+      text = `The automatic payment${price ? ` of ${price}` : ""} for this license failed; it is ` +
+        `being retried. If it keeps failing, the license ends on ${ends}.` +
+        (buyer ? " Check the card, or pay with another one." : " An owner or a billing user can change the card.");
+      tone = "warn";
+      if (buyer) links.push(manage("Change the card"));
+      break;
+    case "cancelled":
+      text = `Auto-renew off: the license ends on ${ends}.`;
+      if (buyer && (!recurring || recurring.cancelled_by === "customer" || !recurring.cancelled_by)) {
+        links.push(manage("Turn automatic renewal back on"));
+      }
+      break;
+    case "none":
+      text = `No automatic renewal: the license ends on ${ends}.`;
+      break;
+    default:
+      text = "The renewal of this license cannot be shown right now.";
+  }
+  $("#renewal-text").textContent = text;
+  $("#renewal-actions").replaceChildren(...links);
+  $("#renewal-actions").hidden = links.length === 0;
+  panel.classList.toggle("renewal-warn", tone === "warn");
+  panel.dataset.renewal = renewal?.status || "unknown";
+  panel.hidden = false;
+}
+
+function renderLicense(license) {
+  shown = license;
+  const product = productName(license);
+  renderHeader(license);
   $("#f-license-id").textContent = license.license_id;
   $("#f-product").textContent = product;
   const modules = featureNames(license);
@@ -67,16 +188,9 @@ function renderLicense(license) {
   showModelPanels(isFloating(license));
   $("#f-expires").replaceChildren(expiryCell(license));
   $("#f-status").replaceChildren(badge(license.status));
-  const suspended = license.status === "suspended";
-  const reason = suspended ? license.suspension_reason || "" : "";
-  $("#suspension").hidden = !suspended;
-  $("#suspension-reason").textContent = reason ? `Reason: ${reason}${/[.!?]$/.test(reason) ? "" : "."}` : "";
-  const renew = $("#renew"); // only for roles that may buy
-  if (renew) renew.hidden = suspended; // a suspended license cannot be renewed
-  $("#f-suspension-row").hidden = !reason;
-  $("#f-suspension-reason").textContent = reason;
-  $("#f-created").textContent = date(license.created_at);
-  document.title = `${product} ${license.license_id} · License Portal`;
+  renderBanners(license);
+  renderRenewal(license);
+  $("#f-created").textContent = formatDate(license.created_at);
 }
 
 /** "Node-locked" or "Floating: leases of 15 minutes, borrowing up to 7 days". */
@@ -128,10 +242,10 @@ function renderLeases(leases) {
     body.append(h("tr", { dataset: { leaseId: lease.lease_id } },
       h("td", { "data-label": "Machine" }, h("strong", { class: "machine" }, name),
         h("span", { class: "small block" }, h("code", { class: "id-wrap" }, lease.installation_id))),
-      h("td", { "data-label": "Since" }, dateTime(lease.started_at)),
-      h("td", { "data-label": "Expires" }, dateTime(lease.expires_at)),
+      h("td", { "data-label": "Since" }, formatDateTime(lease.started_at)),
+      h("td", { "data-label": "Expires" }, formatDateTime(lease.expires_at)),
       h("td", { "data-label": "Borrowed until" }, lease.borrowed
-        ? dateTime(lease.borrowed_until || lease.expires_at)
+        ? formatDateTime(lease.borrowed_until || lease.expires_at)
         : h("span", { class: "muted" }, "Not borrowed")),
       h("td", { class: "cell-action" }, action)));
   }
@@ -143,8 +257,7 @@ function utcDay(offset) {
 }
 
 function dayWords(day) {
-  return new Intl.DateTimeFormat(document.documentElement.lang || "en",
-    { dateStyle: "medium", timeZone: "UTC" }).format(new Date(`${day}T00:00:00Z`));
+  return formatDate(`${day}T00:00:00Z`); // a UTC day, as formatDate shows dates
 }
 
 // the peak per day as a bar chart of plain elements: each bar's height is set through the
@@ -179,7 +292,7 @@ async function revoke(lease, button) {
   // revocation: its certificate works until the borrow ends, and the dialog must not promise
   // otherwise
   const text = lease.borrowed
-    ? `${name} borrowed this seat until ${dateTime(lease.borrowed_until || lease.expires_at)}: ` +
+    ? `${name} borrowed this seat until ${formatDateTime(lease.borrowed_until || lease.expires_at)}: ` +
       "revoking frees the seat here at once, but that machine may keep working offline until then."
     : `The seat of license ${licenseId} that ${name} holds is free at once. The software there ` +
       "learns it at its next renewal and has to check out a seat again.";
@@ -214,43 +327,6 @@ function keepLeasesFresh() {
   }, LEASES_REFRESH_MS);
 }
 
-function renderInstallations(installations) {
-  const table = $("#installations");
-  const body = table.tBodies[0];
-  body.replaceChildren();
-  const active = installations.filter((item) => item.status === "active").length;
-  $("#installations-count").textContent =
-    `${active} active · ${installations.length - active} deactivated`;
-  $("#installations-empty").hidden = installations.length > 0;
-  table.hidden = installations.length === 0;
-  for (const item of installations) {
-    const status = item.status === "active"
-      ? badge("active")
-      : h("span", {}, badge("deactivated"), h("span", { class: "small muted block" },
-          deactivatedWords(item)));
-    const action = item.status === "active" && admin
-      ? h("button", {
-          type: "button",
-          class: "button button-danger-quiet button-small",
-          onclick: (event) => deactivate(item, event.currentTarget),
-        }, "Deactivate", h("span", { class: "visually-hidden" }, ` ${item.machine_name}`))
-      : "";
-    body.append(h("tr", { dataset: { installationId: item.installation_id } },
-      h("td", { "data-label": "Machine" }, h("strong", { class: "machine" }, item.machine_name || "—")),
-      h("td", { "data-label": "Installation ID" }, h("code", { class: "id-wrap" }, item.installation_id)),
-      h("td", { "data-label": "Activated" }, dateTime(item.activated_at)),
-      h("td", { "data-label": "Status" }, status),
-      h("td", { class: "cell-action" }, action)));
-  }
-}
-
-// when and how a machine was deactivated: an offline proof says so in plain words
-function deactivatedWords(item) {
-  const when = dateTime(item.deactivated_at);
-  if (item.deactivated_by === "offline") return `Deactivated offline ${when}`;
-  return `${when}${item.deactivated_by ? ` by ${SOURCES[item.deactivated_by] || item.deactivated_by}` : ""}`;
-}
-
 // the source of an event, and the user who acted when the history names one
 function byCell(event) {
   const source = capitalize(SOURCES[event.source] || event.source || "—");
@@ -269,7 +345,7 @@ async function loadHistory(more = false) {
     if (!more) table.tBodies[0].replaceChildren();
     for (const event of events) {
       table.tBodies[0].append(h("tr", {},
-        h("td", { "data-label": "When" }, dateTime(event.at)),
+        h("td", { "data-label": "When" }, formatDateTime(event.at)),
         h("td", { "data-label": "Event" }, h("div", {}, EVENTS[event.type] || capitalize(event.type),
           event.reason ? h("span", { class: "small muted block" }, capitalize(event.reason)) : "")),
         h("td", { "data-label": "Machine" }, event.machine_name || "—"),
@@ -282,43 +358,6 @@ async function loadHistory(more = false) {
     $("#history-empty").hidden = any;
   } catch (failure) {
     showError($("#history-error"), failure);
-  }
-}
-
-async function refreshInstallations() {
-  const { installations } = await api(`${base}/installations`);
-  renderInstallations(installations);
-}
-
-async function deactivate(item, button) {
-  const name = item.machine_name || item.installation_id;
-  const ok = await confirmDialog({
-    title: `Deactivate “${name}”?`,
-    text: `The software on ${name} stops working with license ${licenseId} and its seat is freed at once. ` +
-      "The machine can be activated again later.",
-    confirm: `Deactivate ${name}`,
-    danger: true,
-  });
-  if (!ok) {
-    button.focus();
-    return;
-  }
-  const status = $("#installations-status");
-  status.className = "status-line";
-  try {
-    await busy(button, "Deactivating…", () =>
-      api(`${base}/installations/${encodeURIComponent(item.installation_id)}/deactivate`, {
-        method: "POST",
-      }));
-    status.textContent = `${name} is deactivated; its seat is free.`;
-    status.classList.add("status-ok");
-    const license = await api(base);
-    renderLicense(license);
-    renderInstallations(license.installations);
-    loadHistory();
-  } catch (failure) {
-    status.textContent = messageFor(failure);
-    status.classList.add("status-bad");
   }
 }
 
@@ -406,7 +445,7 @@ async function fileText(file, kind, status) {
 async function refreshAll() {
   const license = await api(base);
   renderLicense(license);
-  renderInstallations(license.installations || []);
+  machineList.render(license.installations || []);
   loadHistory();
   return license;
 }
@@ -510,14 +549,35 @@ async function rotatePassword(button) {
   }
 }
 
+// what billing knows, for the roles that may see it: the plans on sale (Renew) and the
+// license's recurring payment (its card); the page stands without them
+async function billingFacts() {
+  if (!buyer) return [null, null];
+  const quietly = (promise) => promise.catch(() => null);
+  const [plans, payments] = await Promise.all([
+    quietly(api("/api/v1/catalog")),
+    quietly(api("/api/v1/recurring-payments")),
+  ]);
+  return [plans, payments?.recurring_payments || null];
+}
+
+function recurringOf(license, payments) {
+  if (!payments) return null;
+  const id = license.renewal?.recurring_payment_id;
+  const mine = payments.filter((item) => (id ? item.id === id : item.license_id === license.license_id));
+  return mine.find((item) => item.status !== "cancelled") || mine[0] || null;
+}
+
 async function main() {
   try {
-    const license = await api(base);
+    const [license, [plans, payments]] = await Promise.all([api(base), billingFacts()]);
     loaded();
+    catalog = plans;
+    recurring = recurringOf(license, payments);
     password = license.activation_password || "";
     renderLicense(license);
     renderPassword();
-    renderInstallations(license.installations || []);
+    machineList.render(license.installations || []);
     if (isFloating(license)) {
       renderLeases(license.leases || []);
       renderUsage(license.usage);
@@ -533,6 +593,20 @@ async function main() {
       error.append(" ", h("a", { href: "/licenses" }, "Back to your licenses"));
     }
     return;
+  }
+  if (admin) {
+    labelEditor({
+      base,
+      current: () => shown,
+      saved: (license) => {
+        // the PATCH answers the license view; keep what only the details carry
+        renderLicense({ ...shown, ...license, renewal: license.renewal ?? shown.renewal });
+        const status = $("#label-status");
+        status.textContent = license.nickname
+          ? `Saved: this license is now called “${license.nickname}”.`
+          : "Saved.";
+      },
+    });
   }
   if (admin) {
     $("#reveal").addEventListener("click", () => {

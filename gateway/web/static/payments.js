@@ -1,6 +1,8 @@
 // Payment history: the receipts of portal purchases, newest first, a page at a time; each
-// opens as a printable page. A refunded payment says so, with when and why.
-import { $, amountOf, api, badge, busy, date, h, loaded, showError } from "/static/portal.js";
+// opens as the portal's printable receipt page. A refunded payment says so, with when and why.
+import {
+  $, amountOf, api, badge, busy, formatDate, formatDateTime, h, hide, loaded, showError,
+} from "/static/portal.js";
 
 // payments a page: 50, or the page's own `?limit=` (1 to 200, as the API takes)
 const PAGE_SIZE = (() => {
@@ -21,7 +23,7 @@ let nextBefore = null;
 
 function refundNote(payment) {
   if (payment.status === "disputed") {
-    const when = payment.disputed_at ? ` on ${date(payment.disputed_at)}` : "";
+    const when = payment.disputed_at ? ` on ${formatDate(payment.disputed_at)}` : "";
     const lost = payment.dispute_status === "lost";
     return h("span", { class: "small refund-note block" }, lost
       ? `Reversed by the card's bank after a dispute${when}.`
@@ -33,16 +35,16 @@ function refundNote(payment) {
   }
   if (payment.status !== "refunded") return "";
   const reason = payment.refund_reason ? REFUND_REASONS[payment.refund_reason] || payment.refund_reason : "";
-  const when = payment.refunded_at ? ` on ${date(payment.refunded_at)}` : "";
+  const when = payment.refunded_at ? ` on ${formatDate(payment.refunded_at)}` : "";
   return h("span", { class: "small refund-note block" },
     `Refunded to the card${when}${reason ? `: ${reason}` : ""}.`);
 }
 
 function row(payment) {
-  const receipt = `/api/v1/payments/${encodeURIComponent(payment.receipt_number)}/receipt`;
+  const receipt = `/payments/${encodeURIComponent(payment.receipt_number)}`;
   const refunded = payment.status === "refunded";
   return h("tr", { dataset: { receipt: payment.receipt_number }, class: refunded ? "is-refunded" : null },
-    h("td", { "data-label": "Date" }, date(payment.paid_at)),
+    h("td", { "data-label": "Paid" }, h("time", { datetime: payment.paid_at || "" }, formatDateTime(payment.paid_at))),
     h("td", { "data-label": "Receipt" }, h("span", { class: "mono" }, payment.receipt_number)),
     h("td", { "data-label": "Description" }, h("div", {}, payment.description || "—",
       payment.license_id ? h("span", { class: "small muted block" }, `License ${payment.license_id}`) : "",
@@ -51,8 +53,8 @@ function row(payment) {
       refunded ? h("s", { "aria-label": `${amountOf(payment)}, refunded` }, amountOf(payment)) : amountOf(payment)),
     h("td", { "data-label": "Status" }, badge(payment.status)),
     h("td", { class: "cell-action" },
-      h("a", { href: receipt, target: "_blank", rel: "noopener", class: "button button-secondary button-small" },
-        "View receipt", h("span", { class: "visually-hidden" }, ` ${payment.receipt_number} (opens in a new tab)`))));
+      h("a", { href: receipt, class: "button button-secondary button-small", dataset: { action: "receipt" } },
+        "View receipt", h("span", { class: "visually-hidden" }, ` ${payment.receipt_number}`))));
 }
 
 async function loadPage() {
@@ -76,28 +78,35 @@ async function loadPage() {
   }
 }
 
+async function load() {
+  hide($("#error"));
+  nextBefore = null;
+  $("#payments").tBodies[0].replaceChildren();
+  await loadPage();
+}
+
 async function main() {
   try {
-    await loadPage();
+    await load();
     loaded();
   } catch (failure) {
     loaded();
-    showError($("#error"), failure);
-    return;
+    showError($("#error"), failure, {}, { retry: main });
   }
-  $("#more").addEventListener("click", async (event) => {
-    const button = event.currentTarget;
-    const error = $("#more-error");
-    error.hidden = true;
-    const before = $("#payments").tBodies[0].rows.length;
-    try {
-      await busy(button, "Loading…", loadPage);
-      // keyboard users continue where the new rows begin
-      $("#payments").tBodies[0].rows[before]?.querySelector("a")?.focus();
-    } catch (failure) {
-      showError(error, failure);
-    }
-  });
 }
+
+$("#more").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  const error = $("#more-error");
+  error.hidden = true;
+  const before = $("#payments").tBodies[0].rows.length;
+  try {
+    await busy(button, "Loading…", loadPage);
+    // keyboard users continue where the new rows begin
+    $("#payments").tBodies[0].rows[before]?.querySelector("a")?.focus();
+  } catch (failure) {
+    showError(error, failure, {}, { retry: () => button.click() });
+  }
+});
 
 main();

@@ -121,7 +121,7 @@ const MESSAGES = {
   invalid_credentials: "The customer ID or email and the password do not match. Check both and try again.",
   unauthenticated: "Your session has ended. Please log in again.",
   csrf_failed: "This page is out of date. Reload the page and try again.",
-  invalid_token: "This reset link is invalid, was already used or has expired. Ask for a new link.",
+  invalid_token: "This link is not valid any more: it was already used or has expired.",
   weak_password: "The new password does not meet the rules below.",
   card_declined: "Your card was declined. Try another card or contact your bank.",
   insufficient_funds: "The card has insufficient funds. Try another card.",
@@ -204,42 +204,84 @@ export function messageFor(error, overrides = {}) {
 // ISO 4217 minor units where they are not 2 (common/money.py `decimals` says the same)
 const DECIMALS = { JPY: 0, KRW: 0, ISK: 0, CLP: 0, VND: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
 
+// the browser's own locale (Intl picks it); the page's lang only when the browser gives none
+const USER_LOCALE = (typeof navigator !== "undefined" && (navigator.languages?.[0] || navigator.language)) || LOCALE;
+
+function minorDigits(code) {
+  return DECIMALS[code] ?? 2;
+}
+
 /**
- * Integer minor units in the one money format of the portal, receipts and emails (as
- * common/money.py `format_money`): money(147000, "EUR") → "EUR 1,470.00", money(5000, "JPY")
- * → "JPY 5,000". Integer arithmetic only: no float ever rounds a cent.
+ * Integer minor units in the browser's locale with the currency's symbol and decimals:
+ * formatMoney(245000, "EUR") → "€2,450.00", formatMoney(5000, "JPY") → "¥5,000".
+ * The decimal string is built with integer arithmetic (no float ever rounds a cent).
  */
-export function money(amount, currency) {
-  if (amount === null || amount === undefined || amount === "" || !currency) return "—";
+export function formatMoney(minor, currency) {
+  if (minor === null || minor === undefined || minor === "" || !currency) return "—";
   const code = String(currency).toUpperCase();
-  const digits = DECIMALS[code] ?? 2;
-  let minor;
+  const digits = minorDigits(code);
+  let value;
   try {
-    minor = BigInt(amount);
+    value = BigInt(minor);
   } catch (cause) {
     return "—";
   }
-  const negative = minor < 0n;
-  if (negative) minor = -minor;
+  const negative = value < 0n;
+  if (negative) value = -value;
   const scale = 10n ** BigInt(digits);
-  const whole = (minor / scale).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  const fraction = digits ? "." + (minor % scale).toString().padStart(digits, "0") : "";
-  return `${negative ? "-" : ""}${code} ${whole}${fraction}`;
+  const whole = (value / scale).toString();
+  const fraction = digits ? "." + (value % scale).toString().padStart(digits, "0") : "";
+  const decimal = `${negative ? "-" : ""}${whole}${fraction}`;
+  try {
+    const text = new Intl.NumberFormat(USER_LOCALE, {
+      style: "currency",
+      currency: code,
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    }).format(decimal);
+    if (!text.includes("\u00a4")) return text; // ¤: a code Intl has no symbol for
+  } catch (cause) {
+    // not an ISO code Intl accepts: the code and the number, as the server writes it
+  }
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${negative ? "-" : ""}${code} ${grouped}${fraction}`;
+}
+
+/** A calendar date in the browser's locale, dateStyle medium: "Dec 7, 2026" (the UTC day). */
+export function formatDate(iso) {
+  if (!iso) return "—";
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "—";
+  return new Intl.DateTimeFormat(USER_LOCALE, { dateStyle: "medium", timeZone: "UTC" }).format(when);
+}
+
+/** A moment in the browser's zone, with the zone's name: "Dec 7, 2026, 9:00 AM UTC". */
+export function formatDateTime(iso) {
+  if (!iso) return "—";
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "—";
+  const day = new Intl.DateTimeFormat(USER_LOCALE, { dateStyle: "medium" }).format(when);
+  const time = new Intl.DateTimeFormat(USER_LOCALE, { hour: "numeric", minute: "2-digit", timeZoneName: "short" }).format(when);
+  return `${day}, ${time}`;
+}
+
+/** Older name of formatMoney: every page shows money in the one format. */
+export function money(amount, currency) {
+  return formatMoney(amount, currency);
 }
 
 /** An API item's amount as the service formatted it (`amount_formatted`), else formatted here. */
 export function amountOf(item) {
-  return item?.amount_formatted || money(item?.amount, item?.currency);
+  return item?.amount_formatted || formatMoney(item?.amount, item?.currency);
 }
 
+/** Older names of formatDate / formatDateTime. */
 export function date(iso) {
-  if (!iso) return "—";
-  return new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" }).format(new Date(iso));
+  return formatDate(iso);
 }
 
 export function dateTime(iso) {
-  if (!iso) return "—";
-  return new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+  return formatDateTime(iso);
 }
 
 const INTERVALS = { month: "month", year: "year", week: "week", day: "day" };
@@ -318,10 +360,41 @@ export function hide(element) {
   element.hidden = true;
 }
 
-/** Shows the error in `element` (an alert) and moves the screen reader there. */
-export function showError(element, error, overrides) {
+/** Whether `error` says a service or the network is down for now (worth a Retry). */
+export function isOutage(error) {
+  if (!(error instanceof ApiError)) return false;
+  return error.code === "network_error" || error.code === "service_unavailable" ||
+    error.status === 0 || error.status === 502 || error.status === 503 || error.status === 504;
+}
+
+/**
+ * Shows the error in `element` (an alert) and moves the screen reader there. An outage (a
+ * service down, the network lost) gets a Retry button that runs `options.retry` (the load that
+ * failed): given, or, for a page's load error (`#error`), reloading the page.
+ */
+export function showError(element, error, overrides, options = {}) {
   element.textContent = typeof error === "string" ? error : messageFor(error, overrides);
+  const retry = options.retry || (element.id === "error" ? () => window.location.reload() : null);
+  if (retry && isOutage(error)) element.append(" ", retryButton(element, retry));
   element.hidden = false;
+}
+
+/** "Retry": hides the message and runs `retry` again (the button busy meanwhile). */
+function retryButton(element, retry) {
+  const button = h("button", { type: "button", class: "button button-secondary button-small retry" }, "Retry");
+  button.addEventListener("click", async () => {
+    await busy(button, "Retrying…", async () => {
+      try {
+        await retry();
+      } catch (cause) {
+        // the load shows its own error again
+      }
+    });
+    // failed again: the load replaced the message (and its Retry), which takes the focus
+    if (element.contains(button)) hide(element);
+    else element.querySelector("button.retry")?.focus();
+  });
+  return button;
 }
 
 /** Disables the button and changes its label while `promise` runs. */
@@ -375,11 +448,12 @@ export function badge(status) {
 }
 
 /** A confirmation in the page's <dialog>; resolves to true when confirmed. */
-export function confirmDialog({ title, text, confirm = "Confirm", danger = false }) {
+export function confirmDialog({ title, text, confirm = "Confirm", cancel = "Cancel", danger = false }) {
   const dialog = document.getElementById("confirm-dialog");
   const ok = document.getElementById("confirm-ok");
   document.getElementById("confirm-title").textContent = title;
   document.getElementById("confirm-text").textContent = text;
+  document.getElementById("confirm-cancel").textContent = cancel;
   ok.textContent = confirm;
   ok.className = danger ? "button button-danger" : "button";
   dialog.returnValue = "";
@@ -423,22 +497,67 @@ export function passwordRules(input, list, identity = {}) {
   return check;
 }
 
-// A page that sets a password with the token of an emailed link (a reset, an invitation).
-// The token comes in the URL fragment (never sent to a server in a URL or a Referer) and is
-// dropped from the address bar at once; the form is posted, with `post(token, password)`,
-// only once the password meets the rules and both entries agree. `done()` shows the
-// success, `failed(error)` a refusal.
-export function tokenPasswordForm({ form, error, notMet, post, done, failed }) {
+// A page that sets a password with the token of an emailed link (a reset, a new company's
+// set-up, an invitation). The token comes in the URL fragment (never sent to a server in a
+// URL or a Referer) and is dropped from the address bar at once. It is checked before the
+// form is shown (`POST /api/v1/password-resets/check`, which does not use it up): a link
+// already used, expired or unknown says so at once, through `dead(reason)` ("used",
+// "expired", "unknown", or "incomplete" without a token), before any typing; a working one
+// calls `ready({purpose, email, company_name})` and shows the form. The form is posted, with
+// `post(token, password)`, only once the password meets the rules and both entries agree.
+// `done()` shows the success, `failed(error)` a refusal (an `invalid_token` one goes to
+// `dead` too: the link died while the form was open).
+export function tokenPasswordForm({ form, error, notMet, post, done, failed, ready, dead }) {
   const token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
   history.replaceState(null, "", window.location.pathname);
+  // another link opened in this tab changes only the fragment: the page starts over with it
+  window.addEventListener("hashchange", () => {
+    if (new URLSearchParams(window.location.hash.slice(1)).get("token")) window.location.reload();
+  });
+  const checking = document.getElementById("link-checking");
+  const linkError = document.getElementById("link-error");
+  let rulesMet = () => false;
+  form.hidden = true;
 
-  const rulesMet = passwordRules(form.new_password, $("#rules"));
+  const open = (info) => {
+    if (checking) checking.hidden = true;
+    rulesMet = passwordRules(form.new_password, $("#rules"), { email: info?.email });
+    ready?.(info);
+    form.hidden = false;
+    form.new_password.focus();
+  };
+
+  const check = async () => {
+    if (linkError) linkError.hidden = true;
+    try {
+      const info = await api("/api/v1/password-resets/check", {
+        method: "POST",
+        body: { token },
+        stayOn401: true,
+      });
+      open(info);
+    } catch (failure) {
+      if (checking) checking.hidden = true;
+      if (failure.code === "invalid_token") {
+        dead(failure.details?.reason || "unknown");
+      } else if (isOutage(failure) || failure.code === "too_many_attempts") {
+        showError(linkError, failure, {
+          network_error: "Your link could not be checked: the portal cannot be reached. " +
+            "Check your connection and try again.",
+          service_unavailable: "Your link could not be checked: this part of the portal is " +
+            "temporarily unavailable. Please try again in a moment.",
+        }, { retry: check });
+      } else {
+        open(null); // no answer on the link itself: setting the password says
+      }
+    }
+  };
 
   if (!token) {
-    $("#link-error").hidden = false;
-    form.hidden = true;
+    if (checking) checking.hidden = true;
+    dead("incomplete");
   } else {
-    form.new_password.focus();
+    check();
   }
 
   form.addEventListener("submit", async (event) => {
@@ -461,7 +580,20 @@ export function tokenPasswordForm({ form, error, notMet, post, done, failed }) {
       form.hidden = true;
       done();
     } catch (failure) {
+      if (failure instanceof ApiError && failure.code === "invalid_token") {
+        form.hidden = true;
+        dead(failure.details?.reason || "unknown");
+        return;
+      }
       failed(failure);
     }
   });
 }
+
+/** The message of a dead link: what happened to it, in one sentence. */
+export const DEAD_LINK = {
+  used: "This link was already used.",
+  expired: "This link has expired.",
+  unknown: "This link is not valid: it may be mistyped or replaced by a newer one.",
+  incomplete: "This link is incomplete: open it again from the email, all of it.",
+};

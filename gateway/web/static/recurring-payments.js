@@ -1,9 +1,10 @@
-// Recurring payments: what is charged next and when; cancel with a confirmation, resume one
-// cancelled while its paid period lasts, change the card it is charged to (our card fields
-// with the sandbox, Stripe's card Element when the catalog names Stripe).
+// Recurring payments: the automatic renewal of each license, what is charged next and when;
+// turn it off with a confirmation that says what happens, turn it back on while the paid
+// period lasts, change the card it is charged to (our card fields with the sandbox, Stripe's
+// card Element when the catalog names Stripe).
 import {
-  $, ApiError, amountOf, api, badge, busy, confirmDialog, date, fieldProblems, h, hide, loaded,
-  messageFor, per, showError,
+  $, ApiError, amountOf, api, badge, busy, confirmDialog, fieldProblems, formatDate, h, hide,
+  loaded, messageFor, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
 import { StripeCard, usesStripe } from "/static/stripe-card.js";
@@ -16,8 +17,20 @@ let cardOpener = null;
 let stripeCard = null; // Stripe's card Element, when Stripe takes the cards
 const CARD_REFUSALS = ["card_declined", "insufficient_funds"];
 
+const nicknames = new Map(); // license ID → its nickname (from the licenses list)
+
 function productName(item) {
   return item.product?.name || item.product?.code || item.plan || "Plan";
+}
+
+/** What the customer calls the license: its nickname, else the product's name. */
+function licenseTitle(item) {
+  return nicknames.get(item.license_id) || productName(item);
+}
+
+/** "Design office (LIC-…)": the title with the license ID, where both are needed. */
+function fullName(item) {
+  return item.license_id ? `${licenseTitle(item)} (${item.license_id})` : licenseTitle(item);
 }
 
 function cardText(item) {
@@ -32,10 +45,25 @@ function resumable(item) {
     Boolean(item.next_charge_at) && new Date(item.next_charge_at).getTime() > Date.now();
 }
 
+/** The badge: "Auto-renew on", "Payment failing", "Auto-renew off", "Ended". */
+// the plan in words (its code is for machines): "Yearly · 3 seats"
+const PLAN_WORDS = { year: "Yearly", month: "Monthly" };
+
+function statusBadge(item) {
+  if (item.status === "active") return h("span", { class: "badge badge-ok" }, "Auto-renew on");
+  if (item.status === "past_due") return h("span", { class: "badge badge-warn" }, "Payment failing");
+  if (item.status === "cancelled") {
+    return resumable(item)
+      ? h("span", { class: "badge badge-neutral" }, "Auto-renew off")
+      : h("span", { class: "badge badge-neutral" }, "Ended");
+  }
+  return badge(item.status);
+}
+
 function row(item) {
   const active = item.status === "active" || item.status === "past_due";
-  const seats = item.seats ? ` · ${item.seats} ${item.seats === 1 ? "seat" : "seats"}` : "";
-  const name = productName(item);
+  const title = licenseTitle(item);
+  const name = fullName(item);
   const actions = [];
   if (active) {
     actions.push(
@@ -50,29 +78,36 @@ function row(item) {
         class: "button button-danger-quiet button-small",
         dataset: { action: "cancel" },
         onclick: (event) => cancel(item, event.currentTarget),
-      }, "Cancel", h("span", { class: "visually-hidden" }, ` automatic payment for ${name}`)));
+      }, "Turn off automatic renewal", h("span", { class: "visually-hidden" }, ` of ${name}`)));
   } else if (resumable(item)) {
     actions.push(h("button", {
       type: "button",
       class: "button button-small",
       dataset: { action: "resume" },
       onclick: (event) => resume(item, event.currentTarget),
-    }, "Resume", h("span", { class: "visually-hidden" }, ` automatic payment for ${name}`)));
+    }, "Turn automatic renewal back on", h("span", { class: "visually-hidden" }, ` for ${name}`)));
   }
   let next = h("span", { class: "muted" }, "None");
-  if (active) next = date(item.next_charge_at);
+  if (active) next = formatDate(item.next_charge_at);
   else if (resumable(item)) {
-    next = h("span", { class: "muted" }, `None (paid until ${date(item.next_charge_at)})`);
+    next = h("span", { class: "muted" }, `None: the license ends on ${formatDate(item.next_charge_at)}`);
   }
+  const about = [
+    title !== productName(item) ? productName(item) : "",
+    PLAN_WORDS[item.interval] || "",
+    item.seats ? `${item.seats} ${item.seats === 1 ? "seat" : "seats"}` : "",
+  ].filter(Boolean).join(" · ");
   return h("tr", { dataset: { id: item.id } },
-    h("td", { "data-label": "Product" }, h("div", {}, h("strong", {}, name),
-      h("span", { class: "small muted block" }, `${item.plan || ""}${seats}`))),
-    h("td", { "data-label": "License" },
-      item.license_id ? h("a", { href: `/licenses/${encodeURIComponent(item.license_id)}`, class: "mono" }, item.license_id) : "—"),
+    h("td", { "data-label": "License" }, h("div", {},
+      h("strong", { class: "block" }, title),
+      item.license_id
+        ? h("a", { href: `/licenses/${encodeURIComponent(item.license_id)}`, class: "mono small" }, item.license_id)
+        : "",
+      about ? h("span", { class: "small muted block" }, about) : "")),
     h("td", { "data-label": "Amount", class: "num strong" }, `${amountOf(item)} / ${per(item.interval)}`),
     h("td", { "data-label": "Next charge" }, next),
     h("td", { "data-label": "Card", class: "card-cell" }, cardText(item)),
-    h("td", { "data-label": "Status" }, badge(item.status),
+    h("td", { "data-label": "Automatic renewal" }, statusBadge(item),
       item.status === "past_due"
         ? h("span", { class: "small muted block" }, "The last charge failed: change the card to pay.")
         : item.status === "cancelled" && item.cancelled_by === "refund"
@@ -97,14 +132,18 @@ function say(text, ok) {
 }
 
 async function cancel(item, button) {
-  const name = productName(item);
+  const name = fullName(item);
+  const until = item.next_charge_at ? formatDate(item.next_charge_at) : "";
   const ok = await confirmDialog({
-    title: `Cancel automatic payments for ${name}?`,
-    text: `${amountOf(item)} per ${per(item.interval)} will no longer be charged` +
-      (item.next_charge_at ? ` (next charge was ${date(item.next_charge_at)})` : "") +
-      `. License ${item.license_id || ""} stays valid until it expires; you can resume the ` +
-      "payments until then, or renew the license later from Buy or renew.",
-    confirm: "Cancel automatic payments",
+    title: `Turn off automatic renewal of ${name}?`,
+    text: (until
+      ? `The license stays valid until its paid period ends on ${until}, then it expires. `
+      : "The license stays valid until its paid period ends, then it expires. ") +
+      `No more charges: ${amountOf(item)} per ${per(item.interval)} will not be charged again. ` +
+      (until ? `You can turn automatic renewal back on until ${until}, ` : "You can turn it back on ") +
+      "or renew the license later from Buy or renew.",
+    confirm: "Turn off automatic renewal",
+    cancel: "Keep it on",
     danger: true,
   });
   if (!ok) {
@@ -112,24 +151,29 @@ async function cancel(item, button) {
     return;
   }
   try {
-    const updated = await busy(button, "Cancelling…", () =>
+    const updated = await busy(button, "Turning off…", () =>
       api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/cancel`, { method: "POST" }));
     replaceRow(item, updated).querySelector("button")?.focus();
-    say(`Automatic payments for ${name} are cancelled.`, true);
+    say(`Automatic renewal of ${name} is off: nothing more is charged` +
+      (until ? `, and the license ends on ${until}.` : "."), true);
   } catch (failure) {
     say(messageFor(failure), false);
   }
 }
 
 async function resume(item, button) {
-  const name = productName(item);
+  const name = fullName(item);
   try {
-    const updated = await busy(button, "Resuming…", () =>
+    const updated = await busy(button, "Turning on…", () =>
       api(`/api/v1/recurring-payments/${encodeURIComponent(item.id)}/resume`, { method: "POST" }));
     replaceRow(item, updated).querySelector("button")?.focus();
-    say(`Automatic payments for ${name} are on again: next charge ${date(updated.next_charge_at)}.`, true);
+    say(`Automatic renewal of ${name} is back on: next charge ${amountOf(updated)} on ` +
+      `${formatDate(updated.next_charge_at)}.`, true);
   } catch (failure) {
-    say(messageFor(failure), false);
+    say(messageFor(failure, {
+      recurring_payment_ended: "The paid period has ended, so automatic renewal cannot be " +
+        "turned back on. Renew the license from Buy or renew.",
+    }), false);
     if (failure instanceof ApiError && failure.code === "recurring_payment_ended") {
       replaceRow(item, { status: "cancelled", next_charge_at: null });
     }
@@ -142,9 +186,9 @@ function openCardDialog(item, opener) {
   cardForm.reset();
   hide(cardError);
   for (const input of cardForm.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-  $("#card-title").textContent = `Change the card for ${productName(item)}`;
+  $("#card-title").textContent = `Change the card for ${fullName(item)}`;
   $("#card-text").textContent = `Now charged to ${cardText(item)}: ${amountOf(item)} per ${per(item.interval)}` +
-    (item.next_charge_at ? `, next on ${date(item.next_charge_at)}.` : ".");
+    (item.next_charge_at ? `, next on ${formatDate(item.next_charge_at)}.` : ".");
   stripeCard?.clear();
   cardDialog.showModal();
   if (stripeCard) stripeCard.focus();
@@ -175,7 +219,7 @@ async function saveCard(event) {
     cardDialog.close();
     const fresh = replaceRow(item, updated);
     fresh.querySelector("button[data-action=card]")?.focus();
-    say(`${productName(item)} is now charged to ${cardText(updated)}.`, true);
+    say(`${fullName(item)} is now charged to ${cardText(updated)}.`, true);
   } catch (failure) {
     // a bank that wants this card confirmed (3-D Secure) cannot do it here: billing says
     // where it can
@@ -241,37 +285,54 @@ async function cardFields(payment) {
   }
 }
 
-async function main() {
+let wired = false;
+
+async function load() {
   const table = $("#recurring");
-  cardForm.addEventListener("submit", saveCard);
-  $("#card-cancel").addEventListener("click", closeCardDialog);
-  try {
-    const [{ recurring_payments: items }, catalog] = await Promise.all([
-      api("/api/v1/recurring-payments"),
-      // how cards are taken; without an answer, our fields (billing then says if it wants
-      // Stripe's instead)
-      api("/api/v1/catalog").catch((failure) => {
-        if (failure.code === "unauthenticated") throw failure;
-        return null;
-      }),
-    ]);
-    const cardsOk = await cardFields(catalog?.payment);
-    loaded();
-    if (!items.length) {
-      $("#empty").hidden = false;
-      return;
-    }
-    for (const item of items) table.tBodies[0].append(row(item));
-    table.hidden = false;
-    if (!cardsOk) {
-      for (const button of table.querySelectorAll("button[data-action=card]")) button.disabled = true;
-      say("Changing the card is not available right now: the card form could not be loaded. " +
-        "Reload the page to try again.", false);
-    }
-  } catch (failure) {
-    loaded();
-    showError($("#error"), failure);
+  hide($("#error"));
+  const [{ recurring_payments: items }, catalog, owned] = await Promise.all([
+    api("/api/v1/recurring-payments"),
+    // how cards are taken; without an answer, our fields (billing then says if it wants
+    // Stripe's instead)
+    api("/api/v1/catalog").catch((failure) => {
+      if (failure.code === "unauthenticated") throw failure;
+      return null;
+    }),
+    // the licenses' nicknames for the titles; without them, the product names
+    api("/api/v1/licenses").catch((failure) => {
+      if (failure.code === "unauthenticated") throw failure;
+      return null;
+    }),
+  ]);
+  for (const license of owned?.licenses || []) {
+    if (license.nickname) nicknames.set(license.license_id, license.nickname);
+  }
+  const cardsOk = wired ? true : await cardFields(catalog?.payment);
+  wired = true;
+  loaded();
+  table.tBodies[0].replaceChildren();
+  if (!items.length) {
+    $("#empty").hidden = false;
+    return;
+  }
+  for (const item of items) table.tBodies[0].append(row(item));
+  table.hidden = false;
+  if (!cardsOk) {
+    for (const button of table.querySelectorAll("button[data-action=card]")) button.disabled = true;
+    say("Changing the card is not available right now: the card form could not be loaded. " +
+      "Reload the page to try again.", false);
   }
 }
 
+async function main() {
+  try {
+    await load();
+  } catch (failure) {
+    loaded();
+    showError($("#error"), failure, {}, { retry: main });
+  }
+}
+
+cardForm.addEventListener("submit", saveCard);
+$("#card-cancel").addEventListener("click", closeCardDialog);
 main();

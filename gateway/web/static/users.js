@@ -2,8 +2,8 @@
 // one; per user change the role, disable or enable, remove, or resend an invitation. The
 // company's contact is always an owner: it has no role choice and no destructive action.
 import {
-  $, ApiError, ROLE_LABELS, api, badge, busy, confirmDialog, date, dateTime, fieldProblems, h,
-  hide, loaded, messageFor, showError,
+  $, ApiError, ROLE_LABELS, api, badge, busy, confirmDialog, fieldProblems, formatDate,
+  formatDateTime, h, hide, loaded, messageFor, showError,
 } from "/static/portal.js";
 
 const me = document.querySelector("main").dataset.userId || "";
@@ -45,7 +45,7 @@ function roleCell(user) {
 function statusCell(user) {
   if (user.status !== "invited") return badge(user.status);
   return h("div", {}, badge("invited"), user.invitation_expires_at
-    ? h("span", { class: "user-note" }, `Link valid until ${date(user.invitation_expires_at)}`)
+    ? h("span", { class: "user-note" }, `Link valid until ${formatDate(user.invitation_expires_at)}`)
     : h("span", { class: "user-note" }, "The link has expired: resend it"));
 }
 
@@ -77,7 +77,7 @@ function row(user) {
       user.name ? h("span", { class: "user-note actor-email" }, user.email) : "")),
     h("td", { "data-label": "Role" }, roleCell(user)),
     h("td", { "data-label": "Status" }, statusCell(user)),
-    h("td", { "data-label": "Last login" }, user.last_login_at ? dateTime(user.last_login_at) : "Never"),
+    h("td", { "data-label": "Last login" }, user.last_login_at ? formatDateTime(user.last_login_at) : "Never"),
     h("td", { class: "cell-action" }, actions(user)));
 }
 

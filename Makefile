@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser run run-stripe test lint format bench clean
+.PHONY: help install browser axe run run-stripe test lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	@touch $(STAMP)
 
-install: $(STAMP) browser ## .venv with the project, the client kit and the dev tools; Chromium for UI tests
+install: $(STAMP) browser axe ## .venv with the project, the client kit and the dev tools; Chromium and axe-core for UI tests
 
 browser: ## headless Chromium + chromedriver for the portal UI tests (Debian packages, no download at test time)
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
@@ -29,6 +29,19 @@ browser: ## headless Chromium + chromedriver for the portal UI tests (Debian pac
 	else \
 	  echo "Chromium is missing, so the portal UI tests will be skipped. Install it with:"; \
 	  echo "  sudo apt-get install chromium chromium-driver   (Debian/Ubuntu)"; \
+	fi
+
+# the accessibility checks of the portal tests run a current axe-core, served to the page from
+# this disk (never a CDN); without npm they fall back to the older copy selenium-axe-python ships
+AXE_VERSION := 4.14.1
+AXE_JS := $(VENV)/axe/node_modules/axe-core/axe.min.js
+
+axe: $(STAMP) ## axe-core $(AXE_VERSION) for the portal's accessibility tests (npm; skipped without it)
+	@if [ -f $(AXE_JS) ] && grep -q "axe v$(AXE_VERSION)" $(AXE_JS); then :; \
+	elif command -v npm >/dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION); \
+	else \
+	  echo "npm not found: the accessibility tests use the axe-core that selenium-axe-python ships"; \
 	fi
 
 run: $(STAMP) ## run the whole suite on the embedded defaults, seeded with a demo company

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from common.errors import PortalError
+from common.timeutil import human_date
 from gateway import roles as access
 from gateway import sessions
 from gateway.responses import (
@@ -47,21 +47,8 @@ _templates = Environment(
 )
 
 
-def day(value: str | None) -> str:
-    """An ISO date or date-time as the portal shows a day, in UTC: `"Dec 7, 2026"` (text
-    that is no date stays as it is; None is "")."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return f"{moment:%b} {moment.day}, {moment.year}"
-
-
-_templates.filters["day"] = day
+# days as the receipts and emails write them (`"Dec 7, 2026"`, UTC)
+_templates.filters["day"] = human_date
 
 
 def render(name: str, status: int = 200, csp: str = PORTAL_CSP, **context: Any) -> Response:
@@ -158,20 +145,20 @@ def portal_page(
 def _filled(
     template: str, fill: Callable[[dict[str, Any]], dict[str, Any]] | None, **context: Any
 ) -> Response:
-    """`template` with what `fill` adds for the company; its refusal as a page."""
+    """`template` with what `fill` adds for the company; its refusal as a page: an outage
+    (a service down or not answering in time, `service_unavailable`) is the 503 page, which
+    offers Retry; any other refusal of what the URL names (`*_not_found`, a
+    `validation_error` for a receipt number that cannot be one) is the 404 page, since
+    retrying cannot help."""
     if fill is None:
         return render(template, **context)
     try:
         extra = fill(context["company"])
     except (PortalError, NotFound) as exc:
-        code = getattr(exc, "code", None)
-        if isinstance(exc, NotFound) or (isinstance(code, str) and code.endswith("not_found")):
-            return render("not-found.html", status=404, **{**context, "title": "Page not found"})
-        return render(
-            "unavailable.html",
-            status=503,
-            **{**context, "title": "Temporarily unavailable"},
-        )
+        if isinstance(exc, PortalError) and exc.code == "service_unavailable":
+            title = "Temporarily unavailable"
+            return render("unavailable.html", status=503, **{**context, "title": title})
+        return render("not-found.html", status=404, **{**context, "title": "Page not found"})
     return render(template, **{**context, **extra})
 
 

@@ -20,7 +20,6 @@ from common.schemas import (
     StrictBoolean,
     StrictSchema,
     Text,
-    plain_text_problem,
 )
 from gateway.roles import ROLES
 
@@ -413,9 +412,6 @@ NO_CONTROL_CHARACTERS = validate.Regexp(
 )
 
 
-RENEWAL_STATUSES = "automatic | past_due | cancelled | none"
-
-
 class RenewalOut(Out):
     """How a license renews, from billing's recurring payment of it."""
 
@@ -435,6 +431,20 @@ class RenewalOut(Out):
     )
     currency = fields.String(
         allow_none=True, metadata={"description": "null for none, and for roles without billing"}
+    )
+    interval = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "month | year: how often it is charged; null for none",
+            "example": "year",
+        },
+    )
+    plan = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the plan it renews on (its code); null for none",
+            "example": "cad-pro-year",
+        },
     )
     recurring_payment_id = fields.String(
         allow_none=True, metadata={"example": "rp_4f1c2a9b0d7e6c5b4a39"}
@@ -638,34 +648,25 @@ class HistoryQuery(StrictSchema):
     before = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-NICKNAME_MAX = 60
-NOTE_MAX = 500
-
-
-def _label(limit: int, one_line: bool = False) -> fields.String:
-    """A label of a license: text of at most `limit` characters once trimmed (one line with
-    `one_line`); null or empty clears it."""
-
-    def check(value: str) -> bool:
-        problem = plain_text_problem(value)
-        if problem is not None:
-            raise ValidationError(problem)
-        if one_line and ("\n" in value.strip() or "\r" in value.strip()):
-            raise ValidationError("Must be one line.")
-        if len(value.strip()) > limit:
-            raise ValidationError(f"At most {limit} characters.")
-        return True
-
-    return fields.String(
-        allow_none=True,
-        validate=check,
-        metadata={"description": f"at most {limit} characters (trimmed); null or empty clears it"},
-    )
-
-
 class LicenseLabelBody(StrictSchema):
-    nickname = _label(NICKNAME_MAX, one_line=True)
-    note = _label(NOTE_MAX)
+    """The company's labels of a license: strings or null, and no other field. Licensing
+    owns their rules (trimming, lengths, one line) and answers 422 `validation_error` naming
+    the field, which the gateway passes on."""
+
+    nickname = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the company's name for it, one line; null or empty clears it",
+            "example": "Design office",
+        },
+    )
+    note = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the company's note (lines allowed); null or empty clears it",
+            "example": "Workstations on floor 2",
+        },
+    )
 
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:

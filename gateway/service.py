@@ -671,10 +671,11 @@ class GatewayService:
         `suspension_reason` and `suspension_cause` (`staff` or `payment_disputed`) are null
         unless the license is suspended, `features` (by code)
         are the modules the license unlocks; `nickname` and `note` the company's labels
-        (null: none); `renewal: {status, next_charge_at, amount, currency,
+        (null: none); `renewal: {status, next_charge_at, amount, currency, interval, plan,
         recurring_payment_id}` how it renews (`automatic`, `past_due`, `cancelled` or
-        `none`; `amount` and `currency` null for roles without billing), null while billing
-        cannot say."""
+        `none`; `interval` `month` or `year` and `plan` the plan's code, null for `none`;
+        `amount` and `currency` null for roles without billing), null while billing cannot
+        say."""
         licenses = self.licensing.list_licenses(company["customer_id"])
         return {"licenses": self._with_renewals(licenses, company)}
 

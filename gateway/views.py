@@ -15,7 +15,7 @@ import eventlet
 
 from common import identifiers
 from common.errors import PortalError
-from gateway.schemas import OFFLINE_FILE_MAX
+from gateway.schemas import OFFLINE_FILE_MAX, RenewalOut
 
 CATALOG_NAMES_TIMEOUT = 2.0
 # licensing owns the license list: billing has this long to say how they renew, else the
@@ -26,13 +26,9 @@ RENEWALS_TIMEOUT = 2.0
 # recurring payments of one license says how it renews (the live one before a cancelled one)
 RENEWAL_STATUSES = {"active": "automatic", "past_due": "past_due", "cancelled": "cancelled"}
 _RENEWAL_RANK = {"active": 0, "past_due": 1, "cancelled": 2}
-NO_RENEWAL = {
-    "status": "none",
-    "next_charge_at": None,
-    "amount": None,
-    "currency": None,
-    "recurring_payment_id": None,
-}
+# RenewalOut names the fields: dumping through it answers each one (null when not given)
+_RENEWAL = RenewalOut()
+NO_RENEWAL = _RENEWAL.dump({"status": "none"})
 
 
 def product_views(licensing: Any, archived: bool = False) -> dict[str, dict[str, Any]] | None:
@@ -156,14 +152,16 @@ def recurring_payments(billing: Any, customer_id: str) -> list[dict[str, Any]] |
 
 
 def renewal(license_id: str, recurring: list[dict[str, Any]], show_amount: bool) -> dict[str, Any]:
-    """How the license renews, from the company's recurring payments (`recurring`): the
-    active or past-due one of it, else its cancelled one (the latest charge date first),
-    else none. `show_amount` false (a role that may not see billing): no amount or currency.
+    """How the license renews (`RenewalOut`), from the company's recurring payments
+    (`recurring`): the active or past-due one of it, else its cancelled one (the latest
+    charge date first), else none. Its `next_charge_at`, `interval` and `plan` are billing's;
+    `show_amount` false (a role that may not see billing): no amount or currency.
 
-    >>> renewal("L-1", [{"id": "rp_1", "license_id": "L-1", "status": "active",
+    >>> found = renewal("L-1", [{"id": "rp_1", "license_id": "L-1", "status": "active",
     ...     "next_charge_at": "2026-12-07T09:00:00+00:00", "amount": 24500,
-    ...     "currency": "EUR"}], show_amount=False)["status"]
-    'automatic'
+    ...     "currency": "EUR", "interval": "year", "plan": "cad-pro-year"}], show_amount=False)
+    >>> found["status"], found["interval"], found["plan"], found["amount"]
+    ('automatic', 'year', 'cad-pro-year', None)
     """
     own = [
         item
@@ -174,13 +172,15 @@ def renewal(license_id: str, recurring: list[dict[str, Any]], show_amount: bool)
         return dict(NO_RENEWAL)
     own.sort(key=lambda item: str(item.get("next_charge_at") or ""), reverse=True)
     found = min(own, key=lambda item: _RENEWAL_RANK[item["status"]])
-    return {
-        "status": RENEWAL_STATUSES[found["status"]],
-        "next_charge_at": found.get("next_charge_at"),
-        "amount": found.get("amount") if show_amount else None,
-        "currency": found.get("currency") if show_amount else None,
-        "recurring_payment_id": found.get("id"),
-    }
+    hidden = {} if show_amount else {"amount": None, "currency": None}
+    return _RENEWAL.dump(
+        {
+            **found,
+            **hidden,
+            "status": RENEWAL_STATUSES[found["status"]],
+            "recurring_payment_id": found.get("id"),
+        }
+    )
 
 
 def with_renewals(

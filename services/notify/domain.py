@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
@@ -406,21 +406,6 @@ def license_label(license_id: str | None) -> str:
     """A license by its ID, for a sentence that has no product name: `"license L-7KQX-M2PD"`,
     or `"your license"`."""
     return f"license {license_id}" if license_id else "your license"
-
-
-def email_date(value: datetime | None, with_time: bool = False) -> str:
-    """The one way emails show a day or a moment, in UTC: `"Dec 7, 2026"`, or with
-    `with_time` `"Dec 7, 2026, 09:00 UTC"` ("" for None).
-
-    >>> moment = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-    >>> email_date(moment), email_date(moment, with_time=True)
-    ('Dec 7, 2026', 'Dec 7, 2026, 09:00 UTC')
-    """
-    if value is None:
-        return ""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    day = f"{value:%b} {value.day}, {value.year}"
-    return f"{day}, {value:%H:%M} UTC" if with_time else day
 
 
 # the kinds about a recurring payment (`recurring_payment` in the payload)

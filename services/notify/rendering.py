@@ -6,8 +6,9 @@ from product software (machine names), so nothing in them is trusted as markup.
 
 Money is shown one way, by `common.money.format_money` (`€2,450.00`, as the portal and the
 receipts show it), from the integer minor units and currency of the event; days and moments
-one way, by `domain.email_date` (`Dec 7, 2026`, `Dec 7, 2026, 09:00 UTC`); products by their
-names (`domain.product_label`), never by their codes.
+one way, by `common.timeutil.human_date` / `human_datetime` (`Dec 7, 2026`, `Dec 7, 2026,
+09:00 UTC`, as the portal's receipt page writes them); products by their names
+(`domain.product_label`), never by their codes.
 """
 
 from __future__ import annotations
@@ -22,19 +23,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from common.money import format_money
+from common.timeutil import human_date, human_datetime
 from services.notify import domain
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-def format_date(value: datetime | None) -> str:
-    """`Nov 28, 2026`, in UTC (`domain.email_date`): the `date` filter of the templates."""
-    return domain.email_date(value)
-
-
-def format_moment(value: datetime | None) -> str:
-    """`Nov 28, 2026, 09:27 UTC` (`domain.email_date`): the `moment` filter."""
-    return domain.email_date(value, with_time=True)
 
 
 def _environment() -> Environment:
@@ -47,8 +39,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["date"] = format_date
-    environment.filters["moment"] = format_moment
+    environment.filters["date"] = human_date
+    environment.filters["moment"] = human_datetime
     environment.filters["product"] = domain.product_label
     environment.globals["money"] = format_money
     return environment
@@ -138,7 +130,7 @@ def seats_context(data: dict[str, Any], portal_url: str) -> dict[str, Any]:
         (
             holder["machine_name"],
             ("borrowed until " if holder["borrowed"] else "until ")
-            + format_moment(holder["expires_at"]),
+            + human_datetime(holder["expires_at"]),
         )
         for holder in holders
     ]
@@ -175,7 +167,7 @@ def license_facts(license_: dict[str, Any]) -> list[tuple[str, str]]:
         ("Product", license_["product"]["name"]),
         ("License ID", license_["license_id"]),
         ("Seats", str(license_["seats"])),
-        ("Expires", format_date(expires) if expires else "never (perpetual license)"),
+        ("Expires", human_date(expires) if expires else "never (perpetual license)"),
     ]
 
 
@@ -184,7 +176,7 @@ def _card(brand: str | None, last4: str | None) -> str | None:
 
 
 def _period(start: datetime | None, end: datetime | None) -> str | None:
-    return f"{format_date(start)} to {format_date(end)}" if start and end else None
+    return f"{human_date(start)} to {human_date(end)}" if start and end else None
 
 
 def payment_facts(
@@ -197,7 +189,7 @@ def payment_facts(
     """
     rows = [
         ("Receipt", payment["receipt_number"]),
-        ("Date", format_date(payment["paid_at"])),
+        ("Date", human_date(payment["paid_at"])),
         ("Item", payment["description"] or domain.product_label(payment["product"], "")),
         ("Amount", format_money(payment["amount"], payment["currency"])),
     ]
@@ -219,7 +211,7 @@ def recurring_facts(recurring: dict[str, Any]) -> list[tuple[str, str]]:
         ("License ID", recurring["license_id"]),
         ("Amount", format_money(recurring["amount"], recurring["currency"])),
         ("Renews", f"every {recurring['interval']}"),
-        ("Next charge", format_date(recurring["next_charge_at"])),
+        ("Next charge", human_date(recurring["next_charge_at"])),
         ("Card", _card(recurring["card_brand"], recurring["card_last4"])),
     ]
     return [(label, value) for label, value in rows if value]
@@ -230,9 +222,9 @@ def refund_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("Receipt", data["receipt_number"]),
         ("Item", data["description"] or domain.product_label(data["product"], "")),
-        ("Paid on", format_date(data["paid_at"])),
+        ("Paid on", human_date(data["paid_at"])),
         ("Refunded", format_money(data["amount"], data["currency"])),
-        ("Refunded on", format_date(data["refunded_at"])),
+        ("Refunded on", human_date(data["refunded_at"])),
         ("To the card", _card(data["card_brand"], data["card_last4"])),
     ]
     return [(label, value) for label, value in rows if value]

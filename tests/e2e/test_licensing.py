@@ -97,6 +97,8 @@ def test_a_company_sees_activates_deactivates_and_verifies_offline(suite, api, p
                 "next_charge_at": None,
                 "amount": None,
                 "currency": None,
+                "interval": None,
+                "plan": None,
                 "recurring_payment_id": None,
             },
         }

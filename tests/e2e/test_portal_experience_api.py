@@ -119,11 +119,15 @@ def test_every_license_says_how_it_renews_and_only_billing_roles_see_for_how_muc
                 "next_charge_at": None,
                 "amount": None,
                 "currency": None,
+                "interval": None,
+                "plan": None,
                 "recurring_payment_id": None,
             }
             continue
         assert renewal["next_charge_at"] == recurring["next_charge_at"]
         assert renewal["recurring_payment_id"] == recurring["id"]
+        assert (renewal["interval"], renewal["plan"]) == ("year", PLAN), renewal
+        assert (recurring["interval"], recurring["plan"]) == ("year", PLAN), recurring
         if priced:
             assert (renewal["amount"], renewal["currency"]) == (
                 recurring["amount"],
@@ -160,9 +164,15 @@ def test_owners_and_license_admins_name_a_license_and_others_may_not(api, team, 
         refused = api.patch(path, token=team.token(role), json={"nickname": "Mine"})
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["code"] == "forbidden"
+    # licensing's rules, passed on by the gateway (which checks types and fields only)
     for body, field in (
         ({"nickname": "x" * 61}, "nickname"),
+        ({"nickname": "two\nlines"}, "nickname"),
+        ({"nickname": "\ud800"}, "nickname"),
         ({"note": "x" * 501}, "note"),
+        ({"note": "a\x00b"}, "note"),
+        ({"note": 7}, "note"),
+        ({"nickname": "ok", "colour": "red"}, "colour"),
         ({}, "_schema"),
     ):
         invalid = api.patch(path, token=team.token("owner"), json=body)

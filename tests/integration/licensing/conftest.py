@@ -1,14 +1,17 @@
 """Fixtures of licensing's integration tests: the real auth and licensing services in this
-process, on the run's broker and databases, and a staff client (helpers: support.py)."""
+process, on the run's broker and databases, a staff client, a portal user's client and SQL
+on licensing's database (helpers: support.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from nameko.testing.services import replace_dependencies
+from sqlalchemy import create_engine, text
 
 from common.rpc import standalone_client
 from services.auth.service import AuthService
@@ -52,6 +55,34 @@ def licensing(config, auth, another_licensing):
 def rpc(licensing) -> Iterator[Rpc]:
     with standalone_client(timeout=15) as client:
         yield Rpc(client)
+
+
+@pytest.fixture
+def portal_user() -> dict[str, str]:
+    """The actor of `as_user`'s calls, as the gateway sends a signed-in user."""
+    return {"type": "user", "user_id": "U-AAAA-BBBB", "email": "x@y.test"}
+
+
+@pytest.fixture
+def as_user(licensing, portal_user: dict[str, str]) -> Iterator[Rpc]:
+    """A client acting as a signed-in portal user (the gateway's context data)."""
+    with standalone_client(timeout=15, context_data={"actor": portal_user}) as client:
+        yield Rpc(client)
+
+
+@pytest.fixture
+def sql(config) -> Iterator[Callable[..., list]]:
+    """`sql("SELECT …", name=value)`: rows of licensing's database, each statement in a
+    transaction of its own."""
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
+
+    def query(statement: str, **params: Any) -> list:
+        with engine.begin() as connection:
+            result = connection.execute(text(statement), params)
+            return result.all() if result.returns_rows else []
+
+    yield query
+    engine.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from nameko.testing.services import replace_dependencies
-from sqlalchemy import create_engine, text
 
 from common import bus
 from common.audit import encode_cursor
@@ -31,29 +30,7 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-USER = {"type": "user", "user_id": "U-AAAA-BBBB", "email": "x@y.test"}
 STAFF = {"type": "staff"}
-
-
-@pytest.fixture
-def as_user(licensing) -> Iterator[Rpc]:
-    """A client acting as a signed-in portal user (the gateway's context data)."""
-    with standalone_client(timeout=15, context_data={"actor": USER}) as client:
-        yield Rpc(client)
-
-
-@pytest.fixture
-def sql(config):
-    """`sql("SELECT …", name=value)`: rows of licensing's database."""
-    engine = create_engine(config["LICENSING_DATABASE_URL"])
-
-    def query(statement: str, **params: Any) -> list:
-        with engine.begin() as connection:
-            result = connection.execute(text(statement), params)
-            return result.all() if result.returns_rows else []
-
-    yield query
-    engine.dispose()
 
 
 def audit_rows(sql, customer_id: str, action: str | None = None) -> list:
@@ -69,7 +46,7 @@ def audit_rows(sql, customer_id: str, action: str | None = None) -> list:
 
 
 def test_a_user_viewing_and_freeing_a_seat_is_in_the_trail_and_the_history(
-    rpc, as_user, sql, company, product, clock
+    rpc, as_user, portal_user, sql, company, product, clock
 ) -> None:
     license_id, password = issue(rpc, company, product)  # staff's read: no trace
     rpc("activate", payload(license_id, password, "inst-1", "PC-1"))
@@ -90,7 +67,7 @@ def test_a_user_viewing_and_freeing_a_seat_is_in_the_trail_and_the_history(
     assert password not in json.dumps([r.details for r in rows])
     history = rpc("history", license_id, company)["events"]
     assert [(e["type"], e["actor"]) for e in history] == [
-        ("deactivated", USER),
+        ("deactivated", portal_user),
         ("activated", {"type": "product"}),
     ]
     # the trail as the gateway reads it
@@ -99,7 +76,7 @@ def test_a_user_viewing_and_freeing_a_seat_is_in_the_trail_and_the_history(
         "installation_deactivated",
         "activation_password_viewed",
     ]
-    assert events[0]["actor"] == USER
+    assert events[0]["actor"] == portal_user
     assert events[0]["target"] == {"type": "license", "id": license_id}
 
 
@@ -124,18 +101,22 @@ def test_staff_changes_name_staff(rpc, sql, company, product) -> None:
 
 
 def test_a_redelivered_request_writes_its_audit_row_once(
-    config, rpc, licensing, sql, company, product
+    config, rpc, licensing, portal_user, sql, company, product
 ) -> None:
     license_id, password = issue(rpc, company, product)
     replies = redeliver_as(
-        config["AMQP_URI"], USER, "licensing", "rotate_activation_password", [license_id, company]
+        config["AMQP_URI"],
+        portal_user,
+        "licensing",
+        "rotate_activation_password",
+        [license_id, company],
     )
     assert len(replies) == 3, replies
     assert len({reply["result"]["activation_password"] for reply in replies}) == 1
     [rotated] = audit_rows(sql, company, "activation_password_rotated")
     assert (rotated.actor_type, rotated.actor_email) == ("user", "x@y.test")
     views = redeliver_as(
-        config["AMQP_URI"], USER, "licensing", "get_license", [license_id, company]
+        config["AMQP_URI"], portal_user, "licensing", "get_license", [license_id, company]
     )
     assert len(views) == 3 and {v["result"]["activation_password"] for v in views} == {
         replies[0]["result"]["activation_password"]
@@ -156,7 +137,7 @@ class BrokerAway:
 
 
 def test_the_audit_trail_survives_a_crash_between_the_change_and_its_publication(
-    config, auth, container_factory, another_licensing, clock, sql
+    config, auth, container_factory, another_licensing, clock, sql, portal_user
 ) -> None:
     broken = container_factory(LicensingService)
     publish = BrokerAway()
@@ -169,7 +150,7 @@ def test_the_audit_trail_survives_a_crash_between_the_change_and_its_publication
         rpc("create_product", {"code": product, "name": "CAD Pro"})
         license_id, password = issue(rpc, company, product)
         rpc("activate", payload(license_id, password, "inst-9", "PC-9"))
-    with standalone_client(timeout=15, context_data={"actor": USER}) as client:
+    with standalone_client(timeout=15, context_data={"actor": portal_user}) as client:
         freed = Rpc(client)("deactivate_installation", company, license_id, "inst-9", "portal")
     assert freed["status"] == "deactivated"  # committed: the caller hears of its success
     assert "installation_deactivated" in publish.tried
@@ -264,18 +245,22 @@ def bus_users(config, tmp_path) -> Iterator[dict]:
 
 
 def test_staff_is_staff_whatever_it_writes_and_the_gateway_is_never_staff(
-    rpc, bus_users, sql, company, product
+    rpc, bus_users, portal_user, sql, company, product
 ) -> None:
     license_id, password = issue(rpc, company, product, seats=2)
     rpc("activate", payload(license_id, password, "inst-1"))
     rpc("activate", payload(license_id, password, "inst-2"))
     staff_uri = bus_users["staff"]["amqp_uri"]
-    with standalone_client(timeout=15, uri=staff_uri, context_data={"actor": USER}) as client:
+    with standalone_client(
+        timeout=15, uri=staff_uri, context_data={"actor": portal_user}
+    ) as client:
         Rpc(client)("suspend_license", license_id, "Chargeback")
     gateway_uri = bus_users["gateway"]["amqp_uri"]
     with standalone_client(timeout=15, uri=gateway_uri, context_data={"actor": STAFF}) as client:
         Rpc(client)("deactivate_installation", company, license_id, "inst-1", "portal")
-    with standalone_client(timeout=15, uri=gateway_uri, context_data={"actor": USER}) as client:
+    with standalone_client(
+        timeout=15, uri=gateway_uri, context_data={"actor": portal_user}
+    ) as client:
         Rpc(client)("deactivate_installation", company, license_id, "inst-2", "portal")
     rows = audit_rows(sql, company)
     assert [(r.action, r.actor_type, r.actor_user_id) for r in rows[-3:]] == [

@@ -10,42 +10,22 @@ that wrote its current version, does not move). The instance's clock is the test
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import eventlet
 import pytest
-from eventlet.greenpool import GreenPool
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from common.rpc import standalone_client
 from common.timeutil import iso
 from services.licensing import domain
 from tests.integration.licensing.support import Rpc, issue, payload, redeliver_as
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-USER = {"type": "user", "user_id": "U-AAAA-BBBB", "email": "x@y.test"}
-
-
-@pytest.fixture
-def as_user(licensing) -> Iterator[Rpc]:
-    """A client acting as a signed-in portal user (the gateway's context data)."""
-    with standalone_client(timeout=15, context_data={"actor": USER}) as client:
-        yield Rpc(client)
-
-
-@pytest.fixture
-def sql(config):
-    """`sql("SELECT …", name=value)`: rows of licensing's database."""
-    engine = create_engine(config["LICENSING_DATABASE_URL"])
-
-    def query(statement: str, **params: Any) -> list:
-        with engine.begin() as connection:
-            result = connection.execute(text(statement), params)
-            return result.all() if result.returns_rows else []
-
-    yield query
-    engine.dispose()
 
 
 def installation_row(sql, license_id: str, installation_id: str = "inst-1") -> Any:
@@ -117,18 +97,92 @@ def test_a_reactivation_and_an_offline_activation_set_last_seen(
     assert installation_row(sql, license_id, "air-gapped-1").last_seen_at == clock.now()
 
 
+@contextmanager
+def counted_writes(engine: Engine, installation_pk: int) -> Iterator[Callable[[], list]]:
+    """`writes()`: each committed UPDATE of the installation's `last_seen_at`, as PostgreSQL
+    itself saw it (a trigger on the row, dropped afterwards), whatever wrote it: the new
+    value of each write, oldest first."""
+    name = f"seen_writes_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE {name} (n serial, last_seen_at timestamptz)"))
+        connection.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"INSERT INTO {name} (last_seen_at) VALUES (NEW.last_seen_at); RETURN NULL; "
+                "END $$"
+            )
+        )
+        connection.execute(
+            text(
+                f"CREATE TRIGGER {name} AFTER UPDATE OF last_seen_at ON installations "
+                f"FOR EACH ROW WHEN (NEW.id = {int(installation_pk)}) EXECUTE FUNCTION {name}()"
+            )
+        )
+
+    def writes() -> list:
+        with engine.connect() as connection:
+            query = text(f"SELECT last_seen_at FROM {name} ORDER BY n")
+            return list(connection.execute(query).scalars())
+
+    try:
+        yield writes
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP TRIGGER {name} ON installations"))
+            connection.execute(text(f"DROP FUNCTION {name}()"))
+            connection.execute(text(f"DROP TABLE {name}"))
+
+
+def waiting_for_locks(engine: Engine) -> int:
+    """How many backends of licensing's database wait for a lock another one holds."""
+    with engine.connect() as connection:
+        return connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND cardinality(pg_blocking_pids(pid)) > 0"
+            )
+        )
+
+
 def test_concurrent_stale_validations_write_last_seen_once(
-    rpc, company, product, clock, sql
+    config, rpc, company, product, clock, sql
 ) -> None:
+    """Eight validations find `last_seen_at` stale at the same moment: the test holds the
+    row until all eight have read it (stale) and wait to write it, then lets them go. The
+    guard, read again after the wait, lets the first write and the seven others write
+    nothing; PostgreSQL counts the writes (`counted_writes`), so an unguarded write of all
+    eight (each leaving the same value) fails here."""
     license_id, password = issue(rpc, company, product)
     certificate = rpc("activate", payload(license_id, password))["certificate"]
+    [(pk,)] = sql(
+        "SELECT i.id FROM installations i JOIN licenses l ON l.id = i.license_pk "
+        "WHERE l.license_id = :l",
+        l=license_id,
+    )
     clock.advance(hours=2)
+    engine = create_engine(config["LICENSING_DATABASE_URL"])
 
     def validate(_: int) -> bool:
         with standalone_client(timeout=30) as client:
             return Rpc(client)("validate", certificate)["valid"]
 
-    assert list(GreenPool(8).imap(validate, range(8))) == [True] * 8
+    try:
+        with counted_writes(engine, pk) as writes:
+            with engine.begin() as holder:
+                holder.execute(
+                    text("SELECT 1 FROM installations WHERE id = :pk FOR UPDATE"), {"pk": pk}
+                )
+                validations = [eventlet.spawn(validate, index) for index in range(8)]
+                eventually(
+                    lambda: waiting_for_locks(engine) == 8,
+                    timeout=20,
+                    what="eight validations waiting to write last_seen_at",
+                )
+            with eventlet.Timeout(30):
+                assert [thread.wait() for thread in validations] == [True] * 8
+            assert writes() == [clock.now()]
+    finally:
+        engine.dispose()
     assert installation_row(sql, license_id).last_seen_at == clock.now()
 
 
@@ -175,11 +229,13 @@ def test_labels_are_validated_naming_the_field(rpc, company, product) -> None:
     rpc.error("license_not_found", "label_license", license_id, other, {"nickname": "Mine"})
 
 
-def test_a_redelivered_label_is_applied_once(config, rpc, licensing, company, product, sql) -> None:
+def test_a_redelivered_label_is_applied_once(
+    config, rpc, licensing, portal_user, company, product, sql
+) -> None:
     license_id, _ = issue(rpc, company, product)
     replies = redeliver_as(
         config["AMQP_URI"],
-        USER,
+        portal_user,
         "licensing",
         "label_license",
         [license_id, company, {"nickname": "Design office"}],

@@ -127,10 +127,14 @@ def test_the_gateway_answers_with_its_request_id_and_counts_routes(
     assert given.headers["X-Request-ID"] == "gw-1"
     assert given.json()["error"]["request_id"] == "gw-1"
 
-    made = requests.get(f"{base}/no/such/path", timeout=5)
+    made = requests.get(f"{base}/api/v1/no/such/path", timeout=5)
     assert made.status_code == 404
     assert made.json()["error"]["request_id"] == made.headers["X-Request-ID"]
     assert len(made.headers["X-Request-ID"]) == 32
+    # an unknown page is the portal's HTML 404, with its request ID all the same
+    page = requests.get(f"{base}/no/such/path", timeout=5)
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
+    assert len(page.headers["X-Request-ID"]) == 32
 
     healthy = requests.get(f"{base}/healthz", timeout=5)
     assert healthy.status_code == 200 and healthy.headers["X-Request-ID"]
@@ -153,7 +157,8 @@ def test_the_gateway_answers_with_its_request_id_and_counts_routes(
 
     requests_total = "portal_http_requests_total"
     assert grew(requests_total, route="/api/v1/account", method="GET", status="401") == 1
-    assert grew(requests_total, route="unmatched", method="GET", status="404") == 1
+    # the unknown API path and the unknown page: neither names a route (labels stay bounded)
+    assert grew(requests_total, route="unmatched", method="GET", status="404") == 2
     assert grew(requests_total, route="/healthz", method="GET", status="200") == 1
     assert grew(requests_total, route="/static/<path:name>", method="GET", status="404") == 1
     assert grew("portal_http_request_duration_seconds_count", route="/healthz", method="GET") == 1

@@ -1,4 +1,5 @@
-"""Times are timezone-aware UTC everywhere; a naive datetime is a bug, caught at the door."""
+"""Times are timezone-aware UTC everywhere; a naive datetime is a bug, caught at the door; a
+person reads a day or a moment one way (`human_date`, `human_datetime`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 from sqlalchemy.exc import StatementError
 
-from common.timeutil import UTCDateTime, as_utc, iso, utcnow
+from common.timeutil import UTCDateTime, as_utc, human_date, human_datetime, iso, utcnow
 
 PARIS = timezone(timedelta(hours=1))
 
@@ -62,3 +63,30 @@ def test_comparisons_use_utc_whatever_zone_was_given(table) -> None:
     # 10:00 in Paris is 09:00 UTC, earlier than the stored 09:30 UTC
     cutoff = datetime(2026, 1, 1, 10, 0, tzinfo=PARIS)
     assert connection.execute(select(t.c.id).where(t.c.at > cutoff)).scalars().all() == [1]
+
+
+@pytest.mark.parametrize(
+    ("value", "day", "moment"),
+    [
+        (datetime(2026, 12, 7, 9, 0, tzinfo=UTC), "Dec 7, 2026", "Dec 7, 2026, 09:00 UTC"),
+        # another zone is written in UTC, across midnight too
+        (datetime(2026, 12, 8, 0, 30, tzinfo=PARIS), "Dec 7, 2026", "Dec 7, 2026, 23:30 UTC"),
+        # a naive time is UTC (SQLite gives those)
+        (datetime(2026, 3, 5, 7, 4), "Mar 5, 2026", "Mar 5, 2026, 07:04 UTC"),
+        # services' ISO strings, as the receipt page gets them
+        ("2026-11-28T09:30:00+00:00", "Nov 28, 2026", "Nov 28, 2026, 09:30 UTC"),
+        ("2026-11-28T09:30:00Z", "Nov 28, 2026", "Nov 28, 2026, 09:30 UTC"),
+        ("2027-01-01T00:15:00+01:00", "Dec 31, 2026", "Dec 31, 2026, 23:15 UTC"),
+        ("2026-12-07", "Dec 7, 2026", "Dec 7, 2026, 00:00 UTC"),
+        (None, "", ""),
+        ("", "", ""),
+    ],
+)
+def test_a_day_and_a_moment_as_people_read_them(value, day: str, moment: str) -> None:
+    assert human_date(value) == day
+    assert human_datetime(value) == moment
+
+
+def test_text_that_is_no_time_is_an_error_not_shown_as_it_is() -> None:
+    with pytest.raises(ValueError):
+        human_date("next Tuesday")

@@ -350,7 +350,7 @@ def test_the_receipt_page_escapes_everything_and_has_a_strict_csp() -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<b>Evil</b>" not in html and "Vendor &amp; Co" in html
-    for part in ("R-2026-000001", "€98.00", "€49.00", "Visa", "4242", "2026-04-10"):
+    for part in ("R-2026-000001", "€98.00", "€49.00", "Visa", "4242", "Apr 10, 2026"):
         assert part in html
 
 
@@ -515,7 +515,7 @@ def test_the_receipt_shows_vendor_buyer_and_a_refund() -> None:
     )
     for part in ("Vendor AG", "Ring 2\n8001 Zürich", "VAT ID CHE-1", "Acme GmbH",
                  "Hauptstraße 1\n10115 Berlin", "VAT ID DE123456789", "C1000001",
-                 "Refunded on 2026-03-11", "the product is no longer sold"):  # fmt: skip
+                 "Refunded on Mar 11, 2026", "the product is no longer sold"):  # fmt: skip
         assert part in html, part
 
 

@@ -43,6 +43,8 @@ LICENSE = {
         "next_charge_at": None,
         "amount": None,
         "currency": None,
+        "interval": None,
+        "plan": None,
         "recurring_payment_id": None,
     },
 }

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from nameko.testing.services import worker_factory
 
-from common.errors import Forbidden, PortalError
-from gateway import pages, schemas, sessions, views
+from common.errors import Forbidden, PortalError, validation_error
+from common.schemas import receipt_number_arg
+from gateway import errors, pages, schemas, sessions, views
 from gateway.http import JsonWebServer, read_json
 from gateway.responses import PORTAL_CSP
 from gateway.service import GatewayService
@@ -39,9 +40,15 @@ def recurring(license_id: str, status: str, **more: Any) -> dict[str, Any]:
         "amount": 24500,
         "currency": "EUR",
         "amount_formatted": "€245.00",
+        "plan": "cad-pro-year",
+        "seats": 10,
+        "interval": "year",
         "next_charge_at": "2026-12-07T09:00:00+00:00",
         "status": status,
         "cancelled_by": "customer" if status == "cancelled" else None,
+        "failures": 0,
+        "card_brand": "visa",
+        "card_last4": "4242",
         **more,
     }
 
@@ -120,6 +127,8 @@ def test_each_license_says_how_it_renews_from_one_call_to_billing() -> None:
         "next_charge_at": "2026-12-07T09:00:00+00:00",
         "amount": 24500,
         "currency": "EUR",
+        "interval": "year",
+        "plan": "cad-pro-year",
         "recurring_payment_id": "rp_l-auto-0001_active",
     }
     assert answer[3]["renewal"] == views.NO_RENEWAL
@@ -153,6 +162,7 @@ def test_only_roles_with_billing_see_what_a_renewal_costs(role: str, shown: bool
     for renewal in (listed["renewal"], detail["renewal"]):
         assert renewal["status"] == "automatic"
         assert renewal["next_charge_at"] == "2026-12-07T09:00:00+00:00"
+        assert (renewal["interval"], renewal["plan"]) == ("year", "cad-pro-year")
         assert (renewal["amount"], renewal["currency"]) == (
             (24500, "EUR") if shown else (None,) * 2
         )
@@ -205,15 +215,13 @@ def test_other_roles_may_not_label(role: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"nickname": "x" * 61}, "nickname"),
-        ({"note": "x" * 501}, "note"),
-        ({"nickname": "two\nlines"}, "nickname"),
         ({"nickname": 7}, "nickname"),
+        ({"note": ["a"]}, "note"),
         ({"nickname": "ok", "color": "red"}, "color"),
         ({}, "_schema"),
     ],
 )
-def test_labels_are_checked_before_licensing_is_asked(body: dict, field: str) -> None:
+def test_the_gateway_checks_only_the_labels_types_and_fields(body: dict, field: str) -> None:
     request = make_request("PATCH", json=body)
     with pytest.raises(PortalError) as refused:
         read_json(request, schemas.LicenseLabelBody())
@@ -223,10 +231,37 @@ def test_labels_are_checked_before_licensing_is_asked(body: dict, field: str) ->
 
 @pytest.mark.parametrize(
     "body",
-    [{"nickname": "  " + "x" * 60 + "  "}, {"note": None}, {"nickname": ""}, {"note": "a\nb"}],
+    [
+        {"nickname": "x" * 61},  # licensing's rules, not the gateway's
+        {"nickname": "two\nlines"},
+        {"note": "x" * 501},
+        {"nickname": "  " + "x" * 60 + "  "},
+        {"note": None},
+        {"nickname": ""},
+        {"note": "a\nb"},
+    ],
 )
-def test_trimmed_labels_within_bounds_and_clearing_are_accepted(body: dict) -> None:
+def test_any_strings_go_to_licensing_as_sent(body: dict) -> None:
     assert read_json(make_request("PATCH", json=body), schemas.LicenseLabelBody()) == body
+
+
+class RefusingLicensing(Licensing):
+    """Licensing refusing a label as its `LabelLicense` schema does."""
+
+    def label_license(self, license_id: str, customer_id: str, payload: dict) -> dict:
+        self.calls.append(("label_license", license_id, customer_id, payload))
+        raise validation_error({"nickname": ["At most 60 characters."]})
+
+
+def test_licensings_refusal_of_a_label_is_answered_as_it_is() -> None:
+    licensing, billing = RefusingLicensing(), Billing()
+    service = gateway(licensing=licensing, billing=billing)
+    with pytest.raises(PortalError) as refused:
+        service.label_license(make_request("PATCH"), "L-7KQX-M2PD", {"nickname": "x" * 61})
+    assert refused.value.code == "validation_error"
+    assert refused.value.details == {"fields": {"nickname": ["At most 60 characters."]}}
+    assert errors.status_for(refused.value.code) == 422
+    assert billing.calls == []
 
 
 # --- a reset or invitation link, checked before its form ---------------------------------------
@@ -313,6 +348,21 @@ def test_the_receipt_page_is_a_portal_page_with_print() -> None:
     assert billing.calls == [("get_receipt", "R-2026-000123", "C1000001")]
 
 
+def test_the_receipt_page_and_the_printable_receipt_share_one_body() -> None:
+    def body(html: str) -> str:
+        start = html.index('<p class="muted receipt-paid">')
+        return html[start : html.index("Keep this receipt for your records.", start)]
+
+    page = gateway("billing").receipt_page(cookie_get("/payments/R-2026-000123"), "R-2026-000123")
+    printable = gateway("billing").receipt(make_request(), "R-2026-000123")
+    assert body(page.get_data(as_text=True)) == body(printable.get_data(as_text=True))
+    text = body(printable.get_data(as_text=True))
+    assert "Paid on Nov 28, 2026 with Visa" in text and "Nov 28, 2026 to" in text
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text)  # days as people read them, not ISO
+    assert 'id="buyer"' in text and 'id="vendor"' in text and 'id="receipt-total"' in text
+    assert 'name="viewport"' in printable.get_data(as_text=True)
+
+
 def test_without_a_live_session_the_receipt_page_goes_to_the_login_page() -> None:
     response = gateway().receipt_page(cookie_get("/payments/R-2026-000123", None), "R-1")
     assert response.status_code == 303
@@ -335,6 +385,35 @@ def test_a_receipt_of_no_one_is_the_404_page_and_an_outage_the_503_page() -> Non
         cookie_get("/payments/R-2026-000123"), "R-2026-000123"
     )
     assert unavailable.status_code == 503 and unavailable.mimetype == "text/html"
+    assert "Temporarily unavailable" in unavailable.get_data(as_text=True)
+
+
+class ArgCheckingBilling(Billing):
+    """Billing that checks the receipt number as billing's RPC does (`receipt_number_arg`)."""
+
+    def get_receipt(self, receipt_number: str, customer_id: str) -> dict[str, Any]:
+        self.calls.append(("get_receipt", receipt_number, customer_id))
+        receipt_number_arg(receipt_number)
+        raise AssertionError("not a receipt number, yet accepted")
+
+
+@pytest.mark.parametrize(
+    "billing",
+    [
+        ArgCheckingBilling(),  # /payments/a%20b: a validation_error, not a receipt
+        Billing(error=PortalError("No such payment.", code="payment_not_found")),
+        Billing(error=PortalError("No such company.", code="company_not_found")),
+    ],
+    ids=["validation_error", "payment_not_found", "company_not_found"],
+)
+def test_a_receipt_number_billing_refuses_is_the_404_page_not_an_outage(billing) -> None:
+    response = gateway("billing", billing=billing).receipt_page(
+        cookie_get("/payments/a%20b"), "a b"
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "Page not found" in html and "Temporarily unavailable" not in html
+    assert billing.calls == [("get_receipt", "a b", "C1000001")]
 
 
 @pytest.mark.parametrize("role", ["license_admin", "viewer"])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from markupsafe import escape
 
+from common.timeutil import human_date, human_datetime
 from services.notify import domain, rendering, schemas
 from tests.unit.notify import payloads
 from tests.unit.notify.payloads import PORTAL_URL
@@ -152,11 +153,13 @@ def test_a_link_with_markup_characters_stays_one_attribute() -> None:
     assert 'href="http://portal.test/reset-password#token=a&#34;onmouseover=&#34;x&amp;y"' in html
 
 
-def test_dates_are_shown_in_utc() -> None:
+def test_dates_are_written_as_the_portal_writes_them() -> None:
+    """The templates' `date` and `moment` are `common.timeutil`'s, the receipt page's too."""
+    assert rendering._ENVIRONMENT.filters["date"] is human_date
+    assert rendering._ENVIRONMENT.filters["moment"] is human_datetime
+    template = rendering._ENVIRONMENT.from_string("{{ at | date }} / {{ at | moment }}")
     moment = datetime(2026, 3, 5, 7, 4, tzinfo=UTC)
-    assert rendering.format_date(moment) == "Mar 5, 2026"
-    assert rendering.format_moment(moment) == "Mar 5, 2026, 07:04 UTC"
-    assert rendering.format_date(None) == ""
+    assert template.render(at=moment) == "Mar 5, 2026 / Mar 5, 2026, 07:04 UTC"
 
 
 def test_compose_builds_a_multipart_message() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from common.audit import STAFF
+from common.timeutil import human_date
 from services.auth import views as auth_views
 from services.auth.models import Company, PasswordRequest, User
 from services.billing import views as billing_views
@@ -176,7 +177,7 @@ def test_billings_first_receipt_shows_the_receipts_own_period() -> None:
     receipt = billing_views.receipt_view(first, {"name": "Vendor"})
     line = receipt["lines"][0]
     start, end = (datetime.fromisoformat(line[key]) for key in ("period_start", "period_end"))
-    assert f"Period:      {rendering.format_date(start)} to {rendering.format_date(end)}" in text
+    assert f"Period:      {human_date(start)} to {human_date(end)}" in text
     assert "Item:        CAD Pro, 5 seats, monthly" in text
     assert "Amount:      €2,450.00" in text
 

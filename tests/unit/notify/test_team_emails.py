@@ -10,7 +10,8 @@ import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import select
 
-from services.notify import domain, rendering, use_cases
+from common.timeutil import human_datetime
+from services.notify import domain, use_cases
 from services.notify.models import Delivery
 from services.notify.service import NotifyService
 from tests.unit.notify import payloads
@@ -70,7 +71,7 @@ class TestInvitation:
         use_cases.record(store, "auth", "user_invited", payload, clock.now())
         use_cases.deliver_due(courier)
         # FakeDirectory.password_link answers an expiry 30 minutes from now
-        expected = rendering.format_moment(datetime.now(UTC) + timedelta(minutes=30))
+        expected = human_datetime(datetime.now(UTC) + timedelta(minutes=30))
         assert f"(until {expected})" in _text(mailer.sent[0])
 
     def test_a_redelivered_invitation_sends_no_second_email(self, notify, mailer) -> None:

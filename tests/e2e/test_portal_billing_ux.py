@@ -122,6 +122,22 @@ def test_buy_asks_new_or_renew_first_and_says_until_when(ui, suite, api, catalog
     ), line
     assert ui.find("#sum-until").text == until
     page_is_clean(ui, f"ux-buy-new-{size[0]}")
+    # the live sentence is shown at once but said once the typing pauses, not at each
+    # keystroke ("1", "12"): the changes made while it is live are the ones announced
+    ui.js(
+        """window.sumLines = [];
+        const line = document.getElementById("sum-line");
+        new MutationObserver(() => window.sumLines.push(
+            [line.getAttribute("aria-live"), line.textContent]))
+          .observe(line, {childList: true, characterData: true, subtree: true});"""
+    )
+    ui.fill("#seats", "12")
+    line = ui.text_in("#sum-line", "You pay €5,880.00 now")
+    ui.wait(lambda _: ["polite", line] in ui.js("return window.sumLines"), what="said once")
+    said = [text for live, text in ui.js("return window.sumLines") if live == "polite" and text]
+    assert said == [line], ui.js("return window.sumLines")
+    ui.fill("#seats", "2")
+    ui.text_in("#sum-line", "You pay €980.00 now")
 
     # a renewal: the license chosen second, its seats fixed, the year added to its expiry
     ui.click("label[for='kind-renew']")
@@ -291,4 +307,6 @@ def test_an_outage_message_has_a_retry_that_works_once_the_service_is_back(ui, s
         ui.wait(lambda _: not ui.find("#error").is_displayed(), what="the error gone")
         ui.visible("#empty")  # loaded: this company has no recurring payment
         assert ui.path == "/recurring-payments"
+        # the keyboard goes to the page's heading, not back to <body>
+        assert ui.js("return document.activeElement.tagName") == "H1"
         loaded(ui)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.test_portal_team_ui import page_is_clean
+from tests.e2e.test_portal_team_ui import add_user, page_is_clean
 from tests.e2e.test_portal_ui import (
     PASSWORD,
     buy,
@@ -69,6 +69,13 @@ def issue(suite, customer_id: str, product: str = "cadpro", days: int | None = 2
         if days < 0:
             args.append("--force")  # an expiry already past: staff must insist
     return suite.portalctl(*args)
+
+
+def fetched_paths(ui) -> list[str]:
+    """The paths the page has fetched so far, in order."""
+    return ui.js(
+        "return performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
+    )
 
 
 def row(license_id: str) -> str:
@@ -144,7 +151,8 @@ def test_renews_on_and_auto_renew_off_in_the_list_and_on_the_license(ui, suite, 
 
     log_in(ui, company["customer_id"])
     renews = ui.text_in(f"{row(automatic)} [data-renewal]", "Renews")
-    assert re.fullmatch(rf"Renews {DATE} · €[\d,]+\.\d\d", renews), renews
+    # the plan's interval ("Yearly") once the gateway says it; never the plan's code
+    assert re.fullmatch(rf"Renews {DATE} · ((Yearly|Monthly) · )?€[\d,]+\.\d\d", renews), renews
     off = ui.text_in(f"{row(cancelled)} [data-renewal]", "Auto-renew off")
     assert re.fullmatch(rf"Auto-renew off · ends {DATE}", off), off
     # a license that renews by itself is not "about to expire"
@@ -214,6 +222,20 @@ def test_an_expired_license_says_renew_to_reactivate(ui, suite, api, catalog):
     assert button.get_attribute("href").endswith(f"/buy?license={license_id}")
     assert not ui.find("#renew").is_displayed()  # one Renew, in the banner
     at_sizes(ui, "expired-license", f"/licenses/{license_id}", "#expired-banner")
+
+
+def test_an_expired_license_tells_a_role_that_cannot_buy_who_can_renew(
+    ui, suite, api, smtp_sink, catalog
+):
+    company = new_company(suite)
+    license_id = issue(suite, company["customer_id"], days=-10)["license_id"]
+    owner = api.login(company["customer_id"], PASSWORD)
+    viewer = add_user(api, smtp_sink, owner, "viewer", "Vera Viewer")
+
+    log_in(ui, viewer["email"], viewer["password"])
+    said = ui.text_in(f"{row(license_id)} [data-renewal]", "Expired")
+    assert said == "Expired · an owner or billing user can renew", said
+    assert not ui.find_all(f"{row(license_id)} a.renew-link")
 
 
 # --- which license is which? ------------------------------------------------------------
@@ -356,6 +378,14 @@ def test_machines_last_seen_search_collapsed_deactivated_and_copy(ui, suite, api
     ui.text_in("#installations-status", "WS-ENG-07 is deactivated")
     ui.text_in("#deactivated-machines summary", "Deactivated machines (2)")
     assert len(ui.find_all("#installations tbody tr")) == 1
+    ui.text_in("#f-seats", "1 of 3")
+    # reloaded from the installations route, never the license's (which shows the activation
+    # password and would record a viewing of it in the audit trail at each deactivation)
+    machines = f"/api/v1/licenses/{license_id}/installations"
+    fetched = ui.wait(
+        lambda _: (paths := fetched_paths(ui)).count(machines) and paths, what="the reload"
+    )
+    assert fetched.count(f"/api/v1/licenses/{license_id}") == 1, fetched  # the page's load
     at_sizes(ui, "machines", f"/licenses/{license_id}", "#installations")
 
 
@@ -373,7 +403,9 @@ def test_renew_is_absent_when_no_plan_of_the_product_is_on_sale(ui, suite, api, 
     log_in(ui, company["customer_id"])
     ui.wait(lambda _: len(shown_rows(ui)) == 3, what="three licenses")
     assert not ui.find_all(f"{row(expired)} a.renew-link")
-    assert "Renew to reactivate" in ui.find(row(expired)).text  # said, but nothing to buy
+    # nothing to buy: the cell says why instead of "Renew to reactivate"
+    said = ui.text_in(f"{row(expired)} [data-renewal]", "Expired · no plan on sale")
+    assert "Renew to reactivate" not in said, said
 
     open_license(ui, on_sale)
     assert ui.find("#renew").is_displayed()  # the rule is the product's plans, not a blanket no

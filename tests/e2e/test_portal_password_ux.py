@@ -211,6 +211,21 @@ def test_an_accepted_invitation_link_says_so_and_a_new_one_sets_your_password(
         page_is_clean(ui, f"ux-invitation-used-{size[0]}")
 
 
+def test_a_garbled_link_is_dead_at_once_and_points_to_the_forgot_password_form(ui, api):
+    # longer than any token: the check refuses it as invalid input (422), not invalid_token
+    token = "x" * 300
+    refused = api.post("/api/v1/password-resets/check", json={"token": token})
+    assert refused.status_code == 422, refused.text
+    message = dead_link_at_once(ui, f"/reset-password#token={token}", "This link is not valid")
+    assert ui.find("#heading").text == "This link does not work"
+    # the button opens the forgot-password form, where the email address is typed: nothing
+    # is emailed "at once"
+    assert "at once" not in message and "enter your email address" in message, message
+    assert ui.find("#new-link").get_attribute("pathname") == "/forgot-password"
+    said_once(ui)
+    page_is_clean(ui, "ux-reset-garbled")
+
+
 # --- outage -------------------------------------------------------------------------------
 
 
@@ -233,4 +248,6 @@ def test_the_link_check_outage_has_a_retry_that_works_once_auth_is_back(ui, suit
         ui.click("#link-error button.retry")
         ui.visible("#new-password")
         assert not ui.find("#link-error").is_displayed()
+        # the keyboard is in the form the Retry opened, not lost on the page
+        assert ui.js("return document.activeElement.id") == "new-password"
         assert ui.find("#heading").text == "Choose a new password"

@@ -73,9 +73,11 @@ async function loadBilling() {
   try {
     fillBilling(await api("/api/v1/account/billing-details"));
     billing.hidden = false;
+    hide(billingError);
   } catch (failure) {
     billing.hidden = false;
-    showError(billingError, failure);
+    // after a Retry that worked, the keyboard goes on in the form it filled
+    showError(billingError, failure, {}, { retry: loadBilling, focus: () => billing.company_name });
   } finally {
     hide($("#billing-loading"));
   }
@@ -156,8 +158,13 @@ function fillNotices({ preferences = {}, available = [] }) {
 async function loadNotices() {
   try {
     fillNotices(await api("/api/v1/account/notifications"));
+    hide(noticesError);
   } catch (failure) {
-    showError(noticesError, failure);
+    // after a Retry that worked, the focus goes to the first choice loaded (else the heading)
+    showError(noticesError, failure, {}, {
+      retry: loadNotices,
+      focus: () => $("#notifications-list input"),
+    });
   } finally {
     notices.hidden = false;
     hide($("#notifications-loading"));

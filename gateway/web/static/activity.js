@@ -2,8 +2,8 @@
 // filters by user, action and dates (in the browser's time zone) and the same filters for
 // the CSV download. Times are shown in the browser's local time, with the zone.
 import {
-  $, ROLE_LABELS, actorLabel, api, busy, capitalize, formatDate, formatDateTime, formatMoney, h,
-  loaded, showError,
+  $, ROLE_LABELS, actorLabel, api, busy, capitalize, focusOn, formatDate, formatDateTime, formatMoney,
+  h, loaded, showError,
 } from "/static/portal.js";
 
 const params = new URLSearchParams(window.location.search);
@@ -218,8 +218,14 @@ async function reload() {
   } catch (failure) {
     table.hidden = true;
     $("#more").hidden = true;
-    showError($("#error"), failure);
+    // a Retry loads the events again (with the same filters); the focus then goes to them
+    showError($("#error"), failure, {}, { retry: reload, focus: eventsShown });
   }
+}
+
+/** Where the keyboard goes once events are loaded again: the first row, else the heading. */
+function eventsShown() {
+  return table.hidden ? $("#events-title") : table.tBodies[0].rows[0];
 }
 
 async function loadUsers() {
@@ -261,23 +267,22 @@ $("#clear").addEventListener("click", async (event) => {
   await busy(event.currentTarget, "Loading…", reload);
 });
 
-$("#more").addEventListener("click", async (event) => {
-  const button = event.currentTarget;
+/** The next (older) page of events; the keyboard goes on where the new rows begin. A
+ * failure is shown with a Retry that loads the same page again. */
+async function loadMore(button) {
   const error = $("#more-error");
   error.hidden = true;
   const before = table.tBodies[0].rows.length;
+  const firstNew = () => table.tBodies[0].rows[before];
   try {
     await busy(button, "Loading…", loadPage);
-    // keyboard users continue where the new rows begin
-    const next = table.tBodies[0].rows[before];
-    if (next) {
-      next.tabIndex = -1;
-      next.focus();
-    }
+    focusOn(firstNew());
   } catch (failure) {
-    showError(error, failure);
+    showError(error, failure, {}, { retry: () => loadMore(button), focus: firstNew });
   }
-});
+}
+
+$("#more").addEventListener("click", (event) => loadMore(event.currentTarget));
 
 async function main() {
   $("#zone").textContent = ZONE ? `Times in your time zone (${ZONE})` : "Times in your time zone";

@@ -8,6 +8,7 @@ import {
   hide, loaded, may, newRequestKey, per, showError,
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
+import { licenseName } from "/static/license-cells.js";
 import { StripeCard, usesStripe } from "/static/stripe-card.js";
 
 const form = $("#buy-form");
@@ -59,10 +60,9 @@ function offered(plan, license = selectedLicense()) {
   return plan.product.code === license.product?.code && modelOf(plan) === modelOf(license);
 }
 
-/** "Design office · LIC-…" or "CAD Pro · LIC-…": what the customer calls the license. */
-function licenseName(license) {
-  const name = license.nickname || license.product?.name || license.product?.code || "License";
-  return `${name} · ${license.license_id}`;
+/** "Design office · LIC-…" or "CAD Pro · LIC-…": what the customer calls the license, and its ID. */
+function licenseWithId(license) {
+  return `${licenseName(license)} · ${license.license_id}`;
 }
 
 function seatWords(count) {
@@ -80,7 +80,7 @@ function renderLicenseChoices() {
     const suspended = license.status === "suspended";
     const product = license.nickname && license.product?.name ? `${license.product.name}, ` : "";
     options.push(h("option", { value: license.license_id, disabled: suspended },
-      `${licenseName(license)} (${product}${seatWords(license.seats)}, ` +
+      `${licenseWithId(license)} (${product}${seatWords(license.seats)}, ` +
         `${license.status === "expired" ? "expired" : "until"} ${formatDate(license.expires_at)})` +
         (suspended ? " — suspended, contact support" : "")));
   }
@@ -150,7 +150,37 @@ function paidUntil(plan, license) {
   return addInterval(start, plan.interval);
 }
 
-function summarize() {
+// the summary's sentence is a live region: shown at once, but said only when it really
+// changes, and while the seats are typed only once the typing pauses (not at each keystroke)
+const SUM_LINE_PAUSE_MS = 600;
+let sumLineTimer = 0;
+let sumLineSaid = "";
+
+function sayLine(text, typing) {
+  const line = $("#sum-line");
+  window.clearTimeout(sumLineTimer);
+  const speak = () => {
+    if (text === sumLineSaid) {
+      // back to what was said last: shown again quietly
+      if (line.textContent !== text) line.textContent = text;
+      line.setAttribute("aria-live", "polite");
+      return;
+    }
+    line.setAttribute("aria-live", "polite");
+    line.replaceChildren(text); // a new text node: said now
+    sumLineSaid = text;
+  };
+  if (!typing) {
+    speak();
+    return;
+  }
+  line.setAttribute("aria-live", "off"); // no layout jump, no stale total: shown, not said
+  if (line.textContent !== text) line.textContent = text;
+  sumLineTimer = window.setTimeout(speak, SUM_LINE_PAUSE_MS);
+}
+
+/** The summary of the choice; `typing` while the seats are being typed. */
+function summarize({ typing = false } = {}) {
   const plan = selectedPlan();
   const license = selectedLicense();
   $("#license-field").hidden = !renewing();
@@ -161,7 +191,7 @@ function summarize() {
       ? `A renewal keeps the license's ${seatWords(license.seats)}.`
       : "A renewal keeps the license's seats."
     : "How many machines may use the software at the same time.";
-  $("#sum-for").textContent = license ? `Renewal of ${licenseName(license)}` : renewing() ? "—" : "A new license";
+  $("#sum-for").textContent = license ? `Renewal of ${licenseWithId(license)}` : renewing() ? "—" : "A new license";
   $("#sum-plan").textContent = plan ? `${plan.product.name} · ${plan.label}` : "Choose a plan";
   $("#sum-seats").textContent = seats() > 0 ? String(seats()) : "—";
   const total = plan && seats() > 0 ? formatMoney(plan.amount * seats(), plan.currency) : null;
@@ -170,9 +200,9 @@ function summarize() {
   $("#sum-until").textContent = untilText;
   $("#sum-next").textContent = until ? `${untilText} (${total || "—"} every ${per(plan.interval)})` : "—";
   $("#sum-total").textContent = total || "—";
-  $("#sum-line").textContent = total && until
+  sayLine(total && until
     ? `You pay ${total} now; the license runs until ${untilText}; next automatic charge ${untilText}.`
-    : "";
+    : "", typing);
   $("#pay").textContent = total ? `Pay ${total}` : "Pay";
   $("#pay").disabled = !plan;
 }
@@ -405,7 +435,7 @@ async function load() {
       }
       summarize();
     });
-    form.seats.addEventListener("input", summarize);
+    form.seats.addEventListener("input", () => summarize({ typing: true }));
   }
   if (usesStripe(catalog.payment)) {
     $("#card-fields").hidden = true;

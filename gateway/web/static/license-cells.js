@@ -1,11 +1,26 @@
 // How a license looks, shared by the list and the details page: its name, expiry, renewal,
 // seats; and the small pieces of the machines table (short IDs with a Copy button, "last
-// seen" times). Dates and money come from portal.js's one formatting.
-import { formatDate, formatDateTime, formatMoney, h } from "/static/portal.js";
+// seen" times, who deactivated a machine); the word search of the list and the machines.
+// Dates and money come from portal.js's one formatting.
+import { BILLING_USERS, USER_LOCALE, formatDate, formatDateTime, formatMoney, h, may } from "/static/portal.js";
 
 const SOON_DAYS = 30;
-const LOCALE = (typeof navigator !== "undefined" && (navigator.languages?.[0] || navigator.language)) ||
-  document.documentElement.lang || "en";
+
+/** Where an activation or a deactivation came from, as a sentence names it. */
+export const SOURCES = {
+  portal: "the portal", product: "the product", staff: "support staff", offline: "offline file",
+};
+
+/** Text for a search: lower case, accents dropped ("Büro" finds "buro"). */
+export function normal(text) {
+  return String(text || "").toLocaleLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
+}
+
+/** Whether `text` holds every word of `query`, case and accents aside (an empty query: yes). */
+export function matches(text, query) {
+  const haystack = normal(text);
+  return normal(query).split(/\s+/).filter(Boolean).every((word) => haystack.includes(word));
+}
 
 /** Whole calendar days (UTC) from today to the day the license is valid through. */
 export function daysLeft(iso) {
@@ -18,9 +33,10 @@ export function licenseName(license) {
   return license.nickname || license.product?.name || license.product?.code || license.license_id;
 }
 
-/** The product's name (its code when licensing gave no name). */
-export function productName(license) {
-  return license.product?.name || license.product?.code || "";
+/** The product's name (its code when licensing gave no name) of a license, a recurring
+ * payment or a plan: anything with a `product`; "" without one. */
+export function productName(item) {
+  return item?.product?.name || item?.product?.code || "";
 }
 
 /** Whether the license renews by itself: an active automatic payment is due before expiry. */
@@ -50,32 +66,45 @@ export function expiryCell(license) {
   return h("span", { class: "expiry" }, formatDate(license.expires_at));
 }
 
+// the plan's interval in words (the plan's code is for machines, never shown)
+const INTERVAL_WORDS = { year: "Yearly", month: "Monthly" };
+
 /**
  * The renewal of a license in a few words, for the list: `{text, tone, key}`; tone "ok",
  * "warn", "bad" or "neutral"; null for an active license when `renewal` is undefined (an
- * older gateway).
- *   automatic → "Renews Dec 7, 2026 · €245.00" (no amount for roles that may not see it)
+ * older gateway). `catalog` is the plans on sale (null: not known).
+ *   automatic → "Renews Dec 7, 2026 · Yearly · €245.00" (no interval from an older gateway,
+ *               no amount for roles that may not see it)
  *   cancelled → "Auto-renew off · ends Dec 7, 2026"
- *   past_due  → "Payment failing"
+ *   past_due  → "Payment failing · Yearly · €245.00"
  *   none      → "No automatic renewal"
- * An expired license: "Renew to reactivate"; a suspended one: "Not renewed while suspended".
+ * An expired license: "Renew to reactivate" when a plan of its product is on sale and the
+ * role may buy, else why not; a suspended one: "Not renewed while suspended".
  */
-export function renewalSummary(license) {
+export function renewalSummary(license, catalog = null) {
   if (license.status === "suspended") {
     return { key: "suspended", text: "Not renewed while suspended", tone: "neutral" };
   }
   if (license.status === "expired") {
-    return { key: "expired", text: "Renew to reactivate", tone: "bad" };
+    let text;
+    if (!may(BILLING_USERS)) text = "Expired · an owner or billing user can renew";
+    else if (renewable(license, catalog)) text = "Renew to reactivate";
+    else if (catalog) text = "Expired · no plan on sale";
+    else text = "Expired · plans cannot be loaded right now";
+    return { key: "expired", text, tone: "bad" };
   }
   if (license.renewal === undefined) return null;
   const renewal = license.renewal;
   if (!renewal) return { key: "unknown", text: "Renewal unknown right now", tone: "neutral" };
-  const price = renewal.amount != null && renewal.currency ? ` · ${formatMoney(renewal.amount, renewal.currency)}` : "";
+  const plan = [
+    INTERVAL_WORDS[renewal.interval],
+    renewal.amount != null && renewal.currency ? formatMoney(renewal.amount, renewal.currency) : "",
+  ].filter(Boolean).map((part) => ` · ${part}`).join("");
   switch (renewal.status) {
     case "automatic":
-      return { key: "automatic", text: `Renews ${formatDate(renewal.next_charge_at || license.expires_at)}${price}`, tone: "ok" };
+      return { key: "automatic", text: `Renews ${formatDate(renewal.next_charge_at || license.expires_at)}${plan}`, tone: "ok" };
     case "past_due":
-      return { key: "past_due", text: "Payment failing", tone: "bad" };
+      return { key: "past_due", text: `Payment failing${plan}`, tone: "bad" };
     case "cancelled":
       return {
         key: "cancelled",
@@ -88,8 +117,8 @@ export function renewalSummary(license) {
   }
 }
 
-export function renewalCell(license) {
-  const summary = renewalSummary(license);
+export function renewalCell(license, catalog = null) {
+  const summary = renewalSummary(license, catalog);
   if (!summary) return h("span", { class: "muted" }, "—");
   return h("span", { class: `renewal renewal-${summary.tone}`, dataset: { renewal: summary.key } },
     summary.text);
@@ -155,7 +184,7 @@ export function relativeTime(iso, now = Date.now()) {
   if (Number.isNaN(seconds)) return "—";
   const ago = Math.abs(seconds);
   if (ago < 60) return "just now";
-  const words = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto" });
+  const words = new Intl.RelativeTimeFormat(USER_LOCALE, { numeric: "auto" });
   if (ago < 3600) return words.format(Math.round(seconds / 60), "minute");
   if (ago < 86400) return words.format(Math.round(seconds / 3600), "hour");
   if (ago < 30 * 86400) return words.format(Math.round(seconds / 86400), "day");

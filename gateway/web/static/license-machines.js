@@ -4,11 +4,8 @@
 // and installation IDs; Deactivate (owners and license admins) after a confirmation that says
 // what the machine's software does next.
 import { $, api, busy, confirmDialog, formatDateTime, h, messageFor } from "/static/portal.js";
-import { idWithCopy, lastSeenCell } from "/static/license-cells.js";
+import { SOURCES, idWithCopy, lastSeenCell, matches } from "/static/license-cells.js";
 
-const SOURCES = {
-  portal: "the portal", product: "the product", staff: "support staff", offline: "offline file",
-};
 // license-client's default (clients/python/README.md: `grace_period=timedelta(days=7)`)
 const KIT_GRACE_DAYS = 7;
 
@@ -19,15 +16,9 @@ function deactivatedWords(item) {
   return `${when}${item.deactivated_by ? ` by ${SOURCES[item.deactivated_by] || item.deactivated_by}` : ""}`;
 }
 
-function normal(text) {
-  return String(text || "").toLocaleLowerCase();
-}
-
-/** Whether the machine's name or installation ID holds every word of `query`. */
-function matches(item, query) {
-  if (!query) return true;
-  const haystack = normal(`${item.machine_name || ""} ${item.installation_id}`);
-  return normal(query).split(/\s+/).filter(Boolean).every((word) => haystack.includes(word));
+/** What the search box looks in: the machine's name and installation ID. */
+function machineText(item) {
+  return `${item.machine_name || ""} ${item.installation_id}`;
 }
 
 /** Newest activity first: the last time seen (else activated), newest on top. */
@@ -38,8 +29,9 @@ function bySeen(a, b) {
 
 /**
  * The machines panel. `licenseId` names the license in the dialog, `base` is its API path,
- * `admin` whether Deactivate is offered, `changed()` is called after a deactivation (to
- * reload the license, its seats and its history).
+ * `admin` whether Deactivate is offered, `changed(installations)` is called after a
+ * deactivation with the machines as now known (to reload them, the seats and the history);
+ * its failure does not undo the deactivation.
  */
 export function machines({ licenseId, base, admin, changed }) {
   const active = $("#installations");
@@ -87,8 +79,8 @@ export function machines({ licenseId, base, admin, changed }) {
     const activeAll = all.filter((item) => item.status === "active").sort(bySeen);
     const goneAll = all.filter((item) => item.status !== "active")
       .sort((a, b) => new Date(b.deactivated_at || 0) - new Date(a.deactivated_at || 0));
-    const activeShown = activeAll.filter((item) => matches(item, query));
-    const goneShown = goneAll.filter((item) => matches(item, query));
+    const activeShown = activeAll.filter((item) => matches(machineText(item), query));
+    const goneShown = goneAll.filter((item) => matches(machineText(item), query));
 
     $("#installations-count").textContent = `${activeAll.length} active · ${goneAll.length} deactivated`;
     $("#installations-empty").hidden = all.length > 0;
@@ -130,20 +122,31 @@ export function machines({ licenseId, base, admin, changed }) {
     }
     const status = $("#installations-status");
     status.className = "status-line";
+    let answer;
     try {
-      await busy(button, "Deactivating…", () =>
+      answer = await busy(button, "Deactivating…", () =>
         api(`${base}/installations/${encodeURIComponent(item.installation_id)}/deactivate`, {
           method: "POST",
         }));
-      status.textContent = `${name} is deactivated; its seat is free.`;
-      status.classList.add("status-ok");
-      await changed();
-      // the button is gone with its row: the keyboard user goes on from the message
-      status.focus();
     } catch (failure) {
       status.textContent = messageFor(failure);
       status.classList.add("status-bad");
+      return;
     }
+    // the answer is the deactivated installation: the table is right at once, whatever the
+    // reload below finds
+    all = all.map((one) => (one.installation_id === item.installation_id ? { ...one, ...answer } : one));
+    draw();
+    status.textContent = `${name} is deactivated; its seat is free.`;
+    status.classList.add("status-ok");
+    try {
+      await changed(all);
+    } catch (failure) {
+      // the deactivation stands; only the fresh list did not come
+      status.append(" The list of machines could not be reloaded just now: reload the page to see the latest.");
+    }
+    // the button is gone with its row: the keyboard user goes on from the message
+    status.focus();
   }
 
   search.addEventListener("input", draw);

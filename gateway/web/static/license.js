@@ -10,7 +10,7 @@ import {
   formatDate, formatDateTime, formatMoney, h, loaded, may, messageFor, showError,
 } from "/static/portal.js";
 import {
-  expiryCell, featureNames, isFloating, licenseName, productName, renewable, seatsWords,
+  SOURCES, expiryCell, featureNames, isFloating, licenseName, productName, renewable, seatsWords,
 } from "/static/license-cells.js";
 import { labelEditor } from "/static/license-label.js";
 import { machines } from "/static/license-machines.js";
@@ -18,9 +18,6 @@ import { machines } from "/static/license-machines.js";
 const licenseId = document.querySelector("main").dataset.licenseId;
 const base = `/api/v1/licenses/${encodeURIComponent(licenseId)}`;
 const MASK = "••••-••••-••••-••••";
-const SOURCES = {
-  portal: "the portal", product: "the product", staff: "support staff", offline: "offline file",
-};
 // the gateway refuses bigger files (design §11); said here before the upload
 const MAX_FILE_BYTES = 16 * 1024;
 const EVENTS = {
@@ -49,7 +46,7 @@ let seats = 0; // of the license, for the lease count
 let shown = null; // the license as the page shows it
 let catalog = null; // plans on sale (billing roles): whether Renew is offered
 let recurring = null; // the license's recurring payment (billing roles): its card
-const machineList = machines({ licenseId, base, admin, changed: () => refreshAll() });
+const machineList = machines({ licenseId, base, admin, changed: refreshMachines });
 
 function renderPassword() {
   if (!admin) return;
@@ -356,8 +353,10 @@ async function loadHistory(more = false) {
     const any = table.tBodies[0].rows.length > 0;
     table.hidden = !any;
     $("#history-empty").hidden = any;
+    $("#history-error").hidden = true;
   } catch (failure) {
-    showError($("#history-error"), failure);
+    // after a Retry that worked, the focus goes to the History heading
+    showError($("#history-error"), failure, {}, { retry: () => loadHistory(more) });
   }
 }
 
@@ -442,12 +441,32 @@ async function fileText(file, kind, status) {
   }
 }
 
-async function refreshAll() {
-  const license = await api(base);
-  renderLicense(license);
-  machineList.render(license.installations || []);
+/** The seats in use as `installations` count them (a node-locked license's active ones). */
+function showSeatsInUse(installations) {
+  if (!shown || isFloating(shown)) return;
+  shown = { ...shown, seats_in_use: installations.filter((item) => item.status === "active").length };
+  $("#f-seats").textContent = seatsWords(shown);
+}
+
+// after an activation or a deactivation: the machines and the seats from the installations
+// route, and the history. Not the license route: it shows the activation password, so each
+// call would record a viewing of it in the audit trail. Rejects when the machines cannot be
+// loaded (the change itself stands).
+async function refreshMachines(known) {
+  if (known) showSeatsInUse(known);
   loadHistory();
-  return license;
+  const { installations = [] } = await api(`${base}/installations`);
+  machineList.render(installations);
+  showSeatsInUse(installations);
+}
+
+/** A change that worked, then the machines again; a failed reload said apart. */
+async function thenRefresh(status) {
+  try {
+    await refreshMachines();
+  } catch (failure) {
+    status.append(" The list of machines could not be reloaded just now: reload the page to see the latest.");
+  }
 }
 
 function offerResponse(text) {
@@ -476,10 +495,11 @@ async function uploadRequest(file) {
     say(status, `${name} is activated. Download the response file and run ` +
       "license-client offline-install with it on that machine.", true);
     $("#response-download").focus();
-    await refreshAll();
   } catch (failure) {
     say(status, fileProblem(failure, "request"), false);
+    return;
   }
+  await thenRefresh(status);
 }
 
 async function uploadProof(file) {
@@ -495,10 +515,11 @@ async function uploadProof(file) {
     });
     const name = installation.machine_name || installation.installation_id;
     say(status, `${name} is deactivated; its seat is free.`, true);
-    await refreshAll();
   } catch (failure) {
     say(status, fileProblem(failure, "proof"), false);
+    return;
   }
+  await thenRefresh(status);
 }
 
 async function copyPassword() {

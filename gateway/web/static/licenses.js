@@ -5,7 +5,8 @@
 // opens the license.
 import { $, BILLING_USERS, api, badge, h, loaded, may, showError } from "/static/portal.js";
 import {
-  expiryCell, featureNames, licenseName, productName, renewable, renewalCell, seatsCell, sizeMeters,
+  expiryCell, featureNames, licenseName, matches, productName, renewable, renewalCell, seatsCell,
+  sizeMeters,
 } from "/static/license-cells.js";
 
 const table = $("#licenses");
@@ -43,9 +44,10 @@ function statusCell(license) {
 }
 
 function renewalTd(license, href) {
-  const cell = h("td", { "data-label": "Renewal" }, renewalCell(license));
-  // an expired license: the way back, when a plan of its product is on sale
-  if (license.status === "expired" && renewable(license, catalog)) {
+  const cell = h("td", { "data-label": "Renewal" }, renewalCell(license, catalog));
+  // an expired license: the way back, when a plan of its product is on sale (and the role
+  // may buy: only those roles have the catalog)
+  if (license.status === "expired" && may(BILLING_USERS) && renewable(license, catalog)) {
     cell.replaceChildren(h("a", {
       href: `/buy?license=${encodeURIComponent(license.license_id)}`,
       class: "renew-link",
@@ -71,17 +73,11 @@ function row(license) {
 
 // --- filter, search, sort ------------------------------------------------------------------
 
-function normal(text) {
-  return String(text || "").toLocaleLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
-}
-
-function matches(license, { q, status, product }) {
+function chosenBy(license, { q, status, product }) {
   if (status && license.status !== status) return false;
   if (product && license.product?.code !== product) return false;
-  if (!q) return true;
-  const haystack = normal([license.nickname, license.note, productName(license), license.license_id,
-    featureNames(license)].join(" "));
-  return normal(q).split(/\s+/).filter(Boolean).every((word) => haystack.includes(word));
+  return matches([license.nickname, license.note, productName(license), license.license_id,
+    featureNames(license)].join(" "), q);
 }
 
 function expiryTime(license) {
@@ -128,7 +124,7 @@ function remember(choice) {
 function render() {
   const choice = chosen();
   remember(choice);
-  const shown = licenses.filter((license) => matches(license, choice)).sort(SORTS[choice.sort]);
+  const shown = licenses.filter((license) => chosenBy(license, choice)).sort(SORTS[choice.sort]);
   const body = table.tBodies[0];
   body.replaceChildren(...shown.map(row));
   sizeMeters(body);

@@ -1,7 +1,7 @@
 // Payment history: the receipts of portal purchases, newest first, a page at a time; each
 // opens as the portal's printable receipt page. A refunded payment says so, with when and why.
 import {
-  $, amountOf, api, badge, busy, formatDate, formatDateTime, h, hide, loaded, showError,
+  $, amountOf, api, badge, busy, formatDate, formatDateTime, formatMoney, h, hide, loaded, showError,
 } from "/static/portal.js";
 
 // payments a page: 50, or the page's own `?limit=` (1 to 200, as the API takes)
@@ -31,7 +31,7 @@ function refundNote(payment) {
   }
   if (payment.status === "paid" && payment.refunded_amount) {
     return h("span", { class: "small refund-note block" },
-      `Partly refunded to the card: ${amountOf({ ...payment, amount: payment.refunded_amount, amount_formatted: null })}.`);
+      `Partly refunded to the card: ${formatMoney(payment.refunded_amount, payment.currency)}.`);
   }
   if (payment.status !== "refunded") return "";
   const reason = payment.refund_reason ? REFUND_REASONS[payment.refund_reason] || payment.refund_reason : "";
@@ -95,18 +95,21 @@ async function main() {
   }
 }
 
-$("#more").addEventListener("click", async (event) => {
-  const button = event.currentTarget;
+/** The next (older) page of receipts; the keyboard goes on where the new rows begin. A
+ * failure is shown with a Retry that loads the same page again. */
+async function loadMore(button) {
   const error = $("#more-error");
   error.hidden = true;
   const before = $("#payments").tBodies[0].rows.length;
+  const firstNew = () => $("#payments").tBodies[0].rows[before]?.querySelector("a");
   try {
     await busy(button, "Loading…", loadPage);
-    // keyboard users continue where the new rows begin
-    $("#payments").tBodies[0].rows[before]?.querySelector("a")?.focus();
+    firstNew()?.focus();
   } catch (failure) {
-    showError(error, failure, {}, { retry: () => button.click() });
+    showError(error, failure, {}, { retry: () => loadMore(button), focus: firstNew });
   }
-});
+}
+
+$("#more").addEventListener("click", (event) => loadMore(event.currentTarget));
 
 main();

@@ -201,25 +201,37 @@ export function messageFor(error, overrides = {}) {
 
 // --- formatting -------------------------------------------------------------------------
 
-// ISO 4217 minor units where they are not 2 (common/money.py `decimals` says the same)
-const DECIMALS = { JPY: 0, KRW: 0, ISK: 0, CLP: 0, VND: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
-
 // the browser's own locale (Intl picks it); the page's lang only when the browser gives none
-const USER_LOCALE = (typeof navigator !== "undefined" && (navigator.languages?.[0] || navigator.language)) || LOCALE;
+export const USER_LOCALE =
+  (typeof navigator !== "undefined" && (navigator.languages?.[0] || navigator.language)) || LOCALE;
 
+// the ISO 4217 codes this browser's Intl has data for (all of them: XOF, IQD…); empty in a
+// browser without Intl.supportedValuesOf, where a code's output tells instead (¤ below)
+const CURRENCIES = new Set(Intl.supportedValuesOf?.("currency") || []);
+
+/** The currency's minor units as Intl knows them (JPY 0, XOF 0, KWD 3, EUR 2); null for a code
+ * Intl does not know, which the portal writes as the server does: "ABC 1.00". */
 function minorDigits(code) {
-  return DECIMALS[code] ?? 2;
+  if (CURRENCIES.size && !CURRENCIES.has(code)) return null;
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency: code }).resolvedOptions()
+      .maximumFractionDigits;
+  } catch (cause) {
+    return null; // not even a well-formed code
+  }
 }
 
 /**
  * Integer minor units in the browser's locale with the currency's symbol and decimals:
- * formatMoney(245000, "EUR") → "€2,450.00", formatMoney(5000, "JPY") → "¥5,000".
+ * formatMoney(245000, "EUR") → "€2,450.00", formatMoney(5000, "JPY") → "¥5,000",
+ * formatMoney(100, "XXY") → "XXY 1.00" (a code Intl does not know: code, space, 2 decimals).
  * The decimal string is built with integer arithmetic (no float ever rounds a cent).
  */
 export function formatMoney(minor, currency) {
   if (minor === null || minor === undefined || minor === "" || !currency) return "—";
   const code = String(currency).toUpperCase();
-  const digits = minorDigits(code);
+  const known = minorDigits(code);
+  const digits = known ?? 2;
   let value;
   try {
     value = BigInt(minor);
@@ -231,17 +243,18 @@ export function formatMoney(minor, currency) {
   const scale = 10n ** BigInt(digits);
   const whole = (value / scale).toString();
   const fraction = digits ? "." + (value % scale).toString().padStart(digits, "0") : "";
-  const decimal = `${negative ? "-" : ""}${whole}${fraction}`;
-  try {
-    const text = new Intl.NumberFormat(USER_LOCALE, {
-      style: "currency",
-      currency: code,
-      minimumFractionDigits: digits,
-      maximumFractionDigits: digits,
-    }).format(decimal);
-    if (!text.includes("\u00a4")) return text; // ¤: a code Intl has no symbol for
-  } catch (cause) {
-    // not an ISO code Intl accepts: the code and the number, as the server writes it
+  if (known !== null) {
+    try {
+      const text = new Intl.NumberFormat(USER_LOCALE, {
+        style: "currency",
+        currency: code,
+        minimumFractionDigits: digits,
+        maximumFractionDigits: digits,
+      }).format(`${negative ? "-" : ""}${whole}${fraction}`);
+      if (!text.includes("\u00a4")) return text; // ¤: a code Intl has no symbol for
+    } catch (cause) {
+      // falls through to the code and the number, as the server writes an unknown code
+    }
   }
   const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return `${negative ? "-" : ""}${code} ${grouped}${fraction}`;
@@ -270,9 +283,11 @@ export function money(amount, currency) {
   return formatMoney(amount, currency);
 }
 
-/** An API item's amount as the service formatted it (`amount_formatted`), else formatted here. */
+/** An API item's `amount` and `currency` as formatMoney writes them: the portal formats every
+ * amount itself, in the browser's locale, so a page shows money one way (the server's English
+ * `amount_formatted` is for API clients and emails). */
 export function amountOf(item) {
-  return item?.amount_formatted || formatMoney(item?.amount, item?.currency);
+  return formatMoney(item?.amount, item?.currency);
 }
 
 /** Older names of formatDate / formatDateTime. */
@@ -370,17 +385,34 @@ export function isOutage(error) {
 /**
  * Shows the error in `element` (an alert) and moves the screen reader there. An outage (a
  * service down, the network lost) gets a Retry button that runs `options.retry` (the load that
- * failed): given, or, for a page's load error (`#error`), reloading the page.
+ * failed): given, or, for a page's load error (`#error`), reloading the page. Once the Retry
+ * worked, the focus goes to `options.focus` (an element, or a function that finds it: the
+ * loaded content), else to the heading of the part of the page the message is in.
  */
 export function showError(element, error, overrides, options = {}) {
   element.textContent = typeof error === "string" ? error : messageFor(error, overrides);
   const retry = options.retry || (element.id === "error" ? () => window.location.reload() : null);
-  if (retry && isOutage(error)) element.append(" ", retryButton(element, retry));
+  if (retry && isOutage(error)) element.append(" ", retryButton(element, retry, options.focus));
   element.hidden = false;
 }
 
+/** The heading of the section (or panel, or dialog) `element` is in, else the page's (a
+ * visually hidden heading would take the focus out of sight). */
+function headingNear(element) {
+  const part = element.closest("section, .panel, dialog");
+  const seen = (heading) => !heading.closest(".visually-hidden, [hidden]");
+  return [...(part?.querySelectorAll("h1, h2, h3") || [])].find(seen) || document.querySelector("main h1, h1");
+}
+
+/** Moves the keyboard (and a screen reader) to `target`, focusable or not (a heading). */
+export function focusOn(target) {
+  if (!target) return;
+  if (!target.matches("a[href], button, input, select, textarea, [tabindex]")) target.tabIndex = -1;
+  target.focus();
+}
+
 /** "Retry": hides the message and runs `retry` again (the button busy meanwhile). */
-function retryButton(element, retry) {
+function retryButton(element, retry, focus) {
   const button = h("button", { type: "button", class: "button button-secondary button-small retry" }, "Retry");
   button.addEventListener("click", async () => {
     await busy(button, "Retrying…", async () => {
@@ -390,9 +422,18 @@ function retryButton(element, retry) {
         // the load shows its own error again
       }
     });
-    // failed again: the load replaced the message (and its Retry), which takes the focus
-    if (element.contains(button)) hide(element);
-    else element.querySelector("button.retry")?.focus();
+    if (element.contains(button)) {
+      // it worked: the button goes with the message, the keyboard to what was loaded (unless
+      // the load put it somewhere already, such as a form's first field)
+      const now = document.activeElement;
+      hide(element);
+      if (!now || now === document.body || element.contains(now)) {
+        focusOn((typeof focus === "function" ? focus() : focus) || headingNear(element));
+      }
+    } else {
+      // failed again: the load replaced the message (and its Retry), which takes the focus
+      element.querySelector("button.retry")?.focus();
+    }
   });
   return button;
 }
@@ -547,8 +588,12 @@ export function tokenPasswordForm({ form, error, notMet, post, done, failed, rea
           service_unavailable: "Your link could not be checked: this part of the portal is " +
             "temporarily unavailable. Please try again in a moment.",
         }, { retry: check });
+      } else if (failure instanceof ApiError && failure.status >= 400 && failure.status < 500) {
+        // any other refusal of the link (a 422 for a garbled token, a 404…): it does not work,
+        // and a form for it could only fail after the typing
+        dead("unknown");
       } else {
-        open(null); // no answer on the link itself: setting the password says
+        open(null); // no answer on the link itself (a 500): setting the password says
       }
     }
   };

@@ -8,6 +8,7 @@ import {
 } from "/static/portal.js";
 import { CARD_FIELD_INPUTS, cardInputs, readCard } from "/static/card-form.js";
 import { StripeCard, usesStripe } from "/static/stripe-card.js";
+import { productName } from "/static/license-cells.js";
 
 const cardDialog = $("#card-dialog");
 const cardForm = $("#card-form");
@@ -19,13 +20,10 @@ const CARD_REFUSALS = ["card_declined", "insufficient_funds"];
 
 const nicknames = new Map(); // license ID → its nickname (from the licenses list)
 
-function productName(item) {
-  return item.product?.name || item.product?.code || item.plan || "Plan";
-}
-
-/** What the customer calls the license: its nickname, else the product's name. */
+/** What the customer calls the license: its nickname, else the product's name (never the
+ * plan's code, which is for machines). */
 function licenseTitle(item) {
-  return nicknames.get(item.license_id) || productName(item);
+  return nicknames.get(item.license_id) || productName(item) || "License";
 }
 
 /** "Design office (LIC-…)": the title with the license ID, where both are needed. */

@@ -172,10 +172,11 @@ export function renewable(license, catalog) {
 
 // --- machines -------------------------------------------------------------------------------
 
-/** "a1b2c3d4…" for a long installation ID (the first 8 characters), the ID itself if short. */
+/** "a1b2c3…9f0e" for a long installation ID (its first 6 and last 4 characters: IDs made
+ * from a host name often share their start), the ID itself if short. */
 export function shortId(id) {
   const text = String(id ?? "");
-  return text.length > 9 ? `${text.slice(0, 8)}…` : text;
+  return text.length > 11 ? `${text.slice(0, 6)}…${text.slice(-4)}` : text;
 }
 
 /** "just now", "5 minutes ago", "3 days ago"; a date beyond a month. */

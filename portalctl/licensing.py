@@ -509,8 +509,11 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
         _activate(rpc, perpetual, "demo-hpc-node-1", "HPC-Node-1")
         _issue(rpc, customer_id, "cadpro", 1, today + timedelta(days=20))
         existing = rpc("licensing", "list_licenses", customer_id)
-    if not any(item.get("model") == "floating" for item in existing):
+    floating = [item for item in existing if item.get("model") == "floating"]
+    if not floating:
         _seed_floating(rpc, customer_id)
+        existing = rpc("licensing", "list_licenses", customer_id)
+    elif _renew_workstation_lease(rpc, customer_id, floating[0]["license_id"]):
         existing = rpc("licensing", "list_licenses", customer_id)
     return {
         "licenses": [
@@ -531,29 +534,67 @@ def seed_demo(rpc: Rpc, company: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+DEMO_WORKSTATION = ("demo-ws-03-c2e8", "CAD-WS-03")
+
+
 def _seed_floating(rpc: Rpc, customer_id: str) -> None:
     """A floating license of 3 seats shared by the office: one workstation holds a lease
-    (it lapses in 15 minutes unless something renews it) and a laptop borrowed one for a
-    week's trip, so the portal shows both kinds, and one seat is left to check out."""
+    (it lapses in 15 minutes unless something renews it: `portalctl demo` again does) and a
+    laptop borrowed one for a week's trip, so the portal shows both kinds, and one seat is
+    left to check out."""
     expires = datetime.now(UTC).date() + timedelta(days=365)
     terms = {"model": "floating", "lease_seconds": 900, "max_borrow_days": 7}
     floating = _issue(rpc, customer_id, "cadpro", 3, expires, **terms)
     trip_end = datetime.now(UTC) + timedelta(days=7)
-    for installation_id, machine_name, borrow_until in (
-        ("demo-ws-03-c2e8", "CAD-WS-03", None),
-        ("demo-laptop-8a51", "Dana's laptop", trip_end.isoformat()),
-    ):
-        rpc(
-            "licensing",
-            "checkout",
-            {
-                "license_id": floating["license_id"],
-                "password": floating["activation_password"],
-                "installation_id": installation_id,
-                "machine_name": machine_name,
-                "borrow_until": borrow_until,
-            },
+    password = floating["activation_password"]
+    _checkout(rpc, floating["license_id"], password, *DEMO_WORKSTATION, None)
+    _checkout(
+        rpc,
+        floating["license_id"],
+        password,
+        "demo-laptop-8a51",
+        "Dana's laptop",
+        trip_end.isoformat(),
+    )
+
+
+def _renew_workstation_lease(rpc: Rpc, customer_id: str, license_id: str) -> bool:
+    """The office workstation's lease again, when it has lapsed since the last `demo`
+    (True: it was taken again)."""
+    license = rpc("licensing", "get_license", license_id, customer_id)
+    installation_id, machine_name = DEMO_WORKSTATION
+    if any(lease["installation_id"] == installation_id for lease in license["leases"]):
+        return False
+    try:
+        _checkout(
+            rpc, license_id, license["activation_password"], installation_id, machine_name, None
         )
+    except PortalError as exc:  # the office took every seat, or the license ended
+        if exc.code not in ("no_seats_available", "license_expired", "license_suspended"):
+            raise
+        return False
+    return True
+
+
+def _checkout(
+    rpc: Rpc,
+    license_id: str,
+    password: str,
+    installation_id: str,
+    machine_name: str,
+    borrow_until: str | None,
+) -> None:
+    rpc(
+        "licensing",
+        "checkout",
+        {
+            "license_id": license_id,
+            "password": password,
+            "installation_id": installation_id,
+            "machine_name": machine_name,
+            "borrow_until": borrow_until,
+        },
+    )
 
 
 def _issue(

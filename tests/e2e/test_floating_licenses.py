@@ -367,3 +367,21 @@ def test_a_lease_certificate_is_valid_while_the_lease_lives(suite, api, team, pr
     assert plain["lease_id"] is None and plain["lease_expires_at"] is None
     signed = claims_of(plain["signed_answer"])
     assert signed.get("lease_id") is None and signed.get("lease_expires_at") is None
+
+
+def test_demo_again_takes_the_lapsed_workstation_lease_again(suite):
+    """The demo's office workstation holds a 15-minute lease; once it has lapsed (here:
+    revoked), `portalctl demo` again takes it again, so the portal still shows both kinds."""
+    seeded = suite.portalctl("demo")["licensing"]["licenses"]
+    [demo] = [item for item in seeded if item["model"] == "floating"]
+    held = suite.portalctl("license", "leases", demo["license_id"])
+    [workstation] = [lease for lease in held if lease["machine_name"] == "CAD-WS-03"]
+    suite.portalctl("license", "revoke-lease", demo["license_id"], workstation["lease_id"])
+    assert len(suite.portalctl("license", "leases", demo["license_id"])) == len(held) - 1
+    again = suite.portalctl("demo")["licensing"]["licenses"]
+    [renewed] = [item for item in again if item["model"] == "floating"]
+    assert renewed["seats_in_use"] == len(held)
+    machines = {
+        lease["machine_name"] for lease in suite.portalctl("license", "leases", demo["license_id"])
+    }
+    assert machines == {lease["machine_name"] for lease in held}

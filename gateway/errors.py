@@ -58,6 +58,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "product_archived": 409,
     "product_exists": 409,
     "recurring_payment_ended": 409,
+    "wrong_product": 409,
     "lease_expired": 410,
     "payload_too_large": 413,
     "unsupported_media_type": 415,

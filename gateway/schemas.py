@@ -176,9 +176,11 @@ class PaymentMeansBody(StrictSchema):
         },
     )
 
+    exactly_one_of = ("card", "payment_method")  # the OpenAPI document's `oneOf`
+
     @validates_schema
     def _one_means(self, data: dict[str, Any], **kwargs: Any) -> None:
-        given = [name for name in ("card", "payment_method") if data.get(name) is not None]
+        given = [name for name in self.exactly_one_of if data.get(name) is not None]
         if not given:
             raise ValidationError("Send `card` or `payment_method`.", "payment_method")
         if len(given) > 1:
@@ -201,12 +203,20 @@ class CardChangeBody(PaymentMeansBody):
 
 
 ONE_LINE = validate.Regexp(r"^[^\r\n]*\Z", error="Must be one line.")
+# a name or an address is never blank: it has a character the services' trimming keeps
+# (Python's white space also holds \x1c-\x1f and \x85, which ECMA's `\s` in the document lacks)
+_NOT_SPACE = r"[^\s\x1c-\x1f\x85]"
+NAME_LINE = validate.Regexp(
+    rf"^[^\r\n]*{_NOT_SPACE}[^\r\n]*\Z", error="Must be one line, not blank."
+)
+NOT_BLANK = validate.Regexp(rf"^[\s\S]*{_NOT_SPACE}[\s\S]*\Z", error="Must not be blank.")
 
 
 class BillingDetailsBody(StrictSchema):
-    company_name = Text(200, validate=ONE_LINE, metadata={"example": "Acme Engineering GmbH"})
+    company_name = Text(200, validate=NAME_LINE, metadata={"example": "Acme Engineering GmbH"})
     address = Text(
         500,
+        validate=NOT_BLANK,
         metadata={
             "description": "postal address, lines separated by line breaks",
             "example": "Hauptstraße 1\n10115 Berlin\nGermany",
@@ -561,6 +571,10 @@ class IsoDateTime(fields.AwareDateTime):
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
+# how the document says "a day or a date-time" (`DayOrDateTime`, the audit trail's filters)
+DAY_OR_TIME = [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+
+
 class DayOrDateTime(fields.String):
     """`YYYY-MM-DD` or an ISO 8601 date-time with its offset, handed on as ISO text: a day
     as it is (the service reads it as the end of that day, UTC), a date-time as
@@ -616,8 +630,12 @@ class ActorOut(Out):
     or `{type: "system"}`; fields a type does not have are null."""
 
     type = fields.String(metadata={"description": "user | staff | product | system"})
-    user_id = fields.String(metadata={"description": "a user's, while the user exists"})
-    email = fields.String(metadata={"description": "a user's email when they acted"})
+    user_id = fields.String(
+        allow_none=True, metadata={"description": "a user's, while the user exists"}
+    )
+    email = fields.String(
+        allow_none=True, metadata={"description": "a user's email when they acted"}
+    )
 
 
 class HistoryEventOut(Out):
@@ -648,6 +666,12 @@ class HistoryQuery(StrictSchema):
     before = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
+# licensing's rules for the labels (trimmed, then at most this long; no control characters
+# but a note's line breaks and tabs), said in the document only: licensing checks them
+NICKNAME_MAX = 60
+NOTE_MAX = 500
+
+
 class LicenseLabelBody(StrictSchema):
     """The company's labels of a license: strings or null, and no other field. Licensing
     owns their rules (trimming, lengths, one line) and answers 422 `validation_error` naming
@@ -658,6 +682,8 @@ class LicenseLabelBody(StrictSchema):
         metadata={
             "description": "the company's name for it, one line; null or empty clears it",
             "example": "Design office",
+            "maxLength": NICKNAME_MAX,
+            "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
         },
     )
     note = fields.String(
@@ -665,8 +691,12 @@ class LicenseLabelBody(StrictSchema):
         metadata={
             "description": "the company's note (lines allowed); null or empty clears it",
             "example": "Workstations on floor 2",
+            "maxLength": NOTE_MAX,
+            "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$",
         },
     )
+
+    at_least_one_of = ("nickname", "note")  # the OpenAPI document's `minProperties`
 
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -695,6 +725,17 @@ class ActivationBody(StrictSchema):
         validate=NO_CONTROL_CHARACTERS,
         metadata={"description": "any Unicode but control characters, 1-200"},
     )
+    product = Text(
+        64,
+        required=False,
+        allow_none=True,
+        metadata={
+            "description": "optional: the product code the kit is configured with, any case; "
+            "another product's license is refused with 409 wrong_product before a seat is "
+            "taken",
+            "example": "cadpro",
+        },
+    )
 
 
 class DeactivationBody(StrictSchema):
@@ -712,6 +753,7 @@ class LeaseBody(ActivationBody):
             "date-time with its offset, or `YYYY-MM-DD` for the end of that day (UTC); at "
             "most the license's max_borrow_days ahead, else 422 borrow_not_allowed",
             "example": "2026-12-09T18:00:00+00:00",
+            "anyOf": DAY_OR_TIME,
         },
     )
 
@@ -892,15 +934,17 @@ class UserList(Out):
 
 class InviteBody(StrictSchema):
     email = Text(EMAIL_MAX, validate=validate.Email(), metadata={"example": "grace@acme.test"})
-    name = Text(USER_NAME_MAX, validate=ONE_LINE, metadata={"example": "Grace Hopper"})
+    name = Text(USER_NAME_MAX, validate=NAME_LINE, metadata={"example": "Grace Hopper"})
     role = fields.String(
         required=True, validate=validate.OneOf(ROLES), metadata={"example": "license_admin"}
     )
 
 
 class UpdateUserBody(StrictSchema):
-    name = Text(USER_NAME_MAX, required=False, validate=ONE_LINE)
+    name = Text(USER_NAME_MAX, required=False, validate=NAME_LINE)
     role = fields.String(validate=validate.OneOf(ROLES), metadata={"example": "viewer"})
+
+    at_least_one_of = ("name", "role")  # the OpenAPI document's `minProperties`
 
     @validates_schema
     def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -979,6 +1023,6 @@ class AuditEventsQuery(StrictSchema):
     before = Text(CURSOR_MAX, required=False, load_default=None)
     user_id = Text(32, required=False, load_default=None)
     action = fields.String(load_default=None, validate=validate.OneOf(ACTIONS))
-    since = Text(64, required=False, load_default=None)
-    until = Text(64, required=False, load_default=None)
+    since = Text(64, required=False, load_default=None, metadata={"anyOf": DAY_OR_TIME})
+    until = Text(64, required=False, load_default=None, metadata={"anyOf": DAY_OR_TIME})
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))

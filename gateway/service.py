@@ -250,13 +250,16 @@ class GatewayService:
             "license_suspended",
             "no_seats_available",
             "floating_license",
+            "wrong_product",
         ],
     )
     def activate(self, request: Request, body: dict[str, Any]) -> Reply:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
-        "…", "machine_name": "CAD-WS-07"}` → `{activation, certificate}`; 409
-        `no_seats_available` lists the machines in use in `details.machines`; 409
-        `floating_license` for a floating license (check out a lease instead)."""
+        "…", "machine_name": "CAD-WS-07", "product": "cadpro"}` → `{activation,
+        certificate}`; 409 `no_seats_available` lists the machines in use in
+        `details.machines`; 409 `floating_license` for a floating license (check out a lease
+        instead); 409 `wrong_product` when `product` (optional) is not the license's, no seat
+        taken (`details.license_id`, `details.product`, `details.requested`)."""
         result = self.licensing.activate(clients.with_client_address(body, request))
         return Reply(result, status=201 if result.get("created") else 200)
 
@@ -296,17 +299,19 @@ class GatewayService:
             "no_seats_available",
             "node_locked_license",
             "borrow_not_allowed",
+            "wrong_product",
         ],
     )
     def checkout(self, request: Request, body: dict[str, Any]) -> Reply:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC", "installation_id":
-        "…", "machine_name": "CAD-WS-07", "borrow_until": null}` → `{lease: {lease_id,
-        license_id, installation_id, machine_name, expires_at, borrowed, …}, lease_token,
-        certificate}`; 409 `no_seats_available` names who holds the seats in
+        "…", "machine_name": "CAD-WS-07", "borrow_until": null, "product": "cadpro"}` →
+        `{lease: {lease_id, license_id, installation_id, machine_name, expires_at, borrowed,
+        …}, lease_token, certificate}`; 409 `no_seats_available` names who holds the seats in
         `details.machines` (`machine_name`, `expires_at`, `borrowed`); 409
         `node_locked_license` (activate it instead); 422 `borrow_not_allowed` with
-        `details.max_borrow_days` and `details.latest`. `borrow_until` is a date-time with
-        its offset or a day, `"2026-12-09"`: the end of that day, UTC."""
+        `details.max_borrow_days` and `details.latest`; 409 `wrong_product` as activation's.
+        `borrow_until` is a date-time with its offset or a day, `"2026-12-09"`: the end of
+        that day, UTC."""
         result = self.licensing.checkout(clients.with_client_address(body, request))
         return Reply(result, status=201 if result.get("created") else 200)
 

@@ -149,6 +149,16 @@ def activation_password_matches(stored: str, given: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected, candidate)
 
 
+def other_product(license_product: str, requested: str | None) -> bool:
+    """Whether a product's call names another product than its license's (`requested`, any
+    case; None: the product named none, so there is nothing to refuse).
+
+    >>> other_product("cadpro", " CADPro "), other_product("cadpro", "femsolver")
+    (False, True)
+    """
+    return requested is not None and identifiers.code(requested) != license_product
+
+
 def license_status(
     expires_at: datetime | None, suspended_at: datetime | None, now: datetime
 ) -> str:

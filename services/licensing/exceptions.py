@@ -31,6 +31,14 @@ class NoSeatsAvailable(Conflict):
     message = "Every seat of this license is in use; deactivate an installation first."
 
 
+class WrongProduct(Conflict):
+    """The product names another product than the license's (409): `details.license_id`,
+    `details.product` (the license's code), `details.requested` (what the product sent)."""
+
+    code = "wrong_product"
+    message = "This license is for another product."
+
+
 class FloatingLicense(Conflict):
     code = "floating_license"
     message = "This license is floating: check out a lease instead (POST /api/v1/leases)."
@@ -196,4 +204,5 @@ __all__ = [
     "ProductNotFound",
     "TooManyAttempts",
     "UnknownFeature",
+    "WrongProduct",
 ]

@@ -534,6 +534,31 @@ class LicensingRepository:
             return None
         return row[0], row[1], row[2], row[3], _codes(row[4])
 
+    def refusal_facts(
+        self, license_id: str, installation_id: str
+    ) -> tuple[datetime | None, str | None, str | None]:
+        """For a validation that is not VALID (a second query, only then): when and by whom
+        (`deactivated_by`) the installation was last deactivated on the license (None, None
+        if never), and the license's suspension reason (the customer's words, or None)."""
+        row = self.session.execute(
+            select(
+                Installation.deactivated_at,
+                Installation.deactivated_by,
+                License.suspension_reason,
+            )
+            .select_from(License)
+            .outerjoin(
+                Installation,
+                (Installation.license_pk == License.id)
+                & (Installation.installation_id == installation_id)
+                & (Installation.status == domain.INSTALLATION_DEACTIVATED),
+            )
+            .where(License.license_id == license_id)
+            .order_by(Installation.id.desc())
+            .limit(1)
+        ).first()
+        return (row[0], row[1], row[2]) if row is not None else (None, None, None)
+
     def mark_seen(self, pk: int, now: datetime) -> None:
         """The installation `pk` was seen at `now`: its `last_seen_at` is written unless it
         is younger than domain.LAST_SEEN_RESOLUTION (`_MARK_SEEN`)."""

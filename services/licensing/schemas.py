@@ -221,6 +221,9 @@ class Activate(StrictSchema):
     password = Text(PASSWORD_MAX)
     installation_id = Text(domain.INSTALLATION_ID_MAX, validate=_no_control_characters)
     machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
+    # the product code the kit is configured with: another product's license is refused
+    # before a seat is taken (`wrong_product`); absent or null: not checked
+    product = Text(64, required=False, load_default=None, allow_none=True)
     client_address = ClientAddress()
 
 
@@ -233,6 +236,7 @@ class Checkout(StrictSchema):
     machine_name = Text(domain.MACHINE_NAME_MAX, validate=_no_control_characters)
     # a borrowed lease needs no heartbeat until then (a date: through the end of that day)
     borrow_until = Expiry(load_default=None, allow_none=True)
+    product = Text(64, required=False, load_default=None, allow_none=True)
     client_address = ClientAddress()
 
 

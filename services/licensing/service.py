@@ -474,16 +474,18 @@ class LicensingService:
     @rpc(expected_exceptions=PortalError)
     def activate(self, payload: dict[str, Any]) -> dict[str, Any]:
         """`{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC" | the company
-        password, "installation_id": "…", "machine_name": "…", "client_address":
-        "203.0.113.7" (optional: the caller's address, for throttling)}` →
-        `{"activation": {installation_id, machine_name, status, activated_at, license_id,
-        product, expires_at, license_status, …}, "certificate": "<compact JWS>",
-        "created": true | false}` (false: already active here, no new seat).
+        password, "installation_id": "…", "machine_name": "…", "product": "cadpro"
+        (optional), "client_address": "203.0.113.7" (optional: the caller's address, for
+        throttling)}` → `{"activation": {installation_id, machine_name, status,
+        activated_at, license_id, product, expires_at, license_status, …}, "certificate":
+        "<compact JWS>", "created": true | false}` (false: already active here, no new seat).
 
         `invalid_credentials` (wrong password or unknown license alike),
-        `too_many_attempts` (`details.retry_after`), `license_expired`,
-        `license_suspended`, `no_seats_available` (`details.machines`), `floating_license`
-        (409: check out a lease instead).
+        `too_many_attempts` (`details.retry_after`), `wrong_product` (409: `product` is not
+        the license's, checked right after the password, no seat taken, `details:
+        {license_id, product, requested}`), `license_expired`, `license_suspended`,
+        `no_seats_available` (`details.machines`), `floating_license` (409: check out a
+        lease instead).
         """
         data = load(schemas.Activate(), payload)
         now = self.clock.now()
@@ -583,7 +585,10 @@ class LicensingService:
     def validate(self, certificate: Any, nonce: str | None = None) -> dict[str, Any]:
         """`("<compact JWS>", "q3Vd…" | None)` → `{"valid": true, "code": "VALID",
         "license_id", "installation_id", "expires_at", "features": ["steel"],
-        "signed_answer"}` (`features`: the license's as of now, `[]` unless VALID); code
+        "deactivated_at", "deactivated_by", "suspended_at", "suspension_reason",
+        "signed_answer"}` (`features`: the license's as of now, `[]` unless VALID;
+        `deactivated_*` only for DEACTIVATED, `suspended_at` and `suspension_reason` only
+        for SUSPENDED, else null); code
         one of VALID, EXPIRED, SUSPENDED, DEACTIVATED, LEASE_EXPIRED, BAD_SIGNATURE
         (malformed, unknown key or tampered: never an error). `signed_answer`: the same
         answer as a compact JWS (EdDSA, the certificate signing key, `typ:
@@ -617,17 +622,18 @@ class LicensingService:
 
         `{"license_id": "L-7KQX-M2PD", "password": "K7QX-M2PD-9TRW-H4NC" | the company
         password, "installation_id": "…", "machine_name": "CAD-WS-07", "borrow_until":
-        "2026-12-09T18:00:00+00:00" | "2026-12-09" | null, "client_address": "203.0.113.7"
-        (optional)}` → `{"lease": {"lease_id": "LS-7KQX-M2PD", "license_id",
-        "installation_id", "machine_name", "started_at", "expires_at", "last_heartbeat_at",
-        "borrowed": false, "borrowed_until": null, "status": "live", "ended_at": null},
-        "lease_token": "<43 characters, answered only here>", "certificate": "<compact JWS:
-        exp is the lease's expiry, with lease_id, model: floating, borrowed>", "created":
-        true}`. `created: false`: this installation held a live lease already; the same
-        lease, with a new token (the old one stops working) and a new expiry.
+        "2026-12-09T18:00:00+00:00" | "2026-12-09" | null, "product": "cadpro" (optional),
+        "client_address": "203.0.113.7" (optional)}` → `{"lease": {"lease_id":
+        "LS-7KQX-M2PD", "license_id", "installation_id", "machine_name", "started_at",
+        "expires_at", "last_heartbeat_at", "borrowed": false, "borrowed_until": null,
+        "status": "live", "ended_at": null}, "lease_token": "<43 characters, answered only
+        here>", "certificate": "<compact JWS: exp is the lease's expiry, with lease_id,
+        model: floating, borrowed>", "created": true}`. `created: false`: this
+        installation held a live lease already; the same lease, with a new token (the old
+        one stops working) and a new expiry.
 
         Credentials, throttling and refusals as `activate`: `invalid_credentials`,
-        `too_many_attempts`, `license_expired`, `license_suspended`; also
+        `too_many_attempts`, `wrong_product`, `license_expired`, `license_suspended`; also
         `node_locked_license` (409: activate it instead), `no_seats_available` (409,
         `details: {"license_id", "seats", "machines": [{"machine_name", "expires_at",
         "borrowed"}]}`), `borrow_not_allowed` (422, `details: {"max_borrow_days",

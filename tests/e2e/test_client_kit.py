@@ -1,7 +1,9 @@
 """The product integration kit (clients/python) against the running suite over real HTTP.
 
 Activation, idempotent re-activation, seats, deactivation, offline validation with the gateway
-stopped, and the certificates a product must refuse: tampered, expired, from another machine.
+stopped, and the certificates a product must refuse: tampered, expired, from another machine;
+a license of another product refused before a seat is taken, activating again after a
+deactivation in the portal, and what the messages say.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from license_client import (
     LicenseExpired,
     LicenseSuspended,
     NoSeatsAvailable,
+    WrongProduct,
     jws,
 )
+from tests.support.team import staff_rpc
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +87,25 @@ def make_client(suite, product, tmp_path):
 
 def seats_in_use(suite, license_id: str) -> int:
     return suite.portalctl("license", "show", license_id)["seats_in_use"]
+
+
+def history(suite, license_id: str) -> list[dict]:
+    """The license's activation history, newest first (as staff sees it)."""
+    with staff_rpc(suite) as rpc:
+        return rpc.call("licensing", "history", license_id)["events"]
+
+
+def license_client_cli(*args: str, data_dir, installation_id: str) -> subprocess.CompletedProcess:
+    """`license-client ARGS` as a user runs it, with its own data folder."""
+    env = {
+        **os.environ,
+        "LICENSE_CLIENT_DATA_DIR": str(data_dir),
+        "LICENSE_CLIENT_INSTALLATION_ID": installation_id,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "license_client", *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
 
 
 def test_activate_is_idempotent_and_seats_are_never_exceeded(suite, issue, make_client):
@@ -241,3 +264,113 @@ def test_a_certificate_copied_to_another_machine_is_refused(issue, make_client, 
     assert thief.installation_id != client.installation_id
     assert thief.validate(online=False).code == "WRONG_MACHINE"
     assert thief.validate().code == "WRONG_MACHINE"
+
+
+def test_another_products_license_is_refused_before_a_seat_is_taken(suite, api, issue, product):
+    license = issue(seats=1)
+    body = {
+        "license_id": license["license_id"],
+        "password": license["activation_password"],
+        "installation_id": f"e2e-{uuid.uuid4().hex}",
+        "machine_name": "CAD-WS-09",
+        "product": "femsolver",
+    }
+    refused = api.post("/api/v1/activations", json=body)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "wrong_product"
+    assert error["message"] == (
+        f"License {license['license_id']} is for Kit Test CAD ({product}), not femsolver."
+    )
+    assert error["details"] == {
+        "license_id": license["license_id"],
+        "product": product,
+        "requested": "femsolver",
+    }
+    assert seats_in_use(suite, license["license_id"]) == 0
+    [event] = history(suite, license["license_id"])
+    assert (event["type"], event["reason"], event["machine_name"]) == (
+        "activation_refused",
+        "wrong_product",
+        "CAD-WS-09",
+    )
+    # a wrong password never learns the product
+    wrong = api.post("/api/v1/activations", json={**body, "password": "not-it"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_credentials"
+    # the license's own code, in any case, activates
+    accepted = api.post("/api/v1/activations", json={**body, "product": product.upper()})
+    assert accepted.status_code == 201, accepted.text
+    assert seats_in_use(suite, license["license_id"]) == 1
+
+
+def test_a_kit_for_another_product_takes_no_seat(suite, issue, make_client, tmp_path):
+    license = issue(seats=1)
+    with pytest.raises(WrongProduct) as caught:
+        make_client(product="femsolver").activate(
+            license["license_id"], license["activation_password"]
+        )
+    assert caught.value.message.endswith(
+        "not femsolver. No seat was taken: use a license of this product, or check the "
+        "product code this program is configured with."
+    )
+    done = license_client_cli(
+        "--server", suite.url, "--product", "femsolver", "activate", license["license_id"],
+        "--password", license["activation_password"],
+        data_dir=tmp_path / "cli", installation_id=f"e2e-{uuid.uuid4().hex}",
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert done.stdout == ""  # no "Activated…"
+    assert len(done.stderr.splitlines()) == 1 and "is for Kit Test CAD" in done.stderr
+    assert seats_in_use(suite, license["license_id"]) == 0
+
+
+def test_activating_again_after_a_deactivation_in_the_portal(suite, issue, product, tmp_path):
+    license = issue()
+    installation = f"e2e-{uuid.uuid4().hex}"
+    folder = tmp_path / "ws-cli"
+    common = ("--product", product)
+    activate = ("activate", license["license_id"], "--password", license["activation_password"])
+    first = license_client_cli(
+        "--server", suite.url, *common, *activate, "--machine-name", "CAD-WS-07",
+        data_dir=folder, installation_id=installation,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    # right after an online activation: checked online, not "VALID, checked offline."
+    assert "VALID, checked online." in first.stdout and "checked offline" not in first.stdout
+
+    suite.portalctl("license", "deactivate", license["license_id"], installation)
+    status = license_client_cli(*common, "status", data_dir=folder, installation_id=installation)
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "This machine was deactivated on the license server (" in status.stdout
+    assert f"ask your administrator at {suite.url} for a seat" in status.stdout
+
+    # neither --server nor --machine-name: both are remembered
+    again = license_client_cli(*common, *activate, data_dir=folder, installation_id=installation)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "base_url" not in again.stdout + again.stderr
+    installations = suite.portalctl("license", "show", license["license_id"])["installations"]
+    active = [i for i in installations if i["status"] == "active"]
+    assert [(i["installation_id"], i["machine_name"]) for i in active] == [
+        (installation, "CAD-WS-07")
+    ]
+
+
+def test_the_server_says_who_deactivated_a_machine_and_since_when_a_license_is_suspended(
+    suite, issue, make_client
+):
+    license = issue(seats=2)
+    client = make_client()
+    client.activate(license["license_id"], license["activation_password"])
+    suite.portalctl("license", "deactivate", license["license_id"], client.installation_id)
+    deactivated = client.validate()
+    assert deactivated.code == "DEACTIVATED" and deactivated.online
+    assert deactivated.reason.startswith(
+        "This machine was deactivated on the license server (by the vendor's staff, at "
+    )
+    other = make_client("ws-2")
+    other.activate(license["license_id"], license["activation_password"])
+    suite.portalctl("license", "suspend", license["license_id"], "--reason", "Payment overdue.")
+    suspended = other.validate()
+    assert suspended.code == "SUSPENDED"
+    assert suspended.reason.startswith(f"License {license['license_id']} is suspended since ")
+    assert suspended.reason.endswith("(reason: Payment overdue.): contact your vendor.")

@@ -1,7 +1,8 @@
 """The client kit's floating licenses against the running suite over real HTTP: an
 engineering office with 3 seats and 5 workstations, who holds the seats, check-in, the
 heartbeat, two processes of one workstation sharing its lease, a revoked lease lost (its seat
-not taken back), and a laptop that borrows a seat and validates it with no network.
+not taken back), a laptop that borrows a seat and validates it with no network, and a
+workstation configured for another product that is refused before it takes a seat.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from license_client import (
     LicenseClient,
     NodeLockedLicense,
     NoSeatsAvailable,
+    WrongProduct,
     jws,
 )
 from tests.support.suite import free_port
@@ -234,3 +236,15 @@ def test_a_node_locked_license_is_activated_not_leased(suite, company, product, 
     license = issue(suite, {"customer_id": company["customer_id"], "product": product, "seats": 1})
     with pytest.raises(NodeLockedLicense):
         office("ws-1").checkout(license["license_id"], license["activation_password"])
+
+
+def test_a_workstation_of_another_product_checks_out_no_seat(suite, floating, office, product):
+    license_id, password = floating["license_id"], floating["activation_password"]
+    station = office("ws-other", product="femsolver")
+    with pytest.raises(WrongProduct) as caught:
+        station.checkout(license_id, password, heartbeat=False)
+    assert caught.value.product == product
+    assert caught.value.details["requested"] == "femsolver"
+    assert live_leases(suite, license_id) == []
+    events = rpc(suite, "history", license_id)["events"]
+    assert [(e["type"], e["reason"]) for e in events] == [("lease_refused", "wrong_product")]

@@ -42,7 +42,7 @@ def test_activate_status_offline_and_deactivate(run, server, portal):
     portal.down = True  # the suite is stopped
     code, out, _ = run("status", "--retries", "0")
     assert code == cli.EXIT_OK
-    assert "checked offline" in out and "grace period" in out
+    assert "checked offline" in out and "days of grace left" in out
     code, out, _ = run("status", "--offline", "--json")
     assert code == cli.EXIT_OK and json.loads(out)["validation"]["online"] is False
 
@@ -73,6 +73,41 @@ def test_refusals_exit_4_with_the_error_document(run, server, portal):
     portal.licenses["LIC-CLI-0001"].installations["someone-else"] = "Bob's PC"
     code, _, err = run("--server", server, "activate", "LIC-CLI-0001", "--password", PASSWORD)
     assert code == cli.EXIT_REFUSED and "Bob's PC" in err
+
+
+def test_another_products_license_is_one_refusal_and_no_seat(run, server, portal):
+    code, out, err = run(
+        "--server", server, "--product", "femsolver", "activate", "LIC-CLI-0001",
+        "--password", PASSWORD,
+    )  # fmt: skip
+    assert code == cli.EXIT_REFUSED
+    assert out == ""  # no "Activated…"
+    assert err == (
+        "license-client: License LIC-CLI-0001 is for cadpro, not femsolver. No seat was taken: "
+        "use a license of this product, or check the product code this program is configured "
+        "with.\n"
+    )
+    assert portal.licenses["LIC-CLI-0001"].installations == {}
+
+
+def test_status_right_after_activating_says_it_was_checked_online(run, server):
+    code, out, _ = run("--server", server, "activate", "LIC-CLI-0001", "--password", PASSWORD)
+    assert code == cli.EXIT_OK
+    assert "VALID, checked online." in out and "checked offline" not in out
+    assert "Activated online: the license server at" in out
+
+
+def test_activating_again_after_a_deactivation_in_the_portal(run, server, portal):
+    args = ("activate", "LIC-CLI-0001", "--password", PASSWORD)
+    assert run("--server", server, *args, "--machine-name", "Drafting PC")[0] == cli.EXIT_OK
+    portal.deactivate_installation("LIC-CLI-0001", "cli-test-installation")
+    code, out, _ = run("status")
+    assert code == cli.EXIT_INVALID
+    assert "deactivated on the license server (from the portal, at " in out
+    assert f"ask your administrator at {server} for a seat" in out
+    code, out, err = run(*args)  # no --server, no --machine-name
+    assert code == cli.EXIT_OK, err
+    assert portal.licenses["LIC-CLI-0001"].installations == {"cli-test-installation": "Drafting PC"}
 
 
 def test_an_unreachable_server_exits_5(run, portal):

@@ -340,7 +340,7 @@ def test_unreachable_server_falls_back_to_offline_within_the_grace_period(
     result = client.validate()
     assert result.valid and not result.online
     assert result.grace_until == checked + timedelta(days=7)
-    assert "cannot be reached" in result.reason
+    assert "could not be reached" in result.reason
     clock.advance(days=2)
     late = client.validate()
     assert not late and late.code == "GRACE_EXPIRED"
@@ -364,6 +364,10 @@ def test_no_server_configured_validates_offline_within_grace(make_client, portal
     stored = json.loads(path.read_text())
     del stored["server"]
     path.write_text(json.dumps(stored))
+    state_path = tmp_path / "pc-1" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["server"]
+    state_path.write_text(json.dumps(state))
     result = make_client(base_url=None, transport=NoNetwork()).validate()
     assert result.valid and not result.online
 

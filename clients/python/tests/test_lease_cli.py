@@ -78,7 +78,7 @@ def test_no_seat_names_the_machines_and_until_when(run, server, portal, monkeypa
     monkeypatch.setenv("LICENSE_CLIENT_DATA_DIR", str(tmp_path / "ws-2"))
     code, _, err = run("--server", server, "checkout", FLOATING, "--password", PASSWORD)
     assert code == cli.EXIT_REFUSED
-    assert "In use on: LAPTOP-7 (borrowed until " in err
+    assert "(on LAPTOP-7 (borrowed until " in err
     code, out, _ = run("--server", server, "checkout", FLOATING, "--password", PASSWORD, "--json")
     assert code == cli.EXIT_REFUSED
     error = json.loads(out)["error"]
@@ -94,7 +94,7 @@ def test_checkout_of_a_node_locked_license_says_activate(run, server, portal):
 
 def test_checkout_without_a_license_id_is_a_usage_error(run, server):
     code, _, err = run("--server", server, "checkout", "--password", PASSWORD)
-    assert code == cli.EXIT_USAGE and "pass the license ID" in err
+    assert code == cli.EXIT_USAGE and "give the license ID" in err
 
 
 def _hold(server: str, tmp_path, *extra: str, license_id: str = FLOATING) -> subprocess.Popen:

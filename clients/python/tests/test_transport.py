@@ -22,6 +22,7 @@ from license_client import (
     ServiceUnavailable,
     TooManyAttempts,
     ValidationError,
+    WrongProduct,
 )
 from license_client.errors import from_response
 from license_client.transport import Api, Response, Transport, UrllibTransport
@@ -32,24 +33,80 @@ def envelope(code: str, details: dict | None = None) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "cls"),
+    ("status", "code", "cls", "message"),
     [
-        (401, "invalid_credentials", InvalidCredentials),
-        (409, "no_seats_available", NoSeatsAvailable),
-        (403, "license_expired", LicenseExpired),
-        (403, "license_suspended", LicenseSuspended),
-        (429, "too_many_attempts", TooManyAttempts),
-        (422, "validation_error", ValidationError),
-        (400, "invalid_json", ValidationError),
-        (503, "service_unavailable", ServiceUnavailable),
-        (418, "something_new", LicenseError),
+        (401, "invalid_credentials", InvalidCredentials, None),
+        (
+            409,
+            "no_seats_available",
+            NoSeatsAvailable,
+            "Every seat of this license is in use: ask your administrator to free a seat in "
+            "the portal.",
+        ),
+        (
+            403,
+            "license_expired",
+            LicenseExpired,
+            "This license expired: renew it in the portal, then try again.",
+        ),
+        (
+            403,
+            "license_suspended",
+            LicenseSuspended,
+            "This license is suspended: contact your vendor.",
+        ),
+        (429, "too_many_attempts", TooManyAttempts, None),
+        (422, "validation_error", ValidationError, None),
+        (400, "invalid_json", ValidationError, None),
+        (503, "service_unavailable", ServiceUnavailable, None),
+        (418, "something_new", LicenseError, None),
     ],
 )
-def test_each_api_code_maps_to_its_error(status, code, cls):
+def test_each_api_code_maps_to_its_error(status, code, cls, message):
+    """The server's message, unless the kit explains the error better (`explain`)."""
     error = from_response(status, envelope(code))
     assert type(error) is cls
-    assert (error.code, error.status, error.message) == (code, status, f"{code} happened")
+    expected = message or f"{code} happened"
+    assert (error.code, error.status, error.message, str(error)) == (
+        code,
+        status,
+        expected,
+        expected,
+    )
     assert isinstance(error, LicenseError)
+
+
+def test_the_kit_explains_refusals_with_what_happened_since_when_and_what_next():
+    portal = "https://licenses.example.com"
+    machines = [{"machine_name": "CAD-WS-01"}, {"machine_name": "LAPTOP-3"}]
+    details = {"license_id": "L-7KQX-M2PD", "seats": 2, "machines": machines}
+    no_seat = from_response(409, envelope("no_seats_available", details), portal=portal)
+    assert no_seat.message == (
+        "All 2 seats of license L-7KQX-M2PD are in use (on CAD-WS-01, LAPTOP-3): ask your "
+        "administrator to free a seat in the portal (https://licenses.example.com)."
+    )
+    details = {"license_id": "L-7KQX-M2PD", "seats": 1, "machines": machines[:1]}
+    one = from_response(409, envelope("no_seats_available", details), portal=portal)
+    assert one.message.startswith("The one seat of license L-7KQX-M2PD is in use (on CAD-WS-01)")
+    details = {"license_id": "L-7KQX-M2PD", "expires_at": "2026-05-31T23:59:59+00:00"}
+    expired = from_response(403, envelope("license_expired", details), portal=portal)
+    assert expired.message == (
+        "License L-7KQX-M2PD expired on 2026-05-31 23:59 UTC: renew it in the portal "
+        "(https://licenses.example.com), then try again."
+    )
+    details = {"license_id": "L-7KQX-M2PD"}
+    suspended = from_response(403, envelope("license_suspended", details), portal=portal)
+    assert suspended.message == "License L-7KQX-M2PD is suspended: contact your vendor."
+    details = {"license_id": "L-7KQX-M2PD", "product": "cadpro", "requested": "femsolver"}
+    body = envelope("wrong_product", details)
+    body["error"]["message"] = "License L-7KQX-M2PD is for CAD Pro (cadpro), not femsolver."
+    wrong = from_response(409, body, portal=portal)
+    assert isinstance(wrong, WrongProduct) and wrong.product == "cadpro"
+    assert wrong.message == (
+        "License L-7KQX-M2PD is for CAD Pro (cadpro), not femsolver. No seat was taken: use "
+        "a license of this product, or check the product code this program is configured "
+        "with."
+    )
 
 
 @pytest.mark.parametrize(

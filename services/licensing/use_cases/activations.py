@@ -47,6 +47,7 @@ from services.licensing.exceptions import (
     LicenseSuspended,
     NoSeatsAvailable,
     TooManyAttempts,
+    WrongProduct,
 )
 from services.licensing.models import HistoryEvent, Installation, Lease, License
 from services.licensing.repository import LicensingRepository
@@ -232,6 +233,40 @@ def record_refusal(
     )
 
 
+def refuse_other_product(
+    repo: LicensingRepository,
+    license: License,
+    type_: str,
+    data: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    source: str,
+) -> Outcome | None:
+    """The refusal of a product's call that names (`data["product"]`) another product than
+    the license's, recorded like the other refusals and before any seat is looked at; None
+    when it names the license's product or none.
+
+    Without it a kit configured for another product took a seat, then found its
+    certificate useless (WRONG_PRODUCT), and the seat stayed taken.
+    """
+    requested = data.get("product")
+    if not domain.other_product(license.product.code, requested):
+        return None
+    record_refusal(repo, license, type_, data, WrongProduct.code, actor, now, source)
+    product = license.product
+    return Outcome(
+        error=WrongProduct(
+            f"License {license.license_id} is for {product.name} ({product.code}), not "
+            f"{requested}.",
+            details={
+                "license_id": license.license_id,
+                "product": product.code,
+                "requested": requested,
+            },
+        )
+    )
+
+
 def activate(
     repo: LicensingRepository,
     license: License,
@@ -256,8 +291,14 @@ def activate(
     goes into the certificate's claims with `source: "offline"`.
 
     A floating license is `FloatingLicense`, raised at once (its machines check out leases,
-    `leases.checkout`): nothing to record.
+    `leases.checkout`): nothing to record. Naming another product (`data["product"]`) is
+    refused first, as `WrongProduct` (`refuse_other_product`).
     """
+    refused = refuse_other_product(
+        repo, license, domain.ACTIVATION_REFUSED, data, actor, now, source
+    )
+    if refused is not None:
+        return refused
     if license.model == domain.FLOATING:
         raise FloatingLicense(details={"license_id": license.license_id})
     status = domain.license_status(license.expires_at, license.suspended_at, now)
@@ -526,7 +567,9 @@ def deactivate_installation(
 
 def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A verified certificate's claims → `{valid, code, license_id, installation_id,
-    expires_at, features}` as of now (the license may since have been extended, suspended, …).
+    expires_at, features, deactivated_at, deactivated_by, suspended_at, suspension_reason}`
+    as of now (the license may since have been extended, suspended, …); who and when of a
+    deactivation or suspension are read by a second query, only for those answers.
 
     An active installation's `last_seen_at` older than domain.LAST_SEEN_RESOLUTION becomes
     now (`repo.mark_seen`, guarded and idempotent, so the read's retry may run it again);
@@ -543,6 +586,13 @@ def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -
     code = domain.validation_code(active, domain.license_status(expires_at, suspended_at, now))
     if active and domain.last_seen_due(last_seen_at, now):
         repo.mark_seen(installation_pk, now)
+    deactivated: tuple[datetime | None, str | None] = (None, None)
+    suspended: tuple[datetime | None, str | None] = (None, None)
+    if code in (domain.CODE_DEACTIVATED, domain.CODE_SUSPENDED):
+        deactivated_at, deactivated_by, reason = repo.refusal_facts(license_id, installation_id)
+        deactivated, suspended = (deactivated_at, deactivated_by), (suspended_at, reason)
     # the features as of now (a removed one stops working at the next online check); the
     # view answers them only when VALID
-    return views.validation_view(code, license_id, installation_id, expires_at, features)
+    return views.validation_view(
+        code, license_id, installation_id, expires_at, features, deactivated, suspended
+    )

@@ -58,6 +58,7 @@ from services.licensing.use_cases.activations import (
     history_event,
     machine_fact,
     record_refusal,
+    refuse_other_product,
 )
 from services.licensing.use_cases.licenses import find_license
 
@@ -178,8 +179,14 @@ def checkout(
     A refusal for the license's state or for want of a seat is recorded (`lease_refused`)
     and returned as `Outcome.error`, to be raised after commit; the first refusal for want
     of a seat in a day also publishes `seats_exhausted`. `NodeLockedLicense` and
-    `BorrowNotAllowed` are raised at once (nothing to record).
+    `BorrowNotAllowed` are raised at once (nothing to record). Naming another product
+    (`data["product"]`) is refused first, as an activation's is (`WrongProduct`).
     """
+    refused = refuse_other_product(
+        repo, license, domain.LEASE_REFUSED, data, actor, now, actor_source(actor)
+    )
+    if refused is not None:
+        return refused
     if license.model != domain.FLOATING:
         raise NodeLockedLicense(details={"license_id": license.license_id})
     status = domain.license_status(license.expires_at, license.suspended_at, now)

@@ -219,6 +219,10 @@ def test_validation_codes(rpc, company, product) -> None:
         "installation_id": "inst-1",
         "expires_at": None,
         "features": [],
+        "deactivated_at": None,
+        "deactivated_by": None,
+        "suspended_at": None,
+        "suspension_reason": None,
     }
     jwks = jwt.PyJWKSet.from_dict(rpc("signing_keys"))
     assert jwt.get_unverified_header(signed)["typ"] == "license-validation+jwt"
@@ -230,8 +234,10 @@ def test_validation_codes(rpc, company, product) -> None:
         "exp": claims["iat"] + 3600,
         "nonce": "nonce-1",
     }
-    rpc("suspend_license", license_id)
-    assert rpc("validate", certificate)["code"] == "SUSPENDED"
+    rpc("suspend_license", license_id, "Payment overdue.")
+    suspended = rpc("validate", certificate)
+    assert suspended["code"] == "SUSPENDED" and suspended["suspended_at"] is not None
+    assert suspended["suspension_reason"] == "Payment overdue."
     rpc("resume_license", license_id)
     rpc("extend_license", license_id, "2020-01-01", True)  # perpetual, and a past day
     assert rpc("validate", certificate)["code"] == "EXPIRED"

@@ -243,6 +243,28 @@ def test_each_model_refuses_the_others_calls(service) -> None:
     assert service.get_license(license_id)["installations"] == []
 
 
+def test_another_products_kit_checks_out_no_lease(service) -> None:
+    license_id, password = floating(service, seats=1)
+    refused = raises_code(
+        "wrong_product", service.checkout, body(license_id, password, product="femsolver")
+    )
+    assert refused.details == {
+        "license_id": license_id,
+        "product": "cadpro",
+        "requested": "femsolver",
+    }
+    assert service.list_leases(license_id) == []
+    [event] = service.history(license_id)["events"]
+    assert (event["type"], event["reason"]) == ("lease_refused", "wrong_product")
+    # before the model too: a node-locked license of another product says wrong_product
+    node_locked, node_password = issue(service)
+    raises_code(
+        "wrong_product", service.checkout, body(node_locked, node_password, product="femsolver")
+    )
+    answer = service.checkout(body(license_id, password, product="CADPRO"))
+    assert answer["created"] is True
+
+
 def test_borrowing(service, clock) -> None:
     license_id, password = floating(service, max_borrow_days=3)
     until = clock.now() + timedelta(days=3)

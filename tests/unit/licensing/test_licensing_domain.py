@@ -51,6 +51,14 @@ def test_status_from_expiry_and_suspension() -> None:
     assert domain.license_status(earlier, NOW, NOW) == "suspended"
 
 
+def test_another_product_is_named_in_any_case_or_not_at_all() -> None:
+    assert not domain.other_product("cadpro", None)  # an older kit names none
+    assert not domain.other_product("cadpro", "cadpro")
+    assert not domain.other_product("cadpro", " CADPro ")
+    assert domain.other_product("cadpro", "femsolver")
+    assert domain.other_product("cadpro", "cadpro2")
+
+
 def test_seat_rule() -> None:
     assert domain.has_free_seat(3, 2)
     assert not domain.has_free_seat(3, 3)

@@ -185,6 +185,65 @@ def test_expired_and_suspended_licenses_refuse_and_history_says_so(service, cloc
     ]
 
 
+def test_another_products_kit_is_refused_before_a_seat_is_taken(service, events, clock) -> None:
+    license_id, password = issue(service, seats=1)
+    payload = {"license_id": license_id, "password": password, "installation_id": "inst-1"}
+    payload["machine_name"] = "PC-1"
+    refused = raises_code("wrong_product", service.activate, {**payload, "product": "femsolver"})
+    assert refused.message == f"License {license_id} is for CAD Pro (cadpro), not femsolver."
+    assert refused.details == {
+        "license_id": license_id,
+        "product": "cadpro",
+        "requested": "femsolver",
+    }
+    assert service.get_license(license_id)["seats_in_use"] == 0
+    assert events.of("installation_activated") == []
+    [event] = service.history(license_id)["events"]
+    assert (event["type"], event["reason"], event["machine_name"]) == (
+        "activation_refused",
+        "wrong_product",
+        "PC-1",
+    )
+    # the product's own code, in any case, activates; none at all (an older kit) too
+    assert service.activate({**payload, "product": "CADPro"})["created"] is True
+    assert service.activate({**payload, "product": None})["created"] is False
+
+
+def test_a_wrong_password_never_learns_the_product(service) -> None:
+    license_id, _ = issue(service)
+    payload = {"license_id": license_id, "password": "guess", "installation_id": "inst-1"}
+    payload.update(machine_name="PC-1", product="femsolver")
+    raises_code("invalid_credentials", service.activate, payload)
+    assert service.history(license_id)["events"] == []
+
+
+def test_the_company_password_is_refused_another_product_too(service, auth) -> None:
+    license_id, _ = issue(service)
+    payload = {"license_id": license_id, "password": COMPANY_PASSWORD, "installation_id": "i"}
+    payload.update(machine_name="PC-1", product="femsolver")
+    raises_code("wrong_product", service.activate, payload)
+    assert service.get_license(license_id)["seats_in_use"] == 0
+    assert [e["reason"] for e in service.history(license_id)["events"]] == ["wrong_product"]
+
+
+def test_refusals_for_another_product_are_not_failed_attempts(service) -> None:
+    license_id, password = issue(service)
+    payload = {"license_id": license_id, "password": password, "installation_id": "inst-1"}
+    payload.update(machine_name="PC-1", client_address=ATTACKER)
+    for _ in range(domain.FREE_FAILURES_PER_LICENSE + 2):
+        raises_code("wrong_product", service.activate, {**payload, "product": "femsolver"})
+    assert service.activate({**payload, "product": "cadpro"})["created"] is True
+
+
+@pytest.mark.parametrize("product", ["", "x" * 65, 7])
+def test_a_malformed_product_names_the_field(service, product) -> None:
+    license_id, password = issue(service)
+    payload = {"license_id": license_id, "password": password, "installation_id": "inst-1"}
+    payload.update(machine_name="PC-1", product=product)
+    error = raises_code("validation_error", service.activate, payload)
+    assert "product" in error.details["fields"]
+
+
 def test_no_seats_names_the_machines_and_deactivation_frees_a_seat(service, events) -> None:
     license_id, password = issue(service, seats=2)
     activate(service, license_id, password, "a", "Alpha")
@@ -245,13 +304,28 @@ def test_validation_codes(service, clock) -> None:
     certificate = activate(service, license_id, password)["certificate"]
     assert service.validate(certificate)["code"] == "VALID"
     assert service.validate(certificate)["valid"] is True
-    service.suspend_license(license_id)
-    assert service.validate(certificate)["code"] == "SUSPENDED"
+    assert service.validate(certificate)["deactivated_at"] is None
+    service.suspend_license(license_id, "Payment overdue.")
+    suspended = service.validate(certificate)
+    assert suspended["code"] == "SUSPENDED"
+    # since when and why, for the product to say so (the customer's words)
+    assert (suspended["suspended_at"], suspended["suspension_reason"]) == (
+        clock.now().isoformat(),
+        "Payment overdue.",
+    )
+    assert suspended["deactivated_at"] is None
     service.resume_license(license_id)
     clock.advance(days=30)
-    assert service.validate(certificate)["code"] == "EXPIRED"
+    expired = service.validate(certificate)
+    assert expired["code"] == "EXPIRED"
+    assert (expired["suspended_at"], expired["suspension_reason"]) == (None, None)
     service.deactivate_installation(None, license_id, "inst-1", "staff")
-    assert service.validate(certificate)["code"] == "DEACTIVATED"
+    deactivated = service.validate(certificate)
+    assert deactivated["code"] == "DEACTIVATED"
+    assert (deactivated["deactivated_at"], deactivated["deactivated_by"]) == (
+        clock.now().isoformat(),
+        "staff",
+    )
     assert service.validate(certificate[:-4] + "AAAA")["code"] == "BAD_SIGNATURE"
     bad = service.validate("garbage")
     assert bad.pop("signed_answer")
@@ -262,7 +336,26 @@ def test_validation_codes(service, clock) -> None:
         "installation_id": None,
         "expires_at": None,
         "features": [],
+        "deactivated_at": None,
+        "deactivated_by": None,
+        "suspended_at": None,
+        "suspension_reason": None,
     }
+
+
+def test_deactivated_names_the_latest_deactivation_of_this_machine(service, clock) -> None:
+    license_id, password = issue(service, seats=2)
+    first = activate(service, license_id, password)["certificate"]
+    service.deactivate_installation(COMPANY, license_id, "inst-1", "portal")
+    clock.advance(days=1)
+    activate(service, license_id, password)
+    clock.advance(days=1)
+    service.deactivate(
+        {"license_id": license_id, "password": password, "installation_id": "inst-1"}
+    )
+    answer = service.validate(first)
+    assert (answer["code"], answer["deactivated_by"]) == ("DEACTIVATED", "product")
+    assert answer["deactivated_at"] == clock.now().isoformat()
 
 
 def test_the_answer_is_signed_with_the_certificate_key_and_the_nonce(service, clock) -> None:

@@ -48,6 +48,7 @@ from .errors import (
     TooManyAttempts,
     UntrustedResponse,
     ValidationError,
+    WrongProduct,
 )
 from .installation import installation_id
 from .jws import Certificate, CertificateError, KeySet
@@ -88,6 +89,7 @@ __all__ = [
     "UntrustedResponse",
     "Validation",
     "ValidationError",
+    "WrongProduct",
     "__version__",
     "installation_id",
 ]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import getpass
 import json
 import os
@@ -52,7 +53,6 @@ from .client import LicenseClient
 from .errors import (
     BorrowNotAllowed,
     LicenseError,
-    NoSeatsAvailable,
     NotActivated,
     NotCheckedOut,
     OfflineFileError,
@@ -108,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_activate(client: LicenseClient, args: argparse.Namespace) -> int:
     password = args.password or os.environ.get(PASSWORD_ENV) or read_password(args.license_id)
-    client.activate(args.license_id, password, machine_name=args.machine_name)
+    validation = client.activate(args.license_id, password, machine_name=args.machine_name)
     if not args.json:
         print(f"Activated license {args.license_id} on this machine.")
-    return show_status(client.status(online=False), args)
+    # the server just issued the certificate: the activation's own (online) verdict
+    return show_status(
+        dataclasses.replace(client.status(online=False), validation=validation), args
+    )
 
 
 def cmd_deactivate(client: LicenseClient, args: argparse.Namespace) -> int:
@@ -407,8 +410,6 @@ def fail(args: argparse.Namespace, error: LicenseError, code: int | None = None)
     if getattr(args, "json", False):
         emit({"error": error.to_dict()})
     message = error.message
-    if isinstance(error, NoSeatsAvailable) and error.machines:
-        message += " In use on: " + error.describe_machines() + "."
     if isinstance(error, BorrowNotAllowed) and error.max_borrow_days is not None:
         if error.max_borrow_days == 0:
             message += " This license does not lend seats."

@@ -69,6 +69,14 @@ STICKY_VERDICTS = (r.DEACTIVATED, r.SUSPENDED, r.EXPIRED, r.BAD_SIGNATURE, r.LEA
 # the latest time seen is written at most this often: validating stays cheap, and a rollback
 # that stays within this window is below any useful tolerance anyway
 LAST_SEEN_WRITE_INTERVAL = timedelta(minutes=1)
+# who freed a seat (a signed answer's `deactivated_by`), in words for the user
+DEACTIVATED_BY = {
+    "portal": "from the portal",
+    "product": "by this program",
+    "staff": "by the vendor's staff",
+    "offline": "with an offline deactivation proof",
+    "system": "by the license server",
+}
 # errors of an online check that say nothing about the license: fall back to offline
 FALLBACK_ERRORS = (ServiceUnavailable, ProtocolError, TooManyAttempts)
 
@@ -190,28 +198,35 @@ class LicenseClient:
     def activate(
         self, license_id: str, password: str, machine_name: str | None = None
     ) -> Validation:
-        """Activate this installation and store its certificate; returns its validation.
+        """Activate this installation and store its certificate; returns its validation
+        (online: the server just issued the certificate).
 
         Idempotent: activating an installation that is already active uses no new seat and
-        just renews the stored certificate. Raises `InvalidCredentials`, `NoSeatsAvailable`,
-        `LicenseExpired`, `LicenseSuspended`, `TooManyAttempts`, `ValidationError`,
-        `ServiceUnavailable`/`NetworkError`, or `InvalidCertificate` when the answer does not
-        verify against the server's (or the pinned) keys.
+        just renews the stored certificate. The server and the machine name of the previous
+        activation (kept after a deactivation too) are used unless given; a first activation
+        names the machine after its host name. The product code is sent along, so a license
+        of another product is refused before a seat is taken. Raises `InvalidCredentials`,
+        `WrongProduct`, `NoSeatsAvailable`, `LicenseExpired`, `LicenseSuspended`,
+        `TooManyAttempts`, `ValidationError`, `ServiceUnavailable`/`NetworkError`, or
+        `InvalidCertificate` when the answer does not verify against the server's (or the
+        pinned) keys.
         """
-        machine_name = machine_name or socket.gethostname() or "unknown"
-        api = self._api()
         with self._lock:
-            keys = self._pinned or self._fetch_keys(api)
-            answer = api.call(
-                "POST",
-                "/api/v1/activations",
-                {
-                    "license_id": license_id,
-                    "password": password,
-                    "installation_id": self.installation_id,
-                    "machine_name": machine_name,
-                },
+            previous = self._previous()
+            machine_name = (
+                machine_name or previous.get("machine_name") or socket.gethostname() or "unknown"
             )
+            api = self._api(previous)
+            keys = self._pinned or self._fetch_keys(api)
+            payload = {
+                "license_id": license_id,
+                "password": password,
+                "installation_id": self.installation_id,
+                "machine_name": machine_name,
+            }
+            if self.product:
+                payload["product"] = self.product
+            answer = api.call("POST", "/api/v1/activations", payload)
             token = answer.get("certificate") if isinstance(answer, dict) else None
             certificate = self._verify_new(token, keys, api)
             now = self.clock()
@@ -233,12 +248,26 @@ class LicenseClient:
             # a proof of an earlier offline activation cannot free this one's seat
             self.store.remove(PROOF_FILE)
             state = self._state()
-            state.update(last_online_ok=_iso(now), verdict=None)
+            # kept beyond a deactivation: activating again needs neither
+            state.update(
+                last_online_ok=_iso(now),
+                verdict=None,
+                server=api.base_url,
+                machine_name=activation["machine_name"],
+            )
             _forget_answer(state)
             self._set_last_seen(state, now, reset=True)
             self.store.write_json(STATE_FILE, state)
             self._cache.clear()
-        return self.validate(online=False)
+            validation = self.validate(online=False)
+        if not validation.valid:
+            return validation
+        return self._copy(
+            validation,
+            online=True,
+            reason=f"Activated online: the license server at {api.base_url} issued this "
+            f"certificate just now; it is valid{_until(validation.expires_at)}.",
+        )
 
     def deactivate(self, password: str | None = None) -> None:
         """Release this installation's seat on the server and forget the activation.
@@ -254,7 +283,8 @@ class LicenseClient:
             password = password or activation.get("password")
             if not isinstance(password, str) or not password:
                 raise LicenseError(
-                    "No password is stored for this activation; pass it to deactivate().",
+                    "No password is stored for this activation: give the activation password "
+                    "(license-client deactivate --password ...).",
                     code="password_required",
                 )
             try:
@@ -291,7 +321,8 @@ class LicenseClient:
         """
         if not self.product:
             raise LicenseError(
-                "An offline request names the product: pass product= (or --product CODE).",
+                "An offline request names the product: give the product code (--product CODE, or "
+                "$LICENSE_CLIENT_PRODUCT).",
                 code="product_required",
             )
         license_id = (license_id or "").strip()
@@ -360,8 +391,8 @@ class LicenseClient:
             keys = self._pinned or self._cached_keys()
             if not keys:
                 raise LicenseError(
-                    "No signing keys to verify the response with: pass the JWKS shipped with "
-                    "the product (jwks= or --jwks FILE).",
+                    "No signing keys to verify the response with: give the JWKS file shipped "
+                    "with the product (--jwks FILE).",
                     code="no_signing_keys",
                 )
             try:
@@ -680,7 +711,11 @@ class LicenseClient:
                 return self._result(
                     now, r.LEASE_EXPIRED, reason, certificate=certificate
                 ), certificate
-            reason = f"The license expired on {_iso(expires)}."
+            reason = (
+                f"The license expired on {_iso(expires)}: renew it in the portal"
+                f"{_at(self._portal(activation))}, then validate online to fetch the renewed "
+                "certificate."
+            )
             return self._result(now, r.EXPIRED, reason, certificate=certificate), certificate
         ending = activation.get("ended") if lease else None
         if isinstance(ending, dict) and isinstance(ending.get("code"), str):
@@ -692,11 +727,11 @@ class LicenseClient:
             and verdict.get("code") in STICKY_VERDICTS
             and verdict.get("certificate") == certificate.token
         ):
+            said = _str(verdict.get("reason")) or f"The license server said {verdict['code']}."
             return self._result(
                 now,
                 verdict["code"],
-                f"The license server said {verdict['code']} on {verdict.get('at')}; "
-                "validate online to update.",
+                f"{said} (Checked online on {verdict.get('at')}; validate online to update.)",
                 certificate=certificate,
             ), certificate
         features = self._features(certificate, state, keys)
@@ -767,7 +802,13 @@ class LicenseClient:
             else:  # a server from before features
                 features = claims.features
         else:
-            state["verdict"] = {"code": code, "at": _iso(now), "certificate": token}
+            reason = _verdict_reason(answer, self._portal(activation))
+            state["verdict"] = {
+                "code": code,
+                "at": _iso(now),
+                "certificate": token,
+                "reason": reason,
+            }
             _forget_answer(state)
         self.store.write_json(STATE_FILE, state)
         self._cache.pop(STATE_FILE, None)
@@ -775,8 +816,6 @@ class LicenseClient:
             if not leases.is_lease(claims):  # a lease is renewed by its heartbeat instead
                 self._refresh(api, activation, claims, expires)
             reason = "The license server confirmed the license."
-        else:
-            reason = f"The license server says {code}."
         return self._result(
             now,
             code,
@@ -836,8 +875,9 @@ class LicenseClient:
             # a lease has no grace period: its certificate holds until the lease's end
             return self._copy(
                 local,
-                reason=f"The license server cannot be reached ({error.message}); the lease is "
-                f"valid offline until it ends, {_iso(certificate.expires_at)}.",
+                reason=f"Checked offline: the license server could not be reached "
+                f"({error.message}); the lease is valid until it ends, "
+                f"{_iso(certificate.expires_at)}.",
             )
         if certificate is not None and _activated_offline(certificate):
             # activated from a response file: the machine is air-gapped by design, so no
@@ -845,25 +885,34 @@ class LicenseClient:
             # signed `source` claim says so, never activation.json (anyone may edit that)
             return self._copy(
                 local,
-                reason=f"The license server cannot be reached ({error.message}); this "
-                f"installation was activated offline and its certificate is valid.",
+                reason=f"Checked offline: the license server could not be reached "
+                f"({error.message}); this installation was activated offline and its "
+                f"certificate is valid{_until(certificate.expires_at)}.",
             )
         last_ok = offline.parse_time(self._state().get("last_online_ok"))
         if last_ok is None or now > last_ok + self.grace_period:
-            since = f" since {_iso(last_ok)}" if last_ok else ""
+            if last_ok is None:
+                when = "has never been confirmed online"
+            else:
+                when = (
+                    f"was last confirmed online on {_iso(last_ok)}: its grace period of "
+                    f"{_duration(self.grace_period)} ended on {_iso(last_ok + self.grace_period)}"
+                )
             return self._copy(
                 local,
                 valid=False,
                 code=r.GRACE_EXPIRED,
-                reason=f"The license server cannot be reached ({error.message}) and the license "
-                f"has not been confirmed online{since}, longer than the grace period allows.",
+                reason=f"The license server could not be reached ({error.message}) and the "
+                f"license {when}. Connect this machine to the license server and validate "
+                "again.",
                 grace_until=last_ok + self.grace_period if last_ok else None,
             )
         grace_until = last_ok + self.grace_period
         return self._copy(
             local,
-            reason=f"The license server cannot be reached ({error.message}); the certificate "
-            f"is valid offline within the grace period, until {_iso(grace_until)}.",
+            reason=f"Checked offline: the license server could not be reached "
+            f"({error.message}); valid until {_iso(grace_until)} "
+            f"({_duration(grace_until - now)} of grace left).",
             grace_until=grace_until,
         )
 
@@ -908,7 +957,7 @@ class LicenseClient:
                 r.WRONG_MACHINE,
                 "The certificate was issued to another installation, not to this machine.",
             )
-        if self.product and certificate.product != self.product:
+        if self.product and not jws.same_product(certificate.product, self.product):
             return (
                 r.WRONG_PRODUCT,
                 f"The certificate is for product {certificate.product!r}, not {self.product!r}.",
@@ -1083,11 +1132,32 @@ class LicenseClient:
         self._cache["keyset"] = (stamp, keys)
         return keys
 
+    def _portal(self, held: dict[str, Any] | None = None) -> str | None:
+        """The server's URL: the configured one, else the one `held` (the activation or a
+        lease document) names, else the one this installation was last activated with."""
+        return (
+            self.base_url
+            or (_str(held.get("server")) if held else None)
+            or _str(self._state().get("server"))
+        )
+
+    def _previous(self) -> dict[str, str | None]:
+        """The server and machine name this installation was last activated with: the stored
+        activation's, else what state.json kept through a deactivation."""
+        activation = self._activation() or {}
+        state = self._state()
+        return {
+            name: _str(activation.get(name)) or _str(state.get(name))
+            for name in ("server", "machine_name")
+        }
+
     def _api(self, activation: dict[str, Any] | None = None) -> Api:
-        base_url = self.base_url or (_str(activation.get("server")) if activation else None)
+        """The API of the server `_portal(activation)` names."""
+        base_url = self._portal(activation)
         if not base_url:
             raise LicenseError(
-                "No license server URL: pass base_url (or --server / LICENSE_SERVER_URL).",
+                "This installation knows no license server yet: give the License Portal's "
+                "URL (license-client --server URL, or $LICENSE_SERVER_URL).",
                 code="no_server",
             )
         kwargs: dict[str, Any] = {}
@@ -1182,6 +1252,62 @@ def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return _iso_text(moment)
+
+
+def _verdict_reason(answer: dict[str, Any], portal: str | None) -> str:
+    """What a signed answer other than VALID means for this machine: what happened, since
+    when, and what to do next (who and when come from the answer when the server says)."""
+    code = answer.get("code")
+    license_id = _str(answer.get("license_id"))
+    if code == r.DEACTIVATED:
+        by = DEACTIVATED_BY.get(_str(answer.get("deactivated_by")) or "")
+        at = _iso(offline.parse_time(answer.get("deactivated_at")))
+        how = ", ".join(part for part in (by, f"at {at}" if at else None) if part)
+        return (
+            f"This machine was deactivated on the license server{f' ({how})' if how else ''}. "
+            "Activate again with `license-client activate`, or ask your administrator"
+            f"{f' at {portal}' if portal else ''} for a seat."
+        )
+    if code == r.SUSPENDED:
+        subject = f"License {license_id}" if license_id else "The license"
+        since = _iso(offline.parse_time(answer.get("suspended_at")))
+        why = _str(answer.get("suspension_reason"))
+        return (
+            f"{subject} is suspended{f' since {since}' if since else ''}"
+            f"{f' (reason: {why})' if why else ''}: contact your vendor."
+        )
+    if code == r.EXPIRED:
+        expired = _iso(offline.parse_time(answer.get("expires_at")))
+        return (
+            f"The license expired{f' on {expired}' if expired else ''}: renew it in the "
+            f"portal{_at(portal)}, then validate online again."
+        )
+    if code == r.LEASE_EXPIRED:
+        return "The license server ended this lease: check out again."
+    if code == r.BAD_SIGNATURE:
+        return (
+            "The license server does not recognise this certificate (it was altered, or "
+            "signed with a key the server no longer has): activate again."
+        )
+    return f"The license server says {code}."
+
+
+def _at(portal: str | None) -> str:
+    return f" ({portal})" if portal else ""
+
+
+def _duration(span: timedelta) -> str:
+    """ "3 days", "1 day", "5 hours", "less than an hour"."""
+    if span >= timedelta(days=1):
+        return f"{span.days} day{'s' if span.days != 1 else ''}"
+    hours = int(span.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return "less than an hour"
+
+
+def _until(expires: datetime | None) -> str:
+    return f" until {_iso(expires)}" if expires else " with no end (perpetual)"
 
 
 @functools.lru_cache(maxsize=64)

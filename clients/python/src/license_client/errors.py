@@ -36,6 +36,12 @@ class LicenseError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
 
+    def explain(self, portal: str | None) -> str | None:
+        """The message a person at this machine needs (what happened, since when, what to
+        do next), from the server's details and the `portal`'s URL; None: the server's own
+        message says it."""
+        return None
+
 
 class InvalidCredentials(LicenseError):
     """Unknown license ID or wrong password (the server gives the same answer for both)."""
@@ -70,8 +76,7 @@ class SeatHolder(str):
     def describe(self) -> str:
         if self.expires_at is None:
             return str(self)
-        when = self.expires_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return f"{self} ({'borrowed until' if self.borrowed else 'until'} {when})"
+        return f"{self} ({'borrowed until' if self.borrowed else 'until'} {_when(self.expires_at)})"
 
 
 class NoSeatsAvailable(LicenseError):
@@ -99,17 +104,64 @@ class NoSeatsAvailable(LicenseError):
     @property
     def seats(self) -> int | None:
         value = self.details.get("seats")
-        return value if isinstance(value, int) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def explain(self, portal: str | None) -> str | None:
+        """ "All 2 seats of license L-7KQX-M2PD are in use (on CAD-WS-01, LAPTOP-3): ask your
+        administrator to free a seat in the portal (https://…)."."""
+        if self.seats == 1:
+            seats, verb = "The one seat", "is"
+        elif self.seats:
+            seats, verb = f"All {self.seats} seats", "are"
+        else:
+            seats, verb = "Every seat", "is"
+        license_id = _license(self.details) or "this license"
+        on = f" (on {self.describe_machines()})" if self.machines else ""
+        return (
+            f"{seats} of {license_id} {verb} in use{on}: ask your administrator to free a "
+            f"seat in the portal{_at(portal)}."
+        )
 
 
 class LicenseExpired(LicenseError):
     code = "license_expired"
     default_message = "The license has expired."
 
+    def explain(self, portal: str | None) -> str | None:
+        expired = parse_time(self.details.get("expires_at"))
+        since = f" on {_when(expired)}" if expired else ""
+        return (
+            f"{_sentence(_license(self.details) or 'this license')} expired{since}: renew it "
+            f"in the portal{_at(portal)}, then try again."
+        )
+
 
 class LicenseSuspended(LicenseError):
     code = "license_suspended"
     default_message = "The license is suspended."
+
+    def explain(self, portal: str | None) -> str | None:
+        license_id = _sentence(_license(self.details) or "this license")
+        return f"{license_id} is suspended: contact your vendor."
+
+
+class WrongProduct(LicenseError):
+    """The license is for another product than the one this kit is configured with; the
+    server refused it before taking a seat. `product`: the license's product code."""
+
+    code = "wrong_product"
+    default_message = "This license is for another product."
+
+    @property
+    def product(self) -> str | None:
+        value = self.details.get("product")
+        return value if isinstance(value, str) else None
+
+    def explain(self, portal: str | None) -> str | None:
+        return (
+            f"{self.message} No seat was taken: use a license of this product, or check "
+            "the product code this program is configured with."
+        )
 
 
 class TooManyAttempts(LicenseError):
@@ -305,14 +357,19 @@ ERRORS_BY_CODE: dict[str, type[LicenseError]] = {
         BorrowNotAllowed,
         LeaseExpired,
         InvalidLeaseToken,
+        WrongProduct,
     )
 }
 # the gateway's other "bad input" codes mean the same thing to a product
 ERRORS_BY_CODE.update({"bad_request": ValidationError, "invalid_json": ValidationError})
 
 
-def from_response(status: int, body: Any, retry_after: float | None = None) -> LicenseError:
-    """The error for an HTTP error answer: its envelope's code, else its status."""
+def from_response(
+    status: int, body: Any, retry_after: float | None = None, portal: str | None = None
+) -> LicenseError:
+    """The error for an HTTP error answer: its envelope's code, else its status. Its message
+    is the kit's explanation when it has one (`LicenseError.explain`, naming the `portal`),
+    else the server's."""
     envelope = body.get("error") if isinstance(body, dict) else None
     if isinstance(envelope, dict) and isinstance(envelope.get("code"), str):
         code = envelope["code"]
@@ -323,7 +380,12 @@ def from_response(status: int, body: Any, retry_after: float | None = None) -> L
             cls = ServiceUnavailable if status in (502, 503, 504) else LicenseError
         if issubclass(cls, (TooManyAttempts, ServiceUnavailable)):
             return cls(message, code=code, details=details, status=status, retry_after=retry_after)
-        return cls(message, code=code, details=details, status=status)
+        error = cls(message, code=code, details=details, status=status)
+        explained = error.explain(portal)
+        if explained:
+            error.message = explained
+            error.args = (explained,)
+        return error
     if status in (502, 503, 504):
         return ServiceUnavailable(status=status, retry_after=retry_after)
     if status == 429:
@@ -331,6 +393,23 @@ def from_response(status: int, body: Any, retry_after: float | None = None) -> L
     return ProtocolError(
         f"The license server answered HTTP {status} without an error body.", status=status
     )
+
+
+def _license(details: dict[str, Any]) -> str | None:
+    value = details.get("license_id")
+    return f"license {value}" if isinstance(value, str) and value else None
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _at(portal: str | None) -> str:
+    return f" ({portal})" if portal else ""
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _seat_holder(item: Any) -> SeatHolder | None:

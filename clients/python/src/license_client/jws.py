@@ -266,6 +266,16 @@ def feature_codes(value: Any) -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
+def same_product(a: Any, b: Any) -> bool:
+    """Whether two product codes (a claim's, an option's) name the same product: codes are
+    compared as the portal stores them, stripped and in lower case (`CADPRO` is `cadpro`)."""
+    if isinstance(a, dict):
+        a = a.get("code")
+    if isinstance(b, dict):
+        b = b.get("code")
+    return isinstance(a, str) and isinstance(b, str) and a.strip().lower() == b.strip().lower()
+
+
 def b64url_decode(text: str) -> bytes:
     return _b64decode(text, "value")
 

@@ -59,12 +59,12 @@ from .errors import (
     LicenseError,
     LicenseExpired,
     LicenseSuspended,
-    NoSeatsAvailable,
     NotCheckedOut,
     ProtocolError,
     ServiceUnavailable,
     StorageError,
     TooManyAttempts,
+    WrongProduct,
 )
 from .storage import Store
 from .transport import Api
@@ -304,13 +304,13 @@ class Leases:
             license_id = license_id or _str(document.get("license_id"))
             if not license_id:
                 raise LicenseError(
-                    "No license to check out: pass the license ID (and its password).",
+                    "No license to check out: give the license ID (and its password).",
                     code="license_id_required",
                 )
             password = password or (_str(document.get("password")) if same else None)
             if not password:
                 raise LicenseError(
-                    "No password is stored for this license: pass it to check out.",
+                    "No password is stored for this license: give it to check out.",
                     code="password_required",
                 )
             machine_name = (
@@ -572,7 +572,7 @@ class Leases:
                         keeper.renewed(fresh, now, received, reason)
                         self._save_quietly(fresh, rotated=True)
         if failure is not None:  # reported outside the lock: on_lost may take its time
-            reason = f"{cause}; checking out again failed: {_failure(failure)}"
+            reason = f"{cause}; checking out again failed: {failure.message}"
             self._lose(keeper, failure, reason, code="LEASE_EXPIRED")
             return
         if stale:  # checked in while this check-out was on its way: give the seat back
@@ -593,7 +593,7 @@ class Leases:
         with self.store.locked(LEASE_FILE), self.lock:
             if keeper is not self._keeper or keeper.stop.is_set() or keeper.state == LOST:
                 return
-            reason = reason or _failure(error)
+            reason = reason or error.message
             keeper.state, keeper.error, keeper.reason, keeper.next_at = LOST, error, reason, None
             code = code or ENDED_CODES.get(type(error))
             document = self._document()
@@ -637,6 +637,9 @@ class Leases:
         }
         if borrow_until is not None:
             payload["borrow_until"] = iso(borrow_until)
+        if self.product:
+            # the server refuses another product's license before a seat is taken
+            payload["product"] = self.product
         answer = api.call("POST", "/api/v1/leases", payload)
         token = answer.get("lease_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
@@ -645,12 +648,13 @@ class Leases:
         certificate = jws.parse(lease.certificate)[1]
         product = certificate.get("product")
         product = product.get("code") if isinstance(product, dict) else product
-        if self.product and product != self.product:
+        if self.product and not jws.same_product(product, self.product):
+            # a server that did not check the product: give the seat back at once
             self._return(lease, retries=0)
-            raise LicenseError(
+            raise WrongProduct(
                 f"License {license_id} is for product {product!r}, not {self.product!r}; its "
                 "seat was given back.",
-                code="wrong_product",
+                details={"license_id": license_id, "product": product, "requested": self.product},
             )
         return lease
 
@@ -852,14 +856,6 @@ def _lease_record(lease: Lease, now: datetime) -> dict[str, Any]:
         "expires_at": iso(lease.expires_at),
         "stored_at": iso(now),
     }
-
-
-def _failure(error: LicenseError) -> str:
-    """The error in words; for no seat, who holds them."""
-    reason = error.message
-    if isinstance(error, NoSeatsAvailable) and error.machines:
-        reason += f" In use on: {error.describe_machines()}."
-    return reason
 
 
 def _gone(error: LeaseExpired) -> str:

@@ -91,6 +91,10 @@ class FakeLicense:
     expires_at: datetime | None = None
     status: str = "active"  # active | suspended
     installations: dict[str, str] = field(default_factory=dict)  # installation ID → machine
+    # installation ID → (when, by whom: portal, product, offline) of its last deactivation
+    deactivations: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    suspended_at: datetime | None = None
+    suspension_reason: str | None = None  # the customer's words, answered with SUSPENDED
     features: list[str] = field(default_factory=list)  # feature codes
     # installation ID → SHA-256 (hex) of its offline deactivation secret, as the portal keeps
     offline_secrets: dict[str, str] = field(default_factory=dict)
@@ -124,6 +128,19 @@ class FakePortal(Transport):
         license_ = FakeLicense(license_id, password, **kwargs)
         self.licenses[license_id] = license_
         return license_
+
+    def deactivate_installation(self, license_id: str, installation_id: str) -> None:
+        """Free a machine's seat as a user does in the portal (its validation: DEACTIVATED,
+        from the portal, now)."""
+        license_ = self.licenses[license_id]
+        license_.installations.pop(installation_id)
+        license_.deactivations[installation_id] = (self.clock(), "portal")
+
+    def suspend(self, license_id: str, reason: str | None = None) -> None:
+        """Suspend a license as staff do, with the customer's `reason`."""
+        license_ = self.licenses[license_id]
+        license_.status, license_.suspended_at = "suspended", self.clock()
+        license_.suspension_reason = reason
 
     def fail_next(self, count: int, status: int = 503) -> None:
         self.failures.extend([status] * count)
@@ -229,7 +246,7 @@ class FakePortal(Transport):
 
     def _machine_credentials(self, payload: dict[str, Any]) -> FakeLicense | tuple[int, Any, dict]:
         """An activation's or check-out's license: 422 naming a missing field, else as
-        `_credentials`."""
+        `_credentials`, then 409 `wrong_product` when the payload names another product."""
         missing = [
             k
             for k in ("license_id", "password", "installation_id", "machine_name")
@@ -238,7 +255,21 @@ class FakePortal(Transport):
         if missing:
             fields = {name: ["Missing data for required field."] for name in missing}
             return 422, _error("validation_error", "invalid fields", {"fields": fields}), {}
-        return self._credentials(payload)
+        found = self._credentials(payload)
+        requested = payload.get("product")
+        if (
+            isinstance(found, FakeLicense)
+            and isinstance(requested, str)
+            and requested.strip().lower() != found.product
+        ):
+            message = f"License {found.license_id} is for {found.product}, not {requested}."
+            details = {
+                "license_id": found.license_id,
+                "product": found.product,
+                "requested": requested,
+            }
+            return 409, _error("wrong_product", message, details), {}
+        return found
 
     def _activate(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         found = self._machine_credentials(payload)
@@ -246,9 +277,11 @@ class FakePortal(Transport):
             return found
         license_ = found
         if license_.status == "suspended":
-            return 403, _error("license_suspended", "the license is suspended"), {}
+            details = {"license_id": license_.license_id}
+            return 403, _error("license_suspended", "the license is suspended", details), {}
         if license_.expires_at is not None and license_.expires_at <= self.clock():
-            return 403, _error("license_expired", "the license has expired"), {}
+            details = {"license_id": license_.license_id, "expires_at": _iso(license_.expires_at)}
+            return 403, _error("license_expired", "the license has expired", details), {}
         if license_.model == "floating":
             message = "This license is floating: check out a lease instead."
             return 409, _error("floating_license", message), {}
@@ -257,6 +290,7 @@ class FakePortal(Transport):
         if installation not in license_.installations:
             if len(license_.installations) >= license_.seats:
                 details = {
+                    "license_id": license_.license_id,
                     "seats": license_.seats,
                     "installations": [
                         {"installation_id": i, "machine_name": m}
@@ -552,6 +586,7 @@ class FakePortal(Transport):
             return 422, _error("invalid_proof", problem, {"problem": problem}), {}
         del license_.offline_secrets[installation]
         machine = license_.installations.pop(installation)
+        license_.deactivations[installation] = (self.clock(), "offline")
         view = {
             "license_id": license_id,
             "installation_id": installation,
@@ -565,7 +600,8 @@ class FakePortal(Transport):
         found = self._credentials(payload)
         if not isinstance(found, FakeLicense):
             return found
-        found.installations.pop(payload.get("installation_id"), None)
+        if found.installations.pop(payload.get("installation_id"), None) is not None:
+            found.deactivations[payload["installation_id"]] = (self.clock(), "product")
         return 200, {"installation_id": payload.get("installation_id"), "status": "inactive"}, {}
 
     def _validate(self, payload: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
@@ -605,13 +641,23 @@ class FakePortal(Transport):
             code = "EXPIRED"
         expires = license_.expires_at if license_ else None
         features = sorted(license_.features) if license_ and code == "VALID" else []
+        deactivated = (None, None)
+        if code == "DEACTIVATED" and license_ is not None:
+            deactivated = license_.deactivations.get(certificate.installation_id or "", deactivated)
+        suspended = (None, None)
+        if code == "SUSPENDED" and license_ is not None:
+            suspended = (license_.suspended_at, license_.suspension_reason)
         return {
             "features": features,
             "valid": code == "VALID",
             "code": code,
             "license_id": certificate.license_id,
             "installation_id": certificate.installation_id,
-            "expires_at": expires.isoformat().replace("+00:00", "Z") if expires else None,
+            "expires_at": _iso(expires),
+            "deactivated_at": _iso(deactivated[0]),
+            "deactivated_by": deactivated[1],
+            "suspended_at": _iso(suspended[0]),
+            "suspension_reason": suspended[1],
         }
 
 

@@ -142,7 +142,7 @@ class Api:
                 )
             return data
         retry_after = _retry_after(response.headers.get("retry-after"))
-        raise from_response(response.status, data, retry_after)
+        raise from_response(response.status, data, retry_after, self.base_url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -103,7 +103,7 @@ def test_every_route_is_an_entrypoint_of_the_one_service_and_in_openapi():
     assert login["requestBody"]["content"]["application/json"]["schema"]
     assert {"201", "401", "422", "429"} <= set(login["responses"])
     licenses = document["paths"]["/api/v1/licenses"]["get"]
-    assert licenses["security"] == [{"session": []}]
+    assert licenses["security"] == [{"session": []}, {"portal_cookie": []}]
 
 
 # --- auth="session" ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser axe run run-stripe test lint format bench clean
+.PHONY: help install browser axe c-deps c-kit run run-stripe test lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	@touch $(STAMP)
 
-install: $(STAMP) browser axe ## .venv with the project, the client kit and the dev tools; Chromium and axe-core for UI tests
+install: $(STAMP) browser axe c-kit ## .venv with the project, the client kits and the dev tools; Chromium and axe-core for UI tests
 
 browser: ## headless Chromium + chromedriver for the portal UI tests (Debian packages, no download at test time)
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
@@ -45,6 +45,30 @@ axe: $(STAMP) ## axe-core $(AXE_VERSION) for the portal's accessibility tests (n
 	  echo "npm not found: the accessibility tests use the axe-core that selenium-axe-python ships"; \
 	fi
 
+# the C client kit (clients/c): built with the Debian toolchain into clients/c/build; without
+# the toolchain (and not root to install it) the kit and its tests are skipped, never failed
+C_PACKAGES := gcc g++ cmake pkg-config libcurl4-openssl-dev libssl-dev libcjson-dev
+C_BUILD := clients/c/build
+C_TOOLCHAIN_OK := command -v gcc && command -v g++ && command -v cmake && command -v pkg-config \
+	&& pkg-config --exists libcurl openssl libcjson
+
+c-deps: ## the C kit's compilers and libraries (Debian packages, installed only when missing)
+	@if { $(C_TOOLCHAIN_OK); } >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing the C kit's toolchain: apt-get install $(C_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(C_PACKAGES); \
+	else \
+	  echo "The C kit's toolchain is missing, so the C kit and its tests will be skipped. Install it with:"; \
+	  echo "  sudo apt-get install $(C_PACKAGES)   (Debian/Ubuntu)"; \
+	fi
+
+c-kit: c-deps ## build the C library, license-client-c and the C++ example into clients/c/build
+	@if { $(C_TOOLCHAIN_OK); } >/dev/null 2>&1; then \
+	  cmake -S clients/c -B $(C_BUILD) >/dev/null && cmake --build $(C_BUILD) --parallel 2; \
+	else \
+	  echo "Skipping the C kit: no C toolchain (see make c-deps)."; \
+	fi
+
 run: $(STAMP) ## run the whole suite on the embedded defaults, seeded with a demo company
 	$(BIN)/python -m portalctl.devrun
 
@@ -54,11 +78,17 @@ run-stripe: $(STAMP) ## make run, with payments through a local Stripe server (S
 # The client kit's tests run in a process of their own: the suite's tests run under eventlet's
 # monkey patch (tests/conftest.py), and a product embedding the kit does not. Both parts run
 # whatever the first gives; a part that PYTEST_ARGS narrows to nothing (exit 5) is no failure.
+# The C kit's unit tests (CTest) run last, when it is built, whatever the others gave.
 test: install ## run the whole test suite (needs RabbitMQ; PostgreSQL at TEST_DATABASE_URL)
 	@status=0; for part in tests clients/python/tests; do \
 	  $(BIN)/python -m pytest $$part $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code -ne 0 ] && [ $$code -ne 5 ]; then status=$$code; fi; \
-	done; exit $$status
+	done; \
+	if [ -f $(C_BUILD)/CTestTestfile.cmake ]; then \
+	  ctest --test-dir $(C_BUILD) --output-on-failure || status=$$?; \
+	else \
+	  echo "The C kit is not built (no C toolchain): its unit tests are skipped."; \
+	fi; exit $$status
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
@@ -71,5 +101,5 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 bench: $(STAMP) ## benchmarks that print the figures the issues name
 	$(BIN)/python -m bench
 
-clean: ## remove the virtual environment and local state under var/
-	rm -rf $(VENV) var
+clean: ## remove the virtual environment, local state under var/ and the C kit's build
+	rm -rf $(VENV) var $(C_BUILD)

@@ -830,6 +830,25 @@ class ValidationOut(Out):
             "null when `lease_id` is, or for a lease licensing does not know"
         },
     )
+    deactivated_at = Timestamp(
+        allow_none=True,
+        metadata={"description": "DEACTIVATED only: when the machine was deactivated"},
+    )
+    deactivated_by = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "DEACTIVATED only: who deactivated it (portal, client, staff)",
+            "example": "portal",
+        },
+    )
+    suspended_at = Timestamp(
+        allow_none=True,
+        metadata={"description": "SUSPENDED only: when the license was suspended"},
+    )
+    suspension_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "SUSPENDED only: the reason staff or billing gave, if any"},
+    )
     signed_answer = fields.String(
         metadata={
             "description": "this answer as a compact JWS (EdDSA, the certificate keys, typ "

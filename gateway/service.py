@@ -565,7 +565,6 @@ class GatewayService:
             "payment_unconfirmed",
             "license_not_found",
             "license_suspended",
-            "plan_not_found",
             "product_archived",
             "card_not_accepted",
         ],

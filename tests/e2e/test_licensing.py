@@ -160,8 +160,11 @@ def test_a_company_sees_activates_deactivates_and_verifies_offline(suite, api, p
 
     valid = api.post("/api/v1/validations", json={"certificate": certificate}).json()
     assert (valid["valid"], valid["code"]) == (True, "VALID")
+    assert valid["deactivated_at"] is valid["suspended_at"] is None
     stale = api.post("/api/v1/validations", json={"certificate": first.json()["certificate"]})
     assert stale.json()["code"] == "DEACTIVATED"
+    # who and when, in the plain answer as in the signed one
+    assert stale.json()["deactivated_by"] == "portal" and stale.json()["deactivated_at"]
     bad = api.post("/api/v1/validations", json={"certificate": certificate[:-3] + "abc"})
     assert bad.status_code == 200 and bad.json()["code"] == "BAD_SIGNATURE"
 

@@ -75,6 +75,10 @@ LEASE_VALIDATION = {
     "features": ["steel"],
     "lease_id": "LS-7KQX-M2PD",
     "lease_expires_at": "2026-12-02T10:15:00+00:00",
+    "deactivated_at": None,
+    "deactivated_by": None,
+    "suspended_at": None,
+    "suspension_reason": None,
     "signed_answer": "signed.n1.answer",
 }
 

@@ -243,6 +243,11 @@ def test_the_product_api_answers() -> None:
         # an activation certificate's answer has no lease: both answered, null
         "lease_id": None,
         "lease_expires_at": None,
+        # who and when only for DEACTIVATED and SUSPENDED: answered, null
+        "deactivated_at": None,
+        "deactivated_by": None,
+        "suspended_at": None,
+        "suspension_reason": None,
         "signed_answer": "signed.n1.answer",
     }
     keys = service.signing_keys(make_request(token=None))

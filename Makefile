@@ -86,6 +86,8 @@ test: install ## run the whole test suite (needs RabbitMQ; PostgreSQL at TEST_DA
 	done; \
 	if [ -f $(C_BUILD)/CTestTestfile.cmake ]; then \
 	  ctest --test-dir $(C_BUILD) --output-on-failure || status=$$?; \
+	elif [ -n "$$REQUIRE_C_KIT" ]; then \
+	  echo "The C kit is not built, and REQUIRE_C_KIT is set: failing."; status=1; \
 	else \
 	  echo "The C kit is not built (no C toolchain): its unit tests are skipped."; \
 	fi; exit $$status

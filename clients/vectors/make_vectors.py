@@ -572,7 +572,7 @@ def answers() -> list[dict[str, Any]]:
     header = {"alg": "EdDSA", "kid": KID, "typ": ANSWER_TYP}
     valid = sign(answer_claims(), header=header)
 
-    def answer(name: str, note: str, token: str, expect: str) -> dict[str, Any]:
+    def answer(name: str, note: str, token: str, expect: str, **shown: Any) -> dict[str, Any]:
         return {
             "name": name,
             "note": note,
@@ -581,10 +581,27 @@ def answers() -> list[dict[str, Any]]:
             "nonce": NONCE,
             "now": iso(NOW),
             "expect": expect,
+            **shown,
         }
 
+    perpetual = answer_claims()
+    perpetual["expires_at"] = None  # present and null: the license has no end any more
     return [
-        answer("answer-valid", "The server's VALID answer to this request.", valid, "accepted"),
+        answer(
+            "answer-valid",
+            "The server's VALID answer to this request.",
+            valid,
+            "accepted",
+            expires_at=iso(EXPIRES),
+        ),
+        answer(
+            "answer-valid-perpetual",
+            "VALID with expires_at null: the license was made perpetual since the certificate "
+            "was issued, so the verdict has no expiry (not the certificate's old exp).",
+            sign(perpetual, header=header),
+            "accepted",
+            expires_at=None,
+        ),
         answer(
             "answer-deactivated",
             "A DEACTIVATED answer is accepted (and the kit answers DEACTIVATED).",
@@ -707,7 +724,8 @@ def build() -> str:
         "offline; unreachable: validate online against a server URL where nobody answers. "
         "answers: the server's signed validation answer to a request with that nonce, about "
         "the named certificate; accepted means the kit gives the answer's verdict (online), "
-        "rejected that it falls back to the certificate as if the server were down. "
+        "rejected that it falls back to the certificate as if the server were down; "
+        "expires_at, when an answer vector has it, is the verdict's expiry. "
         "Made by make_vectors.py; do not edit.",
         "jwks": {
             "keys": [

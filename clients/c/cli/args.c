@@ -126,13 +126,15 @@ static const char HELP[] =
     "Exit codes: 0 ok/valid, 1 not valid, 2 usage, 3 not activated, 4 refused by the\n"
     "server, 5 server unreachable, 6 data folder unusable, 7 offline file refused.\n";
 
-void print_help(FILE *stream) {
+void print_help(FILE *stream)
+{
     fputs(HELP, stream);
 }
 
 /* The values given to --password (or an abbreviation getopt accepts, such as --pass),
  * wherever they stand, as the Python CLI's passwords_in() finds them. */
-static void find_secrets(int argc, char **argv, cli_args *args) {
+static void find_secrets(int argc, char **argv, cli_args *args)
+{
     static const char option[] = "--password";
     for (int index = 1; index < argc && args->secret_count < MAX_SECRETS; index++) {
         const char *token = argv[index];
@@ -147,7 +149,8 @@ static void find_secrets(int argc, char **argv, cli_args *args) {
 }
 
 /* `text` with every secret replaced by "[redacted]", printed to stderr. */
-static void print_redacted(const cli_args *args, const char *text) {
+static void print_redacted(const cli_args *args, const char *text)
+{
     while (*text) {
         size_t matched = 0;
         for (size_t i = 0; i < args->secret_count; i++) {
@@ -164,7 +167,8 @@ static void print_redacted(const cli_args *args, const char *text) {
     }
 }
 
-static parse_result usage(const cli_args *args, const char *format, ...) {
+static parse_result usage(const cli_args *args, const char *format, ...)
+{
     char message[512];
     va_list list;
     va_start(list, format);
@@ -178,7 +182,8 @@ static parse_result usage(const cli_args *args, const char *format, ...) {
     return PARSE_USAGE;
 }
 
-static bool parse_double(const char *text, double *out) {
+static bool parse_double(const char *text, double *out)
+{
     char *end = NULL;
     errno = 0;
     double value = strtod(text, &end);
@@ -188,7 +193,8 @@ static bool parse_double(const char *text, double *out) {
     return true;
 }
 
-static bool parse_int(const char *text, int *out) {
+static bool parse_int(const char *text, int *out)
+{
     char *end = NULL;
     errno = 0;
     long value = strtol(text, &end, 10);
@@ -199,7 +205,8 @@ static bool parse_int(const char *text, int *out) {
 }
 
 /* One option getopt_long found; PARSE_OK or the usage error. */
-static parse_result take(cli_args *args, int id, const char *value, unsigned *given) {
+static parse_result take(cli_args *args, int id, const char *value, unsigned *given)
+{
     switch (id) {
     case OPT_SERVER: args->server = value; break;
     case OPT_PRODUCT: args->product = value; break;
@@ -234,7 +241,8 @@ static parse_result take(cli_args *args, int id, const char *value, unsigned *gi
 /* getopt_long over argv with the common options and the command's own (`spec`, or NULL for
  * the part before the command: stops at the first word that is not an option). */
 static parse_result scan(int argc, char **argv, const command_spec *spec, cli_args *args,
-                         unsigned *given) {
+                         unsigned *given)
+{
     struct option table[COUNT(COMMON_OPTIONS) + COUNT(COMMAND_OPTIONS) + 2];
     size_t count = 0;
     for (size_t i = 0; i < COUNT(COMMON_OPTIONS); i++)
@@ -275,7 +283,8 @@ static parse_result scan(int argc, char **argv, const command_spec *spec, cli_ar
     return PARSE_OK;
 }
 
-parse_result parse_args(int argc, char **argv, cli_args *args) {
+parse_result parse_args(int argc, char **argv, cli_args *args)
+{
     *args = (cli_args){.timeout = 10.0, .retries = 3};
     find_secrets(argc, argv, args);
     unsigned given = 0;

@@ -42,13 +42,15 @@ static char password_buffer[1024];
 static volatile sig_atomic_t leaving;
 
 /* A non-empty environment variable, else NULL (the Python CLI's `os.environ.get(X) or None`). */
-static const char *env(const char *name) {
+static const char *env(const char *name)
+{
     const char *value = getenv(name);
     return value && *value ? value : NULL;
 }
 
 /* The password typed at a terminal (not echoed), else one line of standard input. */
-static const char *read_password(const char *license_id) {
+static const char *read_password(const char *license_id)
+{
     bool terminal = isatty(STDIN_FILENO);
     struct termios saved, quiet;
     if (terminal) {
@@ -72,13 +74,15 @@ static const char *read_password(const char *license_id) {
     return password_buffer;
 }
 
-static const char *given_password(const cli_args *args) {
+static const char *given_password(const cli_args *args)
+{
     return args->password ? args->password : env(PASSWORD_ENV);
 }
 
 /* -- node-locked ------------------------------------------------------------------------ */
 
-static int cmd_activate(lc_client *client, const cli_args *args) {
+static int cmd_activate(lc_client *client, const cli_args *args)
+{
     const char *password = given_password(args);
     if (!password)
         password = read_password(args->license_id);
@@ -103,7 +107,8 @@ static int cmd_activate(lc_client *client, const cli_args *args) {
     return code;
 }
 
-static int deactivate_offline(lc_client *client, const cli_args *args) {
+static int deactivate_offline(lc_client *client, const cli_args *args)
+{
     if (!args->out)
         return fail_usage(args, "`deactivate --offline` needs --out FILE: where to write the "
                                 "proof.");
@@ -136,7 +141,8 @@ static int deactivate_offline(lc_client *client, const cli_args *args) {
     return EXIT_VALID;
 }
 
-static int cmd_deactivate(lc_client *client, const cli_args *args) {
+static int cmd_deactivate(lc_client *client, const cli_args *args)
+{
     if (args->offline)
         return deactivate_offline(client, args);
     if (args->out)
@@ -164,7 +170,8 @@ static int cmd_deactivate(lc_client *client, const cli_args *args) {
     return code;
 }
 
-static int cmd_status(lc_client *client, const cli_args *args) {
+static int cmd_status(lc_client *client, const cli_args *args)
+{
     lc_status_report *report = NULL;
     lc_status status = lc_status_get(client, args->offline ? LC_OFFLINE : LC_ONLINE, &report);
     if (status != LC_OK)
@@ -174,7 +181,8 @@ static int cmd_status(lc_client *client, const cli_args *args) {
     return code;
 }
 
-static int cmd_id(lc_client *client, const cli_args *args) {
+static int cmd_id(lc_client *client, const cli_args *args)
+{
     const char *installation_id = NULL, *data_dir = NULL;
     lc_status status = lc_installation_id(client, &installation_id);
     if (status == LC_OK)
@@ -194,12 +202,14 @@ static int cmd_id(lc_client *client, const cli_args *args) {
 
 /* -- offline activation ----------------------------------------------------------------- */
 
-static const char *field(const cJSON *document, const char *name) {
+static const char *field(const cJSON *document, const char *name)
+{
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(document, name);
     return cJSON_IsString(value) ? value->valuestring : "";
 }
 
-static int cmd_offline_request(lc_client *client, const cli_args *args) {
+static int cmd_offline_request(lc_client *client, const cli_args *args)
+{
     char *text = NULL;
     lc_status status = lc_offline_request(client, args->license_id, args->machine_name, &text);
     /* readable by others: a request holds no secret, and it is copied to a USB stick */
@@ -229,7 +239,8 @@ static int cmd_offline_request(lc_client *client, const cli_args *args) {
     return EXIT_VALID;
 }
 
-static int cmd_offline_install(lc_client *client, const cli_args *args) {
+static int cmd_offline_install(lc_client *client, const cli_args *args)
+{
     FILE *file = fopen(args->file, "rb");
     if (!file) {
         char message[1024];
@@ -257,7 +268,8 @@ static int cmd_offline_install(lc_client *client, const cli_args *args) {
 
 /* -- floating licenses ------------------------------------------------------------------ */
 
-static void leave(int signal_number) {
+static void leave(int signal_number)
+{
     (void)signal_number;
     leaving = 1;
 }
@@ -265,7 +277,8 @@ static void leave(int signal_number) {
 /* Checks out (or borrows) with the given password, else the remembered one, else one asked
  * for. */
 static lc_status checking_out(lc_client *client, const cli_args *args, bool borrow,
-                              lc_lease **lease) {
+                              lc_lease **lease)
+{
     const char *password = given_password(args);
     for (;;) {
         lc_status status =
@@ -280,13 +293,15 @@ static lc_status checking_out(lc_client *client, const cli_args *args, bool borr
     }
 }
 
-static void print_lease(const lc_lease *lease) {
+static void print_lease(const lc_lease *lease)
+{
     char *json = NULL;
     lc_lease_to_json(lease, &json);
     emit_text(json);
 }
 
-static int checkin_after_hold(lc_client *client, const lc_lease *lease, const cli_args *args) {
+static int checkin_after_hold(lc_client *client, const lc_lease *lease, const cli_args *args)
+{
     lc_status status = lc_checkin(client, NULL);
     if (status != LC_OK && status != LC_ERR_NOT_CHECKED_OUT)
         return fail(client, status, args, 0);
@@ -298,7 +313,8 @@ static int checkin_after_hold(lc_client *client, const lc_lease *lease, const cl
 
 /* Holds the seat in the foreground, a heartbeat when one is due, until Ctrl-C or SIGTERM
  * (check in, exit 0) or until the lease is lost (exit 1). */
-static int hold(lc_client *client, const lc_lease *lease, const cli_args *args) {
+static int hold(lc_client *client, const lc_lease *lease, const cli_args *args)
+{
     char until[32];
     if (args->json) {
         print_lease(lease);
@@ -331,7 +347,8 @@ static int hold(lc_client *client, const lc_lease *lease, const cli_args *args) 
     return checkin_after_hold(client, lease, args);
 }
 
-static int cmd_checkout(lc_client *client, const cli_args *args) {
+static int cmd_checkout(lc_client *client, const cli_args *args)
+{
     /* set before the check-out: a SIGTERM from then on ends the hold like Ctrl-C */
     struct sigaction action = {.sa_handler = leave};
     sigemptyset(&action.sa_mask);
@@ -357,7 +374,8 @@ static int cmd_checkout(lc_client *client, const cli_args *args) {
     return code;
 }
 
-static int cmd_borrow(lc_client *client, const cli_args *args) {
+static int cmd_borrow(lc_client *client, const cli_args *args)
+{
     if (args->days <= 0)
         return fail_usage(args, "--days must be 1 or more.");
     lc_lease *lease = NULL;
@@ -375,7 +393,8 @@ static int cmd_borrow(lc_client *client, const cli_args *args) {
     return EXIT_VALID;
 }
 
-static int cmd_checkin(lc_client *client, const cli_args *args) {
+static int cmd_checkin(lc_client *client, const cli_args *args)
+{
     lc_lease *lease = NULL;
     lc_status status = lc_checkin(client, &lease);
     if (status != LC_OK)
@@ -412,7 +431,8 @@ static const struct {
 };
 
 /* The options onto the handle; LC_OK or the first one refused. */
-static lc_status configure(lc_client *client, const cli_args *args) {
+static lc_status configure(lc_client *client, const cli_args *args)
+{
     const char *server = args->server ? args->server : env(SERVER_ENV);
     const char *product = args->product ? args->product : env(PRODUCT_ENV);
     lc_status status = LC_OK;
@@ -433,7 +453,8 @@ static lc_status configure(lc_client *client, const cli_args *args) {
     return status;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     cli_args args;
     parse_result parsed = parse_args(argc, argv, &args);
     if (parsed != PARSE_OK)

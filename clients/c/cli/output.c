@@ -8,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-const char *when(int64_t time, char *buffer) {
+const char *when(int64_t time, char *buffer)
+{
     if (time == LC_NO_TIME || lc_format_time(time, buffer, 32) != LC_OK)
         return NULL;
     return buffer;
@@ -16,11 +17,13 @@ const char *when(int64_t time, char *buffer) {
 
 /* -- JSON as Python's json.dumps(indent=2, sort_keys=True) writes it ------------------------ */
 
-static int by_key(const void *a, const void *b) {
+static int by_key(const void *a, const void *b)
+{
     return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
 }
 
-static void print_string(const char *text) {
+static void print_string(const char *text)
+{
     putchar('"');
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         switch (*c) {
@@ -41,14 +44,16 @@ static void print_string(const char *text) {
     putchar('"');
 }
 
-static void print_number(double value) {
+static void print_number(double value)
+{
     if (value == floor(value) && fabs(value) < 1e15)
         printf("%.0f", value);
     else
         printf("%.17g", value);
 }
 
-static void print_value(const cJSON *item, int depth) {
+static void print_value(const cJSON *item, int depth)
+{
     if (cJSON_IsNull(item)) {
         fputs("null", stdout);
     } else if (cJSON_IsBool(item)) {
@@ -86,7 +91,8 @@ static void print_value(const cJSON *item, int depth) {
     }
 }
 
-void emit(cJSON *document) {
+void emit(cJSON *document)
+{
     if (!document)
         abort(); /* only out of memory gets here */
     print_value(document, 0);
@@ -94,7 +100,8 @@ void emit(cJSON *document) {
     cJSON_Delete(document);
 }
 
-void emit_text(char *json) {
+void emit_text(char *json)
+{
     cJSON *document = json ? cJSON_Parse(json) : NULL;
     lc_free(json);
     emit(document);
@@ -102,12 +109,14 @@ void emit_text(char *json) {
 
 /* -- the status ------------------------------------------------------------------------- */
 
-static void row(const char *label, const char *value) {
+static void row(const char *label, const char *value)
+{
     if (value && *value)
         printf("  %-13s %s\n", label, value);
 }
 
-int show_status(const lc_status_report *report, const cli_args *args) {
+int show_status(const lc_status_report *report, const cli_args *args)
+{
     const lc_validation *validation = report->validation;
     int code = strcmp(validation->code, LC_NOT_ACTIVATED) == 0 ? EXIT_NOT_ACTIVATED
                : validation->valid                            ? EXIT_VALID
@@ -165,7 +174,8 @@ static const char *const USAGE_CODES[] = {
     "bad_license_id", "no_signing_keys", "not_offline_activation", "license_id_required",
 };
 
-static int exit_code(lc_status status, const char *code) {
+static int exit_code(lc_status status, const char *code)
+{
     switch (status) {
     case LC_ERR_NOT_ACTIVATED:
     case LC_ERR_NOT_CHECKED_OUT: return EXIT_NOT_ACTIVATED;
@@ -190,7 +200,8 @@ static int exit_code(lc_status status, const char *code) {
 
 /* An ISO 8601 UTC time as the server writes it ("2030-01-15T09:15:00Z", "+00:00", fractions);
  * LC_NO_TIME for anything else. */
-static int64_t parse_time(const cJSON *item) {
+static int64_t parse_time(const cJSON *item)
+{
     if (!cJSON_IsString(item))
         return LC_NO_TIME;
     struct tm fields = {0};
@@ -217,7 +228,8 @@ static int64_t parse_time(const cJSON *item) {
 
 /* The message, with what the error's details add for a person (as the Python CLI). */
 static void explain(lc_status status, const char *message, const cJSON *details, char *buffer,
-                    size_t size) {
+                    size_t size)
+{
     size_t used = (size_t)snprintf(buffer, size, "%s", message);
     if (used >= size)
         return;
@@ -241,7 +253,8 @@ static void explain(lc_status status, const char *message, const cJSON *details,
 }
 
 static int report(const cli_args *args, lc_status status, const char *code,
-                  const char *message, const char *details_json, int exit) {
+                  const char *message, const char *details_json, int exit)
+{
     cJSON *details = cJSON_Parse(details_json ? details_json : "{}");
     if (!cJSON_IsObject(details)) {
         cJSON_Delete(details);
@@ -264,7 +277,8 @@ static int report(const cli_args *args, lc_status status, const char *code,
     return exit;
 }
 
-int fail(lc_client *client, lc_status status, const cli_args *args, int code) {
+int fail(lc_client *client, lc_status status, const cli_args *args, int code)
+{
     const char *error_code = client ? lc_client_error_code(client) : "out_of_memory";
     const char *message = client ? lc_client_error_message(client) : "Out of memory.";
     if (!*error_code)
@@ -276,6 +290,7 @@ int fail(lc_client *client, lc_status status, const cli_args *args, int code) {
                   code ? code : exit_code(status, error_code));
 }
 
-int fail_usage(const cli_args *args, const char *message) {
+int fail_usage(const cli_args *args, const char *message)
+{
     return report(args, LC_ERR_USAGE, "usage_error", message, NULL, EXIT_USAGE);
 }

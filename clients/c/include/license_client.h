@@ -229,6 +229,7 @@ LC_API lc_status lc_client_set_jwks_text(lc_client *client, const char *jwks_jso
 LC_API lc_status lc_client_set_timeout_ms(lc_client *client, long timeout_ms);
 /* Retries of a 502/503/504 or network error (with exponential backoff); 4xx never. */
 LC_API lc_status lc_client_set_retries(lc_client *client, int retries);
+/* Both from 0 to 100 years (LC_ERR_USAGE otherwise). */
 LC_API lc_status lc_client_set_grace_period(lc_client *client, int64_t seconds);
 LC_API lc_status lc_client_set_clock_tolerance(lc_client *client, int64_t seconds);
 /* Keep the password in activation.json / lease.json, for deactivate and refreshes. */

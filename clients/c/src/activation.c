@@ -221,21 +221,8 @@ void refresh(lc_client *client, const api *api, const cJSON *activation, const c
  * next activation. */
 static lc_status forget(lc_client *client)
 {
-    cJSON *state = NULL;
-    lc_status status = read_state(client, &state);
-    if (status != LC_OK)
-        return status;
-    bool ok = json_set(state, "verdict", NULL) && json_set(state, "last_online_ok", NULL);
-    state_forget_answer(state);
-    if (!ok) {
-        cJSON_Delete(state);
-        return client_fail_oom(client);
-    }
-    status = store_remove(client, ACTIVATION_FILE);
-    if (status == LC_OK)
-        status = store_write(client, STATE_FILE, state);
-    cJSON_Delete(state);
-    return status;
+    lc_status status = store_remove(client, ACTIVATION_FILE);
+    return status == LC_OK ? state_reset(client) : status;
 }
 
 lc_status lc_forget(lc_client *client)

@@ -269,6 +269,10 @@ lc_status lc_client_set_retries(lc_client *client, int retries)
     return LC_OK;
 }
 
+/* The longest grace period or clock tolerance: added to and subtracted from times, a larger
+ * one would overflow (and means "forever" anyway). */
+#define MAX_PERIOD ((int64_t)100 * 366 * 86400)
+
 lc_status lc_client_set_grace_period(lc_client *client, int64_t seconds)
 {
     if (client == NULL)
@@ -276,6 +280,8 @@ lc_status lc_client_set_grace_period(lc_client *client, int64_t seconds)
     client_clear_error(client);
     if (seconds < 0)
         return usage(client, "The grace period cannot be negative.");
+    if (seconds > MAX_PERIOD)
+        return usage(client, "The grace period cannot be longer than 100 years.");
     client->grace_period = seconds;
     return LC_OK;
 }
@@ -287,6 +293,8 @@ lc_status lc_client_set_clock_tolerance(lc_client *client, int64_t seconds)
     client_clear_error(client);
     if (seconds < 0)
         return usage(client, "The clock tolerance cannot be negative.");
+    if (seconds > MAX_PERIOD)
+        return usage(client, "The clock tolerance cannot be longer than 100 years.");
     client->clock_tolerance = seconds;
     return LC_OK;
 }

@@ -167,7 +167,9 @@ lc_status store_read(lc_client *client, const char *name, cJSON **out);
 lc_status store_write(lc_client *client, const char *name, cJSON *document);
 lc_status store_remove(lc_client *client, const char *name);
 lc_status store_ensure_folder(lc_client *client);
-/* Replaces `path` with `data`: temp file in the same folder, fsync, rename, fsync folder. */
+/* Replaces `path` with `data`: temp file in the same folder, fsync, rename, fsync folder;
+ * -1 with errno when any step fails (after a failed folder fsync the new file is in place,
+ * but a crash may still bring back the old one). */
 int atomic_write(const char *path, const char *data, size_t length, int mode);
 /* Exclusive across processes (flock on .<name>.lock); re-entrant on one handle. */
 void store_lock(lc_client *client);
@@ -225,6 +227,9 @@ lc_status verify_new_certificate(lc_client *client, const api *api, const keyset
 lc_status read_state(lc_client *client, cJSON **out);
 /* Drop the last online answer's features (and the unsigned list older kits kept). */
 void state_forget_answer(cJSON *state);
+/* After the activation changed or went: no verdict, no online check (the grace period starts
+ * at the next one), no answer; the server and machine name stay. */
+lc_status state_reset(lc_client *client);
 /* A time member of a document; LC_NO_TIME when missing or not a time with a zone. */
 int64_t state_time(const cJSON *document, const char *name);
 /* Sets a time member ("...Z"; null for LC_NO_TIME); false when out of memory. */

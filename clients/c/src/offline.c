@@ -336,7 +336,7 @@ lc_status lc_install_offline_response(lc_client *client, const char *text, size_
     if (text == NULL)
         return client_fail(client, LC_ERR_USAGE, "usage_error", NULL,
                            "lc_install_offline_response needs the response's text.");
-    cJSON *fields, *pending = NULL, *installed = NULL, *activation = NULL, *state = NULL;
+    cJSON *fields, *pending = NULL, *installed = NULL, *activation = NULL;
     lc_status status = parse_response(client, text, length, &fields);
     if (status != LC_OK)
         return status;
@@ -455,15 +455,11 @@ lc_status lc_install_offline_response(lc_client *client, const char *text, size_
         status = store_remove(client, PENDING_FILE);
     if (status == LC_OK)
         status = store_remove(client, PROOF_FILE);
-    if (status == LC_OK)
-        status = read_state(client, &state);
     if (status != LC_OK)
         goto done;
-    /* no online check happened: the grace period starts at the next one */
-    json_set(state, "verdict", NULL);
-    json_set(state, "last_online_ok", NULL);
-    state_forget_answer(state);
-    store_write(client, STATE_FILE, state);
+    /* no online check happened: the grace period starts at the next one (best effort: the
+     * activation is stored, and an offline activation has no grace period to run out) */
+    state_reset(client);
     client_clear_error(client);
 validated:
     if (out != NULL)
@@ -473,7 +469,6 @@ done:
     cJSON_Delete(pending);
     cJSON_Delete(installed);
     cJSON_Delete(activation);
-    cJSON_Delete(state);
     if (owned)
         keyset_free(keys);
     jws_token_clear(&certificate);
@@ -499,7 +494,7 @@ lc_status lc_deactivate_offline(lc_client *client, const char *out_path, char **
     client_clear_error(client);
     if (proof_text != NULL)
         *proof_text = NULL;
-    cJSON *activation, *kept = NULL, *proof = NULL, *record = NULL, *state = NULL;
+    cJSON *activation, *kept = NULL, *proof = NULL, *record = NULL;
     char *text = NULL, *when = NULL;
     lc_status status = store_read(client, ACTIVATION_FILE, &activation);
     if (status != LC_OK)
@@ -553,14 +548,9 @@ lc_status lc_deactivate_offline(lc_client *client, const char *out_path, char **
     status = store_write(client, PROOF_FILE, record);
     if (status == LC_OK)
         status = store_remove(client, ACTIVATION_FILE);
-    if (status == LC_OK)
-        status = read_state(client, &state);
     if (status != LC_OK)
         goto done;
-    json_set(state, "verdict", NULL);
-    json_set(state, "last_online_ok", NULL);
-    state_forget_answer(state);
-    store_write(client, STATE_FILE, state);
+    state_reset(client); /* best effort: the proof is written, the activation gone */
     client_clear_error(client);
     if (proof_text != NULL) {
         *proof_text = text;
@@ -570,7 +560,6 @@ done:
     cJSON_Delete(activation);
     cJSON_Delete(proof);
     cJSON_Delete(record);
-    cJSON_Delete(state);
     free(text);
     free(when);
     return status;

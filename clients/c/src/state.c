@@ -28,6 +28,19 @@ void state_forget_answer(cJSON *state)
     cJSON_DeleteItemFromObjectCaseSensitive(state, "features");
 }
 
+lc_status state_reset(lc_client *client)
+{
+    cJSON *state = NULL;
+    lc_status status = read_state(client, &state);
+    if (status != LC_OK)
+        return status;
+    bool ok = json_set(state, "verdict", NULL) && json_set(state, "last_online_ok", NULL);
+    state_forget_answer(state);
+    status = ok ? store_write(client, STATE_FILE, state) : client_fail_oom(client);
+    cJSON_Delete(state);
+    return status;
+}
+
 int64_t state_time(const cJSON *state, const char *name)
 {
     int64_t moment;

@@ -86,16 +86,25 @@ char *read_text_file(const char *path, size_t limit, size_t *length)
     return data;
 }
 
-lc_status store_read(lc_client *client, const char *name, cJSON **out)
+/* The path of the data folder's file `name` (the caller frees it). */
+static lc_status store_path(lc_client *client, const char *name, char **out)
 {
     *out = NULL;
     const char *folder;
     lc_status status = client_folder(client, &folder);
     if (status != LC_OK)
         return status;
-    char *path = path_join(folder, name);
-    if (path == NULL)
-        return client_fail_oom(client);
+    *out = path_join(folder, name);
+    return *out != NULL ? LC_OK : client_fail_oom(client);
+}
+
+lc_status store_read(lc_client *client, const char *name, cJSON **out)
+{
+    *out = NULL;
+    char *path;
+    lc_status status = store_path(client, name, &path);
+    if (status != LC_OK)
+        return status;
     size_t length;
     /* no document of the kit comes near 4 MiB; a bigger file is as good as damaged */
     char *text = read_text_file(path, 4 << 20, &length);
@@ -138,9 +147,16 @@ static int fsync_folder(const char *path)
     free(folder);
     if (fd < 0)
         return -1;
-    fsync(fd);
+    int result = 0, error = 0;
+    /* EINVAL: a file system that cannot sync a folder at all (some network ones), where
+     * there is nothing more to make durable */
+    if (fsync(fd) != 0 && errno != EINVAL) {
+        error = errno;
+        result = -1;
+    }
     close(fd);
-    return 0;
+    errno = error;
+    return result;
 }
 
 int atomic_write(const char *path, const char *data, size_t length, int mode)
@@ -187,8 +203,8 @@ int atomic_write(const char *path, const char *data, size_t length, int mode)
         return -1;
     }
     free(temp);
-    fsync_folder(path); /* makes the rename itself durable */
-    return 0;
+    /* makes the rename itself durable: until then a crash may bring back the old file */
+    return fsync_folder(path);
 }
 
 lc_status store_write(lc_client *client, const char *name, cJSON *document)
@@ -196,10 +212,12 @@ lc_status store_write(lc_client *client, const char *name, cJSON *document)
     lc_status status = store_ensure_folder(client);
     if (status != LC_OK)
         return status;
+    char *path;
+    status = store_path(client, name, &path);
+    if (status != LC_OK)
+        return status;
     char *text = json_print_sorted(document);
-    char *path = path_join(client->data_dir, name);
-    if (text == NULL || path == NULL) {
-        free(text);
+    if (text == NULL) {
         free(path);
         return client_fail_oom(client);
     }
@@ -213,13 +231,10 @@ lc_status store_write(lc_client *client, const char *name, cJSON *document)
 
 lc_status store_remove(lc_client *client, const char *name)
 {
-    const char *folder;
-    lc_status status = client_folder(client, &folder);
+    char *path;
+    lc_status status = store_path(client, name, &path);
     if (status != LC_OK)
         return status;
-    char *path = path_join(folder, name);
-    if (path == NULL)
-        return client_fail_oom(client);
     if (unlink(path) != 0 && errno != ENOENT && errno != ENOTDIR)
         status = client_fail(client, LC_ERR_STORAGE, "storage_error", NULL,
                              "cannot remove %s: %s", path, strerror(errno));

@@ -20,9 +20,12 @@ lc_validation *validation_new(void)
     return calloc(1, sizeof(lc_validation));
 }
 
-static lc_status result(lc_client *client, int64_t now, const char *code, const char *reason,
-                        const cJSON *claims, bool valid, bool online, int64_t expires_at,
-                        char **features, size_t feature_count, lc_validation **out)
+/* The verdict; its expiry is `expires_at` when `expiry_known` (LC_NO_TIME: perpetual), else
+ * the certificate's exp. */
+static lc_status verdict_result(lc_client *client, int64_t now, const char *code,
+                                const char *reason, const cJSON *claims, bool valid, bool online,
+                                bool expiry_known, int64_t expires_at, char **features,
+                                size_t feature_count, lc_validation **out)
 {
     const char *installation;
     lc_status status = client_installation(client, &installation);
@@ -46,8 +49,8 @@ static lc_status result(lc_client *client, int64_t now, const char *code, const 
         validation->machine_name = dup_or_null(json_any_str(claims, "machine_name"));
         validation->product = dup_or_null(claims_product(claims));
         validation->customer_id = dup_or_null(json_any_str(claims, "customer_id"));
-        if (expires_at == LC_NO_TIME)
-            claims_time(claims, "exp", &expires_at);
+        if (!expiry_known && !claims_time(claims, "exp", &expires_at))
+            expires_at = LC_NO_TIME;
     }
     validation->expires_at = expires_at;
     if (valid) {
@@ -63,6 +66,16 @@ static lc_status result(lc_client *client, int64_t now, const char *code, const 
     }
     *out = validation;
     return LC_OK;
+}
+
+/* The verdict, expiring when the certificate does (`expires_at` LC_NO_TIME) or at
+ * `expires_at`. */
+static lc_status result(lc_client *client, int64_t now, const char *code, const char *reason,
+                        const cJSON *claims, bool valid, bool online, int64_t expires_at,
+                        char **features, size_t feature_count, lc_validation **out)
+{
+    return verdict_result(client, now, code, reason, claims, valid, online,
+                          expires_at != LC_NO_TIME, expires_at, features, feature_count, out);
 }
 
 /* -- words ----------------------------------------------------------------------------- */
@@ -235,7 +248,7 @@ bool same_product(const char *a, const char *b)
 }
 
 lc_status identity_problem(lc_client *client, const cJSON *claims, const char **code,
-                                  char **reason)
+                           char **reason)
 {
     *code = NULL;
     *reason = NULL;
@@ -430,15 +443,16 @@ static lc_status check_offline(lc_client *client, int64_t now, lc_validation **o
     if (ended_code != NULL) {
         const char *said = json_str(stored.ended, "reason");
         free(expires_text);
-        status = result(client, now, ended_code, said ? said : "The license server ended the lease.",
-                        claims, false, false, LC_NO_TIME, NULL, 0, out);
+        status = result(client, now, ended_code,
+                        said ? said : "The license server ended the lease.", claims, false,
+                        false, LC_NO_TIME, NULL, 0, out);
         goto done;
     }
     const cJSON *verdict = json_obj(state, "verdict");
     const char *verdict_code = json_any_str(verdict, "code");
     const char *verdict_certificate = json_any_str(verdict, "certificate");
     if (is_sticky(verdict_code) && verdict_certificate != NULL &&
-        strcmp(verdict_certificate, certificate.token) == 0) {
+        strcmp(verdict_certificate, stored.certificate) == 0) {
         const cJSON *at = cJSON_GetObjectItemCaseSensitive(verdict, "at");
         const char *said = json_str(verdict, "reason");
         char *plain = said ? NULL : format_text("The license server said %s.", verdict_code);
@@ -491,8 +505,8 @@ lc_status validate_offline(lc_client *client, int64_t now, lc_validation **out)
 }
 
 /* A copy of `validation` with another reason (and validity, code, grace). */
-lc_status amend(lc_client *client, lc_validation *validation, const char *code,
-                       char *reason, bool valid, int64_t grace_until)
+lc_status amend(lc_client *client, lc_validation *validation, const char *code, char *reason,
+                bool valid, int64_t grace_until)
 {
     if (reason == NULL)
         return client_fail_oom(client);
@@ -718,7 +732,8 @@ static lc_status validate_online(lc_client *client, lc_validation **out)
     }
     nonce = client->fixed_nonce ? strdup(client->fixed_nonce) : random_urlsafe(24);
     payload = cJSON_CreateObject();
-    if (nonce == NULL || payload == NULL || !json_set_str(payload, "certificate", stored.certificate) ||
+    if (nonce == NULL || payload == NULL ||
+        !json_set_str(payload, "certificate", stored.certificate) ||
         !json_set_str(payload, "nonce", nonce)) {
         status = client_fail_oom(client);
         goto done;
@@ -801,10 +816,12 @@ static lc_status validate_online(lc_client *client, lc_validation **out)
         status = client_fail_oom(client);
         goto done;
     }
-    /* a lease ends before the license does: its certificate's exp */
-    int64_t shown_expiry = (said_expiry != NULL && !lease && has_expiry) ? expires : LC_NO_TIME;
-    status = result(client, now, said_code, reason, claims, valid, true, shown_expiry, features,
-                    feature_count, out);
+    /* the server's expiry, null when the license became perpetual; a lease ends before the
+     * license does: its certificate's exp */
+    bool said_when = said_expiry != NULL && !lease;
+    status = verdict_result(client, now, said_code, reason, claims, valid, true, said_when,
+                            said_when && has_expiry ? expires : LC_NO_TIME, features,
+                            feature_count, out);
     features = NULL; /* the result's now */
     feature_count = 0;
 done:

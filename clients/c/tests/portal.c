@@ -131,9 +131,13 @@ response portal_handle(const request *incoming, void *user)
         cJSON_AddStringToObject(claims, "installation_id", portal->installation);
         cJSON_AddStringToObject(claims, "nonce", body_text(incoming, "nonce"));
         cJSON_AddNumberToObject(claims, "iat", (double)portal->now);
-        char *expires = iso_time(portal->expires);
-        cJSON_AddStringToObject(claims, "expires_at", expires);
-        free(expires);
+        if (portal->perpetual) {
+            cJSON_AddNullToObject(claims, "expires_at");
+        } else {
+            char *expires = iso_time(portal->expires);
+            cJSON_AddStringToObject(claims, "expires_at", expires);
+            free(expires);
+        }
         cJSON *features = cJSON_AddArrayToObject(claims, "features");
         cJSON_AddItemToArray(features, cJSON_CreateString("steel"));
         cJSON_AddItemToArray(features, cJSON_CreateString("fem"));

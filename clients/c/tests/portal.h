@@ -9,6 +9,7 @@ typedef struct portal {
     signer *signer;
     int64_t now;
     int64_t expires; /* the license's expiry, as the last certificate said */
+    bool perpetual;  /* validations answer expires_at null: the license became perpetual */
     const char *product;      /* the license's product */
     const char *verdict;      /* what validations answer; NULL: 503 */
     const char *lease_ending; /* heartbeats answer 410 lease_expired with this reason */

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "internal.h"
+
 char *make_temp_folder(void)
 {
     const char *base = getenv("TMPDIR");
@@ -71,29 +73,6 @@ struct signer {
     char kid[64];
 };
 
-static char *b64url(const unsigned char *data, size_t length)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *out = malloc(length * 4 / 3 + 4);
-    size_t used = 0;
-    unsigned int bits = 0;
-    int held = 0;
-    for (size_t i = 0; i < length; i++) {
-        bits = (bits << 8) | data[i];
-        held += 8;
-        while (held >= 6) {
-            held -= 6;
-            out[used++] = alphabet[(bits >> held) & 63];
-        }
-        bits &= (1u << held) - 1;
-    }
-    if (held > 0)
-        out[used++] = alphabet[(bits << (6 - held)) & 63];
-    out[used] = '\0';
-    return out;
-}
-
 signer *signer_new(const char *kid)
 {
     signer *signer = calloc(1, sizeof *signer);
@@ -118,7 +97,7 @@ char *signer_jwks(const signer *signer)
     unsigned char raw[32];
     size_t length = sizeof raw;
     EVP_PKEY_get_raw_public_key(signer->key, raw, &length);
-    char *x = b64url(raw, length);
+    char *x = b64url_encode(raw, length);
     char *text = malloc(512);
     snprintf(text, 512,
              "{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"kid\": \"%s\", \"x\": "
@@ -136,8 +115,8 @@ char *signer_sign(const signer *signer, const cJSON *claims, const char *typ)
     cJSON_AddStringToObject(header, "typ", typ ? typ : "JWT");
     char *header_text = cJSON_PrintUnformatted(header);
     char *claims_text = cJSON_PrintUnformatted(claims);
-    char *header_part = b64url((unsigned char *)header_text, strlen(header_text));
-    char *claims_part = b64url((unsigned char *)claims_text, strlen(claims_text));
+    char *header_part = b64url_encode((unsigned char *)header_text, strlen(header_text));
+    char *claims_part = b64url_encode((unsigned char *)claims_text, strlen(claims_text));
     size_t size = strlen(header_part) + strlen(claims_part) + 100;
     char *token = malloc(size);
     snprintf(token, size, "%s.%s", header_part, claims_part);
@@ -147,7 +126,7 @@ char *signer_sign(const signer *signer, const cJSON *claims, const char *typ)
     EVP_DigestSignInit(context, NULL, NULL, NULL, signer->key);
     EVP_DigestSign(context, signature, &signature_length, (unsigned char *)token, strlen(token));
     EVP_MD_CTX_free(context);
-    char *signature_part = b64url(signature, signature_length);
+    char *signature_part = b64url_encode(signature, signature_length);
     strcat(token, ".");
     strcat(token, signature_part);
     free(signature_part);

@@ -135,7 +135,10 @@ static void request_install_deactivate(void)
     CHECK_STR(report ? report->source : NULL, "offline");
     lc_status_report_free(report);
 
-    char *proof_path = path_join(folder, "../proof.json");
+    /* written outside the data folder, in a folder of this run's own (a shared
+     * $TMPDIR/proof.json made parallel runs fail each other) */
+    char *elsewhere = make_temp_folder();
+    char *proof_path = path_join(elsewhere, "proof.json");
     char *proof = NULL;
     CHECK_STATUS(lc_deactivate_offline(client, proof_path, &proof), LC_OK, client);
     cJSON *written = proof ? cJSON_Parse(proof) : NULL;
@@ -155,7 +158,8 @@ static void request_install_deactivate(void)
     CHECK_STR(again, proof);
     lc_free(again);
     lc_free(proof);
-    remove(proof_path);
+    remove_tree(elsewhere);
+    free(elsewhere);
     free(proof_path);
     free(response);
     lc_free(request);

@@ -1,5 +1,6 @@
 /* Activation, online validation, the grace period and deactivation against a fake portal
  * over real HTTP. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,8 +270,119 @@ static void no_seats_explained(void)
     fake_server_stop(server);
 }
 
+/* the grace period and the clock tolerance are added to and subtracted from times: capped at
+ * 100 years, so no setting can overflow them */
+static void periods_capped(void)
+{
+    const int64_t century = (int64_t)100 * 366 * DAY;
+    lc_client *client;
+    lc_client_new(&client);
+    CHECK_STATUS(lc_client_set_grace_period(client, century), LC_OK, client);
+    CHECK_STATUS(lc_client_set_grace_period(client, century + 1), LC_ERR_USAGE, client);
+    CHECK_STR(lc_client_error_code(client), "usage_error");
+    CHECK_STATUS(lc_client_set_grace_period(client, INT64_MAX), LC_ERR_USAGE, client);
+    CHECK_STATUS(lc_client_set_grace_period(client, -1), LC_ERR_USAGE, client);
+    CHECK_STATUS(lc_client_set_clock_tolerance(client, century), LC_OK, client);
+    CHECK_STATUS(lc_client_set_clock_tolerance(client, century + 1), LC_ERR_USAGE, client);
+    CHECK_STATUS(lc_client_set_clock_tolerance(client, INT64_MAX), LC_ERR_USAGE, client);
+    CHECK_STATUS(lc_client_set_clock_tolerance(client, -1), LC_ERR_USAGE, client);
+    lc_client_free(client);
+
+    /* the longest of both, the server down: still the arithmetic of ordinary times */
+    portal portal = {
+        .signer = signer_new("k1"), .now = 1780315200, .product = "cadpro", .verdict = "VALID"};
+    fake_server *server = fake_server_start(portal_handle, &portal);
+    char *folder = make_temp_folder();
+    client = portal_client(&portal, fake_server_url(server), folder);
+    lc_client_set_grace_period(client, century);
+    lc_client_set_clock_tolerance(client, century);
+    CHECK_STATUS(lc_activate(client, "L-TEST-0001", "secret", "WS", NULL), LC_OK, client);
+    portal.verdict = NULL;
+    portal.now += 3 * DAY;
+    lc_validation *result = NULL;
+    CHECK_STATUS(lc_validate(client, LC_ONLINE, &result), LC_OK, client);
+    CHECK(result != NULL && result->valid && result->grace_until == 1780315200 + century);
+    lc_validation_free(result);
+    lc_client_free(client);
+    remove_tree(folder);
+    free(folder);
+    fake_server_stop(server);
+    signer_free(portal.signer);
+}
+
+/* a certificate stored with whitespace around it keeps the server's verdict offline */
+static void verdict_sticks_to_padded_certificate(void)
+{
+    portal portal = {
+        .signer = signer_new("k1"), .now = 1780315200, .product = "cadpro", .verdict = "VALID"};
+    fake_server *server = fake_server_start(portal_handle, &portal);
+    char *folder = make_temp_folder();
+    lc_client *client = portal_client(&portal, fake_server_url(server), folder);
+    CHECK_STATUS(lc_activate(client, "L-TEST-0001", "secret", "WS", NULL), LC_OK, client);
+    cJSON *activation = stored(folder, ACTIVATION_FILE);
+    char *padded = format_text("\n  %s \n", json_str(activation, "certificate"));
+    json_set_str(activation, "certificate", padded);
+    char *text = cJSON_Print(activation);
+    char *path = path_join(folder, ACTIVATION_FILE);
+    write_file_text(path, text);
+    free(path);
+    free(text);
+    free(padded);
+    cJSON_Delete(activation);
+
+    lc_validation *result = NULL;
+    CHECK_STATUS(lc_validate(client, LC_OFFLINE, &result), LC_OK, client);
+    CHECK_STR(result ? result->code : NULL, LC_VALID);
+    lc_validation_free(result);
+    portal.verdict = LC_SUSPENDED;
+    CHECK_STATUS(lc_validate(client, LC_ONLINE, &result), LC_OK, client);
+    CHECK_STR(result ? result->code : NULL, LC_SUSPENDED);
+    lc_validation_free(result);
+    CHECK_STATUS(lc_validate(client, LC_OFFLINE, &result), LC_OK, client);
+    CHECK_STR(result ? result->code : NULL, LC_SUSPENDED);
+    CHECK(result != NULL && !result->valid);
+    lc_validation_free(result);
+    lc_client_free(client);
+    remove_tree(folder);
+    free(folder);
+    fake_server_stop(server);
+    signer_free(portal.signer);
+}
+
+/* a signed VALID with expires_at null: the license became perpetual, whatever the stored
+ * certificate's exp still says (as the Python kit reports it) */
+static void perpetual_answer(void)
+{
+    portal portal = {
+        .signer = signer_new("k1"), .now = 1780315200, .product = "cadpro", .verdict = "VALID"};
+    fake_server *server = fake_server_start(portal_handle, &portal);
+    char *folder = make_temp_folder();
+    lc_client *client = portal_client(&portal, fake_server_url(server), folder);
+    lc_validation *result = NULL;
+    CHECK_STATUS(lc_activate(client, "L-TEST-0001", "secret", "WS", &result), LC_OK, client);
+    CHECK(result != NULL && result->expires_at == 1780315200 + 365 * DAY);
+    lc_validation_free(result);
+    portal.now += 3600;
+    CHECK_STATUS(lc_validate(client, LC_ONLINE, &result), LC_OK, client);
+    CHECK(result != NULL && result->valid && result->expires_at == 1780315200 + 365 * DAY);
+    lc_validation_free(result);
+    portal.perpetual = true;
+    CHECK_STATUS(lc_validate(client, LC_ONLINE, &result), LC_OK, client);
+    CHECK(result != NULL && result->valid && result->online);
+    CHECK(result != NULL && result->expires_at == LC_NO_TIME);
+    lc_validation_free(result);
+    lc_client_free(client);
+    remove_tree(folder);
+    free(folder);
+    fake_server_stop(server);
+    signer_free(portal.signer);
+}
+
 void test_online(void)
 {
+    periods_capped();
+    verdict_sticks_to_padded_certificate();
+    perpetual_answer();
     no_seats_explained();
     activate_validate_deactivate();
     refusals();

@@ -210,6 +210,9 @@ static void answer_vectors(const cJSON *vectors)
                 CHECK_STR(result->code, json_any_str(token.claims, "code"));
                 jws_token_clear(&token);
             }
+            if (cJSON_GetObjectItem(vector, "expires_at") != NULL)
+                expect_time(name, "expires_at", result->expires_at,
+                            cJSON_GetObjectItem(vector, "expires_at"));
         }
         lc_validation_free(result);
         lc_client_free(client);

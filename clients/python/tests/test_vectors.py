@@ -104,6 +104,8 @@ def test_the_kit_accepts_or_rejects_each_signed_answer(vector, tmp_path, monkeyp
     result = client.validate(online=True)
     # a rejected answer is as good as none: the kit falls back to the certificate offline
     assert result.online == (vector["expect"] == "accepted"), result.reason
+    if "expires_at" in vector:
+        assert result.to_dict()["expires_at"] == vector["expires_at"], result.reason
 
 
 def test_every_vector_has_a_unique_name_and_a_known_expectation():

@@ -48,6 +48,11 @@ struct Options {
     std::string product;                // the product code, e.g. "cadpro"
     std::optional<std::string> server;  // none: the one stored at activation
     std::optional<std::string> data_dir; // none: $LICENSE_CLIENT_DATA_DIR or the per-user folder
+    // The vendor's JWKS, pinned: only its keys are trusted, none is fetched. Ship one of the two
+    // with the product; with neither, the keys fetched into the user-writable data folder are
+    // trusted as found there (see "Security" in the README).
+    std::optional<std::string> jwks_text; // the JWKS itself, compiled in
+    std::optional<std::string> jwks_file; // a JWKS file installed with the product
 };
 
 class Client {
@@ -62,6 +67,10 @@ class Client {
             check(lc_client_set_server(raw, options.server->c_str()));
         if (options.data_dir)
             check(lc_client_set_data_dir(raw, options.data_dir->c_str()));
+        if (options.jwks_text)
+            check(lc_client_set_jwks_text(raw, options.jwks_text->c_str()));
+        else if (options.jwks_file)
+            check(lc_client_set_jwks_file(raw, options.jwks_file->c_str()));
     }
 
     // Activates this machine (once, online; again uses no new seat).

@@ -1,13 +1,16 @@
 // license-example: what a C++ desktop product does with its license, on license.hpp.
 //
 //     export LICENSE_SERVER_URL=https://licenses.example.com
+//     export LICENSE_JWKS=vendor-jwks.json   # the vendor's signing keys, pinned
 //     license-example cadpro activate L-7KQX-M2PD PASSWORD   # once, online
 //     license-example cadpro run          # at every start: may this machine run the product?
 //     license-example cadpro deactivate   # before moving the license to another machine
 //
 // The server is $LICENSE_SERVER_URL, else the one the activation was made with; the data
-// folder $LICENSE_CLIENT_DATA_DIR, else the per-user one. Exit codes: 0 runs (or done),
-// 1 may not run, 2 usage, 4 the license server refused or could not be reached.
+// folder $LICENSE_CLIENT_DATA_DIR, else the per-user one. The vendor's JWKS is pinned: the
+// text compiled in below, else the file $LICENSE_JWKS (e.g. the portal's /api/v1/signing-keys
+// saved at build time). Exit codes: 0 runs (or done), 1 may not run, 2 usage, 4 the license
+// server refused or could not be reached.
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
@@ -16,6 +19,11 @@
 #include "license.hpp"
 
 namespace {
+
+// A product compiles its vendor's JWKS in, e.g. R"({"keys": [{"kty": "OKP", ...}]})". Without a
+// pinned JWKS the kit trusts the keys it finds in keys.json in the user-writable data folder:
+// whoever can write that folder can sign a certificate of their own.
+constexpr const char *kPinnedJwks = "";
 
 std::string date(std::time_t time) {
     char text[32];
@@ -68,6 +76,13 @@ int main(int argc, char **argv) {
     options.product = product;
     if (const char *server = std::getenv("LICENSE_SERVER_URL"); server && *server)
         options.server = server;
+    if (*kPinnedJwks != '\0')
+        options.jwks_text = kPinnedJwks;
+    else if (const char *jwks = std::getenv("LICENSE_JWKS"); jwks && *jwks)
+        options.jwks_file = jwks;
+    else
+        std::cerr << "warning: no pinned JWKS (set LICENSE_JWKS): the signing keys are trusted "
+                     "as found in the data folder\n";
     try {
         license::Client client(options);
         if (command == "activate" && argc == 5) {

@@ -62,6 +62,7 @@ from .transport import Api, Transport
 ACTIVATION_FILE = "activation.json"
 KEYS_FILE = "keys.json"
 STATE_FILE = "state.json"
+CERTIFICATE_EXPIRY = object()  # `_result`'s default: the certificate's own expiry
 PENDING_FILE = "offline-request.json"
 PROOF_FILE = "deactivation-proof.json"
 # the server's verdicts that keep holding offline until an online check says otherwise
@@ -1182,9 +1183,13 @@ class LicenseClient:
         certificate: jws.Certificate | None = None,
         valid: bool = False,
         online: bool = False,
-        expires_at: datetime | None = None,
+        expires_at: datetime | None | object = CERTIFICATE_EXPIRY,
         features: tuple[str, ...] = (),
     ) -> Validation:
+        """`expires_at`: the certificate's unless given (None: perpetual, as a server's
+        answer may say of a license made perpetual since the certificate)."""
+        if expires_at is CERTIFICATE_EXPIRY:
+            expires_at = certificate.expires_at if certificate else None
         return Validation(
             valid=valid,
             code=code,
@@ -1196,7 +1201,7 @@ class LicenseClient:
             machine_name=certificate.machine_name if certificate else None,
             product=certificate.product if certificate else None,
             customer_id=certificate.customer_id if certificate else None,
-            expires_at=expires_at or (certificate.expires_at if certificate else None),
+            expires_at=expires_at,  # type: ignore[arg-type]
             features=features if valid else (),
         )
 

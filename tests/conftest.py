@@ -125,12 +125,22 @@ def api(suite):
     return suite.api
 
 
-@pytest.fixture(scope="module")
-def browser(suite):
-    """Headless Chromium on the portal, one per test module (skipped without Chromium)."""
+@pytest.fixture(scope="session")
+def chromium(suite):
+    """Headless Chromium on the portal, one for the run: each start costs seconds (skipped
+    without Chromium)."""
     reason = missing()
     if reason:
         pytest.skip(reason)
     chromium = Browser(suite.url)
     yield chromium
     chromium.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """The run's Chromium as a fresh browser for each module: no cookies or storage, desktop
+    size, and nothing an earlier module's pages logged left in its console."""
+    chromium.reset()
+    chromium.console()
+    return chromium

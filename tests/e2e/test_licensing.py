@@ -15,6 +15,8 @@ import pytest
 import requests
 from eventlet.greenpool import GreenPool
 
+from tests.support.blips import queue_consumers, wait_until
+
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "Quarry-Lighthouse-31"
@@ -257,7 +259,9 @@ def test_another_companys_license_is_a_404_everywhere(suite, api, product):
 
 def test_forty_racing_activations_across_two_licensing_processes(suite, api, product):
     suite.start("licensing")  # a second licensing process on the same queue and database
-    suite.wait_ready()
+    amqp = suite.env["AMQP_URI"]
+    # /readyz answers as soon as the first one does: wait for the second one to consume
+    wait_until(lambda: queue_consumers(amqp, "rpc-licensing") >= 2, 60, "two licensing consumers")
     company = new_company(suite)
     license = issue(suite, company["customer_id"], product, 3)
 

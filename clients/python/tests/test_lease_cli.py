@@ -108,8 +108,16 @@ def _hold(server: str, tmp_path, *extra: str, license_id: str = FLOATING) -> sub
         [sys.executable, "-m", "license_client", "--server", server, "checkout", license_id,
          "--machine-name", "CAD-WS-01", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # Ctrl-C as in a terminal: a job started in the background (`make test &`, nohup)
+        # ignores SIGINT, the child inherits that and Python then never raises
+        # KeyboardInterrupt: the SIGINT case would hang for reasons of the launch, not the kit
+        preexec_fn=_interruptible,
     )  # fmt: skip
     return process
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

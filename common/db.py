@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,9 +51,40 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    _ping_when_idle(engine)
+    return engine
+
+
+# a pooled connection unused for longer than this is pinged before a worker gets it
+PING_AFTER_IDLE = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it sat unused for `PING_AFTER_IDLE`.
+
+    `pool_pre_ping` pings at every checkout: one more round trip per transaction, on every
+    request of a busy service, for a connection used a few milliseconds ago. A connection
+    idle for a while (a failover, a restart, an idle timeout may have closed it) is pinged
+    as before, and a dead one is replaced before the worker sees it. One that dies while in
+    use fails its statement: `DatabaseUnavailable` (a 503, retried by the caller), and
+    SQLAlchemy then replaces every connection of the pool that is older than the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # the pool discards this connection and checks out another one
+            raise sa_exc.DisconnectionError(str(exc)) from exc
 
 
 def _create_private_file(path: Path) -> None:

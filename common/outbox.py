@@ -8,7 +8,8 @@ Consumers deduplicate by `event_id`, so the rare second publish changes nothing.
 
 Services do not call this module directly: `common.unit_of_work.UnitOfWork` stages a use
 case's events with its change, flushes them after the commit, and offers `relay()` and
-`prune()` for the service's timers.
+`prune()` for the service's timers. An event nobody needs before the answer (`Outcome.later`)
+is handed to `Later` instead, which publishes it after the answer (`PublishLater`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+import eventlet
+import eventlet.queue
+from nameko.extensions import DependencyProvider
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.orm import Session
 
@@ -93,6 +97,111 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
             break
         published.append(event["event_id"])
     metrics.observe_outbox_publish(time.perf_counter() - started)
+    _mark(db, table, published)
+
+
+class Later:
+    """Publishes events staged by committed transactions after the entrypoint answered.
+
+    For an event that nobody needs before the answer (an activation's `installation_activated`
+    only makes notify send an email): the request answers without waiting for the broker's
+    confirm and the mark's transaction, and one green thread publishes what the requests
+    handed over, marking each batch published in one UPDATE. The rows were committed with
+    their change, so an event this process never got to (it stopped, crashed, or the broker
+    was away) is published by the relay (`RELAY_AFTER`): nothing is lost, it only comes
+    later. An event that changes what another reader answers (a deactivation, a suspension:
+    the gateway's validation cache) must not come later: stage it as usual, and the request
+    publishes it before it answers (`flush`).
+    """
+
+    def __init__(self, batch: int = RELAY_BATCH) -> None:
+        self.batch = batch
+        self._queue: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
+        self._thread: eventlet.greenthread.GreenThread | None = None
+
+    def submit(
+        self, db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Hand over events of a committed transaction; publishes them in place when the
+        green thread does not run (a test without a container)."""
+        if self._thread is None:
+            flush(db, table, publish, staged)
+            return
+        for event_type, event in staged:
+            self._queue.put((db, table, publish, event_type, event))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = eventlet.spawn(self._run)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish what was handed over (at most `timeout` seconds; the relay takes the rest)."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        with eventlet.Timeout(timeout, False):
+            self._thread.wait()
+        self._thread.kill()
+        self._thread = None
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < self.batch and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            if None in items:
+                stopping = True
+                items = [item for item in items if item is not None]
+            # one container's workers each get a `Db` of their own, all on one engine: one
+            # outbox table is one database, whichever worker's `Db` marks the batch
+            groups: dict[int, list] = {}
+            for item in items:
+                groups.setdefault(id(item[1]), []).append(item)
+            for group in groups.values():
+                db, table = group[0][0], group[0][1]
+                try:
+                    _publish_and_mark(db, table, [item[2:] for item in group])
+                except Exception:  # the relay publishes what is left; the thread goes on
+                    log.exception("publishing events after the answer failed")
+
+
+class PublishLater(DependencyProvider):
+    """Dependency: `later = PublishLater()`, then `UnitOfWork(..., later=self.later)`: the
+    outcomes' `later` events are published after the answer by one green thread of the
+    container (`Later`), started and stopped with it (a stop publishes what is left)."""
+
+    def setup(self) -> None:
+        self.later = Later()
+
+    def start(self) -> None:
+        self.later.start()
+
+    def stop(self) -> None:
+        self.later.stop()
+
+    def kill(self) -> None:
+        self.later.stop(timeout=0)
+
+    def get_dependency(self, worker_ctx: Any) -> Later:
+        return self.later
+
+
+def _publish_and_mark(db: Db, table: Table, items: list[tuple[Publish, str, dict]]) -> None:
+    published = []
+    started = time.perf_counter()
+    for publish, event_type, event in items:
+        try:
+            publish(event_type, event)
+        except Exception:
+            log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
+            break
+        published.append(event["event_id"])
+    metrics.observe_outbox_publish(time.perf_counter() - started)
+    _mark(db, table, published)
+
+
+def _mark(db: Db, table: Table, published: list[str]) -> None:
     if not published:
         return
     try:

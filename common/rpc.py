@@ -14,6 +14,9 @@ later when the service comes back.
   gateway from staff without trusting anything the caller wrote (common/bus.py).
 - Requests and replies are transient (delivery mode 1): they live seconds, and card numbers
   in `billing.purchase` must never reach the broker's disk (nameko's default is persistent).
+  Replies go without publisher confirms (`ReplyPublisher`: a lost one is answered by the
+  caller's retry), and the caller's reply queue is declared once per connection, not before
+  every request (`ReplyQueue`).
 - Every consumer of a service (`@rpc`, and `@reliable_handler` in common/handlers.py) is a
   `DrainingConsumer`: on SIGTERM it stops taking messages, lets the ones it holds finish and
   be acknowledged (bounded by `SHUTDOWN_TIMEOUT`), and only then closes its connection.
@@ -31,6 +34,7 @@ from typing import Any
 
 import eventlet
 from amqp.exceptions import AMQPError
+from kombu import Queue
 from kombu.common import maybe_declare
 from kombu.exceptions import OperationalError
 from kombu.message import Message
@@ -104,6 +108,32 @@ class TransientPublisher(Publisher):
         if user:
             kwargs.setdefault("user_id", user)
         super().publish(payload, **kwargs)
+
+
+class ReplyQueue(Queue):
+    """The reply queue as the request publisher declares it: once per connection.
+
+    nameko's RPC publisher (re)declares the caller's reply queue before every request, in
+    case it expired, and kombu never remembers the declaration of a queue with `x-expires`:
+    each request cost three more round trips to the broker (exchange, queue, binding) before
+    it was even sent. The queue cannot expire while its consumer is connected (`x-expires`
+    counts unused time only), and the reply consumer declares it again when it reconnects;
+    declaring it once per publishing connection (kombu forgets its declarations on a
+    reconnection) still covers a broker that lost it.
+    """
+
+    @property
+    def can_cache_declaration(self) -> bool:
+        return True
+
+    @classmethod
+    def of(cls, queue: Queue) -> ReplyQueue:
+        return cls(
+            queue.name,
+            exchange=queue.exchange,
+            routing_key=queue.routing_key,
+            queue_arguments=queue.queue_arguments,
+        )
 
 
 class ServiceClient:
@@ -184,6 +214,7 @@ class RpcClient(ClusterRpc):
         # it for an expired one and kills the container (ReplyQueueExpiredWithPendingReplies).
         with get_connection(self.amqp_uri) as connection:
             maybe_declare(self.reply_listener.queue, connection.channel())
+        self.publisher.declare = [ReplyQueue.of(self.reply_listener.queue)]
 
     def get_dependency(self, worker_ctx: WorkerContext) -> ServiceClient:
         return ServiceClient(
@@ -278,8 +309,23 @@ def standalone_client(
 CALLER_KEY = "bus_user"
 
 
+class ReplyPublisher(TransientPublisher):
+    """Replies, without publisher confirms: a reply never waits for the broker's ack.
+
+    A confirm on a transient reply guards only the trip from this process to the broker
+    (the broker keeps it in memory either way), and a reply lost there loses no work: the
+    change is committed, the caller's bounded wait ends in `ServiceUnavailable`, and its
+    retry gets the same answer (the request ledger replays it; an activation is idempotent
+    per installation: the retry finds it active and answers 200 with no second seat).
+    Requests keep their confirms: `mandatory` needs them to refuse a call to a service
+    that never started at once, and events keep theirs (a lost event is lost work).
+    """
+
+    use_confirms = False
+
+
 class _Responder(Responder):
-    publisher_cls = TransientPublisher
+    publisher_cls = ReplyPublisher
 
 
 # --- consumers that drain on SIGTERM ---------------------------------------------------------

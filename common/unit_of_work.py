@@ -45,6 +45,9 @@ class Outcome:
     error: PortalError | None = None
     # the audit trail's facts of this change, written in its transaction (common/audit.py)
     audit: list[audit.AuditEntry] = field(default_factory=list)
+    # events that may be published after the answer (staged with the change all the same):
+    # none that changes what another reader answers (outbox.Later)
+    later: list[Event] = field(default_factory=list)
 
 
 @dataclass
@@ -56,14 +59,19 @@ class Staging(Generic[Repo]):
     table: Table
     staged: list[Event] = field(default_factory=list)
     audit_table: Any = None
+    # staged too, published after the answer (`Outcome.later`)
+    staged_later: list[Event] = field(default_factory=list)
 
-    def stage(self, events: list[Event]) -> None:
-        """Store `events` in the outbox in this transaction; published after the commit."""
-        self.staged.extend(outbox.stage(self.session, self.table, events))
+    def stage(self, events: list[Event], later: list[Event] | None = None) -> None:
+        """Store `events` (and `later`) in the outbox in this transaction; `events` are
+        published after the commit, before the answer, `later` after the answer."""
+        staged = outbox.stage(self.session, self.table, [*events, *(later or [])])
+        self.staged.extend(staged[: len(events)])
+        self.staged_later.extend(staged[len(events) :])
 
     def stage_outcome(self, outcome: Outcome) -> None:
         """Stage an outcome's events and write its audit facts, in this transaction."""
-        self.stage(outcome.events)
+        self.stage(outcome.events, outcome.later)
         if outcome.audit:
             if self.audit_table is None:
                 raise TypeError("this unit of work has no audit table for Outcome.audit")
@@ -81,6 +89,7 @@ class UnitOfWork(Generic[Repo]):
         publish: outbox.Publish,
         ledger: Any = None,
         audit_table: Any = None,
+        later: outbox.Later | None = None,
     ) -> None:
         self.db = db
         self.repository = repository
@@ -90,12 +99,15 @@ class UnitOfWork(Generic[Repo]):
         self.ledger = ledger
         # the service's `audit_events` table (mapped class or Table), for `Outcome.audit`
         self.audit_table = audit_table
+        # publishes `Outcome.later` after the answer (`outbox.PublishLater`); None: before
+        self.later = later
 
     @contextmanager
     def begin(self) -> Iterator[Staging[Repo]]:
         """A transaction of several steps: `with uow.begin() as work: ... work.stage(events)`.
 
-        The staged events are published once the block commits (not if it raised).
+        The staged events are published once the block commits (not if it raised); those
+        staged as `later` are handed to `self.later` to publish after the answer.
         """
         with self.db.transaction() as session:
             work = Staging(
@@ -103,6 +115,12 @@ class UnitOfWork(Generic[Repo]):
             )
             yield work
         self.flush(work.staged)
+        if not work.staged_later:
+            return
+        if self.later is None:
+            self.flush(work.staged_later)
+        else:
+            self.later.submit(self.db, self.outbox_table, self.publish, work.staged_later)
 
     def flush(self, staged: list[Event]) -> None:
         """Publish events staged by a committed transaction (the relay retries failures)."""

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import Db, make_engine
 from common.errors import Conflict
-from common.outbox import outbox_table
+from common.outbox import Later, outbox_table
 from common.unit_of_work import Outcome, UnitOfWork
 
 metadata = MetaData()
@@ -164,3 +164,85 @@ def test_a_multi_step_block_publishes_once_it_commits_and_not_if_it_raised(
         raise RuntimeError("step two failed")
     assert names(db) == ["first", "second"]
     assert len(publish.published) == 2
+
+
+def add_thing_later(repo: ThingRepository, name: str) -> Outcome:
+    repo.add(name)
+    return Outcome(
+        result={"name": name},
+        events=[("things_counted", {"count": 1})],
+        later=[("thing_added", {"name": name})],
+    )
+
+
+def test_later_events_without_a_publisher_for_them_go_out_before_the_answer(
+    db, uow, publish
+) -> None:
+    assert uow.run(add_thing_later, "anvil") == {"name": "anvil"}
+    assert [kind for kind, _, _ in publish.published] == ["things_counted", "thing_added"]
+    assert outbox_rows(db) == [("things_counted", True), ("thing_added", True)]
+
+
+def test_later_events_are_staged_with_the_change_and_published_after_the_answer(
+    db, publish
+) -> None:
+    later = Later()
+    later.start()
+    uow = UnitOfWork(db, ThingRepository, event_outbox, publish, later=later)
+    try:
+        assert uow.run(add_thing_later, "anvil") == {"name": "anvil"}
+        # answered: the urgent event is out, the later one is committed but not yet out
+        assert [kind for kind, _, _ in publish.published] == ["things_counted"]
+        assert outbox_rows(db) == [("things_counted", True), ("thing_added", False)]
+        uow.run(add_thing_later, "bolt")
+    finally:
+        later.stop()  # publishes what was handed over
+    assert [(kind, payload.get("name")) for kind, payload, _ in publish.published] == [
+        ("things_counted", None),
+        ("things_counted", None),
+        ("thing_added", "anvil"),
+        ("thing_added", "bolt"),
+    ]
+    assert all(published for _, published in outbox_rows(db))
+
+
+def test_a_later_event_that_fails_to_publish_is_left_to_the_relay(db) -> None:
+    def broker_away(event_type: str, payload: dict[str, Any]) -> None:
+        if event_type == "thing_added":
+            raise ConnectionError("broker away")
+
+    later = Later()
+    later.start()
+    uow = UnitOfWork(db, ThingRepository, event_outbox, broker_away, later=later)
+    try:
+        assert uow.run(add_thing_later, "anvil") == {"name": "anvil"}
+    finally:
+        later.stop()
+    # answered, and the event is committed unpublished: the relay sends it
+    assert names(db) == ["anvil"]
+    assert outbox_rows(db) == [("things_counted", True), ("thing_added", False)]
+
+
+def test_later_events_of_several_workers_are_marked_in_one_transaction(db, publish) -> None:
+    marks: list[int] = []
+
+    class Counted(Db):
+        def transaction(self):  # type: ignore[override]
+            marks.append(1)
+            return super().transaction()
+
+    later = Later()
+    later.start()
+    try:
+        # each worker gets a `Db` of its own over the container's one engine
+        for name in ("anvil", "bolt", "chisel"):
+            later.submit(
+                Counted(db._factory),
+                event_outbox,
+                publish,
+                [("thing_added", {"event_id": name, "name": name})],
+            )
+    finally:
+        later.stop()
+    assert [payload["name"] for _, payload, _ in publish.published] == ["anvil", "bolt", "chisel"]
+    assert marks == [1]

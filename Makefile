@@ -100,7 +100,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## benchmarks that print the figures the issues name
+bench: $(STAMP) ## benchmarks (wrk, installed when missing): hot paths vs a bare nameko echo, leases, client, capacity
 	$(BIN)/python -m bench
 
 clean: ## remove the virtual environment, local state under var/ and the C kit's build

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+import psycopg2
 import requests
 
+from tests.support import infra
 from tests.support.suite import Suite, provisioned_suite
 
 
@@ -94,9 +97,38 @@ def drive(
     return Figures(name, total, time.perf_counter() - started, latencies, errors)
 
 
+def preflight() -> None:
+    """What the suite needs, checked before anything starts: PostgreSQL at
+    `TEST_DATABASE_URL` and RabbitMQ's management API at `TEST_RABBIT_API_URI` (the suite
+    makes a vhost and a bus user per process kind through it); SystemExit naming the fix."""
+    problems = []
+    try:
+        psycopg2.connect(infra.PG_ADMIN_URL, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        problems.append(
+            f"PostgreSQL at {infra.PG_ADMIN_URL} (TEST_DATABASE_URL) does not answer: "
+            f"{str(exc).strip()}"
+        )
+    api = urlparse(infra.RABBIT_API)
+    overview = f"{api.scheme}://{api.hostname}:{api.port}/api/overview"
+    try:
+        requests.get(
+            overview, auth=(api.username or "guest", api.password or "guest"), timeout=5
+        ).raise_for_status()
+    except requests.RequestException as exc:
+        problems.append(
+            f"RabbitMQ's management API at {overview} (TEST_RABBIT_API_URI) does not answer "
+            f"({exc.__class__.__name__}): enable it with "
+            "`rabbitmq-plugins enable rabbitmq_management` (a broker on 5672 is needed too)"
+        )
+    if problems:
+        raise SystemExit("make bench cannot start the suite:\n- " + "\n- ".join(problems))
+
+
 @contextmanager
 def running_suite(extra_env: dict[str, str] | None = None) -> Iterator[Suite]:
     """The whole suite on fresh PostgreSQL databases and a fresh vhost, torn down after."""
+    preflight()
     env = {"LOG_LEVEL": "WARNING", **(extra_env or {})}
     with tempfile.TemporaryDirectory() as scratch:
         env.setdefault("VAR_DIR", str(Path(scratch) / "var"))

@@ -60,6 +60,25 @@ class Stages:
         return samples
 
 
+def _methods(before: Samples, after: Samples, service: str, name: str) -> list[str]:
+    """`[name]`, or for `"*"` every RPC method of `service` that ran between the scrapes."""
+    if name != "*":
+        return [name]
+    labels = (
+        dict(key[1])
+        for key in after
+        if key[0] == "portal_rpc_request_duration_seconds_count"
+        and dict(key[1]).get("service") == service
+    )
+    return sorted(
+        {
+            found["method"]
+            for found in labels
+            if _grown(before, after, "portal_rpc_request_duration_seconds_count", **found)
+        }
+    )
+
+
 def _grown(before: Samples, after: Samples, name: str, **labels: str) -> float:
     key = (name, frozenset(labels.items()))
     return after.get(key, 0.0) - before.get(key, 0.0)
@@ -82,7 +101,8 @@ def split(
 ) -> str:
     """One line: the mean time of `method route` split into the stages of the module
     docstring; `rpc` the `(service, method)` pairs one request runs (each counted per
-    HTTP request, however many of them there were)."""
+    HTTP request, however many of them there were); method `"*"`: every method of that
+    service that ran between the scrapes."""
     gateway, requests_seen = _mean_ms(
         before, after, "portal_http_request_duration_seconds", route=route, method=method
     )
@@ -92,7 +112,8 @@ def split(
         _grown(
             before, after, "portal_rpc_request_duration_seconds_sum", service=service, method=name
         )
-        for service, name in rpc
+        for service, pattern in rpc
+        for name in _methods(before, after, service, pattern)
     )
     services = {service for service, _ in rpc}
     database = sum(_grown(before, after, "portal_db_seconds_total", service=s) for s in services)

@@ -9,7 +9,9 @@ vhost and topic permissions on `nameko-rpc` and every `<service>.events` exchang
   publishes only on its own `<service>.events` and binds only the event queues of
   `common.events.SUBSCRIPTIONS` that it consumes or declares for its consumers;
 - the gateway publishes only the routing keys of `GATEWAY_CALLS` and answers nothing (both
-  tables list exactly the methods the code calls; a unit test holds them against it);
+  tables list exactly the methods the code calls; a unit test holds them against it); it
+  binds only its validation read model's own `gateway-validation-<uuid>` queues, to every
+  `licensing.events` event (`#`), and publishes no event;
 - staff (`portalctl`) may call every method of every service, and publishes no event.
 
 Every kind's reply queues are `rpc.reply-<kind>-<uuid>`: no other kind can declare, bind or
@@ -91,11 +93,14 @@ GATEWAY_CALLS: dict[str, tuple[str, ...]] = {
         "list_leases",
         "list_licenses",
         "list_products",
+        "mark_seen",
         "ping",
         "revoke_lease",
         "rotate_activation_password",
         "signing_keys",
         "validate",
+        "validation_facts",
+        "validation_keys",
     ),
     "billing": (
         "cancel_recurring_payment",
@@ -129,6 +134,11 @@ SERVICE_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "notify": {"auth": ("get_company", "notice_recipients", "password_link")},
 }
+
+# the queues of the gateway's validation read model (gateway/read_model.py QUEUE_PREFIX), and
+# the binding key they take every event of licensing with
+GATEWAY_VALIDATION_QUEUES = "gateway-validation-"
+EVERY_EVENT = "#"
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 METHOD = "[A-Za-z_][A-Za-z0-9_]*"
@@ -257,6 +267,14 @@ def permissions_for(kind: str) -> Permissions:
                     consumed.setdefault(source, []).append(_literal(event_type))
         for source, event_types in consumed.items():
             topics[event_exchange(source)] = (NOTHING, _keys(event_types))
+    if kind == "gateway":
+        # the validation read model's own exclusive queue, bound to every licensing event
+        # (gateway/read_model.py): it reads them and publishes none
+        queue, source = f"{GATEWAY_VALIDATION_QUEUES}*", event_exchange("licensing")
+        configure += [queue, source]
+        write.append(queue)
+        read += [queue, source]
+        topics[source] = (NOTHING, _keys([EVERY_EVENT]))
     for service in SERVICES:
         topics.setdefault(event_exchange(service), (NOTHING, NOTHING))
     topics[RPC_EXCHANGE] = (_keys(rpc_write), _keys(rpc_read))

@@ -115,6 +115,11 @@ ACTIVATIONS = Counter(
     ["result"],
 )
 VALIDATIONS = Counter("portal_validations", "Certificate validations, by answer code", ["code"])
+# the gateway's validation read model (gateway/read_model.py): answered from its cache (hit),
+# after fetching the facts (miss), or by licensing's `validate` RPC (bypass)
+VALIDATION_CACHE = Counter(
+    "portal_validation_cache", "Validations by how the gateway answered them", ["result"]
+)
 # where an RPC's time goes (`make bench` splits it): time in SQL, summed, and statements
 DB_SECONDS = Counter("portal_db_seconds", "Seconds spent executing SQL statements", ["service"])
 DB_QUERIES = Counter("portal_db_queries", "SQL statements executed", ["service"])
@@ -149,6 +154,7 @@ NAMES = frozenset(
         "portal_workers_max",
         "portal_activations_total",
         "portal_validations_total",
+        "portal_validation_cache_total",
         "portal_payments_total",
         "portal_db_seconds_total",
         "portal_timer_runs_total",

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
+from common.clock import Clock
 from common.errors import PortalError
 from common.metrics import Metrics
 from common.rpc import RpcClient
@@ -41,6 +43,7 @@ from gateway import (
     views,
 )
 from gateway.http import Reply, WorkerData, route
+from gateway.read_model import KEYS_CHECK_SECONDS, SEEN_FLUSH_SECONDS, ValidationReadModel
 
 JWKS_MAX_AGE_SECONDS = 300
 STRIPE_WEBHOOK_MAX_BYTES = 256 * 1024  # Stripe's events are far smaller
@@ -55,6 +58,9 @@ class GatewayService:
     notify = RpcClient("notify")
     metrics = Metrics()
     context_data = WorkerData()
+    read_model = ValidationReadModel()
+    # validations are answered on licensing's clock (tests and demos move it)
+    clock = Clock("LICENSING_CLOCK_OFFSET_SECONDS")
 
     # --- sessions, the account and its password (docs/http-api.md) -----------------
 
@@ -358,8 +364,22 @@ class GatewayService:
         signed_answer}`; `features` are the license's as of now (empty unless VALID);
         `lease_id` and `lease_expires_at` (`"LS-7KQX-M2PD"`, the lease's end) only for a lease
         certificate, else null; `signed_answer` is the same answer as a JWS signed with the
-        certificate keys, with `iat` and the nonce."""
-        return self.licensing.validate(body["certificate"], body.get("nonce"))
+        certificate keys, with `iat` and the nonce. Answered by the gateway's read model
+        (gateway/read_model.py), or by licensing when it may not answer."""
+        now = self.clock.now()
+        return self.read_model.validate(self.licensing, body["certificate"], body.get("nonce"), now)
+
+    @timer(interval=SEEN_FLUSH_SECONDS)
+    def flush_seen_marks(self) -> None:
+        """Record the installations validated from the read model as seen (`mark_seen`)."""
+        self.read_model.flush_seen(self.licensing)
+
+    @timer(interval=KEYS_CHECK_SECONDS)
+    def refresh_validation_keys(self) -> None:
+        """Fetch licensing's keys again when due (old, or a certificate named an unknown
+        `kid`: a rotated signing key), off the request path; never with the cache off."""
+        if self.read_model.enabled:
+            self.read_model.refresh_keys(self.licensing)
 
     @route(
         "GET",

@@ -22,13 +22,31 @@ from common.throttle import (  # noqa: F401 - address rules are part of this dom
     growing_delay,
 )
 
+# the verdict of a validation is shared with the gateway's read model (common/validation.py)
+from common.validation import (  # noqa: F401 - part of this domain
+    ACTIVE,
+    BAD_SIGNATURE,
+    CODE_DEACTIVATED,
+    CODE_EXPIRED,
+    CODE_SUSPENDED,
+    EXPIRED,
+    LAST_SEEN_RESOLUTION,
+    SUSPENDED,
+    VALID,
+    VALIDATION_ANSWER_SECONDS,
+    last_seen_cutoff,
+    last_seen_due,
+    license_status,
+    validation_claims,
+    validation_code,
+)
+
 # Crockford-like: no 0/O, 1/I/L, so a password read out on the phone survives.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 PASSWORD_GROUPS = 4  # 4 groups of 4 from 31 symbols: about 79 bits
 GROUP_SIZE = 4
 LICENSE_ID_PREFIX = "L-"
 
-ACTIVE, EXPIRED, SUSPENDED = "active", "expired", "suspended"
 INSTALLATION_ACTIVE, INSTALLATION_DEACTIVATED = "active", "deactivated"
 SOURCES = ("product", "portal", "staff")
 # the actor type a source implies: who acted on a history row written before rows named
@@ -92,24 +110,6 @@ def label(value: str | None) -> str | None:
 
 # how stale an installation's `last_seen_at` may be before a validation writes it: a machine
 # validating every few minutes costs one UPDATE an hour, not one per validation
-LAST_SEEN_RESOLUTION = timedelta(hours=1)
-
-
-def last_seen_cutoff(now: datetime) -> datetime:
-    """A `last_seen_at` before this is stale at `now` (older than LAST_SEEN_RESOLUTION)."""
-    return now - LAST_SEEN_RESOLUTION
-
-
-def last_seen_due(last_seen_at: datetime | None, now: datetime) -> bool:
-    """Whether a validation at `now` should record the machine as seen.
-
-    >>> at = datetime(2026, 12, 3, 8, 0)
-    >>> last_seen_due(at, at + timedelta(minutes=60)), last_seen_due(at, at + timedelta(minutes=61))
-    (False, True)
-    """
-    return last_seen_at is None or last_seen_at < last_seen_cutoff(now)
-
-
 # What a staff guardrail refuses unless forced (the codes of the errors the use cases raise)
 EXPIRES_IN_PAST = "expires_in_past"
 EXTENSION_SHORTENS = "extension_shortens"
@@ -157,17 +157,6 @@ def other_product(license_product: str, requested: str | None) -> bool:
     (False, True)
     """
     return requested is not None and identifiers.code(requested) != license_product
-
-
-def license_status(
-    expires_at: datetime | None, suspended_at: datetime | None, now: datetime
-) -> str:
-    """`suspended` wins over `expired`; a license without expiry is perpetual."""
-    if suspended_at is not None:
-        return SUSPENDED
-    if expires_at is not None and expires_at <= now:
-        return EXPIRED
-    return ACTIVE
 
 
 def issue_refusal(expires_at: datetime | None, now: datetime) -> str | None:
@@ -339,48 +328,8 @@ def certificate_claims(
     return claims
 
 
-VALID, CODE_EXPIRED, CODE_SUSPENDED, CODE_DEACTIVATED, BAD_SIGNATURE = (
-    "VALID",
-    "EXPIRED",
-    "SUSPENDED",
-    "DEACTIVATED",
-    "BAD_SIGNATURE",
-)
 # a lease certificate whose lease ended (checked in, revoked, or lapsed)
 CODE_LEASE_EXPIRED = "LEASE_EXPIRED"
-
-
-# a signed validation answer says what was true at `iat`; an hour is the clock tolerance the
-# client kit allows, and no more than a verifier needs
-VALIDATION_ANSWER_SECONDS = 3600
-
-
-def validation_claims(
-    answer: dict[str, Any], now: datetime, nonce: str | None = None
-) -> dict[str, Any]:
-    """The claims of a signed validation answer: the answer's fields, `iat`, a short `exp`,
-    and the caller's `nonce` if it sent one (so an old answer cannot be replayed to it).
-
-    `exp` bounds what the answer is worth to a verifier that does not look at its `typ`: it
-    carries `license_id` and `installation_id` like a certificate, so without an `exp` a
-    careless verifier would take it for a perpetual certificate.
-    """
-    issued = int(now.timestamp())
-    claims = {**answer, "iat": issued, "exp": issued + VALIDATION_ANSWER_SECONDS}
-    if nonce is not None:
-        claims["nonce"] = nonce
-    return claims
-
-
-def validation_code(installation_active: bool, status: str) -> str:
-    """What a verified certificate is worth now: deactivation first, then the license status."""
-    if not installation_active:
-        return CODE_DEACTIVATED
-    if status == SUSPENDED:
-        return CODE_SUSPENDED
-    if status == EXPIRED:
-        return CODE_EXPIRED
-    return VALID
 
 
 def actor_type_of_source(source: str | None) -> str:

@@ -24,6 +24,7 @@ from marshmallow import (
 )
 
 from common import identifiers
+from common.errors import validation_error
 from common.schemas import (
     TOKEN_MAX,
     ClientAddress,
@@ -464,3 +465,29 @@ class PaymentNotAppliedEvent(_Published):
         validate=validate.OneOf([error.code for error in NOT_APPLICABLE]),
     )
     message = fields.String(required=True)
+
+
+# --- the gateway's read model (`validation_facts`, `mark_seen`) -----------------------------
+
+MAX_SEEN = 1000  # installations per `mark_seen` call (the gateway sends fewer, every few seconds)
+_ID_MAX = 200  # longer than any license or installation ID a certificate carries
+
+
+def load_seen_pair(value: Any) -> tuple[str, str]:
+    """`[license_id, installation_id]`, both non-empty strings of at most 200 characters;
+    `validation_error` otherwise."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(part, str) and 0 < len(part) <= _ID_MAX for part in value)
+    )
+    if not ok:
+        raise validation_error({"seen": ["Use [license_id, installation_id] strings."]})
+    return value[0], value[1]
+
+
+def load_seen(value: Any) -> list[tuple[str, str]]:
+    """A list of at most MAX_SEEN `load_seen_pair`s, duplicates dropped (order kept)."""
+    if not isinstance(value, list) or len(value) > MAX_SEEN:
+        raise validation_error({"seen": [f"Use a list of at most {MAX_SEEN} pairs."]})
+    return list(dict.fromkeys(load_seen_pair(pair) for pair in value))

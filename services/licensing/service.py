@@ -26,7 +26,9 @@ from common.errors import PortalError, validation_error
 from common.events import EventBus
 from common.handlers import Poison, reliable_handler
 from common.idempotency import Requests
-from common.metrics import ACTIVATION_RESULT, VALIDATION_CODE, Metrics
+from common.jws import raw_private
+from common.metrics import ACTIVATION_RESULT, Metrics
+from common.outbox import PublishLater
 from common.rpc import BusCaller, RpcClient, rpc
 from common.schemas import (
     code_arg,
@@ -39,7 +41,7 @@ from common.schemas import (
 from common.timers import configured_timer
 from common.unit_of_work import UnitOfWork
 from services.licensing import domain, schemas, views
-from services.licensing.crypto import VALIDATION_TYP, BadSignature
+from services.licensing.crypto import VALIDATION_TYP, BadSignature, b64url
 from services.licensing.dependencies import LicensingKeys
 from services.licensing.models import AuditEvent, EventOutbox, HandledRequest
 from services.licensing.repository import LicensingRepository
@@ -64,6 +66,8 @@ class LicensingService:
 
     db = Database("licensing", MIGRATIONS)
     events = EventBus()
+    # publishes an activation's `installation_activated` after the answer (common/outbox.py)
+    later = PublishLater()
     keys = LicensingKeys()
     auth = RpcClient("auth")
     # movable like billing's: integration tests and demos let leases lapse without waiting
@@ -71,9 +75,8 @@ class LicensingService:
     caller = BusCaller()
     request = Requests()
     actor = AuditActor()
-    metrics = Metrics(
-        outbox=True, business={"activate": ACTIVATION_RESULT, "validate": VALIDATION_CODE}
-    )
+    # validations are counted by the gateway, which answers most of them itself
+    metrics = Metrics(outbox=True, business={"activate": ACTIVATION_RESULT})
 
     @property
     def _uow(self) -> UnitOfWork[LicensingRepository]:
@@ -84,6 +87,7 @@ class LicensingService:
             self.events,
             ledger=HandledRequest,
             audit_table=AuditEvent,
+            later=self.later,
         )
 
     def _as_company(
@@ -613,6 +617,47 @@ class LicensingService:
             domain.validation_claims(answer, now, query["nonce"]), typ=VALIDATION_TYP
         )
         return views.signed_validation(answer, signed)
+
+    # --- the gateway's validation read model (gateway/validation.py, docs/architecture.md)
+
+    @rpc(expected_exceptions=PortalError)
+    def validation_facts(self, license_id: Any, installation_id: Any) -> dict[str, Any] | None:
+        """Gateway only: `("L-7KQX-M2PD", "<installation ID>")` (a verified certificate's
+        claims, as they are) → `{"expires_at", "suspended_at", "suspension_reason",
+        "features": ["steel"], "active": true, "deactivated_at", "deactivated_by",
+        "last_seen_at"}` (times ISO 8601 or null; `deactivated_*` only when not active),
+        or null for no such license: what `validate` answers from (common/validation.py).
+        Marks the installation seen, as `validate` does. `forbidden` for another caller."""
+        self.caller.check_kind("gateway")
+        pair = schemas.load_seen_pair([license_id, installation_id])
+        return self._uow.read(activations.validation_facts, *pair, self.clock.now())
+
+    @rpc(expected_exceptions=PortalError)
+    def mark_seen(self, seen: Any) -> dict[str, int]:
+        """Gateway only: `[["L-7KQX-M2PD", "<installation ID>"], …]` (at most
+        `schemas.MAX_SEEN`), the installations the gateway answered from its read model
+        since its last call → `{"active": <how many were active>}`: each active one's
+        `last_seen_at` becomes now unless younger than an hour (guarded: calling it twice
+        writes once). `validation_error` for a malformed list; `forbidden` for another caller."""
+        self.caller.check_kind("gateway")
+        pairs = schemas.load_seen(seen)
+        active = self._uow.read(activations.mark_seen, pairs, self.clock.now())
+        return {"active": active}
+
+    @rpc(expected_exceptions=PortalError)
+    def validation_keys(self) -> dict[str, Any]:
+        """Gateway only: `{"signing_key": "<base64url of the raw Ed25519 private key>",
+        "kid", "jwks": <signing_keys()>}`: the gateway signs the validation answers of its
+        read model with the certificate signing key, as `validate` does (the trust this
+        moves is in docs/architecture.md). `forbidden` for every other caller, staff
+        included: nobody else needs the private key over the bus."""
+        self.caller.check_kind("gateway")
+        keyring = self.keys.keyring
+        return {
+            "signing_key": b64url(raw_private(keyring.signing_key)),
+            "kid": keyring.signing_kid,
+            "jwks": keyring.jwks(),
+        }
 
     # --- the product's lease API (floating licenses) ----------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from common.audit import Actor
 from common.timeutil import iso
+from common.validation import validation_view  # the answer, shared with the gateway
 from services.licensing import domain, offline
 from services.licensing.models import HistoryEvent, Installation, Lease, License, Product
 
@@ -220,41 +221,6 @@ def offline_reply(result: dict[str, Any], certificate: str, secret: str) -> dict
         secret=secret,
     )
     return {**activation_reply(result, certificate), "response": response}
-
-
-def validation_view(
-    code: str,
-    license_id: Any = None,
-    installation_id: Any = None,
-    expires_at: datetime | None = None,
-    features: list[str] | None = None,
-    deactivated: tuple[datetime | None, str | None] = (None, None),
-    suspended: tuple[datetime | None, str | None] = (None, None),
-) -> dict[str, Any]:
-    """`validate`'s answer: `{valid, code, license_id, installation_id, expires_at,
-    features, deactivated_at, deactivated_by, suspended_at, suspension_reason}`;
-    `features` (the codes the license unlocks now) is `[]` unless VALID; `deactivated`
-    (when, by: portal, product, staff, offline) only for DEACTIVATED and `suspended` (since
-    when, the reason) only for SUSPENDED, so the product can say who, when and why.
-
-    `validation_view(domain.BAD_SIGNATURE)` is the answer to a certificate we cannot trust.
-    """
-    if code != domain.CODE_DEACTIVATED:
-        deactivated = (None, None)
-    if code != domain.CODE_SUSPENDED:
-        suspended = (None, None)
-    return {
-        "valid": code == domain.VALID,
-        "code": code,
-        "license_id": license_id,
-        "installation_id": installation_id,
-        "expires_at": iso(expires_at),
-        "features": sorted(features or []) if code == domain.VALID else [],
-        "deactivated_at": iso(deactivated[0]),
-        "deactivated_by": deactivated[1],
-        "suspended_at": iso(suspended[0]),
-        "suspension_reason": suspended[1],
-    }
 
 
 def lease_validation_view(

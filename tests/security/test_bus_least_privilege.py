@@ -160,6 +160,30 @@ def test_billing_cannot_hand_out_licenses(suite, license, method):
         rpc.call("licensing", method, license["license_id"])
 
 
+def test_only_the_gateway_gets_the_certificate_signing_key(suite):
+    """The gateway signs the validations it answers itself with licensing's key
+    (docs/architecture.md): the broker keeps every other kind from asking, and licensing
+    refuses staff and the administrator's own user too."""
+    for kind in ("billing", "notify", "auth"):
+        with (
+            standalone_client(uri=suite.uris[kind]) as rpc,
+            pytest.raises(AccessRefused, match="licensing.validation_keys"),
+        ):
+            rpc.call("licensing", "validation_keys")
+    for uri in (suite.uris["staff"], suite.env["AMQP_URI"]):
+        with standalone_client(uri=uri) as rpc, pytest.raises(PortalError) as refused:
+            rpc.call("licensing", "validation_keys")
+        assert refused.value.code == "forbidden"
+    with standalone_client(uri=suite.uris["gateway"]) as rpc:
+        keys = rpc.call("licensing", "validation_keys")
+    assert keys["kid"] == keys["jwks"]["keys"][0]["kid"]
+
+
+def test_the_gateway_reads_licensing_events_and_publishes_none(suite, license):
+    with pytest.raises(AccessRefused, match="licensing.events"):
+        publish(suite.uris["gateway"], "licensing.events", "license_suspended", license)
+
+
 def test_only_notify_and_staff_get_a_password_link(suite):
     """A set-password link is the account: only the process that emails it may ask for it."""
     email = f"link.{uuid.uuid4().hex[:10]}@example.test"

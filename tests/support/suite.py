@@ -195,7 +195,10 @@ class Suite:
         self.api = Api(self.url)
         self.staff_cli: StaffCli | None = None
 
-    def start(self, *names: str, instances: int = 1) -> None:
+    def start(self, *names: str, instances: int = 1, env: dict[str, str] | None = None) -> None:
+        """Start `instances` processes of each of `names` (default: every service), with
+        `env` added to their environment (e.g. another `GATEWAY_ADDRESS`, so a second
+        gateway listens on a port of its own: `start_gateway`)."""
         for name in names or tuple(MODULES):
             for _ in range(instances):
                 index = len(self.processes.get(name, []))
@@ -212,12 +215,31 @@ class Suite:
                             MODULES[name],
                         ],
                         cwd=ROOT,
-                        env=self.env_of(name),
+                        env={**self.env_of(name), **(env or {})},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )
                 self.processes.setdefault(name, []).append(process)
+
+    def start_gateway(self, env: dict[str, str] | None = None) -> Api:
+        """One more gateway, on a port of its own; its `Api` once it answers `/readyz`
+        (it leaves with `terminate("gateway", index)` or `stop_all`)."""
+        port = free_port()
+        self.start("gateway", env={**(env or {}), "GATEWAY_ADDRESS": f"127.0.0.1:{port}"})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            process = self.processes["gateway"][-1]
+            if process.poll() is not None:
+                raise RuntimeError(f"gateway exited:\n{self.logs('gateway')[-3000:]}")
+            try:
+                if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    return client_at(url)
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the gateway at {url} was not ready within 60s")
 
     def env_of(self, kind: str) -> dict[str, str]:
         """The environment of a process of `kind`: its own bus user, when there are some."""

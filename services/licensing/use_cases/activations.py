@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from common.audit import PRODUCT, Actor
 from common.errors import PortalError
 from common.timeutil import iso
 from common.unit_of_work import Outcome, UnitOfWork
+from common.validation import Facts, answer, code_of, facts_to_wire, needs_refusal_facts
 from services.licensing import domain, offline, views
 from services.licensing.crypto import OfflineSecrets, PasswordBox
 from services.licensing.exceptions import (
@@ -379,6 +380,7 @@ def activate(
     view = views.installation_view(current)
     facts = []
     if created:
+        # after the answer: it only makes notify send an email, and changes no verdict
         events.append(("installation_activated", views.installation_event(license, view, now)))
     if source == domain.OFFLINE:
         facts.append(machine_fact(license, actor, "offline_activation", now, current))
@@ -402,7 +404,7 @@ def activate(
     offline_source = source if source == domain.OFFLINE else None
     activation = views.activation_view(license, view, status, offline_source)
     result = {"activation": activation, "claims": claims, "created": created}
-    return Outcome(result, events, audit=facts)
+    return Outcome(result, audit=facts, later=events)
 
 
 def activate_offline(
@@ -565,34 +567,73 @@ def deactivate_installation(
     return deactivate(repo, license, installation_id, source, actor, now)
 
 
-def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A verified certificate's claims → `{valid, code, license_id, installation_id,
-    expires_at, features, deactivated_at, deactivated_by, suspended_at, suspension_reason}`
-    as of now (the license may since have been extended, suspended, …); who and when of a
-    deactivation or suspension are read by a second query, only for those answers.
+def read_facts(
+    repo: LicensingRepository, license_id: str, installation_id: str, now: datetime, full: bool
+) -> Facts | None:
+    """The validation facts of `installation_id` on `license_id` (None: no such license);
+    who and when of a deactivation and the suspension reason are read by a second query,
+    only when an answer may show them (`full`: whenever they apply, for a read model that
+    keeps the facts; else only for a DEACTIVATED or SUSPENDED answer at `now`).
 
     An active installation's `last_seen_at` older than domain.LAST_SEEN_RESOLUTION becomes
     now (`repo.mark_seen`, guarded and idempotent, so the read's retry may run it again);
-    fresher, validating writes nothing at all."""
+    fresher, reading writes nothing at all."""
+    row = repo.validation_facts(license_id, installation_id)
+    if row is None:
+        return None
+    expires_at, suspended_at, installation_pk, last_seen_at, features = row
+    facts = Facts(
+        expires_at=expires_at,
+        suspended_at=suspended_at,
+        features=tuple(features),
+        active=installation_pk is not None,
+        last_seen_at=last_seen_at,
+    )
+    if installation_pk is not None and domain.last_seen_due(last_seen_at, now):
+        repo.mark_seen(installation_pk, now)
+        facts = replace(facts, last_seen_at=now)
+    refused = code_of(facts, now) in (domain.CODE_DEACTIVATED, domain.CODE_SUSPENDED)
+    if needs_refusal_facts(facts) and (full or refused):
+        deactivated_at, deactivated_by, reason = repo.refusal_facts(license_id, installation_id)
+        facts = replace(
+            facts,
+            suspension_reason=reason,
+            deactivated_at=None if facts.active else deactivated_at,
+            deactivated_by=None if facts.active else deactivated_by,
+        )
+    return facts
+
+
+def validate(repo: LicensingRepository, claims: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A verified certificate's claims → `{valid, code, license_id, installation_id,
+    expires_at, features, deactivated_at, deactivated_by, suspended_at, suspension_reason}`
+    as of now (the license may since have been extended, suspended, …): `read_facts`, then
+    the answer the gateway's read model gives from the same facts (common/validation.py)."""
     license_id = claims.get("license_id")
     installation_id = claims.get("installation_id")
     facts = None
     if isinstance(license_id, str) and isinstance(installation_id, str):
-        facts = repo.validation_facts(license_id, installation_id)
-    if facts is None:
-        return views.validation_view(domain.CODE_DEACTIVATED, license_id, installation_id)
-    expires_at, suspended_at, installation_pk, last_seen_at, features = facts
-    active = installation_pk is not None
-    code = domain.validation_code(active, domain.license_status(expires_at, suspended_at, now))
-    if active and domain.last_seen_due(last_seen_at, now):
-        repo.mark_seen(installation_pk, now)
-    deactivated: tuple[datetime | None, str | None] = (None, None)
-    suspended: tuple[datetime | None, str | None] = (None, None)
-    if code in (domain.CODE_DEACTIVATED, domain.CODE_SUSPENDED):
-        deactivated_at, deactivated_by, reason = repo.refusal_facts(license_id, installation_id)
-        deactivated, suspended = (deactivated_at, deactivated_by), (suspended_at, reason)
+        facts = read_facts(repo, license_id, installation_id, now, full=False)
     # the features as of now (a removed one stops working at the next online check); the
-    # view answers them only when VALID
-    return views.validation_view(
-        code, license_id, installation_id, expires_at, features, deactivated, suspended
-    )
+    # answer holds them only when VALID
+    return answer(facts, license_id, installation_id, now)
+
+
+def validation_facts(
+    repo: LicensingRepository, license_id: str, installation_id: str, now: datetime
+) -> dict[str, Any] | None:
+    """For the gateway's read model: `read_facts` in full, as JSON (`facts_to_wire`)."""
+    return facts_to_wire(read_facts(repo, license_id, installation_id, now, full=True))
+
+
+def mark_seen(repo: LicensingRepository, seen: list[tuple[str, str]], now: datetime) -> int:
+    """The gateway saw these (license_id, installation_id) validate: each active one's
+    `last_seen_at` becomes now unless fresher (guarded: idempotent); → how many were active."""
+    active = 0
+    for license_id, installation_id in seen:
+        row = repo.validation_facts(license_id, installation_id)
+        if row is not None and row[2] is not None:
+            active += 1
+            if domain.last_seen_due(row[3], now):
+                repo.mark_seen(row[2], now)
+    return active

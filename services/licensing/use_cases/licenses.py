@@ -381,7 +381,10 @@ def hold(
         already_suspended=True,
         **details,
     )
-    return Outcome(audit=[fact])
+    # no second suspension notice; but a validation answers the reason: the gateways'
+    # read models must hear of the new one (docs/events.md)
+    event = ("license_suspension_changed", views.license_suspended(license, now))
+    return Outcome(events=[event] if new_reason else [], audit=[fact])
 
 
 def resume(repo: LicensingRepository, license_id: str, actor: Actor, now: datetime) -> Outcome:

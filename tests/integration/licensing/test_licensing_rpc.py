@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import eventlet
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventlet.greenpool import GreenPool
+from nameko.amqp.publish import Publisher
+from nameko.rpc import get_rpc_exchange
 from nameko.testing.services import entrypoint_hook
 
 from common.errors import PortalError
@@ -55,15 +60,21 @@ def test_activation_journey_and_events(rpc, company, product, bus_events) -> Non
         "deactivate", {"license_id": license_id, "password": password, "installation_id": "inst-2"}
     )
     assert gone["deactivated_by"] == "product"
-    # published (with confirms) before each reply: the last one's arrival means all are here
+    # published (with confirms) before each reply: the last one's arrival means all are here,
+    # but for `installation_activated`, published after the answer (common/outbox.py, Later)
     bus_events.wait_for("installation_deactivated")
     issued = issued_of(bus_events, license_id)
     assert len(issued) == 1 and issued[0]["customer_id"] == company
-    activated = [
-        e
-        for e in bus_events.of("installation_activated")
-        if e["license"]["license_id"] == license_id
-    ]
+
+    def activated_here(events: Any) -> list[dict]:
+        return [
+            e
+            for e in events.of("installation_activated")
+            if e["license"]["license_id"] == license_id
+        ]
+
+    bus_events.wait_until(lambda events: len(activated_here(events)) >= 2)
+    activated = activated_here(bus_events)
     assert [e["installation"]["machine_name"] for e in activated] == ["PC-1", "PC-2"]
     assert all(e["event_id"] and e["occurred_at"] for e in activated)
     deactivated = bus_events.of("installation_deactivated")
@@ -276,6 +287,31 @@ def test_a_rotated_signing_key_still_verifies_old_certificates(
     assert rpc("validate", certificate)["code"] == "VALID"
     fresh = rpc("activate", payload(license_id, password, "inst-2"))["certificate"]
     assert jwt.get_unverified_header(fresh)["kid"] != jwt.get_unverified_header(certificate)["kid"]
+
+
+def test_an_activation_whose_reply_was_lost_is_retried_into_the_same_seat(
+    config, rpc, company, product
+) -> None:
+    """Replies go without publisher confirms (common/rpc.py): one may be lost, and the
+    caller's retry must find the installation active, answer 200 with it, take no seat."""
+    license_id, password = issue(rpc, company, product, seats=1)
+    body = payload(license_id, password, "inst-lost", "PC-lost")
+    # the first attempt's reply goes to a queue that does not exist: dropped by the broker
+    Publisher(config["AMQP_URI"]).publish(
+        {"args": [body], "kwargs": {}},
+        exchange=get_rpc_exchange(),
+        routing_key="licensing.activate",
+        reply_to=f"nowhere-{uuid.uuid4().hex}",
+        correlation_id=uuid.uuid4().hex,
+    )
+    deadline = time.monotonic() + 30
+    while rpc("get_license", license_id, company)["seats_in_use"] == 0:
+        assert time.monotonic() < deadline, "the first attempt never ran"
+        eventlet.sleep(0.1)
+    retry = rpc("activate", body)
+    assert retry["created"] is False  # the gateway answers it 200
+    assert retry["activation"]["installation_id"] == "inst-lost"
+    assert rpc("get_license", license_id, company)["seats_in_use"] == 1
 
 
 # --- several instances --------------------------------------------------------------------

@@ -13,6 +13,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from common.errors import PortalError
+from gateway.read_model import ValidationReadModel
 
 TOKEN = "t0ken"
 USER = {"user_id": "U-7KQX-M2PD", "email": "ada@acme.test", "name": "Ada", "role": "owner"}
@@ -83,3 +84,11 @@ def make_request(
         all_headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
     environ = EnvironBuilder(method=method, path=path, headers=all_headers, **kwargs)
     return Request(environ.get_environ())
+
+
+def bypassing_read_model() -> ValidationReadModel:
+    """A validation read model whose event consumer never connected: every validation goes
+    to licensing's `validate`, as before the gateway answered them itself."""
+    read_model = ValidationReadModel()
+    read_model.setup()
+    return read_model

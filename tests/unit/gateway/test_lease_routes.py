@@ -13,6 +13,7 @@ from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from common.clock import SystemClock
 from common.errors import Forbidden, PortalError
 from common.schemas import TOKEN_MAX, load
 from gateway import openapi, schemas
@@ -20,7 +21,7 @@ from gateway.errors import error_response, status_for
 from gateway.http import ROUTES, Reply, canonical_parameters, read_json, route
 from gateway.service import GatewayService
 from gateway.views import NO_RENEWAL
-from tests.unit.gateway.support import FakeAuth, make_request
+from tests.unit.gateway.support import FakeAuth, bypassing_read_model, make_request
 
 LEASE_TOKEN = "q3VdX1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t"
 LEASE = {
@@ -142,7 +143,14 @@ class Licensing:
 
 def gateway(role: str = "owner", licensing: Any = None) -> tuple[GatewayService, Any]:
     licensing = licensing if licensing is not None else Licensing()
-    return worker_factory(GatewayService, auth=FakeAuth(role=role), licensing=licensing), licensing
+    service = worker_factory(
+        GatewayService,
+        auth=FakeAuth(role=role),
+        licensing=licensing,
+        read_model=bypassing_read_model(),
+        clock=SystemClock(),
+    )
+    return service, licensing
 
 
 def json_request(raw: bytes) -> Request:

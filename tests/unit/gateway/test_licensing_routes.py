@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from nameko.testing.services import worker_factory
 
+from common.clock import SystemClock
 from gateway.http import Reply
 from gateway.service import GatewayService
-from tests.unit.gateway.support import FakeAuth, make_request
+from tests.unit.gateway.support import FakeAuth, bypassing_read_model, make_request
 
 INSTALLATION = {
     "installation_id": "ws-07/𝔸",
@@ -137,7 +138,14 @@ class Licensing:
 def gateway(role: str = "owner") -> tuple[GatewayService, Licensing]:
     licensing = Licensing()
     auth = FakeAuth(role=role)
-    service = worker_factory(GatewayService, auth=auth, licensing=licensing, billing=NoRecurring())
+    service = worker_factory(
+        GatewayService,
+        auth=auth,
+        licensing=licensing,
+        billing=NoRecurring(),
+        read_model=bypassing_read_model(),
+        clock=SystemClock(),
+    )
     return service, licensing
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from nameko.testing.services import worker_factory
 
+from common.clock import SystemClock
 from common.errors import Forbidden, PortalError
 from common.schemas import load
 from gateway import openapi, schemas
@@ -16,7 +17,7 @@ from gateway.errors import status_for
 from gateway.http import Reply
 from gateway.schemas import OFFLINE_FILE_MAX
 from gateway.service import GatewayService
-from tests.unit.gateway.support import FakeAuth, make_request
+from tests.unit.gateway.support import FakeAuth, bypassing_read_model, make_request
 
 REQUEST = (
     '{"type": "activation_request", "version": 1, "license_id": "L-7KQX-M2PD", '
@@ -272,7 +273,13 @@ def test_license_answers_carry_features_and_validation_its_codes() -> None:
         def validate(self, certificate: str, nonce: str | None = None) -> dict:
             return {"valid": True, "code": "VALID", "features": ["dyn", "steel"]}
 
-    service = worker_factory(GatewayService, auth=FakeAuth(role="viewer"), licensing=Licenses())
+    service = worker_factory(
+        GatewayService,
+        auth=FakeAuth(role="viewer"),
+        licensing=Licenses(),
+        read_model=bypassing_read_model(),
+        clock=SystemClock(),
+    )
     (listed,) = service.list_licenses(make_request())["licenses"]
     assert listed["features"] == features
     assert service.get_license(make_request(), "L-7KQX-M2PD")["features"] == features

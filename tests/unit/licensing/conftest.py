@@ -2,8 +2,9 @@
 
 `worker_factory` hands the service a real `common.db.Db` over a migrated SQLite file, real
 keys, a fake auth (a dict of company passwords), a list that records what would be
-published, a `FixedClock` that tests move, and the worker's context data (`actor_context`:
-set `actor_context["actor"]` to act as a portal user, as the gateway does).
+published (an activation's event too: a `Later` not started publishes it at once), a
+`FixedClock` that tests move, and the worker's context data (`actor_context`: set
+`actor_context["actor"]` to act as a portal user, as the gateway does).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.testing.services import worker_factory
 
 from common.audit import ActorInfo
+from common.outbox import Later
 from services.licensing.crypto import Keyring, OfflineSecrets, PasswordBox
 from services.licensing.dependencies import Keys
 from services.licensing.service import MIGRATIONS, LicensingService
@@ -58,6 +60,7 @@ def service(db, events, clock, auth, request_key, actor_context) -> LicensingSer
         clock=clock,
         request=request_key,
         actor=ActorInfo(actor_context),
+        later=Later(),  # not started: what may go after the answer is published at once
     )
     service.create_product({"code": "cadpro", "name": "CAD Pro"})
     return service

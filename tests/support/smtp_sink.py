@@ -64,6 +64,7 @@ class SmtpSink:
         self._port_chosen = port is None
         self.fail_first = fail_first
         self._process: subprocess.Popen | None = None
+        self._parsed: dict[str, EmailMessage] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -154,7 +155,13 @@ class SmtpSink:
         """Every received message in arrival order, or those whose envelope includes `to`."""
         found = []
         for path in sorted(self.directory.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+            # a saved file never changes (written aside, then renamed): each is parsed once. A
+            # long session's sink holds a thousand messages; parsing them all at every poll
+            # blocked the test process for seconds (and the hub of an eventlet test with it)
+            message = self._parsed.get(path.name)
+            if message is None:
+                message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+                self._parsed[path.name] = message
             if to is None or to.lower() in envelope_recipients(message):
                 found.append(message)
         return found

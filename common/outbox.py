@@ -85,19 +85,8 @@ def flush(db: Db, table: Table, publish: Publish, staged: list[tuple[str, dict[s
     the connection after the commit) leaves published rows unmarked, and the relay publishes
     them once more, which consumers deduplicate by `event_id`.
     """
-    if not staged:
-        return
-    published = []
-    started = time.perf_counter()
-    for event_type, event in staged:
-        try:
-            publish(event_type, event)
-        except Exception:
-            log.warning("publishing %s deferred to the outbox relay", event_type, exc_info=True)
-            break
-        published.append(event["event_id"])
-    metrics.observe_outbox_publish(time.perf_counter() - started)
-    _mark(db, table, published)
+    if staged:
+        _publish_and_mark(db, table, [(publish, event_type, event) for event_type, event in staged])
 
 
 class Later:
@@ -188,6 +177,8 @@ class PublishLater(DependencyProvider):
 
 
 def _publish_and_mark(db: Db, table: Table, items: list[tuple[Publish, str, dict]]) -> None:
+    """Publish `(publish, event_type, event)` in order until one fails (the relay publishes
+    that one and the rest), then mark the published ones in one UPDATE."""
     published = []
     started = time.perf_counter()
     for publish, event_type, event in items:

@@ -14,9 +14,9 @@ later when the service comes back.
   gateway from staff without trusting anything the caller wrote (common/bus.py).
 - Requests and replies are transient (delivery mode 1): they live seconds, and card numbers
   in `billing.purchase` must never reach the broker's disk (nameko's default is persistent).
-  Replies go without publisher confirms (`ReplyPublisher`: a lost one is answered by the
-  caller's retry), and the caller's reply queue is declared once per connection, not before
-  every request (`ReplyQueue`).
+  Replies keep their publisher confirms (without them a broker blip during a reply killed the
+  service: the unconfirmed publish raised out of kombu's retry), and the caller's reply queue
+  is declared once per connection, not before every request (`ReplyQueue`).
 - Every consumer of a service (`@rpc`, and `@reliable_handler` in common/handlers.py) is a
   `DrainingConsumer`: on SIGTERM it stops taking messages, lets the ones it holds finish and
   be acknowledged (bounded by `SHUTDOWN_TIMEOUT`), and only then closes its connection.
@@ -309,23 +309,8 @@ def standalone_client(
 CALLER_KEY = "bus_user"
 
 
-class ReplyPublisher(TransientPublisher):
-    """Replies, without publisher confirms: a reply never waits for the broker's ack.
-
-    A confirm on a transient reply guards only the trip from this process to the broker
-    (the broker keeps it in memory either way), and a reply lost there loses no work: the
-    change is committed, the caller's bounded wait ends in `ServiceUnavailable`, and its
-    retry gets the same answer (the request ledger replays it; an activation is idempotent
-    per installation: the retry finds it active and answers 200 with no second seat).
-    Requests keep their confirms: `mandatory` needs them to refuse a call to a service
-    that never started at once, and events keep theirs (a lost event is lost work).
-    """
-
-    use_confirms = False
-
-
 class _Responder(Responder):
-    publisher_cls = ReplyPublisher
+    publisher_cls = TransientPublisher
 
 
 # --- consumers that drain on SIGTERM ---------------------------------------------------------

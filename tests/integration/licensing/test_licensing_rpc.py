@@ -292,7 +292,7 @@ def test_a_rotated_signing_key_still_verifies_old_certificates(
 def test_an_activation_whose_reply_was_lost_is_retried_into_the_same_seat(
     config, rpc, company, product
 ) -> None:
-    """Replies go without publisher confirms (common/rpc.py): one may be lost, and the
+    """A reply may be lost (its caller timed out and went, the broker dropped it): the
     caller's retry must find the installation active, answer 200 with it, take no seat."""
     license_id, password = issue(rpc, company, product, seats=1)
     body = payload(license_id, password, "inst-lost", "PC-lost")

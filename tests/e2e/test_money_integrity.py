@@ -46,7 +46,8 @@ MASTERCARD = {**CARD, "number": "5555555555554444"}
 BLIP_PURCHASES = 40
 PURCHASE_SPACING = 0.2  # seconds between their starts
 PURCHASES_PER_BLIP = 4  # ... and one more close after every four: ten closes at least
-RACE_COMPANIES = 32  # purchases racing a product archive: enough to outlast the command
+RACE_COMPANIES = 64  # purchases racing a product archive: enough to outlast the command (its
+# interpreter starts in 2-6 s on a busy 2-core machine; the stream stops 3 purchases after it)
 RENEWALS_TIMEOUT = ["--timeout", "60"]  # a renewal pass charges every due recurring payment
 
 

@@ -154,3 +154,12 @@ def bench_customer(suite: Suite, company_name: str, product_name: str) -> tuple[
     code = f"bench-{uuid.uuid4().hex[:6]}"
     suite.portalctl("product", "create", "--code", code, "--name", product_name)
     return company, code
+
+
+def issue_license(suite: Suite, customer_id: str, product: str, seats: int, *terms: str) -> dict:
+    """`portalctl license issue` of `seats` seats for a benchmark's company; `terms` are
+    further options (`"--model", "floating"`, …)."""
+    return suite.portalctl(
+        "license", "issue", "--customer", customer_id, "--product", product,
+        "--seats", str(seats), *terms,
+    )  # fmt: skip

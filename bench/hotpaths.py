@@ -48,7 +48,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cpu, load, stages
-from bench.harness import bench_customer
+from bench.harness import bench_customer, issue_license
 from tests.support import infra
 from tests.support.suite import ROOT, Suite, free_port
 
@@ -171,19 +171,7 @@ def _licenses(suite: Suite) -> list[dict]:
     company, code = bench_customer(suite, "Bench GmbH", "Bench Product")
     rounds = ROUNDS + 1  # the warm-up too
     seats = (PREPARED + rounds * ACTIVATIONS_PER_FIGURE) // LICENSES + 10
-    return [
-        suite.portalctl(
-            "license",
-            "issue",
-            "--customer",
-            company["customer_id"],
-            "--product",
-            code,
-            "--seats",
-            str(seats),
-        )
-        for _ in range(LICENSES)
-    ]
+    return [issue_license(suite, company["customer_id"], code, seats) for _ in range(LICENSES)]
 
 
 def _prepare(url: str, licenses: list[dict]) -> list[tuple[dict, str, str]]:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import requests
 
 from bench import stages
-from bench.harness import Figures, bench_customer, drive
+from bench.harness import Figures, bench_customer, drive, issue_license
 from tests.support.suite import Suite
 
 CLIENTS = 16
@@ -53,20 +53,10 @@ def _setup(suite: Suite) -> tuple[list[list[dict]], dict]:
     company, code = bench_customer(suite, "Bench Leases GmbH", "Bench Floating")
 
     def floating(seats: int) -> dict:
-        return suite.portalctl(
-            "license",
-            "issue",
-            "--customer",
-            company["customer_id"],
-            "--product",
-            code,
-            "--seats",
-            str(seats),
-            "--model",
-            "floating",
-            "--lease-seconds",
-            str(LEASE_SECONDS),
-        )
+        return issue_license(
+            suite, company["customer_id"], code, seats,
+            "--model", "floating", "--lease-seconds", str(LEASE_SECONDS),
+        )  # fmt: skip
 
     pools = [[floating(SEATS) for _ in range(SPREAD)] for _ in range(ROUNDS)]
     return pools, floating(REQUESTS + 10)
